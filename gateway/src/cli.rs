@@ -1,0 +1,551 @@
+//! The `tgw` command line. Subcommand names and flags are an interface other
+//! tools script against; keep them stable.
+
+use std::io::{IsTerminal, Read};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config};
+use crate::secrets::Password;
+use crate::store::{DeviceState, Store};
+
+/// Township Gateway: discovers a township's cameras and loudspeakers and
+/// reports to its governance centre.
+#[derive(Parser)]
+#[command(name = "tgw", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check a configuration file and print what is wrong (key and line).
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Run the gateway.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a simulated township (ONVIF cameras, loudspeakers) until stopped.
+    /// The first line on stdout is a JSON manifest of the devices.
+    Sim(SimArgs),
+    /// Find ONVIF cameras with WS-Discovery (multicast and unicast sweeps).
+    Discover(DiscoverArgs),
+    /// Probe one device.
+    #[command(subcommand)]
+    Probe(ProbeCmd),
+    /// The simulated township and the gateway together, in one command.
+    Demo(DemoArgs),
+    /// Inspect and adopt devices in a gateway's store.
+    #[command(subcommand)]
+    Devices(DevicesCmd),
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Number of cameras.
+    #[arg(long, default_value_t = 50)]
+    cameras: usize,
+    /// Number of loudspeakers.
+    #[arg(long, default_value_t = 0)]
+    speakers: usize,
+    /// First device address; devices take consecutive addresses from it.
+    #[arg(long, default_value = "127.0.1.1")]
+    bind: Ipv4Addr,
+    /// UDP port each camera answers unicast WS-Discovery Probes on.
+    #[arg(long, default_value_t = 3702)]
+    wsd_port: u16,
+    /// Multicast group:port to answer Probes on (on 127.0.0.1).
+    #[arg(long, default_value = "239.255.255.250:3702")]
+    multicast: SocketAddrV4,
+    /// Do not answer multicast Probes.
+    #[arg(long)]
+    no_multicast: bool,
+    /// Password of every camera (default: a random one per camera).
+    #[arg(long)]
+    password: Option<String>,
+    /// Inject a fault: `ID=FAULT`, e.g. `cam-0003=offline`, `cam-0004=clock-skew:600`.
+    #[arg(long = "fault", value_parser = parse_fault_arg)]
+    faults: Vec<(String, device_sim::Fault)>,
+    /// Address of the fault-injection control endpoint (HTTP).
+    #[arg(long)]
+    control: Option<SocketAddr>,
+    /// Seed for identities and flavours.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn parse_fault_arg(s: &str) -> Result<(String, device_sim::Fault), String> {
+    let (id, f) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected ID=FAULT, e.g. cam-0003=offline"))?;
+    let fault = f
+        .parse::<device_sim::Fault>()
+        .map_err(|e| format!("`{s}`: {e}"))?;
+    Ok((id.to_string(), fault))
+}
+
+#[derive(Args)]
+struct DiscoverArgs {
+    /// Interface (name or IPv4 address) to send multicast Probes from; repeatable.
+    /// Default: every up, non-loopback IPv4 interface.
+    #[arg(long = "interface")]
+    interfaces: Vec<String>,
+    /// Network to sweep with unicast Probes (at most a /16); repeatable.
+    #[arg(long = "cidr", value_parser = config::parse_cidr)]
+    cidrs: Vec<ipnet::Ipv4Net>,
+    /// Seconds to wait for answers after the last Probe.
+    #[arg(long, default_value_t = 3.0)]
+    timeout: f64,
+    /// Print one JSON array of the devices found.
+    #[arg(long)]
+    json: bool,
+    /// Do not send multicast Probes (unicast sweep only).
+    #[arg(long)]
+    no_multicast: bool,
+    /// Multicast group:port.
+    #[arg(long, default_value = "239.255.255.250:3702")]
+    group: SocketAddrV4,
+    /// UDP port for unicast Probes.
+    #[arg(long, default_value_t = 3702)]
+    port: u16,
+    /// Unicast Probes per second.
+    #[arg(long, default_value_t = 20_000)]
+    rate: u32,
+    /// Include devices that are not video transmitters.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Subcommand)]
+enum ProbeCmd {
+    /// Print the full ONVIF inventory of one camera.
+    Camera {
+        /// Device service address, e.g. http://10.21.3.5/onvif/device_service.
+        xaddr: String,
+        /// Username.
+        #[arg(long)]
+        user: Option<String>,
+        /// Password (or set TGW_PASSWORD, or use --password-stdin).
+        #[arg(long, env = "TGW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Per-call timeout in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Number of simulated cameras.
+    #[arg(long, default_value_t = 112)]
+    cameras: usize,
+    /// Number of simulated loudspeakers.
+    #[arg(long, default_value_t = 23)]
+    speakers: usize,
+    /// Address of the gateway's HTTP endpoint.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Data directory (default: a fresh temporary directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum DevicesCmd {
+    /// List devices.
+    List {
+        #[command(flatten)]
+        at: StoreAt,
+        /// Only devices in this state: discovered, adopted, ignored.
+        #[arg(long)]
+        state: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adopt a device into a village and grid.
+    Adopt {
+        #[command(flatten)]
+        at: StoreAt,
+        /// Device id.
+        id: String,
+        /// Village code.
+        #[arg(long)]
+        village: Option<String>,
+        /// Grid code.
+        #[arg(long)]
+        grid: Option<String>,
+    },
+    /// Dismiss a device from the discovery inbox.
+    Ignore {
+        #[command(flatten)]
+        at: StoreAt,
+        /// Device id.
+        id: String,
+    },
+    /// Set a device's own login; the password is read from standard input.
+    SetLogin {
+        #[command(flatten)]
+        at: StoreAt,
+        /// Device id.
+        id: String,
+        /// Username.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Args)]
+struct StoreAt {
+    /// The gateway's configuration file (its data_dir holds the store).
+    #[arg(long, conflicts_with = "data_dir")]
+    config: Option<PathBuf>,
+    /// The data directory directly.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl StoreAt {
+    fn open(&self) -> anyhow::Result<Store> {
+        let dir = match (&self.config, &self.data_dir) {
+            (Some(c), _) => Config::load(c)?.gateway.data_dir,
+            (None, Some(d)) => d.clone(),
+            (None, None) => anyhow::bail!("give --config FILE or --data-dir DIR"),
+        };
+        Ok(Store::open(&dir)?)
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match &cli.cmd {
+        Cmd::Run { .. } | Cmd::Demo(_) => "info",
+        _ => "warn",
+    };
+    init_tracing(default_level, crate::config::LogFormat::Plain);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tgw: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tgw: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(default: &str, format: crate::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TGW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Plain => b.try_init(),
+        crate::config::LogFormat::Json => b.json().try_init(),
+    };
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn cancel_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}
+
+async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::CheckConfig { file } => match Config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok (site {}, {} villages, {} credential groups)",
+                    file.display(),
+                    c.gateway.site,
+                    c.township.villages.len(),
+                    c.credential_groups.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(2))
+            }
+        },
+        Cmd::Run { config } => {
+            let cfg = Config::load(&config)?;
+            let store = crate::daemon::open_store(&cfg)?;
+            crate::daemon::run(cfg, store, cancel_on_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Sim(a) => sim(a).await,
+        Cmd::Discover(a) => discover(a).await,
+        Cmd::Probe(ProbeCmd::Camera {
+            xaddr,
+            user,
+            password,
+            password_stdin,
+            timeout,
+            json,
+        }) => {
+            let password = if password_stdin {
+                Some(read_stdin_password()?)
+            } else {
+                password
+            };
+            probe_camera(&xaddr, user, password, timeout, json).await
+        }
+        Cmd::Demo(a) => crate::demo::run(
+            a.cameras,
+            a.speakers,
+            a.http,
+            a.data_dir,
+            a.seconds.map(Duration::from_secs),
+        )
+        .await
+        .map(|_| ExitCode::SUCCESS),
+        Cmd::Devices(d) => devices(d),
+    }
+}
+
+fn read_stdin_password() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s)?;
+    let s = s.trim_end_matches(['\n', '\r']).to_string();
+    anyhow::ensure!(!s.is_empty(), "no password on standard input");
+    Ok(s)
+}
+
+async fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
+    let cfg = device_sim::SimConfig {
+        cameras: a.cameras,
+        speakers: a.speakers,
+        bind: a.bind,
+        wsd_port: a.wsd_port,
+        multicast: (!a.no_multicast).then_some(a.multicast),
+        seed: a.seed,
+        faults: a.faults,
+        password: a.password,
+        control: a.control,
+        ..Default::default()
+    };
+    let sim = device_sim::start(cfg).await?;
+    println!("{}", serde_json::to_string(sim.manifest())?);
+    shutdown_signal().await;
+    sim.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        a.timeout.is_finite() && (0.05..=120.0).contains(&a.timeout),
+        "--timeout must be between 0.05 and 120 seconds"
+    );
+    let interfaces = if a.interfaces.is_empty() {
+        crate::discovery::default_interfaces()
+    } else {
+        crate::discovery::resolve_interfaces(&a.interfaces)?
+    };
+    let opts = device_drivers::wsd_io::DiscoverOptions {
+        interfaces,
+        multicast: !a.no_multicast,
+        multicast_group: a.group,
+        cidrs: a.cidrs,
+        unicast_port: a.port,
+        sweep_rate_per_sec: a.rate.clamp(100, 200_000),
+        timeout: Duration::from_secs_f64(a.timeout),
+        ..Default::default()
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} probes {pos}/{len} · found {msg} · {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let b2 = bar.clone();
+    let found = device_drivers::wsd_io::discover(&opts, &move |p| {
+        b2.set_length(p.total);
+        b2.set_position(p.sent);
+        b2.set_message(p.found.to_string());
+    })
+    .await?;
+    bar.finish_and_clear();
+    let found: Vec<_> = found
+        .into_iter()
+        .filter(|d| a.all || device_drivers::wsd::is_nvt(&d.types))
+        .collect();
+    if a.json {
+        let out: Vec<serde_json::Value> = found.iter().map(discovered_json).collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for d in &found {
+            let name = device_drivers::wsd::scope_values(&d.scopes, "name").join(",");
+            println!(
+                "{:<46} {:<22} {:<20} {}",
+                d.endpoint_ref,
+                d.from,
+                name,
+                d.xaddrs.join(" ")
+            );
+        }
+        eprintln!("{} device(s) found", found.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn discovered_json(d: &device_drivers::wsd_io::Discovered) -> serde_json::Value {
+    use device_drivers::wsd::scope_values;
+    serde_json::json!({
+        "endpoint_ref": d.endpoint_ref,
+        "xaddrs": d.xaddrs,
+        "types": d.types,
+        "scopes": d.scopes,
+        "name": scope_values(&d.scopes, "name").into_iter().next(),
+        "hardware": scope_values(&d.scopes, "hardware").into_iter().next(),
+        "address": d.from.ip().to_string(),
+        "via": d.via,
+    })
+}
+
+async fn probe_camera(
+    xaddr: &str,
+    user: Option<String>,
+    password: Option<String>,
+    timeout: f64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        timeout.is_finite() && (0.1..=120.0).contains(&timeout),
+        "--timeout must be between 0.1 and 120 seconds"
+    );
+    let login = match (user, password) {
+        (Some(u), Some(p)) => Some(crate::store::Login {
+            username: u,
+            password: Password::new(p),
+            source: "cli".into(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            anyhow::bail!("--user needs a password: --password, TGW_PASSWORD or --password-stdin")
+        }
+        (None, Some(_)) => anyhow::bail!("a password needs --user"),
+    };
+    let prober = crate::inventory::Prober::new(Duration::from_secs_f64(timeout))?;
+    let inv = prober
+        .inventory(xaddr, login.as_ref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&inv)?);
+    } else {
+        print!("{}", crate::inventory::render(&inv));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn devices(cmd: DevicesCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DevicesCmd::List { at, state, json } => {
+            let store = at.open()?;
+            let state = match state.as_deref() {
+                None => None,
+                Some("discovered") => Some(DeviceState::Discovered),
+                Some("adopted") => Some(DeviceState::Adopted),
+                Some("ignored") => Some(DeviceState::Ignored),
+                Some(other) => {
+                    anyhow::bail!("--state `{other}`: use discovered, adopted or ignored")
+                }
+            };
+            let list = store.devices(state)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for d in &list {
+                    println!(
+                        "{:<15} {:<10} {:<16} {:<14} {:<12} {:<16} {}",
+                        d.id,
+                        format!("{:?}", d.state).to_lowercase(),
+                        d.address.as_deref().unwrap_or("-"),
+                        d.village.as_deref().unwrap_or("-"),
+                        d.manufacturer.as_deref().unwrap_or("-"),
+                        d.model.as_deref().unwrap_or("-"),
+                        d.probe_error_kind.as_deref().unwrap_or("")
+                    );
+                }
+                eprintln!("{} device(s)", list.len());
+            }
+        }
+        DevicesCmd::Adopt {
+            at,
+            id,
+            village,
+            grid,
+        } => {
+            at.open()?.adopt(&id, village.as_deref(), grid.as_deref())?;
+            println!("{id}: adopted");
+        }
+        DevicesCmd::Ignore { at, id } => {
+            at.open()?.ignore(&id)?;
+            println!("{id}: ignored");
+        }
+        DevicesCmd::SetLogin { at, id, user } => {
+            let pw = read_stdin_password()?;
+            at.open()?
+                .set_device_login(&id, &user, &Password::new(pw))?;
+            println!("{id}: login set for user {user}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

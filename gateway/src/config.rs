@@ -1,0 +1,798 @@
+//! The gateway's one TOML configuration file.
+//!
+//! Parsing is strict (`deny_unknown_fields` everywhere) and every error names
+//! the file, the key path and the line, e.g.
+//! `gateway.toml: discovery.cidrs[1] (line 14, column 3): invalid IPv4 network`.
+//! The annotated reference is `config/gateway.example.toml`; each field below
+//! documents its default.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Identity and storage of this gateway. Required.
+    pub gateway: GatewaySection,
+    /// Logging. Default: `info`, plain text.
+    #[serde(default)]
+    pub log: LogSection,
+    /// The township this gateway serves: its villages and grids. Required.
+    pub township: TownshipSection,
+    /// ONVIF WS-Discovery. Default: multicast on every up IPv4 interface every 5 min.
+    #[serde(default)]
+    pub discovery: DiscoverySection,
+    /// Fetching each camera's ONVIF inventory. Defaults as documented per field.
+    #[serde(default)]
+    pub inventory: InventorySection,
+    /// Credential groups: one username/password for many cameras, matched by
+    /// subnet or MAC prefix. Default: none.
+    #[serde(default)]
+    pub credential_groups: Vec<CredentialGroupConfig>,
+    /// The local HTTP endpoint (health, read-only inventory). Default: off.
+    #[serde(default)]
+    pub http: Option<HttpSection>,
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Site id of the township, used in MQTT topics (`[a-z0-9-_]`, 1-64). Required.
+    pub site: Ident,
+    /// This gateway's id within the site. Default: `gw-01`.
+    #[serde(default = "default_gateway_id")]
+    pub id: Ident,
+    /// Directory for the SQLite database and the credential key file.
+    /// Created if missing. Required.
+    pub data_dir: PathBuf,
+    /// IANA time zone for schedules and displayed times. Default: `Asia/Shanghai`.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+fn default_gateway_id() -> Ident {
+    Ident("gw-01".into())
+}
+fn default_timezone() -> String {
+    "Asia/Shanghai".into()
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// A tracing filter such as `info` or `tgw=debug,info`. Default: `info`.
+    /// The environment variable `TGW_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `plain` or `json`. Default: `plain`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            level: default_log_level(),
+            format: LogFormat::Plain,
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[township]`: township → village/community → grid.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TownshipSection {
+    /// Short code, e.g. `qingshan`. Required.
+    pub code: Ident,
+    /// Display name, e.g. `青山镇`. Required.
+    pub name: String,
+    /// Villages and communities. Default: none.
+    #[serde(default)]
+    pub villages: Vec<VillageConfig>,
+}
+
+/// `[[township.villages]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VillageConfig {
+    /// Unique code, e.g. `dongcun`. Required.
+    pub code: Ident,
+    /// Display name, e.g. `东村`. Required.
+    pub name: String,
+    /// `village` or `community`. Default: `village`.
+    #[serde(default)]
+    pub kind: VillageKind,
+    /// Grids (网格) of this village. Default: none.
+    #[serde(default)]
+    pub grids: Vec<GridConfig>,
+}
+
+/// Village or community (社区).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VillageKind {
+    /// 村
+    #[default]
+    Village,
+    /// 社区
+    Community,
+}
+
+impl VillageKind {
+    /// Stable string form stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VillageKind::Village => "village",
+            VillageKind::Community => "community",
+        }
+    }
+}
+
+/// `grids = [{ code = "...", name = "..." }]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    /// Unique code across the township, e.g. `dongcun-1`. Required.
+    pub code: Ident,
+    /// Display name, e.g. `东村第一网格`. Required.
+    pub name: String,
+}
+
+/// `[discovery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverySection {
+    /// Run discovery at all. Default: `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Seconds between discovery rounds (min 10). Default: `300`.
+    #[serde(
+        default = "default_discovery_interval",
+        deserialize_with = "de_secs_min10"
+    )]
+    pub interval_secs: Duration,
+    /// Send multicast Probes. Default: `true`.
+    #[serde(default = "yes")]
+    pub multicast: bool,
+    /// Interfaces to probe from, by name (`eth0`) or IPv4 address. Default: every
+    /// up, non-loopback IPv4 interface.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Multicast group and port. Default: `239.255.255.250:3702`.
+    #[serde(default = "default_group")]
+    pub multicast_group: std::net::SocketAddrV4,
+    /// How many times each multicast Probe is sent (1-5). Default: `3`.
+    #[serde(default = "default_repeats", deserialize_with = "de_repeats")]
+    pub probe_repeats: u8,
+    /// Routed village networks to sweep with unicast Probes (where multicast
+    /// never arrives), e.g. `["10.21.3.0/24"]`. At most a /16 each. Default: none.
+    #[serde(default, deserialize_with = "de_cidrs")]
+    pub cidrs: Vec<Ipv4Net>,
+    /// UDP port of unicast Probes. Default: `3702`.
+    #[serde(default = "default_wsd_port")]
+    pub unicast_port: u16,
+    /// Unicast Probes per second during a sweep (100-200000). Default: `20000`.
+    #[serde(default = "default_sweep_rate", deserialize_with = "de_sweep_rate")]
+    pub sweep_rate: u32,
+    /// Milliseconds to wait for answers after the last Probe (100-60000). Default: `3000`.
+    #[serde(default = "default_wait_ms", deserialize_with = "de_wait_ms")]
+    pub wait_ms: Duration,
+    /// Listen for Hello/Bye announcements between rounds. Default: `true`.
+    #[serde(default = "yes")]
+    pub listen: bool,
+    /// Adopt newly discovered cameras without a technician when a rule
+    /// matches. Default: none (everything waits in the inbox).
+    #[serde(default)]
+    pub auto_adopt: Vec<AutoAdoptRule>,
+}
+
+impl Default for DiscoverySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: default_discovery_interval(),
+            multicast: true,
+            interfaces: Vec::new(),
+            multicast_group: default_group(),
+            probe_repeats: default_repeats(),
+            cidrs: Vec::new(),
+            unicast_port: default_wsd_port(),
+            sweep_rate: default_sweep_rate(),
+            wait_ms: default_wait_ms(),
+            listen: true,
+            auto_adopt: Vec::new(),
+        }
+    }
+}
+
+/// `[[discovery.auto_adopt]]`: adopt cameras that match, into a village/grid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoAdoptRule {
+    /// Match cameras whose address is in this network. Default: any address.
+    #[serde(default)]
+    pub cidr: Option<Ipv4Net>,
+    /// Put them in this village. Default: the village named by the camera's
+    /// ONVIF scope `onvif://www.onvif.org/location/village/CODE`, if configured.
+    #[serde(default)]
+    pub village: Option<Ident>,
+    /// Put them in this grid. Default: the grid named by the scope
+    /// `onvif://www.onvif.org/location/grid/CODE`, if configured.
+    #[serde(default)]
+    pub grid: Option<Ident>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_discovery_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_group() -> std::net::SocketAddrV4 {
+    std::net::SocketAddrV4::new(Ipv4Addr::new(239, 255, 255, 250), 3702)
+}
+fn default_repeats() -> u8 {
+    3
+}
+fn default_wsd_port() -> u16 {
+    3702
+}
+fn default_sweep_rate() -> u32 {
+    20_000
+}
+fn default_wait_ms() -> Duration {
+    Duration::from_millis(3000)
+}
+
+/// `[inventory]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventorySection {
+    /// Cameras probed at once (1-1024). Default: `64`.
+    #[serde(default = "default_concurrency", deserialize_with = "de_concurrency")]
+    pub concurrency: usize,
+    /// Per-call ONVIF timeout in milliseconds (100-60000). Default: `5000`.
+    #[serde(default = "default_call_timeout", deserialize_with = "de_wait_ms")]
+    pub call_timeout_ms: Duration,
+    /// Seconds between inventory refreshes of an adopted camera (min 10). Default: `3600`.
+    #[serde(default = "default_refresh", deserialize_with = "de_secs_min10")]
+    pub refresh_secs: Duration,
+    /// Also probe cameras still waiting in the discovery inbox when a
+    /// credential group matches them. Default: `true`.
+    #[serde(default = "yes")]
+    pub probe_unadopted: bool,
+}
+
+impl Default for InventorySection {
+    fn default() -> Self {
+        Self {
+            concurrency: default_concurrency(),
+            call_timeout_ms: default_call_timeout(),
+            refresh_secs: default_refresh(),
+            probe_unadopted: true,
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    64
+}
+fn default_call_timeout() -> Duration {
+    Duration::from_millis(5000)
+}
+fn default_refresh() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// `[[credential_groups]]`: one login for many cameras. The password is
+/// copied into the database encrypted; prefer `password_env` over `password`
+/// so it is not kept in this file.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialGroupConfig {
+    /// Unique name, e.g. `dongcun-2023-batch`. Required.
+    pub name: Ident,
+    /// Username. Required.
+    pub username: String,
+    /// Password in clear. One of `password` / `password_env` is required.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Cameras whose address is in one of these networks. Default: none.
+    #[serde(default, deserialize_with = "de_cidrs")]
+    pub subnets: Vec<Ipv4Net>,
+    /// Cameras whose MAC starts with one of these prefixes (`44:19:b6`). Default: none.
+    #[serde(default, deserialize_with = "de_mac_prefixes")]
+    pub mac_prefixes: Vec<String>,
+    /// Higher wins when several groups match. Default: `0`.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+impl fmt::Debug for CredentialGroupConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialGroupConfig")
+            .field("name", &self.name)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password_env", &self.password_env)
+            .field("subnets", &self.subnets)
+            .field("mac_prefixes", &self.mac_prefixes)
+            .field("priority", &self.priority)
+            .finish()
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Address to listen on. Default: `127.0.0.1:8080`.
+    #[serde(default = "default_http")]
+    pub listen: SocketAddr,
+}
+
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// An identifier: 1-64 of `[a-z0-9_-]`, starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Ident(pub String);
+
+impl Ident {
+    /// Validates an identifier.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && s.as_bytes()[0].is_ascii_alphanumeric();
+        if ok {
+            Ok(Ident(s.to_string()))
+        } else {
+            Err(format!(
+                "`{s}` is not a valid identifier: use 1-64 characters of a-z, 0-9, '-' and '_'"
+            ))
+        }
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ident {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ident::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+fn de_bounded<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    min: u64,
+    max: u64,
+    what: &str,
+) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if v < min || v > max {
+        return Err(serde::de::Error::custom(format!(
+            "{what} must be between {min} and {max}, got {v}"
+        )));
+    }
+    Ok(v)
+}
+
+fn de_secs_min10<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 10, 30 * 86_400, "seconds").map(Duration::from_secs)
+}
+fn de_wait_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 100, 60_000, "milliseconds").map(Duration::from_millis)
+}
+fn de_repeats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    de_bounded(d, 1, 5, "probe_repeats").map(|v| v as u8)
+}
+fn de_sweep_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    de_bounded(d, 100, 200_000, "sweep_rate").map(|v| v as u32)
+}
+fn de_concurrency<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    de_bounded(d, 1, 1024, "concurrency").map(|v| v as usize)
+}
+
+fn de_cidrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Net>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| parse_cidr(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// Parses an IPv4 network of at most a /16 (a sweep of more would take minutes).
+pub fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
+    let net: Ipv4Net = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not an IPv4 network such as 10.20.0.0/24"))?;
+    if net.prefix_len() < 16 {
+        return Err(format!(
+            "`{s}` is larger than a /16; split it into /16s or smaller"
+        ));
+    }
+    Ok(net.trunc())
+}
+
+fn de_mac_prefixes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| normalise_mac_prefix(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// Normalises a MAC prefix (`44-19-B6`, `4419b6`) to `44:19:b6`.
+pub fn normalise_mac_prefix(s: &str) -> Result<String, String> {
+    let hex: String = s
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.'))
+        .collect();
+    if hex.is_empty()
+        || hex.len() > 12
+        || hex.len() % 2 != 0
+        || !hex.chars().all(|c| c.is_ascii_hexdigit())
+    {
+        return Err(format!("`{s}` is not a MAC prefix such as 44:19:b6"));
+    }
+    let lower = hex.to_ascii_lowercase();
+    Ok(lower
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// A configuration error, already formatted with file, key and line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| toml_error(origin, text, "", &e))?;
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            toml_error(origin, text, &path, e.inner())
+        })?;
+        cfg.validate(origin, text)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, origin: &str, text: &str) -> Result<(), ConfigError> {
+        let at = |key: &str, needle: &str, msg: String| {
+            let line = find_line(text, needle);
+            ConfigError(match line {
+                Some(l) => format!("{origin}: {key} (line {l}): {msg}"),
+                None => format!("{origin}: {key}: {msg}"),
+            })
+        };
+        let mut villages = BTreeSet::new();
+        let mut grids = BTreeSet::new();
+        for (i, v) in self.township.villages.iter().enumerate() {
+            if !villages.insert(v.code.clone()) {
+                return Err(at(
+                    &format!("township.villages[{i}].code"),
+                    &format!("\"{}\"", v.code),
+                    format!("village code `{}` is used twice", v.code),
+                ));
+            }
+            for (j, g) in v.grids.iter().enumerate() {
+                if !grids.insert(g.code.clone()) {
+                    return Err(at(
+                        &format!("township.villages[{i}].grids[{j}].code"),
+                        &format!("\"{}\"", g.code),
+                        format!("grid code `{}` is used twice", g.code),
+                    ));
+                }
+            }
+        }
+        for (i, r) in self.discovery.auto_adopt.iter().enumerate() {
+            if let Some(v) = &r.village
+                && !villages.contains(v)
+            {
+                return Err(at(
+                    &format!("discovery.auto_adopt[{i}].village"),
+                    &format!("\"{v}\""),
+                    format!("no village `{v}` in [township]"),
+                ));
+            }
+            if let Some(g) = &r.grid
+                && !grids.contains(g)
+            {
+                return Err(at(
+                    &format!("discovery.auto_adopt[{i}].grid"),
+                    &format!("\"{g}\""),
+                    format!("no grid `{g}` in [township]"),
+                ));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, g) in self.credential_groups.iter().enumerate() {
+            let key = format!("credential_groups[{i}]");
+            if !names.insert(g.name.clone()) {
+                return Err(at(
+                    &format!("{key}.name"),
+                    &format!("\"{}\"", g.name),
+                    format!("credential group `{}` is defined twice", g.name),
+                ));
+            }
+            match (&g.password, &g.password_env) {
+                (Some(_), Some(_)) => {
+                    return Err(at(
+                        &key,
+                        &format!("\"{}\"", g.name),
+                        "give either `password` or `password_env`, not both".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(at(
+                        &key,
+                        &format!("\"{}\"", g.name),
+                        "a `password` or `password_env` is required".into(),
+                    ));
+                }
+                _ => {}
+            }
+            if g.subnets.is_empty() && g.mac_prefixes.is_empty() {
+                return Err(at(
+                    &key,
+                    &format!("\"{}\"", g.name),
+                    "a credential group needs `subnets` or `mac_prefixes` to match cameras".into(),
+                ));
+            }
+        }
+        for (i, iface) in self.discovery.interfaces.iter().enumerate() {
+            if iface.is_empty() {
+                return Err(at(
+                    &format!("discovery.interfaces[{i}]"),
+                    "interfaces",
+                    "empty interface name".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The database file inside the data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.gateway.data_dir.join("tgw.db")
+    }
+}
+
+impl CredentialGroupConfig {
+    /// Resolves the password from the file or the environment.
+    pub fn resolve_password(&self) -> Result<String, ConfigError> {
+        if let Some(p) = &self.password {
+            return Ok(p.clone());
+        }
+        let var = self.password_env.as_deref().unwrap_or_default();
+        if let Some(v) = env_override(var) {
+            return Ok(v);
+        }
+        std::env::var(var).map_err(|_| {
+            ConfigError(format!(
+                "credential_groups `{}`: environment variable `{var}` (password_env) is not set",
+                self.name
+            ))
+        })
+    }
+}
+
+static ENV_OVERRIDES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Supplies a value for a `password_env` variable inside this process
+/// (used by `tgw demo`, which may not modify its own environment: the
+/// workspace forbids `unsafe`, and `std::env::set_var` is unsafe).
+pub fn set_env_override(key: &str, value: &str) {
+    let mut v = ENV_OVERRIDES.lock().unwrap_or_else(|p| p.into_inner());
+    v.retain(|(k, _)| k != key);
+    v.push((key.to_string(), value.to_string()));
+}
+
+fn env_override(key: &str) -> Option<String> {
+    let v = ENV_OVERRIDES.lock().unwrap_or_else(|p| p.into_inner());
+    v.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+fn find_line(text: &str, needle: &str) -> Option<usize> {
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn toml_error(origin: &str, text: &str, path: &str, e: &toml::de::Error) -> ConfigError {
+    let msg = e.message().trim();
+    let key = if path.is_empty() || path == "." {
+        String::new()
+    } else {
+        format!(" {path}")
+    };
+    match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            let src = text.lines().nth(line - 1).unwrap_or("").trim();
+            ConfigError(format!(
+                "{origin}:{key} (line {line}, column {col}): {msg}\n    {line} | {src}"
+            ))
+        }
+        None => ConfigError(format!("{origin}:{key}: {msg}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[gateway]
+site = "qingshan"
+data_dir = "/tmp/x"
+
+[township]
+code = "qingshan"
+name = "青山镇"
+[[township.villages]]
+code = "dongcun"
+name = "东村"
+grids = [{ code = "dongcun-1", name = "东村第一网格" }]
+"#;
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = Config::parse(MINIMAL, "t.toml").unwrap();
+        assert_eq!(c.gateway.id.as_str(), "gw-01");
+        assert_eq!(c.gateway.timezone, "Asia/Shanghai");
+        assert_eq!(c.discovery.probe_repeats, 3);
+        assert_eq!(c.discovery.interval_secs, Duration::from_secs(300));
+        assert_eq!(c.inventory.concurrency, 64);
+        assert!(c.http.is_none());
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../config/gateway.example.toml");
+        // SAFETY of the test: the example names TGW_CRED_DONGCUN only as password_env.
+        let c = Config::parse(text, "gateway.example.toml").unwrap();
+        assert!(!c.township.villages.is_empty());
+        assert!(!c.credential_groups.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = MINIMAL.replace("[township]", "[township]\ncolour = \"red\"");
+        let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+        assert!(e.contains("line 7"), "{e}");
+    }
+
+    #[test]
+    fn bad_cidr_names_key_path_and_line() {
+        let text = format!("{MINIMAL}\n[discovery]\ncidrs = [\"10.0.0.0/24\", \"10.0.0.0/33\"]\n");
+        let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("discovery.cidrs"), "{e}");
+        assert!(e.contains("10.0.0.0/33"), "{e}");
+        assert!(e.contains("line 15"), "{e}");
+    }
+
+    #[test]
+    fn too_large_sweep_is_refused() {
+        let text = format!("{MINIMAL}\n[discovery]\ncidrs = [\"10.0.0.0/8\"]\n");
+        let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("larger than a /16"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_number_is_refused() {
+        let text = format!("{MINIMAL}\n[discovery]\nprobe_repeats = 9\n");
+        let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("discovery.probe_repeats"), "{e}");
+        assert!(e.contains("between 1 and 5"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_village_and_unknown_adopt_village_are_named() {
+        let dup =
+            MINIMAL.to_string() + "[[township.villages]]\ncode = \"dongcun\"\nname = \"又一个\"\n";
+        let e = Config::parse(&dup, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("used twice"), "{e}");
+        let rule = format!("{MINIMAL}\n[[discovery.auto_adopt]]\nvillage = \"xicun\"\n");
+        let e = Config::parse(&rule, "t.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("discovery.auto_adopt[0].village") && e.contains("line 15"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn credential_group_needs_one_password_source_and_a_matcher() {
+        let g = format!(
+            "{MINIMAL}\n[[credential_groups]]\nname = \"a\"\nusername = \"admin\"\nsubnets = [\"10.1.0.0/24\"]\n"
+        );
+        let e = Config::parse(&g, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("password"), "{e}");
+        let g = format!(
+            "{MINIMAL}\n[[credential_groups]]\nname = \"a\"\nusername = \"admin\"\npassword = \"s3cret-pw\"\n"
+        );
+        let e = Config::parse(&g, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("subnets"), "{e}");
+        assert!(
+            !e.contains("s3cret-pw"),
+            "a secret leaked into an error: {e}"
+        );
+    }
+
+    #[test]
+    fn debug_never_prints_the_password() {
+        let g = format!(
+            "{MINIMAL}\n[[credential_groups]]\nname = \"a\"\nusername = \"admin\"\npassword = \"s3cret-pw\"\nmac_prefixes = [\"44-19-B6\"]\n"
+        );
+        let c = Config::parse(&g, "t.toml").unwrap();
+        assert_eq!(
+            c.credential_groups[0].mac_prefixes,
+            vec!["44:19:b6".to_string()]
+        );
+        assert!(!format!("{c:?}").contains("s3cret-pw"));
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = Config::parse("[gateway\nsite=1", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+}

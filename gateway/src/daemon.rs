@@ -1,0 +1,227 @@
+//! `tgw run`: the long-lived gateway.
+//!
+//! Loops, each in its own task and each stopping on the one shutdown token:
+//! - discovery rounds every `discovery.interval_secs`;
+//! - a Hello/Bye listener per interface (a Hello triggers an immediate probe);
+//! - inventory refreshes, at most `inventory.concurrency` cameras at once;
+//! - the HTTP endpoint when `[http]` is configured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use device_drivers::wsd_io::{self, WsdEvent};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::discovery;
+use crate::inventory::{self, Prober};
+use crate::secrets::Password;
+use crate::store::{DeviceState, Store};
+
+/// Opens the store for a configuration and brings it in line with it:
+/// township tree and credential groups.
+pub fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let store = Store::open(&cfg.gateway.data_dir)?;
+    store.sync_township(&cfg.township)?;
+    for g in &cfg.credential_groups {
+        let pw = Password::new(g.resolve_password()?);
+        store.set_group(
+            g.name.as_str(),
+            &g.username,
+            &pw,
+            &g.subnets,
+            &g.mac_prefixes,
+            g.priority,
+        )?;
+    }
+    Ok(store)
+}
+
+/// Which devices need an inventory now: never fetched, or older than the
+/// refresh interval, or whose last attempt failed (retried each round; the
+/// driver's auth backoff keeps a locked account from being hammered).
+pub fn due_for_inventory(store: &Store, cfg: &Config) -> anyhow::Result<Vec<String>> {
+    let refresh =
+        time::Duration::try_from(cfg.inventory.refresh_secs).unwrap_or(time::Duration::HOUR);
+    let now = time::OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    for d in store.devices(None)? {
+        let eligible = match d.state {
+            DeviceState::Adopted => true,
+            DeviceState::Discovered => cfg.inventory.probe_unadopted && d.has_credentials,
+            DeviceState::Ignored => false,
+        };
+        if !eligible {
+            continue;
+        }
+        let stale = match &d.inventory_at {
+            None => true,
+            Some(t) => {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map(|t| now - t >= refresh)
+                    .unwrap_or(true)
+            }
+        };
+        if stale || d.probe_error_kind.is_some() {
+            out.push(d.id);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the gateway until `shutdown` is cancelled.
+pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let prober = Prober::new(cfg.inventory.call_timeout_ms)?;
+    let opts = discovery::options(&cfg.discovery)?;
+    let (probe_tx, mut probe_rx) = mpsc::channel::<String>(1024);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if let Some(http) = &cfg.http {
+        let listener = tokio::net::TcpListener::bind(http.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", http.listen))?;
+        tracing::info!(addr = %http.listen, "http listening");
+        let app = crate::http::router(crate::http::AppState::new(
+            store.clone(),
+            cfg.township.name.clone(),
+        ));
+        let sd = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { sd.cancelled().await })
+                .await
+                .map_err(anyhow::Error::from)
+        });
+    }
+
+    // Hello/Bye listeners.
+    if cfg.discovery.enabled && cfg.discovery.listen && cfg.discovery.multicast {
+        let (tx, mut rx) = mpsc::channel::<WsdEvent>(1024);
+        let ifaces = if opts.interfaces.is_empty() {
+            discovery::default_interfaces()
+        } else {
+            opts.interfaces.clone()
+        };
+        for iface in ifaces {
+            let tx = tx.clone();
+            let sd = shutdown.clone();
+            let group = cfg.discovery.multicast_group;
+            tasks.spawn(async move {
+                if let Err(e) =
+                    wsd_io::listen(iface, group, tx, async move { sd.cancelled().await }).await
+                {
+                    tracing::warn!(interface = %iface, error = %e, "hello/bye listener stopped");
+                }
+                Ok(())
+            });
+        }
+        drop(tx);
+        let store2 = store.clone();
+        let rules = cfg.discovery.auto_adopt.clone();
+        let probe_tx = probe_tx.clone();
+        tasks.spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    WsdEvent::Hello(d) => {
+                        match discovery::record(&store2, std::slice::from_ref(&d), &rules) {
+                            Ok(r) => {
+                                for id in r.ids {
+                                    let _ = probe_tx.try_send(id);
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "recording hello failed"),
+                        }
+                    }
+                    WsdEvent::Bye { endpoint_ref, .. } => match store2.record_bye(&endpoint_ref) {
+                        Ok(Some(id)) => tracing::info!(device = %id, "camera said bye"),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "recording bye failed"),
+                    },
+                }
+            }
+            Ok(())
+        });
+    }
+
+    // Immediate probes (Hello, API).
+    {
+        let store2 = store.clone();
+        let prober2 = prober.clone();
+        let sd = shutdown.clone();
+        let limit = Arc::new(tokio::sync::Semaphore::new(cfg.inventory.concurrency));
+        tasks.spawn(async move {
+            loop {
+                let id = tokio::select! {
+                    _ = sd.cancelled() => break,
+                    id = probe_rx.recv() => match id { Some(id) => id, None => break },
+                };
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
+                let (store3, prober3) = (store2.clone(), prober2.clone());
+                tokio::spawn(async move {
+                    inventory::probe_device(&store3, &prober3, &id).await;
+                    drop(permit);
+                });
+            }
+            Ok(())
+        });
+    }
+
+    // Discovery + inventory rounds.
+    {
+        let store2 = store.clone();
+        let sd = shutdown.clone();
+        let cfg2 = cfg.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(cfg2.discovery.interval_secs);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = sd.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                if cfg2.discovery.enabled {
+                    let r = tokio::select! {
+                        _ = sd.cancelled() => break,
+                        r = discovery::round(&store2, &opts, &cfg2.discovery.auto_adopt) => r,
+                    };
+                    match r {
+                        Ok(r) => tracing::info!(found = r.found, new = r.new, auto_adopted = r.auto_adopted, "discovery round done"),
+                        Err(e) => tracing::warn!(error = %e, "discovery round failed"),
+                    }
+                }
+                let due = match due_for_inventory(&store2, &cfg2) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listing devices failed");
+                        continue;
+                    }
+                };
+                if due.is_empty() {
+                    continue;
+                }
+                let n = due.len();
+                let outcomes = tokio::select! {
+                    _ = sd.cancelled() => break,
+                    o = inventory::probe_many(&store2, &prober, due, cfg2.inventory.concurrency, Arc::new(|_| {})) => o,
+                };
+                let ok = outcomes.iter().filter(|o| o.result == "ok").count();
+                tracing::info!(probed = n, ok, failed = n - ok, "inventory round done");
+            }
+            Ok(())
+        });
+    }
+
+    shutdown.cancelled().await;
+    // Give tasks a moment to stop on the token, then abort the rest.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop within 5 s; aborting them");
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! `tgw demo`: the simulated township and the gateway in one process.
+//!
+//! The demo writes a real configuration file into its data directory (so
+//! `tgw run --config DIR/gateway.toml` reproduces it), loads it through the
+//! same strict parser as production, starts the simulator on loopback and the
+//! gateway against it, and prints where to look.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Environment variable through which the demo hands the simulated cameras'
+/// password to its own configuration (never written to the file).
+pub const DEMO_PASSWORD_ENV: &str = "TGW_DEMO_PASSWORD";
+
+/// Builds the demo configuration text for a simulator manifest.
+pub fn config_text(
+    manifest: &device_sim::Manifest,
+    township: &device_sim::Township,
+    data_dir: &std::path::Path,
+    http: SocketAddr,
+) -> String {
+    let mut s = String::new();
+    let q = |v: &str| toml_quote(v);
+    let _ = writeln!(
+        s,
+        "# Written by `tgw demo`: a simulated township on loopback."
+    );
+    let _ = writeln!(
+        s,
+        "[gateway]\nsite = {}\nid = \"demo\"\ndata_dir = {}\n",
+        q(&township.code),
+        q(&data_dir.display().to_string())
+    );
+    let _ = writeln!(
+        s,
+        "[township]\ncode = {}\nname = {}\n",
+        q(&township.code),
+        q(&township.name)
+    );
+    for v in &township.villages {
+        let _ = writeln!(
+            s,
+            "[[township.villages]]\ncode = {}\nname = {}\nkind = {}\ngrids = [",
+            q(&v.code),
+            q(&v.name),
+            q(&v.kind)
+        );
+        for g in &v.grids {
+            let _ = writeln!(s, "  {{ code = {}, name = {} }},", q(&g.code), q(&g.name));
+        }
+        let _ = writeln!(s, "]\n");
+    }
+    let nets = camera_networks(manifest);
+    let cidrs: Vec<String> = nets.iter().map(|n| q(n)).collect();
+    let _ = writeln!(
+        s,
+        "[discovery]\ninterval_secs = 30\ninterfaces = [\"127.0.0.1\"]\ncidrs = [{}]\nunicast_port = {}\nwait_ms = 1500\n",
+        cidrs.join(", "),
+        manifest.wsd_port
+    );
+    let _ = writeln!(
+        s,
+        "# Adopt every camera into the village and grid its ONVIF location scopes name.\n[[discovery.auto_adopt]]\n"
+    );
+    let _ = writeln!(s, "[inventory]\nconcurrency = 32\nrefresh_secs = 60\n");
+    let user = manifest
+        .devices
+        .iter()
+        .find_map(|d| d.username.clone())
+        .unwrap_or_else(|| "admin".into());
+    let _ = writeln!(
+        s,
+        "[[credential_groups]]\nname = \"demo-cameras\"\nusername = {}\npassword_env = \"{DEMO_PASSWORD_ENV}\"\nsubnets = [{}]\n",
+        q(&user),
+        cidrs.join(", ")
+    );
+    let _ = writeln!(s, "[http]\nlisten = \"{http}\"");
+    s
+}
+
+fn toml_quote(v: &str) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// The /24 networks holding the simulated cameras.
+fn camera_networks(m: &device_sim::Manifest) -> Vec<String> {
+    let set: BTreeSet<String> = m
+        .devices
+        .iter()
+        .filter(|d| d.kind == "camera")
+        .filter_map(|d| d.address.parse::<Ipv4Addr>().ok())
+        .map(|ip| {
+            let o = ip.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        })
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Runs the demo until Ctrl-C (or for `seconds`).
+pub async fn run(
+    cameras: usize,
+    speakers: usize,
+    http: SocketAddr,
+    data_dir: Option<PathBuf>,
+    seconds: Option<Duration>,
+) -> anyhow::Result<()> {
+    let (data_dir, _tmp) = match data_dir {
+        Some(d) => (d, None),
+        None => {
+            let t = tempfile_dir()?;
+            (t.clone(), Some(t))
+        }
+    };
+    std::fs::create_dir_all(&data_dir)?;
+    let password = random_password();
+    let township = device_sim::sample_township();
+    let sim = device_sim::start(device_sim::SimConfig {
+        cameras,
+        speakers,
+        password: Some(password.clone()),
+        control: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        faults: vec![
+            ("cam-0005".into(), device_sim::Fault::WrongPassword),
+            ("cam-0009".into(), device_sim::Fault::ClockSkew(600)),
+        ]
+        .into_iter()
+        .filter(|(id, _): &(String, device_sim::Fault)| {
+            id[4..].parse::<usize>().is_ok_and(|n| n <= cameras)
+        })
+        .collect(),
+        ..Default::default()
+    })
+    .await?;
+    let manifest = sim.manifest().clone();
+    let text = config_text(&manifest, &township, &data_dir, http);
+    let path = data_dir.join("gateway.toml");
+    std::fs::write(&path, &text)?;
+    // SAFETY: set before any other thread reads the environment for this name.
+    unsafe_env_set(DEMO_PASSWORD_ENV, &password);
+    let cfg = Config::parse(&text, &path.display().to_string())?;
+    let store = crate::daemon::open_store(&cfg)?;
+
+    let first = manifest
+        .devices
+        .first()
+        .map(|d| d.address.clone())
+        .unwrap_or_default();
+    let last = manifest
+        .devices
+        .last()
+        .map(|d| d.address.clone())
+        .unwrap_or_default();
+    eprintln!(
+        "\n{} demo: {cameras} simulated cameras and {speakers} loudspeakers on {first} – {last}\n\
+         \x20 overview (zh-CN):  http://{http}/\n\
+         \x20 inventory API:     http://{http}/api/v1/devices\n\
+         \x20 from a shell:      tgw devices list --data-dir {dd}\n\
+         \x20 configuration:     {cfgp}\n\
+         \x20 inject a fault:    curl -X POST http://{ctl}/devices/cam-0003/fault -d offline\n\
+         \x20 cameras with faults from the start: cam-0005 (wrong password), cam-0009 (clock 10 min fast)\n\
+         Ctrl-C stops.\n",
+        township.name,
+        dd = data_dir.display(),
+        cfgp = path.display(),
+        ctl = manifest.control.as_deref().unwrap_or("-"),
+    );
+
+    let shutdown = CancellationToken::new();
+    let sd = shutdown.clone();
+    tokio::spawn(async move {
+        match seconds {
+            Some(s) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(s) => {}
+                    _ = crate::cli::shutdown_signal() => {}
+                }
+            }
+            None => crate::cli::shutdown_signal().await,
+        }
+        sd.cancel();
+    });
+    let report_store = store.clone();
+    let sd = shutdown.clone();
+    tokio::spawn(async move {
+        // One summary line a few seconds after the first round.
+        tokio::select! {
+            _ = sd.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(8)) => {}
+        }
+        if let Ok(devs) = report_store.devices(None) {
+            let inv = devs.iter().filter(|d| d.inventory.is_some()).count();
+            let adopted = devs
+                .iter()
+                .filter(|d| d.state == crate::store::DeviceState::Adopted)
+                .count();
+            let errs = devs.iter().filter(|d| d.probe_error_kind.is_some()).count();
+            eprintln!(
+                "demo: {} cameras discovered, {adopted} adopted, {inv} inventories fetched, {errs} with probe errors",
+                devs.len()
+            );
+        }
+    });
+    crate::daemon::run(cfg, store, shutdown).await?;
+    sim.shutdown().await;
+    if let Some(t) = _tmp {
+        let _ = std::fs::remove_dir_all(t);
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::temp_dir().join(format!("tgw-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+    Ok(base)
+}
+
+fn random_password() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..16)
+        .map(|_| {
+            let c = rng.gen_range(0..62u8);
+            match c {
+                0..=9 => (b'0' + c) as char,
+                10..=35 => (b'a' + c - 10) as char,
+                _ => (b'A' + c - 36) as char,
+            }
+        })
+        .collect()
+}
+
+fn unsafe_env_set(key: &str, value: &str) {
+    // Edition 2024 makes set_var unsafe because other threads may read the
+    // environment concurrently; the workspace forbids unsafe code, so the
+    // demo passes the password through a process-wide override instead.
+    crate::config::set_env_override(key, value);
+}

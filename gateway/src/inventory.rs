@@ -1,0 +1,191 @@
+//! Fetching each camera's full ONVIF inventory (device information, MAC,
+//! clock offset, profiles, stream and snapshot URIs) with bounded
+//! concurrency, so one slow or hanging camera never delays the others.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use device_drivers::onvif_client::{CameraInventory, ClientOptions, Credentials, OnvifClient};
+use device_drivers::wsd;
+use futures::StreamExt;
+
+use crate::store::{InventorySummary, Login, Store};
+
+/// How a probe of one camera ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbeOutcome {
+    /// Device id.
+    pub id: String,
+    /// `ok`, or an error kind (`auth`, `timeout`, `connect`, `no-credentials`, …).
+    pub result: String,
+    /// Error detail (never contains credentials).
+    pub detail: Option<String>,
+}
+
+/// Shared HTTP client and per-call options for probing many cameras.
+#[derive(Clone)]
+pub struct Prober {
+    http: reqwest::Client,
+    opts: ClientOptions,
+}
+
+impl Prober {
+    /// A prober whose ONVIF calls each time out after `call_timeout`.
+    pub fn new(call_timeout: Duration) -> anyhow::Result<Self> {
+        let opts = ClientOptions {
+            timeout: call_timeout,
+            ..ClientOptions::default()
+        };
+        let http = device_drivers::onvif_client::http_client(&opts)?;
+        Ok(Self { http, opts })
+    }
+
+    /// Fetches the inventory of one camera at `xaddr`.
+    pub async fn inventory(
+        &self,
+        xaddr: &str,
+        login: Option<&Login>,
+    ) -> Result<CameraInventory, device_drivers::onvif_client::OnvifError> {
+        let creds = login.map(|l| Credentials::new(l.username.clone(), l.password.expose()));
+        let client = OnvifClient::with_http(self.http.clone(), xaddr, creds, self.opts.clone())?;
+        client.inventory().await
+    }
+}
+
+/// The summary columns the store indexes.
+pub fn summary(inv: &CameraInventory) -> InventorySummary {
+    InventorySummary {
+        mac: inv.mac.clone(),
+        manufacturer: Some(inv.device.manufacturer.clone()).filter(|s| !s.is_empty()),
+        model: Some(inv.device.model.clone()).filter(|s| !s.is_empty()),
+        firmware: Some(inv.device.firmware_version.clone()).filter(|s| !s.is_empty()),
+        serial: Some(inv.device.serial_number.clone()).filter(|s| !s.is_empty()),
+    }
+}
+
+/// Probes one stored device and records the result.
+pub async fn probe_device(store: &Store, prober: &Prober, id: &str) -> ProbeOutcome {
+    let outcome = |result: &str, detail: Option<String>| ProbeOutcome {
+        id: id.to_string(),
+        result: result.to_string(),
+        detail,
+    };
+    let device = match store.device(id) {
+        Ok(Some(d)) => d,
+        Ok(None) => return outcome("not-found", None),
+        Err(e) => return outcome("store", Some(e.to_string())),
+    };
+    let from = device.address.as_deref().and_then(|a| a.parse().ok());
+    let Some(xaddr) = wsd::preferred_xaddr(&device.xaddrs, from) else {
+        let _ = store.record_probe_error(id, "no-xaddr", "the camera advertised no usable XAddr");
+        return outcome("no-xaddr", None);
+    };
+    let login = match store.login_for(id) {
+        Ok(l) => l,
+        Err(e) => return outcome("store", Some(e.to_string())),
+    };
+    if login.is_none() {
+        let _ = store.record_probe_error(
+            id,
+            "no-credentials",
+            "no login set for this camera or its credential group",
+        );
+        return outcome("no-credentials", None);
+    }
+    match prober.inventory(&xaddr, login.as_ref()).await {
+        Ok(inv) => {
+            let json = serde_json::to_value(&inv).unwrap_or_default();
+            match store.record_inventory(id, &summary(&inv), &json) {
+                Ok(_) => {
+                    tracing::debug!(device = %id, profiles = inv.profiles.len(), clock_offset_ms = inv.clock_offset_ms, "inventory fetched");
+                    outcome("ok", None)
+                }
+                Err(e) => outcome("store", Some(e.to_string())),
+            }
+        }
+        Err(e) => {
+            let kind = e.kind_label();
+            let detail = e.to_string();
+            tracing::warn!(device = %id, error = %detail, kind, "inventory failed");
+            let _ = store.record_probe_error(id, kind, &detail);
+            outcome(kind, Some(detail))
+        }
+    }
+}
+
+/// Probes many devices, at most `concurrency` at once; `on_done` is called
+/// as each finishes (for progress bars).
+pub async fn probe_many(
+    store: &Store,
+    prober: &Prober,
+    ids: Vec<String>,
+    concurrency: usize,
+    on_done: Arc<dyn Fn(&ProbeOutcome) + Send + Sync>,
+) -> Vec<ProbeOutcome> {
+    futures::stream::iter(ids)
+        .map(|id| {
+            let on_done = on_done.clone();
+            async move {
+                let o = probe_device(store, prober, &id).await;
+                on_done(&o);
+                o
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// A human-readable rendering of an inventory (for `tgw probe camera`).
+pub fn render(inv: &CameraInventory) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let d = &inv.device;
+    let _ = writeln!(s, "device      {}", inv.xaddr);
+    let _ = writeln!(s, "maker       {}", d.manufacturer);
+    let _ = writeln!(s, "model       {}", d.model);
+    let _ = writeln!(s, "firmware    {}", d.firmware_version);
+    let _ = writeln!(s, "serial      {}", d.serial_number);
+    let _ = writeln!(s, "hardware    {}", d.hardware_id);
+    let _ = writeln!(s, "mac         {}", inv.mac.as_deref().unwrap_or("-"));
+    let _ = writeln!(
+        s,
+        "clock       {:+.1} s from ours",
+        inv.clock_offset_ms as f64 / 1000.0
+    );
+    let _ = writeln!(s, "auth        {:?}", inv.auth);
+    let _ = writeln!(s, "media       Media{}", inv.media_version);
+    for p in &inv.profiles {
+        let v = p.profile.video.as_ref().map_or_else(
+            || "no video".to_string(),
+            |v| {
+                format!(
+                    "{} {}x{} {} fps {} kbit/s{}",
+                    v.encoding,
+                    v.width,
+                    v.height,
+                    v.fps.map_or("?".into(), |f| format!("{f}")),
+                    v.bitrate_kbps.map_or("?".into(), |b| b.to_string()),
+                    v.profile
+                        .as_ref()
+                        .map_or(String::new(), |p| format!(" ({p})"))
+                )
+            },
+        );
+        let _ = writeln!(
+            s,
+            "profile     {} [{}] {v}",
+            p.profile.name, p.profile.token
+        );
+        let _ = writeln!(s, "  stream    {}", p.stream_uri.as_deref().unwrap_or("-"));
+        let _ = writeln!(
+            s,
+            "  snapshot  {}",
+            p.snapshot_uri.as_deref().unwrap_or("-")
+        );
+    }
+    for w in &inv.warnings {
+        let _ = writeln!(s, "warning     {w}");
+    }
+    s
+}

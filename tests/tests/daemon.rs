@@ -1,0 +1,156 @@
+//! `tgw run` against a simulated township: discovery fills the inbox,
+//! auto-adoption by location scope, inventories fetched through a credential
+//! group, the HTTP API shows them, and no password appears anywhere.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tgw_e2e::*;
+
+#[test]
+fn run_discovers_adopts_and_inventories_without_leaking_secrets() {
+    let base = test_net(51);
+    let o = base.octets();
+    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let wsd = free_udp_port();
+    let group = free_udp_port();
+    let password = "Gr0up-Secret-pw";
+    let sim = SimProc::start(&[
+        "--cameras",
+        "12",
+        "--bind",
+        &base.to_string(),
+        "--wsd-port",
+        &wsd.to_string(),
+        "--multicast",
+        &format!("239.255.255.250:{group}"),
+        "--password",
+        password,
+        "--fault",
+        "cam-0004=wrong-password",
+    ]);
+    let user = sim.devices("camera")[0]["username"]
+        .as_str()
+        .expect("user")
+        .to_string();
+    let dir = tempfile::tempdir().expect("tmp");
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    // The sample township's codes come from the simulator; adopt by scope.
+    let mut cfg = format!(
+        r#"
+[gateway]
+site = "qingshan"
+data_dir = "{data}"
+[log]
+level = "debug"
+[township]
+code = "qingshan"
+name = "青山镇"
+"#,
+        data = dir.path().display()
+    );
+    let mut villages =
+        std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for d in sim.devices("camera") {
+        villages
+            .entry(d["village"].as_str().expect("v").to_string())
+            .or_default()
+            .insert(d["grid"].as_str().expect("g").to_string());
+    }
+    for (v, grids) in &villages {
+        cfg.push_str(&format!(
+            "[[township.villages]]\ncode = \"{v}\"\nname = \"{v}\"\ngrids = ["
+        ));
+        for g in grids {
+            cfg.push_str(&format!("{{ code = \"{g}\", name = \"{g}\" }},"));
+        }
+        cfg.push_str("]\n");
+    }
+    cfg.push_str(&format!(
+        r#"
+[discovery]
+interval_secs = 10
+interfaces = ["127.0.0.1"]
+multicast_group = "239.255.255.250:{group}"
+cidrs = ["{cidr}"]
+unicast_port = {wsd}
+wait_ms = 1000
+[[discovery.auto_adopt]]
+[[credential_groups]]
+name = "batch"
+username = "{user}"
+password_env = "TGW_TEST_BATCH_PW"
+subnets = ["{cidr}"]
+[http]
+listen = "{http}"
+"#
+    ));
+    let cfg_path = dir.path().join("gateway.toml");
+    std::fs::write(&cfg_path, cfg).expect("write config");
+    let log = dir.path().join("tgw.log");
+    let mut child = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .env("TGW_TEST_BATCH_PW", password)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("tgw run");
+
+    let devices = wait_for(
+        Duration::from_secs(60),
+        "12 cameras inventoried or failed",
+        || {
+            let (status, body) = http_get(&http, "/api/v1/devices")?;
+            if status != 200 {
+                return None;
+            }
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let arr = v.as_array()?.clone();
+            let done = arr
+                .iter()
+                .filter(|d| !d["inventory"].is_null() || !d["probe_error_kind"].is_null())
+                .count();
+            (arr.len() == 12 && done == 12).then_some((arr, body))
+        },
+    );
+    let (arr, body) = devices;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    for d in &arr {
+        assert_eq!(d["state"], "adopted", "{d}");
+        assert!(d["village"].is_string() && d["grid"].is_string(), "{d}");
+        if d["address"].as_str() == sim.devices("camera")[3]["address"].as_str() {
+            assert_eq!(d["probe_error_kind"], "auth", "{d}");
+        } else {
+            assert!(d["probe_error_kind"].is_null(), "{d}");
+            assert!(d["manufacturer"].is_string() && d["mac"].is_string(), "{d}");
+        }
+    }
+    // The village/grid the camera advertises is where it was adopted.
+    for cam in sim.devices("camera") {
+        let d = arr
+            .iter()
+            .find(|d| d["address"] == cam["address"])
+            .expect("listed");
+        assert_eq!(d["village"], cam["village"]);
+        assert_eq!(d["grid"], cam["grid"]);
+    }
+    let (_, page) = http_get(&http, "/").unwrap_or_default();
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    for (what, text) in [("API", &body), ("page", &page), ("log", &logs)] {
+        assert!(!text.contains(password), "password in {what}");
+    }
+    let db = std::fs::read(dir.path().join("tgw.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("tgw.db-wal")).unwrap_or_default();
+    assert!(
+        !db.windows(password.len()).any(|w| w == password.as_bytes()),
+        "password in db"
+    );
+    assert!(
+        !wal.windows(password.len())
+            .any(|w| w == password.as_bytes()),
+        "password in wal"
+    );
+}
