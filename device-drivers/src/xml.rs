@@ -200,8 +200,10 @@ mod tests {
 
     #[test]
     fn lookups_ignore_prefixes() {
-        let doc = parse(r#"<x:A xmlns:x="urn:a" xmlns:MC1="urn:b"><MC1:B k="v"> hi </MC1:B><B>2</B></x:A>"#)
-            .unwrap();
+        let doc = parse(
+            r#"<x:A xmlns:x="urn:a" xmlns:MC1="urn:b"><MC1:B k="v"> hi </MC1:B><B>2</B></x:A>"#,
+        )
+        .unwrap();
         let root = doc.root_element();
         assert_eq!(local(root), "A");
         assert_eq!(find_text(root, "B").as_deref(), Some("hi"));
@@ -218,6 +220,9 @@ mod tests {
 
     #[test]
     fn escape_roundtrip() {
-        assert_eq!(escape("a<b&\"c'>").to_string(), "a&lt;b&amp;&quot;c&apos;&gt;");
+        assert_eq!(
+            escape("a<b&\"c'>").to_string(),
+            "a&lt;b&amp;&quot;c&apos;&gt;"
+        );
     }
 }

@@ -1,0 +1,20 @@
+//! Protocol libraries for Township Gateway.
+//!
+//! Each protocol is a pure core (bytes in, values out; no sockets, no clock
+//! reads) plus one thin module doing the tokio IO around it (STYLE.md §1):
+//!
+//! | module | what | IO module |
+//! |---|---|---|
+//! | [`xml`] | safe, prefix-agnostic XML reading (size cap, DTD refused) | — |
+//! | [`wsd`] | WS-Discovery Probe / ProbeMatches / Hello / Bye | [`wsd_io`] |
+//! | [`soap`] | SOAP 1.2 envelopes, WS-UsernameToken, faults | [`onvif_client`] |
+//! | [`onvif`] | ONVIF device and media responses | [`onvif_client`] |
+//! | [`backoff`] | auth-failure backoff per device (pure state machine) | — |
+
+pub mod backoff;
+pub mod onvif;
+pub mod onvif_client;
+pub mod soap;
+pub mod wsd;
+pub mod wsd_io;
+pub mod xml;

@@ -1,0 +1,1453 @@
+//! ONVIF SOAP client: the thin IO around [`crate::soap`] and [`crate::onvif`].
+//!
+//! One [`OnvifClient`] per camera, sharing one `reqwest::Client` (connection
+//! pool) across all cameras. Every call has a timeout and a capped body read
+//! (streamed, stopped at [`ClientOptions::max_body`]). Authentication is
+//! WS-UsernameToken PasswordDigest stamped with the camera's clock (our clock
+//! plus the offset measured by an unauthenticated GetSystemDateAndTime), or
+//! HTTP Digest when the camera answers `401` with a Digest challenge; the
+//! client remembers which worked. Passwords live in [`Secret`], whose `Debug`
+//! and `Display` print `***`, and never reach an error or a log line.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::onvif::{
+    self, DeviceInformation, MediaVersion, NetworkInterface, Profile, Services, SystemDateTime,
+};
+use crate::soap::{self, SoapError, SoapFault, UsernameToken};
+use crate::xml::XmlError;
+
+/// A password: `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a password.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The password itself, for computing digests. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret::new(s)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// User name and password of a camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password (prints as `***`).
+    pub password: Secret,
+}
+
+impl Credentials {
+    /// Convenience constructor.
+    pub fn new(username: impl Into<String>, password: impl Into<Secret>) -> Self {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+}
+
+/// Per-client limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Whole-call timeout (connect, send, read the body). Default 5 s.
+    pub timeout: Duration,
+    /// TCP connect timeout, used by [`http_client`]. Default 3 s.
+    pub connect_timeout: Duration,
+    /// Largest response body accepted. Default 1 MiB.
+    pub max_body: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            max_body: 1 << 20,
+        }
+    }
+}
+
+/// Our wall clock, injected so tests can fix it (STYLE.md §4).
+pub trait WallClock: Send + Sync + 'static {
+    /// Now, in UTC.
+    fn now_utc(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl WallClock for SystemClock {
+    fn now_utc(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// How the client authenticates to a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No credentials configured.
+    None,
+    /// WS-Security UsernameToken with PasswordDigest.
+    WsUsernameToken,
+    /// HTTP Digest (RFC 7616).
+    HttpDigest,
+}
+
+/// What went wrong, in a form that drives retries and metric labels.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OnvifErrorKind {
+    /// The call did not finish within [`ClientOptions::timeout`].
+    #[error("timed out")]
+    Timeout,
+    /// TCP connect failed.
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// Non-success HTTP status without a SOAP fault.
+    #[error("HTTP status {status}")]
+    Http {
+        /// The status code.
+        status: u16,
+    },
+    /// The camera answered with a (non-authentication) SOAP fault.
+    #[error("{0}")]
+    Fault(SoapFault),
+    /// The camera refused our credentials (HTTP 401 or an auth fault).
+    #[error("credentials refused")]
+    AuthRejected,
+    /// The response was not acceptable XML.
+    #[error("bad XML: {0}")]
+    Xml(XmlError),
+    /// The body went over [`ClientOptions::max_body`].
+    #[error("response body over the size limit")]
+    TooLarge,
+    /// Anything else that does not follow the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// A failed ONVIF call: which camera (host:port), which operation, what came back.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{operation} to {peer}: {kind}")]
+pub struct OnvifError {
+    /// `host:port` of the camera.
+    pub peer: String,
+    /// The ONVIF operation, e.g. `GetDeviceInformation`.
+    pub operation: &'static str,
+    /// What happened.
+    pub kind: OnvifErrorKind,
+}
+
+impl OnvifError {
+    /// A short, bounded label for metrics: `timeout`, `connect`, `http`,
+    /// `fault`, `auth`, `parse`, `too_large` (`protocol` for the rest).
+    pub fn kind_label(&self) -> &'static str {
+        match self.kind {
+            OnvifErrorKind::Timeout => "timeout",
+            OnvifErrorKind::Connect(_) => "connect",
+            OnvifErrorKind::Http { .. } => "http",
+            OnvifErrorKind::Fault(_) => "fault",
+            OnvifErrorKind::AuthRejected => "auth",
+            OnvifErrorKind::Xml(_) => "parse",
+            OnvifErrorKind::TooLarge => "too_large",
+            OnvifErrorKind::Protocol(_) => "protocol",
+        }
+    }
+
+    /// Whether the credentials (or their timestamp) were refused.
+    pub fn is_auth(&self) -> bool {
+        match &self.kind {
+            OnvifErrorKind::AuthRejected => true,
+            OnvifErrorKind::Fault(f) => f.is_auth(),
+            _ => false,
+        }
+    }
+}
+
+/// Builds the `reqwest::Client` to share between cameras: HTTP/1.1, no proxy
+/// (cameras are on the LAN), the connect timeout of `opts`.
+pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(opts.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(2)
+        .tcp_nodelay(true)
+        .build()
+}
+
+/// One media profile with its URIs (credentials stripped).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileInventory {
+    /// The profile.
+    pub profile: Profile,
+    /// RTSP stream URI, if GetStreamUri worked.
+    pub stream_uri: Option<String>,
+    /// Snapshot URI, if GetSnapshotUri worked.
+    pub snapshot_uri: Option<String>,
+}
+
+/// Everything [`OnvifClient::inventory`] learnt about a camera.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraInventory {
+    /// The device service URL (credential-free).
+    pub xaddr: String,
+    /// GetDeviceInformation.
+    pub device: DeviceInformation,
+    /// Camera UTC − our UTC, in milliseconds.
+    pub clock_offset_ms: i64,
+    /// MAC of the first enabled interface with one (`aa:bb:cc:dd:ee:ff`).
+    pub mac: Option<String>,
+    /// GetNetworkInterfaces.
+    pub interfaces: Vec<NetworkInterface>,
+    /// GetScopes.
+    pub scopes: Vec<String>,
+    /// Service XAddrs (GetServices, else GetCapabilities).
+    pub services: Services,
+    /// 2 when profiles came from Media2, else 1.
+    pub media_version: u8,
+    /// Profiles with their URIs.
+    pub profiles: Vec<ProfileInventory>,
+    /// How we authenticated.
+    pub auth: AuthMode,
+    /// Things that went wrong without failing the inventory.
+    pub warnings: Vec<String>,
+}
+
+/// A clock measurement from GetSystemDateAndTime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockReading {
+    /// What the camera said.
+    pub time: SystemDateTime,
+    /// Camera UTC − our UTC at the round-trip midpoint, in milliseconds.
+    pub offset_ms: i64,
+    /// True when the camera demanded authentication for it.
+    pub needed_auth: bool,
+}
+
+struct State {
+    offset_ms: i64,
+    mode: AuthMode,
+    digest: Option<digest_auth::WwwAuthenticateHeader>,
+    services: Option<Services>,
+}
+
+/// An ONVIF client for one camera.
+pub struct OnvifClient {
+    http: reqwest::Client,
+    device_url: String,
+    peer: String,
+    creds: Option<Credentials>,
+    opts: ClientOptions,
+    clock: Arc<dyn WallClock>,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for OnvifClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnvifClient")
+            .field("device_url", &self.device_url)
+            .field("creds", &self.creds)
+            .finish_non_exhaustive()
+    }
+}
+
+type Parser<T> = fn(&[u8], usize) -> Result<T, SoapError>;
+
+impl OnvifClient {
+    /// A client for the device service at `device_xaddr` (userinfo in the URL
+    /// is dropped), with its own HTTP client. Prefer [`with_http`](Self::with_http)
+    /// to share one connection pool across many cameras.
+    pub fn new(
+        device_xaddr: &str,
+        creds: Option<Credentials>,
+        opts: ClientOptions,
+    ) -> Result<Self, OnvifError> {
+        let http = http_client(&opts).map_err(|e| OnvifError {
+            peer: String::new(),
+            operation: "new",
+            kind: OnvifErrorKind::Protocol(e.without_url().to_string()),
+        })?;
+        Self::with_http(http, device_xaddr, creds, opts)
+    }
+
+    /// Like [`new`](Self::new), with a shared `reqwest::Client`.
+    pub fn with_http(
+        http: reqwest::Client,
+        device_xaddr: &str,
+        creds: Option<Credentials>,
+        opts: ClientOptions,
+    ) -> Result<Self, OnvifError> {
+        let clean = onvif::strip_credentials(device_xaddr);
+        let bad = |why: &str| OnvifError {
+            peer: clean.clone(),
+            operation: "new",
+            kind: OnvifErrorKind::Protocol(format!("invalid device XAddr: {why}")),
+        };
+        let url = url::Url::parse(&clean).map_err(|e| bad(&e.to_string()))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(bad("scheme is not http"));
+        }
+        let peer = peer_of(&url).ok_or_else(|| bad("no host"))?;
+        let mode = if creds.is_some() {
+            AuthMode::WsUsernameToken
+        } else {
+            AuthMode::None
+        };
+        Ok(OnvifClient {
+            http,
+            device_url: url.to_string(),
+            peer,
+            creds,
+            opts,
+            clock: Arc::new(SystemClock),
+            state: Mutex::new(State {
+                offset_ms: 0,
+                mode,
+                digest: None,
+                services: None,
+            }),
+        })
+    }
+
+    /// Replaces the wall clock (tests, simulations).
+    pub fn with_clock(mut self, clock: Arc<dyn WallClock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// `host:port` of the camera.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The device service URL, credential-free.
+    pub fn device_url(&self) -> &str {
+        &self.device_url
+    }
+
+    /// The last measured clock offset (camera − us), in milliseconds.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.state().offset_ms
+    }
+
+    /// Sets the clock offset (e.g. remembered from a previous poll).
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        self.state().offset_ms = offset_ms;
+    }
+
+    /// The authentication mode in use.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.state().mode
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn err(&self, operation: &'static str, kind: OnvifErrorKind) -> OnvifError {
+        OnvifError {
+            peer: self.peer.clone(),
+            operation,
+            kind,
+        }
+    }
+
+    // ------------------------------------------------------------ transport
+
+    /// One HTTP exchange (with the Digest challenge round if needed), under
+    /// the call timeout. Returns the body of a 2xx answer.
+    async fn post(
+        &self,
+        op: &'static str,
+        url: &str,
+        body: &str,
+        authenticated: bool,
+    ) -> Result<Vec<u8>, OnvifError> {
+        match tokio::time::timeout(self.opts.timeout, self.post_inner(url, body, authenticated))
+            .await
+        {
+            Ok(r) => r.map_err(|k| self.err(op, k)),
+            Err(_) => Err(self.err(op, OnvifErrorKind::Timeout)),
+        }
+    }
+
+    async fn post_inner(
+        &self,
+        url: &str,
+        body: &str,
+        authenticated: bool,
+    ) -> Result<Vec<u8>, OnvifErrorKind> {
+        let creds = if authenticated {
+            self.creds.as_ref()
+        } else {
+            None
+        };
+        let path = url::Url::parse(url)
+            .map(|u| match u.query() {
+                Some(q) => format!("{}?{}", u.path(), q),
+                None => u.path().to_string(),
+            })
+            .map_err(|e| OnvifErrorKind::Protocol(format!("invalid service URL: {e}")))?;
+        for attempt in 0..2 {
+            let (envelope, authorization) = {
+                let mut st = self.state();
+                match (creds, st.mode) {
+                    (Some(c), AuthMode::HttpDigest) => {
+                        let env = soap::envelope(body, None);
+                        let auth = match st.digest.as_mut() {
+                            Some(ch) => Some(digest_header(ch, c, &path, env.as_bytes())?),
+                            None => None,
+                        };
+                        (env, auth)
+                    }
+                    (Some(c), _) => {
+                        let created =
+                            self.clock.now_utc() + time::Duration::milliseconds(st.offset_ms);
+                        let token = UsernameToken::new(
+                            &c.username,
+                            c.password.expose(),
+                            rand::random::<[u8; 16]>(),
+                            created,
+                        );
+                        (soap::envelope(body, Some(&token)), None)
+                    }
+                    (None, _) => (soap::envelope(body, None), None),
+                }
+            };
+            let mut req = self
+                .http
+                .post(url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/soap+xml; charset=utf-8",
+                )
+                .body(envelope);
+            if let Some(a) = authorization {
+                req = req.header(reqwest::header::AUTHORIZATION, a);
+            }
+            let resp = req.send().await.map_err(map_reqwest)?;
+            let status = resp.status().as_u16();
+            if status == 401 {
+                let challenge = resp
+                    .headers()
+                    .get_all(reqwest::header::WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find(|v| v.trim_start().to_ascii_lowercase().starts_with("digest"))
+                    .and_then(|v| digest_auth::parse(v).ok());
+                if let (Some(_), Some(ch), 0) = (creds, challenge, attempt) {
+                    let mut st = self.state();
+                    st.digest = Some(ch);
+                    st.mode = AuthMode::HttpDigest;
+                    continue;
+                }
+                return Err(OnvifErrorKind::AuthRejected);
+            }
+            let bytes = read_capped(resp, self.opts.max_body).await?;
+            if !(200..300).contains(&status) {
+                return Err(match soap::parse_fault(&bytes, self.opts.max_body) {
+                    Some(f) => OnvifErrorKind::Fault(f),
+                    None => OnvifErrorKind::Http { status },
+                });
+            }
+            return Ok(bytes);
+        }
+        Err(OnvifErrorKind::AuthRejected)
+    }
+
+    async fn call_once<T>(
+        &self,
+        op: &'static str,
+        url: &str,
+        body: &str,
+        authenticated: bool,
+        parse: Parser<T>,
+    ) -> Result<T, OnvifError> {
+        let bytes = self.post(op, url, body, authenticated).await?;
+        parse(&bytes, self.opts.max_body).map_err(|e| {
+            self.err(
+                op,
+                match e {
+                    SoapError::Xml(x) => OnvifErrorKind::Xml(x),
+                    SoapError::Fault(f) => OnvifErrorKind::Fault(f),
+                    SoapError::Protocol(p) => OnvifErrorKind::Protocol(p),
+                },
+            )
+        })
+    }
+
+    /// An authenticated call. On an auth failure with WS-UsernameToken the
+    /// clock offset is re-measured once and, if it moved, the call retried.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        url: &str,
+        body: &str,
+        parse: Parser<T>,
+    ) -> Result<T, OnvifError> {
+        let first = self.call_once(op, url, body, true, parse).await;
+        let r = match first {
+            Err(e)
+                if e.is_auth()
+                    && self.creds.is_some()
+                    && self.auth_mode() == AuthMode::WsUsernameToken =>
+            {
+                let before = self.clock_offset_ms();
+                match self.measure(false).await {
+                    Ok(reading) if (reading.offset_ms - before).abs() > 1000 => {
+                        self.call_once(op, url, body, true, parse).await
+                    }
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        };
+        r.map_err(|mut e| {
+            if e.is_auth() {
+                e.kind = OnvifErrorKind::AuthRejected;
+            }
+            e
+        })
+    }
+
+    async fn measure(&self, authenticated: bool) -> Result<ClockReading, OnvifError> {
+        let wall0 = self.clock.now_utc();
+        let t0 = Instant::now();
+        let time = self
+            .call_once(
+                "GetSystemDateAndTime",
+                &self.device_url,
+                &onvif::get_system_date_and_time(),
+                authenticated,
+                onvif::parse_system_date_and_time,
+            )
+            .await?;
+        let rtt = t0.elapsed();
+        let mid = wall0 + rtt / 2;
+        let offset = (time.utc - mid).whole_milliseconds();
+        let offset_ms =
+            i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX });
+        self.set_clock_offset_ms(offset_ms);
+        Ok(ClockReading {
+            time,
+            offset_ms,
+            needed_auth: authenticated,
+        })
+    }
+
+    // ----------------------------------------------------------- operations
+
+    /// GetSystemDateAndTime, unauthenticated, measuring and storing the clock
+    /// offset. If the camera demands authentication for it, it is retried
+    /// authenticated with offset 0 (`needed_auth` set).
+    pub async fn measure_clock(&self) -> Result<ClockReading, OnvifError> {
+        match self.measure(false).await {
+            Err(e) if e.is_auth() && self.creds.is_some() => {
+                self.set_clock_offset_ms(0);
+                self.measure(true).await.map_err(|mut e| {
+                    if e.is_auth() {
+                        e.kind = OnvifErrorKind::AuthRejected;
+                    }
+                    e
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// GetSystemDateAndTime (see [`measure_clock`](Self::measure_clock)).
+    pub async fn system_date_and_time(&self) -> Result<SystemDateTime, OnvifError> {
+        Ok(self.measure_clock().await?.time)
+    }
+
+    /// GetServices, falling back to GetCapabilities when GetServices gives a
+    /// fault, an HTTP error or an unusable answer. The result is remembered.
+    pub async fn services(&self) -> Result<Services, OnvifError> {
+        let s = match self
+            .call(
+                "GetServices",
+                &self.device_url,
+                &onvif::get_services(false),
+                onvif::parse_services,
+            )
+            .await
+        {
+            Ok(s) => s,
+            Err(e) if fallback_worthy(&e) => {
+                self.call(
+                    "GetCapabilities",
+                    &self.device_url,
+                    &onvif::get_capabilities(),
+                    onvif::parse_capabilities,
+                )
+                .await?
+            }
+            Err(e) => return Err(e),
+        };
+        self.state().services = Some(s.clone());
+        Ok(s)
+    }
+
+    /// GetDeviceInformation (authenticated: proves the credentials).
+    pub async fn device_information(&self) -> Result<DeviceInformation, OnvifError> {
+        self.call(
+            "GetDeviceInformation",
+            &self.device_url,
+            &onvif::get_device_information(),
+            onvif::parse_device_information,
+        )
+        .await
+    }
+
+    /// GetNetworkInterfaces.
+    pub async fn network_interfaces(&self) -> Result<Vec<NetworkInterface>, OnvifError> {
+        self.call(
+            "GetNetworkInterfaces",
+            &self.device_url,
+            &onvif::get_network_interfaces(),
+            onvif::parse_network_interfaces,
+        )
+        .await
+    }
+
+    /// GetScopes.
+    pub async fn scopes(&self) -> Result<Vec<String>, OnvifError> {
+        self.call(
+            "GetScopes",
+            &self.device_url,
+            &onvif::get_scopes(),
+            onvif::parse_scopes,
+        )
+        .await
+    }
+
+    fn media_target(&self) -> (MediaVersion, String) {
+        let st = self.state();
+        let services = st.services.as_ref();
+        if let Some(x) = services.and_then(Services::media2) {
+            return (MediaVersion::Media2, x.to_string());
+        }
+        let x = services
+            .and_then(Services::media)
+            .unwrap_or(&self.device_url)
+            .to_string();
+        (MediaVersion::Media1, x)
+    }
+
+    fn media1_url(&self) -> String {
+        self.state()
+            .services
+            .as_ref()
+            .and_then(Services::media)
+            .unwrap_or(&self.device_url)
+            .to_string()
+    }
+
+    /// GetProfiles from Media2 when the camera has it (per [`services`](Self::services)),
+    /// else Media1; a failing Media2 falls back to Media1. Returns the media
+    /// version used, which later URI calls also use.
+    pub async fn profiles(&self) -> Result<(MediaVersion, Vec<Profile>), OnvifError> {
+        let (v, url) = self.media_target();
+        let r = self
+            .call(
+                "GetProfiles",
+                &url,
+                &onvif::get_profiles(v),
+                onvif::parse_profiles,
+            )
+            .await;
+        match r {
+            Ok(p) => Ok((v, p)),
+            Err(e) if v == MediaVersion::Media2 && fallback_worthy(&e) => {
+                if let Some(s) = self.state().services.as_mut() {
+                    s.xaddrs.remove(onvif::NS_MEDIA2);
+                }
+                let url = self.media1_url();
+                let p = self
+                    .call(
+                        "GetProfiles",
+                        &url,
+                        &onvif::get_profiles(MediaVersion::Media1),
+                        onvif::parse_profiles,
+                    )
+                    .await?;
+                Ok((MediaVersion::Media1, p))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GetStreamUri (RTSP) for a profile, credentials stripped.
+    pub async fn stream_uri(&self, profile_token: &str) -> Result<String, OnvifError> {
+        let (v, url) = self.media_target();
+        self.call(
+            "GetStreamUri",
+            &url,
+            &onvif::get_stream_uri(v, profile_token),
+            onvif::parse_media_uri,
+        )
+        .await
+        .map(|u| onvif::strip_credentials(&u))
+    }
+
+    /// GetSnapshotUri for a profile, credentials stripped.
+    pub async fn snapshot_uri(&self, profile_token: &str) -> Result<String, OnvifError> {
+        let (v, url) = self.media_target();
+        self.call(
+            "GetSnapshotUri",
+            &url,
+            &onvif::get_snapshot_uri(v, profile_token),
+            onvif::parse_media_uri,
+        )
+        .await
+        .map(|u| onvif::strip_credentials(&u))
+    }
+
+    /// The whole sequence: clock (unauthenticated), services, device
+    /// information, interfaces, scopes, profiles and their URIs.
+    ///
+    /// Fails on transport errors, refused credentials and a failing
+    /// GetDeviceInformation or GetProfiles; the other calls degrade to warnings.
+    pub async fn inventory(&self) -> Result<CameraInventory, OnvifError> {
+        let mut warnings = Vec::new();
+        match self.measure_clock().await {
+            Ok(r) if r.needed_auth => warnings.push(
+                "camera demands authentication for GetSystemDateAndTime; clock offset measured after authenticating"
+                    .to_string(),
+            ),
+            Ok(_) => {}
+            Err(e) if matches!(
+                e.kind,
+                OnvifErrorKind::Xml(_) | OnvifErrorKind::Protocol(_) | OnvifErrorKind::Fault(_) | OnvifErrorKind::Http { .. }
+            ) => {
+                warnings.push(format!("clock offset unknown, assuming 0: {e}"));
+                self.set_clock_offset_ms(0);
+            }
+            Err(e) => return Err(e),
+        }
+        let services = match self.services().await {
+            Ok(s) => s,
+            Err(e) if !e.is_auth() && !is_transport(&e) => {
+                warnings.push(format!(
+                    "no service list, using the device XAddr for everything: {e}"
+                ));
+                Services::default()
+            }
+            Err(e) => return Err(e),
+        };
+        let device = self.device_information().await?;
+        let interfaces = self.network_interfaces().await.unwrap_or_else(|e| {
+            warnings.push(e.to_string());
+            Vec::new()
+        });
+        let scopes = self.scopes().await.unwrap_or_else(|e| {
+            warnings.push(e.to_string());
+            Vec::new()
+        });
+        let (version, profiles) = self.profiles().await?;
+        let mut out = Vec::with_capacity(profiles.len());
+        for profile in profiles {
+            let stream_uri = match self.stream_uri(&profile.token).await {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    warnings.push(format!("profile {:?}: {e}", profile.token));
+                    None
+                }
+            };
+            let snapshot_uri = match self.snapshot_uri(&profile.token).await {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    warnings.push(format!("profile {:?}: {e}", profile.token));
+                    None
+                }
+            };
+            out.push(ProfileInventory {
+                profile,
+                stream_uri,
+                snapshot_uri,
+            });
+        }
+        let mac = interfaces
+            .iter()
+            .filter(|i| i.enabled)
+            .chain(interfaces.iter())
+            .find_map(|i| i.hw_address.clone());
+        let services = self.state().services.clone().unwrap_or(services);
+        Ok(CameraInventory {
+            xaddr: self.device_url.clone(),
+            device,
+            clock_offset_ms: self.clock_offset_ms(),
+            mac,
+            interfaces,
+            scopes,
+            services,
+            media_version: version.number(),
+            profiles: out,
+            auth: self.auth_mode(),
+            warnings,
+        })
+    }
+}
+
+fn is_transport(e: &OnvifError) -> bool {
+    matches!(
+        e.kind,
+        OnvifErrorKind::Timeout | OnvifErrorKind::Connect(_) | OnvifErrorKind::TooLarge
+    )
+}
+
+/// Errors after which a fallback request (GetCapabilities, Media1) makes sense.
+fn fallback_worthy(e: &OnvifError) -> bool {
+    match &e.kind {
+        OnvifErrorKind::Fault(_) | OnvifErrorKind::Http { .. } | OnvifErrorKind::Protocol(_) => {
+            !e.is_auth()
+        }
+        OnvifErrorKind::Xml(x) => !matches!(x, XmlError::Dtd | XmlError::TooLarge { .. }),
+        _ => false,
+    }
+}
+
+fn peer_of(url: &url::Url) -> Option<String> {
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    Some(format!("{host}:{port}"))
+}
+
+fn digest_header(
+    challenge: &mut digest_auth::WwwAuthenticateHeader,
+    creds: &Credentials,
+    path: &str,
+    body: &[u8],
+) -> Result<String, OnvifErrorKind> {
+    let ctx = digest_auth::AuthContext::new_with_method(
+        creds.username.as_str(),
+        creds.password.expose(),
+        path,
+        Some(body),
+        digest_auth::HttpMethod::POST,
+    );
+    challenge
+        .respond(&ctx)
+        .map(|h| h.to_header_string())
+        .map_err(|e| OnvifErrorKind::Protocol(format!("unusable Digest challenge: {e}")))
+}
+
+fn map_reqwest(e: reqwest::Error) -> OnvifErrorKind {
+    let e = e.without_url();
+    if e.is_timeout() {
+        return OnvifErrorKind::Timeout;
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    if e.is_connect() {
+        OnvifErrorKind::Connect(msg)
+    } else {
+        OnvifErrorKind::Protocol(msg)
+    }
+}
+
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, OnvifErrorKind> {
+    if resp.content_length().is_some_and(|l| l > max as u64) {
+        return Err(OnvifErrorKind::TooLarge);
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(map_reqwest)? {
+        if buf.len() + chunk.len() > max {
+            return Err(OnvifErrorKind::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use time::macros::datetime;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const BASE: OffsetDateTime = datetime!(2026-11-23 08:00:00 UTC);
+    const USER: &str = "admin";
+    const PASS: &str = "Sup3r-secret";
+
+    struct FixedClock;
+    impl WallClock for FixedClock {
+        fn now_utc(&self) -> OffsetDateTime {
+            BASE
+        }
+    }
+
+    struct Req {
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Req {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+        fn op(&self) -> String {
+            let Ok(doc) = crate::xml::parse(&self.body) else {
+                return String::new();
+            };
+            crate::xml::find(doc.root_element(), "Body")
+                .and_then(|b| b.children().find(|c| c.is_element()))
+                .map(|n| n.tag_name().name().to_string())
+                .unwrap_or_default()
+        }
+    }
+
+    struct Resp {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    fn ok(body: String) -> Resp {
+        Resp {
+            status: 200,
+            headers: vec![],
+            body: body.into_bytes(),
+        }
+    }
+
+    type Handler = Arc<dyn Fn(Req) -> Resp + Send + Sync>;
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
+
+    async fn conn(mut s: TcpStream, h: Handler) {
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 8192];
+        loop {
+            let hdr_end = loop {
+                if let Some(i) = find(&buf, b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match s.read(&mut tmp).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..hdr_end]).to_string();
+            let headers: Vec<(String, String)> = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < hdr_end + len {
+                match s.read(&mut tmp).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                }
+            }
+            let body = String::from_utf8_lossy(&buf[hdr_end..hdr_end + len]).to_string();
+            buf.drain(..hdr_end + len);
+            let r = h(Req { headers, body });
+            let mut out = format!(
+                "HTTP/1.1 {} X\r\nContent-Type: application/soap+xml\r\nContent-Length: {}\r\n",
+                r.status,
+                r.body.len()
+            );
+            for (k, v) in &r.headers {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+            out.push_str("\r\n");
+            let mut bytes = out.into_bytes();
+            bytes.extend_from_slice(&r.body);
+            if s.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn serve(listener: TcpListener, h: Handler) {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(conn(s, h.clone()));
+        }
+    }
+
+    fn fault(status: u16, sub: &str, reason: &str) -> Resp {
+        Resp {
+            status,
+            headers: vec![],
+            body: format!(
+                r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:ter="http://www.onvif.org/ver10/error"><env:Body><env:Fault><env:Code><env:Value>env:Sender</env:Value><env:Subcode><env:Value>{sub}</env:Value></env:Subcode></env:Code><env:Reason><env:Text xml:lang="en">{reason}</env:Text></env:Reason></env:Fault></env:Body></env:Envelope>"#
+            )
+            .into_bytes(),
+        }
+    }
+
+    fn sdt(now: OffsetDateTime) -> String {
+        format!(
+            r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema"><env:Body><tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:DateTimeType>Manual</tt:DateTimeType><tt:UTCDateTime><tt:Time><tt:Hour>{}</tt:Hour><tt:Minute>{}</tt:Minute><tt:Second>{}</tt:Second></tt:Time><tt:Date><tt:Year>{}</tt:Year><tt:Month>{}</tt:Month><tt:Day>{}</tt:Day></tt:Date></tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse></env:Body></env:Envelope>"#,
+            now.hour(),
+            now.minute(),
+            now.second(),
+            now.year(),
+            u8::from(now.month()),
+            now.day()
+        )
+    }
+
+    /// A fake camera serving the agsh-mockup captures.
+    #[derive(Default)]
+    struct Cam {
+        skew_s: AtomicI64,
+        auth_for_all: bool,
+        digest: bool,
+        fault_on: Option<&'static str>,
+        port: u16,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Cam {
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn handle(&self, req: Req) -> Resp {
+            let op = req.op();
+            self.calls.lock().unwrap().push(op.clone());
+            let now = BASE + time::Duration::seconds(self.skew_s.load(Ordering::SeqCst));
+            if op != "GetSystemDateAndTime" || self.auth_for_all {
+                if self.digest {
+                    let challenge = Resp {
+                        status: 401,
+                        headers: vec![(
+                            "WWW-Authenticate".into(),
+                            r#"Digest realm="tgw-test", qop="auth", nonce="fixednonce", algorithm=MD5"#.into(),
+                        )],
+                        body: vec![],
+                    };
+                    let Some(h) = req.header("authorization") else {
+                        return challenge;
+                    };
+                    let Ok(mut a) = digest_auth::AuthorizationHeader::parse(h) else {
+                        return challenge;
+                    };
+                    let claimed = a.response.clone();
+                    let uri = a.uri.clone();
+                    let ctx = digest_auth::AuthContext::new_with_method(
+                        USER,
+                        PASS,
+                        uri.as_str(),
+                        Some(req.body.as_bytes()),
+                        digest_auth::HttpMethod::POST,
+                    );
+                    a.digest(&ctx);
+                    if a.response != claimed || a.nonce != "fixednonce" || a.username != USER {
+                        return challenge;
+                    }
+                } else if let Err(e) = soap::verify_username_token(
+                    &req.body,
+                    USER,
+                    PASS,
+                    now,
+                    time::Duration::seconds(5),
+                ) {
+                    return fault(
+                        400,
+                        "ter:NotAuthorized",
+                        &format!("Sender not Authorized ({e})"),
+                    );
+                }
+            }
+            if self.fault_on == Some(op.as_str()) {
+                return fault(
+                    500,
+                    "ter:ActionNotSupported",
+                    "Optional Action Not Implemented",
+                );
+            }
+            let local = format!("http://127.0.0.1:{}/onvif/services", self.port);
+            let fix = |s: &str| s.replace("http://192.168.68.111/onvif/services", &local);
+            match op.as_str() {
+                "GetSystemDateAndTime" => ok(sdt(now)),
+                "GetServices" => ok(fix(include_str!(
+                    "../testdata/onvif/agsh-mockup/GetServices.xml"
+                ))),
+                "GetCapabilities" => ok(fix(include_str!(
+                    "../testdata/onvif/agsh-mockup/GetCapabilities.xml"
+                ))),
+                "GetDeviceInformation" => ok(include_str!(
+                    "../testdata/onvif/agsh-mockup/GetDeviceInformation.xml"
+                )
+                .into()),
+                "GetNetworkInterfaces" => ok(include_str!(
+                    "../testdata/onvif/agsh-mockup/device.GetNetworkInterfaces.xml"
+                )
+                .into()),
+                "GetScopes" => {
+                    ok(include_str!("../testdata/onvif/agsh-mockup/GetScopes.xml").into())
+                }
+                "GetProfiles" => {
+                    ok(include_str!("../testdata/onvif/agsh-mockup/GetProfiles.xml").into())
+                }
+                "GetStreamUri" => {
+                    ok(include_str!("../testdata/onvif/agsh-mockup/GetStreamUri.xml").into())
+                }
+                "GetSnapshotUri" => {
+                    ok(include_str!("../testdata/onvif/agsh-mockup/GetSnapshotUri.xml").into())
+                }
+                _ => fault(400, "ter:ActionNotSupported", "unknown action"),
+            }
+        }
+    }
+
+    async fn start(mut cam: Cam) -> (Arc<Cam>, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        cam.port = listener.local_addr().unwrap().port();
+        let cam = Arc::new(cam);
+        let c = cam.clone();
+        tokio::spawn(serve(listener, Arc::new(move |r| c.handle(r))));
+        let url = format!("http://127.0.0.1:{}/onvif/device_service", cam.port);
+        (cam, url)
+    }
+
+    fn client(url: &str, pass: &str) -> OnvifClient {
+        OnvifClient::new(
+            url,
+            Some(Credentials::new(USER, pass)),
+            ClientOptions::default(),
+        )
+        .unwrap()
+        .with_clock(Arc::new(FixedClock))
+    }
+
+    /// Full inventory of a camera whose clock is 10 minutes ahead: the offset
+    /// is measured unauthenticated and used in every UsernameToken (the fake
+    /// camera checks Created within ±5 s of its own clock).
+    #[tokio::test]
+    async fn inventory_with_skewed_clock() {
+        let (cam, url) = start(Cam {
+            skew_s: AtomicI64::new(600),
+            ..Cam::default()
+        })
+        .await;
+        let c = client(&url, PASS);
+        let inv = c.inventory().await.unwrap();
+        assert!(
+            (inv.clock_offset_ms - 600_000).abs() < 1000,
+            "{}",
+            inv.clock_offset_ms
+        );
+        assert_eq!(inv.device.manufacturer, "Mockup Manufacturer");
+        assert_eq!(inv.mac.as_deref(), Some("28:57:be:65:7d:d5"));
+        assert_eq!(inv.scopes.len(), 7);
+        assert_eq!(inv.media_version, 1);
+        assert_eq!(inv.auth, AuthMode::WsUsernameToken);
+        assert_eq!(inv.profiles.len(), 1);
+        assert_eq!(
+            inv.profiles[0].stream_uri.as_deref(),
+            Some("rtsp://192.168.68.111/h264main")
+        );
+        assert!(
+            inv.profiles[0]
+                .snapshot_uri
+                .as_deref()
+                .unwrap()
+                .contains("image.cgi")
+        );
+        assert!(
+            inv.services
+                .media()
+                .unwrap()
+                .starts_with("http://127.0.0.1:")
+        );
+        assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+        assert_eq!(cam.calls()[0], "GetSystemDateAndTime");
+        let json = serde_json::to_string(&inv).unwrap();
+        assert!(!json.contains(PASS));
+        let back: CameraInventory = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, inv);
+    }
+
+    /// The camera's clock jumps after we measured it: the first authenticated
+    /// call fails, the offset is re-measured once and the call retried.
+    #[tokio::test]
+    async fn remeasures_offset_after_auth_failure() {
+        let (cam, url) = start(Cam::default()).await;
+        let c = client(&url, PASS);
+        assert!(c.measure_clock().await.unwrap().offset_ms.abs() < 1000);
+        cam.skew_s.store(-300, Ordering::SeqCst);
+        let d = c.device_information().await.unwrap();
+        assert_eq!(d.model, "Mockup Model");
+        assert!((c.clock_offset_ms() + 300_000).abs() < 1000);
+        assert_eq!(
+            cam.calls(),
+            [
+                "GetSystemDateAndTime",
+                "GetDeviceInformation",
+                "GetSystemDateAndTime",
+                "GetDeviceInformation"
+            ]
+        );
+    }
+
+    /// A wrong password is reported as AuthRejected without a blind retry
+    /// (the offset did not move) and without the password in the error.
+    #[tokio::test]
+    async fn wrong_password_is_auth_rejected() {
+        let (cam, url) = start(Cam::default()).await;
+        let c = client(&url, "wrong-pass");
+        let e = c.inventory().await.unwrap_err();
+        assert_eq!(e.kind, OnvifErrorKind::AuthRejected);
+        assert_eq!(e.kind_label(), "auth");
+        assert_eq!(e.operation, "GetServices");
+        assert!(e.peer.starts_with("127.0.0.1:"));
+        let shown = format!("{e} {e:?} {c:?}");
+        assert!(!shown.contains("wrong-pass"), "{shown}");
+        let n = cam.calls().iter().filter(|c| *c == "GetServices").count();
+        assert_eq!(n, 1);
+    }
+
+    /// Cameras that demand authentication even for GetSystemDateAndTime: it is
+    /// retried authenticated with offset 0, and the inventory proceeds with a warning.
+    #[tokio::test]
+    async fn auth_demanded_for_everything() {
+        let (_cam, url) = start(Cam {
+            auth_for_all: true,
+            ..Cam::default()
+        })
+        .await;
+        let inv = client(&url, PASS).inventory().await.unwrap();
+        assert_eq!(inv.device.model, "Mockup Model");
+        assert_eq!(inv.warnings.len(), 1, "{:?}", inv.warnings);
+        assert!(inv.warnings[0].contains("demands authentication"));
+    }
+
+    /// HTTP Digest cameras: a 401 Digest challenge switches the client to
+    /// Digest, which it then keeps using.
+    #[tokio::test]
+    async fn http_digest() {
+        let (_cam, url) = start(Cam {
+            digest: true,
+            ..Cam::default()
+        })
+        .await;
+        let c = client(&url, PASS);
+        let inv = c.inventory().await.unwrap();
+        assert_eq!(inv.auth, AuthMode::HttpDigest);
+        assert_eq!(inv.profiles.len(), 1);
+        let bad = client(&url, "nope");
+        let e = bad.device_information().await.unwrap_err();
+        assert_eq!(e.kind, OnvifErrorKind::AuthRejected);
+    }
+
+    /// A Digest camera that challenges even GetSystemDateAndTime: the
+    /// unauthenticated 401 leads to an authenticated retry, which answers the
+    /// challenge.
+    #[tokio::test]
+    async fn http_digest_for_everything() {
+        let (cam, url) = start(Cam {
+            digest: true,
+            auth_for_all: true,
+            skew_s: AtomicI64::new(42),
+            ..Cam::default()
+        })
+        .await;
+        let c = client(&url, PASS);
+        let inv = c.inventory().await.unwrap();
+        assert_eq!(inv.auth, AuthMode::HttpDigest);
+        assert!((inv.clock_offset_ms - 42_000).abs() < 1000);
+        assert_eq!(inv.warnings.len(), 1, "{:?}", inv.warnings);
+        assert_eq!(cam.calls()[..3], ["GetSystemDateAndTime"; 3]);
+    }
+
+    /// A SOAP fault is surfaced with its subcode; GetServices faults fall back
+    /// to GetCapabilities.
+    #[tokio::test]
+    async fn fault_subcode_surfaced_and_capabilities_fallback() {
+        let (cam, url) = start(Cam {
+            fault_on: Some("GetServices"),
+            ..Cam::default()
+        })
+        .await;
+        let c = client(&url, PASS);
+        let s = c.services().await.unwrap();
+        assert!(s.ptz().is_some());
+        assert_eq!(cam.calls(), ["GetServices", "GetCapabilities"]);
+
+        let (_cam, url) = start(Cam {
+            fault_on: Some("GetDeviceInformation"),
+            ..Cam::default()
+        })
+        .await;
+        let e = client(&url, PASS).device_information().await.unwrap_err();
+        assert_eq!(e.kind_label(), "fault");
+        let OnvifErrorKind::Fault(f) = &e.kind else {
+            panic!("{e:?}")
+        };
+        assert_eq!(f.subcodes, ["ter:ActionNotSupported"]);
+        assert!(e.to_string().contains("ter:ActionNotSupported"), "{e}");
+    }
+
+    async fn raw_server(response: Arc<dyn Fn() -> Vec<Vec<u8>> + Send + Sync>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let parts = response();
+                tokio::spawn(async move {
+                    let mut tmp = [0u8; 4096];
+                    let _ = s.read(&mut tmp).await;
+                    for p in parts {
+                        if s.write_all(&p).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Hold the connection open (the "never answers" case).
+                    let _ = s.read(&mut tmp).await;
+                });
+            }
+        });
+        format!("http://127.0.0.1:{port}/onvif/device_service")
+    }
+
+    /// A 10 MB answer is refused at the cap, with or without Content-Length.
+    #[tokio::test]
+    async fn ten_megabytes_is_too_large() {
+        let chunk = vec![b'a'; 1 << 20];
+        let with_len = raw_server(Arc::new(|| {
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n".to_vec()]
+        }))
+        .await;
+        let c = client(&with_len, PASS);
+        let e = c.device_information().await.unwrap_err();
+        assert_eq!(
+            (e.kind.clone(), e.kind_label()),
+            (OnvifErrorKind::TooLarge, "too_large")
+        );
+
+        let streamed = raw_server(Arc::new(move || {
+            let mut v = vec![b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec()];
+            v.extend(std::iter::repeat_n(chunk.clone(), 10));
+            v
+        }))
+        .await;
+        let e = client(&streamed, PASS)
+            .device_information()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, OnvifErrorKind::TooLarge);
+    }
+
+    /// A camera that accepts the connection and never answers times out.
+    #[tokio::test(start_paused = true)]
+    async fn silent_camera_times_out() {
+        let url = raw_server(Arc::new(Vec::new)).await;
+        let opts = ClientOptions {
+            timeout: Duration::from_secs(2),
+            ..ClientOptions::default()
+        };
+        let c = OnvifClient::new(&url, None, opts).unwrap();
+        let t0 = Instant::now();
+        let e = c.system_date_and_time().await.unwrap_err();
+        assert_eq!(e.kind, OnvifErrorKind::Timeout);
+        assert_eq!(e.kind_label(), "timeout");
+        assert_eq!(e.operation, "GetSystemDateAndTime");
+        assert!(t0.elapsed() >= Duration::from_secs(2));
+    }
+
+    /// A DTD in a response is refused (entity expansion never reaches the parser).
+    #[tokio::test]
+    async fn dtd_in_response_is_refused() {
+        let url = raw_server(Arc::new(|| {
+            let body = include_bytes!("../testdata/onvif/synthetic/hostile.dtd.xml");
+            let mut v =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            v.extend_from_slice(body);
+            vec![v]
+        }))
+        .await;
+        let e = client(&url, PASS).device_information().await.unwrap_err();
+        assert_eq!(e.kind, OnvifErrorKind::Xml(XmlError::Dtd));
+        assert_eq!(e.kind_label(), "parse");
+    }
+
+    /// Connection refused is a Connect error naming the peer.
+    #[tokio::test]
+    async fn connect_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url = format!("http://127.0.0.1:{port}/onvif/device_service");
+        let e = client(&url, PASS).system_date_and_time().await.unwrap_err();
+        assert_eq!(e.kind_label(), "connect", "{e:?}");
+        assert_eq!(e.peer, format!("127.0.0.1:{port}"));
+    }
+
+    /// Secrets never print; userinfo in an XAddr is dropped.
+    #[test]
+    fn secrets_are_masked() {
+        let creds = Credentials::new("admin", "hunter2");
+        assert!(!format!("{creds:?}").contains("hunter2"));
+        assert_eq!(creds.password.to_string(), "***");
+        let c = OnvifClient::new(
+            "http://admin:hunter2@10.0.0.5/onvif/device_service",
+            Some(creds),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(c.device_url(), "http://10.0.0.5/onvif/device_service");
+        assert_eq!(c.peer(), "10.0.0.5:80");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let e = OnvifClient::new("ftp://x", None, ClientOptions::default()).unwrap_err();
+        assert_eq!(e.kind_label(), "protocol");
+    }
+}
