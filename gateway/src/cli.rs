@@ -75,6 +75,9 @@ struct SimArgs {
     /// Password of every camera (default: a random one per camera).
     #[arg(long)]
     password: Option<String>,
+    /// Username of every camera (default: the vendor's, e.g. `root` for Axis).
+    #[arg(long)]
+    username: Option<String>,
     /// Inject a fault: `ID=FAULT`, e.g. `cam-0003=offline`, `cam-0004=clock-skew:600`.
     #[arg(long = "fault", value_parser = parse_fault_arg)]
     faults: Vec<(String, device_sim::Fault)>,
@@ -375,6 +378,7 @@ async fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
         seed: a.seed,
         faults: a.faults,
         password: a.password,
+        username: a.username,
         control: a.control,
         ..Default::default()
     };

@@ -469,7 +469,7 @@ pub fn normalise_mac_prefix(s: &str) -> Result<String, String> {
         .collect();
     if hex.is_empty()
         || hex.len() > 12
-        || hex.len() % 2 != 0
+        || !hex.len().is_multiple_of(2)
         || !hex.chars().all(|c| c.is_ascii_hexdigit())
     {
         return Err(format!("`{s}` is not a MAC prefix such as 44:19:b6"));

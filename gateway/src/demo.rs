@@ -126,6 +126,7 @@ pub async fn run(
         cameras,
         speakers,
         password: Some(password.clone()),
+        username: Some("admin".into()),
         control: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         faults: vec![
             ("cam-0005".into(), device_sim::Fault::WrongPassword),

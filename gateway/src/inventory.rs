@@ -47,7 +47,7 @@ impl Prober {
         login: Option<&Login>,
     ) -> Result<CameraInventory, device_drivers::onvif_client::OnvifError> {
         let creds = login.map(|l| Credentials::new(l.username.clone(), l.password.expose()));
-        let client = OnvifClient::with_http(self.http.clone(), xaddr, creds, self.opts.clone())?;
+        let client = OnvifClient::with_http(self.http.clone(), xaddr, creds, self.opts)?;
         client.inventory().await
     }
 }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod discovery;
+pub mod health;
 pub mod http;
 pub mod inventory;
 pub mod secrets;

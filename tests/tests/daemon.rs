@@ -26,6 +26,8 @@ fn run_discovers_adopts_and_inventories_without_leaking_secrets() {
         &format!("239.255.255.250:{group}"),
         "--password",
         password,
+        "--username",
+        "admin",
         "--fault",
         "cam-0004=wrong-password",
     ]);

@@ -106,7 +106,7 @@ fn wrong_password_and_dead_camera_give_clear_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.to_lowercase().contains("auth") || err.contains("NotAuthorized"),
+        err.contains("GetServices") && err.contains("credentials refused"),
         "{err}"
     );
     assert!(!err.contains("not-the-password"), "{err}");

@@ -1,0 +1,529 @@
+//! A simulated township for Township Gateway: N ONVIF cameras and M simple
+//! RTP loudspeakers in one process, each on its own loopback address, with
+//! vendor flavours and per-device fault injection. It powers `tgw sim`,
+//! `tgw demo`, the integration tests and the benchmarks.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`fault`] | injectable faults and their string form (`slow:2s`, ...) |
+//! | [`township`] | the sample township 青山镇 and device placement |
+//! | [`flavour`] | vendor flavours (Hikvision, Dahua, Uniview, TP-Link, Axis, OEM) and their quirks |
+//! | [`camera`] | a camera's identity: addresses, MAC, serial, scopes, profiles |
+//! | [`onvif`] | pure SOAP core: auth (UsernameToken, Digest) and answers from templates |
+//! | [`digest`] | pure server-side HTTP Digest |
+//! | [`speaker`] | pure RTP / G.711 / Goertzel core of a speaker |
+//! | `server` | tokio IO: per-camera task, multicast responder, speaker sockets |
+//! | `control` | the optional HTTP control endpoint (faults, manifest) |
+//!
+//! Start with [`start`]; the returned [`Sim`] gives the [`Manifest`] and
+//! injects faults. One tokio runtime, one task per device, no threads.
+
+pub mod camera;
+mod control;
+pub mod digest;
+pub mod fault;
+pub mod flavour;
+pub mod onvif;
+mod server;
+pub mod speaker;
+pub mod township;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+pub use device_drivers::onvif_client::{SystemClock, WallClock};
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use camera::Camera;
+pub use fault::{BadFault, Fault};
+pub use flavour::Flavour;
+pub use speaker::SpeakerReport;
+pub use township::{Grid, Township, Village, sample_township};
+
+use server::{CameraNode, SpeakerNode, lock};
+
+/// The WS-Discovery multicast group and port.
+pub const DEFAULT_MULTICAST: SocketAddrV4 =
+    SocketAddrV4::new(Ipv4Addr::new(239, 255, 255, 250), 3702);
+
+/// WS-Discovery's APP_MAX_DELAY: the default upper bound of the random delay
+/// before answering a multicast Probe.
+pub const APP_MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// What to simulate.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Number of cameras. Default 10.
+    pub cameras: usize,
+    /// Number of speakers. Default 0.
+    pub speakers: usize,
+    /// First device address; device k sits at the k-th address from here,
+    /// skipping host octets .0 and .255. Default 127.0.1.1.
+    pub bind: Ipv4Addr,
+    /// Unicast WS-Discovery port each camera listens on. Default 3702.
+    pub wsd_port: u16,
+    /// Multicast group:port answered by one shared responder joined on
+    /// 127.0.0.1; `None` disables multicast. Default 239.255.255.250:3702.
+    pub multicast: Option<SocketAddrV4>,
+    /// Seed for identities (EndpointReference, MAC, serial). Default 1.
+    pub seed: u64,
+    /// Faults present from the start, by device id.
+    pub faults: Vec<(String, Fault)>,
+    /// Password of every device; `None` = random per device. Default `None`.
+    pub password: Option<String>,
+    /// Username of every camera; `None` = the vendor's default (`admin`,
+    /// `root` for Axis). Default `None`.
+    pub username: Option<String>,
+    /// Address of the HTTP control endpoint; `None` = none. Default `None`.
+    pub control: Option<SocketAddr>,
+    /// Upper bound of the random delay before each multicast ProbeMatches
+    /// (spreads a thousand answers so a receiver's buffer is not flooded);
+    /// `None` = [`APP_MAX_DELAY`] up to 250 cameras, 250 ms above (all
+    /// answers within about a second either way). Tests use zero.
+    pub probe_max_delay: Option<Duration>,
+    /// Wall clock for camera clocks (plus any skew), Digest nonces,
+    /// UsernameToken freshness and speaker arrival stamps. Default: the
+    /// system clock.
+    pub clock: Arc<dyn WallClock>,
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("cameras", &self.cameras)
+            .field("speakers", &self.speakers)
+            .field("bind", &self.bind)
+            .field("wsd_port", &self.wsd_port)
+            .field("multicast", &self.multicast)
+            .field("seed", &self.seed)
+            .field("faults", &self.faults)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("username", &self.username)
+            .field("control", &self.control)
+            .field("probe_max_delay", &self.probe_max_delay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            cameras: 10,
+            speakers: 0,
+            bind: Ipv4Addr::new(127, 0, 1, 1),
+            wsd_port: 3702,
+            multicast: Some(DEFAULT_MULTICAST),
+            seed: 1,
+            faults: Vec::new(),
+            password: None,
+            username: None,
+            control: None,
+            probe_max_delay: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// What is running, as `tgw sim` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Every device, cameras first.
+    pub devices: Vec<DeviceEntry>,
+    /// Unicast WS-Discovery port of the cameras.
+    pub wsd_port: u16,
+    /// Multicast group:port answered, if any.
+    pub multicast: Option<String>,
+    /// Control endpoint address, if any.
+    pub control: Option<String>,
+}
+
+/// One device in the [`Manifest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceEntry {
+    /// `cam-0001`, `spk-0001`.
+    pub id: String,
+    /// `camera` or `speaker`.
+    pub kind: String,
+    /// Vendor flavour (`hikvision`, ...; speakers: `rtp-g711`).
+    pub flavour: String,
+    /// IPv4 address.
+    pub address: String,
+    /// Device-service XAddr (cameras).
+    pub xaddr: Option<String>,
+    /// `urn:uuid:` EndpointReference (cameras).
+    pub endpoint_ref: Option<String>,
+    /// MAC address (cameras).
+    pub mac: Option<String>,
+    /// User name (cameras).
+    pub username: Option<String>,
+    /// Password (cameras).
+    pub password: Option<String>,
+    /// Village code.
+    pub village: String,
+    /// Grid code.
+    pub grid: String,
+    /// `rtp://IP:PORT?codec=pcmu` (speakers).
+    pub rtp: Option<String>,
+}
+
+/// No device with this id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no simulated device with id {0:?}")]
+pub struct UnknownDevice(pub String);
+
+#[derive(Clone)]
+enum Node {
+    Camera(Arc<CameraNode>),
+    Speaker(Arc<SpeakerNode>),
+}
+
+impl Node {
+    fn fault(&self) -> &watch::Sender<Option<Fault>> {
+        match self {
+            Node::Camera(c) => &c.fault,
+            Node::Speaker(s) => &s.fault,
+        }
+    }
+}
+
+/// State shared with the control endpoint.
+pub(crate) struct Shared {
+    manifest: Manifest,
+    nodes: HashMap<String, Node>,
+    multicast: Option<SocketAddrV4>,
+}
+
+impl Shared {
+    fn set_fault(&self, id: &str, fault: Option<Fault>) -> Result<(), UnknownDevice> {
+        let node = self
+            .nodes
+            .get(id)
+            .ok_or_else(|| UnknownDevice(id.to_string()))?;
+        node.fault().send_replace(fault);
+        Ok(())
+    }
+
+    fn fault(&self, id: &str) -> Result<Option<Fault>, UnknownDevice> {
+        let node = self
+            .nodes
+            .get(id)
+            .ok_or_else(|| UnknownDevice(id.to_string()))?;
+        Ok(node.fault().borrow().clone())
+    }
+
+    fn speaker_report(&self, id: &str) -> Option<SpeakerReport> {
+        match self.nodes.get(id)? {
+            Node::Speaker(s) => Some(lock(&s.stats).report()),
+            Node::Camera(_) => None,
+        }
+    }
+}
+
+/// A running simulation. Dropping it without [`Sim::shutdown`] cancels the
+/// tasks too, but does not wait for them.
+pub struct Sim {
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The k-th device address from `first` (0-based), skipping .0 and .255.
+pub fn device_addr(first: Ipv4Addr, k: usize) -> Option<Ipv4Addr> {
+    let mut a = u32::from(first);
+    let mut left = k;
+    loop {
+        let last = a & 0xff;
+        if last != 0 && last != 255 {
+            if left == 0 {
+                return Some(Ipv4Addr::from(a));
+            }
+            left -= 1;
+        }
+        a = a.checked_add(1)?;
+    }
+}
+
+fn random_password() -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(12)
+        .map(char::from)
+        .collect()
+}
+
+fn random_secret() -> String {
+    hex::encode(rand::thread_rng().r#gen::<[u8; 16]>())
+}
+
+/// Starts the simulation: binds every socket (errors name the address), then
+/// spawns one task per device on the current tokio runtime.
+pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
+    let township = sample_township();
+    let shutdown = CancellationToken::new();
+    let mcast_if = cfg.multicast.map(|_| Ipv4Addr::LOCALHOST);
+    let mut tasks = Vec::new();
+    let mut devices = Vec::new();
+    let mut nodes = HashMap::new();
+    let mut cameras = Vec::with_capacity(cfg.cameras);
+    let initial: HashMap<&str, &Fault> = cfg.faults.iter().map(|(i, f)| (i.as_str(), f)).collect();
+
+    for i in 0..cfg.cameras {
+        let ip = device_addr(cfg.bind, i)
+            .with_context(|| format!("camera {} has no address after {}", i + 1, cfg.bind))?;
+        let listener = server::bind_tcp(SocketAddr::from((ip, 0)))
+            .with_context(|| format!("binding camera {} SOAP listener on {ip}:0", i + 1))?;
+        let port = listener.local_addr()?.port();
+        let udp = server::bind_udp(SocketAddr::from((ip, cfg.wsd_port)), mcast_if).with_context(
+            || {
+                format!(
+                    "binding camera {} WS-Discovery socket on {ip}:{}",
+                    i + 1,
+                    cfg.wsd_port
+                )
+            },
+        )?;
+        let (village, grid) = township
+            .place(i)
+            .map(|(v, g)| (v.code.clone(), g.code.clone()))
+            .unwrap_or_default();
+        let password = cfg.password.clone().unwrap_or_else(random_password);
+        let mut cam = Camera::new(i, cfg.seed, ip, port, password, village, grid);
+        if let Some(u) = &cfg.username {
+            cam.username = u.clone();
+        }
+        let fault = initial.get(cam.id.as_str()).map(|f| (*f).clone());
+        devices.push(DeviceEntry {
+            id: cam.id.clone(),
+            kind: "camera".into(),
+            flavour: cam.flavour.name().into(),
+            address: ip.to_string(),
+            xaddr: Some(cam.xaddr()),
+            endpoint_ref: Some(cam.endpoint_ref.clone()),
+            mac: Some(cam.mac_string()),
+            username: Some(cam.username.clone()),
+            password: Some(cam.password.clone()),
+            village: cam.village.clone(),
+            grid: cam.grid.clone(),
+            rtp: None,
+        });
+        let node = Arc::new(CameraNode {
+            probe_match: cam.probe_match(),
+            cam,
+            fault: watch::Sender::new(fault),
+            udp: Mutex::new(Some(Arc::new(udp))),
+            nonces: Mutex::default(),
+            digest_secret: random_secret(),
+            multicast: cfg.multicast,
+            clock: cfg.clock.clone(),
+        });
+        nodes.insert(node.cam.id.clone(), Node::Camera(node.clone()));
+        cameras.push(node.clone());
+        tasks.push(tokio::spawn(server::run_camera(
+            node,
+            Some(listener),
+            shutdown.child_token(),
+        )));
+    }
+
+    for j in 0..cfg.speakers {
+        let ip = device_addr(cfg.bind, cfg.cameras + j)
+            .with_context(|| format!("speaker {} has no address after {}", j + 1, cfg.bind))?;
+        let sock = server::bind_udp(SocketAddr::from((ip, 0)), None)
+            .with_context(|| format!("binding speaker {} RTP socket on {ip}:0", j + 1))?;
+        let addr = sock.local_addr()?;
+        let id = format!("spk-{:04}", j + 1);
+        let (village, grid) = township
+            .place(j)
+            .map(|(v, g)| (v.code.clone(), g.code.clone()))
+            .unwrap_or_default();
+        devices.push(DeviceEntry {
+            id: id.clone(),
+            kind: "speaker".into(),
+            flavour: "rtp-g711".into(),
+            address: ip.to_string(),
+            xaddr: None,
+            endpoint_ref: None,
+            mac: None,
+            username: None,
+            password: None,
+            village,
+            grid,
+            rtp: Some(format!("rtp://{addr}?codec=pcmu")),
+        });
+        let node = Arc::new(SpeakerNode {
+            stats: Mutex::new(speaker::RtpStats::new(&id)),
+            fault: watch::Sender::new(initial.get(id.as_str()).map(|f| (*f).clone())),
+            id: id.clone(),
+            addr,
+            clock: cfg.clock.clone(),
+        });
+        nodes.insert(id, Node::Speaker(node.clone()));
+        tasks.push(tokio::spawn(server::run_speaker(
+            node,
+            Some(sock),
+            shutdown.child_token(),
+        )));
+    }
+
+    for (id, _) in &cfg.faults {
+        if !nodes.contains_key(id) {
+            shutdown.cancel();
+            anyhow::bail!(UnknownDevice(id.clone()));
+        }
+    }
+
+    if let Some(group) = cfg.multicast {
+        let sock = server::bind_multicast(group).with_context(|| {
+            format!("binding the WS-Discovery multicast responder on {group} (joined on 127.0.0.1)")
+        });
+        let sock = match sock {
+            Ok(s) => s,
+            Err(e) => {
+                shutdown.cancel();
+                return Err(e);
+            }
+        };
+        let max_delay = cfg.probe_max_delay.unwrap_or(if cfg.cameras > 250 {
+            Duration::from_millis(250)
+        } else {
+            APP_MAX_DELAY
+        });
+        tasks.push(tokio::spawn(server::run_multicast(
+            sock,
+            Arc::new(cameras),
+            max_delay,
+            shutdown.child_token(),
+        )));
+    }
+
+    let mut manifest = Manifest {
+        devices,
+        wsd_port: cfg.wsd_port,
+        multicast: cfg.multicast.map(|m| m.to_string()),
+        control: None,
+    };
+    let control_listener = match cfg.control {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await;
+            let l = match l.with_context(|| format!("binding the control endpoint on {addr}")) {
+                Ok(l) => l,
+                Err(e) => {
+                    shutdown.cancel();
+                    return Err(e);
+                }
+            };
+            manifest.control = Some(l.local_addr()?.to_string());
+            Some(l)
+        }
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        manifest,
+        nodes,
+        multicast: cfg.multicast,
+    });
+    if let Some(l) = control_listener {
+        tasks.push(tokio::spawn(control::run(
+            l,
+            shared.clone(),
+            shutdown.child_token(),
+        )));
+    }
+    Ok(Sim {
+        shared,
+        shutdown,
+        tasks,
+    })
+}
+
+impl Sim {
+    /// What is running.
+    pub fn manifest(&self) -> &Manifest {
+        &self.shared.manifest
+    }
+
+    /// Sets (`Some`) or clears (`None`) a device's fault, effective at once.
+    pub fn set_fault(&self, id: &str, fault: Option<Fault>) -> Result<(), UnknownDevice> {
+        self.shared.set_fault(id, fault)
+    }
+
+    /// A device's current fault.
+    pub fn fault(&self, id: &str) -> Result<Option<Fault>, UnknownDevice> {
+        self.shared.fault(id)
+    }
+
+    /// What speaker `id` has heard so far; `None` if it is not a speaker.
+    pub fn speaker_report(&self, id: &str) -> Option<SpeakerReport> {
+        self.shared.speaker_report(id)
+    }
+
+    fn camera(&self, id: &str) -> anyhow::Result<&Arc<CameraNode>> {
+        match self.shared.nodes.get(id) {
+            Some(Node::Camera(c)) => Ok(c),
+            Some(Node::Speaker(_)) => anyhow::bail!("{id} is a speaker, not a camera"),
+            None => Err(UnknownDevice(id.to_string()).into()),
+        }
+    }
+
+    fn send_to_group(&self, id: &str, msg: String, what: &str) -> anyhow::Result<()> {
+        let node = self.camera(id)?;
+        let group = self
+            .shared
+            .multicast
+            .with_context(|| format!("{id}: cannot send {what}: multicast is disabled"))?;
+        let sock = lock(&node.udp)
+            .clone()
+            .with_context(|| format!("{id}: cannot send {what}: the camera is offline"))?;
+        // Straight to the (non-blocking) socket: a UDP send does not wait,
+        // and tokio's readiness flag may not be set on a fresh socket yet.
+        socket2::SockRef::from(&*sock)
+            .send_to(msg.as_bytes(), &SocketAddr::V4(group).into())
+            .with_context(|| format!("{id}: sending {what} to {group}"))?;
+        Ok(())
+    }
+
+    /// Sends camera `id`'s multicast Hello to the group.
+    pub fn say_hello(&self, id: &str) -> anyhow::Result<()> {
+        let node = self.camera(id)?;
+        let msg = device_drivers::wsd::build_hello(
+            &format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            &node.probe_match,
+        );
+        self.send_to_group(id, msg, "Hello")
+    }
+
+    /// Sends camera `id`'s multicast Bye to the group.
+    pub fn say_bye(&self, id: &str) -> anyhow::Result<()> {
+        let node = self.camera(id)?;
+        let msg = device_drivers::wsd::build_bye(
+            &format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            &node.cam.endpoint_ref,
+        );
+        self.send_to_group(id, msg, "Bye")
+    }
+
+    /// Stops every task and waits for them; all sockets are closed on return.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
