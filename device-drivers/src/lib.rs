@@ -10,10 +10,14 @@
 //! | [`soap`] | SOAP 1.2 envelopes, WS-UsernameToken, faults | [`onvif_client`] |
 //! | [`onvif`] | ONVIF device and media responses | [`onvif_client`] |
 //! | [`backoff`] | auth-failure backoff per device (pure state machine) | — |
+//! | [`rtsp`] | RTSP responses, SDP stream metadata, H.264 RTP packetising | [`rtsp_probe`] |
+//! | [`rtsp_probe`] | RTSP DESCRIBE metadata and timed stream samples (on retina) | — |
 
 pub mod backoff;
 pub mod onvif;
 pub mod onvif_client;
+pub mod rtsp;
+pub mod rtsp_probe;
 pub mod soap;
 pub mod wsd;
 pub mod wsd_io;
