@@ -902,6 +902,92 @@ async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>,
     Ok(buf)
 }
 
+/// Largest snapshot accepted by [`fetch_snapshot`].
+pub const MAX_SNAPSHOT_BYTES: usize = 4 << 20;
+
+/// Fetches a snapshot (the URI from GetSnapshotUri) with HTTP Digest or
+/// Basic when the camera asks for it, and checks that a JPEG came back.
+/// Credentials inside the URI are ignored; `creds` are used instead.
+pub async fn fetch_snapshot(
+    http: &reqwest::Client,
+    uri: &str,
+    creds: Option<&Credentials>,
+    timeout: Duration,
+) -> Result<Vec<u8>, OnvifError> {
+    const OP: &str = "GetSnapshot";
+    let clean = onvif::strip_credentials(uri);
+    let url = url::Url::parse(&clean).map_err(|e| OnvifError {
+        peer: String::new(),
+        operation: OP,
+        kind: OnvifErrorKind::Protocol(format!("bad snapshot URI: {e}")),
+    })?;
+    let peer = peer_of(&url).unwrap_or_default();
+    let err = |kind| OnvifError { peer: peer.clone(), operation: OP, kind };
+    let work = async {
+        let resp = http.get(url.clone()).send().await.map_err(map_reqwest)?;
+        let resp = if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            let Some(c) = creds else {
+                return Err(OnvifErrorKind::AuthRejected);
+            };
+            let challenge = resp
+                .headers()
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let path = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_string(),
+            };
+            let auth = if challenge.trim_start().to_ascii_lowercase().starts_with("digest") {
+                let mut ch = digest_auth::parse(&challenge)
+                    .map_err(|e| OnvifErrorKind::Protocol(format!("unusable Digest challenge: {e}")))?;
+                let ctx = digest_auth::AuthContext::new_with_method(
+                    c.username.as_str(),
+                    c.password.expose(),
+                    &path,
+                    None::<&[u8]>,
+                    digest_auth::HttpMethod::GET,
+                );
+                ch.respond(&ctx)
+                    .map(|h| h.to_header_string())
+                    .map_err(|e| OnvifErrorKind::Protocol(format!("unusable Digest challenge: {e}")))?
+            } else {
+                use base64::Engine as _;
+                let raw = format!("{}:{}", c.username, c.password.expose());
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+            };
+            let r = http
+                .get(url.clone())
+                .header(reqwest::header::AUTHORIZATION, auth)
+                .send()
+                .await
+                .map_err(map_reqwest)?;
+            if r.status() == reqwest::StatusCode::UNAUTHORIZED {
+                return Err(OnvifErrorKind::AuthRejected);
+            }
+            r
+        } else {
+            resp
+        };
+        if !resp.status().is_success() {
+            return Err(OnvifErrorKind::Http { status: resp.status().as_u16() });
+        }
+        let body = read_capped(resp, MAX_SNAPSHOT_BYTES).await?;
+        if !body.starts_with(&[0xff, 0xd8]) {
+            return Err(OnvifErrorKind::Protocol(format!(
+                "snapshot is not a JPEG ({} bytes)",
+                body.len()
+            )));
+        }
+        Ok(body)
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r.map_err(err),
+        Err(_) => Err(err(OnvifErrorKind::Timeout)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,18 @@ enum Cmd {
     /// Inspect and adopt devices in a gateway's store.
     #[command(subcommand)]
     Devices(DevicesCmd),
+    /// The status ladder and verdict of every camera, from a running gateway.
+    Status {
+        /// The gateway's HTTP address (default: from --config, else 127.0.0.1:8080).
+        #[arg(long)]
+        url: Option<String>,
+        /// The gateway's configuration file (for its [http] listen address).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -357,6 +369,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         .await
         .map(|_| ExitCode::SUCCESS),
         Cmd::Devices(d) => devices(d),
+        Cmd::Status { url, config, json } => status(url, config, json).await,
     }
 }
 
@@ -496,6 +509,88 @@ async fn probe_camera(
     } else {
         print!("{}", crate::inventory::render(&inv));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(
+    url: Option<String>,
+    config: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let base = match (url, config) {
+        (Some(u), _) => u.trim_end_matches('/').to_string(),
+        (None, Some(c)) => {
+            let cfg = Config::load(&c)?;
+            let http = cfg.http.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: no [http] section, so no running gateway to ask",
+                    c.display()
+                )
+            })?;
+            format!("http://{}", http.listen)
+        }
+        (None, None) => "http://127.0.0.1:8080".to_string(),
+    };
+    let url = format!("{base}/api/v1/cameras");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let resp =
+        client.get(&url).send().await.map_err(|e| {
+            anyhow::anyhow!("cannot reach the gateway at {base}: {}", e.without_url())
+        })?;
+    anyhow::ensure!(resp.status().is_success(), "{url}: HTTP {}", resp.status());
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {}", e.without_url()))?;
+    let list: Vec<crate::http::CameraStatus> = serde_json::from_slice(&body)
+        .map_err(|e| anyhow::anyhow!("{url}: unexpected answer: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (mut ok, mut degraded, mut offline, mut unknown) = (0, 0, 0, 0);
+    for c in &list {
+        let (rung, verdict, since, err) = match &c.health {
+            Some(h) => {
+                match h.verdict.label() {
+                    "ok" => ok += 1,
+                    "degraded" => degraded += 1,
+                    _ => offline += 1,
+                }
+                (
+                    h.rung.as_str().to_string(),
+                    h.verdict.to_string(),
+                    crate::store::fmt_time(h.verdict_since),
+                    h.last_error_kind.clone().unwrap_or_default(),
+                )
+            }
+            None => {
+                unknown += 1;
+                (
+                    "-".into(),
+                    "not yet polled".into(),
+                    String::new(),
+                    String::new(),
+                )
+            }
+        };
+        println!(
+            "{:<15} {:<16} {:<24} {:<14} {:<40} {:<20} {}",
+            c.id,
+            c.address.as_deref().unwrap_or("-"),
+            c.village.as_deref().unwrap_or("-"),
+            rung,
+            verdict,
+            since,
+            err
+        );
+    }
+    eprintln!(
+        "{} cameras: {ok} ok, {degraded} degraded, {offline} offline, {unknown} not yet polled",
+        list.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -32,6 +32,9 @@ pub struct Config {
     /// Fetching each camera's ONVIF inventory. Defaults as documented per field.
     #[serde(default)]
     pub inventory: InventorySection,
+    /// Camera health polling. Defaults as documented per field.
+    #[serde(default)]
+    pub health: HealthSection,
     /// Credential groups: one username/password for many cameras, matched by
     /// subnet or MAC prefix. Default: none.
     #[serde(default)]
@@ -39,6 +42,9 @@ pub struct Config {
     /// The local HTTP endpoint (health, read-only inventory). Default: off.
     #[serde(default)]
     pub http: Option<HttpSection>,
+    /// The MQTT uplink to the governance centre (`docs/mqtt.md`). Default: off.
+    #[serde(default)]
+    pub mqtt: Option<MqttSection>,
 }
 
 /// `[gateway]`
@@ -308,6 +314,169 @@ fn default_refresh() -> Duration {
     Duration::from_secs(3600)
 }
 
+/// `[health]`: how cameras are checked and judged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    /// Poll camera health at all. Default: `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Seconds between cheap checks (unauthenticated GetSystemDateAndTime)
+    /// of each camera (1-3600). Default: `30`.
+    #[serde(default = "default_check", deserialize_with = "de_secs_1")]
+    pub check_interval_secs: Duration,
+    /// Seconds between authenticated checks and RTSP DESCRIBEs (5-86400). Default: `300`.
+    #[serde(default = "default_describe", deserialize_with = "de_secs_5")]
+    pub describe_interval_secs: Duration,
+    /// Seconds between timed stream samples of each camera, taken in
+    /// rotation (5-86400). Default: `600`.
+    #[serde(default = "default_sample_every", deserialize_with = "de_secs_5")]
+    pub sample_interval_secs: Duration,
+    /// Length of a stream sample in milliseconds (500-30000). Default: `3000`.
+    #[serde(default = "default_sample_ms", deserialize_with = "de_sample_ms")]
+    pub sample_ms: Duration,
+    /// Sample the sub-stream (lowest resolution profile). Default: `true`.
+    #[serde(default = "yes")]
+    pub sample_sub_stream: bool,
+    /// Cheap checks running at once (1-1024). Default: `128`.
+    #[serde(default = "default_check_conc", deserialize_with = "de_concurrency")]
+    pub concurrency: usize,
+    /// Stream samples running at once (1-1024). Default: `8`.
+    #[serde(default = "default_sample_conc", deserialize_with = "de_concurrency")]
+    pub sample_concurrency: usize,
+    /// Per-call timeout in milliseconds (100-60000). Default: `3000`.
+    #[serde(default = "default_health_timeout", deserialize_with = "de_wait_ms")]
+    pub call_timeout_ms: Duration,
+    /// Missed checks in a row before a camera is offline (1-100). Default: `3`.
+    #[serde(
+        default = "default_offline_after",
+        deserialize_with = "de_offline_after"
+    )]
+    pub offline_after: u32,
+    /// Seconds without frames before a stream is stalled (1-3600). Default: `20`.
+    #[serde(default = "default_stall", deserialize_with = "de_secs_1")]
+    pub stall_secs: Duration,
+    /// Allowed camera clock drift in seconds (1-86400). Default: `5`.
+    #[serde(default = "default_drift", deserialize_with = "de_secs_1")]
+    pub max_clock_drift_secs: Duration,
+    /// RTP loss above this percentage degrades a camera (0-100). Default: `2.0`.
+    #[serde(default = "default_loss")]
+    pub max_rtp_loss_pct: f64,
+    /// Days of health history kept (1-3650). Default: `14`.
+    #[serde(default = "default_history_days")]
+    pub history_days: u32,
+    /// Per-village overrides of the intervals. Default: none.
+    #[serde(default)]
+    pub villages: Vec<HealthVillage>,
+}
+
+/// `[[health.villages]]`: intervals for one village (for example one on a
+/// thin radio link).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthVillage {
+    /// Village code. Required.
+    pub code: Ident,
+    /// Overrides `health.check_interval_secs`.
+    #[serde(default, deserialize_with = "de_opt_secs_1")]
+    pub check_interval_secs: Option<Duration>,
+    /// Overrides `health.describe_interval_secs`.
+    #[serde(default, deserialize_with = "de_opt_secs_1")]
+    pub describe_interval_secs: Option<Duration>,
+    /// Overrides `health.sample_interval_secs`.
+    #[serde(default, deserialize_with = "de_opt_secs_1")]
+    pub sample_interval_secs: Option<Duration>,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            check_interval_secs: default_check(),
+            describe_interval_secs: default_describe(),
+            sample_interval_secs: default_sample_every(),
+            sample_ms: default_sample_ms(),
+            sample_sub_stream: true,
+            concurrency: default_check_conc(),
+            sample_concurrency: default_sample_conc(),
+            call_timeout_ms: default_health_timeout(),
+            offline_after: default_offline_after(),
+            stall_secs: default_stall(),
+            max_clock_drift_secs: default_drift(),
+            max_rtp_loss_pct: default_loss(),
+            history_days: default_history_days(),
+            villages: Vec::new(),
+        }
+    }
+}
+
+impl HealthSection {
+    /// (check, describe, sample) intervals for a camera in `village`.
+    pub fn intervals(&self, village: Option<&str>) -> (Duration, Duration, Duration) {
+        let o = village.and_then(|v| self.villages.iter().find(|x| x.code.as_str() == v));
+        (
+            o.and_then(|o| o.check_interval_secs)
+                .unwrap_or(self.check_interval_secs),
+            o.and_then(|o| o.describe_interval_secs)
+                .unwrap_or(self.describe_interval_secs),
+            o.and_then(|o| o.sample_interval_secs)
+                .unwrap_or(self.sample_interval_secs),
+        )
+    }
+}
+
+fn default_check() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_describe() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_sample_every() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_sample_ms() -> Duration {
+    Duration::from_millis(3000)
+}
+fn default_check_conc() -> usize {
+    128
+}
+fn default_sample_conc() -> usize {
+    8
+}
+fn default_health_timeout() -> Duration {
+    Duration::from_millis(3000)
+}
+fn default_offline_after() -> u32 {
+    3
+}
+fn default_stall() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_drift() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_loss() -> f64 {
+    2.0
+}
+fn default_history_days() -> u32 {
+    14
+}
+fn de_secs_1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 1, 86_400, "seconds").map(Duration::from_secs)
+}
+fn de_opt_secs_1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_secs_1(d).map(Some)
+}
+fn de_secs_5<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 5, 86_400, "seconds").map(Duration::from_secs)
+}
+fn de_sample_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 500, 30_000, "milliseconds").map(Duration::from_millis)
+}
+fn de_offline_after<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    de_bounded(d, 1, 100, "offline_after").map(|v| v as u32)
+}
+
 /// `[[credential_groups]]`: one login for many cameras. The password is
 /// copied into the database encrypted; prefer `password_env` over `password`
 /// so it is not kept in this file.
@@ -360,6 +529,235 @@ pub struct HttpSection {
 
 fn default_http() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[mqtt]`: the uplink to the governance centre's broker. See `docs/mqtt.md`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// Broker URL: `mqtt://HOST:PORT` (plain TCP, default port 1883) or
+    /// `mqtts://HOST:PORT` (TLS, default port 8883). Required.
+    pub url: String,
+    /// MQTT client id. Default: `tgw-{site}-{gateway id}`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Username. Default: none (anonymous).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Name of an environment variable holding the password (only with
+    /// `username`). Default: none.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// PEM file of the CA certificates that sign the broker's certificate
+    /// (`mqtts://` only). Default: none, which is an error with `mqtts://`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain for mutual TLS. Default: none.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate. Default: none.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// MQTT keep-alive in seconds (5-3600): a dead 4G link is noticed after
+    /// about 1.5 times this. Default: `30`.
+    #[serde(default = "default_keep_alive", deserialize_with = "de_keep_alive")]
+    pub keep_alive_secs: Duration,
+    /// Seconds to wait for the TCP/TLS/MQTT connect to finish (1-300). Default: `10`.
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "de_connect_timeout"
+    )]
+    pub connect_timeout_secs: Duration,
+    /// Largest MQTT packet sent or accepted, bytes (16384-268435455). Default: `1048576`.
+    #[serde(default = "default_max_packet", deserialize_with = "de_max_packet")]
+    pub max_packet_bytes: usize,
+    /// Largest command payload accepted, bytes (256-1048576). Default: `65536`.
+    #[serde(default = "default_command_max", deserialize_with = "de_command_max")]
+    pub command_max_bytes: usize,
+    /// QoS 1 messages sent and not yet acknowledged (1-1000). Default: `100`.
+    #[serde(default = "default_inflight", deserialize_with = "de_inflight")]
+    pub inflight: usize,
+    /// Disk budget of the outbox in bytes (min 65536); when full, the lowest
+    /// class is evicted first. Default: `268435456` (256 MiB).
+    #[serde(default = "default_outbox_max", deserialize_with = "de_outbox_max")]
+    pub outbox_max_bytes: u64,
+    /// Messages per second sent from the backlog after an outage (0 =
+    /// unlimited). Live messages are not limited. Default: `1000`.
+    #[serde(default = "default_drain_rate")]
+    pub drain_rate: u32,
+    /// First reconnect delay in milliseconds (10-60000); doubled per failed
+    /// attempt, with full jitter. Default: `500`.
+    #[serde(
+        default = "default_reconnect_min",
+        deserialize_with = "de_reconnect_min"
+    )]
+    pub reconnect_min_ms: Duration,
+    /// Longest reconnect delay in seconds (1-3600). Default: `60`.
+    #[serde(
+        default = "default_reconnect_max",
+        deserialize_with = "de_reconnect_max"
+    )]
+    pub reconnect_max_secs: Duration,
+    /// fsync every outbox commit (SQLite `synchronous=FULL`), so accepted
+    /// messages survive a power cut and not only a crash. Default: `true`.
+    #[serde(default = "yes")]
+    pub outbox_fsync: bool,
+}
+
+impl fmt::Debug for MqttSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttSection")
+            .field("url", &redact_url(&self.url))
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password_env", &self.password_env)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
+            .field("keep_alive_secs", &self.keep_alive_secs)
+            .field("max_packet_bytes", &self.max_packet_bytes)
+            .field("inflight", &self.inflight)
+            .field("outbox_max_bytes", &self.outbox_max_bytes)
+            .field("drain_rate", &self.drain_rate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL with any `user:password@` removed, for logs.
+pub fn redact_url(u: &str) -> String {
+    match (u.find("://"), u.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***@{}", &u[..s + 3], &u[at + 1..]),
+        _ => u.to_string(),
+    }
+}
+
+/// Where and how to reach the broker, parsed from `mqtt.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// `mqtts://`.
+    pub tls: bool,
+}
+
+impl MqttSection {
+    /// Parses `url`.
+    pub fn broker(&self) -> Result<BrokerUrl, String> {
+        parse_broker_url(&self.url)
+    }
+
+    /// Resolves the password from `password_env`, if any.
+    pub fn resolve_password(&self) -> Result<Option<String>, ConfigError> {
+        let Some(var) = &self.password_env else {
+            return Ok(None);
+        };
+        if let Some(v) = env_override(var) {
+            return Ok(Some(v));
+        }
+        std::env::var(var).map(Some).map_err(|_| {
+            ConfigError(format!(
+                "mqtt: environment variable `{var}` (password_env) is not set"
+            ))
+        })
+    }
+}
+
+/// Parses `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`.
+pub fn parse_broker_url(s: &str) -> Result<BrokerUrl, String> {
+    let (tls, rest) = if let Some(r) = s.strip_prefix("mqtt://") {
+        (false, r)
+    } else if let Some(r) = s.strip_prefix("mqtts://") {
+        (true, r)
+    } else {
+        return Err(format!(
+            "`{}` is not an MQTT URL such as mqtt://127.0.0.1:1883 or mqtts://broker:8883",
+            redact_url(s)
+        ));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('@') || rest.contains('/') || rest.is_empty() {
+        return Err(format!(
+            "`{}`: give only HOST:PORT (credentials go in username/password_env)",
+            redact_url(s)
+        ));
+    }
+    let default_port = if tls { 8883 } else { 1883 };
+    let (host, port) = if let Some(h) = rest.strip_prefix('[') {
+        let (h, p) = h
+            .split_once(']')
+            .ok_or_else(|| format!("`{s}`: unclosed IPv6 bracket"))?;
+        let port = match p.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("`{s}`: bad port `{p}`"))?,
+            None => default_port,
+        };
+        (h.to_string(), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| format!("`{s}`: bad port `{p}`"))?,
+            ),
+            None => (rest.to_string(), default_port),
+        }
+    };
+    if host.is_empty() || port == 0 {
+        return Err(format!("`{s}`: missing host or port"));
+    }
+    Ok(BrokerUrl { host, port, tls })
+}
+
+fn default_keep_alive() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_packet() -> usize {
+    1 << 20
+}
+fn default_command_max() -> usize {
+    64 * 1024
+}
+fn default_inflight() -> usize {
+    100
+}
+fn default_outbox_max() -> u64 {
+    256 << 20
+}
+fn default_drain_rate() -> u32 {
+    1000
+}
+fn default_reconnect_min() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_reconnect_max() -> Duration {
+    Duration::from_secs(60)
+}
+fn de_keep_alive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 5, 3600, "keep_alive_secs").map(Duration::from_secs)
+}
+fn de_connect_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 1, 300, "connect_timeout_secs").map(Duration::from_secs)
+}
+fn de_max_packet<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    de_bounded(d, 16384, 268_435_455, "max_packet_bytes").map(|v| v as usize)
+}
+fn de_command_max<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    de_bounded(d, 256, 1 << 20, "command_max_bytes").map(|v| v as usize)
+}
+fn de_inflight<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    de_bounded(d, 1, 1000, "inflight").map(|v| v as usize)
+}
+fn de_outbox_max<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 65536, u64::MAX, "outbox_max_bytes")
+}
+fn de_reconnect_min<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 10, 60_000, "reconnect_min_ms").map(Duration::from_millis)
+}
+fn de_reconnect_max<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 1, 3600, "reconnect_max_secs").map(Duration::from_secs)
 }
 
 /// An identifier: 1-64 of `[a-z0-9_-]`, starting with a letter or digit.
@@ -590,6 +988,31 @@ impl Config {
                 ));
             }
         }
+        let h = &self.health;
+        if !(0.0..=100.0).contains(&h.max_rtp_loss_pct) {
+            return Err(at(
+                "health.max_rtp_loss_pct",
+                "max_rtp_loss_pct",
+                "must be between 0 and 100".into(),
+            ));
+        }
+        if !(1..=3650).contains(&h.history_days) {
+            return Err(at(
+                "health.history_days",
+                "history_days",
+                "must be between 1 and 3650".into(),
+            ));
+        }
+        for (i, v) in h.villages.iter().enumerate() {
+            if !villages.contains(&v.code) {
+                return Err(at(
+                    &format!("health.villages[{i}].code"),
+                    &format!("\"{}\"", v.code),
+                    format!("no village `{}` in [township]", v.code),
+                ));
+            }
+        }
+        self.validate_mqtt(origin, text)?;
         for (i, iface) in self.discovery.interfaces.iter().enumerate() {
             if iface.is_empty() {
                 return Err(at(
@@ -598,6 +1021,54 @@ impl Config {
                     "empty interface name".into(),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_mqtt(&self, origin: &str, text: &str) -> Result<(), ConfigError> {
+        let Some(m) = &self.mqtt else { return Ok(()) };
+        let at = |key: &str, msg: String| {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map(|i| i + 1);
+            ConfigError(match line {
+                Some(l) => format!("{origin}: mqtt.{key} (line {l}): {msg}"),
+                None => format!("{origin}: mqtt.{key}: {msg}"),
+            })
+        };
+        let url = m.broker().map_err(|e| at("url", e))?;
+        if url.tls && m.ca_file.is_none() {
+            return Err(at("url", "mqtts:// needs `ca_file`".into()));
+        }
+        if !url.tls && (m.ca_file.is_some() || m.client_cert_file.is_some()) {
+            return Err(at(
+                "ca_file",
+                "TLS files are given but the url is not mqtts://".into(),
+            ));
+        }
+        if m.client_cert_file.is_some() != m.client_key_file.is_some() {
+            return Err(at(
+                "client_cert_file",
+                "give both `client_cert_file` and `client_key_file`, or neither".into(),
+            ));
+        }
+        if m.password_env.is_some() && m.username.is_none() {
+            return Err(at("password_env", "a password needs `username`".into()));
+        }
+        if m.reconnect_max_secs < m.reconnect_min_ms {
+            return Err(at(
+                "reconnect_max_secs",
+                "must not be shorter than reconnect_min_ms".into(),
+            ));
+        }
+        if let Some(c) = &m.client_id
+            && (c.is_empty() || c.len() > 64 || c.contains(['+', '#', '/']))
+        {
+            return Err(at(
+                "client_id",
+                "1-64 characters, without '+', '#' or '/'".into(),
+            ));
         }
         Ok(())
     }

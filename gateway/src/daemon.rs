@@ -4,6 +4,7 @@
 //! - discovery rounds every `discovery.interval_secs`;
 //! - a Hello/Bye listener per interface (a Hello triggers an immediate probe);
 //! - inventory refreshes, at most `inventory.concurrency` cameras at once;
+//! - the health poller (one task per adopted camera);
 //! - the HTTP endpoint when `[http]` is configured.
 
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::discovery;
 use crate::inventory::{self, Prober};
+use crate::metrics::Metrics;
+use crate::poller::{NoSink, Poller};
 use crate::secrets::Password;
 use crate::store::{DeviceState, Store};
 
@@ -75,7 +78,23 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
     let prober = Prober::new(cfg.inventory.call_timeout_ms)?;
     let opts = discovery::options(&cfg.discovery)?;
     let (probe_tx, mut probe_rx) = mpsc::channel::<String>(1024);
+    let (wake_tx, wake_rx) = mpsc::channel::<String>(1024);
+    let metrics = Arc::new(Metrics::new());
     let mut tasks = tokio::task::JoinSet::new();
+
+    if cfg.health.enabled {
+        let poller = Poller::new(
+            store.clone(),
+            cfg.health.clone(),
+            metrics.clone(),
+            Arc::new(NoSink),
+        )?;
+        let sd = shutdown.clone();
+        tasks.spawn(async move {
+            poller.run(sd, wake_rx).await;
+            Ok(())
+        });
+    }
 
     if let Some(http) = &cfg.http {
         let listener = tokio::net::TcpListener::bind(http.listen)
@@ -85,6 +104,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
         let app = crate::http::router(crate::http::AppState::new(
             store.clone(),
             cfg.township.name.clone(),
+            metrics.clone(),
         ));
         let sd = shutdown.clone();
         tasks.spawn(async move {
@@ -120,6 +140,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
         let store2 = store.clone();
         let rules = cfg.discovery.auto_adopt.clone();
         let probe_tx = probe_tx.clone();
+        let wake_tx = wake_tx.clone();
         tasks.spawn(async move {
             while let Some(ev) = rx.recv().await {
                 match ev {
@@ -134,7 +155,10 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                         }
                     }
                     WsdEvent::Bye { endpoint_ref, .. } => match store2.record_bye(&endpoint_ref) {
-                        Ok(Some(id)) => tracing::info!(device = %id, "camera said bye"),
+                        Ok(Some(id)) => {
+                            tracing::info!(device = %id, "camera said bye");
+                            let _ = wake_tx.try_send(id);
+                        }
                         Ok(None) => {}
                         Err(e) => tracing::warn!(error = %e, "recording bye failed"),
                     },
@@ -148,6 +172,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
     {
         let store2 = store.clone();
         let prober2 = prober.clone();
+        let metrics2 = metrics.clone();
         let sd = shutdown.clone();
         let limit = Arc::new(tokio::sync::Semaphore::new(cfg.inventory.concurrency));
         tasks.spawn(async move {
@@ -159,9 +184,11 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                 let Ok(permit) = limit.clone().acquire_owned().await else {
                     break;
                 };
-                let (store3, prober3) = (store2.clone(), prober2.clone());
+                let (store3, prober3, metrics3) =
+                    (store2.clone(), prober2.clone(), metrics2.clone());
                 tokio::spawn(async move {
-                    inventory::probe_device(&store3, &prober3, &id).await;
+                    let o = inventory::probe_device(&store3, &prober3, &id).await;
+                    Metrics::count(&metrics3.inventories, &o.result);
                     drop(permit);
                 });
             }
@@ -174,6 +201,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
         let store2 = store.clone();
         let sd = shutdown.clone();
         let cfg2 = cfg.clone();
+        let metrics2 = metrics.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(cfg2.discovery.interval_secs);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -188,8 +216,14 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                         r = discovery::round(&store2, &opts, &cfg2.discovery.auto_adopt) => r,
                     };
                     match r {
-                        Ok(r) => tracing::info!(found = r.found, new = r.new, auto_adopted = r.auto_adopted, "discovery round done"),
-                        Err(e) => tracing::warn!(error = %e, "discovery round failed"),
+                        Ok(r) => {
+                            Metrics::count(&metrics2.discovery_rounds, "ok");
+                            tracing::info!(found = r.found, new = r.new, auto_adopted = r.auto_adopted, "discovery round done");
+                        }
+                        Err(e) => {
+                            Metrics::count(&metrics2.discovery_rounds, "error");
+                            tracing::warn!(error = %e, "discovery round failed");
+                        }
                     }
                 }
                 let due = match due_for_inventory(&store2, &cfg2) {
@@ -207,6 +241,9 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                     _ = sd.cancelled() => break,
                     o = inventory::probe_many(&store2, &prober, due, cfg2.inventory.concurrency, Arc::new(|_| {})) => o,
                 };
+                for o in &outcomes {
+                    Metrics::count(&metrics2.inventories, &o.result);
+                }
                 let ok = outcomes.iter().filter(|o| o.result == "ok").count();
                 tracing::info!(probed = n, ok, failed = n - ok, "inventory round done");
             }

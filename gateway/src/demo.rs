@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -70,6 +71,10 @@ pub fn config_text(
         "# Adopt every camera into the village and grid its ONVIF location scopes name.\n[[discovery.auto_adopt]]\n"
     );
     let _ = writeln!(s, "[inventory]\nconcurrency = 32\nrefresh_secs = 60\n");
+    let _ = writeln!(
+        s,
+        "# Fast enough to watch faults come and go.\n[health]\ncheck_interval_secs = 10\ndescribe_interval_secs = 30\nsample_interval_secs = 60\nsample_ms = 2000\n"
+    );
     let user = manifest
         .devices
         .iter()
@@ -209,12 +214,61 @@ pub async fn run(
             );
         }
     });
+    // Faults come and go, so health changes can be watched live.
+    let sim = Arc::new(sim);
+    {
+        let sim = sim.clone();
+        let sd = shutdown.clone();
+        let cams = cameras;
+        tokio::spawn(async move { fault_script(&sim, cams, sd).await });
+    }
     crate::daemon::run(cfg, store, shutdown).await?;
-    sim.shutdown().await;
+    match Arc::try_unwrap(sim) {
+        Ok(sim) => sim.shutdown().await,
+        Err(_) => tracing::debug!("simulator still shared at exit"),
+    }
     if let Some(t) = _tmp {
         let _ = std::fs::remove_dir_all(t);
     }
     Ok(())
+}
+
+/// Every 40 s, one camera gets a fault for 60 s: offline, a frozen stream,
+/// a changed password, packet loss, a low frame rate, in turn.
+async fn fault_script(sim: &device_sim::Sim, cameras: usize, shutdown: CancellationToken) {
+    const FAULTS: &[&str] = &["offline", "frozen", "wrong-password", "packet-loss:10", "low-fps:3", "stream-refused"];
+    if cameras < 12 {
+        return;
+    }
+    let mut n = 0usize;
+    let mut active: Vec<(String, tokio::time::Instant)> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(40));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = tokio::time::Instant::now();
+        active.retain(|(id, until)| {
+            if *until <= now {
+                let _ = sim.set_fault(id, None);
+                eprintln!("demo: {id} recovers");
+                false
+            } else {
+                true
+            }
+        });
+        // Cameras 12, 19, 26, … (not the ones with faults from the start).
+        let id = format!("cam-{:04}", 12 + (n * 7) % (cameras - 11));
+        let name = FAULTS[n % FAULTS.len()];
+        n += 1;
+        let Ok(fault) = name.parse::<device_sim::Fault>() else { continue };
+        if sim.set_fault(&id, Some(fault)).is_ok() {
+            eprintln!("demo: {id} <- {name} for 60 s");
+            active.push((id, now + Duration::from_secs(60)));
+        }
+    }
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

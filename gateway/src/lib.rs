@@ -20,5 +20,7 @@ pub mod discovery;
 pub mod health;
 pub mod http;
 pub mod inventory;
+pub mod metrics;
+pub mod poller;
 pub mod secrets;
 pub mod store;

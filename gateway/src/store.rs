@@ -2,9 +2,11 @@
 //! credential groups and per-device credentials.
 //!
 //! One database per gateway (`DATA_DIR/tgw.db`) in WAL mode. The schema is
-//! versioned with `PRAGMA user_version`; [`MIGRATIONS`] are applied in order,
-//! each in its own transaction, so a crash mid-upgrade leaves the previous
-//! version intact. Passwords are sealed with [`crate::secrets::SecretKey`]
+//! versioned per component in the `schema_version` table: each component
+//! (this module's inventory, the outbox, health history, …) owns an ordered
+//! list of migrations applied by [`apply_migrations`], each in its own
+//! transaction, so a crash mid-upgrade leaves the previous version intact and
+//! components evolve without renumbering each other's migrations. Passwords are sealed with [`crate::secrets::SecretKey`]
 //! before they reach SQL and are never returned by listing queries.
 
 use std::net::Ipv4Addr;
@@ -20,7 +22,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::config::TownshipSection;
 use crate::secrets::{Password, SecretError, SecretKey};
 
-/// Schema migrations; index + 1 is the `user_version` after applying.
+/// Migrations of the `inventory` component; index + 1 is its version after applying.
 pub const MIGRATIONS: &[&str] = &[
     // v1: inventory and credentials.
     r#"
@@ -87,6 +89,60 @@ CREATE TABLE device_credential (
 );
 "#,
 ];
+
+/// Migrations of the `health` component: current health per camera,
+/// transitions, and sampled history (pruned by retention).
+pub const HEALTH_MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE health_state (
+    device_id TEXT PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,
+    health TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE health_event (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL REFERENCES device(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    verdict_from TEXT NOT NULL,
+    verdict_to TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    rung_from TEXT NOT NULL,
+    rung_to TEXT NOT NULL
+);
+CREATE INDEX health_event_device ON health_event(device_id, at);
+CREATE INDEX health_event_at ON health_event(at);
+CREATE TABLE health_history (
+    device_id TEXT NOT NULL REFERENCES device(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    rung TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    clock_offset_ms INTEGER,
+    fps REAL,
+    bitrate_kbps REAL,
+    loss_pct REAL
+);
+CREATE INDEX health_history_device ON health_history(device_id, at);
+CREATE INDEX health_history_at ON health_history(at);
+"#];
+
+/// A recorded verdict change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HealthEvent {
+    /// Device id.
+    pub device_id: String,
+    /// When.
+    pub at: String,
+    /// Verdict before (`ok`, `degraded`, `offline`).
+    pub verdict_from: String,
+    /// Verdict after.
+    pub verdict_to: String,
+    /// Degraded reasons after.
+    pub reasons: Vec<String>,
+    /// Rung before.
+    pub rung_from: String,
+    /// Rung after.
+    pub rung_to: String,
+}
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -325,7 +381,8 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn)?;
+        apply_migrations(&mut conn, "inventory", MIGRATIONS)?;
+        apply_migrations(&mut conn, "health", HEALTH_MIGRATIONS)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             key: Arc::new(key),
@@ -338,11 +395,19 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The schema version on disk.
+    /// The inventory schema version on disk.
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn().query_row(
+            "SELECT version FROM schema_version WHERE component = 'inventory'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Runs `f` with the connection (for components that keep their own
+    /// tables in this database, e.g. health history).
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        f(&mut self.conn())
     }
 
     /// Makes the township, villages and grids match the configuration.
@@ -835,6 +900,114 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Saves a camera's current health (JSON of [`crate::health::Health`]).
+    pub fn save_health(&self, id: &str, health: &crate::health::Health) -> Result<()> {
+        let json = serde_json::to_string(health).unwrap_or_default();
+        self.conn().execute(
+            "INSERT INTO health_state (device_id, health, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(device_id) DO UPDATE SET health = excluded.health, updated_at = excluded.updated_at",
+            params![id, json, now_str()],
+        )?;
+        Ok(())
+    }
+
+    /// The saved health of every camera.
+    pub fn all_health(&self) -> Result<Vec<(String, crate::health::Health)>> {
+        let conn = self.conn();
+        let mut st =
+            conn.prepare("SELECT device_id, health FROM health_state ORDER BY device_id")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row?;
+            // A row written by an older version that no longer parses is
+            // skipped: the camera starts from scratch.
+            if let Ok(h) = serde_json::from_str(&json) {
+                out.push((id, h));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a verdict or rung change.
+    pub fn record_transition(&self, id: &str, t: &crate::health::Transition) -> Result<()> {
+        let reasons: Vec<&str> = match &t.to {
+            crate::health::Verdict::Degraded(r) => r.iter().map(|r| r.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        self.conn().execute(
+            "INSERT INTO health_event (device_id, at, verdict_from, verdict_to, reasons, rung_from, rung_to)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                fmt_time(t.at),
+                t.from.label(),
+                t.to.label(),
+                serde_json::to_string(&reasons).unwrap_or_default(),
+                t.rung_from.as_str(),
+                t.rung_to.as_str()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Appends a history point.
+    pub fn record_history(&self, id: &str, h: &crate::health::Health) -> Result<()> {
+        let reasons: Vec<&str> = match &h.verdict {
+            crate::health::Verdict::Degraded(r) => r.iter().map(|r| r.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        let s = h.last_sample.as_ref();
+        self.conn().execute(
+            "INSERT INTO health_history (device_id, at, rung, verdict, reasons, clock_offset_ms, fps, bitrate_kbps, loss_pct)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id,
+                now_str(),
+                h.rung.as_str(),
+                h.verdict.label(),
+                serde_json::to_string(&reasons).unwrap_or_default(),
+                h.clock_offset_ms,
+                s.map(|s| s.fps),
+                s.map(|s| s.bitrate_kbps),
+                s.map(|s| s.loss_pct)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes history and events older than `days`; returns rows deleted.
+    pub fn prune_health(&self, days: u32) -> Result<usize> {
+        let cutoff = fmt_time(OffsetDateTime::now_utc() - time::Duration::days(i64::from(days)));
+        let conn = self.conn();
+        let a = conn.execute("DELETE FROM health_history WHERE at < ?1", [&cutoff])?;
+        let b = conn.execute("DELETE FROM health_event WHERE at < ?1", [&cutoff])?;
+        Ok(a + b)
+    }
+
+    /// Latest transitions, newest first; of one camera when `device` is given.
+    pub fn health_events(&self, device: Option<&str>, limit: usize) -> Result<Vec<HealthEvent>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT device_id, at, verdict_from, verdict_to, reasons, rung_from, rung_to FROM health_event
+             WHERE ?1 IS NULL OR device_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![device, limit as i64], |r| {
+            Ok(HealthEvent {
+                device_id: r.get(0)?,
+                at: r.get(1)?,
+                verdict_from: r.get(2)?,
+                verdict_to: r.get(3)?,
+                reasons: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                rung_from: r.get(5)?,
+                rung_to: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+}
+
 /// A village with its grids.
 #[derive(Debug, Clone, Serialize)]
 pub struct VillageRow {
@@ -860,21 +1033,38 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
+/// Applies a component's migrations that are not yet applied. `migrations[i]`
+/// brings the component to version `i + 1`. A database whose version of the
+/// component is newer than this binary knows is refused.
+pub fn apply_migrations(conn: &mut Connection, component: &str, migrations: &[&str]) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    )?;
+    let current: i64 = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = ?1",
+            [component],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let known = migrations.len() as i64;
     if current > known {
         return Err(StoreError::TooNew {
             found: current,
             known,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, sql) in migrations.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.execute(
+            "INSERT INTO schema_version (component, version) VALUES (?1, ?2)
+             ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+            params![component, (i + 1) as i64],
+        )?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "database migrated");
+        tracing::info!(component, version = i + 1, "database migrated");
     }
     Ok(())
 }
@@ -922,7 +1112,12 @@ mod tests {
     #[test]
     fn newer_schema_is_refused() {
         let (dir, s) = store();
-        s.conn().pragma_update(None, "user_version", 99).unwrap();
+        s.conn()
+            .execute(
+                "UPDATE schema_version SET version = 99 WHERE component = 'inventory'",
+                [],
+            )
+            .unwrap();
         drop(s);
         assert!(matches!(
             Store::open(dir.path()),
