@@ -3,6 +3,9 @@
 //!
 //! - `GET /manifest` → the [`crate::Manifest`] as JSON
 //! - `POST /devices/{id}/fault` with body `offline`, `slow:2s`, ... or `clear`
+//!   (every [`crate::Fault`] string, including the stream faults
+//!   `stream-refused`, `frozen`, `low-fps:5`, `packet-loss:10`, `wrong-codec`
+//!   and `flapping:30`)
 //! - `GET /devices/{id}/fault` → the current fault (`none` when clear)
 //! - `GET /devices/{id}/report` → a speaker's [`crate::SpeakerReport`] as JSON
 

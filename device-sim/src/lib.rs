@@ -12,7 +12,8 @@
 //! | [`onvif`] | pure SOAP core: auth (UsernameToken, Digest) and answers from templates |
 //! | [`digest`] | pure server-side HTTP Digest |
 //! | [`speaker`] | pure RTP / G.711 / Goertzel core of a speaker |
-//! | `server` | tokio IO: per-camera task, multicast responder, speaker sockets |
+//! | [`rtsp`] | pure RTSP server core: clips, SDP, sessions, RTP numbering (IO in `rtsp::serve`) |
+//! | `server` | tokio IO: per-camera task (SOAP + snapshots, RTSP, WS-Discovery), multicast responder, speaker sockets |
 //! | `control` | the optional HTTP control endpoint (faults, manifest) |
 //!
 //! Start with [`start`]; the returned [`Sim`] gives the [`Manifest`] and
@@ -24,6 +25,7 @@ pub mod digest;
 pub mod fault;
 pub mod flavour;
 pub mod onvif;
+pub mod rtsp;
 mod server;
 pub mod speaker;
 pub mod township;
@@ -70,6 +72,12 @@ pub struct SimConfig {
     pub bind: Ipv4Addr,
     /// Unicast WS-Discovery port each camera listens on. Default 3702.
     pub wsd_port: u16,
+    /// RTSP port each camera listens on (on its own address). Default 554;
+    /// 0 = an ephemeral port per camera. When binding fails with "permission
+    /// denied" (not root) or "address in use", that camera falls back to an
+    /// ephemeral port; the [`Manifest`] and the ONVIF `GetStreamUri` answers
+    /// always carry the port really bound.
+    pub rtsp_port: u16,
     /// Multicast group:port answered by one shared responder joined on
     /// 127.0.0.1; `None` disables multicast. Default 239.255.255.250:3702.
     pub multicast: Option<SocketAddrV4>,
@@ -102,6 +110,7 @@ impl std::fmt::Debug for SimConfig {
             .field("speakers", &self.speakers)
             .field("bind", &self.bind)
             .field("wsd_port", &self.wsd_port)
+            .field("rtsp_port", &self.rtsp_port)
             .field("multicast", &self.multicast)
             .field("seed", &self.seed)
             .field("faults", &self.faults)
@@ -120,6 +129,7 @@ impl Default for SimConfig {
             speakers: 0,
             bind: Ipv4Addr::new(127, 0, 1, 1),
             wsd_port: 3702,
+            rtsp_port: 554,
             multicast: Some(DEFAULT_MULTICAST),
             seed: 1,
             faults: Vec::new(),
@@ -172,6 +182,12 @@ pub struct DeviceEntry {
     pub grid: String,
     /// `rtp://IP:PORT?codec=pcmu` (speakers).
     pub rtp: Option<String>,
+    /// RTSP URIs of the main and sub streams, without credentials (cameras).
+    #[serde(default)]
+    pub rtsp: Option<Vec<String>>,
+    /// Snapshot URIs of the main and sub profiles (cameras).
+    #[serde(default)]
+    pub snapshot: Option<Vec<String>>,
 }
 
 /// No device with this id.
@@ -269,6 +285,24 @@ fn random_secret() -> String {
     hex::encode(rand::thread_rng().r#gen::<[u8; 16]>())
 }
 
+/// Binds a camera's RTSP listener on `port`, falling back to an ephemeral
+/// port when `port` needs privileges we lack or is taken.
+fn bind_rtsp(ip: Ipv4Addr, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    match server::bind_tcp(SocketAddr::from((ip, port))) {
+        Err(e)
+            if port != 0
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::AddrInUse
+                ) =>
+        {
+            tracing::debug!(%ip, port, error = %e, "RTSP port unavailable; using an ephemeral port");
+            server::bind_tcp(SocketAddr::from((ip, 0)))
+        }
+        r => r,
+    }
+}
+
 /// Starts the simulation: binds every socket (errors name the address), then
 /// spawns one task per device on the current tokio runtime.
 pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
@@ -280,6 +314,7 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
     let mut nodes = HashMap::new();
     let mut cameras = Vec::with_capacity(cfg.cameras);
     let initial: HashMap<&str, &Fault> = cfg.faults.iter().map(|(i, f)| (i.as_str(), f)).collect();
+    let clips = Arc::new(rtsp::Clips::builtin().context("loading the built-in H.264 clips")?);
 
     for i in 0..cfg.cameras {
         let ip = device_addr(cfg.bind, i)
@@ -296,12 +331,16 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
                 )
             },
         )?;
+        let rtsp_listener = bind_rtsp(ip, cfg.rtsp_port)
+            .with_context(|| format!("binding camera {} RTSP listener on {ip}", i + 1))?;
+        let rtsp_port = rtsp_listener.local_addr()?.port();
         let (village, grid) = township
             .place(i)
             .map(|(v, g)| (v.code.clone(), g.code.clone()))
             .unwrap_or_default();
         let password = cfg.password.clone().unwrap_or_else(random_password);
         let mut cam = Camera::new(i, cfg.seed, ip, port, password, village, grid);
+        cam.rtsp_port = rtsp_port;
         if let Some(u) = &cfg.username {
             cam.username = u.clone();
         }
@@ -319,6 +358,8 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
             village: cam.village.clone(),
             grid: cam.grid.clone(),
             rtp: None,
+            rtsp: Some(vec![cam.stream_uri(0), cam.stream_uri(1)]),
+            snapshot: Some(vec![cam.snapshot_uri(0), cam.snapshot_uri(1)]),
         });
         let node = Arc::new(CameraNode {
             probe_match: cam.probe_match(),
@@ -329,12 +370,14 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
             digest_secret: random_secret(),
             multicast: cfg.multicast,
             clock: cfg.clock.clone(),
+            clips: clips.clone(),
         });
         nodes.insert(node.cam.id.clone(), Node::Camera(node.clone()));
         cameras.push(node.clone());
         tasks.push(tokio::spawn(server::run_camera(
             node,
             Some(listener),
+            Some(rtsp_listener),
             shutdown.child_token(),
         )));
     }
@@ -363,6 +406,8 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
             village,
             grid,
             rtp: Some(format!("rtp://{addr}?codec=pcmu")),
+            rtsp: None,
+            snapshot: None,
         });
         let node = Arc::new(SpeakerNode {
             stats: Mutex::new(speaker::RtpStats::new(&id)),

@@ -31,7 +31,9 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use device_drivers::rtsp::{RtpHeader, h264_access_units, h264_is_keyframe, packetize_h264, split_annexb};
+use device_drivers::rtsp::{
+    RtpHeader, h264_access_units, h264_is_keyframe, packetize_h264, split_annexb,
+};
 
 use crate::camera::{Camera, PROFILES, splitmix64};
 use crate::digest;
@@ -120,7 +122,10 @@ impl Clip {
         let frames: Vec<Frame> = aus
             .iter()
             .map(|au| Frame {
-                payloads: packetize_h264(au, MTU).into_iter().map(Bytes::from).collect(),
+                payloads: packetize_h264(au, MTU)
+                    .into_iter()
+                    .map(Bytes::from)
+                    .collect(),
                 keyframe: h264_is_keyframe(au),
             })
             .filter(|f| !f.payloads.is_empty())
@@ -445,7 +450,13 @@ pub fn content_base(cam: &Camera, stream: usize) -> String {
 }
 
 /// The SDP a camera answers for `stream` under `fault`.
-pub fn sdp(cam: &Camera, stream: usize, clip: &Clip, fault: Option<&Fault>, session_id: u64) -> String {
+pub fn sdp(
+    cam: &Camera,
+    stream: usize,
+    clip: &Clip,
+    fault: Option<&Fault>,
+    session_id: u64,
+) -> String {
     let f = cam.flavour;
     let name = match f {
         Flavour::Hikvision => "Media Presentation".to_string(),
@@ -457,9 +468,18 @@ pub fn sdp(cam: &Camera, stream: usize, clip: &Clip, fault: Option<&Fault>, sess
     let _ = write!(
         s,
         "v=0\r\no=- {session_id} 1 IN IP4 {ip}\r\ns={name}\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n\
-         a=control:*\r\na=range:npt=now-\r\nm=video 0 RTP/AVP {VIDEO_PT}\r\nb=AS:{kbps}\r\n",
+         a=control:*\r\na=range:npt=now-\r\n",
         ip = cam.ip,
-        kbps = spec.bitrate_kbps,
+    );
+    // Hikvision and Dahua SDPs carry no a=tool (as in the captures); the
+    // others name their server like LIVE555-based firmware does.
+    if !matches!(f, Flavour::Hikvision | Flavour::Dahua) {
+        let _ = write!(s, "a=tool:{}\r\n", server_banner(f));
+    }
+    let _ = write!(
+        s,
+        "m=video 0 RTP/AVP {VIDEO_PT}\r\nb=AS:{kbps}\r\n",
+        kbps = spec.bitrate_kbps
     );
     if matches!(fault, Some(Fault::WrongCodec)) {
         let _ = write!(s, "a=rtpmap:{VIDEO_PT} H265/90000\r\n");
@@ -701,7 +721,13 @@ impl Conn {
         }
         if !matches!(
             m,
-            "DESCRIBE" | "SETUP" | "PLAY" | "PAUSE" | "TEARDOWN" | "GET_PARAMETER" | "SET_PARAMETER"
+            "DESCRIBE"
+                | "SETUP"
+                | "PLAY"
+                | "PAUSE"
+                | "TEARDOWN"
+                | "GET_PARAMETER"
+                | "SET_PARAMETER"
         ) {
             return (Response::new(501), Action::None);
         }
@@ -754,13 +780,7 @@ impl Conn {
         };
         self.described = Some(stream);
         let sid = self.next_rand() >> 12;
-        let body = sdp(
-            ctx.camera,
-            stream,
-            ctx.clips.get(stream),
-            ctx.fault,
-            sid,
-        );
+        let body = sdp(ctx.camera, stream, ctx.clips.get(stream), ctx.fault, sid);
         let mut r = Response::new(200)
             .with("Content-Type", "application/sdp")
             .with("Content-Base", content_base(ctx.camera, stream));
@@ -859,7 +879,11 @@ impl Conn {
             return (Response::new(455), Action::None);
         }
         s.playing = true;
-        let url = format!("{}{}", content_base(cam, s.stream), video_control(cam.flavour));
+        let url = format!(
+            "{}{}",
+            content_base(cam, s.stream),
+            video_control(cam.flavour)
+        );
         let r = Response::new(200)
             .with("Session", s.id.clone())
             .with("Range", "npt=0.000-")

@@ -552,8 +552,14 @@ mod tests {
         assert_eq!(at(2000), (true, Some(Duration::from_secs(2))));
         assert_eq!(at(3999), (true, Some(Duration::from_millis(1))));
         assert_eq!(at(4000), (false, Some(Duration::from_secs(2))));
-        assert_eq!(availability(Some(&Fault::Offline), Duration::ZERO), (true, None));
-        assert_eq!(availability(Some(&Fault::Frozen), Duration::ZERO), (false, None));
+        assert_eq!(
+            availability(Some(&Fault::Offline), Duration::ZERO),
+            (true, None)
+        );
+        assert_eq!(
+            availability(Some(&Fault::Frozen), Duration::ZERO),
+            (false, None)
+        );
         assert_eq!(availability(None, Duration::from_secs(9)), (false, None));
     }
 

@@ -164,6 +164,33 @@ enum ProbeCmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Skip the RTSP DESCRIBE of each profile's stream.
+        #[arg(long)]
+        no_rtsp: bool,
+    },
+    /// RTSP stream metadata (DESCRIBE), and optionally a timed sample.
+    Rtsp {
+        /// rtsp://[user:password@]host[:port]/path
+        url: String,
+        /// Username (overrides one in the URL).
+        #[arg(long)]
+        user: Option<String>,
+        /// Password (or set TGW_PASSWORD).
+        #[arg(long, env = "TGW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Also PLAY for this many seconds and measure fps, bitrate, keyframe
+        /// interval, RTP loss and time to first frame.
+        #[arg(long)]
+        sample: Option<f64>,
+        /// Transport for the sample: tcp (interleaved) or udp.
+        #[arg(long, default_value = "tcp")]
+        transport: String,
+        /// Per-exchange timeout in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -351,13 +378,14 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             password_stdin,
             timeout,
             json,
+            no_rtsp,
         }) => {
             let password = if password_stdin {
                 Some(read_stdin_password()?)
             } else {
                 password
             };
-            probe_camera(&xaddr, user, password, timeout, json).await
+            probe_camera(&xaddr, user, password, timeout, json, !no_rtsp).await
         }
         Cmd::Demo(a) => crate::demo::run(
             a.cameras,
@@ -368,6 +396,9 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         )
         .await
         .map(|_| ExitCode::SUCCESS),
+        Cmd::Probe(ProbeCmd::Rtsp { url, user, password, sample, transport, timeout, json }) => {
+            probe_rtsp(&url, user, password, sample, &transport, timeout, json).await
+        }
         Cmd::Devices(d) => devices(d),
         Cmd::Status { url, config, json } => status(url, config, json).await,
     }
@@ -482,6 +513,7 @@ async fn probe_camera(
     password: Option<String>,
     timeout: f64,
     json: bool,
+    rtsp: bool,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         timeout.is_finite() && (0.1..=120.0).contains(&timeout),
@@ -504,10 +536,96 @@ async fn probe_camera(
         .inventory(xaddr, login.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // RTSP metadata of each profile's stream, with the same login.
+    let creds = login
+        .as_ref()
+        .map(|l| device_drivers::onvif_client::Credentials::new(l.username.clone(), l.password.expose()));
+    let opts = device_drivers::rtsp_probe::RtspOptions {
+        timeout: Duration::from_secs_f64(timeout),
+        ..Default::default()
+    };
+    let mut streams = serde_json::Map::new();
+    if rtsp {
+        for p in &inv.profiles {
+            let Some(uri) = &p.stream_uri else { continue };
+            let v = match device_drivers::rtsp_probe::describe(uri, creds.as_ref(), &opts).await {
+                Ok(m) => serde_json::to_value(&m)?,
+                Err(e) => serde_json::json!({ "error": { "kind": e.kind_label(), "message": e.to_string() } }),
+            };
+            streams.insert(p.profile.token.clone(), v);
+        }
+    }
     if json {
-        println!("{}", serde_json::to_string_pretty(&inv)?);
+        let mut v = serde_json::to_value(&inv)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("rtsp".into(), serde_json::Value::Object(streams));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", crate::inventory::render(&inv));
+        for (token, m) in &streams {
+            println!("rtsp [{token}]  {}", crate::inventory::render_stream(m));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn probe_rtsp(
+    url: &str,
+    user: Option<String>,
+    password: Option<String>,
+    sample: Option<f64>,
+    transport: &str,
+    timeout: f64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use device_drivers::rtsp_probe::{self, RtspOptions, Transport};
+    anyhow::ensure!(
+        timeout.is_finite() && (0.1..=120.0).contains(&timeout),
+        "--timeout must be between 0.1 and 120 seconds"
+    );
+    let transport = match transport {
+        "tcp" => Transport::Tcp,
+        "udp" => Transport::Udp,
+        other => anyhow::bail!("--transport `{other}`: use tcp or udp"),
+    };
+    let creds = match (user, password) {
+        (Some(u), Some(p)) => Some(device_drivers::onvif_client::Credentials::new(u, p)),
+        (Some(_), None) => anyhow::bail!("--user needs a password: --password or TGW_PASSWORD"),
+        _ => None,
+    };
+    let mut opts = RtspOptions { timeout: Duration::from_secs_f64(timeout), transport, ..Default::default() };
+    let meta = rtsp_probe::describe(url, creds.as_ref(), &opts).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = match sample {
+        Some(secs) => {
+            anyhow::ensure!(secs.is_finite() && (0.2..=60.0).contains(&secs), "--sample must be between 0.2 and 60 seconds");
+            opts.window = Duration::from_secs_f64(secs);
+            Some(rtsp_probe::sample(url, creds.as_ref(), &opts).await.map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+        None => None,
+    };
+    if json {
+        let v = serde_json::json!({
+            "url": device_drivers::rtsp::redact_url(url),
+            "metadata": meta,
+            "sample": report,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("url       {}", device_drivers::rtsp::redact_url(url));
+        println!("{}", crate::inventory::render_stream(&serde_json::to_value(&meta)?));
+        if let Some(r) = report {
+            println!(
+                "sample    {} frames, {:.1} fps, {:.0} kbit/s, keyframe every {}, {} RTP packets lost, first frame after {} ms ({:?})",
+                r.frames,
+                r.measured_fps.unwrap_or(0.0),
+                r.bitrate_kbps,
+                r.keyframe_interval_frames.map_or("?".into(), |k| format!("{k:.0} frames")),
+                r.rtp_loss_packets,
+                r.time_to_first_frame_ms,
+                r.transport
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
