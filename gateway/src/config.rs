@@ -365,6 +365,11 @@ pub struct HealthSection {
     /// Days of health history kept (1-3650). Default: `14`.
     #[serde(default = "default_history_days")]
     pub history_days: u32,
+    /// After rejected credentials, seconds before the next authenticated
+    /// attempt; doubles per further rejection up to an hour, so polling never
+    /// locks a camera account (1-3600). Default: `30`.
+    #[serde(default = "default_auth_backoff", deserialize_with = "de_secs_1")]
+    pub auth_backoff_secs: Duration,
     /// Per-village overrides of the intervals. Default: none.
     #[serde(default)]
     pub villages: Vec<HealthVillage>,
@@ -405,6 +410,7 @@ impl Default for HealthSection {
             max_clock_drift_secs: default_drift(),
             max_rtp_loss_pct: default_loss(),
             history_days: default_history_days(),
+            auth_backoff_secs: default_auth_backoff(),
             villages: Vec::new(),
         }
     }
@@ -457,6 +463,9 @@ fn default_drift() -> Duration {
 }
 fn default_loss() -> f64 {
     2.0
+}
+fn default_auth_backoff() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_history_days() -> u32 {
     14

@@ -308,7 +308,10 @@ impl Poller {
         let mut next_check = start + Self::jitter(check_every);
         let mut next_describe = next_check;
         let mut next_sample = start + Self::jitter(sample_every.min(check_every * 4));
-        let mut auth_backoff = AuthBackoff::default();
+        let mut auth_backoff = AuthBackoff::new(device_drivers::backoff::BackoffPolicy {
+            initial: self.cfg.auth_backoff_secs,
+            ..Default::default()
+        });
         loop {
             let forced = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -364,7 +367,11 @@ impl Poller {
             }
             for t2 in &tr {
                 if t2.from == t2.to {
-                    tracing::debug!(from = t2.rung_from.as_str(), to = t2.rung_to.as_str(), "camera rung changed");
+                    tracing::debug!(
+                        from = t2.rung_from.as_str(),
+                        to = t2.rung_to.as_str(),
+                        "camera rung changed"
+                    );
                 } else {
                     tracing::info!(from = %t2.from, to = %t2.to, rung = t2.rung_to.as_str(), "camera verdict changed");
                 }
@@ -401,7 +408,8 @@ impl Poller {
         shutdown: &CancellationToken,
     ) -> Vec<Transition> {
         let (verdict, rung) = (health.verdict.clone(), health.rung);
-        self.observe_cycle(t, health, describe_due, sample_due, auth_backoff, shutdown).await;
+        self.observe_cycle(t, health, describe_due, sample_due, auth_backoff, shutdown)
+            .await;
         if health.verdict == verdict && health.rung == rung {
             return Vec::new();
         }
