@@ -13,12 +13,17 @@
 //! | [`rtsp`] | RTSP responses, SDP stream metadata, H.264 RTP packetising | [`rtsp_probe`] |
 //! | [`rtsp_probe`] | RTSP DESCRIBE metadata and timed stream samples (on retina) | — |
 
+#[cfg(feature = "io")]
+#[cfg(feature = "io")]
 pub mod backoff;
 pub mod onvif;
+#[cfg(feature = "io")]
 pub mod onvif_client;
 pub mod rtsp;
+#[cfg(feature = "io")]
 pub mod rtsp_probe;
 pub mod soap;
 pub mod wsd;
+#[cfg(feature = "io")]
 pub mod wsd_io;
 pub mod xml;

@@ -2,6 +2,7 @@
 //! serves `testdata/rtsp/tiny.h264` (320x240, 10 fps, keyframe every 10
 //! frames) over interleaved TCP, with fault modes: silent, garbage, auth
 //! required, PLAY without frames, and RTP sequence gaps.
+#![cfg(feature = "io")]
 
 use std::sync::Arc;
 use std::time::Duration;
