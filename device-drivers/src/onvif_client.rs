@@ -206,8 +206,11 @@ pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, reqwest::Err
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(opts.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(2)
+        // Calls to one camera come in bursts (an inventory, a describe cycle)
+        // separated by tens of seconds: keep one connection briefly, not one
+        // idle socket per camera for 30 s (1,000 cameras).
+        .pool_idle_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(1)
         .tcp_nodelay(true)
         .build()
 }
@@ -922,7 +925,11 @@ pub async fn fetch_snapshot(
         kind: OnvifErrorKind::Protocol(format!("bad snapshot URI: {e}")),
     })?;
     let peer = peer_of(&url).unwrap_or_default();
-    let err = |kind| OnvifError { peer: peer.clone(), operation: OP, kind };
+    let err = |kind| OnvifError {
+        peer: peer.clone(),
+        operation: OP,
+        kind,
+    };
     let work = async {
         let resp = http.get(url.clone()).send().await.map_err(map_reqwest)?;
         let resp = if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
@@ -939,9 +946,14 @@ pub async fn fetch_snapshot(
                 Some(q) => format!("{}?{q}", url.path()),
                 None => url.path().to_string(),
             };
-            let auth = if challenge.trim_start().to_ascii_lowercase().starts_with("digest") {
-                let mut ch = digest_auth::parse(&challenge)
-                    .map_err(|e| OnvifErrorKind::Protocol(format!("unusable Digest challenge: {e}")))?;
+            let auth = if challenge
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("digest")
+            {
+                let mut ch = digest_auth::parse(&challenge).map_err(|e| {
+                    OnvifErrorKind::Protocol(format!("unusable Digest challenge: {e}"))
+                })?;
                 let ctx = digest_auth::AuthContext::new_with_method(
                     c.username.as_str(),
                     c.password.expose(),
@@ -951,11 +963,16 @@ pub async fn fetch_snapshot(
                 );
                 ch.respond(&ctx)
                     .map(|h| h.to_header_string())
-                    .map_err(|e| OnvifErrorKind::Protocol(format!("unusable Digest challenge: {e}")))?
+                    .map_err(|e| {
+                        OnvifErrorKind::Protocol(format!("unusable Digest challenge: {e}"))
+                    })?
             } else {
                 use base64::Engine as _;
                 let raw = format!("{}:{}", c.username, c.password.expose());
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )
             };
             let r = http
                 .get(url.clone())
@@ -971,7 +988,9 @@ pub async fn fetch_snapshot(
             resp
         };
         if !resp.status().is_success() {
-            return Err(OnvifErrorKind::Http { status: resp.status().as_u16() });
+            return Err(OnvifErrorKind::Http {
+                status: resp.status().as_u16(),
+            });
         }
         let body = read_capped(resp, MAX_SNAPSHOT_BYTES).await?;
         if !body.starts_with(&[0xff, 0xd8]) {

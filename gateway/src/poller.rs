@@ -155,6 +155,16 @@ fn check_result(kind: &OnvifErrorKind, detail: String) -> CheckResult {
     }
 }
 
+/// What a cycle is due to do, and what it could not.
+struct Due {
+    /// Authenticated check, DESCRIBE and snapshot.
+    describe: bool,
+    /// A timed stream sample.
+    sample: bool,
+    /// Set when every sample slot was busy: the sample moves to the next cycle.
+    sample_deferred: bool,
+}
+
 /// The poller.
 pub struct Poller {
     store: Store,
@@ -307,7 +317,9 @@ impl Poller {
         let start = Instant::now();
         let mut next_check = start + Self::jitter(check_every);
         let mut next_describe = next_check;
-        let mut next_sample = start + Self::jitter(sample_every.min(check_every * 4));
+        // Samples are spread over the whole interval: a thousand cameras must
+        // not all want a PLAY slot in the first minutes.
+        let mut next_sample = start + Self::jitter(sample_every);
         let mut auth_backoff = AuthBackoff::new(device_drivers::backoff::BackoffPolicy {
             initial: self.cfg.auth_backoff_secs,
             ..Default::default()
@@ -326,16 +338,9 @@ impl Poller {
             let now = Instant::now();
             let describe_due = forced || now >= next_describe;
             let sample_due = forced || now >= next_sample;
-            let tr = self
-                .cycle(
-                    &t,
-                    &mut health,
-                    describe_due,
-                    sample_due,
-                    &mut auth_backoff,
-                    &shutdown,
-                )
-                .await;
+            let mut due = Due { describe: describe_due, sample: sample_due, sample_deferred: false };
+            let tr = self.cycle(&t, &mut health, &mut due, &mut auth_backoff, &shutdown).await;
+            let sample_due = sample_due && !due.sample_deferred;
             if shutdown.is_cancelled() {
                 return;
             }
@@ -402,14 +407,12 @@ impl Poller {
         &self,
         t: &Target,
         health: &mut Health,
-        describe_due: bool,
-        sample_due: bool,
+        due: &mut Due,
         auth_backoff: &mut AuthBackoff,
         shutdown: &CancellationToken,
     ) -> Vec<Transition> {
         let (verdict, rung) = (health.verdict.clone(), health.rung);
-        self.observe_cycle(t, health, describe_due, sample_due, auth_backoff, shutdown)
-            .await;
+        self.observe_cycle(t, health, due, auth_backoff, shutdown).await;
         if health.verdict == verdict && health.rung == rung {
             return Vec::new();
         }
@@ -426,11 +429,11 @@ impl Poller {
         &self,
         t: &Target,
         health: &mut Health,
-        describe_due: bool,
-        sample_due: bool,
+        due: &mut Due,
         auth_backoff: &mut AuthBackoff,
         shutdown: &CancellationToken,
     ) -> Vec<Transition> {
+        let (describe_due, sample_due) = (due.describe, due.sample);
         let mut out = Vec::new();
         let mut observe = |h: &mut Health, o: Observation| {
             if let Some(tr) = h.observe(o, OffsetDateTime::now_utc(), &self.th) {
@@ -562,7 +565,11 @@ impl Poller {
             observe(health, Observation::Snapshot { ok: snap_ok });
         }
         if sample_due && let Some(uri) = &t.sample_uri {
-            let Ok(_permit) = self.samples.acquire().await else {
+            // Never wait for a sample slot: that would hold back this
+            // camera's cheap checks too. Without a slot the sample moves to
+            // the next cycle.
+            let Ok(_permit) = self.samples.try_acquire() else {
+                due.sample_deferred = true;
                 return out;
             };
             let opts = RtspOptions {
