@@ -1,0 +1,482 @@
+//! The MQTT uplink to the governance centre (`docs/mqtt.md`).
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`topics`] | the topic tree `tgw/v1/{site}/{gateway}/…` |
+//! | [`outbox`] | the durable SQLite outbox: accept, coalesce, evict, claim, ack |
+//! | [`commands`] | the pure parser of `cmd/{method}` and error replies |
+//! | `broker` | a small embedded broker for `tgw demo` (feature `embedded-broker`, on by default) |
+//! | [`uplink`] | the outbox writer thread and the rumqttc session loop |
+//!
+//! Data flow: health engine → [`Publisher`] (never blocks; a bounded
+//! channel) → outbox writer (batched commits: *accepted*) → uplink (claims in
+//! class order, QoS 1, window of `mqtt.inflight`) → broker → PUBACK → delete.
+
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
+pub mod commands;
+pub mod outbox;
+pub mod topics;
+pub mod uplink;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use outbox::{Class, NewMessage};
+
+/// Envelope keys; a body's own keys with these names are dropped.
+pub const ENVELOPE_KEYS: &[&str] = &["seq", "msg_id", "ts", "site", "gateway", "historical"];
+
+/// Capacity of the channel between publishers and the outbox writer.
+pub const CHANNEL_CAPACITY: usize = 65_536;
+
+/// What a command handler answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandReply {
+    /// Accepted; the work goes on in the background (e.g. a rediscovery round).
+    Accepted(Value),
+    /// Refused, with a machine-readable code and a reason.
+    Rejected {
+        /// e.g. `unknown_camera`, `busy`.
+        code: String,
+        /// Human-readable reason.
+        message: String,
+    },
+    /// Done; the result is in the reply.
+    Result(Value),
+}
+
+/// Carries out the centre's commands (implemented by the daemon).
+pub trait CommandHandler: Send + Sync {
+    /// Handles one parsed command; `params` is always a JSON object.
+    fn handle(&self, method: &str, params: Value) -> BoxFuture<'static, CommandReply>;
+}
+
+/// Counters and gauges of the uplink, as plain atomics (a Prometheus
+/// endpoint reads [`Metrics::snapshot`]).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Messages committed to the outbox.
+    pub accepted: AtomicU64,
+    /// Offered but never accepted: the writer channel was full or closed.
+    pub rejected_channel: AtomicU64,
+    /// Offered but never accepted: larger than `max_packet_bytes`, or a
+    /// device id that cannot be a topic level, or a body that is not an object.
+    pub rejected_invalid: AtomicU64,
+    /// Offered but refused because the budget was full of higher classes.
+    pub rejected_budget: AtomicU64,
+    /// Accepted and later evicted unsent (real loss), all classes.
+    pub evicted: AtomicU64,
+    /// Superseded by a newer retained message before being sent (not loss).
+    pub coalesced: AtomicU64,
+    /// Publishes written to the broker (including resends).
+    pub sent: AtomicU64,
+    /// Of which resends after a reconnect or restart.
+    pub resent: AtomicU64,
+    /// PUBACKs received for outbox rows.
+    pub acked: AtomicU64,
+    /// Outbox rows (gauge).
+    pub depth: AtomicU64,
+    /// Outbox bytes charged (gauge).
+    pub bytes: AtomicU64,
+    /// Acceptance time of the oldest row, unix ms, 0 when empty (gauge).
+    pub oldest_ms: AtomicI64,
+    /// 1 while connected (gauge).
+    pub connected: AtomicU64,
+    /// Successful connections (CONNACK accepted).
+    pub connections: AtomicU64,
+    /// Failed connection attempts and lost connections.
+    pub connection_errors: AtomicU64,
+    /// Commands received.
+    pub commands: AtomicU64,
+    /// Commands refused by the parser.
+    pub commands_invalid: AtomicU64,
+    /// Outbox commits that failed (disk full, I/O): messages not accepted.
+    pub commit_errors: AtomicU64,
+}
+
+/// A point-in-time copy of [`Metrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MetricsSnapshot {
+    /// See [`Metrics::accepted`].
+    pub accepted: u64,
+    /// See [`Metrics::rejected_channel`].
+    pub rejected_channel: u64,
+    /// See [`Metrics::rejected_invalid`].
+    pub rejected_invalid: u64,
+    /// See [`Metrics::rejected_budget`].
+    pub rejected_budget: u64,
+    /// See [`Metrics::evicted`].
+    pub evicted: u64,
+    /// See [`Metrics::coalesced`].
+    pub coalesced: u64,
+    /// See [`Metrics::sent`].
+    pub sent: u64,
+    /// See [`Metrics::resent`].
+    pub resent: u64,
+    /// See [`Metrics::acked`].
+    pub acked: u64,
+    /// See [`Metrics::depth`].
+    pub depth: u64,
+    /// See [`Metrics::bytes`].
+    pub bytes: u64,
+    /// See [`Metrics::oldest_ms`].
+    pub oldest_ms: i64,
+    /// See [`Metrics::connected`].
+    pub connected: u64,
+    /// See [`Metrics::connections`].
+    pub connections: u64,
+    /// See [`Metrics::connection_errors`].
+    pub connection_errors: u64,
+    /// See [`Metrics::commands`].
+    pub commands: u64,
+    /// See [`Metrics::commands_invalid`].
+    pub commands_invalid: u64,
+    /// See [`Metrics::commit_errors`].
+    pub commit_errors: u64,
+}
+
+impl Metrics {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            accepted: g(&self.accepted),
+            rejected_channel: g(&self.rejected_channel),
+            rejected_invalid: g(&self.rejected_invalid),
+            rejected_budget: g(&self.rejected_budget),
+            evicted: g(&self.evicted),
+            coalesced: g(&self.coalesced),
+            sent: g(&self.sent),
+            resent: g(&self.resent),
+            acked: g(&self.acked),
+            depth: g(&self.depth),
+            bytes: g(&self.bytes),
+            oldest_ms: self.oldest_ms.load(Ordering::Relaxed),
+            connected: g(&self.connected),
+            connections: g(&self.connections),
+            connection_errors: g(&self.connection_errors),
+            commands: g(&self.commands),
+            commands_invalid: g(&self.commands_invalid),
+            commit_errors: g(&self.commit_errors),
+        }
+    }
+}
+
+/// Hands messages to the outbox. Cheap to clone; never blocks.
+///
+/// A message is *accepted* once the writer has committed it (within about
+/// a millisecond under load). Offering never waits: when the writer's
+/// channel ([`CHANNEL_CAPACITY`] messages) is full, the message is refused
+/// and counted in `rejected_channel`, with a rate-limited warning.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Option<Arc<PubInner>>,
+}
+
+struct PubInner {
+    tx: mpsc::Sender<NewMessage>,
+    metrics: Arc<Metrics>,
+    max_body: usize,
+    last_warn_ms: AtomicI64,
+}
+
+impl Publisher {
+    /// A publisher that drops everything (no `[mqtt]` section).
+    pub fn disabled() -> Publisher {
+        Publisher { inner: None }
+    }
+
+    pub(crate) fn new(
+        tx: mpsc::Sender<NewMessage>,
+        metrics: Arc<Metrics>,
+        max_body: usize,
+    ) -> Self {
+        Publisher {
+            inner: Some(Arc::new(PubInner {
+                tx,
+                metrics,
+                max_body,
+                last_warn_ms: AtomicI64::new(0),
+            })),
+        }
+    }
+
+    /// Whether messages go anywhere.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The uplink's counters (all zero when disabled).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner
+            .as_ref()
+            .map(|i| i.metrics.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// `camera/{id}/state`: retained, class state, coalesced per camera.
+    pub fn camera_state(&self, id: &str, body: Value) {
+        self.device(id, topics::camera_state(id), Class::State, true, body);
+    }
+
+    /// `camera/{id}/meta`: retained, class metadata, coalesced per camera.
+    pub fn camera_meta(&self, id: &str, body: Value) {
+        self.device(id, topics::camera_meta(id), Class::Metadata, true, body);
+    }
+
+    /// `camera/{id}/event`: not retained, class history, never coalesced.
+    pub fn camera_event(&self, id: &str, body: Value) {
+        self.device(id, topics::camera_event(id), Class::History, false, body);
+    }
+
+    /// `alarm`: a gateway-level alarm, not retained, highest class.
+    pub fn alarm(&self, body: Value) {
+        self.offer(topics::ALARM.into(), Class::Urgent, false, None, body);
+    }
+
+    /// `reply/{request_id}` (or `reply/_invalid`): highest class.
+    pub(crate) fn reply(&self, request_id: Option<&str>, body: Value) {
+        let topic = match request_id {
+            Some(r) if topics::valid_level(r) => topics::reply(r),
+            _ => topics::REPLY_INVALID.into(),
+        };
+        self.offer(topic, Class::Urgent, false, None, body);
+    }
+
+    fn device(&self, id: &str, topic: String, class: Class, retain: bool, body: Value) {
+        if !topics::valid_level(id) {
+            if let Some(i) = &self.inner {
+                i.metrics.rejected_invalid.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(device = %id.escape_debug(), "device id cannot be an MQTT topic level; message dropped");
+            }
+            return;
+        }
+        let key = retain.then(|| topic.clone());
+        self.offer(topic, class, retain, key, body);
+    }
+
+    fn offer(&self, topic: String, class: Class, retain: bool, key: Option<String>, body: Value) {
+        let Some(inner) = &self.inner else { return };
+        let Value::Object(mut obj) = body else {
+            inner
+                .metrics
+                .rejected_invalid
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(topic, "message body is not a JSON object; dropped");
+            return;
+        };
+        for k in ENVELOPE_KEYS {
+            obj.remove(*k);
+        }
+        let body = Value::Object(obj).to_string();
+        if body.len() + topic.len() + 256 > inner.max_body {
+            inner
+                .metrics
+                .rejected_invalid
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                topic,
+                bytes = body.len(),
+                "message larger than mqtt.max_packet_bytes; dropped"
+            );
+            return;
+        }
+        let now = OffsetDateTime::now_utc();
+        let msg = NewMessage {
+            class,
+            topic,
+            retain,
+            coalesce_key: key,
+            msg_id: uuid::Uuid::new_v4().to_string(),
+            ts: now.format(&Rfc3339).unwrap_or_default(),
+            accepted_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            body,
+        };
+        if inner.tx.try_send(msg).is_err() {
+            inner
+                .metrics
+                .rejected_channel
+                .fetch_add(1, Ordering::Relaxed);
+            let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+            let last = inner.last_warn_ms.load(Ordering::Relaxed);
+            if now_ms - last > 10_000 {
+                inner.last_warn_ms.store(now_ms, Ordering::Relaxed);
+                tracing::warn!(
+                    rejected_total = inner.metrics.rejected_channel.load(Ordering::Relaxed),
+                    "mqtt outbox writer is behind or stopped; message refused"
+                );
+            }
+        }
+    }
+}
+
+/// The running uplink: the outbox writer thread and the MQTT session task.
+pub struct Uplink {
+    publisher: Publisher,
+    metrics: Arc<Metrics>,
+    session: tokio::task::JoinHandle<()>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Uplink {
+    /// Opens the outbox (the store's SQLite file, `cfg.db_path()`, on its own
+    /// WAL connection) and starts the writer and the uplink. Fails when
+    /// `[mqtt]` is absent or invalid (TLS files unreadable, password
+    /// variable unset) or the outbox cannot be opened; a broker that is down
+    /// is not an error (the uplink keeps retrying).
+    pub async fn start(
+        cfg: &crate::config::Config,
+        shutdown: CancellationToken,
+        commands: Arc<dyn CommandHandler>,
+    ) -> anyhow::Result<Uplink> {
+        let mqtt = cfg
+            .mqtt
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no [mqtt] section in the configuration"))?;
+        let settings = uplink::Settings::from_config(cfg, &mqtt)?;
+        let metrics = Arc::new(Metrics::default());
+        let (writer, handle) = uplink::start_writer(
+            &cfg.db_path(),
+            mqtt.outbox_max_bytes,
+            mqtt.outbox_fsync,
+            metrics.clone(),
+        )?;
+        let publisher = Publisher::new(
+            handle.pub_tx.clone(),
+            metrics.clone(),
+            mqtt.max_packet_bytes,
+        );
+        let session = tokio::spawn(uplink::run(
+            settings,
+            handle,
+            publisher.clone(),
+            commands,
+            metrics.clone(),
+            shutdown,
+        ));
+        Ok(Uplink {
+            publisher,
+            metrics,
+            session,
+            writer,
+        })
+    }
+
+    /// A publisher feeding this uplink.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
+    /// The uplink's counters and gauges.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Waits, after the shutdown token fired, for the session to say
+    /// offline and for the writer to commit what it holds.
+    pub async fn join(self) {
+        if let Err(e) = self.session.await {
+            tracing::error!(error = %e, "mqtt uplink task failed");
+        }
+        drop(self.publisher);
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const BASE: &str =
+        "[gateway]\nsite = \"s\"\ndata_dir = \"/tmp/x\"\n[township]\ncode = \"s\"\nname = \"S\"\n";
+
+    fn parse(mqtt: &str) -> Result<Config, String> {
+        Config::parse(&format!("{BASE}[mqtt]\n{mqtt}"), "t.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn mqtt_section_defaults_and_url_forms() {
+        let c = parse("url = \"mqtt://10.0.0.1\"\n").unwrap();
+        let m = c.mqtt.unwrap();
+        assert_eq!(m.keep_alive_secs, std::time::Duration::from_secs(30));
+        assert_eq!(
+            (m.max_packet_bytes, m.inflight, m.drain_rate),
+            (1 << 20, 100, 1000)
+        );
+        assert!(m.outbox_fsync);
+        let u = m.broker().unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls), ("10.0.0.1", 1883, false));
+        let u = crate::config::parse_broker_url("mqtts://[::1]:9000").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls), ("::1", 9000, true));
+        assert!(Config::parse(BASE, "t").unwrap().mqtt.is_none());
+    }
+
+    #[test]
+    fn bad_mqtt_settings_name_key_and_line_without_secrets() {
+        let e = parse("url = \"http://x\"\n").unwrap_err();
+        assert!(e.contains("mqtt.url") && e.contains("line 8"), "{e}");
+        let e = parse("url = \"mqtt://user:s3cret@x\"\n").unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
+        let e = parse("url = \"mqtts://x\"\n").unwrap_err();
+        assert!(e.contains("ca_file"), "{e}");
+        let e = parse("url = \"mqtt://x\"\npassword_env = \"P\"\n").unwrap_err();
+        assert!(e.contains("username"), "{e}");
+        let e = parse("url = \"mqtts://x\"\nca_file = \"/c\"\nclient_cert_file = \"/a\"\n")
+            .unwrap_err();
+        assert!(e.contains("client_key_file"), "{e}");
+        let e = parse("url = \"mqtt://x\"\ninflight = 0\n").unwrap_err();
+        assert!(e.contains("mqtt.inflight"), "{e}");
+        let e = parse("url = \"mqtt://x\"\ncolour = 1\n").unwrap_err();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    /// A missing CA file or a file without certificates is a clear start-up error.
+    #[test]
+    fn unreadable_tls_material_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a pem").unwrap();
+        for (ca, want) in [
+            ("/nonexistent/ca.pem", "/nonexistent/ca.pem"),
+            (empty.to_str().unwrap(), "no PEM certificate"),
+        ] {
+            let c = parse(&format!("url = \"mqtts://x\"\nca_file = \"{ca}\"\n")).unwrap();
+            let e = uplink::tls_config(c.mqtt.as_ref().unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("mqtt.ca_file") && e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn publisher_stamps_refuses_and_never_blocks() {
+        assert!(!Publisher::disabled().is_enabled());
+        Publisher::disabled().camera_state("c", serde_json::json!({})); // no-op
+        let (tx, mut rx) = mpsc::channel(1);
+        let m = Arc::new(Metrics::default());
+        let p = Publisher::new(tx, m.clone(), 4096);
+        p.camera_state("cam-1", serde_json::json!({"seq": 9, "verdict": "ok"}));
+        p.camera_event("cam-1", serde_json::json!({"x": 1})); // channel full: refused
+        p.camera_event("a/b", serde_json::json!({})); // not a topic level
+        p.alarm(serde_json::json!([1])); // not an object
+        p.camera_event("cam-1", serde_json::json!({"big": "x".repeat(5000)}));
+        let got = rx.try_recv().unwrap();
+        assert_eq!(got.topic, "camera/cam-1/state");
+        assert_eq!(got.coalesce_key.as_deref(), Some("camera/cam-1/state"));
+        assert!(got.retain && got.class == Class::State);
+        assert_eq!(got.body, "{\"verdict\":\"ok\"}");
+        assert_eq!(got.msg_id.len(), 36);
+        let s = m.snapshot();
+        assert_eq!((s.rejected_channel, s.rejected_invalid), (1, 3));
+    }
+}

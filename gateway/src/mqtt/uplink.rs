@@ -1,0 +1,951 @@
+//! The IO around the outbox: one writer thread that owns the SQLite
+//! connection and batches commits, and the rumqttc session loop.
+//!
+//! We never rely on rumqttc's in-memory retransmission: every session starts
+//! with a fresh `AsyncClient`/`EventLoop` pair and a clean MQTT session, and
+//! whatever was claimed and not PUBACKed is resent from the outbox, in `seq`
+//! order, before anything new (see `docs/mqtt.md`, "Delivery").
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, Event, EventLoop, Incoming, LastWill, MqttOptions,
+    NetworkOptions, Outgoing, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::commands::{self, Command};
+use super::outbox::{Class, NewMessage, OutRow, Outbox};
+use super::topics::{self, Topics};
+use super::{CommandHandler, CommandReply, Metrics, Publisher};
+use crate::config::{Config, MqttSection};
+
+/// Most messages committed in one transaction.
+pub const MAX_BATCH: usize = 500;
+/// Rows claimed from the outbox at once.
+pub const CLAIM_BATCH: usize = 500;
+/// Commands handled at once; more are rejected with `busy`.
+pub const MAX_CONCURRENT_COMMANDS: usize = 16;
+/// Longest a command handler may take before an `error`/`timeout` reply.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// At most one `outbox_full` alarm per this interval.
+pub const ALARM_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a clean shutdown waits for outstanding PUBACKs.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Requests from the session to the writer.
+pub(crate) enum Ctl {
+    Ack(Vec<i64>),
+    Claim(usize, oneshot::Sender<Vec<OutRow>>),
+    Resume(oneshot::Sender<Resume>),
+}
+
+/// What a new connection resends first.
+pub(crate) struct Resume {
+    /// Claimed, unacknowledged rows in seq order.
+    claimed: Vec<OutRow>,
+    /// Rows with `id <= mark` were accepted before this connection: historical.
+    mark: i64,
+    /// The last seq handed out.
+    last_seq: i64,
+}
+
+/// The session's end of the writer.
+pub(crate) struct WriterHandle {
+    pub(crate) pub_tx: mpsc::Sender<NewMessage>,
+    ctl_tx: mpsc::UnboundedSender<Ctl>,
+    unsent: watch::Receiver<u64>,
+    boot: i64,
+}
+
+/// Opens the outbox and starts its writer thread.
+pub(crate) fn start_writer(
+    db: &Path,
+    max_bytes: u64,
+    fsync: bool,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(std::thread::JoinHandle<()>, WriterHandle)> {
+    let mut outbox = Outbox::open(db, max_bytes, fsync)
+        .map_err(|e| anyhow::anyhow!("mqtt outbox {}: {e}", db.display()))?;
+    let boot = outbox.next_boot()?;
+    let depth = outbox.depth()?;
+    publish_depth(&metrics, &depth);
+    let (pub_tx, pub_rx) = mpsc::channel(super::CHANNEL_CAPACITY);
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    let (unsent_tx, unsent) = watch::channel(depth.unsent);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let writer = std::thread::Builder::new()
+        .name("tgw-outbox".into())
+        .spawn(move || {
+            rt.block_on(writer_loop(
+                outbox, max_bytes, pub_rx, ctl_rx, unsent_tx, metrics,
+            ))
+        })?;
+    Ok((
+        writer,
+        WriterHandle {
+            pub_tx,
+            ctl_tx,
+            unsent,
+            boot,
+        },
+    ))
+}
+
+fn publish_depth(m: &Metrics, d: &super::outbox::Depth) {
+    m.depth.store(d.rows, Ordering::Relaxed);
+    m.bytes.store(d.bytes, Ordering::Relaxed);
+    m.oldest_ms
+        .store(d.oldest_ms.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// The writer: waits for work, takes whatever else is queued (up to
+/// [`MAX_BATCH`] messages), commits once, then answers claims. Exits when
+/// the session is gone, after committing what publishers still queued.
+async fn writer_loop(
+    mut outbox: Outbox,
+    max_bytes: u64,
+    mut pub_rx: mpsc::Receiver<NewMessage>,
+    mut ctl_rx: mpsc::UnboundedReceiver<Ctl>,
+    unsent_tx: watch::Sender<u64>,
+    metrics: Arc<Metrics>,
+) {
+    let mut pub_open = true;
+    let mut acks: Vec<i64> = Vec::new();
+    let mut last_alarm: Option<Instant> = None;
+    let (mut evicted_total, mut refused_total) = (0u64, 0u64);
+    loop {
+        let mut msgs = Vec::new();
+        let mut waiting = Vec::new();
+        let mut last_round = false;
+        tokio::select! {
+            biased;
+            c = ctl_rx.recv() => match c {
+                Some(c) => waiting.push(c),
+                None => last_round = true,
+            },
+            m = pub_rx.recv(), if pub_open => match m {
+                Some(m) => msgs.push(m),
+                None => pub_open = false,
+            },
+        }
+        while msgs.len() < MAX_BATCH {
+            match pub_rx.try_recv() {
+                Ok(m) => msgs.push(m),
+                Err(_) => break,
+            }
+        }
+        while let Ok(c) = ctl_rx.try_recv() {
+            waiting.push(c);
+        }
+        let mut answers = Vec::new();
+        for c in waiting {
+            match c {
+                Ctl::Ack(ids) => acks.extend(ids),
+                other => answers.push(other),
+            }
+        }
+        if last_round {
+            while let Ok(m) = pub_rx.try_recv() {
+                msgs.push(m);
+            }
+        }
+        if !msgs.is_empty() || !acks.is_empty() {
+            let n = msgs.len() as u64;
+            let n_acks = acks.len() as u64;
+            match outbox.accept(&msgs, &acks) {
+                Ok(out) => {
+                    acks.clear();
+                    metrics.acked.fetch_add(n_acks, Ordering::Relaxed);
+                    metrics.accepted.fetch_add(out.accepted, Ordering::Relaxed);
+                    metrics
+                        .coalesced
+                        .fetch_add(out.coalesced, Ordering::Relaxed);
+                    metrics
+                        .evicted
+                        .fetch_add(out.evicted_total(), Ordering::Relaxed);
+                    metrics
+                        .rejected_budget
+                        .fetch_add(out.refused, Ordering::Relaxed);
+                    if out.evicted_total() > 0 || out.refused > 0 {
+                        evicted_total += out.evicted_total();
+                        refused_total += out.refused;
+                        let now = Instant::now();
+                        if last_alarm.is_none_or(|t| now - t >= ALARM_INTERVAL) {
+                            last_alarm = Some(now);
+                            let d = outbox.depth().unwrap_or_default();
+                            tracing::warn!(
+                                evicted_total,
+                                refused_total,
+                                bytes = d.bytes,
+                                max_bytes,
+                                "mqtt outbox full: evicting the lowest class"
+                            );
+                            let body = json!({
+                                "alarm": "outbox_full",
+                                "severity": "major",
+                                "evicted": {
+                                    "urgent": out.evicted[0], "state": out.evicted[1],
+                                    "metadata": out.evicted[2], "history": out.evicted[3],
+                                },
+                                "evicted_total": evicted_total,
+                                "refused_total": refused_total,
+                                "bytes": d.bytes,
+                                "max_bytes": max_bytes,
+                            });
+                            let alarm = new_message(
+                                topics::ALARM.into(),
+                                Class::Urgent,
+                                false,
+                                None,
+                                body.to_string(),
+                            );
+                            if let Ok(o) = outbox.accept(&[alarm], &[]) {
+                                metrics.accepted.fetch_add(o.accepted, Ordering::Relaxed);
+                                metrics
+                                    .evicted
+                                    .fetch_add(o.evicted_total(), Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    metrics.commit_errors.fetch_add(n, Ordering::Relaxed);
+                    tracing::error!(error = %e, messages = n, "mqtt outbox commit failed; messages not accepted");
+                }
+            }
+        }
+        for c in answers {
+            match c {
+                Ctl::Claim(limit, reply) => {
+                    let rows = outbox.claim(limit).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "mqtt outbox claim failed");
+                        Vec::new()
+                    });
+                    let _ = reply.send(rows);
+                }
+                Ctl::Resume(reply) => {
+                    let r = (|| {
+                        Ok::<_, crate::store::StoreError>(Resume {
+                            claimed: outbox.claimed()?,
+                            mark: outbox.last_id()?,
+                            last_seq: outbox.last_seq()?,
+                        })
+                    })();
+                    match r {
+                        Ok(r) => {
+                            let _ = reply.send(r);
+                        }
+                        Err(e) => tracing::error!(error = %e, "mqtt outbox read failed"),
+                    }
+                }
+                Ctl::Ack(_) => {}
+            }
+        }
+        if let Ok(d) = outbox.depth() {
+            publish_depth(&metrics, &d);
+            unsent_tx.send_if_modified(|u| {
+                let changed = *u != d.unsent;
+                *u = d.unsent;
+                changed
+            });
+        }
+        if last_round {
+            return;
+        }
+    }
+}
+
+/// A message stamped now.
+pub(crate) fn new_message(
+    topic: String,
+    class: Class,
+    retain: bool,
+    coalesce_key: Option<String>,
+    body: String,
+) -> NewMessage {
+    let now = OffsetDateTime::now_utc();
+    NewMessage {
+        class,
+        topic,
+        retain,
+        coalesce_key,
+        msg_id: uuid::Uuid::new_v4().to_string(),
+        ts: now.format(&Rfc3339).unwrap_or_default(),
+        accepted_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+        body,
+    }
+}
+
+/// The payload of a claimed row: the envelope keys, then the body's keys.
+pub fn envelope(row: &OutRow, site: &str, gateway: &str, historical: bool) -> Vec<u8> {
+    let mut s = String::with_capacity(row.body.len() + 160);
+    s.push_str("{\"seq\":");
+    s.push_str(&row.seq.to_string());
+    s.push_str(",\"msg_id\":");
+    s.push_str(&Value::from(row.msg_id.as_str()).to_string());
+    s.push_str(",\"ts\":");
+    s.push_str(&Value::from(row.ts.as_str()).to_string());
+    s.push_str(",\"site\":");
+    s.push_str(&Value::from(site).to_string());
+    s.push_str(",\"gateway\":");
+    s.push_str(&Value::from(gateway).to_string());
+    if historical {
+        s.push_str(",\"historical\":true");
+    }
+    let inner = row
+        .body
+        .trim()
+        .strip_prefix('{')
+        .unwrap_or("}")
+        .trim_start();
+    if !inner.starts_with('}') {
+        s.push(',');
+    }
+    s.push_str(inner);
+    s.into_bytes()
+}
+
+/// Reconnect delay: `min · 2^attempt` capped at `max`, of which the upper
+/// half is random ("equal jitter"); `jitter` in [0, 1) (0 in tests).
+pub fn backoff(attempt: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
+    let cap = min.saturating_mul(1u32 << attempt.min(20)).min(max);
+    cap / 2 + cap.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// Everything a session needs, resolved once at start.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    host: String,
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    client_id: String,
+    credentials: Option<(String, String)>,
+    keep_alive: Duration,
+    connect_timeout: Duration,
+    max_packet: usize,
+    command_max: usize,
+    window: usize,
+    drain_rate: u32,
+    reconnect_min: Duration,
+    reconnect_max: Duration,
+    topics: Topics,
+    site: String,
+    gateway: String,
+    started_at: String,
+}
+
+impl Settings {
+    pub(crate) fn from_config(cfg: &Config, m: &MqttSection) -> anyhow::Result<Settings> {
+        let url = m.broker().map_err(|e| anyhow::anyhow!("mqtt.url: {e}"))?;
+        let tls = if url.tls { Some(tls_config(m)?) } else { None };
+        let credentials = match &m.username {
+            Some(u) => Some((u.clone(), m.resolve_password()?.unwrap_or_default())),
+            None => None,
+        };
+        let site = cfg.gateway.site.as_str().to_string();
+        let gateway = cfg.gateway.id.as_str().to_string();
+        Ok(Settings {
+            host: url.host,
+            port: url.port,
+            tls,
+            client_id: m
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("tgw-{site}-{gateway}")),
+            credentials,
+            keep_alive: m.keep_alive_secs,
+            connect_timeout: m.connect_timeout_secs,
+            max_packet: m.max_packet_bytes,
+            command_max: m.command_max_bytes,
+            window: m.inflight,
+            drain_rate: m.drain_rate,
+            reconnect_min: m.reconnect_min_ms,
+            reconnect_max: m.reconnect_max_secs,
+            topics: Topics::new(&site, &gateway),
+            site,
+            gateway,
+            started_at: OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A rustls client configuration (ring provider) from the CA file and the
+/// optional client certificate and key.
+pub fn tls_config(m: &MqttSection) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let read = |p: &Path, what: &str| {
+        std::fs::read(p).map_err(|e| anyhow::anyhow!("mqtt.{what} {}: {e}", p.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = &m.ca_file {
+        let pem = read(ca, "ca_file")?;
+        let mut n = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| anyhow::anyhow!("mqtt.ca_file {}: {e}", ca.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| anyhow::anyhow!("mqtt.ca_file {}: {e}", ca.display()))?;
+            n += 1;
+        }
+        if n == 0 {
+            anyhow::bail!("mqtt.ca_file {}: no PEM certificate in it", ca.display());
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
+    let cfg = match (&m.client_cert_file, &m.client_key_file) {
+        (Some(c), Some(k)) => {
+            let pem = read(c, "client_cert_file")?;
+            let chain = rustls_pemfile::certs(&mut pem.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("mqtt.client_cert_file {}: {e}", c.display()))?;
+            if chain.is_empty() {
+                anyhow::bail!(
+                    "mqtt.client_cert_file {}: no PEM certificate in it",
+                    c.display()
+                );
+            }
+            let pem = read(k, "client_key_file")?;
+            let key = rustls_pemfile::private_key(&mut pem.as_slice())
+                .map_err(|e| anyhow::anyhow!("mqtt.client_key_file {}: {e}", k.display()))?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "mqtt.client_key_file {}: no PEM private key in it",
+                        k.display()
+                    )
+                })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| anyhow::anyhow!("mqtt client certificate: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(cfg))
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn status_body(
+    s: &Settings,
+    online: bool,
+    reason: Option<&str>,
+    boot: i64,
+    conn: u64,
+    last_seq: i64,
+) -> Vec<u8> {
+    let mut v = json!({
+        "online": online,
+        "msg_id": uuid::Uuid::new_v4().to_string(),
+        "ts": now_rfc3339(),
+        "site": s.site,
+        "gateway": s.gateway,
+        "boot": boot,
+        "connection": conn,
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": s.started_at,
+        "last_seq": last_seq,
+    });
+    if let Some(r) = reason {
+        v["reason"] = r.into();
+    }
+    v.to_string().into_bytes()
+}
+
+enum Tracked {
+    Row(i64),
+    Status,
+}
+
+/// Runs sessions until shutdown, reconnecting with backoff and jitter.
+pub(crate) async fn run(
+    s: Settings,
+    h: WriterHandle,
+    publisher: Publisher,
+    handler: Arc<dyn CommandHandler>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let mut h = h;
+    let mut attempt = 0u32;
+    let mut conn_no = 0u64;
+    let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_COMMANDS));
+    let mut first_failure_logged = false;
+    loop {
+        let ctx = SessionCtx {
+            s: &s,
+            publisher: &publisher,
+            handler: &handler,
+            metrics: &metrics,
+            sem: &sem,
+        };
+        match session(&ctx, &mut h, &mut conn_no, &shutdown).await {
+            SessionEnd::Shutdown => break,
+            SessionEnd::Lost { connected, error } => {
+                metrics.connected.store(0, Ordering::Relaxed);
+                metrics.connection_errors.fetch_add(1, Ordering::Relaxed);
+                if connected {
+                    attempt = 0;
+                    first_failure_logged = false;
+                    tracing::warn!(broker = %format!("{}:{}", s.host, s.port), error = %error, "mqtt connection lost; reconnecting");
+                } else if !first_failure_logged || attempt.is_multiple_of(10) {
+                    first_failure_logged = true;
+                    tracing::warn!(broker = %format!("{}:{}", s.host, s.port), attempt, error = %error, "mqtt connect failed; retrying with backoff");
+                }
+            }
+        }
+        let delay = backoff(
+            attempt,
+            s.reconnect_min,
+            s.reconnect_max,
+            rand::random::<f64>(),
+        );
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    metrics.connected.store(0, Ordering::Relaxed);
+    // Dropping the handle closes the control channel: the writer commits
+    // what it still holds and stops.
+    drop(h);
+}
+
+struct SessionCtx<'a> {
+    s: &'a Settings,
+    publisher: &'a Publisher,
+    handler: &'a Arc<dyn CommandHandler>,
+    metrics: &'a Arc<Metrics>,
+    sem: &'a Arc<Semaphore>,
+}
+
+enum SessionEnd {
+    Shutdown,
+    Lost { connected: bool, error: String },
+}
+
+async fn ask<T>(h: &WriterHandle, f: impl FnOnce(oneshot::Sender<T>) -> Ctl) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    h.ctl_tx.send(f(tx)).ok()?;
+    rx.await.ok()
+}
+
+async fn session(
+    ctx: &SessionCtx<'_>,
+    h: &mut WriterHandle,
+    conn_no: &mut u64,
+    shutdown: &CancellationToken,
+) -> SessionEnd {
+    let s = ctx.s;
+    let lost = |connected: bool, error: String| SessionEnd::Lost { connected, error };
+    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+    opts.set_keep_alive(s.keep_alive)
+        .set_clean_session(true)
+        .set_max_packet_size(s.max_packet, s.max_packet)
+        .set_inflight((s.window + 4).min(u16::MAX as usize) as u16)
+        .set_last_will(LastWill::new(
+            s.topics.status(),
+            status_body(s, false, Some("connection_lost"), h.boot, *conn_no + 1, 0),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some((u, p)) = &s.credentials {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    if let Some(tls) = &s.tls {
+        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls.clone())));
+    }
+    let (client, mut el) = AsyncClient::new(opts, s.window + 64);
+    let mut net = NetworkOptions::new();
+    net.set_connection_timeout(s.connect_timeout.as_secs().max(1));
+    el.set_network_options(net);
+
+    // CONNACK (rumqttc applies the connection timeout).
+    tokio::select! {
+        _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+        ev = el.poll() => match ev {
+            Ok(Event::Incoming(Incoming::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => {}
+            Ok(other) => return lost(false, format!("unexpected first packet {other:?}")),
+            Err(e) => return lost(false, connect_error(&e)),
+        }
+    }
+    *conn_no += 1;
+    ctx.metrics.connected.store(1, Ordering::Relaxed);
+    ctx.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let Some(resume) = ask(h, Ctl::Resume).await else {
+        return lost(true, "outbox writer stopped".into());
+    };
+    tracing::info!(broker = %format!("{}:{}", s.host, s.port), connection = *conn_no, resend = resume.claimed.len(), "mqtt connected");
+
+    let mut queued: VecDeque<Tracked> = VecDeque::new();
+    let mut inflight: HashMap<u16, Tracked> = HashMap::new();
+    let mut acks: Vec<i64> = Vec::new();
+    if let Err(e) = client.try_subscribe(s.topics.command_filter(), QoS::AtLeastOnce) {
+        return lost(true, format!("subscribe: {e}"));
+    }
+    let birth = status_body(s, true, None, h.boot, *conn_no, resume.last_seq);
+    if let Err(e) = client.try_publish(s.topics.status(), QoS::AtLeastOnce, true, birth) {
+        return lost(true, format!("publish status: {e}"));
+    }
+    queued.push_back(Tracked::Status);
+    let mark = resume.mark;
+    let mut buffer: VecDeque<OutRow> = resume.claimed.into();
+    let resend_until = buffer.back().map(|r| r.seq).unwrap_or(0);
+    let mut claim_rx: Option<oneshot::Receiver<Vec<OutRow>>> = None;
+    let mut bucket = TokenBucket::new(s.drain_rate);
+
+    loop {
+        // Hand rows to rumqttc within the window; historical rows pay tokens.
+        let mut token_wait: Option<Instant> = None;
+        while queued.len() + inflight.len() < s.window {
+            let Some(row) = buffer.front() else { break };
+            let historical = row.id <= mark;
+            if historical && let Err(at) = bucket.take(Instant::now()) {
+                token_wait = Some(at);
+                break;
+            }
+            let Some(row) = buffer.pop_front() else { break };
+            let payload = envelope(&row, &s.site, &s.gateway, historical);
+            if let Err(e) = client.try_publish(
+                s.topics.full(&row.topic),
+                QoS::AtLeastOnce,
+                row.retain,
+                payload,
+            ) {
+                return lost(true, format!("publish: {e}"));
+            }
+            ctx.metrics.sent.fetch_add(1, Ordering::Relaxed);
+            if row.seq <= resend_until {
+                ctx.metrics.resent.fetch_add(1, Ordering::Relaxed);
+            }
+            queued.push_back(Tracked::Row(row.id));
+        }
+        if !acks.is_empty() && h.ctl_tx.send(Ctl::Ack(std::mem::take(&mut acks))).is_err() {
+            return lost(true, "outbox writer stopped".into());
+        }
+        let unsent = *h.unsent.borrow();
+        if claim_rx.is_none() && buffer.len() < CLAIM_BATCH / 2 && unsent > 0 {
+            let (tx, rx) = oneshot::channel();
+            if h.ctl_tx
+                .send(Ctl::Claim(CLAIM_BATCH - buffer.len(), tx))
+                .is_err()
+            {
+                return lost(true, "outbox writer stopped".into());
+            }
+            claim_rx = Some(rx);
+        }
+        let idle = claim_rx.is_none() && buffer.is_empty();
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                close(ctx, h, &client, &mut el, queued, inflight, acks, resume.last_seq, *conn_no).await;
+                return SessionEnd::Shutdown;
+            }
+            ev = el.poll() => match ev {
+                Ok(ev) => on_event(ctx, ev, &mut queued, &mut inflight, &mut acks),
+                Err(e) => {
+                    if !acks.is_empty() {
+                        let _ = h.ctl_tx.send(Ctl::Ack(std::mem::take(&mut acks)));
+                    }
+                    return lost(true, e.to_string());
+                }
+            },
+            rows = async { claim_rx.as_mut().expect("guarded by is_some").await }, if claim_rx.is_some() => {
+                claim_rx = None;
+                buffer.extend(rows.unwrap_or_default());
+            }
+            r = h.unsent.changed(), if idle && unsent == 0 => {
+                if r.is_err() {
+                    return lost(true, "outbox writer stopped".into());
+                }
+            }
+            _ = tokio::time::sleep_until(token_wait.unwrap_or_else(Instant::now)), if token_wait.is_some() => {}
+        }
+    }
+}
+
+fn connect_error(e: &rumqttc::ConnectionError) -> String {
+    match e {
+        rumqttc::ConnectionError::ConnectionRefused(code) => {
+            format!("broker refused the connection: {code:?}")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn on_event(
+    ctx: &SessionCtx<'_>,
+    ev: Event,
+    queued: &mut VecDeque<Tracked>,
+    inflight: &mut HashMap<u16, Tracked>,
+    acks: &mut Vec<i64>,
+) {
+    match ev {
+        Event::Outgoing(Outgoing::Publish(pkid)) => {
+            if let Some(t) = queued.pop_front() {
+                inflight.insert(pkid, t);
+            }
+        }
+        Event::Incoming(Incoming::PubAck(ack)) => {
+            if let Some(Tracked::Row(id)) = inflight.remove(&ack.pkid) {
+                acks.push(id);
+            }
+        }
+        Event::Incoming(Incoming::SubAck(ack))
+            if ack
+                .return_codes
+                .iter()
+                .any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
+        {
+            tracing::warn!(filter = %ctx.s.topics.command_filter(), "broker refused the command subscription");
+        }
+        Event::Incoming(Incoming::Publish(p)) => on_command(ctx, &p.topic, &p.payload),
+        _ => {}
+    }
+}
+
+fn on_command(ctx: &SessionCtx<'_>, topic: &str, payload: &[u8]) {
+    ctx.metrics.commands.fetch_add(1, Ordering::Relaxed);
+    let Some(method) = ctx.s.topics.command_method(topic) else {
+        ctx.metrics.commands_invalid.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(topic = %topic.escape_debug(), "message on an unexpected topic ignored");
+        return;
+    };
+    let cmd = match commands::parse_command(method, payload, ctx.s.command_max) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.metrics.commands_invalid.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(method = %e.method.escape_debug(), code = e.code, error = %e.message, "command refused");
+            ctx.publisher
+                .reply(e.request_id.as_deref(), commands::error_reply(&e));
+            return;
+        }
+    };
+    let Ok(permit) = ctx.sem.clone().try_acquire_owned() else {
+        ctx.publisher.reply(
+            Some(&cmd.request_id),
+            reply_body(
+                &cmd,
+                CommandReply::Rejected {
+                    code: "busy".into(),
+                    message: format!("{MAX_CONCURRENT_COMMANDS} commands already running"),
+                },
+            ),
+        );
+        return;
+    };
+    tracing::info!(method = %cmd.method, request_id = %cmd.request_id, "command");
+    let fut = ctx.handler.handle(&cmd.method, cmd.params.clone());
+    let publisher = ctx.publisher.clone();
+    tokio::spawn(async move {
+        let reply = match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+            Ok(r) => r,
+            Err(_) => CommandReply::Rejected {
+                code: "timeout".into(),
+                message: format!("no result within {} s", COMMAND_TIMEOUT.as_secs()),
+            },
+        };
+        publisher.reply(Some(&cmd.request_id), reply_body(&cmd, reply));
+        drop(permit);
+    });
+}
+
+/// The reply body for a handled command.
+pub fn reply_body(cmd: &Command, r: CommandReply) -> Value {
+    let mut v = json!({ "request_id": cmd.request_id, "method": cmd.method });
+    match r {
+        CommandReply::Accepted(x) => {
+            v["status"] = "accepted".into();
+            v["result"] = x;
+        }
+        CommandReply::Result(x) => {
+            v["status"] = "result".into();
+            v["result"] = x;
+        }
+        CommandReply::Rejected { code, message } => {
+            v["status"] = "rejected".into();
+            v["error"] = json!({ "code": code, "message": message });
+        }
+    }
+    v
+}
+
+/// Clean shutdown: say offline (retained; the last will is not sent on a
+/// clean DISCONNECT), wait briefly for PUBACKs, record them, disconnect.
+#[allow(clippy::too_many_arguments)]
+async fn close(
+    ctx: &SessionCtx<'_>,
+    h: &WriterHandle,
+    client: &AsyncClient,
+    el: &mut EventLoop,
+    mut queued: VecDeque<Tracked>,
+    mut inflight: HashMap<u16, Tracked>,
+    mut acks: Vec<i64>,
+    last_seq: i64,
+    conn_no: u64,
+) {
+    let s = ctx.s;
+    let bye = status_body(s, false, Some("shutdown"), h.boot, conn_no, last_seq);
+    if client
+        .try_publish(s.topics.status(), QoS::AtLeastOnce, true, bye)
+        .is_ok()
+    {
+        queued.push_back(Tracked::Status);
+    }
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while !(queued.is_empty() && inflight.is_empty()) {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            ev = el.poll() => match ev {
+                Ok(Event::Incoming(Incoming::Publish(_))) => {} // no new commands while stopping
+                Ok(ev) => on_event(ctx, ev, &mut queued, &mut inflight, &mut acks),
+                Err(_) => break,
+            },
+        }
+    }
+    if !acks.is_empty() {
+        let _ = h.ctl_tx.send(Ctl::Ack(acks));
+    }
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            loop {
+                match el.poll().await {
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Drain limiter for historical rows: `rate` tokens per second, bursts of
+/// up to one second's worth; rate 0 = unlimited.
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl TokenBucket {
+    fn new(rate: u32) -> Self {
+        TokenBucket {
+            rate: rate as f64,
+            tokens: 0.0,
+            at: None,
+        }
+    }
+
+    /// Takes a token, or says when the next one is due.
+    fn take(&mut self, now: Instant) -> Result<(), Instant> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        let elapsed = self.at.map_or(1.0, |t| (now - t).as_secs_f64());
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate.max(1.0));
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(body: &str) -> OutRow {
+        OutRow {
+            id: 3,
+            seq: 42,
+            class: Class::State,
+            topic: "camera/c/state".into(),
+            retain: true,
+            msg_id: "m-1".into(),
+            ts: "2026-01-01T00:00:00Z".into(),
+            accepted_ms: 0,
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn envelope_comes_first_and_is_valid_json() {
+        let v: Value =
+            serde_json::from_slice(&envelope(&row("{\"verdict\":\"ok\"}"), "s", "g", true))
+                .unwrap();
+        assert_eq!(v["seq"], 42);
+        assert_eq!(v["historical"], true);
+        assert_eq!(v["verdict"], "ok");
+        let v: Value = serde_json::from_slice(&envelope(&row("{}"), "s", "g", false)).unwrap();
+        assert_eq!(v.as_object().map(|o| o.len()), Some(5));
+        assert!(v.get("historical").is_none());
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters_the_upper_half() {
+        let (a, b) = (Duration::from_millis(500), Duration::from_secs(60));
+        assert_eq!(backoff(0, a, b, 0.0), Duration::from_millis(250));
+        assert_eq!(backoff(1, a, b, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff(3, a, b, 0.999_999).as_millis(), 3999);
+        assert_eq!(backoff(40, a, b, 0.0), Duration::from_secs(30));
+        assert!(backoff(40, a, b, 0.99) <= b);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_paces_the_drain() {
+        let mut b = TokenBucket::new(10);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert!(b.take(t0).is_ok());
+        }
+        let next = b.take(t0).unwrap_err();
+        assert_eq!(next - t0, Duration::from_millis(100));
+        assert!(b.take(next).is_ok());
+        assert!(TokenBucket::new(0).take(t0).is_ok());
+    }
+
+    #[test]
+    fn replies_carry_status_and_correlation() {
+        let cmd = Command {
+            request_id: "r-1".into(),
+            method: "probe".into(),
+            params: json!({"camera": "c"}),
+        };
+        let v = reply_body(
+            &cmd,
+            CommandReply::Rejected {
+                code: "unknown_camera".into(),
+                message: "no".into(),
+            },
+        );
+        assert_eq!(v["status"], "rejected");
+        assert_eq!(v["request_id"], "r-1");
+        assert_eq!(v["error"]["code"], "unknown_camera");
+        assert_eq!(
+            reply_body(&cmd, CommandReply::Result(json!({"a":1})))["status"],
+            "result"
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! Messages published by the gateway, and replies to good and bad commands,
+//! validated against `docs/schemas/*.json` on a real Mosquitto.
+//!
+//! The validator below implements the subset of JSON Schema 2020-12 the
+//! schemas use (`type`, `required`, `properties`, `additionalProperties`,
+//! `enum`, `const`, `pattern`, `minimum`, `items`, boolean schemas and the
+//! `date-time` format); an unknown keyword fails the test so the subset
+//! cannot silently grow.
+#![allow(clippy::disallowed_methods)]
+// Test helpers outside #[test] fns: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tgw_e2e::{Mosquitto, MqttSub, mqtt_config, mqtt_pump_bin, wait_for, workspace};
+
+fn schema(name: &str) -> Value {
+    let p = workspace()
+        .join("docs/schemas")
+        .join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn date_time() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+            .unwrap()
+    })
+}
+
+fn validate(s: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
+    let obj = match s {
+        Value::Bool(true) => return,
+        Value::Bool(false) => return errs.push(format!("{path}: not allowed")),
+        Value::Object(o) => o,
+        _ => return errs.push(format!("{path}: bad schema")),
+    };
+    for (k, kw) in obj {
+        match k.as_str() {
+            "$schema" | "$id" | "title" | "description" => {}
+            "type" => {
+                let types: Vec<&str> = match kw {
+                    Value::String(t) => vec![t.as_str()],
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                let ok = types.iter().any(|t| match *t {
+                    "object" => v.is_object(),
+                    "array" => v.is_array(),
+                    "string" => v.is_string(),
+                    "integer" => v.is_i64() || v.is_u64(),
+                    "number" => v.is_number(),
+                    "boolean" => v.is_boolean(),
+                    "null" => v.is_null(),
+                    _ => false,
+                });
+                if !ok {
+                    errs.push(format!("{path}: {v} is not {types:?}"));
+                }
+            }
+            "required" => {
+                for r in kw
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    if v.is_object() && v.get(r).is_none() {
+                        errs.push(format!("{path}: `{r}` is required"));
+                    }
+                }
+            }
+            "properties" => {
+                if let (Some(props), Some(o)) = (kw.as_object(), v.as_object()) {
+                    for (name, sub) in props {
+                        if let Some(x) = o.get(name) {
+                            validate(sub, x, &format!("{path}.{name}"), errs);
+                        }
+                    }
+                }
+            }
+            "additionalProperties" => {
+                let props = obj.get("properties").and_then(Value::as_object);
+                if let Some(o) = v.as_object() {
+                    for (name, x) in o {
+                        if props.is_none_or(|p| !p.contains_key(name)) {
+                            validate(kw, x, &format!("{path}.{name}"), errs);
+                        }
+                    }
+                }
+            }
+            "enum" => {
+                if !kw.as_array().is_some_and(|a| a.contains(v)) {
+                    errs.push(format!("{path}: {v} not in {kw}"));
+                }
+            }
+            "const" => {
+                if kw != v {
+                    errs.push(format!("{path}: {v} != {kw}"));
+                }
+            }
+            "pattern" => {
+                if let (Some(p), Some(x)) = (kw.as_str(), v.as_str())
+                    && !regex::Regex::new(p).unwrap().is_match(x)
+                {
+                    errs.push(format!("{path}: {x:?} does not match {p}"));
+                }
+            }
+            "minimum" => {
+                if let (Some(m), Some(x)) = (kw.as_f64(), v.as_f64())
+                    && x < m
+                {
+                    errs.push(format!("{path}: {x} < {m}"));
+                }
+            }
+            "items" => {
+                for (i, x) in v.as_array().into_iter().flatten().enumerate() {
+                    validate(kw, x, &format!("{path}[{i}]"), errs);
+                }
+            }
+            "format" => {
+                if kw == "date-time" && v.as_str().is_some_and(|x| !date_time().is_match(x)) {
+                    errs.push(format!("{path}: {v} is not an RFC 3339 date-time"));
+                }
+            }
+            other => errs.push(format!("{path}: validator does not know keyword `{other}`")),
+        }
+    }
+}
+
+fn check(name: &str, v: &Value) {
+    let mut errs = Vec::new();
+    validate(&schema(name), v, name, &mut errs);
+    assert!(errs.is_empty(), "{v} against {name}.json: {errs:?}");
+}
+
+fn schema_for(topic: &str) -> Option<&'static str> {
+    let rest = topic.splitn(5, '/').nth(4)?;
+    Some(match rest {
+        "status" => "status",
+        "alarm" => "alarm",
+        r if r.starts_with("reply/") => "reply",
+        r if r.starts_with("cmd/") => "command",
+        r if r.ends_with("/state") => "camera-state",
+        r if r.ends_with("/meta") => "camera-meta",
+        r if r.ends_with("/event") => "camera-event",
+        _ => return None,
+    })
+}
+
+/// The validator itself rejects what it should (so the test can fail).
+#[test]
+fn validator_rejects_bad_messages() {
+    let mut errs = Vec::new();
+    validate(
+        &schema("reply"),
+        &json!({"seq": 0, "status": "maybe", "x": 1}),
+        "r",
+        &mut errs,
+    );
+    assert!(errs.len() >= 5, "{errs:?}");
+    check(
+        "command",
+        &json!({"request_id": "r-1", "params": {"camera": "cam-1"}}),
+    );
+}
+
+#[test]
+fn published_messages_and_replies_match_the_schemas() {
+    let _ = mqtt_pump_bin();
+    let Some(broker) = Mosquitto::start() else {
+        eprintln!("SKIPPED: mosquitto not installed (run scripts/install-peers)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        mqtt_config(
+            &dir.path().join("data"),
+            &broker.url(),
+            "command_max_bytes = 1024\n",
+        ),
+    )
+    .unwrap();
+    let sub = MqttSub::start(broker.port, "tgw/v1/#", "schema-checker", dir.path());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut pump = Command::new(mqtt_pump_bin())
+        .arg(&cfg)
+        .args([
+            "--cameras",
+            "3",
+            "--interval-ms",
+            "200",
+            "--publish-secs",
+            "600",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let prefix = "tgw/v1/test-site/gw-t";
+    wait_for(Duration::from_secs(30), "the birth", || {
+        sub.lines()
+            .iter()
+            .any(|(t, p)| t.ends_with("/status") && p.contains("\"online\":true"))
+            .then_some(())
+    });
+    let cmds: &[(&str, String)] = &[
+        (
+            "probe",
+            r#"{"request_id":"ok-1","params":{"camera":"cam-0001"}}"#.into(),
+        ),
+        (
+            "probe",
+            r#"{"request_id":"rej-1","params":{"camera":"cam-missing"}}"#.into(),
+        ),
+        ("rediscover", r#"{"request_id":"acc-1"}"#.into()),
+        ("reboot", r#"{"request_id":"unk-1"}"#.into()),
+        ("probe", r#"{"request_id":"bad-1","params":{}}"#.into()),
+        ("probe", "this is not json".into()),
+        (
+            "probe",
+            format!(
+                r#"{{"request_id":"big-1","params":{{"camera":"{}"}}}}"#,
+                "x".repeat(2000)
+            ),
+        ),
+    ];
+    for (m, body) in cmds {
+        let st = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1"])
+            .args(["-t", &format!("{prefix}/cmd/{m}"), "-m", body])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    // A message on a topic below cmd/ that is not a method level is ignored.
+    let _ = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-t",
+            &format!("{prefix}/cmd/a/b"),
+            "-m",
+            "{}",
+        ])
+        .status();
+    let expect = [
+        ("reply/ok-1", "result"),
+        ("reply/rej-1", "rejected"),
+        ("reply/acc-1", "accepted"),
+        ("reply/unk-1", "error"),
+        ("reply/bad-1", "error"),
+    ];
+    wait_for(Duration::from_secs(20), "all replies", || {
+        let lines = sub.lines();
+        let n_invalid = lines
+            .iter()
+            .filter(|(t, _)| t.ends_with("reply/_invalid"))
+            .count();
+        (expect
+            .iter()
+            .all(|(t, _)| lines.iter().any(|(lt, _)| lt.ends_with(t)))
+            && n_invalid >= 2)
+            .then_some(())
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &pump.id().to_string()])
+        .status();
+    let _ = pump.wait();
+    let lines = sub.lines();
+    let mut counts = std::collections::BTreeMap::new();
+    for (topic, payload) in &lines {
+        if topic.contains("/cmd/") {
+            continue; // the centre's own commands, good and bad, echoed by the wildcard
+        }
+        let v: Value =
+            serde_json::from_str(payload).unwrap_or_else(|e| panic!("{topic}: {e}: {payload}"));
+        let name = schema_for(topic).unwrap_or_else(|| panic!("no schema for topic {topic}"));
+        check(name, &v);
+        *counts.entry(name).or_insert(0) += 1;
+        for (t, status) in &expect {
+            if topic.ends_with(t) {
+                assert_eq!(v["status"], *status, "{topic}: {v}");
+            }
+        }
+    }
+    // The well-formed commands sent above match the command schema.
+    for (_, body) in &cmds[..3] {
+        check("command", &serde_json::from_str(body).unwrap());
+    }
+    for name in [
+        "status",
+        "camera-state",
+        "camera-meta",
+        "camera-event",
+        "reply",
+    ] {
+        assert!(
+            counts.contains_key(name),
+            "no {name} message seen: {counts:?}"
+        );
+    }
+    // The clean stop left a retained offline status.
+    let last_status = lines
+        .iter()
+        .rev()
+        .find(|(t, _)| t.ends_with("/status"))
+        .unwrap();
+    assert!(
+        last_status.1.contains("\"reason\":\"shutdown\""),
+        "{}",
+        last_status.1
+    );
+}
