@@ -1,23 +1,59 @@
-//! The local HTTP endpoint: `/healthz`, `/readyz`, a read-only inventory API
-//! under `/api/v1` and a plain overview page (zh-CN).
+//! The HTTP API (`/api/v1`), the embedded dashboard, and the operations
+//! endpoints (`/healthz`, `/readyz`, `/metrics`).
 //!
-//! Device passwords are never part of any response: [`crate::store::Device`]
-//! carries only `has_credentials`. Later work adds users, sessions and the
-//! full dashboard; this router is built with [`router`] so tests can drive it
-//! without a port (STYLE.md §12).
+//! Every route is declared once in [`ROUTES`] with its method, path, access
+//! level and OpenAPI metadata; [`router`] builds the axum router from that
+//! table and one guard middleware enforces the access level of the matched
+//! route, so a route cannot exist without an access rule, and the access
+//! test iterates the same table (STYLE.md §12).
+//!
+//! Access: browser sessions (HttpOnly, SameSite=Strict cookie; every
+//! mutating request must carry the session's CSRF token in `X-CSRF-Token`)
+//! or bearer API tokens (`Authorization: Bearer tgw_…`). Roles: viewer <
+//! operator < technician < admin. Every change and every action that
+//! reaches a device writes an audit entry. Passwords, tokens and session ids
+//! are never part of a response body other than the one that creates a token,
+//! and never logged. Errors are `{"error":{"code","message"}}` with stable
+//! codes; request bodies are capped at [`BODY_LIMIT`] (413), unknown fields
+//! and out-of-range values are refused (400).
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Json, Router};
-use std::sync::Arc;
-
+use futures::StreamExt as _;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
+use crate::auth::{self, HashCost, LoginLimiter, NewAudit, Principal, Refusal, Role, Users, Via};
 use crate::health::Health;
+use crate::live::LiveHub;
 use crate::metrics::Metrics;
-use crate::store::{Device, DeviceState, Store};
+use crate::secrets::Password;
+use crate::store::{Device, DeviceState, Store, StoreError};
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "tgw_session";
+/// Header carrying the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Changes the process's log filter (an `EnvFilter` directive string).
+pub type LogLevelFn = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -25,18 +61,1438 @@ pub struct AppState {
     store: Store,
     township: String,
     metrics: Arc<Metrics>,
+    users: Users,
+    limiter: LoginLimiter,
+    live: LiveHub,
+    probe_tx: Option<mpsc::Sender<String>>,
+    log_level: Option<LogLevelFn>,
+    current_level: Arc<Mutex<String>>,
+    secure_cookies: bool,
+    timezone: String,
+    hash_cost: HashCost,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
 }
 
 impl AppState {
-    /// State over a store; `township` is the display name.
-    pub fn new(store: Store, township: String, metrics: Arc<Metrics>) -> Self {
-        Self {
+    /// State over a store; `township` is the display name. Applies the
+    /// `auth` migrations.
+    pub fn new(
+        store: Store,
+        township: String,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, auth::AuthError> {
+        let users = Users::new(store.clone())?;
+        let http = device_drivers::onvif_client::http_client(&Default::default())
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Ok(Self {
             store,
             township,
             metrics,
+            users,
+            limiter: LoginLimiter::default(),
+            live: LiveHub::default(),
+            probe_tx: None,
+            log_level: None,
+            current_level: Arc::new(Mutex::new(String::new())),
+            secure_cookies: false,
+            timezone: "Asia/Shanghai".into(),
+            hash_cost: HashCost::DEFAULT,
+            http,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Where probe-now requests go (device ids; the daemon's inventory loop
+    /// consumes them). Without it, probe-now answers 503.
+    pub fn with_probe(mut self, tx: mpsc::Sender<String>) -> Self {
+        self.probe_tx = Some(tx);
+        self
+    }
+
+    /// The live hub whose events `/api/v1/events` streams; pass the same hub
+    /// to the poller as its [`crate::poller::HealthSink`].
+    pub fn with_live(mut self, hub: LiveHub) -> Self {
+        self.live = hub;
+        self
+    }
+
+    /// The live hub (to hand to the poller).
+    pub fn live(&self) -> LiveHub {
+        self.live.clone()
+    }
+
+    /// Enables `PUT /api/v1/log-level`; `current` is the filter in force.
+    pub fn with_log_level(mut self, f: LogLevelFn, current: &str) -> Self {
+        self.log_level = Some(f);
+        self.current_level = Arc::new(Mutex::new(current.to_string()));
+        self
+    }
+
+    /// Marks cookies `Secure` (the gateway is served behind TLS).
+    pub fn with_secure_cookies(mut self, on: bool) -> Self {
+        self.secure_cookies = on;
+        self
+    }
+
+    /// IANA time zone the dashboard displays times in.
+    pub fn with_timezone(mut self, tz: &str) -> Self {
+        self.timezone = tz.to_string();
+        self
+    }
+
+    /// Argon2 cost for passwords set through the API.
+    pub fn with_hash_cost(mut self, c: HashCost) -> Self {
+        self.hash_cost = c;
+        self
+    }
+
+    /// Login limiter (tests tune it).
+    pub fn with_limiter(mut self, l: LoginLimiter) -> Self {
+        self.limiter = l;
+        self
+    }
+
+    /// SSE streams end when this is cancelled (graceful shutdown).
+    pub fn with_shutdown(mut self, t: CancellationToken) -> Self {
+        self.shutdown = t;
+        self
+    }
+
+    /// The user store.
+    pub fn users(&self) -> &Users {
+        &self.users
+    }
+}
+
+// ---------------------------------------------------------------- routes
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (operations endpoints, the dashboard shell, login).
+    Public,
+    /// A logged-in user with at least this role.
+    Role(Role),
+}
+
+/// HTTP method of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum M {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl M {
+    /// As an `http::Method`.
+    pub fn method(self) -> Method {
+        match self {
+            M::Get => Method::GET,
+            M::Post => Method::POST,
+            M::Put => Method::PUT,
+            M::Patch => Method::PATCH,
+            M::Delete => Method::DELETE,
         }
     }
 }
+
+/// One route: the single place its method, path, access and docs live.
+pub struct Route {
+    /// Method.
+    pub method: M,
+    /// axum path (`{id}` parameters).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// OpenAPI tag.
+    pub tag: &'static str,
+    /// One-line description.
+    pub summary: &'static str,
+    /// Request body schema, if it takes a JSON body.
+    pub body: Option<fn() -> (String, serde_json::Value)>,
+    /// Query parameters (name, description).
+    pub query: &'static [(&'static str, &'static str)],
+    /// The handler.
+    pub handler: fn() -> MethodRouter<AppState>,
+}
+
+fn schema<T: utoipa::ToSchema>() -> (String, serde_json::Value) {
+    (
+        T::name().to_string(),
+        serde_json::to_value(T::schema()).unwrap_or_default(),
+    )
+}
+
+const V: Access = Access::Role(Role::Viewer);
+const T: Access = Access::Role(Role::Technician);
+const A: Access = Access::Role(Role::Admin);
+const PAGE: &[(&str, &str)] = &[
+    ("page", "page number, 1-10000 (with per_page)"),
+    ("per_page", "items per page, 1-1000; default: all"),
+];
+const CAM_Q: &[(&str, &str)] = &[
+    ("village", "village code"),
+    ("grid", "grid code"),
+    ("verdict", "ok | degraded | offline | unknown"),
+    ("vendor", "manufacturer (case-insensitive substring)"),
+    ("q", "id, name or address substring"),
+    ("page", "page number, 1-10000"),
+    ("per_page", "items per page, 1-1000; default: all"),
+];
+
+macro_rules! r {
+    ($m:ident $path:literal, $access:expr, $tag:literal, $summary:literal, $h:expr) => {
+        Route {
+            method: M::$m,
+            path: $path,
+            access: $access,
+            tag: $tag,
+            summary: $summary,
+            body: None,
+            query: &[],
+            handler: || $h,
+        }
+    };
+    ($m:ident $path:literal, $access:expr, $tag:literal, $summary:literal, $h:expr, query = $q:expr) => {
+        Route {
+            method: M::$m,
+            path: $path,
+            access: $access,
+            tag: $tag,
+            summary: $summary,
+            body: None,
+            query: $q,
+            handler: || $h,
+        }
+    };
+    ($m:ident $path:literal, $access:expr, $tag:literal, $summary:literal, $h:expr, body = $b:ty) => {
+        Route {
+            method: M::$m,
+            path: $path,
+            access: $access,
+            tag: $tag,
+            summary: $summary,
+            body: Some(schema::<$b>),
+            query: &[],
+            handler: || $h,
+        }
+    };
+}
+
+/// Every route of the gateway.
+pub const ROUTES: &[Route] = &[
+    r!(Get "/", Access::Public, "dashboard", "Dashboard (single page; zh-CN, ?lang=en)", get(index)),
+    r!(Get "/assets/{file}", Access::Public, "dashboard", "Dashboard assets", get(asset)),
+    r!(Get "/healthz", Access::Public, "ops", "Liveness", get(|| async { "ok\n" })),
+    r!(Get "/readyz", Access::Public, "ops", "Readiness (store reachable)", get(readyz)),
+    r!(Get "/metrics", Access::Public, "ops", "Prometheus metrics (OpenMetrics text)", get(metrics)),
+    r!(Get "/api/v1/openapi.json", Access::Public, "ops", "This document", get(openapi)),
+    r!(Post "/api/v1/login", Access::Public, "auth", "Log in; sets the session cookie and returns the CSRF token", post(login), body = LoginBody),
+    r!(Post "/api/v1/logout", V, "auth", "End the session", post(logout)),
+    r!(Get "/api/v1/session", V, "auth", "Who am I (user, role, CSRF token, township, time zone)", get(session)),
+    r!(Get "/api/v1/townships", V, "inventory", "The township this gateway serves", get(townships)),
+    r!(Get "/api/v1/villages", V, "inventory", "Villages with their grids", get(villages)),
+    r!(Get "/api/v1/grids", V, "inventory", "Grids", get(grids), query = &[("village", "village code")]),
+    r!(Get "/api/v1/devices", V, "inventory", "Devices (X-Total-Count header)", get(list_devices), query = &[
+        ("state", "discovered | adopted | ignored"), ("kind", "camera | speaker"), ("village", "village code"), ("grid", "grid code"),
+        ("page", "page number, 1-10000"), ("per_page", "items per page, 1-1000; default: all")]),
+    r!(Get "/api/v1/devices/{id}", V, "inventory", "One device", get(get_device)),
+    r!(Post "/api/v1/devices/{id}/assign", T, "inventory", "Adopt/move a device into a village and grid", post(assign), body = AssignBody),
+    r!(Put "/api/v1/devices/{id}/credentials", T, "inventory", "Set the device's own login (write-only)", put(set_credentials), body = CredentialsBody),
+    r!(Delete "/api/v1/devices/{id}/credentials", T, "inventory", "Remove the device's own login (its credential group applies)", delete(clear_credentials)),
+    r!(Get "/api/v1/credential-groups", T, "inventory", "Credential groups (never their passwords)", get(list_groups)),
+    r!(Put "/api/v1/credential-groups/{name}", T, "inventory", "Create or replace a credential group", put(set_group), body = GroupBody),
+    r!(Get "/api/v1/inbox", V, "discovery", "Discovered devices waiting for adoption, with their probe result", get(inbox), query = PAGE),
+    r!(Post "/api/v1/inbox/adopt", T, "discovery", "Adopt one or many devices into a village/grid, optionally with a login", post(adopt_many), body = AdoptBody),
+    r!(Post "/api/v1/inbox/ignore", T, "discovery", "Dismiss devices from the inbox", post(ignore_many), body = IdsBody),
+    r!(Get "/api/v1/overview", V, "cameras", "Counts by verdict per village, active alarms, recent transitions", get(overview)),
+    r!(Get "/api/v1/cameras", V, "cameras", "Adopted cameras with their health (X-Total-Count header)", get(cameras), query = CAM_Q),
+    r!(Get "/api/v1/cameras/{id}", V, "cameras", "One camera: device, inventory (profiles, stream metadata) and health", get(camera)),
+    r!(Get "/api/v1/cameras/{id}/events", V, "cameras", "Verdict transitions of a camera, newest first", get(camera_events), query = &[("limit", "1-1000, default 200")]),
+    r!(Get "/api/v1/cameras/{id}/snapshot", V, "cameras", "A JPEG snapshot fetched by the gateway with the camera's login", get(snapshot)),
+    r!(Post "/api/v1/cameras/{id}/probe", T, "cameras", "Re-probe the camera now", post(probe_now)),
+    r!(Get "/api/v1/transitions", V, "cameras", "Recent transitions of all cameras", get(transitions), query = &[("limit", "1-1000, default 50")]),
+    r!(Get "/api/v1/events", V, "cameras", "Server-sent events: health states and transitions", get(events)),
+    r!(Get "/api/v1/speakers", V, "speakers", "Loudspeakers", get(speakers)),
+    r!(Get "/api/v1/users", A, "users", "Users", get(list_users)),
+    r!(Post "/api/v1/users", A, "users", "Create a user", post(create_user), body = NewUserBody),
+    r!(Patch "/api/v1/users/{name}", A, "users", "Change role, disabled flag or password", patch(update_user), body = UpdateUserBody),
+    r!(Delete "/api/v1/users/{name}", A, "users", "Delete a user", delete(delete_user)),
+    r!(Post "/api/v1/users/{name}/tokens", A, "users", "Issue an API token (returned once)", post(create_token), body = TokenBody),
+    r!(Get "/api/v1/audit", A, "audit", "Audit log, newest first", get(audit_log), query = &[("limit", "1-1000, default 100"), ("before", "entries with a smaller id")]),
+    r!(Get "/api/v1/log-level", A, "ops", "The log filter in force", get(get_log_level)),
+    r!(Put "/api/v1/log-level", A, "ops", "Change the log filter at run time", put(set_log_level), body = LogLevelBody),
+];
+
+/// The HTTP routes, built from [`ROUTES`].
+pub fn router(state: AppState) -> Router {
+    let mut r: Router<AppState> = Router::new();
+    for route in ROUTES {
+        r = r.route(route.path, (route.handler)());
+    }
+    r.route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Finds the route for a method and matched path.
+pub fn find_route(method: &Method, path: &str) -> Option<&'static Route> {
+    ROUTES
+        .iter()
+        .find(|r| r.path == path && r.method.method() == *method)
+}
+
+// ---------------------------------------------------------------- errors
+
+/// A JSON error with a stable code.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+    fn not_found(what: &str, id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} `{id}`"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": { "code": self.code, "message": self.message } })),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { what, id } => ApiError::not_found(what, &id),
+            StoreError::Invalid(m) => ApiError::bad(m),
+            e => {
+                tracing::warn!(error = %e, "store error in API");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<auth::AuthError> for ApiError {
+    fn from(e: auth::AuthError) -> Self {
+        match e {
+            auth::AuthError::Store(s) => s.into(),
+            auth::AuthError::Invalid(m) => ApiError::bad(m),
+            auth::AuthError::NoUser(u) => ApiError::not_found("user", &u),
+            e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        }
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+// ---------------------------------------------------------------- extractors
+
+/// A JSON body: `application/json`, at most [`BODY_LIMIT`] bytes, unknown
+/// fields refused, errors as [`ApiError`] naming the field.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned + Validate, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        format!("request body over {BODY_LIMIT} bytes"),
+                    )
+                } else {
+                    ApiError::bad(format!("cannot read body: {e}"))
+                }
+            })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let v: T = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            };
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed", msg)
+        })?;
+        v.validate().map_err(ApiError::bad)?;
+        Ok(Body(v))
+    }
+}
+
+/// Range and shape checks beyond the JSON types.
+pub trait Validate {
+    /// `Err(message)` naming the field.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Query parameters with JSON errors (unknown parameters refused).
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned + Validate, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        let v: T = serde_urlencoded_from(q).map_err(|e| ApiError::bad(format!("query: {e}")))?;
+        v.validate().map_err(ApiError::bad)?;
+        Ok(Q(v))
+    }
+}
+
+fn serde_urlencoded_from<T: DeserializeOwned>(q: &str) -> Result<T, String> {
+    // axum's Query uses serde_urlencoded; go through it for identical parsing.
+    let uri: axum::http::Uri = format!("/?{q}").parse().map_err(|e| format!("{e}"))?;
+    axum::extract::Query::<T>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| e.body_text())
+}
+
+/// The caller: who, from where.
+pub struct Ctx {
+    /// Authenticated principal.
+    pub who: Principal,
+    /// Client address (text).
+    pub source: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let who = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first")
+            })?;
+        Ok(Ctx {
+            who,
+            source: client_ip(parts.extensions.get::<ConnectInfo<SocketAddr>>()).to_string(),
+        })
+    }
+}
+
+/// The client's address (unspecified when not served with connect info).
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(ClientIp(client_ip(
+            parts.extensions.get::<ConnectInfo<SocketAddr>>(),
+        )))
+    }
+}
+
+fn client_ip(ci: Option<&ConnectInfo<SocketAddr>>) -> IpAddr {
+    ci.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    use subtle_eq::eq;
+    eq(a.as_bytes(), b.as_bytes())
+}
+
+mod subtle_eq {
+    /// Constant-time equality for equal-length inputs.
+    pub fn eq(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// Authenticates a request: bearer token first, then the session cookie.
+fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().unwrap_or("");
+        let Some(tok) = v.strip_prefix("Bearer ").map(str::trim) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authorization must be `Bearer TOKEN`",
+            ));
+        };
+        return Ok(st.users.token(tok)?);
+    }
+    match cookie(headers, SESSION_COOKIE) {
+        Some(id) if !id.is_empty() => Ok(st.users.session(id)?),
+        _ => Ok(None),
+    }
+}
+
+/// Enforces the matched route's access level (and CSRF for sessions).
+async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let Some(route) = find_route(req.method(), &path) else {
+        // Not in the table (cannot happen for routes built from it): refuse.
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "route without an access rule",
+        )
+        .into_response();
+    };
+    let Access::Role(need) = route.access else {
+        return next.run(req).await;
+    };
+    let who = match authenticate(&st, req.headers()) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "log in or send a bearer token",
+            )
+            .into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    if who.role < need {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "needs role {} (you are {})",
+                need.as_str(),
+                who.role.as_str()
+            ),
+        )
+        .into_response();
+    }
+    if route.method != M::Get
+        && let Via::Session { csrf, .. } = &who.via
+    {
+        let sent = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct_eq(sent, csrf) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "missing or wrong X-CSRF-Token",
+            )
+            .into_response();
+        }
+    }
+    req.extensions_mut().insert(who);
+    next.run(req).await
+}
+
+// ---------------------------------------------------------------- helpers
+
+impl AppState {
+    fn audit(
+        &self,
+        ctx: &Ctx,
+        action: &str,
+        target: Option<&str>,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+        outcome: &str,
+    ) {
+        let e = NewAudit {
+            actor: &ctx.who.user,
+            source: &ctx.source,
+            action,
+            target,
+            before,
+            after,
+            outcome,
+        };
+        if let Err(e) = self.users.audit(e) {
+            tracing::warn!(error = %e, action, "writing the audit log failed");
+        }
+        tracing::info!(actor = %ctx.who.user, source = %ctx.source, action, target = target.unwrap_or("-"), outcome, "audit");
+    }
+}
+
+fn device_brief(d: &Device) -> serde_json::Value {
+    serde_json::json!({ "state": d.state, "village": d.village, "grid": d.grid, "has_credentials": d.has_credentials })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Paging {
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+
+impl Paging {
+    fn check(&self) -> Result<(), String> {
+        if let Some(p) = self.page
+            && !(1..=10_000).contains(&p)
+        {
+            return Err(format!("page must be 1-10000, got {p}"));
+        }
+        if let Some(p) = self.per_page
+            && !(1..=1000).contains(&p)
+        {
+            return Err(format!("per_page must be 1-1000, got {p}"));
+        }
+        Ok(())
+    }
+    fn apply<T: Serialize>(&self, v: Vec<T>) -> Response {
+        let total = v.len();
+        let items: Vec<T> = match self.per_page {
+            None => v,
+            Some(n) => {
+                let page = self.page.unwrap_or(1) as usize;
+                v.into_iter()
+                    .skip((page - 1) * n as usize)
+                    .take(n as usize)
+                    .collect()
+            }
+        };
+        let mut r = Json(items).into_response();
+        if let Ok(h) = HeaderValue::from_str(&total.to_string()) {
+            r.headers_mut().insert("x-total-count", h);
+        }
+        r
+    }
+}
+
+fn limit(v: Option<u32>, default: u32, name: &str) -> Result<usize, String> {
+    match v {
+        None => Ok(default as usize),
+        Some(n) if (1..=1000).contains(&n) => Ok(n as usize),
+        Some(n) => Err(format!("{name} must be 1-1000, got {n}")),
+    }
+}
+
+fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), String> {
+    let n = v.chars().count();
+    if n < min || n > max {
+        return Err(format!("{field} must be {min}-{max} characters, got {n}"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(format!("{field} must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn check_ids(ids: &[String]) -> Result<(), String> {
+    if ids.is_empty() || ids.len() > 1000 {
+        return Err(format!("ids must list 1-1000 devices, got {}", ids.len()));
+    }
+    for id in ids {
+        check_len("ids[]", id, 1, 100)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- dashboard and ops
+
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const APP_CSS: &str = include_str!("../web/app.css");
+
+async fn index(headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let q_en = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "lang=en"));
+    let q_zh = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "lang=zh-CN"));
+    let lang = if q_en || (!q_zh && cookie(&headers, "tgw_lang") == Some("en")) {
+        "en"
+    } else {
+        "zh-CN"
+    };
+    let mut r = Html(INDEX_HTML.replace("{{LANG}}", lang)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, ct) = match file.as_str() {
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
+        _ => return ApiError::not_found("asset", &file).into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.store.schema_version() {
+        Ok(_) => "ready\n".into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+        .into_response(),
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI 3.1 document, generated from [`ROUTES`] and the request types.
+pub fn openapi_doc() -> serde_json::Value {
+    let mut paths: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
+    let mut schemas = serde_json::Map::new();
+    for name in [
+        schema::<auth::User>(),
+        schema::<auth::AuditEntry>(),
+        schema::<ErrorBody>(),
+    ] {
+        schemas.insert(name.0, name.1);
+    }
+    for r in ROUTES {
+        let oapath = r.path.to_string();
+        let mut params: Vec<serde_json::Value> = r
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|p| serde_json::json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        params.extend(r.query.iter().map(|(n, d)| serde_json::json!({"name": n, "in": "query", "required": false, "description": d, "schema": {"type": "string"}})));
+        let err = serde_json::json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+        let mut responses = serde_json::json!({"200": {"description": "ok"}, "default": err});
+        if let Access::Role(role) = r.access {
+            responses["401"] =
+                serde_json::json!({"description": "not logged in (code `unauthenticated`)"});
+            responses["403"] = serde_json::json!({"description": format!("role below {} (code `forbidden`) or, for sessions, missing CSRF token (code `csrf`)", role.as_str())});
+        }
+        let mut op = serde_json::json!({
+            "tags": [r.tag],
+            "summary": r.summary,
+            "operationId": format!("{}_{}", r.method.method().as_str().to_lowercase(), r.path.trim_matches('/').replace(['/', '{', '}', '-', '.'], "_")),
+            "parameters": params,
+            "responses": responses,
+        });
+        match r.access {
+            Access::Public => op["security"] = serde_json::json!([]),
+            Access::Role(role) => op["x-min-role"] = serde_json::json!(role.as_str()),
+        }
+        if let Some(b) = r.body {
+            let (name, s) = b();
+            op["requestBody"] = serde_json::json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}});
+            op["responses"]["400"] = serde_json::json!({"description": "malformed JSON, unknown field or out-of-range value (codes `malformed`, `invalid`)"});
+            op["responses"]["413"] = serde_json::json!({"description": format!("body over {BODY_LIMIT} bytes (code `too_large`)")});
+            schemas.insert(name, s);
+        }
+        paths
+            .entry(oapath)
+            .or_default()
+            .insert(r.method.method().as_str().to_lowercase(), op);
+    }
+    serde_json::json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Township Gateway API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Generated from the gateway's route table (gateway/src/http.rs ROUTES)."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+                "bearer": {"type": "http", "scheme": "bearer"}
+            }
+        },
+        "security": [{"session": []}, {"bearer": []}]
+    })
+}
+
+/// The error envelope.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorBody {
+    error: ErrorInner,
+}
+
+/// Error code and message.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorInner {
+    /// Stable code: unauthenticated, forbidden, csrf, malformed, invalid,
+    /// too_large, unsupported_media_type, not_found, conflict, rate_limited,
+    /// locked, unavailable, device, store, internal.
+    code: String,
+    /// Human-readable message.
+    message: String,
+}
+
+async fn openapi() -> Response {
+    Json(openapi_doc()).into_response()
+}
+
+// ---------------------------------------------------------------- auth
+
+/// `POST /api/v1/login`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+impl Validate for LoginBody {
+    fn validate(&self) -> Result<(), String> {
+        check_len("user", &self.user, 1, 64)?;
+        if self.password.is_empty() || self.password.len() > 1024 {
+            return Err("password must be 1-1024 bytes".into());
+        }
+        Ok(())
+    }
+}
+
+fn session_cookie(st: &AppState, headers: &HeaderMap, value: &str, max_age: i64) -> HeaderValue {
+    let tls = st.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            == Some("https");
+    let s = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        if tls { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&s)
+        .unwrap_or_else(|_| HeaderValue::from_static("tgw_session=; Max-Age=0"))
+}
+
+async fn login(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Body(b): Body<LoginBody>,
+) -> ApiResult {
+    let source = ip.to_string();
+    let audit = |action: &str, outcome: &str| {
+        let _ = st.users.audit(NewAudit {
+            actor: &b.user,
+            source: &source,
+            action,
+            target: Some(&b.user),
+            outcome,
+            ..Default::default()
+        });
+    };
+    match st.limiter.check(ip, &b.user) {
+        Ok(()) => {}
+        Err(r) => {
+            let (code, after) = match r {
+                Refusal::Address(d) => ("rate_limited", d),
+                Refusal::Locked(d) => ("locked", d),
+            };
+            audit("login", code);
+            tracing::warn!(user = %b.user, source = %source, code, "login refused");
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                format!("too many failed logins; retry in {} s", after.as_secs() + 1),
+            )
+            .into_response();
+            if let Ok(h) = HeaderValue::from_str(&(after.as_secs() + 1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, h);
+            }
+            return Ok(resp);
+        }
+    }
+    let users = st.users.clone();
+    let (u, p) = (b.user.clone(), b.password.clone());
+    let role = tokio::task::spawn_blocking(move || users.check(&u, &p))
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
+    let Some(role) = role else {
+        let locked = st.limiter.failed(ip, &b.user);
+        audit("login", if locked { "failed_locked" } else { "failed" });
+        tracing::warn!(user = %b.user, source = %source, locked, "login failed");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong user name or password",
+        ));
+    };
+    st.limiter.succeeded(&b.user);
+    let (sid, csrf) = st.users.create_session(&b.user, &source)?;
+    audit("login", "ok");
+    tracing::info!(user = %b.user, source = %source, "login");
+    let mut r =
+        Json(serde_json::json!({ "user": b.user, "role": role, "csrf": csrf })).into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&st, &headers, &sid, auth::SESSION_TTL.whole_seconds()),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+async fn logout(State(st): State<AppState>, headers: HeaderMap, ctx: Ctx) -> ApiResult {
+    if let Via::Session { id_hash, .. } = &ctx.who.via {
+        st.users.end_session(id_hash)?;
+    }
+    st.audit(&ctx, "logout", Some(&ctx.who.user), None, None, "ok");
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&st, &headers, "", 0));
+    Ok(r)
+}
+
+async fn session(State(st): State<AppState>, ctx: Ctx) -> ApiResult {
+    let csrf = match &ctx.who.via {
+        Via::Session { csrf, .. } => Some(csrf.clone()),
+        Via::Token => None,
+    };
+    let mut r = Json(serde_json::json!({
+        "user": ctx.who.user, "role": ctx.who.role, "csrf": csrf,
+        "township": st.township, "timezone": st.timezone,
+    }))
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+// ---------------------------------------------------------------- inventory
+
+impl Validate for () {}
+
+async fn townships(State(st): State<AppState>) -> ApiResult {
+    let (code, name): (String, String) = st
+        .store
+        .with_conn(|c| {
+            Ok(
+                c.query_row("SELECT code, name FROM township WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
+        })
+        .unwrap_or_else(|_| (String::new(), st.township.clone()));
+    let villages = st.store.villages()?;
+    Ok(Json(
+        serde_json::json!([{ "code": code, "name": name, "villages": villages.len(),
+        "grids": villages.iter().map(|v| v.grids.len()).sum::<usize>() }]),
+    )
+    .into_response())
+}
+
+async fn villages(State(st): State<AppState>) -> ApiResult {
+    Ok(Json(st.store.villages()?).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GridQuery {
+    village: Option<String>,
+}
+impl Validate for GridQuery {}
+
+async fn grids(State(st): State<AppState>, Q(q): Q<GridQuery>) -> ApiResult {
+    let v: Vec<serde_json::Value> = st
+        .store
+        .villages()?
+        .into_iter()
+        .filter(|v| q.village.as_ref().is_none_or(|c| *c == v.code))
+        .flat_map(|v| {
+            let code = v.code.clone();
+            v.grids
+                .into_iter()
+                .map(move |(g, n)| serde_json::json!({"code": g, "name": n, "village": code}))
+        })
+        .collect();
+    Ok(Json(v).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeviceQuery {
+    state: Option<DeviceState>,
+    kind: Option<String>,
+    village: Option<String>,
+    grid: Option<String>,
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+impl Validate for DeviceQuery {
+    fn validate(&self) -> Result<(), String> {
+        Paging {
+            page: self.page,
+            per_page: self.per_page,
+        }
+        .check()
+    }
+}
+
+async fn list_devices(State(st): State<AppState>, Q(q): Q<DeviceQuery>) -> ApiResult {
+    let mut v = st.store.devices(q.state)?;
+    v.retain(|d| {
+        q.village
+            .as_ref()
+            .is_none_or(|x| d.village.as_ref() == Some(x))
+            && q.grid.as_ref().is_none_or(|x| d.grid.as_ref() == Some(x))
+            && q.kind.as_ref().is_none_or(|x| d.kind == *x)
+    });
+    Ok(Paging {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .apply(v))
+}
+
+async fn get_device(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    match st.store.device(&id)? {
+        Some(d) => Ok(Json(d).into_response()),
+        None => Err(ApiError::not_found("device", &id)),
+    }
+}
+
+/// `POST /api/v1/devices/{id}/assign`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    /// Village code (or null for unassigned).
+    pub village: Option<String>,
+    /// Grid code within the village.
+    pub grid: Option<String>,
+}
+impl Validate for AssignBody {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(v) = &self.village {
+            check_len("village", v, 1, 64)?;
+        }
+        if let Some(g) = &self.grid {
+            check_len("grid", g, 1, 64)?;
+        }
+        Ok(())
+    }
+}
+
+async fn assign(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Body(b): Body<AssignBody>,
+) -> ApiResult {
+    let before = st
+        .store
+        .device(&id)?
+        .ok_or_else(|| ApiError::not_found("device", &id))?;
+    let r = st.store.adopt(&id, b.village.as_deref(), b.grid.as_deref());
+    let after = st.store.device(&id)?;
+    st.audit(
+        &ctx,
+        "device.assign",
+        Some(&id),
+        Some(device_brief(&before)),
+        after.as_ref().map(device_brief),
+        if r.is_ok() { "ok" } else { "error" },
+    );
+    r?;
+    Ok(Json(after).into_response())
+}
+
+/// `PUT /api/v1/devices/{id}/credentials` (write-only).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsBody {
+    /// Login name on the device.
+    pub username: String,
+    /// Password (never returned).
+    pub password: String,
+}
+impl Validate for CredentialsBody {
+    fn validate(&self) -> Result<(), String> {
+        check_len("username", &self.username, 1, 64)?;
+        check_len("password", &self.password, 1, 128)
+    }
+}
+
+async fn set_credentials(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Body(b): Body<CredentialsBody>,
+) -> ApiResult {
+    let before = st
+        .store
+        .device(&id)?
+        .ok_or_else(|| ApiError::not_found("device", &id))?;
+    st.store
+        .set_device_login(&id, &b.username, &Password::new(b.password))?;
+    st.audit(
+        &ctx,
+        "device.credentials",
+        Some(&id),
+        Some(serde_json::json!({"has_credentials": before.has_credentials})),
+        Some(
+            serde_json::json!({"has_credentials": true, "username": b.username, "password": "***"}),
+        ),
+        "ok",
+    );
+    if let Some(tx) = &st.probe_tx {
+        let _ = tx.try_send(id.clone());
+    }
+    Ok(Json(serde_json::json!({"id": id, "has_credentials": true})).into_response())
+}
+
+async fn clear_credentials(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let before = st
+        .store
+        .device(&id)?
+        .ok_or_else(|| ApiError::not_found("device", &id))?;
+    st.store.with_conn(|c| {
+        c.execute("DELETE FROM device_credential WHERE device_id = ?1", [&id])?;
+        Ok(())
+    })?;
+    st.audit(
+        &ctx,
+        "device.credentials.clear",
+        Some(&id),
+        Some(serde_json::json!({"has_credentials": before.has_credentials})),
+        Some(serde_json::json!({"has_credentials": false})),
+        "ok",
+    );
+    Ok(Json(serde_json::json!({"id": id, "has_credentials": false})).into_response())
+}
+
+async fn list_groups(State(st): State<AppState>) -> ApiResult {
+    let v: Vec<serde_json::Value> = st.store.with_conn(|c| {
+        let mut s = c.prepare("SELECT name, username, subnets, mac_prefixes, priority FROM credential_group ORDER BY priority DESC, name")?;
+        let v = s
+            .query_map([], |r| {
+                let j = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap_or_default();
+                Ok(serde_json::json!({"name": r.get::<_, String>(0)?, "username": r.get::<_, String>(1)?,
+                    "subnets": j(r.get(2)?), "mac_prefixes": j(r.get(3)?), "priority": r.get::<_, i64>(4)?}))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
+    })?;
+    Ok(Json(v).into_response())
+}
+
+/// `PUT /api/v1/credential-groups/{name}`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBody {
+    /// Login name.
+    pub username: String,
+    /// Password (never returned).
+    pub password: String,
+    /// IPv4 subnets the group applies to, e.g. `10.1.0.0/16`.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    /// MAC prefixes, e.g. `44:19:b6`.
+    #[serde(default)]
+    pub mac_prefixes: Vec<String>,
+    /// Higher wins, -1000..=1000.
+    #[serde(default)]
+    pub priority: i32,
+}
+impl Validate for GroupBody {
+    fn validate(&self) -> Result<(), String> {
+        check_len("username", &self.username, 1, 64)?;
+        check_len("password", &self.password, 1, 128)?;
+        if !(-1000..=1000).contains(&self.priority) {
+            return Err(format!(
+                "priority must be -1000..=1000, got {}",
+                self.priority
+            ));
+        }
+        if self.subnets.len() > 256 || self.mac_prefixes.len() > 256 {
+            return Err("at most 256 subnets and 256 MAC prefixes".into());
+        }
+        for s in &self.subnets {
+            s.parse::<ipnet::Ipv4Net>()
+                .map_err(|e| format!("subnets: `{s}`: {e}"))?;
+        }
+        for m in &self.mac_prefixes {
+            check_len("mac_prefixes[]", m, 2, 17)?;
+        }
+        Ok(())
+    }
+}
+
+async fn set_group(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Body(b): Body<GroupBody>,
+) -> ApiResult {
+    check_len("name", &name, 1, 64).map_err(ApiError::bad)?;
+    let nets: Vec<ipnet::Ipv4Net> = b.subnets.iter().filter_map(|s| s.parse().ok()).collect();
+    let macs: Vec<String> = b
+        .mac_prefixes
+        .iter()
+        .map(|m| m.to_ascii_lowercase())
+        .collect();
+    st.store.set_group(
+        &name,
+        &b.username,
+        &Password::new(b.password),
+        &nets,
+        &macs,
+        b.priority,
+    )?;
+    st.audit(&ctx, "credential_group.set", Some(&name), None,
+        Some(serde_json::json!({"username": b.username, "password": "***", "subnets": b.subnets, "mac_prefixes": macs, "priority": b.priority})), "ok");
+    Ok(Json(serde_json::json!({"name": name})).into_response())
+}
+
+// ---------------------------------------------------------------- discovery inbox
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+impl Validate for PageQuery {
+    fn validate(&self) -> Result<(), String> {
+        Paging {
+            page: self.page,
+            per_page: self.per_page,
+        }
+        .check()
+    }
+}
+
+async fn inbox(State(st): State<AppState>, Q(q): Q<PageQuery>) -> ApiResult {
+    let v = st.store.devices(Some(DeviceState::Discovered))?;
+    Ok(Paging {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .apply(v))
+}
+
+/// `POST /api/v1/inbox/adopt`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptBody {
+    /// Devices to adopt (1-1000).
+    pub ids: Vec<String>,
+    /// Village code.
+    pub village: Option<String>,
+    /// Grid code.
+    pub grid: Option<String>,
+    /// Optional login to set on every adopted device.
+    pub username: Option<String>,
+    /// Its password (write-only).
+    pub password: Option<String>,
+}
+impl Validate for AdoptBody {
+    fn validate(&self) -> Result<(), String> {
+        check_ids(&self.ids)?;
+        AssignBody {
+            village: self.village.clone(),
+            grid: self.grid.clone(),
+        }
+        .validate()?;
+        match (&self.username, &self.password) {
+            (None, None) => Ok(()),
+            (Some(u), Some(p)) => {
+                check_len("username", u, 1, 64)?;
+                check_len("password", p, 1, 128)
+            }
+            _ => Err("username and password go together".into()),
+        }
+    }
+}
+
+/// `POST /api/v1/inbox/ignore`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdsBody {
+    /// Device ids (1-1000).
+    pub ids: Vec<String>,
+}
+impl Validate for IdsBody {
+    fn validate(&self) -> Result<(), String> {
+        check_ids(&self.ids)
+    }
+}
+
+async fn adopt_many(State(st): State<AppState>, ctx: Ctx, Body(b): Body<AdoptBody>) -> ApiResult {
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for id in &b.ids {
+        let Some(before) = st.store.device(id)? else {
+            errors.push(serde_json::json!({"id": id, "code": "not_found", "message": format!("no device `{id}`")}));
+            continue;
+        };
+        let r = st
+            .store
+            .adopt(id, b.village.as_deref(), b.grid.as_deref())
+            .and_then(|()| match (&b.username, &b.password) {
+                (Some(u), Some(p)) => st.store.set_device_login(id, u, &Password::new(p.clone())),
+                _ => Ok(()),
+            });
+        let after = st.store.device(id)?;
+        let mut after_j = after.as_ref().map(device_brief);
+        if let (Some(a), Some(u)) = (after_j.as_mut(), &b.username) {
+            a["username"] = serde_json::json!(u);
+            a["password"] = serde_json::json!("***");
+        }
+        match r {
+            Ok(()) => {
+                st.audit(
+                    &ctx,
+                    "device.adopt",
+                    Some(id),
+                    Some(device_brief(&before)),
+                    after_j,
+                    "ok",
+                );
+                if let Some(tx) = &st.probe_tx {
+                    let _ = tx.try_send(id.clone());
+                }
+                done.push(id.clone());
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                st.audit(
+                    &ctx,
+                    "device.adopt",
+                    Some(id),
+                    Some(device_brief(&before)),
+                    None,
+                    e.code,
+                );
+                errors.push(serde_json::json!({"id": id, "code": e.code, "message": e.message}));
+            }
+        }
+    }
+    let status = if done.is_empty() && !errors.is_empty() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(serde_json::json!({"adopted": done, "errors": errors})),
+    )
+        .into_response())
+}
+
+async fn ignore_many(State(st): State<AppState>, ctx: Ctx, Body(b): Body<IdsBody>) -> ApiResult {
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for id in &b.ids {
+        let before = st.store.device(id)?;
+        match st.store.ignore(id) {
+            Ok(()) => {
+                st.audit(
+                    &ctx,
+                    "device.ignore",
+                    Some(id),
+                    before.as_ref().map(device_brief),
+                    Some(serde_json::json!({"state": "ignored"})),
+                    "ok",
+                );
+                done.push(id.clone());
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                errors.push(serde_json::json!({"id": id, "code": e.code, "message": e.message}));
+            }
+        }
+    }
+    Ok(Json(serde_json::json!({"ignored": done, "errors": errors})).into_response())
+}
+
+// ---------------------------------------------------------------- cameras
 
 /// A camera with its health, as listed by `/api/v1/cameras` and `tgw status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,209 +1516,1467 @@ pub struct CameraStatus {
 }
 
 /// Cameras with their health.
-pub fn camera_statuses(store: &Store) -> Result<Vec<CameraStatus>, crate::store::StoreError> {
-    let health: std::collections::HashMap<String, Health> =
-        store.all_health()?.into_iter().collect();
-    Ok(store
-        .devices(Some(DeviceState::Adopted))?
-        .into_iter()
-        .map(|d| CameraStatus {
-            health: health.get(&d.id).cloned(),
-            id: d.id,
-            name: d.name,
-            address: d.address,
-            village: d.village,
-            grid: d.grid,
-            manufacturer: d.manufacturer,
-            model: d.model,
-        })
-        .collect())
-}
-
-/// The HTTP routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(overview))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/api/v1/devices", get(list_devices))
-        .route("/api/v1/devices/{id}", get(get_device))
-        .route("/api/v1/villages", get(villages))
-        .route("/api/v1/cameras", get(cameras))
-        .route("/api/v1/cameras/{id}/events", get(camera_events))
-        .route("/metrics", get(metrics))
-        .with_state(state)
-}
-
-/// A JSON error with a stable code.
-fn error(status: StatusCode, code: &str, message: String) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
-}
-
-async fn readyz(State(st): State<AppState>) -> Response {
-    match st.store.schema_version() {
-        Ok(_) => "ready\n".into_response(),
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        ),
-    }
+pub fn camera_statuses(store: &Store) -> Result<Vec<CameraStatus>, StoreError> {
+    // One lean query: the list never needs the (large) inventory documents,
+    // and parsing them for 1,000 cameras dominated the list's latency.
+    store.with_conn(|c| {
+        let mut st = c.prepare_cached(
+            "SELECT d.id, d.name, d.address, d.village_code, d.grid_code, d.manufacturer, d.model, h.health
+             FROM device d LEFT JOIN health_state h ON h.device_id = d.id
+             WHERE d.state = 'adopted' AND d.kind = 'camera'
+             ORDER BY d.village_code IS NULL, d.village_code, d.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let health: Option<String> = r.get(7)?;
+            Ok(CameraStatus {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                address: r.get(2)?,
+                village: r.get(3)?,
+                grid: r.get(4)?,
+                manufacturer: r.get(5)?,
+                model: r.get(6)?,
+                // A row an older version wrote that no longer parses reads as
+                // not yet polled, as in `Store::all_health`.
+                health: health.and_then(|h| serde_json::from_str(&h).ok()),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct DeviceQuery {
-    #[serde(default)]
-    state: Option<DeviceState>,
-    #[serde(default)]
+struct CameraQuery {
     village: Option<String>,
+    grid: Option<String>,
+    verdict: Option<String>,
+    vendor: Option<String>,
+    q: Option<String>,
+    page: Option<u32>,
+    per_page: Option<u32>,
 }
-
-async fn list_devices(State(st): State<AppState>, Query(q): Query<DeviceQuery>) -> Response {
-    match st.store.devices(q.state) {
-        Ok(mut v) => {
-            if let Some(village) = &q.village {
-                v.retain(|d| d.village.as_deref() == Some(village.as_str()));
-            }
-            Json(v).into_response()
+impl Validate for CameraQuery {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(v) = &self.verdict
+            && !matches!(v.as_str(), "ok" | "degraded" | "offline" | "unknown")
+        {
+            return Err(format!(
+                "verdict must be ok, degraded, offline or unknown, got `{v}`"
+            ));
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+        Paging {
+            page: self.page,
+            per_page: self.per_page,
+        }
+        .check()
     }
 }
 
-async fn get_device(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    match st.store.device(&id) {
-        Ok(Some(d)) => Json(d).into_response(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no device `{id}`"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+fn verdict_of(c: &CameraStatus) -> &'static str {
+    c.health.as_ref().map_or("unknown", |h| h.verdict.label())
+}
+
+async fn cameras(State(st): State<AppState>, Q(q): Q<CameraQuery>) -> ApiResult {
+    let mut v = camera_statuses(&st.store)?;
+    let vendor = q.vendor.as_ref().map(|s| s.to_lowercase());
+    let text = q.q.as_ref().map(|s| s.to_lowercase());
+    v.retain(|c| {
+        q.village
+            .as_ref()
+            .is_none_or(|x| c.village.as_ref() == Some(x))
+            && q.grid.as_ref().is_none_or(|x| c.grid.as_ref() == Some(x))
+            && q.verdict.as_ref().is_none_or(|x| verdict_of(c) == x)
+            && vendor.as_ref().is_none_or(|x| {
+                c.manufacturer
+                    .as_ref()
+                    .is_some_and(|m| m.to_lowercase().contains(x))
+            })
+            && text.as_ref().is_none_or(|x| {
+                [&Some(c.id.clone()), &c.name, &c.address]
+                    .iter()
+                    .any(|f| f.as_ref().is_some_and(|f| f.to_lowercase().contains(x)))
+            })
+    });
+    Ok(Paging {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .apply(v))
+}
+
+async fn camera(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let d = st
+        .store
+        .device(&id)?
+        .ok_or_else(|| ApiError::not_found("camera", &id))?;
+    let health = st
+        .store
+        .all_health()?
+        .into_iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, h)| h);
+    Ok(Json(serde_json::json!({ "device": d, "health": health })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    limit: Option<u32>,
+}
+impl Validate for LimitQuery {
+    fn validate(&self) -> Result<(), String> {
+        limit(self.limit, 1, "limit").map(|_| ())
     }
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        st.metrics.encode(),
-    )
+async fn camera_events(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<LimitQuery>,
+) -> ApiResult {
+    let n = limit(q.limit, 200, "limit").map_err(ApiError::bad)?;
+    Ok(Json(st.store.health_events(Some(&id), n)?).into_response())
+}
+
+async fn transitions(State(st): State<AppState>, Q(q): Q<LimitQuery>) -> ApiResult {
+    let n = limit(q.limit, 50, "limit").map_err(ApiError::bad)?;
+    Ok(Json(st.store.health_events(None, n)?).into_response())
+}
+
+async fn overview(State(st): State<AppState>) -> ApiResult {
+    let cams = camera_statuses(&st.store)?;
+    let villages = st.store.villages()?;
+    let mut by: BTreeMap<String, [usize; 4]> = BTreeMap::new();
+    for v in &villages {
+        by.insert(v.code.clone(), [0; 4]);
+    }
+    let mut alarms = Vec::new();
+    for c in &cams {
+        let k = c.village.clone().unwrap_or_default();
+        let i = match verdict_of(c) {
+            "ok" => 0,
+            "degraded" => 1,
+            "offline" => 2,
+            _ => 3,
+        };
+        by.entry(k).or_insert([0; 4])[i] += 1;
+        if let Some(h) = &c.health
+            && i != 0
+        {
+            alarms.push(serde_json::json!({
+                "id": c.id, "name": c.name, "village": c.village, "grid": c.grid, "address": c.address,
+                "verdict": h.verdict.label(), "reasons": crate::live::reasons_of(h), "since": crate::store::fmt_time(h.verdict_since),
+                "last_error": h.last_error_kind,
+            }));
+        }
+    }
+    let name_of = |code: &str| {
+        villages
+            .iter()
+            .find(|v| v.code == code)
+            .map(|v| v.name.clone())
+    };
+    let rows: Vec<serde_json::Value> = by
+        .iter()
+        .map(|(code, n)| serde_json::json!({"code": code, "name": name_of(code), "ok": n[0], "degraded": n[1], "offline": n[2], "unknown": n[3]}))
+        .collect();
+    let total = |i: usize| by.values().map(|n| n[i]).sum::<usize>();
+    let inbox = st.store.devices(Some(DeviceState::Discovered))?.len();
+    Ok(Json(serde_json::json!({
+        "township": st.township,
+        "cameras": cams.len(),
+        "totals": {"ok": total(0), "degraded": total(1), "offline": total(2), "unknown": total(3)},
+        "villages": rows,
+        "alarms": alarms,
+        "transitions": st.store.health_events(None, 20)?,
+        "inbox": inbox,
+        "speakers": 0,
+    }))
+    .into_response())
+}
+
+async fn events(State(st): State<AppState>) -> Response {
+    let rx = st.live.subscribe();
+    let hello = futures::stream::once(async {
+        Ok::<_, Infallible>(Event::default().event("hello").data("{}"))
+    });
+    let live = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    if let Ok(e) = Event::default().event("health").json_data(&ev) {
+                        return Some((Ok::<_, Infallible>(e), rx));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    return Some((Ok(Event::default().event("lagged").data(n.to_string())), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let sd = st.shutdown.clone();
+    let stream = hello
+        .chain(live)
+        .take_until(async move { sd.cancelled().await });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
-async fn cameras(State(st): State<AppState>) -> Response {
-    match camera_statuses(&st.store) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+async fn snapshot(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> ApiResult {
+    if st.store.device(&id)?.is_none() {
+        return Err(ApiError::not_found("camera", &id));
     }
-}
-
-async fn camera_events(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    match st.store.health_events(Some(&id), 200) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
-    }
-}
-
-async fn villages(State(st): State<AppState>) -> Response {
-    match st.store.villages() {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
-    }
-}
-
-fn esc(s: &str) -> String {
-    device_drivers::xml::escape(s).to_string()
-}
-
-async fn overview(State(st): State<AppState>) -> Response {
-    let (devices, villages) = match (st.store.devices(None), st.store.villages()) {
-        (Ok(d), Ok(v)) => (d, v),
-        (Err(e), _) | (_, Err(e)) => {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string());
-        }
+    let t = crate::poller::target(&st.store, &id, false).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_adopted",
+            format!("camera `{id}` is not adopted or has no ONVIF address"),
+        )
+    })?;
+    let Some(uri) = t.snapshot_uri else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_snapshot",
+            format!("camera `{id}` has no snapshot URI (inventory pending or unsupported)"),
+        ));
     };
-    let mut rows = String::new();
-    let name_of = |code: &Option<String>| {
-        code.as_ref()
-            .and_then(|c| villages.iter().find(|v| &v.code == c))
-            .map_or_else(|| "未分配".to_string(), |v| v.name.clone())
-    };
-    let health: std::collections::HashMap<String, Health> = st
-        .store
-        .all_health()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    for d in &devices {
-        rows.push_str(&row(d, &name_of(&d.village), health.get(&d.id)));
-    }
-    let count = |label: &str| {
-        health
-            .values()
-            .filter(|h| h.verdict.label() == label)
-            .count()
-    };
-    let inbox = devices
-        .iter()
-        .filter(|d| d.state == DeviceState::Discovered)
-        .count();
-    let ok = devices
-        .iter()
-        .filter(|d| d.inventory.is_some() && d.probe_error_kind.is_none())
-        .count();
-    let page = format!(
-        r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{t} · 镇综治中心网关</title><style>body{{font-family:sans-serif;margin:1rem}}table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.3rem;text-align:left;font-size:.9rem}}.err{{color:#b00}}</style></head>
-<body><h1>{t} · 设备清单</h1><p>摄像机 {n} 台 · 正常 {vok} · 异常 {vdeg} · 离线 {voff} · 已获取档案 {ok} 台 · 待认领 {inbox} 台 · 村/社区 {nv} 个</p>
-<table><tr><th>编号</th><th>健康</th><th>状态</th><th>村/社区</th><th>网格</th><th>地址</th><th>厂商</th><th>型号</th><th>固件</th><th>MAC</th><th>码流</th><th>错误</th></tr>{rows}</table></body></html>"#,
-        t = esc(&st.township),
-        n = devices.len(),
-        nv = villages.len(),
-        vok = count("ok"),
-        vdeg = count("degraded"),
-        voff = count("offline"),
-    );
-    Html(page).into_response()
-}
-
-fn row(d: &Device, village: &str, health: Option<&Health>) -> String {
-    let verdict = match health.map(|h| &h.verdict) {
-        None => "—".to_string(),
-        Some(crate::health::Verdict::Ok) => "正常".to_string(),
-        Some(crate::health::Verdict::Offline) => "离线".to_string(),
-        Some(v @ crate::health::Verdict::Degraded(_)) => format!("异常 {}", esc(&v.to_string())),
-    };
-    let state = match d.state {
-        DeviceState::Discovered => "待认领",
-        DeviceState::Adopted => "已认领",
-        DeviceState::Ignored => "已忽略",
-    };
-    let profiles = d
-        .inventory
-        .as_ref()
-        .and_then(|i| i.get("profiles"))
-        .and_then(|p| p.as_array())
-        .map_or(0, |p| p.len());
-    let o = |v: &Option<String>| esc(v.as_deref().unwrap_or("—"));
-    format!(
-        "<tr><td>{}</td><td>{verdict}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{profiles}</td><td class=err>{}</td></tr>",
-        esc(&d.id),
-        esc(village),
-        o(&d.grid),
-        o(&d.address),
-        o(&d.manufacturer),
-        o(&d.model),
-        o(&d.firmware),
-        o(&d.mac),
-        esc(d.probe_error_kind.as_deref().unwrap_or("")),
+    let r = device_drivers::onvif_client::fetch_snapshot(
+        &st.http,
+        &uri,
+        t.creds.as_ref(),
+        Duration::from_secs(5),
     )
+    .await;
+    st.audit(
+        &ctx,
+        "camera.snapshot",
+        Some(&id),
+        None,
+        None,
+        if r.is_ok() { "ok" } else { "device_error" },
+    );
+    let bytes = r.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "device",
+            format!("camera `{id}`: {e}"),
+        )
+    })?;
+    let ct = if bytes.starts_with(&[0xff, 0xd8]) {
+        "image/jpeg"
+    } else if bytes.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "application/octet-stream"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn probe_now(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> ApiResult {
+    if st.store.device(&id)?.is_none() {
+        return Err(ApiError::not_found("device", &id));
+    }
+    let Some(tx) = &st.probe_tx else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "probing is not running in this process",
+        ));
+    };
+    let r = tx.try_send(id.clone());
+    st.audit(
+        &ctx,
+        "camera.probe",
+        Some(&id),
+        None,
+        None,
+        if r.is_ok() { "ok" } else { "busy" },
+    );
+    r.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "probe queue full; retry shortly",
+        )
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"id": id, "queued": true})),
+    )
+        .into_response())
+}
+
+async fn speakers(State(st): State<AppState>) -> ApiResult {
+    let v: Vec<Device> = st
+        .store
+        .devices(None)?
+        .into_iter()
+        .filter(|d| d.kind == "speaker")
+        .collect();
+    Ok(Json(v).into_response())
+}
+
+// ---------------------------------------------------------------- users, audit, log level
+
+/// `POST /api/v1/users`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    /// 1-32 of `A-Z a-z 0-9 . _ -`.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// 8-256 characters.
+    pub password: String,
+}
+impl Validate for NewUserBody {
+    fn validate(&self) -> Result<(), String> {
+        auth::check_name(&self.name).map_err(|e| e.to_string())?;
+        auth::check_password(&Password::new(self.password.clone())).map_err(|e| e.to_string())
+    }
+}
+
+/// `PATCH /api/v1/users/{name}`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    /// New role.
+    pub role: Option<Role>,
+    /// Disable (ends sessions, revokes tokens) or enable.
+    pub disabled: Option<bool>,
+    /// New password, 8-256 characters.
+    pub password: Option<String>,
+}
+impl Validate for UpdateUserBody {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(p) = &self.password {
+            auth::check_password(&Password::new(p.clone())).map_err(|e| e.to_string())?;
+        }
+        if self.role.is_none() && self.disabled.is_none() && self.password.is_none() {
+            return Err("nothing to change: give role, disabled or password".into());
+        }
+        Ok(())
+    }
+}
+
+/// `POST /api/v1/users/{name}/tokens`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// What the token is for (1-64 characters).
+    pub label: String,
+}
+impl Validate for TokenBody {
+    fn validate(&self) -> Result<(), String> {
+        check_len("label", &self.label, 1, 64)
+    }
+}
+
+/// `PUT /api/v1/log-level`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogLevelBody {
+    /// An EnvFilter directive, e.g. `info` or `info,tgw::poller=debug`.
+    pub filter: String,
+}
+impl Validate for LogLevelBody {
+    fn validate(&self) -> Result<(), String> {
+        check_len("filter", &self.filter, 1, 200)?;
+        if !self
+            .filter
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ",=_:.-".contains(c))
+        {
+            return Err("filter may contain only A-Z a-z 0-9 , = _ : . -".into());
+        }
+        Ok(())
+    }
+}
+
+async fn list_users(State(st): State<AppState>) -> ApiResult {
+    Ok(Json(st.users.users()?).into_response())
+}
+
+async fn create_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Body(b): Body<NewUserBody>,
+) -> ApiResult {
+    if st.users.user(&b.name)?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("user `{}` exists", b.name),
+        ));
+    }
+    st.users
+        .upsert(&b.name, b.role, &Password::new(b.password), st.hash_cost)?;
+    let u = st.users.user(&b.name)?;
+    st.audit(
+        &ctx,
+        "user.create",
+        Some(&b.name),
+        None,
+        Some(serde_json::json!({"role": b.role})),
+        "ok",
+    );
+    Ok((StatusCode::CREATED, Json(u)).into_response())
+}
+
+fn last_admin_guard(st: &AppState, name: &str, losing_admin: bool) -> Result<(), ApiError> {
+    if losing_admin
+        && st
+            .users
+            .user(name)?
+            .is_some_and(|u| u.role == Role::Admin && !u.disabled)
+        && st.users.admin_count()? <= 1
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "last_admin",
+            "the last enabled admin cannot be removed, disabled or demoted",
+        ));
+    }
+    Ok(())
+}
+
+async fn update_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Body(b): Body<UpdateUserBody>,
+) -> ApiResult {
+    let before = st
+        .users
+        .user(&name)?
+        .ok_or_else(|| ApiError::not_found("user", &name))?;
+    last_admin_guard(
+        &st,
+        &name,
+        b.disabled == Some(true) || b.role.is_some_and(|r| r != Role::Admin),
+    )?;
+    if let Some(p) = &b.password {
+        st.users.upsert(
+            &name,
+            b.role.unwrap_or(before.role),
+            &Password::new(p.clone()),
+            st.hash_cost,
+        )?;
+    }
+    let after = st.users.update(&name, b.role, b.disabled)?;
+    let mut a = serde_json::json!({"role": after.role, "disabled": after.disabled});
+    if b.password.is_some() {
+        a["password"] = serde_json::json!("***");
+    }
+    st.audit(
+        &ctx,
+        "user.update",
+        Some(&name),
+        Some(serde_json::json!({"role": before.role, "disabled": before.disabled})),
+        Some(a),
+        "ok",
+    );
+    Ok(Json(after).into_response())
+}
+
+async fn delete_user(State(st): State<AppState>, ctx: Ctx, Path(name): Path<String>) -> ApiResult {
+    let before = st
+        .users
+        .user(&name)?
+        .ok_or_else(|| ApiError::not_found("user", &name))?;
+    last_admin_guard(&st, &name, true)?;
+    st.users.delete(&name)?;
+    st.audit(
+        &ctx,
+        "user.delete",
+        Some(&name),
+        Some(serde_json::json!({"role": before.role})),
+        None,
+        "ok",
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn create_token(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Body(b): Body<TokenBody>,
+) -> ApiResult {
+    let tok = st.users.create_token(&name, &b.label)?;
+    st.audit(
+        &ctx,
+        "user.token",
+        Some(&name),
+        None,
+        Some(serde_json::json!({"label": b.label})),
+        "ok",
+    );
+    let mut r = (
+        StatusCode::CREATED,
+        Json(serde_json::json!({"user": name, "label": b.label, "token": tok})),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+    before: Option<i64>,
+}
+impl Validate for AuditQuery {
+    fn validate(&self) -> Result<(), String> {
+        limit(self.limit, 1, "limit").map(|_| ())
+    }
+}
+
+async fn audit_log(State(st): State<AppState>, Q(q): Q<AuditQuery>) -> ApiResult {
+    let n = limit(q.limit, 100, "limit").map_err(ApiError::bad)?;
+    Ok(Json(st.users.audit_log(n, q.before)?).into_response())
+}
+
+async fn get_log_level(State(st): State<AppState>) -> ApiResult {
+    let cur = st
+        .current_level
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    Ok(
+        Json(serde_json::json!({"filter": cur, "changeable": st.log_level.is_some()}))
+            .into_response(),
+    )
+}
+
+async fn set_log_level(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Body(b): Body<LogLevelBody>,
+) -> ApiResult {
+    let Some(f) = &st.log_level else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "log level cannot be changed in this process",
+        ));
+    };
+    let before = st
+        .current_level
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Err(e) = f(&b.filter) {
+        st.audit(
+            &ctx,
+            "log_level.set",
+            None,
+            Some(serde_json::json!({"filter": before})),
+            Some(serde_json::json!({"filter": b.filter})),
+            "invalid",
+        );
+        return Err(ApiError::bad(format!("filter: {e}")));
+    }
+    *st.current_level.lock().unwrap_or_else(|p| p.into_inner()) = b.filter.clone();
+    st.audit(
+        &ctx,
+        "log_level.set",
+        None,
+        Some(serde_json::json!({"filter": before})),
+        Some(serde_json::json!({"filter": b.filter})),
+        "ok",
+    );
+    Ok(Json(serde_json::json!({"filter": b.filter})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::store::Sighting;
+    use axum::body::Body as AxBody;
+    use std::collections::HashMap;
+    use tower::ServiceExt as _;
+
+    const ADMIN_PW: &str = "adm1n-Secret-pw";
+    const TECH_PW: &str = "t3ch-Secret-pw";
+    const VIEW_PW: &str = "v1ew-Secret-pw";
+    const OPER_PW: &str = "0per-Secret-pw";
+    const DEVICE_PW: &str = "dev1ce-Secret-pw";
+
+    struct Fx {
+        _dir: tempfile::TempDir,
+        st: AppState,
+        app: Router,
+        cam: String,
+        tokens: HashMap<Role, String>,
+        _probe_rx: mpsc::Receiver<String>,
+    }
+
+    fn fixture() -> Fx {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cfg = Config::parse(include_str!("../../config/gateway.example.toml"), "x").unwrap();
+        store.sync_township(&cfg.township).unwrap();
+        let mut cam = String::new();
+        for i in 1..=3u8 {
+            let up = store
+                .record_sighting(&Sighting {
+                    endpoint_ref: format!("urn:uuid:cam-{i}"),
+                    address: Some(Ipv4Addr::new(127, 0, 9, i)),
+                    xaddrs: vec![format!("http://127.0.9.{i}/onvif/device_service")],
+                    via: "unicast".into(),
+                    ..Default::default()
+                })
+                .unwrap();
+            if i == 1 {
+                store
+                    .adopt(&up.id, Some("dongcun"), Some("dongcun-1"))
+                    .unwrap();
+                store
+                    .set_device_login(&up.id, "admin", &Password::new(DEVICE_PW))
+                    .unwrap();
+                cam = up.id;
+            }
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let st = AppState::new(store, "青山镇".into(), Arc::new(Metrics::new()))
+            .unwrap()
+            .with_hash_cost(HashCost::FAST)
+            .with_probe(tx);
+        let mut tokens = HashMap::new();
+        for (name, role, pw) in [
+            ("view", Role::Viewer, VIEW_PW),
+            ("oper", Role::Operator, OPER_PW),
+            ("tech", Role::Technician, TECH_PW),
+            ("adm", Role::Admin, ADMIN_PW),
+        ] {
+            st.users()
+                .upsert(name, role, &Password::new(pw), HashCost::FAST)
+                .unwrap();
+            tokens.insert(role, st.users().create_token(name, "test").unwrap());
+        }
+        let app = router(st.clone());
+        Fx {
+            _dir: dir,
+            st,
+            app,
+            cam,
+            tokens,
+            _probe_rx: rx,
+        }
+    }
+
+    #[derive(Clone)]
+    enum Auth<'a> {
+        None,
+        Bearer(&'a str),
+        Cookie { sid: &'a str, csrf: Option<&'a str> },
+    }
+
+    struct Resp {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: String,
+    }
+
+    impl Resp {
+        fn code(&self) -> String {
+            serde_json::from_str::<serde_json::Value>(&self.body)
+                .ok()
+                .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+                .unwrap_or_default()
+        }
+    }
+
+    async fn call(
+        app: &Router,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut b = Request::builder().method(method).uri(path);
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(t) => b = b.header(header::AUTHORIZATION, format!("Bearer {t}")),
+            Auth::Cookie { sid, csrf } => {
+                b = b.header(
+                    header::COOKIE,
+                    format!("tgw_lang=en; {SESSION_COOKIE}={sid}"),
+                );
+                if let Some(c) = csrf {
+                    b = b.header(CSRF_HEADER, c);
+                }
+            }
+        }
+        if body.is_some() {
+            b = b.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = b
+            .body(AxBody::from(body.map(<[u8]>::to_vec).unwrap_or_default()))
+            .unwrap();
+        let r = app.clone().oneshot(req).await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 22)
+            .await
+            .unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    fn concrete(path: &str, cam: &str) -> String {
+        path.replace("{id}", cam)
+            .replace("{name}", "view")
+            .replace("{file}", "app.js")
+    }
+
+    async fn login(app: &Router, user: &str, pw: &str) -> (String, String) {
+        let body = serde_json::json!({"user": user, "password": pw}).to_string();
+        let r = call(
+            app,
+            Method::POST,
+            "/api/v1/login",
+            Auth::None,
+            Some(body.as_bytes()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let cookie = r
+            .headers
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let sid = cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        (sid, v["csrf"].as_str().unwrap().to_string())
+    }
+
+    const ROLES: [Role; 4] = [Role::Viewer, Role::Operator, Role::Technician, Role::Admin];
+
+    /// Every route in [`ROUTES`] (the table the router is built from):
+    /// unauthenticated → 401, each lower role → 403, a cookie session
+    /// without the CSRF token on a mutating route → 403 `csrf`, and on
+    /// routes with a body: malformed JSON, an unknown field and a wrong type
+    /// → 400 with a message, an oversized body → 413.
+    #[tokio::test]
+    async fn access_table_covers_every_route() {
+        let fx = fixture();
+        let (sid, _csrf) = login(&fx.app, "adm", ADMIN_PW).await;
+        let mut checked = 0;
+        for route in ROUTES {
+            let path = concrete(route.path, &fx.cam);
+            let m = route.method.method();
+            let what = format!("{} {}", m, route.path);
+            let body_ok = route.body.map(|_| b"{}".as_slice());
+            match route.access {
+                Access::Public => {
+                    let r = call(&fx.app, m.clone(), &path, Auth::None, body_ok).await;
+                    assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{what}");
+                    assert_ne!(r.status, StatusCode::FORBIDDEN, "{what}");
+                }
+                Access::Role(need) => {
+                    let r = call(&fx.app, m.clone(), &path, Auth::None, body_ok).await;
+                    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.body);
+                    assert_eq!(r.code(), "unauthenticated", "{what}");
+                    let r = call(
+                        &fx.app,
+                        m.clone(),
+                        &path,
+                        Auth::Bearer("tgw_forged"),
+                        body_ok,
+                    )
+                    .await;
+                    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what} forged token");
+                    let r = call(
+                        &fx.app,
+                        m.clone(),
+                        &path,
+                        Auth::Cookie {
+                            sid: "forged",
+                            csrf: None,
+                        },
+                        body_ok,
+                    )
+                    .await;
+                    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what} forged cookie");
+                    for role in ROLES.iter().filter(|r| **r < need) {
+                        let r = call(
+                            &fx.app,
+                            m.clone(),
+                            &path,
+                            Auth::Bearer(&fx.tokens[role]),
+                            body_ok,
+                        )
+                        .await;
+                        assert_eq!(
+                            r.status,
+                            StatusCode::FORBIDDEN,
+                            "{what} as {role:?}: {}",
+                            r.body
+                        );
+                        assert_eq!(r.code(), "forbidden");
+                    }
+                    if route.method != M::Get {
+                        let r = call(
+                            &fx.app,
+                            m.clone(),
+                            &path,
+                            Auth::Cookie {
+                                sid: &sid,
+                                csrf: None,
+                            },
+                            body_ok,
+                        )
+                        .await;
+                        assert_eq!(
+                            r.status,
+                            StatusCode::FORBIDDEN,
+                            "{what} without CSRF: {}",
+                            r.body
+                        );
+                        assert_eq!(r.code(), "csrf", "{what}");
+                        let r = call(
+                            &fx.app,
+                            m.clone(),
+                            &path,
+                            Auth::Cookie {
+                                sid: &sid,
+                                csrf: Some("wrong"),
+                            },
+                            body_ok,
+                        )
+                        .await;
+                        assert_eq!(r.code(), "csrf", "{what} wrong CSRF");
+                    }
+                }
+            }
+            if route.body.is_some() {
+                let admin = match route.access {
+                    Access::Public => Auth::None,
+                    Access::Role(_) => Auth::Bearer(&fx.tokens[&Role::Admin]),
+                };
+                for bad in [&b"{"[..], b"[1,2", b"{\"zzz_unknown\": 1}", b"{\"user\": 5, \"ids\": 5, \"label\": 5, \"filter\": 5, \"username\": 5, \"name\": 5, \"role\": 5, \"village\": 5}"] {
+                    let r = call(&fx.app, m.clone(), &path, admin.clone(), Some(bad)).await;
+                    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what} {:?}: {}", String::from_utf8_lossy(bad), r.body);
+                    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+                    assert!(!v["error"]["message"].as_str().unwrap_or("").is_empty(), "{what}: no message");
+                }
+                let big = format!("{{\"x\": \"{}\"}}", "a".repeat(BODY_LIMIT + 10));
+                let r = call(
+                    &fx.app,
+                    m.clone(),
+                    &path,
+                    admin.clone(),
+                    Some(big.as_bytes()),
+                )
+                .await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "{what}: {}",
+                    r.body
+                );
+                assert_eq!(r.code(), "too_large");
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, ROUTES.len());
+        // Every route is in the OpenAPI document.
+        let doc = openapi_doc();
+        for r in ROUTES {
+            assert!(
+                doc["paths"][r.path][r.method.method().as_str().to_lowercase()].is_object(),
+                "{} missing in OpenAPI",
+                r.path
+            );
+        }
+    }
+
+    /// Out-of-range values → 400 naming the field, for queries and bodies.
+    #[tokio::test]
+    async fn out_of_range_values_are_refused_with_a_message() {
+        let fx = fixture();
+        let adm = Auth::Bearer(&fx.tokens[&Role::Admin]);
+        let cases: &[(Method, &str, Option<&str>, &str)] = &[
+            (Method::GET, "/api/v1/cameras?per_page=0", None, "per_page"),
+            (
+                Method::GET,
+                "/api/v1/cameras?per_page=5000",
+                None,
+                "per_page",
+            ),
+            (
+                Method::GET,
+                "/api/v1/cameras?page=0&per_page=10",
+                None,
+                "page",
+            ),
+            (
+                Method::GET,
+                "/api/v1/cameras?verdict=bogus",
+                None,
+                "verdict",
+            ),
+            (Method::GET, "/api/v1/cameras?nope=1", None, "nope"),
+            (Method::GET, "/api/v1/devices?state=lost", None, "state"),
+            (Method::GET, "/api/v1/audit?limit=100000", None, "limit"),
+            (Method::GET, "/api/v1/transitions?limit=0", None, "limit"),
+            (
+                Method::POST,
+                "/api/v1/users",
+                Some(r#"{"name":"x","role":"admin","password":"short"}"#),
+                "password",
+            ),
+            (
+                Method::POST,
+                "/api/v1/users",
+                Some(r#"{"name":"a b","role":"admin","password":"long enough"}"#),
+                "user name",
+            ),
+            (
+                Method::POST,
+                "/api/v1/users",
+                Some(r#"{"name":"ab","role":"root","password":"long enough"}"#),
+                "role",
+            ),
+            (
+                Method::POST,
+                "/api/v1/inbox/adopt",
+                Some(r#"{"ids":[]}"#),
+                "ids",
+            ),
+            (
+                Method::POST,
+                "/api/v1/inbox/adopt",
+                Some(r#"{"ids":["a"],"username":"u"}"#),
+                "together",
+            ),
+            (
+                Method::PUT,
+                "/api/v1/credential-groups/g",
+                Some(r#"{"username":"u","password":"p","priority":5000}"#),
+                "priority",
+            ),
+            (
+                Method::PUT,
+                "/api/v1/credential-groups/g",
+                Some(r#"{"username":"u","password":"p","subnets":["10.0.0.0/33"]}"#),
+                "subnets",
+            ),
+            (
+                Method::PUT,
+                "/api/v1/log-level",
+                Some(r#"{"filter":"info;rm -rf"}"#),
+                "filter",
+            ),
+            (
+                Method::PATCH,
+                "/api/v1/users/view",
+                Some(r#"{}"#),
+                "nothing to change",
+            ),
+        ];
+        for (m, path, body, needle) in cases {
+            let r = call(
+                &fx.app,
+                m.clone(),
+                path,
+                adm.clone(),
+                body.map(str::as_bytes),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{m} {path}: {}", r.body);
+            assert!(
+                r.body.contains(needle),
+                "{m} {path}: message should name `{needle}`: {}",
+                r.body
+            );
+        }
+        // Wrong content type → 415.
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/login")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(AxBody::from("{}"))
+            .unwrap();
+        assert_eq!(
+            fx.app.clone().oneshot(req).await.unwrap().status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+    }
+
+    /// A capture of log lines for the duration of a test.
+    #[derive(Clone, Default)]
+    struct LogBuf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for LogBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuf {
+        type Writer = LogBuf;
+        fn make_writer(&'a self) -> LogBuf {
+            self.clone()
+        }
+    }
+
+    /// Drives every change through the API (login, device and group
+    /// credentials, users, tokens, adoption), then reads every GET route and
+    /// the audit log, and searches every response, page and log line for the
+    /// passwords and tokens used.
+    #[tokio::test]
+    async fn secrets_never_appear_in_responses_pages_or_logs() {
+        let logs = LogBuf::default();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        let _g = tracing::subscriber::set_default(sub);
+        let fx = fixture();
+        let (sid, csrf) = login(&fx.app, "adm", ADMIN_PW).await;
+        let s = Auth::Cookie {
+            sid: &sid,
+            csrf: Some(&csrf),
+        };
+        let new_dev_pw = "n3w-dev1ce-pw";
+        let group_pw = "gr0up-Secret-pw";
+        let user_pw = "n3w-user-Secret";
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        let others: Vec<String> = fx
+            .st
+            .store
+            .devices(Some(DeviceState::Discovered))
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        let steps: Vec<(Method, String, String)> = vec![
+            (Method::PUT, format!("/api/v1/devices/{}/credentials", fx.cam), serde_json::json!({"username": "admin", "password": new_dev_pw}).to_string()),
+            (Method::PUT, "/api/v1/credential-groups/batch".into(), serde_json::json!({"username": "admin", "password": group_pw, "subnets": ["127.0.9.0/24"]}).to_string()),
+            (Method::POST, "/api/v1/users".into(), serde_json::json!({"name": "newbie", "role": "viewer", "password": user_pw}).to_string()),
+            (Method::PATCH, "/api/v1/users/newbie".into(), serde_json::json!({"password": format!("{user_pw}2")}).to_string()),
+            (Method::POST, "/api/v1/inbox/adopt".into(), serde_json::json!({"ids": [others[0]], "village": "xinhe", "username": "root", "password": new_dev_pw}).to_string()),
+            (Method::POST, "/api/v1/users/newbie/tokens".into(), serde_json::json!({"label": "ci"}).to_string()),
+        ];
+        for (m, path, body) in steps {
+            let r = call(&fx.app, m.clone(), &path, s.clone(), Some(body.as_bytes())).await;
+            assert!(r.status.is_success(), "{m} {path}: {}", r.body);
+            if path.ends_with("/tokens") {
+                // The one response that carries a secret: the new token, once.
+                let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+                token = v["token"].as_str().unwrap().to_string();
+            } else {
+                seen.push((format!("{m} {path}"), r.body));
+            }
+        }
+        // Failed logins must not log the attempted password either.
+        let bad = serde_json::json!({"user": "adm", "password": "typo-of-the-Secret"}).to_string();
+        let r = call(
+            &fx.app,
+            Method::POST,
+            "/api/v1/login",
+            Auth::None,
+            Some(bad.as_bytes()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        seen.push(("failed login".into(), r.body));
+        let r = call(
+            &fx.app,
+            Method::POST,
+            "/api/v1/cameras/".to_string().as_str(),
+            Auth::None,
+            None,
+        )
+        .await;
+        seen.push(("404".into(), r.body));
+        for route in ROUTES
+            .iter()
+            .filter(|r| r.method == M::Get && r.path != "/api/v1/events")
+        {
+            let path = concrete(route.path, &fx.cam);
+            let r = call(&fx.app, Method::GET, &path, s.clone(), None).await;
+            seen.push((
+                format!("GET {path} ({})", r.status),
+                format!("{:?}\n{}", r.headers, r.body),
+            ));
+        }
+        let dashboard = call(&fx.app, Method::GET, "/", s.clone(), None).await;
+        assert!(dashboard.body.contains("app.js"));
+        let audit = call(&fx.app, Method::GET, "/api/v1/audit", s.clone(), None).await;
+        assert!(
+            audit.body.contains("device.credentials")
+                && audit.body.contains("user.token")
+                && audit.body.contains("device.adopt"),
+            "{}",
+            audit.body
+        );
+        let log_text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+        assert!(log_text.contains("audit"), "logs were captured");
+        seen.push(("logs".into(), log_text));
+        let secrets = [
+            ADMIN_PW,
+            TECH_PW,
+            VIEW_PW,
+            OPER_PW,
+            DEVICE_PW,
+            new_dev_pw,
+            group_pw,
+            user_pw,
+            "typo-of-the-Secret",
+            &token,
+            &sid,
+            &fx.tokens[&Role::Admin],
+            &fx.tokens[&Role::Viewer],
+        ];
+        for (what, text) in &seen {
+            for sec in secrets {
+                assert!(
+                    !text.contains(sec),
+                    "secret `{}…` found in {what}",
+                    &sec[..4]
+                );
+            }
+        }
+    }
+
+    /// Five wrong passwords lock the account (429 `locked`, even with the
+    /// right password) for the lockout period; paused tokio time.
+    #[tokio::test(start_paused = true)]
+    async fn login_is_rate_limited_and_locks_out() {
+        let fx = fixture();
+        let body = |pw: &str| serde_json::json!({"user": "tech", "password": pw}).to_string();
+        for i in 0..5 {
+            let r = call(
+                &fx.app,
+                Method::POST,
+                "/api/v1/login",
+                Auth::None,
+                Some(body("wrong-pass").as_bytes()),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+        }
+        let r = call(
+            &fx.app,
+            Method::POST,
+            "/api/v1/login",
+            Auth::None,
+            Some(body(TECH_PW).as_bytes()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+        assert_eq!(r.code(), "locked");
+        assert!(r.headers.contains_key(header::RETRY_AFTER));
+        tokio::time::advance(Duration::from_secs(901)).await;
+        let r = call(
+            &fx.app,
+            Method::POST,
+            "/api/v1/login",
+            Auth::None,
+            Some(body(TECH_PW).as_bytes()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        // The per-address limit: 10 failures within 5 minutes, across names,
+        // from one address (the first 5 left the window 900 s ago).
+        for i in 0..10 {
+            call(
+                &fx.app,
+                Method::POST,
+                "/api/v1/login",
+                Auth::None,
+                Some(
+                    serde_json::json!({"user": format!("ghost{i}"), "password": "x"})
+                        .to_string()
+                        .as_bytes(),
+                ),
+            )
+            .await;
+        }
+        let r = call(
+            &fx.app,
+            Method::POST,
+            "/api/v1/login",
+            Auth::None,
+            Some(body(TECH_PW).as_bytes()),
+        )
+        .await;
+        assert_eq!(r.code(), "rate_limited", "{}", r.body);
+        let audit = fx.st.users().audit_log(100, None).unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == "login" && e.outcome == "locked")
+        );
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == "login" && e.outcome == "failed_locked")
+        );
+    }
+
+    /// Adoption, credentials and probe-now reach the store and the probe
+    /// channel, and each writes an audit entry with before/after.
+    #[tokio::test]
+    async fn adopt_probe_and_audit() {
+        let mut fx = fixture();
+        let tech = Auth::Bearer(&fx.tokens[&Role::Technician]);
+        let ids: Vec<String> = fx
+            .st
+            .store
+            .devices(Some(DeviceState::Discovered))
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids.len(), 2);
+        let inbox = call(&fx.app, Method::GET, "/api/v1/inbox", tech.clone(), None).await;
+        assert!(inbox.body.contains(&ids[0]));
+        let body = serde_json::json!({"ids": [ids[0], ids[1], "cam-nope"], "village": "dongcun", "grid": "dongcun-2"}).to_string();
+        let r = call(
+            &fx.app,
+            Method::POST,
+            "/api/v1/inbox/adopt",
+            tech.clone(),
+            Some(body.as_bytes()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["adopted"].as_array().unwrap().len(), 2);
+        assert_eq!(v["errors"][0]["code"], "not_found");
+        assert_eq!(
+            fx.st
+                .store
+                .device(&ids[0])
+                .unwrap()
+                .unwrap()
+                .grid
+                .as_deref(),
+            Some("dongcun-2")
+        );
+        assert_eq!(fx._probe_rx.try_recv().unwrap(), ids[0]);
+        let r = call(
+            &fx.app,
+            Method::POST,
+            &format!("/api/v1/cameras/{}/probe", fx.cam),
+            tech.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        let cams = call(
+            &fx.app,
+            Method::GET,
+            "/api/v1/cameras?village=dongcun&per_page=2&page=1",
+            tech.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(cams.headers["x-total-count"], "3");
+        assert_eq!(
+            serde_json::from_str::<Vec<CameraStatus>>(&cams.body)
+                .unwrap()
+                .len(),
+            2
+        );
+        let cams = call(
+            &fx.app,
+            Method::GET,
+            "/api/v1/cameras?grid=dongcun-2",
+            tech.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(cams.headers["x-total-count"], "2");
+        let log = fx.st.users().audit_log(100, None).unwrap();
+        let adopt = log
+            .iter()
+            .find(|e| e.action == "device.adopt" && e.target.as_deref() == Some(ids[0].as_str()))
+            .unwrap();
+        assert_eq!(adopt.actor, "tech");
+        assert_eq!(adopt.before.as_ref().unwrap()["state"], "discovered");
+        assert_eq!(adopt.after.as_ref().unwrap()["state"], "adopted");
+        assert!(log.iter().any(|e| e.action == "camera.probe"));
+        // The last admin cannot demote itself away.
+        let adm = Auth::Bearer(&fx.tokens[&Role::Admin]);
+        let r = call(
+            &fx.app,
+            Method::PATCH,
+            "/api/v1/users/adm",
+            adm.clone(),
+            Some(br#"{"role":"viewer"}"#),
+        )
+        .await;
+        assert_eq!(r.code(), "last_admin");
+        // Overview counts.
+        let o = call(&fx.app, Method::GET, "/api/v1/overview", adm, None).await;
+        let o: serde_json::Value = serde_json::from_str(&o.body).unwrap();
+        assert_eq!(o["cameras"], 3);
+        assert_eq!(o["totals"]["unknown"], 3);
+    }
+
+    /// SSE: the live hub's events reach a subscriber of /api/v1/events.
+    #[tokio::test]
+    async fn live_events_stream_to_subscribers() {
+        let fx = fixture();
+        let req = Request::builder()
+            .uri("/api/v1/events")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", fx.tokens[&Role::Viewer]),
+            )
+            .body(AxBody::empty())
+            .unwrap();
+        let r = fx.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(fx.st.live().subscribers(), 1);
+        fx.st.live().publish(crate::live::LiveEvent::Transition {
+            id: fx.cam.clone(),
+            village: None,
+            from: "ok".into(),
+            to: "offline".into(),
+            reasons: vec![],
+            rung: "unreachable".into(),
+            at: "t".into(),
+        });
+        let mut body = r.into_body().into_data_stream();
+        let mut text = String::new();
+        while !text.contains("offline") {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(
+            text.contains("event: hello") && text.contains("event: health"),
+            "{text}"
+        );
+    }
+
+    /// The runtime log-level change calls the installed reload function,
+    /// reports the new filter, refuses what the function rejects, and is audited.
+    #[tokio::test]
+    async fn log_level_changes_through_the_reload_function() {
+        let fx = fixture();
+        let got = Arc::new(Mutex::new(Vec::<String>::new()));
+        let g = got.clone();
+        let f: LogLevelFn = Arc::new(move |s: &str| {
+            if s == "bogus" {
+                return Err("unknown level".into());
+            }
+            g.lock().unwrap().push(s.to_string());
+            Ok(())
+        });
+        let app = router(fx.st.clone().with_log_level(f, "info"));
+        let adm = Auth::Bearer(&fx.tokens[&Role::Admin]);
+        let r = call(
+            &app,
+            Method::PUT,
+            "/api/v1/log-level",
+            adm.clone(),
+            Some(br#"{"filter":"info,tgw::poller=debug"}"#),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(
+            *got.lock().unwrap(),
+            vec!["info,tgw::poller=debug".to_string()]
+        );
+        let r = call(&app, Method::GET, "/api/v1/log-level", adm.clone(), None).await;
+        assert!(
+            r.body.contains("tgw::poller=debug") && r.body.contains(r#""changeable":true"#),
+            "{}",
+            r.body
+        );
+        let r = call(
+            &app,
+            Method::PUT,
+            "/api/v1/log-level",
+            adm.clone(),
+            Some(br#"{"filter":"bogus"}"#),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let log = fx.st.users().audit_log(10, None).unwrap();
+        assert!(
+            log.iter()
+                .any(|e| e.action == "log_level.set" && e.outcome == "ok")
+        );
+        assert!(
+            log.iter()
+                .any(|e| e.action == "log_level.set" && e.outcome == "invalid")
+        );
+        // Without a reload function: 503.
+        let r = call(
+            &fx.app,
+            Method::PUT,
+            "/api/v1/log-level",
+            adm,
+            Some(br#"{"filter":"info"}"#),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    /// `?lang=en` and the language cookie pick the page language; zh-CN by default.
+    #[tokio::test]
+    async fn dashboard_language() {
+        let fx = fixture();
+        let zh = call(&fx.app, Method::GET, "/", Auth::None, None).await;
+        assert!(zh.body.contains(r#"lang="zh-CN""#));
+        let en = call(&fx.app, Method::GET, "/?lang=en", Auth::None, None).await;
+        assert!(en.body.contains(r#"lang="en""#));
+        let c = call(
+            &fx.app,
+            Method::GET,
+            "/",
+            Auth::Cookie {
+                sid: "",
+                csrf: None,
+            },
+            None,
+        )
+        .await;
+        assert!(c.body.contains(r#"lang="en""#), "cookie tgw_lang=en");
+        assert!(zh.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    }
 }

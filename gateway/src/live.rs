@@ -1,0 +1,120 @@
+//! Live updates for dashboards: [`LiveHub`] is a [`HealthSink`] that fans
+//! health states and transitions out to every connected SSE client through a
+//! tokio broadcast channel (`GET /api/v1/events`).
+//!
+//! A slow client that falls behind the channel's capacity misses events
+//! (it is told `lagged` and reloads); the poller never blocks on it.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::health::{Health, Transition};
+use crate::poller::HealthSink;
+use crate::store::{Device, fmt_time};
+
+/// One event sent to dashboards.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A camera's current verdict after a poll cycle.
+    State {
+        /// Device id.
+        id: String,
+        /// Village code.
+        village: Option<String>,
+        /// `ok`, `degraded`, `offline`.
+        verdict: String,
+        /// Degradation reasons.
+        reasons: Vec<String>,
+        /// Ladder rung.
+        rung: String,
+    },
+    /// A verdict or rung change.
+    Transition {
+        /// Device id.
+        id: String,
+        /// Village code.
+        village: Option<String>,
+        /// Verdict before.
+        from: String,
+        /// Verdict after.
+        to: String,
+        /// Reasons after.
+        reasons: Vec<String>,
+        /// Rung after.
+        rung: String,
+        /// When (RFC 3339, UTC).
+        at: String,
+    },
+}
+
+/// Fans health out to SSE subscribers.
+#[derive(Clone)]
+pub struct LiveHub {
+    tx: broadcast::Sender<LiveEvent>,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        Self::new(4096)
+    }
+}
+
+impl LiveHub {
+    /// A hub buffering up to `capacity` events per slow subscriber.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            tx: broadcast::channel(capacity.max(1)).0,
+        }
+    }
+
+    /// A new subscriber.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.tx.subscribe()
+    }
+
+    /// Number of connected subscribers.
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// Sends an event to every subscriber (dropped when there are none).
+    pub fn publish(&self, e: LiveEvent) {
+        let _ = self.tx.send(e);
+    }
+}
+
+/// Degradation reasons of a health value as labels.
+pub fn reasons_of(h: &Health) -> Vec<String> {
+    match &h.verdict {
+        crate::health::Verdict::Degraded(r) => r.iter().map(|r| r.as_str().to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl HealthSink for LiveHub {
+    fn state(&self, device: &Device, health: &Health) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        self.publish(LiveEvent::State {
+            id: device.id.clone(),
+            village: device.village.clone(),
+            verdict: health.verdict.label().to_string(),
+            reasons: reasons_of(health),
+            rung: health.rung.as_str().to_string(),
+        });
+    }
+
+    fn transition(&self, device: &Device, t: &Transition, health: &Health) {
+        self.publish(LiveEvent::Transition {
+            id: device.id.clone(),
+            village: device.village.clone(),
+            from: t.from.label().to_string(),
+            to: t.to.label().to_string(),
+            reasons: reasons_of(health),
+            rung: t.rung_to.as_str().to_string(),
+            at: fmt_time(t.at),
+        });
+    }
+}
