@@ -6,7 +6,15 @@
 //! cargo run --release -p tgw-benches -- inventory [--cameras 1000] [--concurrency 64]
 //! cargo run --release -p tgw-benches -- sweep16
 //! cargo run --release -p tgw-benches -- all
+//! cargo run --release -p tgw-benches -- rtsp-vs-ffprobe [--runs 20]
+//! cargo run --release -p tgw-benches -- health-sweep [--cameras 1000] [--concurrency 128]
+//! cargo run --release -p tgw-benches -- health-steady [--cameras 1000] [--seconds 120]
+//! cargo run --release -p tgw-benches -- mqtt [--messages 200000] [--queued 1000000] [--fsync true]
+//! cargo run --release -p tgw-benches -- horns [--horns 200] [--runs 5]   (issue 5, see horns.rs)
 //! ```
+//!
+//! The issue-3 benches are in [`rtsp_health`]; `rtsp-vs-ffprobe` and
+//! `health-steady` run the release `tgw` binary as child processes.
 //!
 //! Every bench prints one JSON line of figures on stdout, then one line for
 //! humans. Errors go to stderr and the exit status is 1. Warnings from the
@@ -30,14 +38,22 @@ use tgw::inventory::Prober;
 use tgw::secrets::Password;
 use tgw::store::Login;
 
+mod horns;
+mod mqtt;
+mod rtsp_health;
+
 const USAGE: &str = "\
-usage: tgw-bench <discovery|inventory|sweep16|all> [options]
+usage: tgw-bench <discovery|inventory|sweep16|all|rtsp-vs-ffprobe|health-sweep|health-steady|mqtt|horns> [options]
 
   --cameras N          simulated cameras (default 1000)
   --concurrency N      inventory fetches in flight (default 64)
   --call-timeout SECS  timeout of each ONVIF call (default 5)
   --wait SECS          WS-Discovery wait after the last Probe (default 2, the product default)
   --rate N             unicast sweep rate in Probes/s (default: the product default)
+  --runs N             rtsp-vs-ffprobe: probes of each tool (default 20)
+  --seconds N          health-steady: measured window (default 120)
+  mqtt: --messages N (200000) --queued N (1000000) --fsync BOOL (true); needs mosquitto
+  horns: --horns N (200) --runs R (5) --seconds S (2) --playout-delay-ms D (100)
 
 Run with a release build: cargo run --release -p tgw-benches -- all";
 
@@ -62,6 +78,9 @@ enum Bench {
     Inventory,
     Sweep16,
     All,
+    RtspVsFfprobe,
+    HealthSweep,
+    HealthSteady,
 }
 
 /// Parsed command line.
@@ -73,6 +92,8 @@ struct Args {
     call_timeout: Duration,
     wait: Duration,
     rate: Option<u32>,
+    runs: usize,
+    seconds: u64,
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
@@ -82,6 +103,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         Some("inventory") => Bench::Inventory,
         Some("sweep16") => Bench::Sweep16,
         Some("all") => Bench::All,
+        Some("rtsp-vs-ffprobe") => Bench::RtspVsFfprobe,
+        Some("health-sweep") => Bench::HealthSweep,
+        Some("health-steady") => Bench::HealthSteady,
         Some(other) => return Err(format!("unknown bench {other:?}")),
         None => return Err("no bench given".into()),
     };
@@ -92,6 +116,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         call_timeout: Duration::from_secs(5),
         wait: DiscoverOptions::default().timeout,
         rate: None,
+        runs: 20,
+        seconds: 120,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -102,6 +128,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--call-timeout" => args.call_timeout = secs(value).map_err(|e| bad(&e))?,
             "--wait" => args.wait = secs(value).map_err(|e| bad(&e))?,
             "--rate" => args.rate = Some(value.parse().map_err(|e| bad(&e))?),
+            "--runs" => args.runs = value.parse().map_err(|e| bad(&e))?,
+            "--seconds" => args.seconds = value.parse().map_err(|e| bad(&e))?,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -110,6 +138,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     }
     if args.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
+    }
+    if args.runs == 0 || args.seconds == 0 {
+        return Err("--runs and --seconds must be at least 1".into());
     }
     if args.rate == Some(0) {
         return Err("--rate must be at least 1".into());
@@ -136,6 +167,38 @@ async fn main() {
         println!("{USAGE}");
         return;
     }
+    // `mqtt` (issue 4) parses its own options: see benches/src/mqtt.rs.
+    if argv.first().map(String::as_str) == Some("mqtt") {
+        if cfg!(debug_assertions) {
+            eprintln!(
+                "tgw-bench: warning: debug build; figures are only meaningful with --release"
+            );
+        }
+        match mqtt::main(&argv[1..]).await {
+            Ok((line, human)) => emit(&line, &human),
+            Err(e) => {
+                eprintln!("tgw-bench: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    // `horns` (issue 5) parses its own options: see benches/src/horns.rs.
+    if argv.first().map(String::as_str) == Some("horns") {
+        if cfg!(debug_assertions) {
+            eprintln!(
+                "tgw-bench: warning: debug build; figures are only meaningful with --release"
+            );
+        }
+        match horns::main(&argv[1..]).await {
+            Ok((line, human)) => emit(&line, &human),
+            Err(e) => {
+                eprintln!("tgw-bench: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let args = match parse_args(&argv) {
         Ok(a) => a,
         Err(e) => {
@@ -152,6 +215,20 @@ async fn main() {
 async fn run(args: &Args) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("tgw-bench: warning: debug build; figures are only meaningful with --release");
+    }
+    let issue3 = match args.bench {
+        Bench::RtspVsFfprobe => Some(rtsp_health::rtsp_vs_ffprobe(args).await),
+        Bench::HealthSweep => {
+            check_fd_limit(args)?;
+            Some(rtsp_health::health_sweep(args).await)
+        }
+        Bench::HealthSteady => Some(rtsp_health::health_steady(args).await),
+        _ => None,
+    };
+    if let Some(r) = issue3 {
+        let (line, human) = r?;
+        emit(&line, &human);
+        return Ok(());
     }
     let needs_sim = args.bench != Bench::Sweep16;
     if needs_sim {
@@ -773,6 +850,21 @@ mod tests {
         assert_eq!((a.bench, a.cameras, a.concurrency), (Bench::All, 12, 8));
         assert_eq!(a.wait, Duration::from_millis(500));
         assert_eq!(a.rate, Some(500));
+    }
+
+    #[test]
+    fn args_of_the_issue3_benches() {
+        let a = parse_args(&argv("rtsp-vs-ffprobe")).unwrap();
+        assert_eq!((a.bench, a.runs), (Bench::RtspVsFfprobe, 20));
+        let a = parse_args(&argv("health-steady --cameras 10 --seconds 30")).unwrap();
+        assert_eq!(
+            (a.bench, a.cameras, a.seconds),
+            (Bench::HealthSteady, 10, 30)
+        );
+        let a = parse_args(&argv("health-sweep --runs 3")).unwrap();
+        assert_eq!((a.bench, a.runs, a.seconds), (Bench::HealthSweep, 3, 120));
+        assert!(parse_args(&argv("rtsp-vs-ffprobe --runs 0")).is_err());
+        assert!(parse_args(&argv("health-steady --seconds 0")).is_err());
     }
 
     #[test]

@@ -12,17 +12,31 @@
 //! | [`backoff`] | auth-failure backoff per device (pure state machine) | — |
 //! | [`rtsp`] | RTSP responses, SDP stream metadata, H.264 RTP packetising | [`rtsp_probe`] |
 //! | [`rtsp_probe`] | RTSP DESCRIBE metadata and timed stream samples (on retina) | — |
+//! | [`g711`] | G.711 µ-law / A-law codec, test tones | — |
+//! | [`rtp`] | RTP packetising of 20 ms G.711 frames, RTCP sender reports, pacing math | [`rtp_io`] |
+//! | [`sip`] | SIP messages, auto-answer headers, digest, SDP offer/answer, INVITE client state machine | [`sip_io`] |
+//! | [`axis`] | Axis VAPIX `audio/transmit.cgi` request head and response parsing | [`axis`] (IO part) |
+//! | [`speaker`] | `SpeakerUri` parsing; the one `Speaker` trait (prepare, start at T0, stream, stop, health) and its drivers | — |
 
+pub mod axis;
 #[cfg(feature = "io")]
 #[cfg(feature = "io")]
 pub mod backoff;
+pub mod g711;
 pub mod onvif;
 #[cfg(feature = "io")]
 pub mod onvif_client;
+pub mod rtp;
+#[cfg(feature = "io")]
+pub mod rtp_io;
 pub mod rtsp;
 #[cfg(feature = "io")]
 pub mod rtsp_probe;
+pub mod sip;
+#[cfg(feature = "io")]
+pub mod sip_io;
 pub mod soap;
+pub mod speaker;
 pub mod wsd;
 #[cfg(feature = "io")]
 pub mod wsd_io;

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 /// A fault injected into one simulated device.
 ///
-/// Speakers honour only [`Fault::Offline`]; the other faults concern the
+/// Speakers honour [`Fault::Offline`], [`Fault::PacketLoss`] (received audio
+/// dropped), and, SIP horns, [`Fault::Hang`] (INVITE never answered),
+/// [`Fault::WrongCodec`] (answers G.729), [`Fault::Refuse`],
+/// [`Fault::LateAnswer`] and [`Fault::HangUp`]; the other faults concern the
 /// ONVIF SOAP service, the RTSP server and the snapshots of cameras. One
 /// fault per device at a time (setting one replaces the previous).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +51,20 @@ pub enum Fault {
     /// then offline for this long, and so on, counted from when the fault
     /// was set.
     Flapping(Duration),
+    /// SIP horn: every INVITE is refused with this status (486 Busy Here,
+    /// 603 Decline, ...).
+    Refuse(u16),
+    /// SIP horn: answers (200 OK) only this long after the INVITE.
+    LateAnswer(Duration),
+    /// SIP horn: hangs up (sends BYE) this long after answering; HTTP
+    /// speaker: closes the connection this long into the stream.
+    HangUp(Duration),
 }
 
 /// A fault string that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown fault {0:?}: expected offline, slow:<N>ms|<N>s, wrong-password, clock-skew:<seconds>, auth-everything, malformed-xml, hang, stream-refused, frozen, low-fps:<N>, packet-loss:<percent>, wrong-codec or flapping:<seconds>|<N>ms"
+    "unknown fault {0:?}: expected offline, slow:<N>ms|<N>s, wrong-password, clock-skew:<seconds>, auth-everything, malformed-xml, hang, stream-refused, frozen, low-fps:<N>, packet-loss:<percent>, wrong-codec or flapping:<seconds>|<N>ms; horns also: refuse:<status>, late-answer:<N>s|<N>ms, hang-up:<N>s|<N>ms"
 )]
 pub struct BadFault(pub String);
 
@@ -96,6 +107,12 @@ impl FromStr for Fault {
                     .ok_or_else(bad)
             }
             ("slow", Some(a)) => parse_duration(a).map(Fault::Slow).ok_or_else(bad),
+            ("refuse", Some(a)) => match a.parse::<u16>() {
+                Ok(c) if (300..700).contains(&c) => Ok(Fault::Refuse(c)),
+                _ => Err(bad()),
+            },
+            ("late-answer", Some(a)) => parse_duration(a).map(Fault::LateAnswer).ok_or_else(bad),
+            ("hang-up", Some(a)) => parse_duration(a).map(Fault::HangUp).ok_or_else(bad),
             ("clock-skew", Some(a)) => {
                 let a = a.strip_suffix('s').unwrap_or(a);
                 a.parse::<i64>().map(Fault::ClockSkew).map_err(|_| bad())
@@ -133,6 +150,9 @@ impl fmt::Display for Fault {
             Fault::WrongCodec => f.write_str("wrong-codec"),
             Fault::Flapping(d) if d.subsec_millis() == 0 => write!(f, "flapping:{}", d.as_secs()),
             Fault::Flapping(d) => write!(f, "flapping:{}ms", d.as_millis()),
+            Fault::Refuse(c) => write!(f, "refuse:{c}"),
+            Fault::LateAnswer(d) => write!(f, "late-answer:{}ms", d.as_millis()),
+            Fault::HangUp(d) => write!(f, "hang-up:{}ms", d.as_millis()),
         }
     }
 }
@@ -173,6 +193,9 @@ mod tests {
             Fault::WrongCodec,
             Fault::Flapping(Duration::from_secs(30)),
             Fault::Flapping(Duration::from_millis(1500)),
+            Fault::Refuse(486),
+            Fault::LateAnswer(Duration::from_secs(2)),
+            Fault::HangUp(Duration::from_millis(300)),
         ];
         for f in all {
             assert_eq!(f.to_string().parse::<Fault>(), Ok(f.clone()), "{f}");
@@ -218,6 +241,9 @@ mod tests {
             "flapping:0",
             "flapping:soon",
             "frozen:1",
+            "refuse:200",
+            "refuse",
+            "late-answer:soon",
         ] {
             let e = s.parse::<Fault>().unwrap_err();
             assert_eq!(e.0, s);

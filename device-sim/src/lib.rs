@@ -12,6 +12,7 @@
 //! | [`onvif`] | pure SOAP core: auth (UsernameToken, Digest) and answers from templates |
 //! | [`digest`] | pure server-side HTTP Digest |
 //! | [`speaker`] | pure RTP / G.711 / Goertzel core of a speaker |
+//! | [`horns`] | IO of the multicast-zone, SIP auto-answer and Axis HTTP horns |
 //! | [`rtsp`] | pure RTSP server core: clips, SDP, sessions, RTP numbering (IO in `rtsp::serve`) |
 //! | `server` | tokio IO: per-camera task (SOAP + snapshots, RTSP, WS-Discovery), multicast responder, speaker sockets |
 //! | `control` | the optional HTTP control endpoint (faults, manifest) |
@@ -24,6 +25,7 @@ mod control;
 pub mod digest;
 pub mod fault;
 pub mod flavour;
+pub mod horns;
 pub mod onvif;
 pub mod rtsp;
 mod server;
@@ -47,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 pub use camera::Camera;
 pub use fault::{BadFault, Fault};
 pub use flavour::Flavour;
+pub use horns::SpeakerKind;
 pub use speaker::SpeakerReport;
 pub use township::{Grid, Township, Village, sample_township};
 
@@ -97,6 +100,16 @@ pub struct SimConfig {
     /// `None` = [`APP_MAX_DELAY`] up to 250 cameras, 250 ms above (all
     /// answers within about a second either way). Tests use zero.
     pub probe_max_delay: Option<Duration>,
+    /// Driver kinds of the speakers, cycled over them (speaker j gets
+    /// `speaker_kinds[j % len]`). Default `[Rtp]`; `tgw sim` mixes all
+    /// kinds ([`SpeakerKind::ALL`]).
+    pub speaker_kinds: Vec<SpeakerKind>,
+    /// Multicast group of the RTP zone the `RtpMulticast` speakers join (on
+    /// 127.0.0.1, an ephemeral port shared by the zone). Default 239.255.42.1.
+    pub speaker_group: Ipv4Addr,
+    /// Whether SIP and HTTP horns demand digest authentication (with the
+    /// device's password, which the manifest URI carries). Default true.
+    pub speaker_auth: bool,
     /// Wall clock for camera clocks (plus any skew), Digest nonces,
     /// UsernameToken freshness and speaker arrival stamps. Default: the
     /// system clock.
@@ -137,6 +150,9 @@ impl Default for SimConfig {
             username: None,
             control: None,
             probe_max_delay: None,
+            speaker_kinds: vec![SpeakerKind::Rtp],
+            speaker_group: Ipv4Addr::new(239, 255, 42, 1),
+            speaker_auth: true,
             clock: Arc::new(SystemClock),
         }
     }
@@ -188,7 +204,17 @@ pub struct DeviceEntry {
     /// Snapshot URIs of the main and sub profiles (cameras).
     #[serde(default)]
     pub snapshot: Option<Vec<String>>,
+    /// Speakers: the address `tgw speaker test` takes (`rtp://…`,
+    /// `sip:horn:PASS@…`, `axis://root:PASS@…`).
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// Speakers: driver kind (`rtp`, `rtp-multicast`, `sip`, `axis`).
+    #[serde(default)]
+    pub speaker_kind: Option<String>,
 }
+
+/// Spawns a horn's task once its node is shared.
+type SpawnHorn = Box<dyn FnOnce(Arc<SpeakerNode>) -> JoinHandle<()>>;
 
 /// No device with this id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -360,6 +386,8 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
             rtp: None,
             rtsp: Some(vec![cam.stream_uri(0), cam.stream_uri(1)]),
             snapshot: Some(vec![cam.snapshot_uri(0), cam.snapshot_uri(1)]),
+            uri: None,
+            speaker_kind: None,
         });
         let node = Arc::new(CameraNode {
             probe_match: cam.probe_match(),
@@ -382,46 +410,135 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
         )));
     }
 
+    let mut zone_port: Option<u16> = None;
     for j in 0..cfg.speakers {
+        let kind = cfg
+            .speaker_kinds
+            .get(j % cfg.speaker_kinds.len().max(1))
+            .copied()
+            .unwrap_or(SpeakerKind::Rtp);
         let ip = device_addr(cfg.bind, cfg.cameras + j)
             .with_context(|| format!("speaker {} has no address after {}", j + 1, cfg.bind))?;
-        let sock = server::bind_udp(SocketAddr::from((ip, 0)), None)
-            .with_context(|| format!("binding speaker {} RTP socket on {ip}:0", j + 1))?;
-        let addr = sock.local_addr()?;
         let id = format!("spk-{:04}", j + 1);
         let (village, grid) = township
             .place(j)
             .map(|(v, g)| (v.code.clone(), g.code.clone()))
             .unwrap_or_default();
+        let password = match kind {
+            SpeakerKind::Sip | SpeakerKind::Axis if cfg.speaker_auth => {
+                Some(cfg.password.clone().unwrap_or_else(random_password))
+            }
+            _ => None,
+        };
+        let fault = initial.get(id.as_str()).map(|f| (*f).clone());
+        let mut node = SpeakerNode {
+            stats: Mutex::new(speaker::RtpStats::with_kind(&id, kind.name())),
+            fault: watch::Sender::new(fault),
+            id: id.clone(),
+            addr: SocketAddr::from((ip, 0)),
+            media: None,
+            group: None,
+            password: password.clone(),
+            digest_secret: random_secret(),
+            clock: cfg.clock.clone(),
+        };
+        let cred = |user: &str| match &password {
+            Some(p) => format!("{user}:{p}@"),
+            None => String::new(),
+        };
+        let (uri, task): (String, SpawnHorn) = match kind {
+            SpeakerKind::Rtp => {
+                let sock = server::bind_udp(SocketAddr::from((ip, 0)), None)
+                    .with_context(|| format!("binding speaker {id} RTP socket on {ip}:0"))?;
+                node.addr = sock.local_addr()?;
+                let t = shutdown.child_token();
+                (
+                    format!("rtp://{}?codec=pcmu", node.addr),
+                    Box::new(move |n| tokio::spawn(server::run_speaker(n, Some(sock), t))),
+                )
+            }
+            SpeakerKind::RtpMulticast => {
+                let port = match zone_port {
+                    Some(p) => p,
+                    None => {
+                        // An ephemeral port nobody else uses for the group.
+                        let probe = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+                            .context("choosing the multicast zone port")?;
+                        let p = probe.local_addr()?.port();
+                        zone_port = Some(p);
+                        p
+                    }
+                };
+                let group = SocketAddrV4::new(cfg.speaker_group, port);
+                let sock = horns::bind_group_member(group).with_context(|| {
+                    format!("speaker {id}: joining multicast zone {group} on 127.0.0.1")
+                })?;
+                node.addr = SocketAddr::V4(group);
+                node.group = Some(group);
+                let t = shutdown.child_token();
+                (
+                    format!("rtp://{group}?codec=pcma&ttl=1&if=127.0.0.1"),
+                    Box::new(move |n| tokio::spawn(server::run_speaker(n, Some(sock), t))),
+                )
+            }
+            SpeakerKind::Sip => {
+                // Bind both to learn the ports; the task re-binds them
+                // (SO_REUSEADDR) right away.
+                let a = server::bind_udp(SocketAddr::from((ip, 0)), None)
+                    .with_context(|| format!("binding speaker {id} SIP socket on {ip}:0"))?;
+                let b = server::bind_udp(SocketAddr::from((ip, 0)), None)
+                    .with_context(|| format!("binding speaker {id} RTP socket on {ip}:0"))?;
+                node.addr = a.local_addr()?;
+                node.media = Some(b.local_addr()?);
+                drop((a, b));
+                let t = shutdown.child_token();
+                (
+                    format!("sip:{}{}", cred(horns::SIP_USER), node.addr),
+                    Box::new(move |n| tokio::spawn(horns::run_sip(n, t))),
+                )
+            }
+            SpeakerKind::Axis => {
+                let l = server::bind_tcp(SocketAddr::from((ip, 0)))
+                    .with_context(|| format!("binding speaker {id} HTTP listener on {ip}:0"))?;
+                node.addr = l.local_addr()?;
+                let t = shutdown.child_token();
+                (
+                    format!("axis://{}{}", cred(horns::AXIS_USER), node.addr),
+                    Box::new(move |n| tokio::spawn(horns::run_axis(n, Some(l), t))),
+                )
+            }
+        };
         devices.push(DeviceEntry {
             id: id.clone(),
             kind: "speaker".into(),
-            flavour: "rtp-g711".into(),
+            flavour: if kind == SpeakerKind::Rtp {
+                "rtp-g711".into()
+            } else {
+                kind.name().into()
+            },
             address: ip.to_string(),
             xaddr: None,
             endpoint_ref: None,
             mac: None,
-            username: None,
-            password: None,
+            username: password.as_ref().map(|_| {
+                if kind == SpeakerKind::Sip {
+                    horns::SIP_USER.to_string()
+                } else {
+                    horns::AXIS_USER.to_string()
+                }
+            }),
+            password: password.clone(),
             village,
             grid,
-            rtp: Some(format!("rtp://{addr}?codec=pcmu")),
+            rtp: matches!(kind, SpeakerKind::Rtp | SpeakerKind::RtpMulticast).then(|| uri.clone()),
             rtsp: None,
             snapshot: None,
+            uri: Some(uri),
+            speaker_kind: Some(kind.name().into()),
         });
-        let node = Arc::new(SpeakerNode {
-            stats: Mutex::new(speaker::RtpStats::new(&id)),
-            fault: watch::Sender::new(initial.get(id.as_str()).map(|f| (*f).clone())),
-            id: id.clone(),
-            addr,
-            clock: cfg.clock.clone(),
-        });
+        let node = Arc::new(node);
         nodes.insert(id, Node::Speaker(node.clone()));
-        tasks.push(tokio::spawn(server::run_speaker(
-            node,
-            Some(sock),
-            shutdown.child_token(),
-        )));
+        tasks.push(task(node));
     }
 
     for (id, _) in &cfg.faults {

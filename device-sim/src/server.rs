@@ -57,7 +57,16 @@ pub(crate) struct CameraNode {
 /// A running simulated speaker.
 pub(crate) struct SpeakerNode {
     pub id: String,
+    /// RTP address (rtp), the group:port (multicast member), SIP address
+    /// (sip) or HTTP address (axis).
     pub addr: SocketAddr,
+    /// SIP horns: the RTP address offered in the SDP answer.
+    pub media: Option<SocketAddr>,
+    /// Multicast zone members: the group joined on 127.0.0.1.
+    pub group: Option<SocketAddrV4>,
+    /// SIP and HTTP: digest password (`None` = no authentication).
+    pub password: Option<String>,
+    pub digest_secret: String,
     pub fault: watch::Sender<Option<Fault>>,
     pub stats: Mutex<RtpStats>,
     pub clock: Arc<dyn WallClock>,
@@ -494,6 +503,7 @@ pub(crate) async fn run_speaker(
 ) {
     let mut fault_rx = node.fault.subscribe();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut received: u64 = 0;
     loop {
         if is_offline(&fault_rx.borrow_and_update()) {
             sock = None;
@@ -504,7 +514,11 @@ pub(crate) async fn run_speaker(
             continue;
         }
         if sock.is_none() {
-            match bind_udp(node.addr, None) {
+            let bound = match node.group {
+                Some(g) => crate::horns::bind_group_member(g),
+                None => bind_udp(node.addr, None),
+            };
+            match bound {
                 Ok(s) => sock = Some(s),
                 Err(e) => {
                     warn!(device = %node.id, addr = %node.addr, error = %e, "re-binding RTP socket failed; retrying");
@@ -521,6 +535,11 @@ pub(crate) async fn run_speaker(
             _ = shutdown.cancelled() => break,
             r = fault_rx.changed() => if r.is_err() { break },
             r = s.recv_from(&mut buf) => if let Ok((len, _)) = r {
+                received += 1;
+                if crate::horns::drops(fault_rx.borrow().as_ref(), received) {
+                    lock(&node.stats).report_mut().dropped_by_fault += 1;
+                    continue;
+                }
                 let at = node.clock.now_utc();
                 lock(&node.stats).on_datagram(buf.get(..len).unwrap_or_default(), at);
             },

@@ -157,6 +157,30 @@ pub struct SpeakerReport {
     pub dominant_tone_hz: Option<u32>,
     /// Share of the energy per candidate tone (0..1), in [`CANDIDATE_TONES_HZ`] order.
     pub tone_share: Vec<(u32, f64)>,
+    /// Driver kind: `rtp`, `rtp-multicast`, `sip`, `axis`.
+    #[serde(default)]
+    pub kind: String,
+    /// Longest silence between two arrivals after the first, in ms (a
+    /// stall or a gap of lost packets shows here).
+    pub max_gap_ms: f64,
+    /// Packets dropped on purpose by the `packet-loss` fault.
+    pub dropped_by_fault: u64,
+    /// SIP: calls answered with 200 OK.
+    pub calls_answered: u64,
+    /// SIP: calls refused (486/603/401 without valid credentials).
+    pub calls_refused: u64,
+    /// SIP: BYE received from the gateway.
+    pub byes_received: u64,
+    /// SIP: BYE sent by the horn (the `hang-up` fault).
+    pub byes_sent: u64,
+    /// SIP: codec the horn answered with (`pcmu`, `pcma`, `g729` for `wrong-codec`).
+    pub answered_codec: Option<String>,
+    /// HTTP: audio transmissions accepted (authenticated POSTs).
+    pub http_streams: u64,
+    /// HTTP / SIP: requests refused for bad or missing credentials.
+    pub auth_failures: u64,
+    /// Protocol events in order (`INVITE`, `200`, `BYE`, ...), last 32.
+    pub events: Vec<String>,
 }
 
 /// Running statistics of one speaker's RTP input.
@@ -164,6 +188,8 @@ pub struct SpeakerReport {
 pub struct RtpStats {
     report: SpeakerReport,
     first: Option<OffsetDateTime>,
+    last: Option<OffsetDateTime>,
+    pending: Vec<u8>,
     tone_power: [f64; CANDIDATE_TONES_HZ.len()],
     energy: f64,
     samples: u64,
@@ -182,6 +208,63 @@ impl RtpStats {
         }
     }
 
+    /// Statistics for speaker `id` of driver kind `kind`.
+    pub fn with_kind(id: &str, kind: &str) -> RtpStats {
+        let mut s = RtpStats::new(id);
+        s.report.kind = kind.to_string();
+        s
+    }
+
+    /// The report for the IO layer to update its protocol counters.
+    pub fn report_mut(&mut self) -> &mut SpeakerReport {
+        &mut self.report
+    }
+
+    /// Records a protocol event (kept: the last 32).
+    pub fn event(&mut self, e: impl Into<String>) {
+        let ev = &mut self.report.events;
+        if ev.len() >= 32 {
+            ev.remove(0);
+        }
+        ev.push(e.into());
+    }
+
+    fn arrival(&mut self, at: OffsetDateTime) {
+        let stamp = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok();
+        if self.first.is_none() {
+            self.first = Some(at);
+            self.report.first_packet_at = stamp.clone();
+        }
+        if let Some(last) = self.last {
+            let gap = (at - last).as_seconds_f64() * 1e3;
+            if gap > self.report.max_gap_ms {
+                self.report.max_gap_ms = gap;
+            }
+        }
+        self.last = Some(at);
+        self.report.last_packet_at = stamp;
+    }
+
+    /// Accounts a chunk of a µ-law byte stream (HTTP speakers) that arrived
+    /// at `at`: decoded in 20 ms blocks, each counted as a packet.
+    pub fn on_ulaw_stream(&mut self, bytes: &[u8], at: OffsetDateTime) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.arrival(at);
+        self.report.payload_bytes += bytes.len() as u64;
+        self.report.codec = Some("pcmu".into());
+        self.pending.extend_from_slice(bytes);
+        let whole = self.pending.len() / 160 * 160;
+        let blocks: Vec<u8> = self.pending.drain(..whole).collect();
+        for b in blocks.chunks(160) {
+            self.report.packets += 1;
+            self.decode(0, b);
+        }
+    }
+
     /// Accounts one datagram that arrived at `at`.
     pub fn on_datagram(&mut self, bytes: &[u8], at: OffsetDateTime) {
         let p = match parse_rtp(bytes) {
@@ -197,14 +280,6 @@ impl RtpStats {
         r.payload_type = Some(p.payload_type);
         r.codec = Some(if p.payload_type == 0 { "pcmu" } else { "pcma" }.to_string());
         r.ssrc = Some(p.ssrc);
-        let stamp = at
-            .format(&time::format_description::well_known::Rfc3339)
-            .ok();
-        if self.first.is_none() {
-            self.first = Some(at);
-            r.first_packet_at = stamp.clone();
-        }
-        r.last_packet_at = stamp;
         match r.last_seq {
             None => r.last_seq = Some(p.seq),
             Some(last) => {
@@ -217,14 +292,19 @@ impl RtpStats {
                 }
             }
         }
+        self.arrival(at);
+        self.decode(p.payload_type, p.payload);
+    }
+
+    fn decode(&mut self, payload_type: u8, payload: &[u8]) {
         self.scratch.clear();
-        let decode = if p.payload_type == 0 {
+        let decode = if payload_type == 0 {
             ulaw_to_linear
         } else {
             alaw_to_linear
         };
         self.scratch
-            .extend(p.payload.iter().map(|&b| f64::from(decode(b))));
+            .extend(payload.iter().map(|&b| f64::from(decode(b))));
         for (i, f) in CANDIDATE_TONES_HZ.iter().enumerate() {
             let (power, _) = goertzel(&self.scratch, f64::from(*f), SAMPLE_RATE);
             // A sine of amplitude A over N samples: power ≈ (A·N/2)², energy ≈ N·A²/2,

@@ -760,3 +760,59 @@ async fn injected_clock_drives_camera_time() {
     assert_eq!(st, 200, "{body}");
     sim.shutdown().await;
 }
+
+/// One broadcast from the drivers (device_drivers::speaker::broadcast) to
+/// one horn of every kind plus a SIP horn that refuses: one T0 for all,
+/// each working horn reports the 1 kHz tone without loss and its first
+/// packet; the refusal is reported and disturbs nobody.
+#[tokio::test]
+async fn broadcast_reaches_every_kind() {
+    use device_drivers::speaker::{self, DriverOptions, SpeakerUri};
+    let mut c = cfg(61, 0, 5);
+    c.speaker_kinds = crate::SpeakerKind::ALL.to_vec();
+    c.speaker_kinds.push(crate::SpeakerKind::Sip);
+    c.faults = vec![("spk-0005".into(), Fault::Refuse(486))];
+    let sim = start(c).await.unwrap();
+    let uris: Vec<SpeakerUri> = sim
+        .manifest()
+        .devices
+        .iter()
+        .map(|d| d.uri.as_deref().unwrap().parse().unwrap())
+        .collect();
+    let kinds: Vec<&str> = uris.iter().map(SpeakerUri::kind).collect();
+    assert_eq!(kinds, ["rtp", "sip", "axis", "rtp-multicast", "sip"]);
+    let pcm = std::sync::Arc::new(device_drivers::g711::tone(1000.0, 0.5, 12000));
+    let t0 = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+    let reps = speaker::broadcast(
+        &uris,
+        &DriverOptions::default(),
+        pcm,
+        t0,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    for r in &reps[..4] {
+        assert!(r.completed && r.errors.is_empty(), "{r:?}");
+        assert_eq!(r.packets, 25);
+    }
+    assert_eq!(
+        reps[4].error_kind.as_deref(),
+        Some("refused"),
+        "{:?}",
+        reps[4]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for id in ["spk-0001", "spk-0002", "spk-0003", "spk-0004"] {
+        let r = sim.speaker_report(id).unwrap();
+        assert_eq!(r.dominant_tone_hz, Some(1000), "{id}: {r:?}");
+        assert_eq!(r.lost, 0, "{id}");
+        assert!(r.first_packet_at.is_some(), "{id}");
+        assert!(
+            (r.audio_seconds - 0.5).abs() < 1e-9,
+            "{id}: {}",
+            r.audio_seconds
+        );
+    }
+    assert_eq!(sim.speaker_report("spk-0005").unwrap().calls_refused, 1);
+    sim.shutdown().await;
+}

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file this configuration was read from (for `reload`); not a key.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     /// Identity and storage of this gateway. Required.
     pub gateway: GatewaySection,
     /// Logging. Default: `info`, plain text.
@@ -45,6 +48,121 @@ pub struct Config {
     /// The MQTT uplink to the governance centre (`docs/mqtt.md`). Default: off.
     #[serde(default)]
     pub mqtt: Option<MqttSection>,
+    /// The audio pipeline of announcements: TTS, upload limits, loudness.
+    /// Defaults as documented per field.
+    #[serde(default)]
+    pub audio: AudioSection,
+}
+
+/// `[audio]`: how announcements are made from uploads and text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSection {
+    /// The text-to-speech command, run without a shell; the argument
+    /// `{text}` is replaced by the text and the command must write a WAV to
+    /// stdout. Default: `["espeak-ng", "-v", "cmn", "-s", "150", "--stdout", "{text}"]`.
+    #[serde(default = "default_tts_command")]
+    pub tts_command: Vec<String>,
+    /// Most characters of one text announcement (1-10000). Default: `500`.
+    #[serde(
+        default = "default_tts_max_chars",
+        deserialize_with = "de_tts_max_chars"
+    )]
+    pub tts_max_chars: usize,
+    /// Seconds the TTS command may run (1-600). Default: `30`.
+    #[serde(default = "default_tts_timeout", deserialize_with = "de_tts_timeout")]
+    pub tts_timeout_secs: u64,
+    /// Largest audio upload, bytes (1024-1073741824). Default: `52428800` (50 MiB).
+    #[serde(
+        default = "default_max_asset_bytes",
+        deserialize_with = "de_max_asset_bytes"
+    )]
+    pub max_asset_bytes: u64,
+    /// Longest announcement, seconds (1-7200). Default: `900` (15 min).
+    #[serde(
+        default = "default_max_asset_secs",
+        deserialize_with = "de_max_asset_secs"
+    )]
+    pub max_asset_secs: u64,
+    /// Integrated loudness (EBU R128) every announcement is brought to, LUFS
+    /// (-40 to -5). Default: `-16.0`.
+    #[serde(default = "default_loudness", deserialize_with = "de_loudness")]
+    pub loudness_lufs: f64,
+    /// Limiter ceiling, dBFS (-12 to 0): no sample sent to a horn is louder.
+    /// Default: `-1.0`.
+    #[serde(default = "default_peak_ceiling", deserialize_with = "de_peak_ceiling")]
+    pub peak_ceiling_dbfs: f64,
+}
+
+impl Default for AudioSection {
+    fn default() -> Self {
+        Self {
+            tts_command: default_tts_command(),
+            tts_max_chars: default_tts_max_chars(),
+            tts_timeout_secs: default_tts_timeout(),
+            max_asset_bytes: default_max_asset_bytes(),
+            max_asset_secs: default_max_asset_secs(),
+            loudness_lufs: default_loudness(),
+            peak_ceiling_dbfs: default_peak_ceiling(),
+        }
+    }
+}
+
+fn default_tts_command() -> Vec<String> {
+    ["espeak-ng", "-v", "cmn", "-s", "150", "--stdout", "{text}"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+fn default_tts_max_chars() -> usize {
+    500
+}
+fn default_tts_timeout() -> u64 {
+    30
+}
+fn default_max_asset_bytes() -> u64 {
+    50 * 1024 * 1024
+}
+fn default_max_asset_secs() -> u64 {
+    900
+}
+fn default_loudness() -> f64 {
+    -16.0
+}
+fn default_peak_ceiling() -> f64 {
+    -1.0
+}
+fn de_tts_max_chars<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    de_bounded(d, 1, 10_000, "tts_max_chars").map(|v| v as usize)
+}
+fn de_tts_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 1, 600, "tts_timeout_secs")
+}
+fn de_max_asset_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 1024, 1 << 30, "max_asset_bytes")
+}
+fn de_max_asset_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 1, 7200, "max_asset_secs")
+}
+fn de_f64_range<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    min: f64,
+    max: f64,
+    what: &str,
+) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !(min..=max).contains(&v) {
+        return Err(serde::de::Error::custom(format!(
+            "{what} must be between {min} and {max}, got {v}"
+        )));
+    }
+    Ok(v)
+}
+fn de_loudness<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    de_f64_range(d, -40.0, -5.0, "loudness_lufs")
+}
+fn de_peak_ceiling<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    de_f64_range(d, -12.0, 0.0, "peak_ceiling_dbfs")
 }
 
 /// `[gateway]`
@@ -900,7 +1018,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-        Self::parse(&text, &path.display().to_string())
+        let mut cfg = Self::parse(&text, &path.display().to_string())?;
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
     }
 
     /// Parses and validates configuration text; `origin` names it in errors.
@@ -1022,6 +1142,21 @@ impl Config {
             }
         }
         self.validate_mqtt(origin, text)?;
+        let tts = &self.audio.tts_command;
+        if tts.first().is_none_or(|p| p.is_empty()) {
+            return Err(at(
+                "audio.tts_command",
+                "tts_command",
+                "give the program and its arguments".into(),
+            ));
+        }
+        if !tts.iter().skip(1).any(|a| a.contains("{text}")) {
+            return Err(at(
+                "audio.tts_command",
+                "tts_command",
+                "one argument must contain `{text}` (the text to speak)".into(),
+            ));
+        }
         for (i, iface) in self.discovery.interfaces.iter().enumerate() {
             if iface.is_empty() {
                 return Err(at(
@@ -1221,6 +1356,27 @@ grids = [{ code = "dongcun-1", name = "东村第一网格" }]
         let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
         assert!(e.contains("discovery.probe_repeats"), "{e}");
         assert!(e.contains("between 1 and 5"), "{e}");
+    }
+
+    #[test]
+    fn audio_section_defaults_and_errors() {
+        let c = Config::parse(MINIMAL, "t.toml").unwrap();
+        assert_eq!(c.audio.tts_command[0], "espeak-ng");
+        assert_eq!(c.audio.loudness_lufs, -16.0);
+        assert_eq!(c.audio.max_asset_secs, 900);
+        for (bad, want) in [
+            ("loudness_lufs = -3.0", "audio.loudness_lufs"),
+            ("peak_ceiling_dbfs = 1.0", "between -12 and 0"),
+            ("tts_max_chars = 0", "audio.tts_max_chars"),
+            ("max_asset_bytes = 10", "audio.max_asset_bytes"),
+            ("tts_command = [\"espeak-ng\", \"hello\"]", "`{text}`"),
+            ("tts_command = []", "audio.tts_command"),
+            ("voice = \"cmn\"", "voice"),
+        ] {
+            let text = format!("{MINIMAL}\n[audio]\n{bad}\n");
+            let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("line"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -11,14 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use device_drivers::wsd_io::{self, WsdEvent};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::centre::{Commands, Fanout, MqttSink};
 use crate::config::Config;
 use crate::discovery;
 use crate::inventory::{self, Prober};
 use crate::metrics::Metrics;
-use crate::poller::{NoSink, Poller};
+use crate::mqtt::{Publisher, Uplink};
+use crate::poller::HealthSink;
+use crate::poller::Poller;
 use crate::secrets::Password;
 use crate::store::{DeviceState, Store};
 
@@ -81,14 +84,35 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
     let (wake_tx, wake_rx) = mpsc::channel::<String>(1024);
     let metrics = Arc::new(Metrics::new());
     let mut tasks = tokio::task::JoinSet::new();
+    // [http/live] Health events for dashboards (SSE); also the poller's sink.
+    let live = crate::live::LiveHub::default();
+
+    // The uplink to the governance centre, when [mqtt] is configured.
+    let rediscover = Arc::new(Notify::new());
+    let reload = Arc::new(Notify::new());
+    let uplink = match &cfg.mqtt {
+        Some(_) => {
+            let commands = Arc::new(Commands {
+                store: store.clone(),
+                rediscover: rediscover.clone(),
+                probe: probe_tx.clone(),
+                wake: wake_tx.clone(),
+                reload: reload.clone(),
+            });
+            Some(Uplink::start(&cfg, shutdown.clone(), commands).await?)
+        }
+        None => None,
+    };
+    let publisher = uplink
+        .as_ref()
+        .map_or_else(Publisher::disabled, Uplink::publisher);
+    let sink: Arc<dyn HealthSink> = Arc::new(Fanout(vec![
+        Arc::new(live.clone()),
+        Arc::new(MqttSink(publisher.clone())),
+    ]));
 
     if cfg.health.enabled {
-        let poller = Poller::new(
-            store.clone(),
-            cfg.health.clone(),
-            metrics.clone(),
-            Arc::new(NoSink),
-        )?;
+        let poller = Poller::new(store.clone(), cfg.health.clone(), metrics.clone(), sink)?;
         let sd = shutdown.clone();
         tasks.spawn(async move {
             poller.run(sd, wake_rx).await;
@@ -101,11 +125,19 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
             .await
             .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", http.listen))?;
         tracing::info!(addr = %http.listen, "http listening");
-        let app = crate::http::router(crate::http::AppState::new(
-            store.clone(),
-            cfg.township.name.clone(),
-            metrics.clone(),
-        ));
+        // [http] state: probe-now channel, live hub, time zone, shutdown.
+        let state =
+            crate::http::AppState::new(store.clone(), cfg.township.name.clone(), metrics.clone())?
+                .with_probe(probe_tx.clone())
+                .with_live(live.clone())
+                .with_timezone(&cfg.gateway.timezone)
+                .with_shutdown(shutdown.clone());
+        let state = match crate::cli::log_level_handle() {
+            Some((f, cur)) => state.with_log_level(f, &cur),
+            None => state,
+        };
+        let app = crate::http::router(state)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let sd = shutdown.clone();
         tasks.spawn(async move {
             axum::serve(listener, app)
@@ -147,6 +179,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                     WsdEvent::Hello(d) => {
                         match discovery::record(&store2, std::slice::from_ref(&d), &rules) {
                             Ok(r) => {
+                                // A Hello refreshes the inventory, then health.
                                 for id in r.ids {
                                     let _ = probe_tx.try_send(id);
                                 }
@@ -173,6 +206,8 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
         let store2 = store.clone();
         let prober2 = prober.clone();
         let metrics2 = metrics.clone();
+        let publisher2 = publisher.clone();
+        let wake_tx = wake_tx.clone();
         let sd = shutdown.clone();
         let limit = Arc::new(tokio::sync::Semaphore::new(cfg.inventory.concurrency));
         tasks.spawn(async move {
@@ -186,9 +221,15 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                 };
                 let (store3, prober3, metrics3) =
                     (store2.clone(), prober2.clone(), metrics2.clone());
+                let (publisher3, wake3) = (publisher2.clone(), wake_tx.clone());
                 tokio::spawn(async move {
                     let o = inventory::probe_device(&store3, &prober3, &id).await;
                     Metrics::count(&metrics3.inventories, &o.result);
+                    if o.result == "ok" {
+                        publish_meta(&store3, &publisher3, &o.id);
+                    }
+                    // Then re-check its health at once.
+                    let _ = wake3.try_send(o.id);
                     drop(permit);
                 });
             }
@@ -202,6 +243,8 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
         let sd = shutdown.clone();
         let cfg2 = cfg.clone();
         let metrics2 = metrics.clone();
+        let publisher2 = publisher.clone();
+        let (rediscover, reload) = (rediscover.clone(), reload.clone());
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(cfg2.discovery.interval_secs);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -209,6 +252,14 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                 tokio::select! {
                     _ = sd.cancelled() => break,
                     _ = tick.tick() => {}
+                    _ = rediscover.notified() => tracing::info!("rediscovery requested"),
+                    _ = reload.notified() => {
+                        match reload_config(&cfg2, &store2) {
+                            Ok(()) => tracing::info!("configuration reloaded (township, credential groups)"),
+                            Err(e) => tracing::warn!(error = %format!("{e:#}"), "configuration reload failed; keeping the running one"),
+                        }
+                        continue;
+                    }
                 }
                 if cfg2.discovery.enabled {
                     let r = tokio::select! {
@@ -243,6 +294,9 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                 };
                 for o in &outcomes {
                     Metrics::count(&metrics2.inventories, &o.result);
+                    if o.result == "ok" {
+                        publish_meta(&store2, &publisher2, &o.id);
+                    }
                 }
                 let ok = outcomes.iter().filter(|o| o.result == "ok").count();
                 tracing::info!(probed = n, ok, failed = n - ok, "inventory round done");
@@ -259,6 +313,43 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
         .is_err()
     {
         tracing::warn!("some tasks did not stop within 5 s; aborting them");
+    }
+    // Flush the outbox writer and say goodbye on the status topic.
+    if let Some(u) = uplink {
+        u.join().await;
+    }
+    Ok(())
+}
+
+/// Publishes a camera's retained metadata after a successful inventory.
+fn publish_meta(store: &Store, publisher: &Publisher, id: &str) {
+    if !publisher.is_enabled() {
+        return;
+    }
+    if let Ok(Some(d)) = store.device(id) {
+        publisher.camera_meta(&d.id, crate::centre::meta_body(&d));
+    }
+}
+
+/// Re-reads the configuration file the gateway was started with and applies
+/// what can change at run time: the township tree and credential groups.
+fn reload_config(running: &Config, store: &Store) -> anyhow::Result<()> {
+    let path = running
+        .source
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("this gateway was not started from a configuration file"))?;
+    let cfg = Config::load(path)?;
+    store.sync_township(&cfg.township)?;
+    for g in &cfg.credential_groups {
+        let pw = Password::new(g.resolve_password()?);
+        store.set_group(
+            g.name.as_str(),
+            &g.username,
+            &pw,
+            &g.subnets,
+            &g.mac_prefixes,
+            g.priority,
+        )?;
     }
     Ok(())
 }

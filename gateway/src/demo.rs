@@ -16,6 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
+/// Environment variable that fixes the demo dashboard's `admin` password
+/// (default: a random one, printed in the banner).
+pub const DEMO_ADMIN_PASSWORD_ENV: &str = "TGW_DEMO_ADMIN_PASSWORD";
+
 /// Environment variable through which the demo hands the simulated cameras'
 /// password to its own configuration (never written to the file).
 pub const DEMO_PASSWORD_ENV: &str = "TGW_DEMO_PASSWORD";
@@ -26,6 +30,7 @@ pub fn config_text(
     township: &device_sim::Township,
     data_dir: &std::path::Path,
     http: SocketAddr,
+    broker: &str,
 ) -> String {
     let mut s = String::new();
     let q = |v: &str| toml_quote(v);
@@ -86,6 +91,7 @@ pub fn config_text(
         q(&user),
         cidrs.join(", ")
     );
+    let _ = writeln!(s, "[mqtt]\nurl = {}\n", q(broker));
     let _ = writeln!(s, "[http]\nlisten = \"{http}\"");
     s
 }
@@ -116,7 +122,28 @@ pub async fn run(
     http: SocketAddr,
     data_dir: Option<PathBuf>,
     seconds: Option<Duration>,
+    broker: Option<String>,
 ) -> anyhow::Result<()> {
+    let broker = match broker {
+        Some(url) => {
+            crate::config::parse_broker_url(&url).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
+            url
+        }
+        None => {
+            // The embedded broker, on 1883 when free.
+            let addr =
+                match crate::mqtt::broker::start_embedded(SocketAddr::from(([127, 0, 0, 1], 1883)))
+                    .await
+                {
+                    Ok(a) => a,
+                    Err(_) => {
+                        crate::mqtt::broker::start_embedded(SocketAddr::from(([127, 0, 0, 1], 0)))
+                            .await?
+                    }
+                };
+            format!("mqtt://{addr}")
+        }
+    };
     let (data_dir, _tmp) = match data_dir {
         Some(d) => (d, None),
         None => {
@@ -146,13 +173,27 @@ pub async fn run(
     })
     .await?;
     let manifest = sim.manifest().clone();
-    let text = config_text(&manifest, &township, &data_dir, http);
+    let text = config_text(&manifest, &township, &data_dir, http, &broker);
+    let broker_url =
+        crate::config::parse_broker_url(&broker).map_err(|e| anyhow::anyhow!("{e}"))?;
     let path = data_dir.join("gateway.toml");
     std::fs::write(&path, &text)?;
     // SAFETY: set before any other thread reads the environment for this name.
     unsafe_env_set(DEMO_PASSWORD_ENV, &password);
     let cfg = Config::parse(&text, &path.display().to_string())?;
     let store = crate::daemon::open_store(&cfg)?;
+    // [http] A demo admin for the dashboard: `admin` with a random password
+    // printed below (or $TGW_DEMO_ADMIN_PASSWORD, for scripted screenshots).
+    let admin_password = std::env::var(DEMO_ADMIN_PASSWORD_ENV)
+        .ok()
+        .filter(|p| p.len() >= 8)
+        .unwrap_or_else(random_password);
+    crate::auth::Users::new(store.clone())?.upsert(
+        "admin",
+        crate::auth::Role::Admin,
+        &crate::secrets::Password::new(admin_password.clone()),
+        crate::auth::HashCost::DEFAULT,
+    )?;
 
     let first = manifest
         .devices
@@ -166,10 +207,12 @@ pub async fn run(
         .unwrap_or_default();
     eprintln!(
         "\n{} demo: {cameras} simulated cameras and {speakers} loudspeakers on {first} – {last}\n\
-         \x20 overview (zh-CN):  http://{http}/\n\
+         \x20 dashboard (zh-CN): http://{http}/   log in as admin / {admin_password}\n\
          \x20 inventory API:     http://{http}/api/v1/devices\n\
          \x20 from a shell:      tgw devices list --data-dir {dd}\n\
          \x20 configuration:     {cfgp}\n\
+         \x20 MQTT ({broker}):  mosquitto_sub -h {bhost} -p {bport} -t 'tgw/v1/#' -v\n\
+         \x20 camera health:     tgw status --url http://{http}\n\
          \x20 inject a fault:    curl -X POST http://{ctl}/devices/cam-0003/fault -d offline\n\
          \x20 cameras with faults from the start: cam-0005 (wrong password), cam-0009 (clock 10 min fast)\n\
          Ctrl-C stops.\n",
@@ -177,6 +220,8 @@ pub async fn run(
         dd = data_dir.display(),
         cfgp = path.display(),
         ctl = manifest.control.as_deref().unwrap_or("-"),
+        bhost = broker_url.host,
+        bport = broker_url.port,
     );
 
     let shutdown = CancellationToken::new();
@@ -236,7 +281,14 @@ pub async fn run(
 /// Every 40 s, one camera gets a fault for 60 s: offline, a frozen stream,
 /// a changed password, packet loss, a low frame rate, in turn.
 async fn fault_script(sim: &device_sim::Sim, cameras: usize, shutdown: CancellationToken) {
-    const FAULTS: &[&str] = &["offline", "frozen", "wrong-password", "packet-loss:10", "low-fps:3", "stream-refused"];
+    const FAULTS: &[&str] = &[
+        "offline",
+        "frozen",
+        "wrong-password",
+        "packet-loss:10",
+        "low-fps:3",
+        "stream-refused",
+    ];
     if cameras < 12 {
         return;
     }
@@ -263,7 +315,9 @@ async fn fault_script(sim: &device_sim::Sim, cameras: usize, shutdown: Cancellat
         let id = format!("cam-{:04}", 12 + (n * 7) % (cameras - 11));
         let name = FAULTS[n % FAULTS.len()];
         n += 1;
-        let Ok(fault) = name.parse::<device_sim::Fault>() else { continue };
+        let Ok(fault) = name.parse::<device_sim::Fault>() else {
+            continue;
+        };
         if sim.set_fault(&id, Some(fault)).is_ok() {
             eprintln!("demo: {id} <- {name} for 60 s");
             active.push((id, now + Duration::from_secs(60)));

@@ -194,15 +194,31 @@ pub fn render(inv: &CameraInventory) -> String {
 /// `device_drivers::rtsp::StreamMetadata`, or `{"error": …}`).
 pub fn render_stream(m: &serde_json::Value) -> String {
     if let Some(e) = m.get("error") {
-        return format!("error: {}", e.get("message").and_then(|v| v.as_str()).unwrap_or("?"));
+        return format!(
+            "error: {}",
+            e.get("message").and_then(|v| v.as_str()).unwrap_or("?")
+        );
     }
     let mut parts = Vec::new();
     if let Some(s) = m.get("server").and_then(|v| v.as_str()) {
         parts.push(format!("server {s}"));
     }
-    for t in m.get("tracks").and_then(|v| v.as_array()).into_iter().flatten() {
-        let g = |k: &str| t.get(k).filter(|v| !v.is_null()).map(|v| v.to_string().trim_matches('"').to_string());
-        let mut d = format!("{} {}", g("kind").unwrap_or_default(), g("codec").unwrap_or_default());
+    for t in m
+        .get("tracks")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let g = |k: &str| {
+            t.get(k)
+                .filter(|v| !v.is_null())
+                .map(|v| v.to_string().trim_matches('"').to_string())
+        };
+        let mut d = format!(
+            "{} {}",
+            g("kind").unwrap_or_default(),
+            g("codec").unwrap_or_default()
+        );
         if let (Some(w), Some(h)) = (g("width"), g("height")) {
             d.push_str(&format!(" {w}x{h}"));
         }

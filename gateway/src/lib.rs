@@ -7,11 +7,20 @@
 //! | [`store`] | SQLite: township → village → grid → device inventory, credentials, migrations |
 //! | [`discovery`] | discovery rounds: WS-Discovery into the inbox, auto-adoption |
 //! | [`inventory`] | fetching each camera's ONVIF inventory with bounded concurrency |
+//! | [`centre`] | what the daemon publishes to the centre and how it carries out its commands |
+//! | [`mqtt`] | the MQTT uplink: durable outbox, topics, commands |
 //! | [`daemon`] | `tgw run`: the long-lived loops and their shutdown |
-//! | [`http`] | `/healthz`, `/readyz`, the read-only inventory API and overview page |
+//! | [`http`] | the `/api/v1` API (route table, access guard, OpenAPI), embedded dashboard, `/healthz`, `/readyz`, `/metrics` |
+//! | [`auth`] | users, roles, argon2id, sessions, API tokens, login rate limiting, audit log |
+//! | [`live`] | the live hub: health events fanned out to dashboards over SSE |
 //! | [`demo`] | `tgw demo`: simulator and gateway together |
+//! | [`audio`] | the audio pipeline: decode, resample to 8 kHz, loudness, TTS, the asset store |
+//! | [`speakers`] | the loudspeaker inventory: speakers, multicast zones, CSV import |
 //! | [`cli`] | the `tgw` command line |
 
+pub mod audio;
+pub mod auth;
+pub mod centre;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -20,7 +29,10 @@ pub mod discovery;
 pub mod health;
 pub mod http;
 pub mod inventory;
+pub mod live;
 pub mod metrics;
+pub mod mqtt;
 pub mod poller;
 pub mod secrets;
+pub mod speakers;
 pub mod store;

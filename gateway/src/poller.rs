@@ -338,8 +338,14 @@ impl Poller {
             let now = Instant::now();
             let describe_due = forced || now >= next_describe;
             let sample_due = forced || now >= next_sample;
-            let mut due = Due { describe: describe_due, sample: sample_due, sample_deferred: false };
-            let tr = self.cycle(&t, &mut health, &mut due, &mut auth_backoff, &shutdown).await;
+            let mut due = Due {
+                describe: describe_due,
+                sample: sample_due,
+                sample_deferred: false,
+            };
+            let tr = self
+                .cycle(&t, &mut health, &mut due, &mut auth_backoff, &shutdown)
+                .await;
             let sample_due = sample_due && !due.sample_deferred;
             if shutdown.is_cancelled() {
                 return;
@@ -412,7 +418,8 @@ impl Poller {
         shutdown: &CancellationToken,
     ) -> Vec<Transition> {
         let (verdict, rung) = (health.verdict.clone(), health.rung);
-        self.observe_cycle(t, health, due, auth_backoff, shutdown).await;
+        self.observe_cycle(t, health, due, auth_backoff, shutdown)
+            .await;
         if health.verdict == verdict && health.rung == rung {
             return Vec::new();
         }

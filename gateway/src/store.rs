@@ -410,6 +410,12 @@ impl Store {
         f(&mut self.conn())
     }
 
+    /// The credential key, for components that seal their own secrets in
+    /// their own tables (e.g. speaker logins in [`crate::speakers`]).
+    pub(crate) fn secret_key(&self) -> &SecretKey {
+        &self.key
+    }
+
     /// Makes the township, villages and grids match the configuration.
     /// Villages and grids no longer configured are removed; their devices
     /// keep existing, unassigned.

@@ -224,12 +224,42 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
 
 /// A plain HTTP/1.1 GET on loopback, returning (status, body).
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    http_get_as(addr, path, None)
+}
+
+/// A viewer API token for the gateway of `config`: creates user `e2e` with
+/// `tgw user add` and issues a token with `tgw user token` (the API needs one).
+pub fn api_token(config: &std::path::Path) -> String {
+    use std::io::Write;
+    let mut add = tgw()
+        .args(["user", "add", "e2e", "--role", "viewer", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("tgw user add");
+    if let Some(mut stdin) = add.stdin.take() {
+        let _ = writeln!(stdin, "e2e-viewer-password");
+    }
+    assert!(add.wait().expect("tgw user add").success(), "tgw user add");
+    let out = tgw()
+        .args(["user", "token", "e2e", "--config"])
+        .arg(config)
+        .output()
+        .expect("tgw user token");
+    assert!(out.status.success(), "tgw user token");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// [`http_get`] with an optional bearer token.
+pub fn http_get_as(addr: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut buf = Vec::new();
@@ -261,4 +291,284 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Path of the `mqtt_pump` example (a publisher loop driving the MQTT
+/// uplink), built once here if missing.
+pub fn mqtt_pump_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace().join("target"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "tgw", "--example", "mqtt_pump"])
+            .current_dir(workspace())
+            .status()
+            .expect("cargo build --example mqtt_pump");
+        assert!(status.success(), "building mqtt_pump failed");
+        target.join("debug").join("examples").join("mqtt_pump")
+    })
+    .clone()
+}
+
+/// The Mosquitto broker binary (Debian puts it in /usr/sbin, which is not
+/// always on PATH), if installed.
+pub fn mosquitto_bin() -> Option<PathBuf> {
+    for p in ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"] {
+        if std::path::Path::new(p).exists() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    Command::new("mosquitto")
+        .arg("-h")
+        .output()
+        .ok()
+        .map(|_| PathBuf::from("mosquitto"))
+}
+
+/// A Mosquitto broker on a free loopback port, a child process killed on
+/// drop. Persistence goes to a private directory so that a persistent
+/// subscriber's session and queue survive [`Mosquitto::restart`].
+pub struct Mosquitto {
+    child: Option<Child>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts a broker, or returns `None` when mosquitto is not installed
+    /// (`scripts/install-peers` installs it).
+    pub fn start() -> Option<Mosquitto> {
+        mosquitto_bin()?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Run as root, mosquitto drops to its own user: let it write here.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777));
+        }
+        let port = free_tcp_port();
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+             max_queued_messages 0\nmax_inflight_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write conf");
+        let mut m = Mosquitto {
+            child: None,
+            port,
+            dir,
+        };
+        m.spawn();
+        Some(m)
+    }
+
+    fn spawn(&mut self) {
+        let bin = mosquitto_bin().expect("mosquitto");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn mosquitto");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
+            std::net::TcpStream::connect(&addr).ok()
+        });
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker with SIGTERM (it saves its persistence file).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `mosquitto_sub -v` writing every message to a file, with a persistent
+/// QoS 1 session (it reconnects by itself across broker restarts).
+pub struct MqttSub {
+    child: Child,
+    /// The output file: one `topic payload` line per message.
+    pub path: PathBuf,
+}
+
+impl MqttSub {
+    /// Subscribes to `filter` on `127.0.0.1:port` as client `id`.
+    pub fn start(port: u16, filter: &str, id: &str, dir: &std::path::Path) -> MqttSub {
+        let path = dir.join(format!("{id}.log"));
+        let out = std::fs::File::create(&path).expect("create sub log");
+        let child = Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-q",
+                "1",
+                "-c",
+                "-i",
+                id,
+            ])
+            .args(["-k", "5", "-v", "-t", filter])
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mosquitto_sub (mosquitto-clients)");
+        MqttSub { child, path }
+    }
+
+    /// The lines received so far, as (topic, payload).
+    pub fn lines(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(t, p)| (t.to_string(), p.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for MqttSub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal gateway configuration for MQTT tests.
+pub fn mqtt_config(data_dir: &std::path::Path, url: &str, extra: &str) -> String {
+    format!(
+        r#"[gateway]
+site = "test-site"
+id = "gw-t"
+data_dir = "{}"
+
+[township]
+code = "test-site"
+name = "Test"
+
+[discovery]
+enabled = false
+
+[mqtt]
+url = "{url}"
+keep_alive_secs = 5
+reconnect_min_ms = 100
+reconnect_max_secs = 1
+{extra}
+"#,
+        data_dir.display()
+    )
+}
+
+// --- speakers (issue 5) ---
+
+/// A 16-bit PCM WAV file's sample rate and first channel's samples.
+pub fn read_wav_i16(path: &std::path::Path) -> Option<(u32, Vec<i16>)> {
+    let b = std::fs::read(path).ok()?;
+    if b.get(0..4)? != b"RIFF" || b.get(8..12)? != b"WAVE" {
+        return None;
+    }
+    let (mut off, mut rate, mut channels, mut bits) = (12usize, 0u32, 1usize, 16u16);
+    while off + 8 <= b.len() {
+        let id = &b[off..off + 4];
+        let len = u32::from_le_bytes(b[off + 4..off + 8].try_into().ok()?) as usize;
+        let body = b.get(off + 8..(off + 8 + len).min(b.len()))?;
+        if id == b"fmt " && body.len() >= 16 {
+            channels = usize::from(u16::from_le_bytes([body[2], body[3]])).max(1);
+            rate = u32::from_le_bytes(body[4..8].try_into().ok()?);
+            bits = u16::from_le_bytes([body[14], body[15]]);
+        } else if id == b"data" {
+            if bits != 16 {
+                return None;
+            }
+            let samples = body
+                .chunks_exact(2 * channels)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return Some((rate, samples));
+        }
+        off += 8 + len + (len & 1);
+    }
+    None
+}
+
+/// Share of the signal's energy at `freq` (0..1, Goertzel over the whole
+/// signal): about 1 for a clean tone at `freq`, about 0 elsewhere.
+pub fn tone_share(samples: &[i16], freq: f64, rate: u32) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
+    let coeff = 2.0 * w.cos();
+    let mut total = 0.0;
+    let mut energy = 0.0;
+    // Blocks of 1/10 s keep the filter's bandwidth tolerant of ±5 Hz.
+    let block = (rate as usize / 10).max(1);
+    for chunk in samples.chunks(block) {
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &x in chunk {
+            let x = f64::from(x);
+            let s0 = x + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+            energy += x * x;
+        }
+        let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+        total += 2.0 * power / chunk.len() as f64;
+    }
+    if energy > 0.0 {
+        (total / energy).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// The baresip configuration of BRIEF §5 (an auto-answering SIP horn that
+/// records what it decodes into `dir/rec`), listening on 127.0.0.1:`port`;
+/// `net_interface 127.0.0.1` keeps its SDP (and so our RTP) on loopback.
+pub fn baresip_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let rec = dir.join("rec");
+    std::fs::create_dir_all(&rec).expect("mkdir rec");
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "sip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player aubridge,horn\n\
+             audio_source aubridge,horn\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
+             module aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\n\
+             snd_path {}\n",
+            rec.display()
+        ),
+    )
+    .expect("write baresip config");
+    std::fs::write(
+        dir.join("accounts"),
+        format!("<sip:horn@127.0.0.1:{port}>;regint=0;answermode=auto\n"),
+    )
+    .expect("write baresip accounts");
+    rec
 }

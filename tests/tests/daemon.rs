@@ -89,6 +89,8 @@ listen = "{http}"
     ));
     let cfg_path = dir.path().join("gateway.toml");
     std::fs::write(&cfg_path, cfg).expect("write config");
+    // The API needs a token (issue 6).
+    let token = api_token(&cfg_path);
     let log = dir.path().join("tgw.log");
     let mut child = tgw()
         .args(["run", "--config"])
@@ -103,7 +105,7 @@ listen = "{http}"
         Duration::from_secs(60),
         "12 cameras inventoried or failed",
         || {
-            let (status, body) = http_get(&http, "/api/v1/devices")?;
+            let (status, body) = http_get_as(&http, "/api/v1/devices", Some(&token))?;
             if status != 200 {
                 return None;
             }

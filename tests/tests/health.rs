@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use tgw_e2e::*;
 
+/// (address, verdict, reasons) of one camera.
+type Row = (String, String, String);
+
 fn post(addr: &str, path: &str, body: &str) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("control endpoint");
@@ -82,6 +85,8 @@ listen = "{http}"
     );
     let cfg_path = dir.path().join("gateway.toml");
     std::fs::write(&cfg_path, cfg).expect("config");
+    // The API needs a token (issue 6).
+    let token = api_token(&cfg_path);
     let mut gw = tgw()
         .args(["run", "--config"])
         .arg(&cfg_path)
@@ -100,8 +105,8 @@ listen = "{http}"
             )
         })
         .collect();
-    let verdicts = || -> Option<Vec<(String, String, String)>> {
-        let (status, body) = http_get(&http, "/api/v1/cameras")?;
+    let verdicts = || -> Option<Vec<Row>> {
+        let (status, body) = http_get_as(&http, "/api/v1/cameras", Some(&token))?;
         (status == 200).then_some(())?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         Some(
@@ -124,12 +129,12 @@ listen = "{http}"
                 .collect(),
         )
     };
-    let wait_state = |what: &str, want: &dyn Fn(&[(String, String, String)]) -> bool| {
+    let wait_state = |what: &str, want: &dyn Fn(&[Row]) -> bool| {
         wait_for(Duration::from_secs(40), what, || {
             verdicts().filter(|v| v.len() == 6 && want(v))
         })
     };
-    let of = |v: &[(String, String, String)], i: usize| -> (String, String) {
+    let of = |v: &[Row], i: usize| -> (String, String) {
         v.iter()
             .find(|(a, _, _)| *a == ids[i].1)
             .map(|(_, v, r)| (v.clone(), r.clone()))
@@ -180,7 +185,7 @@ listen = "{http}"
 
     // Transitions were recorded, and the metrics count them.
     let id0 = {
-        let (_, body) = http_get(&http, "/api/v1/cameras").expect("cameras");
+        let (_, body) = http_get_as(&http, "/api/v1/cameras", Some(&token)).expect("cameras");
         let v: serde_json::Value = serde_json::from_str(&body).expect("json");
         v.as_array()
             .expect("array")
@@ -189,7 +194,12 @@ listen = "{http}"
             .and_then(|c| c["id"].as_str().map(String::from))
             .expect("camera 0")
     };
-    let (_, events) = http_get(&http, &format!("/api/v1/cameras/{id0}/events")).expect("events");
+    let (_, events) = http_get_as(
+        &http,
+        &format!("/api/v1/cameras/{id0}/events"),
+        Some(&token),
+    )
+    .expect("events");
     assert!(events.contains(r#""verdict_to":"offline""#), "{events}");
     let (_, metrics) = http_get(&http, "/metrics").expect("metrics");
     assert!(

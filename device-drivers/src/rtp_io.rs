@@ -1,0 +1,338 @@
+//! The tokio UDP sender around [`crate::rtp`]: unicast or multicast (TTL,
+//! multicast interface), DSCP EF, paced by one tokio interval anchored at an
+//! absolute start instant so that every horn of a broadcast sends frame k
+//! at `t0 + k·20 ms`. RTCP sender reports go to port + 1.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::net::UdpSocket;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::g711::Codec;
+use crate::onvif_client::WallClock;
+use crate::rtp::{self, FRAME, Packetizer};
+
+/// DSCP Expedited Forwarding (46) in the IPv4 TOS byte.
+pub const TOS_EF: u32 = 46 << 2;
+
+/// Where and how to send one RTP stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpTarget {
+    /// Destination (unicast address or multicast group) and RTP port.
+    pub dest: SocketAddr,
+    /// G.711 variant.
+    pub codec: Codec,
+    /// Multicast TTL (ignored for unicast). 1 keeps packets on the link.
+    pub ttl: u32,
+    /// Interface address multicast leaves through (`IP_MULTICAST_IF`);
+    /// `None` = the kernel's choice.
+    pub multicast_if: Option<Ipv4Addr>,
+    /// Mark packets DSCP EF.
+    pub dscp_ef: bool,
+    /// Interval of RTCP sender reports to port + 1; `None` = no RTCP.
+    pub rtcp_interval: Option<Duration>,
+}
+
+impl RtpTarget {
+    /// Unicast or multicast (by address) to `dest`, TTL 1, DSCP EF, RTCP every 5 s.
+    pub fn new(dest: SocketAddr, codec: Codec) -> RtpTarget {
+        RtpTarget {
+            dest,
+            codec,
+            ttl: 1,
+            multicast_if: None,
+            dscp_ef: true,
+            rtcp_interval: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// What one paced send did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendStats {
+    /// RTP packets sent.
+    pub packets: u64,
+    /// Payload octets sent.
+    pub octets: u64,
+    /// RTCP packets sent.
+    pub rtcp: u64,
+    /// When the first packet left.
+    pub first_sent: Option<Instant>,
+    /// When the last packet left.
+    pub last_sent: Option<Instant>,
+    /// Frames sent more than one frame period after they were due.
+    pub late_frames: u64,
+    /// Frames skipped because the stream started after their time (a horn
+    /// that answered late joins the broadcast where it is, in sync).
+    pub skipped_frames: u64,
+    /// Stopped by the cancellation token before the end.
+    pub cancelled: bool,
+}
+
+/// A UDP socket sending one RTP stream.
+#[derive(Debug)]
+pub struct RtpSender {
+    sock: UdpSocket,
+    target: RtpTarget,
+}
+
+impl RtpSender {
+    /// Binds an ephemeral socket for `target` and sets TTL, multicast
+    /// interface and DSCP. Errors name the destination.
+    pub fn bind(target: RtpTarget) -> std::io::Result<RtpSender> {
+        let ctx = |what: &str, e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("RTP to {}: {what}: {e}", target.dest))
+        };
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .map_err(|e| ctx("creating a socket", e))?;
+        s.set_nonblocking(true)
+            .map_err(|e| ctx("setting non-blocking", e))?;
+        if target.dscp_ef {
+            s.set_tos_v4(TOS_EF)
+                .map_err(|e| ctx("setting DSCP EF", e))?;
+        }
+        if target.dest.ip().is_multicast() {
+            s.set_multicast_ttl_v4(target.ttl)
+                .map_err(|e| ctx("setting the multicast TTL", e))?;
+            s.set_multicast_loop_v4(true)
+                .map_err(|e| ctx("enabling multicast loop", e))?;
+            if let Some(ifaddr) = target.multicast_if {
+                s.set_multicast_if_v4(&ifaddr)
+                    .map_err(|e| ctx("setting IP_MULTICAST_IF", e))?;
+            }
+        }
+        let local: SocketAddr = match (target.multicast_if, target.dest.ip()) {
+            (Some(i), ip) if ip.is_multicast() => (i, 0).into(),
+            _ => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        };
+        s.bind(&local.into())
+            .map_err(|e| ctx("binding a local port", e))?;
+        let sock = UdpSocket::from_std(s.into()).map_err(|e| ctx("registering", e))?;
+        Ok(RtpSender { sock, target })
+    }
+
+    /// The local address bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// The target.
+    pub fn target(&self) -> &RtpTarget {
+        &self.target
+    }
+
+    /// Sends to another destination and codec from the same socket (SIP:
+    /// the port is offered before the answer says where to send).
+    pub fn retarget(&mut self, dest: SocketAddr, codec: Codec) {
+        self.target.dest = dest;
+        self.target.codec = codec;
+    }
+
+    /// Sends `pcm` as 20 ms packets, frame k at `start + k·20 ms` (frames
+    /// that fall behind are sent at once, so the stream never drifts from
+    /// the shared clock), until the end or `cancel`. Called after `start`,
+    /// the frames whose time has passed are skipped. `clock` stamps RTCP.
+    pub async fn send_paced(
+        &self,
+        pcm: &[i16],
+        start: Instant,
+        cancel: &CancellationToken,
+        clock: Arc<dyn WallClock>,
+    ) -> std::io::Result<SendStats> {
+        let frames = rtp::frames(pcm, self.target.codec);
+        let (ssrc, seq, ts) = {
+            let mut r = rand::thread_rng();
+            (r.r#gen::<u32>(), r.r#gen::<u16>(), r.r#gen::<u32>())
+        };
+        let mut pk = Packetizer::new(self.target.codec, ssrc, seq, ts);
+        let rtcp_dest = SocketAddr::new(
+            self.target.dest.ip(),
+            self.target.dest.port().wrapping_add(1),
+        );
+        let cname = format!("tgw@{}", self.local_addr()?.ip());
+        let mut stats = SendStats::default();
+        let now = Instant::now();
+        let skip = if now > start + FRAME {
+            rtp::frames_due_by(now - start) - 1
+        } else {
+            0
+        };
+        let skip = usize::try_from(skip)
+            .unwrap_or(usize::MAX)
+            .min(frames.len());
+        stats.skipped_frames = skip as u64;
+        let first_due = start + rtp::frame_due(skip as u64);
+        let mut tick = tokio::time::interval_at(first_due, FRAME);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut next_rtcp = first_due;
+        for (k, frame) in frames.iter().enumerate().skip(skip) {
+            let due = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    stats.cancelled = true;
+                    break;
+                }
+                d = tick.tick() => d,
+            };
+            let pkt = pk.packet(frame);
+            let err = |e: std::io::Error| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("RTP to {}: sending packet {k}: {e}", self.target.dest),
+                )
+            };
+            self.sock
+                .send_to(&pkt, self.target.dest)
+                .await
+                .map_err(err)?;
+            let now = Instant::now();
+            if now.saturating_duration_since(due) > FRAME {
+                stats.late_frames += 1;
+            }
+            stats.first_sent.get_or_insert(now);
+            stats.last_sent = Some(now);
+            stats.packets += 1;
+            stats.octets += frame.len() as u64;
+            if let Some(every) = self.target.rtcp_interval
+                && now >= next_rtcp
+            {
+                next_rtcp = now + every;
+                let unix = Duration::try_from(clock.now_utc() - time::OffsetDateTime::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let sr = pk.sender_report(unix, pk.next_timestamp(), &cname);
+                // RTCP is best effort: a receiver without an RTCP port is fine.
+                if self.sock.send_to(&sr, rtcp_dest).await.is_ok() {
+                    stats.rtcp += 1;
+                }
+            }
+        }
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onvif_client::SystemClock;
+
+    /// Packets leave on the 20 ms grid from the start instant (paused time):
+    /// 10 frames span 180 ms; RTCP goes to port + 1.
+    #[tokio::test(start_paused = true)]
+    async fn paced_from_start_instant() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let dest = rx.local_addr().unwrap();
+        let mut t = RtpTarget::new(dest, Codec::Pcmu);
+        t.rtcp_interval = None;
+        let tx = RtpSender::bind(t).unwrap();
+        let start = Instant::now() + Duration::from_millis(100);
+        let pcm = vec![0i16; 1600];
+        let cancel = CancellationToken::new();
+        let s = tx
+            .send_paced(&pcm, start, &cancel, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        assert_eq!(s.packets, 10);
+        assert_eq!(s.octets, 1600);
+        assert_eq!(s.first_sent, Some(start));
+        assert_eq!(s.last_sent, Some(start + Duration::from_millis(180)));
+        assert!(!s.cancelled);
+        let mut buf = [0u8; 512];
+        let (n, _) = rx.recv_from(&mut buf).await.unwrap();
+        assert_eq!(n, 172);
+        assert_eq!(buf[1], 0x80, "marker, PCMU");
+    }
+
+    /// Cancelling stops the stream between frames.
+    #[tokio::test(start_paused = true)]
+    async fn cancel_stops() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = RtpSender::bind(RtpTarget::new(rx.local_addr().unwrap(), Codec::Pcma)).unwrap();
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            c2.cancel();
+        });
+        let s = tx
+            .send_paced(
+                &vec![0; 8000],
+                Instant::now(),
+                &cancel,
+                Arc::new(SystemClock),
+            )
+            .await
+            .unwrap();
+        assert!(s.cancelled);
+        assert_eq!(s.packets, 3, "frames at 0, 20, 40 ms");
+        assert_eq!(s.rtcp, 1);
+    }
+
+    /// A stream started 1 s after its start instant joins where the
+    /// broadcast is: 50 frames skipped, the rest on the shared grid.
+    #[tokio::test(start_paused = true)]
+    async fn late_start_skips_past_frames() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut t = RtpTarget::new(rx.local_addr().unwrap(), Codec::Pcmu);
+        t.rtcp_interval = None;
+        let tx = RtpSender::bind(t).unwrap();
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_millis(1005)).await;
+        let s = tx
+            .send_paced(
+                &vec![0; 16000],
+                start,
+                &CancellationToken::new(),
+                Arc::new(SystemClock),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s.skipped_frames, 50);
+        assert_eq!(s.packets, 50);
+        assert_eq!(s.first_sent, Some(start + Duration::from_millis(1005)));
+        assert_eq!(s.last_sent, Some(start + Duration::from_millis(1980)));
+    }
+
+    /// Multicast: TTL 1, IP_MULTICAST_IF 127.0.0.1; a member joined on
+    /// 127.0.0.1 receives the stream.
+    #[tokio::test]
+    async fn multicast_on_loopback() {
+        let group: std::net::SocketAddrV4 = "239.255.42.99:0".parse().unwrap();
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        s.set_reuse_address(true).unwrap();
+        s.bind(&SocketAddr::V4(group).into()).unwrap();
+        s.join_multicast_v4(group.ip(), &Ipv4Addr::LOCALHOST)
+            .unwrap();
+        s.set_nonblocking(true).unwrap();
+        let rx = UdpSocket::from_std(s.into()).unwrap();
+        let mut t = RtpTarget::new(rx.local_addr().unwrap(), Codec::Pcma);
+        t.multicast_if = Some(Ipv4Addr::LOCALHOST);
+        t.rtcp_interval = None;
+        let tx = RtpSender::bind(t).unwrap();
+        assert_eq!(tx.local_addr().unwrap().ip(), Ipv4Addr::LOCALHOST);
+        let st = tx
+            .send_paced(
+                &[0; 320],
+                Instant::now(),
+                &CancellationToken::new(),
+                Arc::new(SystemClock),
+            )
+            .await
+            .unwrap();
+        assert_eq!(st.packets, 2);
+        let mut buf = [0u8; 512];
+        let (n, from) = tokio::time::timeout(Duration::from_secs(2), rx.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((n, buf[1] & 0x7f), (172, 8));
+        assert_eq!(from.ip(), Ipv4Addr::LOCALHOST);
+    }
+}

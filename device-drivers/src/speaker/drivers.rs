@@ -1,0 +1,704 @@
+//! The [`Speaker`] trait and its drivers (RTP, SIP, Axis HTTP), one horn's
+//! [`play`] and a many-horn [`broadcast`] with one T0.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{DriverOptions, SpeakerUri};
+use crate::axis::{self, AxisStream, AxisTarget};
+use crate::g711::Codec;
+use crate::onvif_client::{SystemClock, WallClock};
+use crate::rtp_io::{RtpSender, RtpTarget};
+use crate::sip::CallError;
+use crate::sip_io::{self, SipSession, SipTarget};
+
+/// Small set of error kinds (metric labels, retry decisions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Socket errors, connection refused or reset.
+    Io,
+    /// No answer in time.
+    Timeout,
+    /// The horn refused (SIP 486/603, HTTP 4xx/5xx other than 401).
+    Refused,
+    /// Credentials missing or refused.
+    Auth,
+    /// The horn chose a codec we did not offer, or an unusable answer.
+    Codec,
+    /// The horn hung up during the broadcast.
+    HungUp,
+    /// Used in the wrong order (stream before prepare).
+    Usage,
+}
+
+impl ErrorKind {
+    /// Lower-case label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Io => "io",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Codec => "codec",
+            ErrorKind::HungUp => "hung-up",
+            ErrorKind::Usage => "usage",
+        }
+    }
+}
+
+/// A speaker operation that failed: which speaker, which step, what happened.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{device}: {op}: {detail}")]
+pub struct SpeakerError {
+    /// The speaker (URI without password).
+    pub device: String,
+    /// `prepare`, `stream`, `stop`, `health check`.
+    pub op: &'static str,
+    /// Kind.
+    pub kind: ErrorKind,
+    /// What happened, with what came back.
+    pub detail: String,
+    /// What was sent before the error (a horn hanging up mid-broadcast).
+    pub partial: Option<StreamStats>,
+}
+
+/// What streaming did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamStats {
+    /// Packets (RTP) or 20 ms chunks (HTTP) sent.
+    pub packets: u64,
+    /// Audio bytes sent.
+    pub octets: u64,
+    /// When the first packet left.
+    pub first_sent: Option<Instant>,
+    /// Frames skipped because the horn was ready after their time.
+    pub skipped_frames: u64,
+    /// Stopped by cancellation.
+    pub cancelled: bool,
+}
+
+/// One loudspeaker, whatever its protocol. Call in order: `prepare`
+/// (connect, call, authenticate: everything slow), `start_at(t0)`, `stream`,
+/// `stop`. `health_check` stands alone.
+pub trait Speaker: Send {
+    /// The speaker's URI, without password.
+    fn describe(&self) -> String;
+    /// Makes the horn ready to play `samples` samples at once.
+    fn prepare(&mut self, samples: usize) -> BoxFuture<'_, Result<(), SpeakerError>>;
+    /// Sets the absolute start instant shared by the broadcast.
+    fn start_at(&mut self, t0: Instant);
+    /// Streams PCM (i16 mono 8 kHz) from T0 in real time until the end,
+    /// `cancel`, or the horn hangs up.
+    fn stream<'a>(
+        &'a mut self,
+        pcm: &'a [i16],
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>>;
+    /// Ends the session (SIP BYE); harmless when there is none.
+    fn stop(&mut self) -> BoxFuture<'_, Result<(), SpeakerError>>;
+    /// Whether the horn answers (RTP: cannot tell, always Ok). Returns a
+    /// short description of the answer.
+    fn health_check(&mut self) -> BoxFuture<'_, Result<String, SpeakerError>>;
+    /// SIP: time from INVITE to answer; others `None`.
+    fn answer_time(&self) -> Option<Duration> {
+        None
+    }
+    /// The codec in use once prepared.
+    fn codec(&self) -> Option<Codec>;
+}
+
+/// A driver for `uri`.
+pub fn open(uri: &SpeakerUri, opts: &DriverOptions) -> Box<dyn Speaker> {
+    match uri {
+        SpeakerUri::Rtp { .. } => Box::new(RtpSpeaker {
+            uri: uri.clone(),
+            opts: opts.clone(),
+            sender: None,
+            t0: None,
+            clock: Arc::new(SystemClock),
+        }),
+        SpeakerUri::Sip { .. } => Box::new(SipSpeaker {
+            uri: uri.clone(),
+            opts: opts.clone(),
+            sender: None,
+            session: None,
+            t0: None,
+        }),
+        SpeakerUri::Axis { .. } => Box::new(AxisSpeaker {
+            uri: uri.clone(),
+            opts: opts.clone(),
+            stream: None,
+            t0: None,
+        }),
+    }
+}
+
+fn err(
+    uri: &SpeakerUri,
+    op: &'static str,
+    kind: ErrorKind,
+    detail: impl Into<String>,
+) -> SpeakerError {
+    SpeakerError {
+        device: uri.to_string(),
+        op,
+        kind,
+        detail: detail.into(),
+        partial: None,
+    }
+}
+
+fn io_kind(e: &std::io::Error) -> ErrorKind {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Io,
+    }
+}
+
+/// Plain RTP (unicast or a multicast zone).
+pub struct RtpSpeaker {
+    uri: SpeakerUri,
+    opts: DriverOptions,
+    sender: Option<RtpSender>,
+    t0: Option<Instant>,
+    clock: Arc<dyn WallClock>,
+}
+
+fn rtp_target(uri: &SpeakerUri, opts: &DriverOptions) -> Option<RtpTarget> {
+    match uri {
+        SpeakerUri::Rtp {
+            dest,
+            codec,
+            ttl,
+            multicast_if,
+        } => Some(RtpTarget {
+            dest: *dest,
+            codec: *codec,
+            ttl: *ttl,
+            multicast_if: *multicast_if,
+            dscp_ef: opts.dscp_ef,
+            rtcp_interval: opts.rtcp_interval,
+        }),
+        _ => None,
+    }
+}
+
+async fn send(
+    uri: &SpeakerUri,
+    sender: Option<&RtpSender>,
+    t0: Option<Instant>,
+    pcm: &[i16],
+    cancel: &CancellationToken,
+    clock: Arc<dyn WallClock>,
+) -> Result<StreamStats, SpeakerError> {
+    let s = sender.ok_or_else(|| err(uri, "stream", ErrorKind::Usage, "stream before prepare"))?;
+    let t0 = t0.unwrap_or_else(Instant::now);
+    let st = s
+        .send_paced(pcm, t0, cancel, clock)
+        .await
+        .map_err(|e| err(uri, "stream", io_kind(&e), e.to_string()))?;
+    Ok(StreamStats {
+        packets: st.packets,
+        octets: st.octets,
+        first_sent: st.first_sent,
+        skipped_frames: st.skipped_frames,
+        cancelled: st.cancelled,
+    })
+}
+
+impl Speaker for RtpSpeaker {
+    fn describe(&self) -> String {
+        self.uri.to_string()
+    }
+
+    fn prepare(&mut self, _samples: usize) -> BoxFuture<'_, Result<(), SpeakerError>> {
+        Box::pin(async move {
+            let t = rtp_target(&self.uri, &self.opts)
+                .ok_or_else(|| err(&self.uri, "prepare", ErrorKind::Usage, "not an RTP URI"))?;
+            self.sender = Some(
+                RtpSender::bind(t)
+                    .map_err(|e| err(&self.uri, "prepare", io_kind(&e), e.to_string()))?,
+            );
+            Ok(())
+        })
+    }
+
+    fn start_at(&mut self, t0: Instant) {
+        self.t0 = Some(t0);
+    }
+
+    fn stream<'a>(
+        &'a mut self,
+        pcm: &'a [i16],
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>> {
+        Box::pin(send(
+            &self.uri,
+            self.sender.as_ref(),
+            self.t0,
+            pcm,
+            cancel,
+            self.clock.clone(),
+        ))
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, Result<(), SpeakerError>> {
+        self.sender = None;
+        Box::pin(async { Ok(()) })
+    }
+
+    fn health_check(&mut self) -> BoxFuture<'_, Result<String, SpeakerError>> {
+        Box::pin(async { Ok("RTP is one-way: no answer to check".to_string()) })
+    }
+
+    fn codec(&self) -> Option<Codec> {
+        match &self.uri {
+            SpeakerUri::Rtp { codec, .. } => Some(*codec),
+            _ => None,
+        }
+    }
+}
+
+/// A SIP paging horn: INVITE with auto-answer, RTP to the answer, BYE.
+pub struct SipSpeaker {
+    uri: SpeakerUri,
+    opts: DriverOptions,
+    sender: Option<RtpSender>,
+    session: Option<SipSession>,
+    t0: Option<Instant>,
+}
+
+impl SipSpeaker {
+    fn target(&self) -> Option<SipTarget> {
+        match &self.uri {
+            SpeakerUri::Sip {
+                user,
+                password,
+                addr,
+                auto_answer,
+            } => {
+                let mut t = SipTarget::new(user, *addr);
+                t.credentials = password.clone().map(|p| (user.clone(), p));
+                t.auto_answer = *auto_answer;
+                t.answer_timeout = self.opts.answer_timeout;
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn sip_kind(e: &sip_io::SipIoError) -> ErrorKind {
+    match &e.call {
+        Some(CallError::Timeout(_)) => ErrorKind::Timeout,
+        Some(CallError::Refused { .. }) => ErrorKind::Refused,
+        Some(CallError::Auth { .. }) => ErrorKind::Auth,
+        Some(CallError::Answer(_)) => ErrorKind::Codec,
+        Some(CallError::HungUp) => ErrorKind::HungUp,
+        None => ErrorKind::Io,
+    }
+}
+
+impl Speaker for SipSpeaker {
+    fn describe(&self) -> String {
+        self.uri.to_string()
+    }
+
+    fn prepare(&mut self, _samples: usize) -> BoxFuture<'_, Result<(), SpeakerError>> {
+        Box::pin(async move {
+            let t = self
+                .target()
+                .ok_or_else(|| err(&self.uri, "prepare", ErrorKind::Usage, "not a SIP URI"))?;
+            let mut rt = RtpTarget::new(SocketAddr::new(t.remote.ip(), 9), Codec::Pcmu);
+            rt.dscp_ef = self.opts.dscp_ef;
+            rt.rtcp_interval = self.opts.rtcp_interval;
+            let mut sender = RtpSender::bind(rt)
+                .map_err(|e| err(&self.uri, "prepare", io_kind(&e), e.to_string()))?;
+            let local = sender
+                .local_addr()
+                .map_err(|e| err(&self.uri, "prepare", ErrorKind::Io, e.to_string()))?;
+            let session = sip_io::call(&t, local)
+                .await
+                .map_err(|e| err(&self.uri, "prepare", sip_kind(&e), e.to_string()))?;
+            sender.retarget(session.answered.rtp, session.answered.codec);
+            self.sender = Some(sender);
+            self.session = Some(session);
+            Ok(())
+        })
+    }
+
+    fn start_at(&mut self, t0: Instant) {
+        self.t0 = Some(t0);
+    }
+
+    fn stream<'a>(
+        &'a mut self,
+        pcm: &'a [i16],
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>> {
+        Box::pin(async move {
+            let hung_up = self
+                .session
+                .as_ref()
+                .map(SipSession::hung_up)
+                .ok_or_else(|| {
+                    err(
+                        &self.uri,
+                        "stream",
+                        ErrorKind::Usage,
+                        "stream before prepare",
+                    )
+                })?;
+            let both = cancel.child_token();
+            let b2 = both.clone();
+            let h2 = hung_up.clone();
+            let watcher = tokio::spawn(async move {
+                h2.cancelled().await;
+                b2.cancel();
+            });
+            let r = send(
+                &self.uri,
+                self.sender.as_ref(),
+                self.t0,
+                pcm,
+                &both,
+                Arc::new(SystemClock),
+            )
+            .await;
+            watcher.abort();
+            let st = r?;
+            if hung_up.is_cancelled() && !cancel.is_cancelled() {
+                self.session = None;
+                let mut e = err(
+                    &self.uri,
+                    "stream",
+                    ErrorKind::HungUp,
+                    format!("the horn hung up (BYE) after {} packets", st.packets),
+                );
+                e.partial = Some(st);
+                return Err(e);
+            }
+            Ok(st)
+        })
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, Result<(), SpeakerError>> {
+        Box::pin(async move {
+            self.sender = None;
+            match self.session.take() {
+                Some(s) => s
+                    .hangup()
+                    .await
+                    .map_err(|e| err(&self.uri, "stop", sip_kind(&e), e.to_string())),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn health_check(&mut self) -> BoxFuture<'_, Result<String, SpeakerError>> {
+        Box::pin(async move {
+            let t = self
+                .target()
+                .ok_or_else(|| err(&self.uri, "health check", ErrorKind::Usage, "not a SIP URI"))?;
+            let r = sip_io::options(&t.user, t.remote, self.opts.answer_timeout)
+                .await
+                .map_err(|e| err(&self.uri, "health check", sip_kind(&e), e.to_string()))?;
+            Ok(format!("OPTIONS answered {} {}", r.status, r.reason))
+        })
+    }
+
+    fn answer_time(&self) -> Option<Duration> {
+        self.session.as_ref().map(|s| s.answer_time)
+    }
+
+    fn codec(&self) -> Option<Codec> {
+        self.session.as_ref().map(|s| s.answered.codec)
+    }
+}
+
+/// An Axis-style HTTP speaker.
+pub struct AxisSpeaker {
+    uri: SpeakerUri,
+    opts: DriverOptions,
+    stream: Option<AxisStream>,
+    t0: Option<Instant>,
+}
+
+impl AxisSpeaker {
+    fn target(&self) -> Option<AxisTarget> {
+        match &self.uri {
+            SpeakerUri::Axis {
+                user,
+                password,
+                addr,
+            } => {
+                let creds = password
+                    .clone()
+                    .map(|p| (user.clone().unwrap_or_else(|| "root".into()), p));
+                let mut t = AxisTarget::new(*addr, creds);
+                t.timeout = self.opts.answer_timeout;
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn axis_kind(e: &axis::AxisError) -> ErrorKind {
+    match e.status {
+        Some(401) => ErrorKind::Auth,
+        Some(_) => ErrorKind::Refused,
+        None if e.detail.contains("timed out") || e.detail.contains("no response within") => {
+            ErrorKind::Timeout
+        }
+        None => ErrorKind::Io,
+    }
+}
+
+impl Speaker for AxisSpeaker {
+    fn describe(&self) -> String {
+        self.uri.to_string()
+    }
+
+    fn prepare(&mut self, samples: usize) -> BoxFuture<'_, Result<(), SpeakerError>> {
+        Box::pin(async move {
+            let t = self
+                .target()
+                .ok_or_else(|| err(&self.uri, "prepare", ErrorKind::Usage, "not an Axis URI"))?;
+            self.stream = Some(
+                axis::open(&t, samples as u64)
+                    .await
+                    .map_err(|e| err(&self.uri, "prepare", axis_kind(&e), e.to_string()))?,
+            );
+            Ok(())
+        })
+    }
+
+    fn start_at(&mut self, t0: Instant) {
+        self.t0 = Some(t0);
+    }
+
+    fn stream<'a>(
+        &'a mut self,
+        pcm: &'a [i16],
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>> {
+        Box::pin(async move {
+            let s = self.stream.take().ok_or_else(|| {
+                err(
+                    &self.uri,
+                    "stream",
+                    ErrorKind::Usage,
+                    "stream before prepare",
+                )
+            })?;
+            let st = s
+                .stream(pcm, self.t0.unwrap_or_else(Instant::now), cancel)
+                .await
+                .map_err(|e| {
+                    let kind = if e.op == "streaming audio" && e.status.is_none() {
+                        ErrorKind::HungUp
+                    } else {
+                        axis_kind(&e)
+                    };
+                    err(&self.uri, "stream", kind, e.to_string())
+                })?;
+            Ok(StreamStats {
+                packets: st.chunks,
+                octets: st.octets,
+                first_sent: st.first_sent,
+                skipped_frames: 0,
+                cancelled: st.cancelled,
+            })
+        })
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, Result<(), SpeakerError>> {
+        self.stream = None;
+        Box::pin(async { Ok(()) })
+    }
+
+    fn health_check(&mut self) -> BoxFuture<'_, Result<String, SpeakerError>> {
+        Box::pin(async move {
+            let t = self.target().ok_or_else(|| {
+                err(
+                    &self.uri,
+                    "health check",
+                    ErrorKind::Usage,
+                    "not an Axis URI",
+                )
+            })?;
+            let s = axis::health(&t)
+                .await
+                .map_err(|e| err(&self.uri, "health check", axis_kind(&e), e.to_string()))?;
+            Ok(format!("HTTP {s}"))
+        })
+    }
+
+    fn codec(&self) -> Option<Codec> {
+        Some(Codec::Pcmu)
+    }
+}
+
+/// What happened to one horn of a broadcast.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlayReport {
+    /// The speaker (URI without password).
+    pub device: String,
+    /// `rtp`, `rtp-multicast`, `sip`, `axis`.
+    pub kind: String,
+    /// Whether it got ready (SIP: answered; HTTP: accepted the POST).
+    pub answered: bool,
+    /// SIP: milliseconds from INVITE to answer.
+    pub answer_ms: Option<f64>,
+    /// Codec used.
+    pub codec: Option<String>,
+    /// Milliseconds from T0 to the first packet sent (negative: early).
+    pub start_offset_ms: Option<f64>,
+    /// Packets (RTP) or 20 ms chunks (HTTP) sent.
+    pub packets: u64,
+    /// Audio bytes sent.
+    pub octets: u64,
+    /// Frames skipped because the horn was ready after their time.
+    pub skipped_frames: u64,
+    /// Played to the end (not cancelled, no error).
+    pub completed: bool,
+    /// Error kind, if any.
+    pub error_kind: Option<String>,
+    /// Errors, in order.
+    pub errors: Vec<String>,
+    /// When the first packet left (not serialised).
+    #[serde(skip)]
+    pub first_sent: Option<Instant>,
+}
+
+/// Plays `pcm` on one prepared speaker from `t0`, then stops it. Never fails:
+/// every error lands in the report.
+async fn run_prepared(
+    sp: &mut dyn Speaker,
+    prepared: Result<(), SpeakerError>,
+    kind: &str,
+    pcm: &[i16],
+    t0: Instant,
+    cancel: &CancellationToken,
+) -> PlayReport {
+    let mut rep = PlayReport {
+        device: sp.describe(),
+        kind: kind.to_string(),
+        answered: prepared.is_ok(),
+        answer_ms: sp.answer_time().map(|d| d.as_secs_f64() * 1e3),
+        codec: sp.codec().map(|c| c.to_string()),
+        start_offset_ms: None,
+        packets: 0,
+        octets: 0,
+        skipped_frames: 0,
+        completed: false,
+        error_kind: None,
+        errors: Vec::new(),
+        first_sent: None,
+    };
+    if let Err(e) = prepared {
+        rep.error_kind = Some(e.kind.as_str().into());
+        rep.errors.push(e.to_string());
+        return rep;
+    }
+    sp.start_at(t0);
+    match sp.stream(pcm, cancel).await {
+        Ok(st) => {
+            rep.packets = st.packets;
+            rep.octets = st.octets;
+            rep.skipped_frames = st.skipped_frames;
+            rep.first_sent = st.first_sent;
+            rep.completed = !st.cancelled;
+        }
+        Err(e) => {
+            if let Some(st) = &e.partial {
+                rep.packets = st.packets;
+                rep.octets = st.octets;
+                rep.skipped_frames = st.skipped_frames;
+                rep.first_sent = st.first_sent;
+            }
+            rep.error_kind = Some(e.kind.as_str().into());
+            rep.errors.push(e.to_string());
+        }
+    }
+    rep.start_offset_ms = rep.first_sent.map(|f| {
+        if f >= t0 {
+            (f - t0).as_secs_f64() * 1e3
+        } else {
+            -((t0 - f).as_secs_f64() * 1e3)
+        }
+    });
+    if let Err(e) = sp.stop().await {
+        rep.error_kind.get_or_insert_with(|| e.kind.as_str().into());
+        rep.errors.push(e.to_string());
+    }
+    rep
+}
+
+/// Plays on one horn: prepare, then start `playout_delay` after it is
+/// ready (T0 for a single horn), stream, stop.
+pub async fn play(
+    uri: &SpeakerUri,
+    opts: &DriverOptions,
+    pcm: &[i16],
+    playout_delay: Duration,
+    cancel: &CancellationToken,
+) -> PlayReport {
+    let mut sp = open(uri, opts);
+    let prepared = sp.prepare(pcm.len()).await;
+    let t0 = Instant::now() + playout_delay;
+    run_prepared(sp.as_mut(), prepared, uri.kind(), pcm, t0, cancel).await
+}
+
+/// Plays `pcm` on every horn with one absolute start `t0`: all are prepared
+/// concurrently, each streams frame k at `t0 + k·20 ms` (a horn ready after
+/// T0 joins where the broadcast is). One horn failing (offline, refusing,
+/// hanging up) never affects the others. Reports are in the input order.
+pub async fn broadcast(
+    uris: &[SpeakerUri],
+    opts: &DriverOptions,
+    pcm: Arc<Vec<i16>>,
+    t0: Instant,
+    cancel: &CancellationToken,
+) -> Vec<PlayReport> {
+    let mut tasks = Vec::with_capacity(uris.len());
+    for uri in uris {
+        let uri = uri.clone();
+        let opts = opts.clone();
+        let pcm = pcm.clone();
+        let cancel = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sp = open(&uri, &opts);
+            let prepared = sp.prepare(pcm.len()).await;
+            run_prepared(sp.as_mut(), prepared, uri.kind(), &pcm, t0, &cancel).await
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for (t, uri) in tasks.into_iter().zip(uris) {
+        out.push(t.await.unwrap_or_else(|e| PlayReport {
+            device: uri.to_string(),
+            kind: uri.kind().into(),
+            answered: false,
+            answer_ms: None,
+            codec: None,
+            start_offset_ms: None,
+            packets: 0,
+            octets: 0,
+            skipped_frames: 0,
+            completed: false,
+            error_kind: Some("io".into()),
+            errors: vec![format!("{uri}: driver task failed: {e}")],
+            first_sent: None,
+        }));
+    }
+    out
+}
+
+/// The loopback interface, for multicast in tests and the simulator.
+pub const LOOPBACK_IF: Ipv4Addr = Ipv4Addr::LOCALHOST;
