@@ -56,8 +56,7 @@ pub enum Fault {
     Refuse(u16),
     /// SIP horn: answers (200 OK) only this long after the INVITE.
     LateAnswer(Duration),
-    /// SIP horn: hangs up (sends BYE) this long after answering; HTTP
-    /// speaker: closes the connection this long into the stream.
+    /// SIP horn: hangs up (sends BYE) this long after answering.
     HangUp(Duration),
 }
 
