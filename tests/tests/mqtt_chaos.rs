@@ -64,6 +64,19 @@ impl Drop for Gateway {
     }
 }
 
+/// How many distinct births (boot, connection) the subscriber has seen.
+fn births(sub: &MqttSub) -> usize {
+    sub.lines()
+        .iter()
+        .filter(|(t, p)| t.ends_with("/status") && p.contains("\"online\":true"))
+        .filter_map(|(_, p)| {
+            let v: Value = serde_json::from_str(p).ok()?;
+            Some((v["boot"].as_i64()?, v["connection"].as_i64()?))
+        })
+        .collect::<HashSet<_>>()
+        .len()
+}
+
 /// An RFC 3339 UTC time as a sortable key (date, seconds of the day): the
 /// gateway's timestamps have a variable number of fraction digits, so plain
 /// string order is wrong ("…:08Z" > "…:08.5Z").
@@ -113,7 +126,7 @@ url = "{broker}"
 keep_alive_secs = 5
 reconnect_min_ms = 100
 reconnect_max_secs = 1
-drain_rate = 100
+drain_rate = 50
 "#,
         data = dir.join("data").display()
     )
@@ -169,13 +182,19 @@ fn broker_restarts_and_gateway_kill9_lose_nothing() {
     eprintln!("chaos: 200 cameras reporting at {:?}", t0.elapsed());
     for i in 0..3 {
         std::thread::sleep(Duration::from_millis(if i == 0 { 1000 } else { 2500 }));
+        let connected = births(&sub);
         broker.stop();
         std::thread::sleep(Duration::from_millis(3000));
         broker.restart();
+        // The gateway reconnects (backoff <= 1 s): a new birth.
+        wait_for(Duration::from_secs(15), "the gateway to reconnect", || {
+            (births(&sub) > connected).then_some(())
+        });
     }
-    // Kill once the gateway has reconnected (backoff <= 1 s) while the
-    // backlog of the last outage is still draining (drain_rate = 100/s).
-    std::thread::sleep(Duration::from_millis(1200));
+    // Kill right after the last reconnect, while the backlog of the last
+    // outage is still draining (drain_rate = 50/s): it leaves rows claimed
+    // but unacknowledged, and rows never sent.
+    std::thread::sleep(Duration::from_millis(300));
     gw.kill9();
     let killed_at = sub.lines().len();
     // The broker notices the dead socket and publishes the last will.
@@ -191,8 +210,29 @@ fn broker_restarts_and_gateway_kill9_lose_nothing() {
         "chaos: last will seen at {:?} ({killed_at} lines before it)",
         t0.elapsed()
     );
+    // ... and keeps it as the retained status while the gateway is dead.
+    let retained = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+        .args([
+            "-t",
+            "tgw/v1/+/+/status",
+            "--retained-only",
+            "-C",
+            "1",
+            "-W",
+            "5",
+        ])
+        .output()
+        .expect("mosquitto_sub");
+    let retained = String::from_utf8_lossy(&retained.stdout);
+    assert!(
+        retained.contains("\"online\":false") && retained.contains("connection_lost"),
+        "retained status while dead is not the last will: {retained:?}"
+    );
+    // Long enough to drain the backlog (about 200 rows at 50/s) and then
+    // publish live.
     let mut gw2 = Gateway::start(&cfg);
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(8));
     // A clean stop flushes what was accepted; then wait for the subscriber
     // to go quiet.
     gw2.terminate(Duration::from_secs(20));
@@ -322,6 +362,10 @@ fn check(lines: &[(String, String)]) {
     assert!(
         historical > 0,
         "no message was marked historical after the outages"
+    );
+    assert!(
+        replayed_after_restart > 0,
+        "the killed gateway left no backlog: the test did not exercise recovery"
     );
     // Last will while dead: after boot 1's last birth, before boot 2's birth.
     assert!(
