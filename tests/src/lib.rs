@@ -298,6 +298,9 @@ fn dechunk(mut s: &str) -> String {
 pub fn mqtt_pump_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("TGW_PUMP_BIN") {
+            return PathBuf::from(p);
+        }
         let target = std::env::var("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| workspace().join("target"));
