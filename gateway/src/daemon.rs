@@ -131,6 +131,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                 .with_probe(probe_tx.clone())
                 .with_live(live.clone())
                 .with_timezone(&cfg.gateway.timezone)
+                .with_multicast_if(opts.interfaces.first().copied())
                 .with_shutdown(shutdown.clone());
         let state = match crate::cli::log_level_handle() {
             Some((f, cur)) => state.with_log_level(f, &cur),

@@ -195,6 +195,13 @@ pub async fn run(
         crate::auth::HashCost::DEFAULT,
     )?;
 
+    // [speakers] The simulated horns go into the speaker inventory, so the
+    // dashboard lists them and can test them.
+    match import_sim_speakers(&store, &manifest) {
+        Ok(n) => tracing::info!(speakers = n, "demo speakers imported"),
+        Err(e) => tracing::warn!(error = %e, "importing the demo speakers failed"),
+    }
+
     let first = manifest
         .devices
         .first()
@@ -278,6 +285,89 @@ pub async fn run(
     Ok(())
 }
 
+// --- demo speakers (issue 6) ---
+/// Imports the simulator's horns into the speaker inventory (their logins
+/// sealed like any other); returns how many.
+pub fn import_sim_speakers(
+    store: &crate::store::Store,
+    manifest: &device_sim::Manifest,
+) -> anyhow::Result<usize> {
+    use crate::config::Ident;
+    use crate::secrets::Password;
+    use crate::speakers::{Codec, DriverKind, NewSpeaker, Speakers};
+    use device_drivers::speaker::SpeakerUri;
+    let mut list = Vec::new();
+    for d in manifest.devices.iter().filter(|d| d.kind == "speaker") {
+        let Some(text) = d.uri.as_deref().or(d.rtp.as_deref()) else {
+            continue;
+        };
+        let uri: SpeakerUri = match text.parse() {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(speaker = %d.id, error = %e, "demo speaker not importable; skipped");
+                continue;
+            }
+        };
+        let id = Ident::parse(&d.id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut s = NewSpeaker {
+            id,
+            name: Some(format!("模拟喇叭 {}", d.id)),
+            kind: DriverKind::Rtp,
+            address: String::new(),
+            village: Some(d.village.clone()),
+            grid: Some(d.grid.clone()),
+            zone: None,
+            codec: Codec::Pcmu,
+            volume: Some(80),
+            ttl: None,
+            username: None,
+            password: None,
+        };
+        if let SpeakerUri::Rtp {
+            dest, codec, ttl, ..
+        } = &uri
+        {
+            s.address = dest.to_string();
+            if matches!(codec, device_drivers::g711::Codec::Pcma) {
+                s.codec = Codec::Pcma;
+            }
+            if dest.ip().is_multicast() {
+                s.kind = DriverKind::RtpMulticast;
+                let zone = format!("zone-{}", dest.to_string().replace(['.', ':'], "-"));
+                s.zone = Some(Ident::parse(&zone).map_err(|e| anyhow::anyhow!("{e}"))?);
+                s.ttl = u8::try_from(*ttl).ok();
+            }
+        } else if let SpeakerUri::Sip {
+            user,
+            password,
+            addr,
+            ..
+        } = &uri
+        {
+            s.kind = DriverKind::Sip;
+            s.address = format!("sip:{user}@{addr}");
+            s.username = Some(user.clone());
+            s.password = password.clone().map(Password::new);
+        } else if let SpeakerUri::Axis {
+            user,
+            password,
+            addr,
+        } = &uri
+        {
+            s.kind = DriverKind::Axis;
+            s.address = addr.to_string();
+            s.username = user.clone();
+            s.password = password.clone().map(Password::new);
+        } else {
+            continue;
+        }
+        list.push(s);
+    }
+    Speakers::open(store)?.upsert(&list)?;
+    Ok(list.len())
+}
+// --- end demo speakers ---
+
 /// Every 40 s, one camera gets a fault for 60 s: offline, a frozen stream,
 /// a changed password, packet loss, a low frame rate, in turn.
 async fn fault_script(sim: &device_sim::Sim, cameras: usize, shutdown: CancellationToken) {
@@ -351,4 +441,55 @@ fn unsafe_env_set(key: &str, value: &str) {
     // environment concurrently; the workspace forbids unsafe code, so the
     // demo passes the password through a process-wide override instead.
     crate::config::set_env_override(key, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's simulated horns of every kind land in the speaker
+    /// inventory with their village, grid and sealed login.
+    #[tokio::test]
+    async fn demo_imports_the_simulated_speakers() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = device_sim::start(device_sim::SimConfig {
+            cameras: 1,
+            speakers: 4,
+            password: Some("sim-Secret-pw".into()),
+            speaker_kinds: vec![
+                device_sim::SpeakerKind::Rtp,
+                device_sim::SpeakerKind::RtpMulticast,
+                device_sim::SpeakerKind::Sip,
+                device_sim::SpeakerKind::Axis,
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let manifest = sim.manifest().clone();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let text = config_text(
+            &manifest,
+            &device_sim::sample_township(),
+            dir.path(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            "mqtt://127.0.0.1:1883",
+        );
+        let cfg = Config::parse(&text, "demo").unwrap();
+        store.sync_township(&cfg.township).unwrap();
+        assert_eq!(import_sim_speakers(&store, &manifest).unwrap(), 4);
+        let list = crate::speakers::Speakers::open(&store)
+            .unwrap()
+            .list()
+            .unwrap();
+        let kinds: BTreeSet<&str> = list.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            BTreeSet::from(["axis", "rtp", "rtp-multicast", "sip"])
+        );
+        assert!(list.iter().all(|s| s.village.is_some()));
+        let sip = list.iter().find(|s| s.kind.as_str() == "sip").unwrap();
+        assert!(sip.has_password);
+        sim.shutdown().await;
+    }
 }

@@ -17,7 +17,7 @@
 //! codes; request bodies are capped at [`BODY_LIMIT`] (413), unknown fields
 //! and out-of-range values are refused (400).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -72,6 +72,8 @@ pub struct AppState {
     hash_cost: HashCost,
     http: reqwest::Client,
     shutdown: CancellationToken,
+    speaker_tests: SpeakerTests,
+    multicast_if: Option<std::net::Ipv4Addr>,
 }
 
 impl AppState {
@@ -100,6 +102,8 @@ impl AppState {
             hash_cost: HashCost::DEFAULT,
             http,
             shutdown: CancellationToken::new(),
+            speaker_tests: SpeakerTests::default(),
+            multicast_if: None,
         })
     }
 
@@ -132,6 +136,13 @@ impl AppState {
     /// Marks cookies `Secure` (the gateway is served behind TLS).
     pub fn with_secure_cookies(mut self, on: bool) -> Self {
         self.secure_cookies = on;
+        self
+    }
+
+    /// Local address multicast horn audio leaves from (the first
+    /// `discovery.interfaces` entry); `None` = the kernel's default route.
+    pub fn with_multicast_if(mut self, addr: Option<std::net::Ipv4Addr>) -> Self {
+        self.multicast_if = addr;
         self
     }
 
@@ -321,7 +332,9 @@ pub const ROUTES: &[Route] = &[
     r!(Post "/api/v1/cameras/{id}/probe", T, "cameras", "Re-probe the camera now", post(probe_now)),
     r!(Get "/api/v1/transitions", V, "cameras", "Recent transitions of all cameras", get(transitions), query = &[("limit", "1-1000, default 50")]),
     r!(Get "/api/v1/events", V, "cameras", "Server-sent events: health states and transitions", get(events)),
-    r!(Get "/api/v1/speakers", V, "speakers", "Loudspeakers", get(speakers)),
+    r!(Get "/api/v1/speakers", V, "speakers", "Loudspeakers (never their passwords) with their last test result", get(speakers), query = &[("village", "village code"), ("kind", "rtp | rtp-multicast | sip | axis | cloud")]),
+    r!(Get "/api/v1/speakers/{id}", V, "speakers", "One loudspeaker with its last test result", get(speaker)),
+    r!(Post "/api/v1/speakers/{id}/test", T, "speakers", "Play a test tone on one horn and report what happened (audited; 409 while a test of the horn runs)", post(speaker_test), body = SpeakerTestBody),
     r!(Get "/api/v1/users", A, "users", "Users", get(list_users)),
     r!(Post "/api/v1/users", A, "users", "Create a user", post(create_user), body = NewUserBody),
     r!(Patch "/api/v1/users/{name}", A, "users", "Change role, disabled flag or password", patch(update_user), body = UpdateUserBody),
@@ -1691,7 +1704,7 @@ async fn overview(State(st): State<AppState>) -> ApiResult {
         "alarms": alarms,
         "transitions": st.store.health_events(None, 20)?,
         "inbox": inbox,
-        "speakers": 0,
+        "speakers": speaker_inventory(&st)?.list().map_err(speaker_store_err)?.len(),
     }))
     .into_response())
 }
@@ -1816,15 +1829,337 @@ async fn probe_now(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>)
         .into_response())
 }
 
-async fn speakers(State(st): State<AppState>) -> ApiResult {
-    let v: Vec<Device> = st
-        .store
-        .devices(None)?
+// --- speakers (issue 6) ---
+
+/// Horns with a test running, and the last test result of each horn
+/// (in memory; the audit log keeps the history).
+#[derive(Clone, Default)]
+struct SpeakerTests {
+    busy: Arc<Mutex<HashSet<String>>>,
+    last: Arc<Mutex<HashMap<String, serde_json::Value>>>,
+}
+
+/// Holds a horn's test slot; frees it when dropped.
+struct BusySlot {
+    busy: Arc<Mutex<HashSet<String>>>,
+    id: String,
+}
+
+impl SpeakerTests {
+    /// The horn's slot, or `None` while another test of it runs.
+    fn take(&self, id: &str) -> Option<BusySlot> {
+        let mut b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        b.insert(id.to_string()).then(|| BusySlot {
+            busy: self.busy.clone(),
+            id: id.to_string(),
+        })
+    }
+    fn last(&self, id: &str) -> Option<serde_json::Value> {
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+    fn set_last(&self, id: &str, v: serde_json::Value) {
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), v);
+    }
+}
+
+impl Drop for BusySlot {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+fn speaker_inventory(st: &AppState) -> Result<crate::speakers::Speakers, ApiError> {
+    crate::speakers::Speakers::open(&st.store).map_err(speaker_store_err)
+}
+
+fn speaker_store_err(e: anyhow::Error) -> ApiError {
+    tracing::warn!(error = %e, "speaker inventory error in API");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "store",
+        format!("speaker inventory: {e}"),
+    )
+}
+
+/// A speaker as the API shows it: the inventory row (never the password)
+/// plus `last_test`.
+fn speaker_json(
+    s: &crate::speakers::Speaker,
+    last: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    v["last_test"] = last.unwrap_or(serde_json::Value::Null);
+    v
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SpeakerQuery {
+    village: Option<String>,
+    kind: Option<String>,
+}
+
+impl Validate for SpeakerQuery {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(k) = &self.kind {
+            crate::speakers::DriverKind::parse(k).map(|_| ())?;
+        }
+        Ok(())
+    }
+}
+
+async fn speakers(State(st): State<AppState>, Q(q): Q<SpeakerQuery>) -> ApiResult {
+    let inv = speaker_inventory(&st)?;
+    let kind = q
+        .kind
+        .as_deref()
+        .map(crate::speakers::DriverKind::parse)
+        .transpose()
+        .map_err(ApiError::bad)?;
+    let v: Vec<serde_json::Value> = inv
+        .list()
+        .map_err(speaker_store_err)?
         .into_iter()
-        .filter(|d| d.kind == "speaker")
+        .filter(|s| {
+            q.village
+                .as_ref()
+                .is_none_or(|v| s.village.as_ref() == Some(v))
+        })
+        .filter(|s| kind.is_none_or(|k| s.kind == k))
+        .map(|s| {
+            let last = st.speaker_tests.last(&s.id);
+            speaker_json(&s, last)
+        })
         .collect();
     Ok(Json(v).into_response())
 }
+
+async fn speaker(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let s = speaker_inventory(&st)?
+        .get(&id)
+        .map_err(speaker_store_err)?
+        .ok_or_else(|| ApiError::not_found("speaker", &id))?;
+    Ok(Json(speaker_json(&s, st.speaker_tests.last(&id))).into_response())
+}
+
+/// `POST /api/v1/speakers/{id}/test`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpeakerTestBody {
+    /// Tone frequency, 400-3000 Hz (default 1000).
+    #[serde(default = "default_tone_hz")]
+    pub tone_hz: u32,
+    /// Tone length, 1-10 seconds (default 2).
+    #[serde(default = "default_tone_seconds")]
+    pub seconds: u32,
+}
+
+fn default_tone_hz() -> u32 {
+    1000
+}
+fn default_tone_seconds() -> u32 {
+    2
+}
+
+impl Validate for SpeakerTestBody {
+    fn validate(&self) -> Result<(), String> {
+        if !(400..=3000).contains(&self.tone_hz) {
+            return Err(format!("tone_hz must be 400-3000, got {}", self.tone_hz));
+        }
+        if !(1..=10).contains(&self.seconds) {
+            return Err(format!("seconds must be 1-10, got {}", self.seconds));
+        }
+        Ok(())
+    }
+}
+
+/// The driver address of an inventory speaker, with its login. `Err` names
+/// why the horn cannot be driven from here.
+pub fn speaker_uri(
+    s: &crate::speakers::Speaker,
+    login: Option<&crate::store::Login>,
+) -> Result<device_drivers::speaker::SpeakerUri, String> {
+    use crate::speakers::{Codec, DriverKind};
+    use device_drivers::speaker::SpeakerUri;
+    let codec = match s.codec {
+        Codec::Pcmu => device_drivers::g711::Codec::Pcmu,
+        Codec::Pcma => device_drivers::g711::Codec::Pcma,
+    };
+    let password = login.map(|l| l.password.expose().to_string());
+    match s.kind {
+        DriverKind::Rtp | DriverKind::RtpMulticast => {
+            let dest: SocketAddr = s.address.parse().map_err(|_| {
+                format!(
+                    "speaker `{}`: address `{}` is not HOST:PORT",
+                    s.id, s.address
+                )
+            })?;
+            Ok(SpeakerUri::Rtp {
+                dest,
+                codec,
+                ttl: s.multicast.map_or(1, |m| u32::from(m.ttl)),
+                multicast_if: None,
+            })
+        }
+        DriverKind::Sip => {
+            let u: SpeakerUri = s
+                .address
+                .parse()
+                .map_err(|e| format!("speaker `{}`: {e}", s.id))?;
+            Ok(u.with_password(password))
+        }
+        DriverKind::Axis => {
+            let full = if s.address.contains("://") {
+                s.address.clone()
+            } else {
+                format!("http://{}", s.address)
+            };
+            let url = url::Url::parse(&full).map_err(|e| format!("speaker `{}`: {e}", s.id))?;
+            if url.scheme() != "http" {
+                return Err(format!(
+                    "speaker `{}`: the HTTP speaker driver speaks plain http only",
+                    s.id
+                ));
+            }
+            let host: IpAddr =
+                url.host_str().unwrap_or("").parse().map_err(|_| {
+                    format!("speaker `{}`: `{}` is not an IP address", s.id, s.address)
+                })?;
+            let port = url.port_or_known_default().unwrap_or(80);
+            Ok(SpeakerUri::Axis {
+                user: login
+                    .map(|l| l.username.clone())
+                    .or_else(|| s.username.clone()),
+                password,
+                addr: SocketAddr::new(host, port),
+            })
+        }
+        DriverKind::Cloud => Err(format!(
+            "speaker `{}`: cloud horns cannot be tested from the dashboard yet",
+            s.id
+        )),
+    }
+}
+
+/// Replaces a secret wherever it appears in a JSON value's strings.
+fn scrub(v: &mut serde_json::Value, secret: &str) {
+    match v {
+        serde_json::Value::String(s) if !secret.is_empty() && s.contains(secret) => {
+            *s = s.replace(secret, "***");
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub(x, secret)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| scrub(x, secret)),
+        _ => {}
+    }
+}
+
+/// Delay between the horn being ready and the tone's start (T0).
+const TEST_PLAYOUT_DELAY: Duration = Duration::from_millis(200);
+
+async fn speaker_test(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Body(b): Body<SpeakerTestBody>,
+) -> ApiResult {
+    let inv = speaker_inventory(&st)?;
+    let s = inv
+        .get(&id)
+        .map_err(speaker_store_err)?
+        .ok_or_else(|| ApiError::not_found("speaker", &id))?;
+    let login = inv.login_for(&id).map_err(speaker_store_err)?;
+    let secret = login
+        .as_ref()
+        .map(|l| l.password.expose().to_string())
+        .unwrap_or_default();
+    let mut uri = speaker_uri(&s, login.as_ref())
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported", m))?;
+    if let device_drivers::speaker::SpeakerUri::Rtp {
+        dest, multicast_if, ..
+    } = &mut uri
+        && dest.ip().is_multicast()
+    {
+        *multicast_if = st.multicast_if;
+    }
+    drop(login);
+    let Some(slot) = st.speaker_tests.take(&id) else {
+        st.audit(&ctx, "speaker.test", Some(&id), None, None, "busy");
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "busy",
+            format!("speaker `{id}` is already playing a test; wait for it to end"),
+        ));
+    };
+    let pcm = device_drivers::g711::tone(f64::from(b.tone_hz), f64::from(b.seconds), 12_000);
+    let cancel = st.shutdown.child_token();
+    let at_wall = time::OffsetDateTime::now_utc();
+    let at_mono = tokio::time::Instant::now();
+    // Played in its own task: a client that goes away does not cut the
+    // horn off mid-call (the SIP call is still hung up properly).
+    let task = tokio::spawn(async move {
+        let _slot = slot;
+        let opts = device_drivers::speaker::DriverOptions::default();
+        device_drivers::speaker::play(&uri, &opts, &pcm, TEST_PLAYOUT_DELAY, &cancel).await
+    });
+    let rep = task.await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("speaker `{id}`: the test task failed: {e}"),
+        )
+    })?;
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let ok = rep.errors.is_empty() && rep.completed;
+    let mut v = serde_json::json!({
+        "id": id,
+        "kind": s.kind,
+        "tone_hz": b.tone_hz,
+        "seconds": b.seconds,
+        "at": rfc(at_wall),
+        "by": ctx.who.user,
+        "ok": ok,
+        "answered": rep.answered,
+        "answer_ms": rep.answer_ms,
+        "codec": rep.codec,
+        "started_at": rep.first_sent.map(|f| rfc(at_wall + (f - at_mono))),
+        "skew_ms": rep.start_offset_ms,
+        "packets": rep.packets,
+        "octets": rep.octets,
+        "skipped_frames": rep.skipped_frames,
+        "completed": rep.completed,
+        "error_kind": rep.error_kind,
+        "errors": rep.errors,
+    });
+    scrub(&mut v, &secret);
+    st.speaker_tests.set_last(&id, v.clone());
+    let summary = serde_json::json!({
+        "tone_hz": b.tone_hz, "seconds": b.seconds, "answered": v["answered"],
+        "packets": v["packets"], "skew_ms": v["skew_ms"], "error_kind": v["error_kind"], "error": v["errors"].get(0),
+    });
+    st.audit(
+        &ctx,
+        "speaker.test",
+        Some(&id),
+        None,
+        Some(summary),
+        if ok { "ok" } else { "device_error" },
+    );
+    Ok(Json(v).into_response())
+}
+// --- end speakers (issue 6) ---
 
 // ---------------------------------------------------------------- users, audit, log level
 
@@ -2978,5 +3313,245 @@ mod tests {
         .await;
         assert!(c.body.contains(r#"lang="en""#), "cookie tgw_lang=en");
         assert!(zh.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    }
+
+    // --- speakers (issue 6) ---
+    const SPK_PW: &str = "sp3aker-Secret-pw";
+
+    fn add_speaker(fx: &Fx, id: &str, kind: crate::speakers::DriverKind, address: &str) {
+        use crate::speakers::{Codec, NewSpeaker, Speakers};
+        Speakers::open(&fx.st.store)
+            .unwrap()
+            .upsert(&[NewSpeaker {
+                id: crate::config::Ident::parse(id).unwrap(),
+                name: Some("东村广场".into()),
+                kind,
+                address: address.into(),
+                village: Some("dongcun".into()),
+                grid: None,
+                zone: None,
+                codec: Codec::Pcmu,
+                volume: Some(70),
+                ttl: None,
+                username: Some("horn".into()),
+                password: Some(Password::new(SPK_PW)),
+            }])
+            .unwrap();
+    }
+
+    /// A technician tests a simulated RTP horn (a UDP socket here): the tone
+    /// arrives as RTP, the answer reports answered/packets, the listing shows
+    /// the last test, an audit entry names who/what/from where/result, and
+    /// neither the answers nor the audit log contain the horn's password.
+    #[tokio::test]
+    async fn speaker_test_plays_a_tone_and_is_audited() {
+        let fx = fixture();
+        let horn = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = horn.local_addr().unwrap();
+        add_speaker(
+            &fx,
+            "spk-1",
+            crate::speakers::DriverKind::Rtp,
+            &addr.to_string(),
+        );
+        let rx = tokio::spawn(async move {
+            let mut n = 0u32;
+            let mut buf = [0u8; 2048];
+            while let Ok(Ok((len, _))) =
+                tokio::time::timeout(Duration::from_secs(3), horn.recv_from(&mut buf)).await
+            {
+                // RTP version 2, payload type 0 (PCMU).
+                if len > 12 && buf[0] >> 6 == 2 && buf[1] & 0x7f == 0 {
+                    n += 1;
+                }
+            }
+            n
+        });
+        let tech = Auth::Bearer(&fx.tokens[&Role::Technician]);
+        let path = "/api/v1/speakers/spk-1/test";
+        let body = br#"{"tone_hz": 1000, "seconds": 1}"#;
+        let r = call(&fx.app, Method::POST, path, tech.clone(), Some(body)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["answered"], true, "{v}");
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["packets"], 50, "1 s of 20 ms packets: {v}");
+        assert!(
+            v["started_at"].is_string() && v["skew_ms"].is_number(),
+            "{v}"
+        );
+        assert!(rx.await.unwrap() >= 50, "the horn received the tone");
+        let list = call(
+            &fx.app,
+            Method::GET,
+            "/api/v1/speakers?village=dongcun",
+            Auth::Bearer(&fx.tokens[&Role::Viewer]),
+            None,
+        )
+        .await;
+        let l: serde_json::Value = serde_json::from_str(&list.body).unwrap();
+        assert_eq!(l[0]["id"], "spk-1");
+        assert_eq!(l[0]["has_password"], true);
+        assert_eq!(l[0]["last_test"]["packets"], 50);
+        let one = call(
+            &fx.app,
+            Method::GET,
+            "/api/v1/speakers/spk-1",
+            tech.clone(),
+            None,
+        )
+        .await;
+        let other = call(
+            &fx.app,
+            Method::GET,
+            "/api/v1/speakers?village=xinhe",
+            tech.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(other.body, "[]");
+        let audit = fx.st.users().audit_log(10, None).unwrap();
+        let e = audit
+            .iter()
+            .find(|e| e.action == "speaker.test")
+            .expect("audit entry");
+        assert_eq!(e.actor, "tech");
+        assert_eq!(e.target.as_deref(), Some("spk-1"));
+        assert_eq!(e.outcome, "ok");
+        assert_eq!(e.after.as_ref().unwrap()["packets"], 50);
+        let audit_text =
+            serde_json::to_string(&fx.st.users().audit_log(100, None).unwrap()).unwrap();
+        for text in [&r.body, &list.body, &one.body, &audit_text] {
+            assert!(!text.contains(SPK_PW), "speaker password leaked: {text}");
+        }
+    }
+
+    /// Out-of-range tones → 400; unknown horn → 404; a horn already under
+    /// test → 409 (audited as busy); a cloud horn → 422.
+    #[tokio::test]
+    async fn speaker_test_refusals() {
+        let fx = fixture();
+        add_speaker(
+            &fx,
+            "spk-1",
+            crate::speakers::DriverKind::Rtp,
+            "127.0.0.1:9",
+        );
+        add_speaker(
+            &fx,
+            "spk-c",
+            crate::speakers::DriverKind::Cloud,
+            "horn-0001",
+        );
+        let tech = Auth::Bearer(&fx.tokens[&Role::Technician]);
+        let path = "/api/v1/speakers/spk-1/test";
+        for bad in [
+            &br#"{"tone_hz": 399, "seconds": 1}"#[..],
+            br#"{"tone_hz": 3001, "seconds": 1}"#,
+            br#"{"tone_hz": 1000, "seconds": 0}"#,
+            br#"{"tone_hz": 1000, "seconds": 11}"#,
+            br#"{"tone_hz": -5}"#,
+        ] {
+            let r = call(&fx.app, Method::POST, path, tech.clone(), Some(bad)).await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let ok = br#"{"tone_hz": 1000, "seconds": 1}"#;
+        let r = call(
+            &fx.app,
+            Method::POST,
+            "/api/v1/speakers/nope/test",
+            tech.clone(),
+            Some(ok),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = call(
+            &fx.app,
+            Method::GET,
+            "/api/v1/speakers/nope",
+            tech.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = call(
+            &fx.app,
+            Method::POST,
+            "/api/v1/speakers/spk-c/test",
+            tech.clone(),
+            Some(ok),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        let slot = fx.st.speaker_tests.take("spk-1").unwrap();
+        let r = call(&fx.app, Method::POST, path, tech.clone(), Some(ok)).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert_eq!(r.code(), "busy");
+        drop(slot);
+        assert!(
+            fx.st.speaker_tests.take("spk-1").is_some(),
+            "slot freed on drop"
+        );
+        let audit = fx.st.users().audit_log(10, None).unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == "speaker.test" && e.outcome == "busy")
+        );
+    }
+
+    /// Inventory rows map to driver addresses with the sealed login; cloud
+    /// horns and https speakers are refused with a reason.
+    #[test]
+    fn speaker_uri_from_inventory() {
+        use crate::speakers::{Codec, DriverKind, Speaker};
+        use device_drivers::speaker::SpeakerUri;
+        let mut s = Speaker {
+            id: "s".into(),
+            name: None,
+            kind: DriverKind::Axis,
+            address: "127.0.0.1:8080".into(),
+            village: None,
+            grid: None,
+            zone: None,
+            multicast: None,
+            codec: Codec::Pcma,
+            volume: None,
+            username: Some("root".into()),
+            has_password: true,
+        };
+        let login = crate::store::Login {
+            username: "root".into(),
+            password: Password::new(SPK_PW),
+            source: "speaker".into(),
+        };
+        let u = speaker_uri(&s, Some(&login)).unwrap();
+        assert!(
+            matches!(&u, SpeakerUri::Axis { user: Some(n), password: Some(p), addr }
+            if n == "root" && p == SPK_PW && addr.port() == 8080)
+        );
+        s.address = "https://127.0.0.1".into();
+        assert!(speaker_uri(&s, Some(&login)).is_err());
+        s.kind = DriverKind::Sip;
+        s.address = "sip:horn@127.0.0.1:5070".into();
+        let u = speaker_uri(&s, Some(&login)).unwrap();
+        assert!(matches!(&u, SpeakerUri::Sip { password: Some(p), .. } if p == SPK_PW));
+        s.kind = DriverKind::Rtp;
+        s.address = "127.0.0.1:5004".into();
+        let u = speaker_uri(&s, None).unwrap();
+        assert!(matches!(
+            &u,
+            SpeakerUri::Rtp {
+                codec: device_drivers::g711::Codec::Pcma,
+                ..
+            }
+        ));
+        s.kind = DriverKind::Cloud;
+        assert!(speaker_uri(&s, None).is_err());
     }
 }

@@ -19,7 +19,9 @@ const T = {
     rung: '连通等级', lastSeen: '最后在线', lastError: '最近错误', resolution: '分辨率', fps: '帧率', bitrate: '码率', codec: '编码', stream: '码流地址',
     adopt: '认领到村/网格', ignore: '忽略', selectAll: '全选', credsOpt: '设备账号（可选）', probeResult: '探测结果',
     adopted: '已认领 {0} 台', ignored: '已忽略 {0} 台', noInbox: '没有待认领的设备', chooseVillage: '请选择村/社区',
-    noSpeakers: '暂无喇叭（喇叭功能即将上线）', actor: '操作人', source: '来源', action: '操作', target: '对象', outcome: '结果', before: '之前', after: '之后',
+    noSpeakers: '暂无喇叭（可用 tgw speakers import 导入）',
+    kind: '类型', volume: '音量', lastTest: '最近测试', testTone: '测试音', tone: '频率 (Hz)', seconds: '时长 (秒)', testing: '正在播放测试音…',
+    confirmTest: '确定在喇叭「{0}」上播放 {1} Hz 测试音 {2} 秒吗？附近的人会听到。', answered: '已应答', notAnswered: '未应答', packets: '已发送 {0} 个包', skew: '偏差 {0} ms', testOk: '测试成功', testFailed: '测试失败', busy: '该喇叭正在测试中', pwSet: '已设密码', never: '从未测试', actor: '操作人', source: '来源', action: '操作', target: '对象', outcome: '结果', before: '之前', after: '之后',
     role: '角色', created: '创建时间', disabled: '已停用', addUser: '添加用户', add: '添加', logLevel: '日志级别', apply: '应用',
     live: '实时', lang: 'English', inboxCount: '待认领', error: '错误', credsSet: '已设置账号', setCreds: '设置账号', save: '保存',
     viewer: '查看员', operator: '值班员', technician: '技术员', admin: '管理员', none: '无',
@@ -38,7 +40,9 @@ const T = {
     rung: 'Ladder', lastSeen: 'Last seen', lastError: 'Last error', resolution: 'Resolution', fps: 'FPS', bitrate: 'Bitrate', codec: 'Codec', stream: 'Stream URI',
     adopt: 'Adopt into village/grid', ignore: 'Ignore', selectAll: 'Select all', credsOpt: 'Device login (optional)', probeResult: 'Probe result',
     adopted: 'Adopted {0}', ignored: 'Ignored {0}', noInbox: 'No devices waiting', chooseVillage: 'Choose a village',
-    noSpeakers: 'No speakers yet (speaker support is coming)', actor: 'Who', source: 'From', action: 'Action', target: 'Target', outcome: 'Outcome', before: 'Before', after: 'After',
+    noSpeakers: 'No speakers yet (import them with tgw speakers import)',
+    kind: 'Kind', volume: 'Volume', lastTest: 'Last test', testTone: 'Test tone', tone: 'Tone (Hz)', seconds: 'Seconds', testing: 'Playing the test tone…',
+    confirmTest: 'Play a {1} Hz test tone for {2} s on speaker “{0}”? People nearby will hear it.', answered: 'answered', notAnswered: 'no answer', packets: '{0} packets sent', skew: 'skew {0} ms', testOk: 'Test OK', testFailed: 'Test failed', busy: 'This speaker is already being tested', pwSet: 'password set', never: 'never tested', actor: 'Who', source: 'From', action: 'Action', target: 'Target', outcome: 'Outcome', before: 'Before', after: 'After',
     role: 'Role', created: 'Created', disabled: 'Disabled', addUser: 'Add user', add: 'Add', logLevel: 'Log level', apply: 'Apply',
     live: 'Live', lang: '中文', inboxCount: 'Inbox', error: 'Error', credsSet: 'Login set', setCreds: 'Set login', save: 'Save',
     viewer: 'Viewer', operator: 'Operator', technician: 'Technician', admin: 'Admin', none: 'None',
@@ -311,10 +315,48 @@ async function inbox(main) {
     h('table', { id: 'inbox-table' }, h('tr', {}, h('th', {}, canTech ? all : ''), [t('id'), t('address'), t('vendor'), t('model'), t('mac'), t('probeResult'), t('since')].map((x) => h('th', {}, x))), rows)));
 }
 
+function testSummary(x) {
+  if (!x) return h('span', { class: 'muted' }, t('never'));
+  const bits = [x.ok ? t('testOk') : t('testFailed'), x.answered ? t('answered') : t('notAnswered'), t('packets', x.packets)];
+  if (typeof x.skew_ms === 'number') bits.push(t('skew', x.skew_ms.toFixed(1)));
+  return h('span', { class: x.ok ? 'ok-text' : 'err', 'data-ok': String(!!x.ok) },
+    bits.join(' · '), x.errors && x.errors.length ? h('br') : null, x.errors && x.errors.length ? h('span', { class: 'small' }, (x.error_kind || '') + ': ' + x.errors[0]) : null,
+    h('br'), h('span', { class: 'small muted' }, fmtTime(x.at) + ' · ' + x.by + ' · ' + x.tone_hz + ' Hz / ' + x.seconds + ' s'));
+}
+
 async function speakers(main) {
-  const r = await api('GET', '/api/v1/speakers');
-  main.append(h('section', { class: 'panel' }, h('h2', {}, t('speakers')),
-    r.data.length ? h('table', { id: 'speakers' }, h('tr', {}, [t('id'), t('name'), t('village'), t('address')].map((x) => h('th', {}, x))), r.data.map((s) => h('tr', {}, h('td', {}, s.id), h('td', {}, s.name || '—'), h('td', {}, villageName(s.village)), h('td', {}, s.address || '—'))))
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  const village = q.get('village') || '';
+  const r = await api('GET', '/api/v1/speakers' + (village ? '?village=' + encodeURIComponent(village) : ''));
+  const canTech = ROLES.indexOf(me.role) >= ROLES.indexOf('technician');
+  const vsel = h('select', { id: 'speaker-village', onchange: () => { location.hash = 'speakers' + (vsel.value ? '?village=' + encodeURIComponent(vsel.value) : ''); } },
+    h('option', { value: '' }, t('all')), villages.map((v) => h('option', { value: v.code, selected: v.code === village }, v.name)));
+  const tone = h('input', { id: 'test-tone', type: 'number', min: 400, max: 3000, step: 10, value: 1000, size: 5 });
+  const secs = h('input', { id: 'test-seconds', type: 'number', min: 1, max: 10, value: 2, size: 3 });
+  const row = (s) => {
+    const result = h('td', { class: 'test-result' }, testSummary(s.last_test));
+    const btn = canTech ? h('button', { class: 'secondary test-btn', 'data-id': s.id, disabled: s.kind === 'cloud', onclick: async () => {
+      const hz = Number(tone.value), sec = Number(secs.value);
+      if (!window.confirm(t('confirmTest', s.name || s.id, hz, sec))) return;
+      btn.disabled = true;
+      result.replaceChildren(h('span', { class: 'muted' }, t('testing')));
+      try {
+        const x = (await api('POST', '/api/v1/speakers/' + encodeURIComponent(s.id) + '/test', { tone_hz: hz, seconds: sec })).data;
+        result.replaceChildren(testSummary(x));
+        toast((x.ok ? t('testOk') : t('testFailed')) + ' · ' + (s.name || s.id));
+      } catch (e) {
+        result.replaceChildren(h('span', { class: 'err' }, e.code === 'busy' ? t('busy') : e.message));
+      } finally { btn.disabled = false; }
+    } }, t('testTone')) : null;
+    return h('tr', { 'data-id': s.id },
+      h('td', {}, s.id), h('td', {}, s.name || '—'), h('td', {}, villageName(s.village), s.grid ? h('span', { class: 'small muted' }, ' / ' + gridName(s.grid)) : null, s.zone ? h('div', { class: 'small muted' }, s.zone) : null),
+      h('td', {}, s.kind), h('td', { class: 'small' }, s.address, h('div', { class: 'muted' }, s.codec + (s.has_password ? ' · ' + t('pwSet') : ''))),
+      h('td', {}, s.volume === null || s.volume === undefined ? '—' : s.volume), result, canTech ? h('td', {}, btn) : null);
+  };
+  main.append(h('section', { class: 'panel' }, h('h2', {}, t('speakers'), ' (', r.data.length, ')'),
+    h('div', { class: 'filters' }, h('label', { for: 'speaker-village' }, t('village')), vsel,
+      canTech ? [h('label', { for: 'test-tone' }, t('tone')), tone, h('label', { for: 'test-seconds' }, t('seconds')), secs] : null),
+    r.data.length ? h('table', { id: 'speakers' }, h('tr', {}, [t('id'), t('name'), t('village'), t('kind'), t('address'), t('volume'), t('lastTest')].concat(canTech ? [''] : []).map((x) => h('th', {}, x))), r.data.map(row))
       : h('p', { class: 'muted', id: 'speakers-empty' }, t('noSpeakers'))));
 }
 

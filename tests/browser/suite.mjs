@@ -89,6 +89,16 @@ try {
   await page.screenshot({ path: join(ART, '04-camera-detail.png'), fullPage: true });
   step('camera detail shows offline');
 
+  // Speakers: listed, tested with a tone after a confirmation.
+  await page.goto(BASE + '/#speakers');
+  await page.waitForSelector('#speakers tr[data-id="spk-browser"]', { timeout: 10000 });
+  page.once('dialog', (d) => d.accept());
+  await page.click('#speakers tr[data-id="spk-browser"] .test-btn');
+  await page.waitForSelector('#speakers tr[data-id="spk-browser"] .test-result [data-ok="true"]', { timeout: 15000 });
+  if ((await page.content()).includes('spk-browser-Secret')) throw new Error('speaker password on the page');
+  await page.screenshot({ path: join(ART, '05-speakers.png'), fullPage: true });
+  step('speaker listed and tested with a tone');
+
   // Switch language.
   await page.goto(BASE + '/#overview');
   await page.waitForSelector('#overview .cards');
@@ -97,7 +107,7 @@ try {
   await page.reload();
   await page.waitForSelector('#nav-overview');
   if (await page.textContent('#nav-overview') !== 'Overview') throw new Error('language did not persist');
-  await page.screenshot({ path: join(ART, '05-overview-en.png'), fullPage: true });
+  await page.screenshot({ path: join(ART, '06-overview-en.png'), fullPage: true });
   step('switched to English (persists across reload)');
   await fetch(`http://${CONTROL}/devices/${SIM_ID}/fault`, { method: 'POST', body: 'none' }).catch(() => {});
   const bad = consoleErrors.filter((e) => !/Failed to load resource|snapshot|EventSource|net::ERR/.test(e));

@@ -119,6 +119,23 @@ listen = "{http}"
         add.wait().expect("tgw user add").success(),
         "tgw user add failed"
     );
+    // A loudspeaker: an RTP "horn" that is a UDP socket held by this test.
+    let horn = std::net::UdpSocket::bind("127.0.0.1:0").expect("horn socket");
+    let horn_addr = horn.local_addr().expect("horn addr");
+    let csv = dir.path().join("speakers.csv");
+    std::fs::write(
+        &csv,
+        format!("id,name,kind,address,village,username,password\nspk-browser,东村广场,rtp,{horn_addr},dongcun,horn,spk-browser-Secret\n"),
+    )
+    .expect("speakers csv");
+    let imported = tgw()
+        .args(["speakers", "import"])
+        .arg(&csv)
+        .arg("--config")
+        .arg(&cfg_path)
+        .status()
+        .expect("tgw speakers import");
+    assert!(imported.success(), "tgw speakers import failed");
     let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
     let mut gw = tgw()
         .args(["run", "--config"])
@@ -144,12 +161,15 @@ listen = "{http}"
     let _ = gw.kill();
     let _ = gw.wait();
     drop(sim);
+    drop(horn);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}\n{stderr}");
     let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
     assert!(
-        !logs.contains(password) && !logs.contains("pw-browser"),
+        !logs.contains(password)
+            && !logs.contains("pw-browser")
+            && !logs.contains("spk-browser-Secret"),
         "a password reached the gateway log"
     );
     assert!(
