@@ -16,12 +16,14 @@
 //! | [`rtp`] | RTP packetising of 20 ms G.711 frames, RTCP sender reports, pacing math | [`rtp_io`] |
 //! | [`sip`] | SIP messages, auto-answer headers, digest, SDP offer/answer, INVITE client state machine | [`sip_io`] |
 //! | [`axis`] | Axis VAPIX `audio/transmit.cgi` request head and response parsing | [`axis`] (IO part) |
+//! | [`cloud`] | 4G / cloud horn: WAV writer/reader, MQTT play/ping/status JSON, expiring audio tokens | `speaker` (`CloudSpeaker`) |
 //! | [`speaker`] | `SpeakerUri` parsing; the one `Speaker` trait (prepare, start at T0, stream, stop, health) and its drivers | — |
 
 pub mod axis;
 #[cfg(feature = "io")]
 #[cfg(feature = "io")]
 pub mod backoff;
+pub mod cloud;
 pub mod g711;
 pub mod onvif;
 #[cfg(feature = "io")]

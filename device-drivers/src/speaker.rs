@@ -1,8 +1,9 @@
 //! Loudspeakers behind one interface. [`SpeakerUri`] parses the address
 //! forms a technician types (`rtp://HOST:PORT?codec=pcmu|pcma`,
 //! `rtp://GROUP:PORT?codec=pcma&ttl=N`, `sip:USER@HOST:PORT`,
-//! `axis://USER:PASS@HOST:PORT`); with the `io` feature, the [`Speaker`]
-//! trait (prepare, start at T0, stream, stop, health check), its three
+//! `axis://USER:PASS@HOST:PORT`,
+//! `cloud://HORN_ID@BROKER_HOST:PORT?serve=ADDR:PORT&volume=V`); with the `io` feature, the [`Speaker`]
+//! trait (prepare, start at T0, stream, stop, health check), its four
 //! drivers, [`play`] for one horn and [`broadcast`] for many with one T0.
 
 use std::fmt;
@@ -47,6 +48,18 @@ pub enum SpeakerUri {
         /// Speaker address.
         addr: SocketAddr,
     },
+    /// A 4G / cloud horn commanded over MQTT; it fetches the audio by URL
+    /// from a small HTTP server the driver runs.
+    Cloud {
+        /// The horn's id (topics `horn/{id}/cmd`, `horn/{id}/status`).
+        horn_id: String,
+        /// The MQTT broker.
+        broker: SocketAddr,
+        /// Where the audio is served (`serve=`, default 127.0.0.1:0).
+        serve: SocketAddr,
+        /// Volume 0..=100 (`volume=`, default 80).
+        volume: u8,
+    },
 }
 
 /// A speaker address that cannot be used, with the offending text.
@@ -54,7 +67,7 @@ pub enum SpeakerUri {
 pub enum UriError {
     /// Not one of the supported schemes.
     #[error(
-        "{0:?}: unsupported scheme; use rtp://HOST:PORT, sip:USER@HOST:PORT or axis://USER:PASS@HOST:PORT"
+        "{0:?}: unsupported scheme; use rtp://HOST:PORT, sip:USER@HOST:PORT, axis://USER:PASS@HOST:PORT or cloud://HORN_ID@BROKER:PORT"
     )]
     Scheme(String),
     /// No port after the host.
@@ -72,6 +85,9 @@ pub enum UriError {
     /// `sip:` without a user part.
     #[error("{0:?}: missing user (sip:USER@HOST:PORT)")]
     MissingUser(String),
+    /// `cloud://` without a horn id, or one with `/ + #`.
+    #[error("{0:?}: missing or bad horn id (cloud://HORN_ID@BROKER_HOST:PORT)")]
+    HornId(String),
 }
 
 fn host_port(uri: &str, hp: &str) -> Result<SocketAddr, UriError> {
@@ -120,6 +136,8 @@ impl FromStr for SpeakerUri {
             ("rtp", r)
         } else if let Some(r) = uri.strip_prefix("axis://") {
             ("axis", r)
+        } else if let Some(r) = uri.strip_prefix("cloud://") {
+            ("cloud", r)
         } else if let Some(r) = uri.strip_prefix("sip:") {
             ("sip", r.strip_prefix("//").unwrap_or(r))
         } else {
@@ -182,6 +200,38 @@ impl FromStr for SpeakerUri {
                     auto_answer,
                 })
             }
+            "cloud" => {
+                let (horn_id, hp) = main
+                    .rsplit_once('@')
+                    .filter(|(h, _)| {
+                        !h.is_empty() && h.len() <= 128 && !h.contains(['/', '+', '#', ':', ' '])
+                    })
+                    .ok_or_else(|| UriError::HornId(uri.to_string()))?;
+                let broker = host_port(uri, hp)?;
+                let mut serve = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+                let mut volume = 80;
+                for (k, v) in params {
+                    match k {
+                        "serve" => {
+                            serve = v.parse().map_err(|_| bad(k, v))?;
+                        }
+                        "volume" => {
+                            volume = v
+                                .parse()
+                                .ok()
+                                .filter(|v| *v <= 100)
+                                .ok_or_else(|| bad(k, v))?
+                        }
+                        _ => return Err(bad(k, v)),
+                    }
+                }
+                Ok(SpeakerUri::Cloud {
+                    horn_id: horn_id.to_string(),
+                    broker,
+                    serve,
+                    volume,
+                })
+            }
             _ => {
                 let (user, password, hp) = userinfo(main);
                 if let Some((k, v)) = params.first() {
@@ -221,6 +271,23 @@ impl fmt::Display for SpeakerUri {
                 Some(u) => write!(f, "axis://{u}@{addr}"),
                 None => write!(f, "axis://{addr}"),
             },
+            SpeakerUri::Cloud {
+                horn_id,
+                broker,
+                serve,
+                volume,
+            } => {
+                write!(f, "cloud://{horn_id}@{broker}")?;
+                let mut sep = '?';
+                if *serve != SocketAddr::from((Ipv4Addr::LOCALHOST, 0)) {
+                    write!(f, "{sep}serve={serve}")?;
+                    sep = '&';
+                }
+                if *volume != 80 {
+                    write!(f, "{sep}volume={volume}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -232,13 +299,14 @@ impl fmt::Debug for SpeakerUri {
 }
 
 impl SpeakerUri {
-    /// `rtp`, `rtp-multicast`, `sip` or `axis`.
+    /// `rtp`, `rtp-multicast`, `sip`, `axis` or `cloud`.
     pub fn kind(&self) -> &'static str {
         match self {
             SpeakerUri::Rtp { dest, .. } if dest.ip().is_multicast() => "rtp-multicast",
             SpeakerUri::Rtp { .. } => "rtp",
             SpeakerUri::Sip { .. } => "sip",
             SpeakerUri::Axis { .. } => "axis",
+            SpeakerUri::Cloud { .. } => "cloud",
         }
     }
 
@@ -278,7 +346,11 @@ impl Default for DriverOptions {
 }
 
 #[cfg(feature = "io")]
+mod cloud_io;
+#[cfg(feature = "io")]
 mod drivers;
+#[cfg(feature = "io")]
+pub use cloud_io::CloudSpeaker;
 #[cfg(feature = "io")]
 pub use drivers::*;
 
@@ -366,5 +438,36 @@ mod tests {
             "{msg}"
         );
         assert!(e("rtp://127.0.0.1").to_string().contains("missing port"));
+        assert!(matches!(e("cloud://127.0.0.1:1883"), UriError::HornId(_)));
+        assert!(matches!(e("cloud://@127.0.0.1:1883"), UriError::HornId(_)));
+        assert!(matches!(
+            e("cloud://a/b@127.0.0.1:1883"),
+            UriError::HornId(_)
+        ));
+        assert!(matches!(e("cloud://h@127.0.0.1"), UriError::MissingPort(_)));
+        assert!(matches!(
+            e("cloud://h@127.0.0.1:1883?serve=x"),
+            UriError::Param(..)
+        ));
+        assert!(matches!(
+            e("cloud://h@127.0.0.1:1883?volume=101"),
+            UriError::Param(..)
+        ));
+    }
+
+    /// `cloud://HORN_ID@BROKER:PORT?serve=ADDR:PORT&volume=V`.
+    #[test]
+    fn parses_cloud() {
+        let u: SpeakerUri = "cloud://horn-1@127.0.0.1:1883".parse().unwrap();
+        assert_eq!(u.kind(), "cloud");
+        assert_eq!(u.to_string(), "cloud://horn-1@127.0.0.1:1883");
+        let u: SpeakerUri = "cloud://horn-1@127.0.0.1:1883?serve=127.0.0.2:8088&volume=50"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            u.to_string(),
+            "cloud://horn-1@127.0.0.1:1883?serve=127.0.0.2:8088&volume=50"
+        );
+        assert!(matches!(u, SpeakerUri::Cloud { volume: 50, .. }));
     }
 }

@@ -39,16 +39,20 @@ pub enum SpeakerKind {
     Sip,
     /// An Axis-style HTTP speaker.
     Axis,
+    /// A 4G / cloud horn commanded over MQTT (needs `SimConfig::cloud_broker`;
+    /// not in [`SpeakerKind::ALL`]).
+    Cloud,
 }
 
 impl SpeakerKind {
-    /// `rtp`, `rtp-multicast`, `sip`, `axis` (also the manifest flavour).
+    /// `rtp`, `rtp-multicast`, `sip`, `axis`, `cloud` (also the manifest flavour).
     pub fn name(self) -> &'static str {
         match self {
             SpeakerKind::Rtp => "rtp",
             SpeakerKind::RtpMulticast => "rtp-multicast",
             SpeakerKind::Sip => "sip",
             SpeakerKind::Axis => "axis",
+            SpeakerKind::Cloud => "cloud",
         }
     }
 
@@ -69,8 +73,9 @@ impl std::str::FromStr for SpeakerKind {
             "rtp-multicast" | "multicast" => Ok(SpeakerKind::RtpMulticast),
             "sip" => Ok(SpeakerKind::Sip),
             "axis" | "http" => Ok(SpeakerKind::Axis),
+            "cloud" | "4g" => Ok(SpeakerKind::Cloud),
             _ => Err(format!(
-                "unknown speaker kind {s:?}: expected rtp, rtp-multicast, sip or axis"
+                "unknown speaker kind {s:?}: expected rtp, rtp-multicast, sip, axis or cloud"
             )),
         }
     }

@@ -21,6 +21,7 @@
 //! injects faults. One tokio runtime, one task per device, no threads.
 
 pub mod camera;
+mod cloud_horn;
 mod control;
 pub mod digest;
 pub mod fault;
@@ -107,6 +108,9 @@ pub struct SimConfig {
     /// Multicast group of the RTP zone the `RtpMulticast` speakers join (on
     /// 127.0.0.1, an ephemeral port shared by the zone). Default 239.255.42.1.
     pub speaker_group: Ipv4Addr,
+    /// MQTT broker the `Cloud` horns connect to (device-sim runs none; a
+    /// test starts one). Required when cloud horns are requested.
+    pub cloud_broker: Option<SocketAddr>,
     /// Whether SIP and HTTP horns demand digest authentication (with the
     /// device's password, which the manifest URI carries). Default true.
     pub speaker_auth: bool,
@@ -152,6 +156,7 @@ impl Default for SimConfig {
             probe_max_delay: None,
             speaker_kinds: vec![SpeakerKind::Rtp],
             speaker_group: Ipv4Addr::new(239, 255, 42, 1),
+            cloud_broker: None,
             speaker_auth: true,
             clock: Arc::new(SystemClock),
         }
@@ -505,6 +510,20 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
                 (
                     format!("axis://{}{}", cred(horns::AXIS_USER), node.addr),
                     Box::new(move |n| tokio::spawn(horns::run_axis(n, Some(l), t))),
+                )
+            }
+            SpeakerKind::Cloud => {
+                let Some(broker) = cfg.cloud_broker else {
+                    shutdown.cancel();
+                    anyhow::bail!(
+                        "speaker {id} is a cloud horn but SimConfig.cloud_broker is not set (start an MQTT broker first)"
+                    );
+                };
+                node.addr = broker;
+                let t = shutdown.child_token();
+                (
+                    format!("cloud://{id}@{broker}"),
+                    Box::new(move |n| tokio::spawn(cloud_horn::run_cloud(n, broker, t))),
                 )
             }
         };

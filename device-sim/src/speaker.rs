@@ -157,7 +157,7 @@ pub struct SpeakerReport {
     pub dominant_tone_hz: Option<u32>,
     /// Share of the energy per candidate tone (0..1), in [`CANDIDATE_TONES_HZ`] order.
     pub tone_share: Vec<(u32, f64)>,
-    /// Driver kind: `rtp`, `rtp-multicast`, `sip`, `axis`.
+    /// Driver kind: `rtp`, `rtp-multicast`, `sip`, `axis`, `cloud`.
     #[serde(default)]
     pub kind: String,
     /// Longest silence between two arrivals after the first, in ms (a
@@ -265,6 +265,23 @@ impl RtpStats {
         }
     }
 
+    /// Accounts linear PCM played by a horn (cloud horns fetch a WAV) at
+    /// `at`: analysed in 20 ms blocks, each counted as a packet.
+    pub fn on_pcm(&mut self, pcm: &[i16], at: OffsetDateTime) {
+        if pcm.is_empty() {
+            return;
+        }
+        self.arrival(at);
+        self.report.payload_bytes += 2 * pcm.len() as u64;
+        self.report.codec = Some("pcm16".into());
+        for b in pcm.chunks(160) {
+            self.report.packets += 1;
+            self.scratch.clear();
+            self.scratch.extend(b.iter().map(|&x| f64::from(x)));
+            self.analyse();
+        }
+    }
+
     /// Accounts one datagram that arrived at `at`.
     pub fn on_datagram(&mut self, bytes: &[u8], at: OffsetDateTime) {
         let p = match parse_rtp(bytes) {
@@ -305,6 +322,11 @@ impl RtpStats {
         };
         self.scratch
             .extend(payload.iter().map(|&b| f64::from(decode(b))));
+        self.analyse();
+    }
+
+    /// Feeds `scratch` (one block) to the tone detector.
+    fn analyse(&mut self) {
         for (i, f) in CANDIDATE_TONES_HZ.iter().enumerate() {
             let (power, _) = goertzel(&self.scratch, f64::from(*f), SAMPLE_RATE);
             // A sine of amplitude A over N samples: power ≈ (A·N/2)², energy ≈ N·A²/2,

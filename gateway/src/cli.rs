@@ -109,7 +109,8 @@ struct SimArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Driver kinds of the loudspeakers, cycled over them (comma-separated:
-    /// rtp, sip, axis, rtp-multicast). Every manifest entry carries a `uri`
+    /// rtp, sip, axis, rtp-multicast, cloud; cloud horns connect to an
+    /// embedded MQTT broker on 127.0.0.1). Every manifest entry carries a `uri`
     /// for `tgw speaker test`.
     #[arg(
         long,
@@ -224,7 +225,9 @@ enum SpeakerCmd {
 #[command(group(clap::ArgGroup::new("audio").required(true).args(["tone", "file", "say"])))]
 struct SpeakerTestArgs {
     /// rtp://HOST:PORT?codec=pcmu|pcma, rtp://GROUP:PORT?codec=pcma&ttl=N[&if=ADDR],
-    /// sip:USER@HOST:PORT, axis://USER:PASS@HOST:PORT. Several URIs play as
+    /// sip:USER@HOST:PORT, axis://USER:PASS@HOST:PORT,
+    /// cloud://HORN_ID@BROKER:PORT[?serve=ADDR:PORT&volume=V]
+    /// (docs/speakers.md). Several URIs play as
     /// one broadcast: one start time T0 for all, one report per horn.
     #[arg(required = true, num_args = 1..)]
     uri: Vec<String>,
@@ -744,6 +747,17 @@ async fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
         username: a.username,
         control: a.control,
         speaker_kinds: a.speaker_kinds.clone(),
+        cloud_broker: if a.speaker_kinds.contains(&device_sim::SpeakerKind::Cloud) {
+            Some(
+                crate::mqtt::broker::start_embedded(SocketAddr::from((
+                    std::net::Ipv4Addr::LOCALHOST,
+                    0,
+                )))
+                .await?,
+            )
+        } else {
+            None
+        },
         ..Default::default()
     };
     let sim = device_sim::start(cfg).await?;

@@ -430,3 +430,91 @@ fn failing_horns_do_not_affect_the_others() {
     let r = report(&control, "spk-0006");
     assert_eq!(r["byes_sent"], 1, "{r}");
 }
+
+/// 4G / cloud horns over MQTT: `tgw sim` runs two simulated cloud horns on
+/// its embedded broker (a free loopback port). `tgw speaker test cloud://…`
+/// serves the tone as a WAV under a token, publishes `play` at T0 and
+/// waits for the horn's reports: the healthy horn reports `done` and heard
+/// 1 kHz; the one whose download fails (`refuse:500`) reports `error`, seen
+/// as `cloud_error`; a horn id nobody serves times out.
+#[test]
+fn cloud_horn_over_mqtt_plays_the_tone() {
+    let net = test_net(53).to_string();
+    let sim = SimProc::start(&[
+        "--cameras",
+        "0",
+        "--speakers",
+        "2",
+        "--no-multicast",
+        "--bind",
+        &net,
+        "--control",
+        "127.0.0.1:0",
+        "--speaker-kinds",
+        "cloud",
+        "--fault",
+        "spk-0002=refuse:500",
+    ]);
+    let control = sim.manifest["control"]
+        .as_str()
+        .expect("control")
+        .to_string();
+    let uris: Vec<String> = sim
+        .devices("speaker")
+        .iter()
+        .map(|d| d["uri"].as_str().expect("uri").to_string())
+        .collect();
+    assert_eq!(uris.len(), 2);
+    assert!(
+        uris[0].starts_with("cloud://spk-0001@127.0.0.1:"),
+        "{uris:?}"
+    );
+
+    let (ok, reps, stderr) = speaker_test(&[&uris[0], "--tone", "1000", "--seconds", "1"]);
+    assert!(ok, "{reps:#?} {stderr}");
+    let rep = &reps[0];
+    assert_eq!(rep["kind"], "cloud", "{rep}");
+    assert_eq!(rep["answered"], true, "{rep}");
+    assert_eq!(rep["completed"], true, "{rep}");
+    assert!(
+        rep["start_offset_ms"].is_number(),
+        "horn's start known: {rep}"
+    );
+    let r = report(&control, "spk-0001");
+    assert_eq!(r["dominant_tone_hz"], 1000, "{r}");
+    assert!(r["audio_seconds"].as_f64().unwrap_or(0.0) >= 0.99, "{r}");
+    let events: Vec<&str> = r["events"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        events.ends_with(&["play", "downloading", "playing", "done"]),
+        "{events:?}"
+    );
+
+    // Download error, and a horn id no horn listens for.
+    let broker = uris[0].rsplit_once('@').map(|x| x.1).unwrap_or_default();
+    let ghost = format!("cloud://ghost@{broker}");
+    let (ok, reps, stderr) = speaker_test(&[
+        &uris[1],
+        &ghost,
+        "--tone",
+        "1000",
+        "--seconds",
+        "1",
+        "--answer-timeout",
+        "1",
+    ]);
+    assert!(!ok, "{reps:#?}");
+    assert_eq!(reps.len(), 2, "{stderr}");
+    assert_eq!(reps[0]["error_kind"], "cloud_error", "{}", reps[0]);
+    assert!(
+        reps[0]["errors"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("HTTP 500"),
+        "{}",
+        reps[0]
+    );
+    assert_eq!(reps[1]["error_kind"], "timeout", "{}", reps[1]);
+}

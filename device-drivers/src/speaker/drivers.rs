@@ -1,4 +1,5 @@
-//! The [`Speaker`] trait and its drivers (RTP, SIP, Axis HTTP), one horn's
+//! The [`Speaker`] trait and its drivers (RTP, SIP, Axis HTTP; the cloud
+//! horn is `cloud_io`), one horn's
 //! [`play`] and a many-horn [`broadcast`] with one T0.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -34,6 +35,8 @@ pub enum ErrorKind {
     HungUp,
     /// Used in the wrong order (stream before prepare).
     Usage,
+    /// A cloud horn reported an error (download failed, cannot play).
+    CloudError,
 }
 
 impl ErrorKind {
@@ -47,6 +50,7 @@ impl ErrorKind {
             ErrorKind::Codec => "codec",
             ErrorKind::HungUp => "hung-up",
             ErrorKind::Usage => "usage",
+            ErrorKind::CloudError => "cloud_error",
         }
     }
 }
@@ -135,10 +139,11 @@ pub fn open(uri: &SpeakerUri, opts: &DriverOptions) -> Box<dyn Speaker> {
             stream: None,
             t0: None,
         }),
+        SpeakerUri::Cloud { .. } => Box::new(super::cloud_io::CloudSpeaker::new(uri, opts)),
     }
 }
 
-fn err(
+pub(super) fn err(
     uri: &SpeakerUri,
     op: &'static str,
     kind: ErrorKind,
@@ -550,7 +555,7 @@ impl Speaker for AxisSpeaker {
 pub struct PlayReport {
     /// The speaker (URI without password).
     pub device: String,
-    /// `rtp`, `rtp-multicast`, `sip`, `axis`.
+    /// `rtp`, `rtp-multicast`, `sip`, `axis`, `cloud`.
     pub kind: String,
     /// Whether it got ready (SIP: answered; HTTP: accepted the POST).
     pub answered: bool,
