@@ -93,6 +93,10 @@ struct SimArgs {
     /// Do not answer multicast Probes.
     #[arg(long)]
     no_multicast: bool,
+    /// Let the SIP and Axis speakers answer SSDP M-SEARCH on this group:port
+    /// (joined on 127.0.0.1), e.g. `239.255.255.250:1900`. Default: no SSDP.
+    #[arg(long)]
+    ssdp: Option<SocketAddrV4>,
     /// Password of every camera (default: a random one per camera).
     #[arg(long)]
     password: Option<String>,
@@ -160,6 +164,13 @@ struct DiscoverArgs {
     /// Include devices that are not video transmitters.
     #[arg(long)]
     all: bool,
+    /// Also send an SSDP M-SEARCH (UPnP MediaRenderer) and list the
+    /// loudspeakers that answer (with `--json`: entries with `"kind": "speaker"`).
+    #[arg(long)]
+    speakers: bool,
+    /// SSDP group:port for `--speakers`.
+    #[arg(long, default_value = "239.255.255.250:1900")]
+    ssdp_group: SocketAddrV4,
 }
 
 #[derive(Subcommand)]
@@ -610,7 +621,8 @@ fn init_tracing(default: &str, format: crate::config::LogFormat) {
     let current = filter.to_string();
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     macro_rules! install {
         ($b:expr) => {{
             let b = $b.with_filter_reloading();
@@ -741,6 +753,7 @@ async fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
         bind: a.bind,
         wsd_port: a.wsd_port,
         multicast: (!a.no_multicast).then_some(a.multicast),
+        ssdp: a.ssdp,
         seed: a.seed,
         faults: a.faults,
         password: a.password,
@@ -797,21 +810,47 @@ async fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
     }
     bar.enable_steady_tick(Duration::from_millis(120));
     let b2 = bar.clone();
-    let found = device_drivers::wsd_io::discover(&opts, &move |p| {
+    let ssdp_opts = device_drivers::ssdp_io::SearchOptions {
+        interfaces: opts.interfaces.clone(),
+        group: a.ssdp_group,
+        timeout: opts.timeout,
+        ..Default::default()
+    };
+    let search = async {
+        if a.speakers {
+            device_drivers::ssdp_io::search(&ssdp_opts).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let progress = move |p: device_drivers::wsd_io::Progress| {
         b2.set_length(p.total);
         b2.set_position(p.sent);
         b2.set_message(p.found.to_string());
-    })
-    .await?;
+    };
+    let (found, speakers) =
+        tokio::join!(device_drivers::wsd_io::discover(&opts, &progress), search);
+    let (found, speakers) = (found?, speakers?);
     bar.finish_and_clear();
     let found: Vec<_> = found
         .into_iter()
         .filter(|d| a.all || device_drivers::wsd::is_nvt(&d.types))
         .collect();
     if a.json {
-        let out: Vec<serde_json::Value> = found.iter().map(discovered_json).collect();
+        let mut out: Vec<serde_json::Value> = found.iter().map(discovered_json).collect();
+        out.extend(speakers.iter().map(ssdp_json));
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        for f in &speakers {
+            let s = &f.announcement;
+            println!(
+                "{:<46} {:<22} {:<20} {}",
+                s.usn,
+                f.from,
+                s.server.as_deref().unwrap_or("-"),
+                s.location.as_deref().unwrap_or("-")
+            );
+        }
         for d in &found {
             let name = device_drivers::wsd::scope_values(&d.scopes, "name").join(",");
             println!(
@@ -822,14 +861,34 @@ async fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
                 d.xaddrs.join(" ")
             );
         }
-        eprintln!("{} device(s) found", found.len());
+        eprintln!(
+            "{} device(s) and {} speaker(s) found",
+            found.len(),
+            speakers.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One SSDP answer of `tgw discover --speakers --json`.
+fn ssdp_json(f: &device_drivers::ssdp_io::Found) -> serde_json::Value {
+    let s = &f.announcement;
+    serde_json::json!({
+        "kind": "speaker",
+        "usn": s.usn,
+        "st": s.target,
+        "location": s.location,
+        "server": s.server,
+        "address": s.location.as_deref().and_then(device_drivers::ssdp::location_ipv4)
+            .map_or_else(|| f.from.ip().to_string(), |ip| ip.to_string()),
+        "via": "ssdp",
+    })
 }
 
 fn discovered_json(d: &device_drivers::wsd_io::Discovered) -> serde_json::Value {
     use device_drivers::wsd::scope_values;
     serde_json::json!({
+        "kind": if device_drivers::wsd::is_nvt(&d.types) { "camera" } else { "other" },
         "endpoint_ref": d.endpoint_ref,
         "xaddrs": d.xaddrs,
         "types": d.types,
