@@ -6,6 +6,7 @@
 //! | module | what | IO module |
 //! |---|---|---|
 //! | [`xml`] | safe, prefix-agnostic XML reading (size cap, DTD refused) | — |
+//! | [`ssdp`] | SSDP M-SEARCH / search responses / NOTIFY (network speakers) | [`ssdp_io`] |
 //! | [`wsd`] | WS-Discovery Probe / ProbeMatches / Hello / Bye | [`wsd_io`] |
 //! | [`soap`] | SOAP 1.2 envelopes, WS-UsernameToken, faults | [`onvif_client`] |
 //! | [`onvif`] | ONVIF device and media responses | [`onvif_client`] |
@@ -39,6 +40,9 @@ pub mod sip;
 pub mod sip_io;
 pub mod soap;
 pub mod speaker;
+pub mod ssdp;
+#[cfg(feature = "io")]
+pub mod ssdp_io;
 pub mod wsd;
 #[cfg(feature = "io")]
 pub mod wsd_io;

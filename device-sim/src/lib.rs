@@ -105,6 +105,12 @@ pub struct SimConfig {
     /// `speaker_kinds[j % len]`). Default `[Rtp]`; `tgw sim` mixes all
     /// kinds ([`SpeakerKind::ALL`]).
     pub speaker_kinds: Vec<SpeakerKind>,
+    /// SSDP group:port the SIP and Axis speakers answer M-SEARCH on (one
+    /// shared responder joined on 127.0.0.1; each answer is sent from the
+    /// speaker's own address). `None` = no SSDP. Default `None`; tests use a
+    /// free port, `tgw sim --ssdp 239.255.255.250:1900` the real group. No
+    /// responder is bound when no speaker answers SSDP.
+    pub ssdp: Option<SocketAddrV4>,
     /// Multicast group of the RTP zone the `RtpMulticast` speakers join (on
     /// 127.0.0.1, an ephemeral port shared by the zone). Default 239.255.42.1.
     pub speaker_group: Ipv4Addr,
@@ -155,6 +161,7 @@ impl Default for SimConfig {
             control: None,
             probe_max_delay: None,
             speaker_kinds: vec![SpeakerKind::Rtp],
+            ssdp: None,
             speaker_group: Ipv4Addr::new(239, 255, 42, 1),
             cloud_broker: None,
             speaker_auth: true,
@@ -334,6 +341,35 @@ fn bind_rtsp(ip: Ipv4Addr, port: u16) -> std::io::Result<tokio::net::TcpListener
     }
 }
 
+/// What a speaker of `kind` answers to an SSDP M-SEARCH: SIP horns and Axis
+/// network speakers advertise a UPnP MediaRenderer (as the real ones do);
+/// the other kinds stay silent.
+fn ssdp_announcement(
+    kind: SpeakerKind,
+    seed: u64,
+    j: usize,
+    ip: Ipv4Addr,
+    addr: SocketAddr,
+) -> Option<device_drivers::ssdp::Announcement> {
+    use device_drivers::ssdp::{Announcement, MEDIA_RENDERER};
+    let (port, server) = match kind {
+        SpeakerKind::Axis => (
+            addr.port(),
+            "Linux/4.14, UPnP/1.0, AXIS C1310-E Network Horn Speaker/11.1.67",
+        ),
+        SpeakerKind::Sip => (49152, "Linux/3.10 UPnP/1.0 SPON-IPHorn-SIP/2.1"),
+        _ => return None,
+    };
+    let uuid = format!("uuid:{:08x}-5350-4b00-8000-{:012x}", seed as u32, j + 1);
+    Some(Announcement {
+        usn: format!("{uuid}::{MEDIA_RENDERER}"),
+        target: MEDIA_RENDERER.into(),
+        location: Some(format!("http://{ip}:{port}/description.xml")),
+        server: Some(server.into()),
+        nts: None,
+    })
+}
+
 /// Starts the simulation: binds every socket (errors name the address), then
 /// spawns one task per device on the current tokio runtime.
 pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
@@ -416,6 +452,7 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
     }
 
     let mut zone_port: Option<u16> = None;
+    let mut ssdp_answers = Vec::new();
     for j in 0..cfg.speakers {
         let kind = cfg
             .speaker_kinds
@@ -556,6 +593,13 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
             speaker_kind: Some(kind.name().into()),
         });
         let node = Arc::new(node);
+        if let Some(announcement) = ssdp_announcement(kind, cfg.seed, j, ip, node.addr) {
+            ssdp_answers.push(server::SsdpAnswer {
+                ip,
+                node: node.clone(),
+                announcement,
+            });
+        }
         nodes.insert(id, Node::Speaker(node.clone()));
         tasks.push(task(node));
     }
@@ -587,6 +631,23 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
             sock,
             Arc::new(cameras),
             max_delay,
+            shutdown.child_token(),
+        )));
+    }
+
+    if let Some(group) = cfg.ssdp.filter(|_| !ssdp_answers.is_empty()) {
+        let sock = match server::bind_multicast(group)
+            .with_context(|| format!("binding the SSDP responder on {group} (joined on 127.0.0.1)"))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                shutdown.cancel();
+                return Err(e);
+            }
+        };
+        tasks.push(tokio::spawn(server::run_ssdp(
+            sock,
+            Arc::new(ssdp_answers),
             shutdown.child_token(),
         )));
     }

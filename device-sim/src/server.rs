@@ -114,6 +114,56 @@ pub(crate) fn bind_multicast(group: SocketAddrV4) -> std::io::Result<UdpSocket> 
     UdpSocket::from_std(s.into())
 }
 
+/// One SSDP answer of a speaker: the device's address (answers are sent
+/// from a socket bound on it, so the source address is the speaker's) and
+/// what it says.
+pub(crate) struct SsdpAnswer {
+    pub ip: Ipv4Addr,
+    pub node: Arc<SpeakerNode>,
+    pub announcement: device_drivers::ssdp::Announcement,
+}
+
+/// The shared SSDP responder: answers each matching M-SEARCH on the group
+/// with one unicast response per online speaker, sent from its own address.
+pub(crate) async fn run_ssdp(
+    sock: UdpSocket,
+    answers: Arc<Vec<SsdpAnswer>>,
+    shutdown: CancellationToken,
+) {
+    use device_drivers::ssdp::{self, SsdpMessage};
+    let mut buf = vec![0u8; ssdp::MAX_DATAGRAM + 1];
+    loop {
+        let (n, from) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "SSDP responder receive failed");
+                    continue;
+                }
+            },
+        };
+        let Ok(SsdpMessage::Search { target, .. }) = ssdp::parse(&buf[..n]) else {
+            continue;
+        };
+        for a in answers.iter() {
+            if !ssdp::matches(&target, &a.announcement.target) || is_offline(&a.node.fault.borrow())
+            {
+                continue;
+            }
+            let reply = ssdp::build_response(&a.announcement, 1800);
+            match UdpSocket::bind(SocketAddr::from((a.ip, 0))).await {
+                Ok(tx) => {
+                    if let Err(e) = tx.send_to(reply.as_bytes(), from).await {
+                        tracing::debug!(speaker = %a.node.id, %from, error = %e, "SSDP answer not sent");
+                    }
+                }
+                Err(e) => tracing::debug!(speaker = %a.node.id, error = %e, "SSDP answer socket"),
+            }
+        }
+    }
+}
+
 fn is_offline(f: &Option<Fault>) -> bool {
     matches!(f, Some(Fault::Offline))
 }

@@ -816,3 +816,53 @@ async fn broadcast_reaches_every_kind() {
     assert_eq!(sim.speaker_report("spk-0005").unwrap().calls_refused, 1);
     sim.shutdown().await;
 }
+
+/// SIP and Axis speakers answer an SSDP M-SEARCH for a MediaRenderer, each
+/// from its own address, with a LOCATION on that address and a banner; an
+/// offline speaker stays silent.
+#[tokio::test]
+async fn sip_and_axis_speakers_answer_ssdp_msearch() {
+    use device_drivers::ssdp_io::{SearchOptions, search};
+    let port = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let group = SocketAddrV4::new(Ipv4Addr::new(239, 255, 255, 250), port);
+    let mut c = cfg(12, 0, 4);
+    c.speaker_kinds = vec![crate::SpeakerKind::Sip, crate::SpeakerKind::Axis];
+    c.ssdp = Some(group);
+    c.faults = vec![("spk-0004".into(), Fault::Offline)];
+    let sim = start(c).await.unwrap();
+    let found = search(&SearchOptions {
+        interfaces: vec![Ipv4Addr::LOCALHOST],
+        group,
+        timeout: Duration::from_millis(600),
+        ..SearchOptions::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(found.len(), 3, "{found:?}");
+    let mut usns: Vec<_> = found.iter().map(|f| f.announcement.usn.clone()).collect();
+    usns.sort();
+    usns.dedup();
+    assert_eq!(usns.len(), 3);
+    for f in &found {
+        let loc = f.announcement.location.as_deref().unwrap();
+        let ip = device_drivers::ssdp::location_ipv4(loc).unwrap();
+        assert_eq!(f.from.ip(), std::net::IpAddr::V4(ip), "{f:?}");
+        assert!(
+            f.announcement
+                .usn
+                .ends_with(device_drivers::ssdp::MEDIA_RENDERER)
+        );
+    }
+    assert!(found.iter().any(|f| {
+        f.announcement
+            .server
+            .as_deref()
+            .unwrap()
+            .contains("AXIS C1310-E")
+    }));
+    sim.shutdown().await;
+}

@@ -332,6 +332,14 @@ pub struct DiscoverySection {
     /// matches. Default: none (everything waits in the inbox).
     #[serde(default)]
     pub auto_adopt: Vec<AutoAdoptRule>,
+    /// Also send an SSDP M-SEARCH (UPnP MediaRenderer) each round, on the
+    /// same interfaces, so network loudspeakers land in the inbox as
+    /// speakers. Default: `true`.
+    #[serde(default = "yes")]
+    pub ssdp: bool,
+    /// SSDP multicast group and port. Default: `239.255.255.250:1900`.
+    #[serde(default = "default_ssdp_group")]
+    pub ssdp_group: std::net::SocketAddrV4,
 }
 
 impl Default for DiscoverySection {
@@ -349,6 +357,8 @@ impl Default for DiscoverySection {
             wait_ms: default_wait_ms(),
             listen: true,
             auto_adopt: Vec::new(),
+            ssdp: true,
+            ssdp_group: default_ssdp_group(),
         }
     }
 }
@@ -378,6 +388,9 @@ fn default_discovery_interval() -> Duration {
 }
 fn default_group() -> std::net::SocketAddrV4 {
     std::net::SocketAddrV4::new(Ipv4Addr::new(239, 255, 255, 250), 3702)
+}
+fn default_ssdp_group() -> std::net::SocketAddrV4 {
+    std::net::SocketAddrV4::new(Ipv4Addr::new(239, 255, 255, 250), 1900)
 }
 fn default_repeats() -> u8 {
     3

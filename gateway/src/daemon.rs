@@ -53,6 +53,10 @@ pub fn due_for_inventory(store: &Store, cfg: &Config) -> anyhow::Result<Vec<Stri
     let now = time::OffsetDateTime::now_utc();
     let mut out = Vec::new();
     for d in store.devices(None)? {
+        // ONVIF inventory is for cameras; discovered speakers are not probed.
+        if d.kind != "camera" {
+            continue;
+        }
         let eligible = match d.state {
             DeviceState::Adopted => true,
             DeviceState::Discovered => cfg.inventory.probe_unadopted && d.has_credentials,
@@ -80,6 +84,7 @@ pub fn due_for_inventory(store: &Store, cfg: &Config) -> anyhow::Result<Vec<Stri
 pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
     let prober = Prober::new(cfg.inventory.call_timeout_ms)?;
     let opts = discovery::options(&cfg.discovery)?;
+    let ssdp_opts = discovery::ssdp_options(&cfg.discovery, &opts);
     let (probe_tx, mut probe_rx) = mpsc::channel::<String>(1024);
     let (wake_tx, wake_rx) = mpsc::channel::<String>(1024);
     let metrics = Arc::new(Metrics::new());
@@ -265,12 +270,12 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                 if cfg2.discovery.enabled {
                     let r = tokio::select! {
                         _ = sd.cancelled() => break,
-                        r = discovery::round(&store2, &opts, &cfg2.discovery.auto_adopt) => r,
+                        r = discovery::round(&store2, &opts, ssdp_opts.as_ref(), &cfg2.discovery.auto_adopt) => r,
                     };
                     match r {
                         Ok(r) => {
                             Metrics::count(&metrics2.discovery_rounds, "ok");
-                            tracing::info!(found = r.found, new = r.new, auto_adopted = r.auto_adopted, "discovery round done");
+                            tracing::info!(found = r.found, new = r.new, auto_adopted = r.auto_adopted, speakers = r.speakers, new_speakers = r.new_speakers, "discovery round done");
                         }
                         Err(e) => {
                             Metrics::count(&metrics2.discovery_rounds, "error");

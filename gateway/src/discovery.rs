@@ -4,11 +4,14 @@
 //! The protocol and sockets live in `device_drivers::wsd_io`; this module
 //! decides *what* to probe from the configuration and *what to do* with what
 //! answered: de-duplicate by EndpointReference (the store then merges by MAC
-//! once the inventory is known), keep only video transmitters, and adopt by
-//! rule.
+//! once the inventory is known), keep video transmitters as cameras and ONVIF
+//! audio-output devices as speakers, and adopt cameras by rule. SSDP
+//! M-SEARCH answers (network loudspeakers) go into the same inbox as
+//! `kind = 'speaker'`.
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use device_drivers::ssdp_io::{self, Found, SearchOptions};
 use device_drivers::wsd;
 use device_drivers::wsd_io::{self, DiscoverOptions, Discovered, Via};
 use ipnet::Ipv4Net;
@@ -27,6 +30,77 @@ pub struct RoundReport {
     pub auto_adopted: usize,
     /// Ids of the devices seen (new or known).
     pub ids: Vec<String>,
+    /// Loudspeakers that answered (SSDP, or WS-Discovery audio outputs).
+    pub speakers: usize,
+    /// Of them, first seen in this round.
+    pub new_speakers: usize,
+}
+
+/// Whether a non-NVT WS-Discovery answer is an ONVIF audio output device
+/// (a `type/audio_output` scope, or an `AudioOutput`-ish type).
+pub fn is_audio_output(d: &Discovered) -> bool {
+    !wsd::is_nvt(&d.types)
+        && (d.scopes.iter().any(|s| {
+            let s = s.to_ascii_lowercase();
+            s.starts_with("onvif://www.onvif.org/type/audio_output")
+                || s.starts_with("onvif://www.onvif.org/type/audio_outputs")
+        }) || d
+            .types
+            .iter()
+            .any(|t| t.to_ascii_lowercase().contains("audiooutput")))
+}
+
+/// SSDP search options from the `[discovery]` section (same interfaces as
+/// WS-Discovery); `None` when `ssdp = false`.
+/// SSDP is multicast: `multicast = false` turns it off too.
+pub fn ssdp_options(cfg: &DiscoverySection, wsd: &DiscoverOptions) -> Option<SearchOptions> {
+    (cfg.ssdp && cfg.multicast).then(|| SearchOptions {
+        interfaces: if wsd.interfaces.is_empty() {
+            default_interfaces()
+        } else {
+            wsd.interfaces.clone()
+        },
+        group: cfg.ssdp_group,
+        timeout: cfg.wait_ms,
+        ..SearchOptions::default()
+    })
+}
+
+/// Records SSDP answers as speakers in the inbox.
+pub fn record_ssdp(
+    store: &Store,
+    found: &[Found],
+    report: &mut RoundReport,
+) -> Result<(), StoreError> {
+    for f in found {
+        let a = &f.announcement;
+        let address = a
+            .location
+            .as_deref()
+            .and_then(device_drivers::ssdp::location_ipv4)
+            .or(match f.from.ip() {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(_) => None,
+            });
+        let up = store.record_speaker_sighting(
+            &a.usn,
+            address,
+            a.location.as_deref(),
+            a.server.as_deref(),
+            "ssdp",
+        )?;
+        note_speaker(report, &up.id, up.new, &a.usn, "ssdp");
+    }
+    Ok(())
+}
+
+fn note_speaker(report: &mut RoundReport, id: &str, new: bool, key: &str, via: &str) {
+    report.speakers += 1;
+    report.ids.push(id.to_string());
+    if new {
+        report.new_speakers += 1;
+        tracing::info!(device = %id, key = %key, via = %via, "speaker discovered");
+    }
 }
 
 /// Resolves interface names (`eth0`) or addresses (`10.0.0.2`) to the local
@@ -125,6 +199,17 @@ pub fn record(
     rules: &[AutoAdoptRule],
 ) -> Result<RoundReport, StoreError> {
     let mut report = RoundReport::default();
+    for d in found.iter().filter(|d| is_audio_output(d)) {
+        let s = sighting(d);
+        let up = store.record_speaker_sighting(
+            &d.endpoint_ref,
+            s.address,
+            d.preferred_xaddr().as_deref(),
+            d.hardware().as_deref(),
+            &format!("wsd-{}", s.via),
+        )?;
+        note_speaker(&mut report, &up.id, up.new, &d.endpoint_ref, &s.via);
+    }
     for d in found.iter().filter(|d| wsd::is_nvt(&d.types)) {
         let s = sighting(d);
         let up = store.record_sighting(&s)?;
@@ -185,12 +270,87 @@ fn auto_adopt(
     Ok(false)
 }
 
-/// Runs one discovery round and records it.
+/// Runs one discovery round (WS-Discovery, plus an SSDP M-SEARCH when
+/// `ssdp` is given, both at once) and records it.
 pub async fn round(
     store: &Store,
     opts: &DiscoverOptions,
+    ssdp: Option<&SearchOptions>,
     rules: &[AutoAdoptRule],
 ) -> anyhow::Result<RoundReport> {
-    let found = wsd_io::discover(opts, &|_| {}).await?;
-    Ok(record(store, &found, rules)?)
+    let search = async {
+        match ssdp {
+            Some(o) => ssdp_io::search(o).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (found, answered) = tokio::join!(wsd_io::discover(opts, &|_| {}), search);
+    let mut report = record(store, &found?, rules)?;
+    match answered {
+        Ok(Some(a)) => record_ssdp(store, &a, &mut report)?,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "SSDP search failed; WS-Discovery results kept"),
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(epr: &str, types: &[&str], scopes: &[&str]) -> Discovered {
+        Discovered {
+            endpoint_ref: epr.into(),
+            types: types.iter().map(|s| s.to_string()).collect(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            xaddrs: vec!["http://10.21.3.40/onvif/device_service".into()],
+            metadata_version: None,
+            from: "10.21.3.40:3702".parse().expect("addr"),
+            via: Via::Multicast,
+        }
+    }
+
+    /// An ONVIF audio output device (Axis network speaker: `tds:Device`, no
+    /// NetworkVideoTransmitter, `type/audio_output` scope) lands in the inbox
+    /// as a speaker; a camera stays a camera; other devices are dropped.
+    #[test]
+    fn audio_outputs_become_speakers_and_nvts_cameras() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let all = [
+            found(
+                "urn:uuid:horn",
+                &["tds:Device"],
+                &[
+                    "onvif://www.onvif.org/type/audio_output",
+                    "onvif://www.onvif.org/hardware/C1310-E",
+                ],
+            ),
+            found("urn:uuid:cam", &["dn:NetworkVideoTransmitter"], &[]),
+            found(
+                "urn:uuid:printer",
+                &["tds:Device"],
+                &["onvif://www.onvif.org/type/printer"],
+            ),
+        ];
+        let r = record(&store, &all, &[]).expect("record");
+        assert_eq!((r.found, r.new, r.speakers, r.new_speakers), (1, 1, 1, 1));
+        let devs = store.devices(None).expect("devices");
+        let mut kinds: Vec<(&str, &str)> = devs
+            .iter()
+            .map(|d| (d.kind.as_str(), d.endpoint_ref.as_deref().unwrap_or("")))
+            .collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [("camera", "urn:uuid:cam"), ("speaker", "urn:uuid:horn")]
+        );
+        let spk = devs.iter().find(|d| d.kind == "speaker").expect("speaker");
+        assert!(spk.id.starts_with("spk-"));
+        assert_eq!(spk.model.as_deref(), Some("C1310-E"));
+        // A second round refreshes, no new row.
+        let r = record(&store, &all, &[]).expect("record");
+        assert_eq!(r.new_speakers, 0);
+        assert_eq!(store.devices(None).expect("devices").len(), 2);
+    }
 }

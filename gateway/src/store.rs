@@ -346,13 +346,23 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
 /// Our id for a camera: `cam-` and 10 hex digits of a hash of its
 /// EndpointReference (stable across address changes).
 pub fn camera_id(endpoint_ref: &str) -> String {
+    format!("cam-{:010x}", fnv40(endpoint_ref))
+}
+
+/// Our id of a discovered speaker: `spk-` plus the same hash as
+/// [`camera_id`] over its SSDP USN or WS-Discovery EndpointReference.
+pub fn speaker_id(usn_or_epr: &str) -> String {
+    format!("spk-{:010x}", fnv40(usn_or_epr))
+}
+
+fn fnv40(key: &str) -> u64 {
     // FNV-1a 64: stable across Rust versions, unlike DefaultHasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in endpoint_ref.trim().to_ascii_lowercase().bytes() {
+    for b in key.trim().to_ascii_lowercase().bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("cam-{:010x}", h & 0xff_ffff_ffff)
+    h & 0xff_ffff_ffff
 }
 
 impl Store {
@@ -512,6 +522,48 @@ impl Store {
             "INSERT INTO device (id, kind, state, endpoint_ref, name, address, xaddrs, scopes, types, via, first_seen, last_seen)
              VALUES (?1, 'camera', 'discovered', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
             params![id, s.endpoint_ref, s.name, address, xaddrs, scopes, types, s.via, now],
+        )?;
+        Ok(Upserted { id, new: true })
+    }
+
+    /// Records a loudspeaker that answered discovery (SSDP or WS-Discovery):
+    /// a `kind = 'speaker'`, `state = 'discovered'` row keyed by its USN or
+    /// EndpointReference (kept in `endpoint_ref`), its LOCATION / XAddr in
+    /// `xaddrs` and its SERVER banner as `model` until someone names it.
+    /// A known key only refreshes address, location, via and `last_seen`.
+    pub fn record_speaker_sighting(
+        &self,
+        usn_or_epr: &str,
+        address: Option<Ipv4Addr>,
+        location: Option<&str>,
+        server: Option<&str>,
+        via: &str,
+    ) -> Result<Upserted> {
+        let now = now_str();
+        let conn = self.conn();
+        let xaddrs =
+            serde_json::to_string(&location.into_iter().collect::<Vec<_>>()).unwrap_or_default();
+        let address = address.map(|a| a.to_string());
+        let existing: Option<String> = conn
+            .query_row(
+                "SELECT id FROM device WHERE endpoint_ref = ?1",
+                [usn_or_epr],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = existing {
+            conn.execute(
+                "UPDATE device SET address = COALESCE(?2, address), xaddrs = ?3, via = ?4,
+                 model = COALESCE(model, ?5), last_seen = ?6 WHERE id = ?1",
+                params![id, address, xaddrs, via, server, now],
+            )?;
+            return Ok(Upserted { id, new: false });
+        }
+        let id = speaker_id(usn_or_epr);
+        conn.execute(
+            "INSERT INTO device (id, kind, state, endpoint_ref, address, xaddrs, via, model, first_seen, last_seen)
+             VALUES (?1, 'speaker', 'discovered', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![id, usn_or_epr, address, xaddrs, via, server, now],
         )?;
         Ok(Upserted { id, new: true })
     }
@@ -1279,6 +1331,35 @@ mod tests {
         let d = s.device(&a.id).unwrap().unwrap();
         assert_eq!(d.village, None);
         assert_eq!(d.state, DeviceState::Adopted);
+    }
+
+    #[test]
+    fn speaker_sightings_are_kind_speaker_and_dedup_by_usn() {
+        let (_d, s) = store();
+        let usn = "uuid:spk-1::urn:schemas-upnp-org:device:MediaRenderer:1";
+        let a = s
+            .record_speaker_sighting(
+                usn,
+                Some([10, 21, 3, 40].into()),
+                Some("http://10.21.3.40/d.xml"),
+                Some("AXIS C1310-E"),
+                "ssdp",
+            )
+            .unwrap();
+        assert!(a.new);
+        assert!(a.id.starts_with("spk-"), "{}", a.id);
+        let b = s
+            .record_speaker_sighting(usn, Some([10, 21, 3, 41].into()), None, None, "ssdp")
+            .unwrap();
+        assert_eq!(a.id, b.id);
+        assert!(!b.new);
+        let devs = s.devices(None).unwrap();
+        assert_eq!(devs.len(), 1);
+        assert_eq!(devs[0].kind, "speaker");
+        assert_eq!(devs[0].state, DeviceState::Discovered);
+        assert_eq!(devs[0].address.as_deref(), Some("10.21.3.41"));
+        assert_eq!(devs[0].model.as_deref(), Some("AXIS C1310-E"));
+        assert_ne!(speaker_id(usn), camera_id(usn));
     }
 
     #[test]

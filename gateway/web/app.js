@@ -290,7 +290,7 @@ async function inbox(main) {
     const cb = h('input', { type: 'checkbox', value: d.id, class: 'pick', 'data-id': d.id });
     boxes.push(cb);
     const res = d.probe_error_kind ? h('span', { class: 'err' }, d.probe_error_kind) : d.inventory_at ? '✓ ' + [d.manufacturer, d.model].filter(Boolean).join(' ') : '—';
-    return h('tr', { 'data-id': d.id }, h('td', {}, canTech ? cb : ''), h('td', {}, d.id), h('td', {}, d.address || '—'), h('td', {}, d.manufacturer || d.name || '—'), h('td', {}, d.model || '—'), h('td', {}, d.mac || '—'), h('td', { class: 'small' }, res), h('td', { class: 'small' }, fmtTime(d.first_seen)));
+    return h('tr', { 'data-id': d.id }, h('td', {}, canTech ? cb : ''), h('td', {}, d.id), h('td', { class: 'kind' }, d.kind || '—'), h('td', {}, d.address || '—'), h('td', {}, d.manufacturer || d.name || '—'), h('td', {}, d.model || '—'), h('td', {}, d.mac || '—'), h('td', { class: 'small' }, res), h('td', { class: 'small' }, fmtTime(d.first_seen)));
   });
   const all = h('input', { type: 'checkbox', id: 'pick-all', onchange: () => { for (const b of boxes) b.checked = all.checked; } });
   const vsel = villageSelect('adopt-village', '', false);
@@ -312,7 +312,7 @@ async function inbox(main) {
   } }, t('ignore'));
   main.append(h('section', { class: 'panel' }, h('h2', {}, t('inbox'), ' (', r.data.length, ')'),
     canTech ? h('div', { class: 'filters' }, vsel, gspan, h('span', { class: 'small muted' }, t('credsOpt')), user, pw, adopt, ignore) : null,
-    h('table', { id: 'inbox-table' }, h('tr', {}, h('th', {}, canTech ? all : ''), [t('id'), t('address'), t('vendor'), t('model'), t('mac'), t('probeResult'), t('since')].map((x) => h('th', {}, x))), rows)));
+    h('table', { id: 'inbox-table' }, h('tr', {}, h('th', {}, canTech ? all : ''), [t('id'), t('kind'), t('address'), t('vendor'), t('model'), t('mac'), t('probeResult'), t('since')].map((x) => h('th', {}, x))), rows)));
 }
 
 function testSummary(x) {

@@ -158,3 +158,97 @@ listen = "{http}"
         "password in wal"
     );
 }
+
+/// A `tgw run` discovery round also sends an SSDP M-SEARCH: the simulated
+/// SIP and Axis horns land in the inbox as `kind = "speaker"`,
+/// `state = "discovered"`, `spk-` ids, one row each, next to the camera.
+#[test]
+fn run_round_puts_ssdp_speakers_into_the_inbox() {
+    let base = test_net(54);
+    let (wsd, group, ssdp) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let sim = SimProc::start(&[
+        "--cameras",
+        "1",
+        "--speakers",
+        "4",
+        "--speaker-kinds",
+        "sip,axis",
+        "--bind",
+        &base.to_string(),
+        "--wsd-port",
+        &wsd.to_string(),
+        "--multicast",
+        &format!("239.255.255.250:{group}"),
+        "--ssdp",
+        &format!("239.255.255.250:{ssdp}"),
+    ]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let cfg = format!(
+        r#"
+[gateway]
+site = "qingshan"
+data_dir = "{data}"
+[township]
+code = "qingshan"
+name = "青山镇"
+[[township.villages]]
+code = "dongcun"
+name = "东村"
+grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
+[discovery]
+interval_secs = 10
+interfaces = ["127.0.0.1"]
+multicast_group = "239.255.255.250:{group}"
+ssdp_group = "239.255.255.250:{ssdp}"
+wait_ms = 1000
+[http]
+listen = "{http}"
+"#,
+        data = dir.path().display()
+    );
+    let cfg_path = dir.path().join("gateway.toml");
+    std::fs::write(&cfg_path, cfg).expect("write config");
+    let token = api_token(&cfg_path);
+    let mut child = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tgw run");
+    let speakers = wait_for(Duration::from_secs(30), "4 speakers in the inbox", || {
+        let (status, body) = http_get_as(&http, "/api/v1/devices", Some(&token))?;
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let spk: Vec<serde_json::Value> = v
+            .as_array()?
+            .iter()
+            .filter(|d| d["kind"] == "speaker")
+            .cloned()
+            .collect();
+        (spk.len() >= 4).then_some(spk)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(speakers.len(), 4, "{speakers:?}");
+    let want: std::collections::BTreeSet<String> = sim
+        .devices("speaker")
+        .iter()
+        .map(|d| d["address"].as_str().expect("address").to_string())
+        .collect();
+    let got: std::collections::BTreeSet<String> = speakers
+        .iter()
+        .map(|d| d["address"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(got, want);
+    for d in &speakers {
+        assert_eq!(d["state"], "discovered", "{d}");
+        assert!(
+            d["id"].as_str().is_some_and(|i| i.starts_with("spk-")),
+            "{d}"
+        );
+    }
+}

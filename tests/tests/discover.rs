@@ -134,3 +134,56 @@ fn bad_arguments_are_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-if0"));
 }
+
+/// SIP and Axis horns of `tgw sim --ssdp` answer the SSDP M-SEARCH of
+/// `tgw discover --speakers`: every speaker is listed once, with
+/// `"kind": "speaker"`, its own address and a LOCATION on it.
+#[test]
+fn discover_speakers_lists_ssdp_answers_with_kind() {
+    let base = test_net(47);
+    let (wsd, group, ssdp) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let sim = SimProc::start(&[
+        "--cameras",
+        "1",
+        "--speakers",
+        "4",
+        "--speaker-kinds",
+        "sip,axis",
+        "--bind",
+        &base.to_string(),
+        "--wsd-port",
+        &wsd.to_string(),
+        "--multicast",
+        &format!("239.255.255.250:{group}"),
+        "--ssdp",
+        &format!("239.255.255.250:{ssdp}"),
+    ]);
+    let want: BTreeSet<String> = sim
+        .devices("speaker")
+        .iter()
+        .map(|d| d["address"].as_str().expect("address").to_string())
+        .collect();
+    assert_eq!(want.len(), 4);
+    let out = discover(&[
+        "--interface",
+        "127.0.0.1",
+        "--group",
+        &format!("239.255.255.250:{group}"),
+        "--speakers",
+        "--ssdp-group",
+        &format!("239.255.255.250:{ssdp}"),
+    ]);
+    let all = out.as_array().expect("array");
+    let speakers: Vec<_> = all.iter().filter(|d| d["kind"] == "speaker").collect();
+    let got: BTreeSet<String> = speakers
+        .iter()
+        .map(|d| d["address"].as_str().expect("address").to_string())
+        .collect();
+    assert_eq!(got, want, "{out:#}");
+    assert_eq!(speakers.len(), 4, "one entry per USN: {out:#}");
+    for s in &speakers {
+        let loc = s["location"].as_str().expect("location");
+        assert!(loc.contains(s["address"].as_str().unwrap_or("?")), "{s}");
+    }
+    assert_eq!(all.iter().filter(|d| d["kind"] == "camera").count(), 1);
+}
