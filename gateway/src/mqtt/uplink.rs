@@ -67,6 +67,9 @@ pub(crate) struct WriterHandle {
     boot: i64,
 }
 
+/// How often a failing outbox commit (e.g. a full disk) is logged.
+const COMMIT_ERROR_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens the outbox and starts its writer thread.
 pub(crate) fn start_writer(
     db: &Path,
@@ -124,6 +127,10 @@ async fn writer_loop(
     let mut pub_open = true;
     let mut acks: Vec<i64> = Vec::new();
     let mut last_alarm: Option<Instant> = None;
+    // A full disk fails every commit; log the first at once, then at most
+    // one line per interval with the number of messages refused meanwhile.
+    let mut last_commit_error: Option<Instant> = None;
+    let mut refused_since_log: u64 = 0;
     let (mut evicted_total, mut refused_total) = (0u64, 0u64);
     loop {
         let mut msgs = Vec::new();
@@ -222,7 +229,16 @@ async fn writer_loop(
                 }
                 Err(e) => {
                     metrics.commit_errors.fetch_add(n, Ordering::Relaxed);
-                    tracing::error!(error = %e, messages = n, "mqtt outbox commit failed; messages not accepted");
+                    refused_since_log += n;
+                    if last_commit_error.is_none_or(|t| t.elapsed() >= COMMIT_ERROR_LOG_EVERY) {
+                        tracing::error!(
+                            error = %e,
+                            messages = refused_since_log,
+                            "mqtt outbox commit failed; messages not accepted"
+                        );
+                        last_commit_error = Some(Instant::now());
+                        refused_since_log = 0;
+                    }
                 }
             }
         }
