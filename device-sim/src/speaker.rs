@@ -82,29 +82,8 @@ pub fn parse_rtp(b: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
     })
 }
 
-/// Decodes one G.711 µ-law byte to 16-bit linear PCM.
-pub fn ulaw_to_linear(u: u8) -> i16 {
-    let u = !u;
-    let exponent = (u >> 4) & 0x07;
-    let mantissa = i32::from(u & 0x0f);
-    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    let s = if u & 0x80 != 0 { -magnitude } else { magnitude };
-    s as i16
-}
-
-/// Decodes one G.711 A-law byte to 16-bit linear PCM.
-pub fn alaw_to_linear(a: u8) -> i16 {
-    let a = a ^ 0x55;
-    let exponent = (a >> 4) & 0x07;
-    let mantissa = i32::from(a & 0x0f);
-    let magnitude = if exponent == 0 {
-        (mantissa << 4) + 8
-    } else {
-        ((mantissa << 4) + 0x108) << (exponent - 1)
-    };
-    let s = if a & 0x80 != 0 { magnitude } else { -magnitude };
-    s as i16
-}
+// G.711 decoding is the drivers' (one implementation for sender and horn).
+pub use device_drivers::g711::{alaw_to_linear, ulaw_to_linear};
 
 /// Goertzel power of `freq` in `samples`, normalised so that a pure
 /// full-period sine at `freq` gives about 1.0 relative to the block's energy

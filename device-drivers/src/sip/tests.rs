@@ -1,3 +1,6 @@
+//! Unit tests of the pure SIP core; compiled only under `#[cfg(test)]` from
+//! `sip.rs`.
+
 use super::*;
 
 fn cfg(creds: Option<(&str, &str)>) -> CallConfig {
