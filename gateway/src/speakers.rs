@@ -333,7 +333,7 @@ impl Speakers {
         let now = fmt_time(time::OffsetDateTime::now_utc());
         let mut report = ImportReport::default();
         self.store.with_conn(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut zones = BTreeMap::new();
             for s in list {
                 let group = check_address(s.kind, &s.address).map_err(crate::store::StoreError::Invalid)?;

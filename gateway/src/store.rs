@@ -431,7 +431,7 @@ impl Store {
     /// keep existing, unassigned.
     pub fn sync_township(&self, t: &TownshipSection) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO township (id, code, name) VALUES (1, ?1, ?2)
              ON CONFLICT(id) DO UPDATE SET code = excluded.code, name = excluded.name",
@@ -594,7 +594,7 @@ impl Store {
     ) -> Result<String> {
         let now = now_str();
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut target = id.to_string();
         if let Some(mac) = &summary.mac {
             let other: Option<(String, Option<String>)> = tx
@@ -1114,7 +1114,7 @@ pub fn apply_migrations(conn: &mut Connection, component: &str, migrations: &[&s
         });
     }
     for (i, sql) in migrations.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_version (component, version) VALUES (?1, ?2)

@@ -254,7 +254,9 @@ impl Outbox {
     pub fn accept(&mut self, msgs: &[NewMessage], acked: &[i64]) -> Result<AcceptOutcome> {
         let mut out = AcceptOutcome::default();
         let (mut bytes, mut rows, mut unsent) = (self.bytes, self.rows, self.unsent);
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1 RETURNING bytes")?;
             for id in acked {
@@ -342,7 +344,9 @@ impl Outbox {
         if limit == 0 || self.unsent == 0 {
             return Ok(Vec::new());
         }
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut rows = Vec::with_capacity(limit);
         {
             let mut next: i64 = tx.query_row(
