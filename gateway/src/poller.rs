@@ -439,13 +439,11 @@ impl Poller {
         due: &mut Due,
         auth_backoff: &mut AuthBackoff,
         shutdown: &CancellationToken,
-    ) -> Vec<Transition> {
+    ) {
         let (describe_due, sample_due) = (due.describe, due.sample);
-        let mut out = Vec::new();
-        let mut observe = |h: &mut Health, o: Observation| {
-            if let Some(tr) = h.observe(o, OffsetDateTime::now_utc(), &self.th) {
-                out.push(tr);
-            }
+        // Transitions are computed once per cycle by `cycle`.
+        let observe = |h: &mut Health, o: Observation| {
+            let _ = h.observe(o, OffsetDateTime::now_utc(), &self.th);
         };
         let client =
             match OnvifClient::with_http(self.http.clone(), &t.xaddr, t.creds.clone(), self.opts) {
@@ -458,17 +456,17 @@ impl Poller {
                             detail: e.to_string(),
                         }),
                     );
-                    return out;
+                    return;
                 }
             };
         // Cheap check.
         let check = {
             let Ok(_permit) = self.checks.acquire().await else {
-                return out;
+                return;
             };
             let started = Instant::now();
             let r = tokio::select! {
-                _ = shutdown.cancelled() => return out,
+                _ = shutdown.cancelled() => return,
                 r = client.measure_clock() => r,
             };
             self.metrics
@@ -508,13 +506,13 @@ impl Poller {
             }
         };
         if !reachable {
-            return out;
+            return;
         }
         if describe_due {
             // Authenticated call, unless backing off after rejected logins.
             if t.creds.is_some() && auth_backoff.allowed(Instant::now()).is_ok() {
                 let r = tokio::select! {
-                    _ = shutdown.cancelled() => return out,
+                    _ = shutdown.cancelled() => return,
                     r = client.device_information() => r,
                 };
                 match r {
@@ -536,7 +534,7 @@ impl Poller {
                     ..RtspOptions::default()
                 };
                 let r = tokio::select! {
-                    _ = shutdown.cancelled() => return out,
+                    _ = shutdown.cancelled() => return,
                     r = rtsp_probe::describe(uri, t.creds.as_ref(), &opts) => r,
                 };
                 match r {
@@ -559,7 +557,7 @@ impl Poller {
             let snap_ok = match &t.snapshot_uri {
                 Some(uri) => {
                     let r = tokio::select! {
-                        _ = shutdown.cancelled() => return out,
+                        _ = shutdown.cancelled() => return,
                         r = device_drivers::onvif_client::fetch_snapshot(&self.http, uri, t.creds.as_ref(), self.cfg.call_timeout_ms) => r,
                     };
                     if let Err(e) = &r {
@@ -577,7 +575,7 @@ impl Poller {
             // the next cycle.
             let Ok(_permit) = self.samples.try_acquire() else {
                 due.sample_deferred = true;
-                return out;
+                return;
             };
             let opts = RtspOptions {
                 timeout: self.cfg.call_timeout_ms.max(Duration::from_secs(1)),
@@ -585,7 +583,7 @@ impl Poller {
                 ..RtspOptions::default()
             };
             let r = tokio::select! {
-                _ = shutdown.cancelled() => return out,
+                _ = shutdown.cancelled() => return,
                 r = rtsp_probe::sample(uri, t.creds.as_ref(), &opts) => r,
             };
             match r {
@@ -629,6 +627,5 @@ impl Poller {
                 }
             }
         }
-        out
     }
 }
