@@ -342,50 +342,8 @@ impl RtpStats {
     }
 }
 
-/// Reference µ-law encoder (ITU-T G.711 / Sun g711.c), test-only.
 #[cfg(test)]
-pub(crate) fn linear_to_ulaw(pcm: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    let mut v = i32::from(pcm);
-    let sign = if v < 0 {
-        v = -v;
-        0x80
-    } else {
-        0
-    };
-    v = (v + BIAS).min(0x7fff);
-    let mut exp = 7;
-    let mut mask = 0x4000;
-    while exp > 0 && v & mask == 0 {
-        exp -= 1;
-        mask >>= 1;
-    }
-    let mant = (v >> (exp + 3)) & 0x0f;
-    !(sign | (exp << 4) | mant) as u8
-}
-
-/// Reference A-law encoder, test-only.
-#[cfg(test)]
-pub(crate) fn linear_to_alaw(pcm: i16) -> u8 {
-    let mut v = i32::from(pcm);
-    let sign = if v >= 0 {
-        0x80
-    } else {
-        v = -v - 1;
-        0
-    };
-    let v = v.min(0x7fff);
-    let (exp, mant) = if v < 256 {
-        (0, v >> 4)
-    } else {
-        let mut exp = 7;
-        while v < (256 << (exp - 1)) {
-            exp -= 1;
-        }
-        (exp, (v >> (exp + 3)) & 0x0f)
-    };
-    ((sign | (exp << 4) | mant) ^ 0x55) as u8
-}
+pub(crate) use device_drivers::g711::{linear_to_alaw, linear_to_ulaw};
 
 #[cfg(test)]
 mod tests {
