@@ -1,7 +1,7 @@
 //! The pure core of the 4G / cloud horn driver: a tiny WAV writer and
 //! reader (8 kHz mono 16-bit PCM), the MQTT topics and JSON messages
-//! (`play` / `ping` commands, `downloading|playing|done|error|pong` status
-//! reports) and the short-lived audio token table with an injected clock.
+//! (`play` / `ping` / `stop` commands, `downloading|playing|done|error|
+//! stopped|pong` status reports) and the short-lived audio token table with an injected clock.
 //! The IO (HTTP server, MQTT client) is `speaker::CloudSpeaker`.
 
 use std::collections::HashMap;
@@ -123,6 +123,12 @@ pub enum Command {
         #[serde(default)]
         id: String,
     },
+    /// Stop the `play` command `id` at once (its broadcast was cancelled);
+    /// the horn answers with a `stopped` status carrying the same id.
+    Stop {
+        /// The id of the `play` command to stop.
+        id: String,
+    },
 }
 
 impl Command {
@@ -143,7 +149,7 @@ pub struct Status {
     /// The command it answers.
     #[serde(default)]
     pub id: String,
-    /// `downloading`, `playing`, `done`, `error` or `pong`.
+    /// `downloading`, `playing`, `done`, `error`, `stopped` or `pong`.
     pub state: String,
     /// When (RFC 3339); for `playing`, the horn's actual start.
     #[serde(default)]
@@ -260,7 +266,8 @@ mod tests {
         assert!(parse_wav(&w[..40]).is_err());
     }
 
-    /// The play command carries every field the horn needs.
+    /// The play command carries every field the horn needs; `stop` names
+    /// the play it stops.
     #[test]
     fn play_command_json() {
         let c = Command::Play {
@@ -281,6 +288,13 @@ mod tests {
             Command::Ping { id: String::new() }
         );
         assert!(Command::parse(br#"{"cmd":"explode"}"#).is_err());
+        let stop = Command::Stop { id: "abc".into() };
+        assert_eq!(stop.to_json(), r#"{"cmd":"stop","id":"abc"}"#);
+        assert_eq!(Command::parse(stop.to_json().as_bytes()).unwrap(), stop);
+        assert!(
+            Command::parse(br#"{"cmd":"stop"}"#).is_err(),
+            "stop names the play"
+        );
     }
 
     /// Status reports parse; `at` is the horn's actual start.

@@ -40,6 +40,12 @@ pub const NVT_TYPE: &str = "dn:NetworkVideoTransmitter";
 /// The ONVIF device type; the `tds` prefix is declared by our builders.
 pub const DEVICE_TYPE: &str = "tds:Device";
 
+/// The ONVIF scope of a device with an audio output (network speakers such
+/// as Axis C1310-E). The gateway's second, audio-only Probe asks for
+/// [`DEVICE_TYPE`] with this scope, so cameras (which advertise
+/// `type/video_encoder`) stay silent; see `docs/speakers.md`.
+pub const AUDIO_OUTPUT_SCOPE: &str = "onvif://www.onvif.org/type/audio_output";
+
 /// `To` of a multicast Probe, Hello and Bye.
 pub const TO_DISCOVERY: &str = "urn:schemas-xmlsoap-org:ws:2005:04:discovery";
 /// The anonymous WS-Addressing endpoint (`To` of a ProbeMatches).
@@ -190,6 +196,14 @@ fn header(out: &mut String, message_id: &str, relates_to: Option<&str>, to: &str
 /// (matches anything); any other text is sent as given (prefixes `dn` and
 /// `tds` are declared). `message_id` is a `urn:uuid:...`.
 pub fn build_probe(message_id: &str, types: Option<&str>) -> String {
+    build_probe_scoped(message_id, types, None)
+}
+
+/// [`build_probe`] plus `<d:Scopes>` (space-separated scope URIs, matched
+/// by the device with the default RFC 3986 prefix rule) when `scopes` is
+/// given and not empty. The audio-output Probe is
+/// `build_probe_scoped(id, Some(DEVICE_TYPE), Some(AUDIO_OUTPUT_SCOPE))`.
+pub fn build_probe_scoped(message_id: &str, types: Option<&str>, scopes: Option<&str>) -> String {
     let mut out = String::with_capacity(900);
     out.push_str(ENVELOPE_OPEN);
     let _ = write!(
@@ -202,6 +216,9 @@ pub fn build_probe(message_id: &str, types: Option<&str>) -> String {
     let types = types.unwrap_or(NVT_TYPE).trim();
     if !types.is_empty() {
         let _ = write!(out, "<d:Types>{}</d:Types>", xml::escape(types));
+    }
+    if let Some(sc) = scopes.map(str::trim).filter(|s| !s.is_empty()) {
+        let _ = write!(out, "<d:Scopes>{}</d:Scopes>", xml::escape(sc));
     }
     out.push_str("</d:Probe></s:Body></s:Envelope>");
     out
@@ -555,6 +572,23 @@ mod tests {
         let both = build_probe("urn:uuid:x", Some("dn:NetworkVideoTransmitter tds:Device"));
         assert!(matches!(parse(both.as_bytes()).unwrap(),
             WsdMessage::Probe { types, .. } if types.len() == 2));
+    }
+
+    /// The audio-output Probe: `tds:Device` with the `type/audio_output`
+    /// scope, still compact; the camera Probe carries no Scopes.
+    #[test]
+    fn audio_probe_carries_the_scope() {
+        let p = build_probe_scoped("urn:uuid:a", Some(DEVICE_TYPE), Some(AUDIO_OUTPUT_SCOPE));
+        assert!(!p.contains("> <") && !p.contains(">\n"));
+        match parse(p.as_bytes()).unwrap() {
+            WsdMessage::Probe { types, scopes, .. } => {
+                assert_eq!(types, vec![DEVICE_TYPE]);
+                assert_eq!(scopes.as_deref(), Some(AUDIO_OUTPUT_SCOPE));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!build_probe("urn:uuid:a", None).contains("Scopes"));
+        assert!(!build_probe_scoped("urn:uuid:a", None, Some(" ")).contains("Scopes"));
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct DiscoverOptions {
     /// Types to probe for; see [`wsd::build_probe`]. Default: `None`
     /// (`dn:NetworkVideoTransmitter`).
     pub types: Option<String>,
+    /// Scopes the Probe asks for (space-separated URIs); see
+    /// [`wsd::build_probe_scoped`]. Default: `None` (no `<d:Scopes>`).
+    pub scopes: Option<String>,
 }
 
 impl Default for DiscoverOptions {
@@ -82,6 +85,7 @@ impl Default for DiscoverOptions {
             sweep_rate_per_sec: 20_000,
             timeout: Duration::from_secs(2),
             types: None,
+            scopes: None,
         }
     }
 }
@@ -333,13 +337,14 @@ pub async fn discover_report(
         })
     };
     let types = opts.types.as_deref();
+    let scopes = opts.scopes.as_deref();
     let send_multicast = async {
         for r in 0..repeats {
             if r > 0 {
                 tokio::time::sleep(opts.probe_interval).await;
             }
             for (iface, sock, id) in &multicast_socks {
-                let probe = wsd::build_probe(id, types);
+                let probe = wsd::build_probe_scoped(id, types, scopes);
                 match sock
                     .send_to(probe.as_bytes(), SocketAddr::V4(opts.multicast_group))
                     .await
@@ -357,7 +362,7 @@ pub async fn discover_report(
     };
     let send_unicast = async {
         if let Some((sock, id)) = &unicast {
-            let probe = wsd::build_probe(id, types);
+            let probe = wsd::build_probe_scoped(id, types, scopes);
             sweep(
                 sock,
                 probe.as_bytes(),

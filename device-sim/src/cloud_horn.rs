@@ -2,11 +2,14 @@
 //! `play`, downloads the WAV URL (plain HTTP GET, loopback only), waits until
 //! T0, "plays" it into the Goertzel tone detector and reports
 //! `downloading` → `playing` (at = its actual start) → `done` on
-//! `horn/{id}/status`; `ping` is answered with `pong`. Faults: `offline`
-//! and `hang` never answer; `refuse:CODE` reports a download error.
+//! `horn/{id}/status`; `ping` is answered with `pong`; `stop` (naming a
+//! play) ends that play at once, before or during playback, reported as
+//! `stopped` (the audio heard so far stays in the report). Faults:
+//! `offline` and `hang` never answer; `refuse:CODE` reports a download error.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use device_drivers::cloud::{self, Command, Status};
@@ -21,6 +24,9 @@ use crate::server::{SpeakerNode, lock};
 /// Largest WAV a simulated cloud horn downloads.
 const MAX_DOWNLOAD: usize = 16 << 20;
 
+/// Plays in progress, by command id: cancelling one stops it.
+type Plays = Arc<Mutex<HashMap<String, CancellationToken>>>;
+
 /// Runs one cloud horn connected to `broker` until `shutdown`.
 pub(crate) async fn run_cloud(
     node: Arc<SpeakerNode>,
@@ -29,6 +35,7 @@ pub(crate) async fn run_cloud(
 ) {
     let mut fault_rx = node.fault.subscribe();
     let cmd_topic = cloud::cmd_topic(&node.id);
+    let plays: Plays = Arc::default();
     'outer: loop {
         if matches!(*fault_rx.borrow_and_update(), Some(Fault::Offline)) {
             tokio::select! {
@@ -67,10 +74,22 @@ pub(crate) async fn run_cloud(
                         let t = shutdown.child_token();
                         match Command::parse(&p.payload) {
                             Ok(cmd) => {
+                                let stop = CancellationToken::new();
+                                if let Command::Play { id, .. } = &cmd {
+                                    lock(&plays).insert(id.clone(), stop.clone());
+                                }
+                                let plays = plays.clone();
                                 tokio::spawn(async move {
+                                    let id = match &cmd {
+                                        Command::Play { id, .. } => Some(id.clone()),
+                                        _ => None,
+                                    };
                                     tokio::select! {
                                         _ = t.cancelled() => {}
-                                        _ = on_command(n, c, cmd, fault) => {}
+                                        _ = on_command(n, c, cmd, fault, stop, &plays) => {}
+                                    }
+                                    if let Some(id) = id {
+                                        lock(&plays).remove(&id);
                                     }
                                 });
                             }
@@ -115,57 +134,95 @@ async fn report(
         .await;
 }
 
+/// Handles one command. A play runs until done, or until `stop` fires (a
+/// `stop` command naming it; the play task itself reports `stopped`).
 async fn on_command(
     node: Arc<SpeakerNode>,
     client: AsyncClient,
     cmd: Command,
     fault: Option<Fault>,
+    stop: CancellationToken,
+    plays: &Plays,
 ) {
     if matches!(fault, Some(Fault::Offline | Fault::Hang)) {
         return;
     }
     match cmd {
         Command::Ping { id } => report(&node, &client, &id, "pong", None).await,
+        Command::Stop { id } => {
+            lock(&node.stats).event("stop");
+            let running = lock(plays).get(&id).cloned();
+            match running {
+                Some(t) => t.cancel(),
+                None => {
+                    let d = Some("nothing playing under this id".to_string());
+                    report(&node, &client, &id, "stopped", d).await;
+                }
+            }
+        }
         Command::Play { id, url, t0, .. } => {
-            lock(&node.stats).event("play");
-            report(&node, &client, &id, "downloading", None).await;
-            if let Some(Fault::Refuse(code)) = fault {
-                let d = format!("download failed: HTTP {code} (fault)");
-                report(&node, &client, &id, "error", Some(d)).await;
-                return;
+            tokio::select! {
+                _ = play(&node, &client, &id, &url, &t0, fault.as_ref()) => {}
+                _ = stop.cancelled() => report(&node, &client, &id, "stopped", None).await,
             }
-            let pcm = match download(&url)
-                .await
-                .and_then(|b| cloud::parse_wav(&b).map_err(|e| format!("{url}: {e}")))
-            {
-                Ok((8000, pcm)) => pcm,
-                Ok((rate, _)) => {
-                    let d = format!("{url}: {rate} Hz, expected 8000");
-                    report(&node, &client, &id, "error", Some(d)).await;
-                    return;
-                }
-                Err(e) => {
-                    report(&node, &client, &id, "error", Some(e)).await;
-                    return;
-                }
-            };
-            let Some(t0) = cloud::parse_rfc3339(&t0) else {
-                let d = format!("bad t0 {t0:?}");
-                report(&node, &client, &id, "error", Some(d)).await;
-                return;
-            };
-            let wait = t0 - node.clock.now_utc();
-            if wait.is_positive() {
-                tokio::time::sleep(wait.unsigned_abs()).await;
-            }
-            let at = node.clock.now_utc();
-            report(&node, &client, &id, "playing", None).await;
-            lock(&node.stats).on_pcm(&pcm, at);
-            lock(&node.stats).report_mut().http_streams += 1;
-            tokio::time::sleep(Duration::from_millis(pcm.len() as u64 / 8)).await;
-            report(&node, &client, &id, "done", None).await;
         }
     }
+}
+
+/// Downloads and plays one WAV: reports `downloading`, waits for T0,
+/// reports `playing` and feeds the audio to the detector in real time
+/// (200 ms chunks), then reports `done`. Dropped when the play is stopped.
+async fn play(
+    node: &SpeakerNode,
+    client: &AsyncClient,
+    id: &str,
+    url: &str,
+    t0: &str,
+    fault: Option<&Fault>,
+) {
+    lock(&node.stats).event("play");
+    report(node, client, id, "downloading", None).await;
+    if let Some(Fault::Refuse(code)) = fault {
+        let d = format!("download failed: HTTP {code} (fault)");
+        report(node, client, id, "error", Some(d)).await;
+        return;
+    }
+    let pcm = match download(url)
+        .await
+        .and_then(|b| cloud::parse_wav(&b).map_err(|e| format!("{url}: {e}")))
+    {
+        Ok((8000, pcm)) => pcm,
+        Ok((rate, _)) => {
+            let d = format!("{url}: {rate} Hz, expected 8000");
+            report(node, client, id, "error", Some(d)).await;
+            return;
+        }
+        Err(e) => {
+            report(node, client, id, "error", Some(e)).await;
+            return;
+        }
+    };
+    let Some(t0) = cloud::parse_rfc3339(t0) else {
+        let d = format!("bad t0 {t0:?}");
+        report(node, client, id, "error", Some(d)).await;
+        return;
+    };
+    let wait = t0 - node.clock.now_utc();
+    if wait.is_positive() {
+        tokio::time::sleep(wait.unsigned_abs()).await;
+    }
+    report(node, client, id, "playing", None).await;
+    lock(&node.stats).report_mut().http_streams += 1;
+    const CHUNK: usize = 1600; // 200 ms at 8 kHz
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    for chunk in pcm.chunks(CHUNK) {
+        tick.tick().await;
+        let at = node.clock.now_utc();
+        lock(&node.stats).on_pcm(chunk, at);
+    }
+    // The last chunk plays out too.
+    tick.tick().await;
+    report(node, client, id, "done", None).await;
 }
 
 /// `http://IP:PORT/PATH` → the body of a 200 answer. Loopback only.

@@ -111,6 +111,14 @@ pub struct SimConfig {
     /// free port, `tgw sim --ssdp 239.255.255.250:1900` the real group. No
     /// responder is bound when no speaker answers SSDP.
     pub ssdp: Option<SocketAddrV4>,
+    /// mDNS group:port the SIP horns (`_sip._udp`) and unicast RTP horns
+    /// (`_rtp-horn._udp`) answer DNS-SD queries on (one shared responder
+    /// joined on 127.0.0.1; answers are legacy unicast, sent from each
+    /// horn's own address). `None` = no mDNS. Default `None`; tests use a
+    /// free port on 224.0.0.251, `tgw sim --mdns 224.0.0.251:5353` the real
+    /// one. (Axis horns answer the WS-Discovery audio-output Probe instead,
+    /// whenever `multicast` is set.)
+    pub mdns: Option<SocketAddrV4>,
     /// Multicast group of the RTP zone the `RtpMulticast` speakers join (on
     /// 127.0.0.1, an ephemeral port shared by the zone). Default 239.255.42.1.
     pub speaker_group: Ipv4Addr,
@@ -162,6 +170,7 @@ impl Default for SimConfig {
             probe_max_delay: None,
             speaker_kinds: vec![SpeakerKind::Rtp],
             ssdp: None,
+            mdns: None,
             speaker_group: Ipv4Addr::new(239, 255, 42, 1),
             cloud_broker: None,
             speaker_auth: true,
@@ -194,9 +203,9 @@ pub struct DeviceEntry {
     pub flavour: String,
     /// IPv4 address.
     pub address: String,
-    /// Device-service XAddr (cameras).
+    /// Device-service XAddr (cameras; Axis horns, which answer WS-Discovery).
     pub xaddr: Option<String>,
-    /// `urn:uuid:` EndpointReference (cameras).
+    /// `urn:uuid:` EndpointReference (cameras; Axis horns).
     pub endpoint_ref: Option<String>,
     /// MAC address (cameras).
     pub mac: Option<String>,
@@ -370,6 +379,69 @@ fn ssdp_announcement(
     })
 }
 
+/// What a speaker of `kind` answers to an mDNS query: SIP horns advertise
+/// `_sip._udp` (TXT `user=horn`) on their SIP port, unicast RTP horns
+/// `_rtp-horn._udp` (TXT `codec=pcmu`) on their RTP port; the others stay
+/// silent.
+fn mdns_advert(
+    kind: SpeakerKind,
+    id: &str,
+    ip: Ipv4Addr,
+    addr: SocketAddr,
+) -> Option<device_drivers::mdns::Advert> {
+    use device_drivers::mdns::{Advert, RTP_HORN_SERVICE, SIP_SERVICE};
+    let (service, label, txt) = match kind {
+        SpeakerKind::Sip => (
+            SIP_SERVICE,
+            format!("SPON IP Horn {id}"),
+            vec![format!("user={}", horns::SIP_USER), "txtvers=1".into()],
+        ),
+        SpeakerKind::Rtp => (
+            RTP_HORN_SERVICE,
+            format!("RTP Horn {id}"),
+            vec!["codec=pcmu".into(), "txtvers=1".into()],
+        ),
+        _ => return None,
+    };
+    Some(Advert {
+        service: service.into(),
+        label,
+        host: format!("{id}.local"),
+        addr: ip,
+        port: addr.port(),
+        txt,
+    })
+}
+
+/// What an Axis network speaker says to a WS-Discovery Probe: an ONVIF
+/// `tds:Device` (no `NetworkVideoTransmitter`) with the `type/audio_output`
+/// scope and its device service on its HTTP port (as on a real C1310-E,
+/// where VAPIX and ONVIF share port 80).
+fn horn_probe_match(
+    seed: u64,
+    j: usize,
+    ip: Ipv4Addr,
+    addr: SocketAddr,
+    village: &str,
+    grid: &str,
+) -> device_drivers::wsd::ProbeMatch {
+    use device_drivers::wsd::{AUDIO_OUTPUT_SCOPE, DEVICE_TYPE, ProbeMatch};
+    ProbeMatch {
+        endpoint_ref: format!("urn:uuid:{:08x}-4158-4953-8000-{:012x}", seed as u32, j + 1),
+        types: vec![DEVICE_TYPE.into()],
+        scopes: vec![
+            AUDIO_OUTPUT_SCOPE.into(),
+            "onvif://www.onvif.org/Profile/T".into(),
+            "onvif://www.onvif.org/name/AXIS%20C1310-E".into(),
+            "onvif://www.onvif.org/hardware/C1310-E".into(),
+            format!("onvif://www.onvif.org/location/village/{village}"),
+            format!("onvif://www.onvif.org/location/grid/{grid}"),
+        ],
+        xaddrs: vec![format!("http://{ip}:{}/onvif/device_service", addr.port())],
+        metadata_version: Some(1),
+    }
+}
+
 /// Starts the simulation: binds every socket (errors name the address), then
 /// spawns one task per device on the current tokio runtime.
 pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
@@ -453,6 +525,8 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
 
     let mut zone_port: Option<u16> = None;
     let mut ssdp_answers = Vec::new();
+    let mut mdns_answers = Vec::new();
+    let mut wsd_horns = Vec::new();
     for j in 0..cfg.speakers {
         let kind = cfg
             .speaker_kinds
@@ -564,6 +638,8 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
                 )
             }
         };
+        let horn_pm = (kind == SpeakerKind::Axis)
+            .then(|| horn_probe_match(cfg.seed, j, ip, node.addr, &village, &grid));
         devices.push(DeviceEntry {
             id: id.clone(),
             kind: "speaker".into(),
@@ -573,8 +649,8 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
                 kind.name().into()
             },
             address: ip.to_string(),
-            xaddr: None,
-            endpoint_ref: None,
+            xaddr: horn_pm.as_ref().and_then(|p| p.xaddrs.first().cloned()),
+            endpoint_ref: horn_pm.as_ref().map(|p| p.endpoint_ref.clone()),
             mac: None,
             username: password.as_ref().map(|_| {
                 if kind == SpeakerKind::Sip {
@@ -598,6 +674,20 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
                 ip,
                 node: node.clone(),
                 announcement,
+            });
+        }
+        if let Some(advert) = mdns_advert(kind, &id, ip, node.addr) {
+            mdns_answers.push(server::MdnsAnswer {
+                ip,
+                node: node.clone(),
+                advert,
+            });
+        }
+        if let Some(probe_match) = horn_pm {
+            wsd_horns.push(server::WsdHorn {
+                ip,
+                node: node.clone(),
+                probe_match,
             });
         }
         nodes.insert(id, Node::Speaker(node.clone()));
@@ -630,6 +720,7 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
         tasks.push(tokio::spawn(server::run_multicast(
             sock,
             Arc::new(cameras),
+            Arc::new(wsd_horns),
             max_delay,
             shutdown.child_token(),
         )));
@@ -648,6 +739,23 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
         tasks.push(tokio::spawn(server::run_ssdp(
             sock,
             Arc::new(ssdp_answers),
+            shutdown.child_token(),
+        )));
+    }
+
+    if let Some(group) = cfg.mdns.filter(|_| !mdns_answers.is_empty()) {
+        let sock = match server::bind_multicast(group)
+            .with_context(|| format!("binding the mDNS responder on {group} (joined on 127.0.0.1)"))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                shutdown.cancel();
+                return Err(e);
+            }
+        };
+        tasks.push(tokio::spawn(server::run_mdns(
+            sock,
+            Arc::new(mdns_answers),
             shutdown.child_token(),
         )));
     }

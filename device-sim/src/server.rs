@@ -213,6 +213,123 @@ pub(crate) fn probe_matches(flavour: Flavour, types: &[String]) -> bool {
     })
 }
 
+/// WS-Discovery scope matching (the default RFC 3986 rule, simplified):
+/// every requested scope equals an advertised one or is a prefix of it
+/// ending at a `/`, case-insensitively. No `Scopes` matches everything.
+pub(crate) fn scopes_match(requested: Option<&str>, advertised: &[String]) -> bool {
+    requested.is_none_or(|r| {
+        r.split_whitespace().all(|want| {
+            let want = want.trim_end_matches('/').to_ascii_lowercase();
+            advertised.iter().any(|a| {
+                let a = a.to_ascii_lowercase();
+                a == want
+                    || a.strip_prefix(&want)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+        })
+    })
+}
+
+/// A horn that answers WS-Discovery Probes on the multicast responder
+/// (the Axis flavour: an ONVIF device with an audio output, no video).
+pub(crate) struct WsdHorn {
+    /// The horn's address; answers are sent from a socket bound on it.
+    pub ip: Ipv4Addr,
+    pub node: Arc<SpeakerNode>,
+    pub probe_match: ProbeMatch,
+}
+
+/// The ProbeMatches a horn sends for a Probe, or `None`: it advertises
+/// only `tds:Device`, so a Probe for `NetworkVideoTransmitter` (what the
+/// gateway's camera discovery sends) never reaches it.
+pub(crate) fn answer_horn_probe(pm: &ProbeMatch, msg: &WsdMessage) -> Option<String> {
+    let WsdMessage::Probe {
+        message_id,
+        types,
+        scopes,
+    } = msg
+    else {
+        return None;
+    };
+    let types_ok = types.iter().all(|t| {
+        let local = t.rsplit(':').next().unwrap_or(t);
+        local == "Device"
+    });
+    if !types_ok || !scopes_match(scopes.as_deref(), &pm.scopes) {
+        return None;
+    }
+    let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+    Some(wsd::build_probe_matches(
+        message_id,
+        &id,
+        std::slice::from_ref(pm),
+    ))
+}
+
+/// One mDNS advert of a horn, answered from the horn's own address.
+pub(crate) struct MdnsAnswer {
+    pub ip: Ipv4Addr,
+    pub node: Arc<SpeakerNode>,
+    pub advert: device_drivers::mdns::Advert,
+}
+
+/// The shared mDNS responder: answers each query on the group with one
+/// unicast response per online horn whose service type is asked for (PTR
+/// in the answer, SRV/TXT/A as additional records), echoing the query id
+/// and questions as a legacy unicast answer (RFC 6762 §6.7), sent from the
+/// horn's own address.
+pub(crate) async fn run_mdns(
+    sock: UdpSocket,
+    answers: Arc<Vec<MdnsAnswer>>,
+    shutdown: CancellationToken,
+) {
+    use device_drivers::mdns;
+    let mut buf = vec![0u8; mdns::MAX_PACKET + 1];
+    loop {
+        let (n, from) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "mDNS responder receive failed");
+                    continue;
+                }
+            },
+        };
+        let Ok(q) = mdns::parse(&buf[..n]) else {
+            continue;
+        };
+        if q.is_response {
+            continue;
+        }
+        for a in answers.iter() {
+            let asked: Vec<mdns::Question> = q
+                .questions
+                .iter()
+                .filter(|x| a.advert.answers(x))
+                .cloned()
+                .collect();
+            if asked.is_empty() || is_offline(&a.node.fault.borrow()) {
+                continue;
+            }
+            // Legacy unicast answers carry a TTL of at most 10 s.
+            let (ans, add) = a.advert.records(10);
+            let Ok(reply) = mdns::build_response(q.id, &asked, &ans, &add) else {
+                continue;
+            };
+            lock(&a.node.stats).event("mdns");
+            match UdpSocket::bind(SocketAddr::from((a.ip, 0))).await {
+                Ok(tx) => {
+                    if let Err(e) = tx.send_to(&reply, from).await {
+                        tracing::debug!(speaker = %a.node.id, %from, error = %e, "mDNS answer not sent");
+                    }
+                }
+                Err(e) => tracing::debug!(speaker = %a.node.id, error = %e, "mDNS answer socket"),
+            }
+        }
+    }
+}
+
 /// Whether raw XML has whitespace between two tags (`>  <`).
 pub(crate) fn has_inter_tag_whitespace(bytes: &[u8]) -> bool {
     let mut after_gt = false;
@@ -240,7 +357,9 @@ pub(crate) fn answer_probe(
     unicast_raw: Option<&[u8]>,
 ) -> Option<String> {
     let WsdMessage::Probe {
-        message_id, types, ..
+        message_id,
+        types,
+        scopes,
     } = msg
     else {
         return None;
@@ -251,7 +370,7 @@ pub(crate) fn answer_probe(
     {
         return None;
     }
-    if !probe_matches(cam.flavour, types) {
+    if !probe_matches(cam.flavour, types) || !scopes_match(scopes.as_deref(), &pm.scopes) {
         return None;
     }
     let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
@@ -500,6 +619,7 @@ async fn serve_snapshot(
 pub(crate) async fn run_multicast(
     sock: UdpSocket,
     cameras: Arc<Vec<Arc<CameraNode>>>,
+    horns: Arc<Vec<WsdHorn>>,
     max_delay: Duration,
     shutdown: CancellationToken,
 ) {
@@ -536,6 +656,19 @@ pub(crate) async fn run_multicast(
                             _ = tokio::time::sleep(delay) => {
                                 let _ = udp.send_to(reply.as_bytes(), from).await;
                             }
+                        }
+                    });
+                }
+                for h in horns.iter() {
+                    if is_offline(&h.node.fault.borrow()) {
+                        continue;
+                    }
+                    let Some(reply) = answer_horn_probe(&h.probe_match, &msg) else { continue };
+                    lock(&h.node.stats).event("wsd-probe");
+                    let ip = h.ip;
+                    sends.spawn(async move {
+                        if let Ok(tx) = UdpSocket::bind(SocketAddr::from((ip, 0))).await {
+                            let _ = tx.send_to(reply.as_bytes(), from).await;
                         }
                     });
                 }
@@ -643,5 +776,60 @@ mod tests {
         ));
         assert!(probe_matches(Flavour::Axis, &["x:Device".into()]));
         assert!(!probe_matches(Flavour::Axis, &["wsdp:Printer".into()]));
+    }
+
+    /// Scope matching: whole segments, case-insensitive, all requested
+    /// scopes needed; none requested matches anything.
+    #[test]
+    fn scope_filter() {
+        let adv = vec![
+            "onvif://www.onvif.org/type/audio_output".to_string(),
+            "onvif://www.onvif.org/hardware/C1310-E".to_string(),
+        ];
+        assert!(scopes_match(None, &adv));
+        assert!(scopes_match(
+            Some("onvif://www.onvif.org/type/audio_output"),
+            &adv
+        ));
+        assert!(scopes_match(Some("ONVIF://www.onvif.org/type"), &adv));
+        assert!(!scopes_match(
+            Some("onvif://www.onvif.org/type/audio"),
+            &adv
+        ));
+        assert!(!scopes_match(
+            Some("onvif://www.onvif.org/type/audio_output onvif://www.onvif.org/name/x"),
+            &adv
+        ));
+    }
+
+    /// A horn answers a `tds:Device` Probe (with or without its scope) but
+    /// never the camera Probe for `NetworkVideoTransmitter`.
+    #[test]
+    fn horn_answers_only_device_probes() {
+        let pm = ProbeMatch {
+            endpoint_ref: "urn:uuid:horn".into(),
+            types: vec![wsd::DEVICE_TYPE.into()],
+            scopes: vec!["onvif://www.onvif.org/type/audio_output".into()],
+            xaddrs: vec!["http://127.0.0.1:80/onvif/device_service".into()],
+            metadata_version: Some(1),
+        };
+        let probe = |types: Option<&str>, scopes: Option<&str>| {
+            let raw = wsd::build_probe_scoped("urn:uuid:p", types, scopes);
+            wsd::parse(raw.as_bytes()).unwrap()
+        };
+        assert!(answer_horn_probe(&pm, &probe(None, None)).is_none());
+        assert!(answer_horn_probe(&pm, &probe(Some("tds:Device"), None)).is_some());
+        let audio = Some("onvif://www.onvif.org/type/audio_output");
+        assert!(answer_horn_probe(&pm, &probe(Some("tds:Device"), audio)).is_some());
+        assert!(
+            answer_horn_probe(
+                &pm,
+                &probe(
+                    Some("tds:Device"),
+                    Some("onvif://www.onvif.org/type/video_encoder")
+                )
+            )
+            .is_none()
+        );
     }
 }

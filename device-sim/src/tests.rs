@@ -866,3 +866,133 @@ async fn sip_and_axis_speakers_answer_ssdp_msearch() {
     }));
     sim.shutdown().await;
 }
+
+/// SIP and unicast RTP horns answer a DNS-SD query on the mDNS group (a free
+/// port here), each from its own address, with SRV ports that are their real
+/// SIP / RTP ports; Axis and multicast-zone horns stay silent, and so does
+/// an offline horn.
+#[tokio::test]
+async fn sip_and_rtp_horns_answer_mdns_queries() {
+    use device_drivers::mdns_io::{QueryOptions, query};
+    let port = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let group = SocketAddrV4::new(*device_drivers::mdns::GROUP.ip(), port);
+    let mut c = cfg(13, 0, 5);
+    c.speaker_kinds = vec![
+        crate::SpeakerKind::Sip,
+        crate::SpeakerKind::Rtp,
+        crate::SpeakerKind::Axis,
+        crate::SpeakerKind::RtpMulticast,
+    ];
+    c.mdns = Some(group);
+    c.faults = vec![("spk-0005".into(), Fault::Offline)];
+    let sim = start(c).await.unwrap();
+    let mut found = query(&QueryOptions {
+        interfaces: vec![Ipv4Addr::LOCALHOST],
+        group,
+        timeout: Duration::from_millis(600),
+        ..QueryOptions::default()
+    })
+    .await
+    .unwrap();
+    found.sort_by(|a, b| a.instance.label.cmp(&b.instance.label));
+    let uris: Vec<(String, String)> = found
+        .iter()
+        .map(|f| {
+            (
+                f.instance
+                    .driver()
+                    .map(|d| d.as_str())
+                    .unwrap_or("?")
+                    .to_string(),
+                f.driver_address().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let m = sim.manifest();
+    let spk = |id: &str| m.devices.iter().find(|d| d.id == id).unwrap();
+    let sip_uri = spk("spk-0001").uri.clone().unwrap();
+    let rtp_uri = spk("spk-0002").uri.clone().unwrap();
+    // The manifest's sip:horn:PASS@IP:PORT and rtp://IP:PORT?codec=pcmu.
+    let sip_hostport = sip_uri.rsplit_once('@').unwrap().1;
+    let rtp_hostport = rtp_uri
+        .strip_prefix("rtp://")
+        .and_then(|r| r.split_once('?'))
+        .unwrap()
+        .0;
+    assert_eq!(
+        uris,
+        vec![
+            ("rtp".to_string(), rtp_hostport.to_string()),
+            ("sip".to_string(), format!("sip:horn@{sip_hostport}")),
+        ],
+        "{found:?}"
+    );
+    for f in &found {
+        assert_eq!(
+            Some(f.from.ip()),
+            f.address().map(std::net::IpAddr::V4),
+            "{f:?}"
+        );
+    }
+    sim.shutdown().await;
+}
+
+/// Axis horns answer the gateway's audio-output WS-Discovery Probe
+/// (`tds:Device` + `type/audio_output`) from their own address with a
+/// device service on their HTTP port; the cameras stay silent for it. The
+/// camera Probe (`NetworkVideoTransmitter`) still finds only the cameras.
+#[tokio::test]
+async fn axis_horns_answer_the_audio_output_probe_only() {
+    let mut c = cfg(14, 2, 3);
+    c.speaker_kinds = vec![crate::SpeakerKind::Axis, crate::SpeakerKind::Rtp];
+    let group = c.multicast.unwrap();
+    let sim = start(c).await.unwrap();
+    let sock = client_socket();
+    let audio = wsd::build_probe_scoped(
+        "urn:uuid:audio-1",
+        Some(wsd::DEVICE_TYPE),
+        Some(wsd::AUDIO_OUTPUT_SCOPE),
+    );
+    sock.send_to(audio.as_bytes(), SocketAddr::V4(group))
+        .await
+        .unwrap();
+    let got = collect(&sock, "urn:uuid:audio-1", 2).await;
+    let m = sim.manifest();
+    let mut want: Vec<(String, String)> = m
+        .devices
+        .iter()
+        .filter(|d| d.speaker_kind.as_deref() == Some("axis"))
+        .map(|d| (d.endpoint_ref.clone().unwrap(), d.xaddr.clone().unwrap()))
+        .collect();
+    want.sort();
+    let mut have: Vec<(String, String)> = got
+        .iter()
+        .map(|(from, pm)| {
+            assert!(pm.xaddrs[0].contains(&from.ip().to_string()), "{pm:?}");
+            assert!(!wsd::is_nvt(&pm.types));
+            (pm.endpoint_ref.clone(), pm.xaddrs[0].clone())
+        })
+        .collect();
+    have.sort();
+    assert_eq!(have, want);
+    assert_eq!(
+        stragglers(&sock).await,
+        0,
+        "cameras answered the audio Probe"
+    );
+    // The camera Probe: cameras only.
+    sock.send_to(
+        wsd::build_probe("urn:uuid:cams-1", None).as_bytes(),
+        SocketAddr::V4(group),
+    )
+    .await
+    .unwrap();
+    let got = collect(&sock, "urn:uuid:cams-1", 2).await;
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|(_, pm)| wsd::is_nvt(&pm.types)));
+    sim.shutdown().await;
+}

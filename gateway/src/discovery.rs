@@ -5,12 +5,25 @@
 //! decides *what* to probe from the configuration and *what to do* with what
 //! answered: de-duplicate by EndpointReference (the store then merges by MAC
 //! once the inventory is known), keep video transmitters as cameras and ONVIF
-//! audio-output devices as speakers, and adopt cameras by rule. SSDP
-//! M-SEARCH answers (network loudspeakers) go into the same inbox as
-//! `kind = 'speaker'`.
+//! audio-output devices as speakers, and adopt cameras by rule.
+//!
+//! Loudspeakers are looked for three more ways in the same round (see
+//! [`SpeakerSearch`]), all into the same inbox as `kind = 'speaker'`, each
+//! with the driver kind and address discovery can infer (adopting the
+//! speaker copies them into the speaker inventory):
+//!
+//! | search | finds | driver recorded |
+//! |---|---|---|
+//! | SSDP M-SEARCH (MediaRenderer) | Axis and SIP network speakers | `axis` at the answer's IP (VAPIX on port 80) when the banner says AXIS; otherwise none |
+//! | mDNS / DNS-SD (`_sip._udp`, `_rtp-horn._udp`) | SIP and RTP horns | `sip:USER@IP:PORT` / `IP:PORT` from SRV, TXT and A |
+//! | WS-Discovery audio Probe (`tds:Device` + `type/audio_output`) | ONVIF audio outputs | `axis` at the device service's `HOST:PORT` for Axis models; otherwise none |
+//!
+//! The camera Probe (`dn:NetworkVideoTransmitter`) is not changed by any of
+//! them; an answer to the audio Probe that is a video transmitter is ignored.
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use device_drivers::mdns_io;
 use device_drivers::ssdp_io::{self, Found, SearchOptions};
 use device_drivers::wsd;
 use device_drivers::wsd_io::{self, DiscoverOptions, Discovered, Via};
@@ -30,7 +43,7 @@ pub struct RoundReport {
     pub auto_adopted: usize,
     /// Ids of the devices seen (new or known).
     pub ids: Vec<String>,
-    /// Loudspeakers that answered (SSDP, or WS-Discovery audio outputs).
+    /// Loudspeakers that answered (SSDP, mDNS, or WS-Discovery audio outputs).
     pub speakers: usize,
     /// Of them, first seen in this round.
     pub new_speakers: usize,
@@ -66,6 +79,73 @@ pub fn ssdp_options(cfg: &DiscoverySection, wsd: &DiscoverOptions) -> Option<Sea
     })
 }
 
+/// mDNS query options from the `[discovery]` section (same interfaces as
+/// WS-Discovery); `None` when `mdns = false` or `multicast = false`.
+pub fn mdns_options(
+    cfg: &DiscoverySection,
+    wsd: &DiscoverOptions,
+) -> Option<mdns_io::QueryOptions> {
+    (cfg.mdns && cfg.multicast).then(|| mdns_io::QueryOptions {
+        interfaces: if wsd.interfaces.is_empty() {
+            default_interfaces()
+        } else {
+            wsd.interfaces.clone()
+        },
+        group: cfg.mdns_group,
+        timeout: cfg.wait_ms,
+        ..mdns_io::QueryOptions::default()
+    })
+}
+
+/// The audio-output WS-Discovery Probe from the `[discovery]` section: the
+/// camera options with `tds:Device` + [`wsd::AUDIO_OUTPUT_SCOPE`],
+/// multicast only (no unicast sweep); `None` when `onvif_audio = false` or
+/// `multicast = false`.
+pub fn onvif_audio_options(
+    cfg: &DiscoverySection,
+    wsd: &DiscoverOptions,
+) -> Option<DiscoverOptions> {
+    (cfg.onvif_audio && cfg.multicast).then(|| DiscoverOptions {
+        cidrs: Vec::new(),
+        types: Some(wsd::DEVICE_TYPE.into()),
+        scopes: Some(wsd::AUDIO_OUTPUT_SCOPE.into()),
+        ..wsd.clone()
+    })
+}
+
+/// The loudspeaker searches of a round, besides the camera Probe.
+#[derive(Debug, Clone, Default)]
+pub struct SpeakerSearch {
+    /// SSDP M-SEARCH, if on.
+    pub ssdp: Option<SearchOptions>,
+    /// mDNS / DNS-SD query, if on.
+    pub mdns: Option<mdns_io::QueryOptions>,
+    /// Audio-output WS-Discovery Probe, if on.
+    pub onvif_audio: Option<DiscoverOptions>,
+}
+
+impl SpeakerSearch {
+    /// All three from the `[discovery]` section.
+    pub fn from_config(cfg: &DiscoverySection, wsd: &DiscoverOptions) -> SpeakerSearch {
+        SpeakerSearch {
+            ssdp: ssdp_options(cfg, wsd),
+            mdns: mdns_options(cfg, wsd),
+            onvif_audio: onvif_audio_options(cfg, wsd),
+        }
+    }
+}
+
+/// The driver an SSDP answer implies: an `AXIS` banner is a VAPIX speaker
+/// on port 80 of its address. Other banners (SIP horns) say nothing about
+/// the SIP port, so no driver is guessed.
+pub fn ssdp_driver(
+    server: Option<&str>,
+    address: Option<Ipv4Addr>,
+) -> Option<(&'static str, String)> {
+    let axis = server.is_some_and(|s| s.to_ascii_lowercase().contains("axis"));
+    Some(("axis", address.filter(|_| axis)?.to_string()))
+}
+
 /// Records SSDP answers as speakers in the inbox.
 pub fn record_ssdp(
     store: &Store,
@@ -82,16 +162,63 @@ pub fn record_ssdp(
                 IpAddr::V4(ip) => Some(ip),
                 IpAddr::V6(_) => None,
             });
+        let driver = ssdp_driver(a.server.as_deref(), address);
         let up = store.record_speaker_sighting(
             &a.usn,
             address,
             a.location.as_deref(),
             a.server.as_deref(),
             "ssdp",
+            driver.as_ref().map(|(k, a)| (*k, a.as_str())),
         )?;
         note_speaker(report, &up.id, up.new, &a.usn, "ssdp");
     }
     Ok(())
+}
+
+/// Records mDNS answers as speakers in the inbox, keyed by instance name,
+/// with the driver their service type implies.
+pub fn record_mdns(
+    store: &Store,
+    found: &[mdns_io::Found],
+    report: &mut RoundReport,
+) -> Result<(), StoreError> {
+    for f in found {
+        let i = &f.instance;
+        let (Some(kind), Some(addr)) = (i.driver(), f.driver_address()) else {
+            tracing::debug!(instance = %i.name, "mDNS answer without SRV port or known type; skipped");
+            continue;
+        };
+        let key = format!("mdns:{}", i.name);
+        let up = store.record_speaker_sighting(
+            &key,
+            f.address(),
+            None,
+            Some(&i.label),
+            "mdns",
+            Some((kind.as_str(), &addr)),
+        )?;
+        note_speaker(report, &up.id, up.new, &key, "mdns");
+    }
+    Ok(())
+}
+
+/// The driver an ONVIF audio output implies: an Axis model (by its
+/// `hardware`/`name` scope) is a VAPIX speaker at its device service's
+/// `HOST:PORT`. Others (ONVIF audio backchannel) have no driver yet.
+pub fn onvif_audio_driver(d: &Discovered) -> Option<(&'static str, String)> {
+    let axis = d
+        .hardware()
+        .into_iter()
+        .chain(d.name())
+        .any(|v| v.to_ascii_lowercase().contains("axis"));
+    if !axis {
+        return None;
+    }
+    let url = url::Url::parse(&d.preferred_xaddr()?).ok()?;
+    let host: Ipv4Addr = url.host_str()?.parse().ok()?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    Some(("axis", format!("{host}:{port}")))
 }
 
 fn note_speaker(report: &mut RoundReport, id: &str, new: bool, key: &str, via: &str) {
@@ -201,12 +328,14 @@ pub fn record(
     let mut report = RoundReport::default();
     for d in found.iter().filter(|d| is_audio_output(d)) {
         let s = sighting(d);
+        let driver = onvif_audio_driver(d);
         let up = store.record_speaker_sighting(
             &d.endpoint_ref,
             s.address,
             d.preferred_xaddr().as_deref(),
             d.hardware().as_deref(),
             &format!("wsd-{}", s.via),
+            driver.as_ref().map(|(k, a)| (*k, a.as_str())),
         )?;
         note_speaker(&mut report, &up.id, up.new, &d.endpoint_ref, &s.via);
     }
@@ -270,28 +399,74 @@ fn auto_adopt(
     Ok(false)
 }
 
-/// Runs one discovery round (WS-Discovery, plus an SSDP M-SEARCH when
-/// `ssdp` is given, both at once) and records it.
+/// Runs one discovery round (the camera WS-Discovery Probe, plus the
+/// speaker searches that are on, all at once) and records it. A failing
+/// speaker search is logged; the others' results are kept.
 pub async fn round(
     store: &Store,
     opts: &DiscoverOptions,
-    ssdp: Option<&SearchOptions>,
+    speakers: &SpeakerSearch,
     rules: &[AutoAdoptRule],
 ) -> anyhow::Result<RoundReport> {
-    let search = async {
-        match ssdp {
+    let ssdp = async {
+        match &speakers.ssdp {
             Some(o) => ssdp_io::search(o).await.map(Some),
             None => Ok(None),
         }
     };
-    let (found, answered) = tokio::join!(wsd_io::discover(opts, &|_| {}), search);
+    let mdns = async {
+        match &speakers.mdns {
+            Some(o) => mdns_io::query(o).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let audio = async {
+        match &speakers.onvif_audio {
+            Some(o) => wsd_io::discover(o, &|_| {}).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (found, ssdp, mdns, audio) =
+        tokio::join!(wsd_io::discover(opts, &|_| {}), ssdp, mdns, audio);
     let mut report = record(store, &found?, rules)?;
-    match answered {
+    match ssdp {
         Ok(Some(a)) => record_ssdp(store, &a, &mut report)?,
         Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "SSDP search failed; WS-Discovery results kept"),
+        Err(e) => tracing::warn!(error = %e, "SSDP search failed; other results kept"),
+    }
+    match mdns {
+        Ok(Some(a)) => record_mdns(store, &a, &mut report)?,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "mDNS query failed; other results kept"),
+    }
+    match audio {
+        Ok(Some(a)) => record_onvif_audio(store, &a, &mut report)?,
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "WS-Discovery audio-output Probe failed; other results kept")
+        }
     }
     Ok(report)
+}
+
+/// Records the answers to the audio-output Probe: audio-only devices as
+/// speakers; anything that is a video transmitter (a camera ignoring the
+/// Probe's scope) is left to the camera Probe.
+pub fn record_onvif_audio(
+    store: &Store,
+    found: &[Discovered],
+    report: &mut RoundReport,
+) -> Result<(), StoreError> {
+    let audio: Vec<Discovered> = found
+        .iter()
+        .filter(|d| is_audio_output(d))
+        .cloned()
+        .collect();
+    let r = record(store, &audio, &[])?;
+    report.speakers += r.speakers;
+    report.new_speakers += r.new_speakers;
+    report.ids.extend(r.ids);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -352,5 +527,139 @@ mod tests {
         let r = record(&store, &all, &[]).expect("record");
         assert_eq!(r.new_speakers, 0);
         assert_eq!(store.devices(None).expect("devices").len(), 2);
+    }
+
+    /// Answers to the audio-output Probe: an Axis speaker (name scope says
+    /// AXIS) is recorded with driver `axis` at its device service's
+    /// HOST:PORT; another vendor's audio output gets no driver; a camera
+    /// that ignored the Probe's scope is not recorded at all.
+    #[test]
+    fn audio_probe_answers_record_axis_drivers_and_skip_cameras() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let mut axis = found(
+            "urn:uuid:axis",
+            &["tds:Device"],
+            &[
+                wsd::AUDIO_OUTPUT_SCOPE,
+                "onvif://www.onvif.org/name/AXIS%20C1310-E",
+            ],
+        );
+        axis.xaddrs = vec!["http://10.21.3.40:8080/onvif/device_service".into()];
+        let other = found("urn:uuid:oem", &["tds:Device"], &[wsd::AUDIO_OUTPUT_SCOPE]);
+        let cam = found("urn:uuid:cam", &["dn:NetworkVideoTransmitter"], &[]);
+        let mut report = RoundReport::default();
+        record_onvif_audio(&store, &[axis, other, cam], &mut report).expect("record");
+        assert_eq!((report.speakers, report.found), (2, 0));
+        let devs = store.devices(None).expect("devices");
+        assert_eq!(devs.len(), 2, "{devs:?}");
+        let a = devs
+            .iter()
+            .find(|d| d.endpoint_ref.as_deref() == Some("urn:uuid:axis"))
+            .expect("axis");
+        assert_eq!(
+            (a.driver.as_deref(), a.driver_address.as_deref()),
+            (Some("axis"), Some("10.21.3.40:8080"))
+        );
+        let o = devs
+            .iter()
+            .find(|d| d.endpoint_ref.as_deref() == Some("urn:uuid:oem"))
+            .expect("oem");
+        assert_eq!(o.driver, None);
+    }
+
+    /// mDNS answers become speakers keyed `mdns:INSTANCE` with the driver of
+    /// their service type; an instance without an SRV port is skipped.
+    /// SSDP: an AXIS banner implies `axis` at the answer's address.
+    #[test]
+    fn mdns_and_ssdp_answers_record_drivers() {
+        use device_drivers::mdns::{self, Instance};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let inst = |svc: &str, label: &str, port: Option<u16>| Instance {
+            service: svc.into(),
+            name: format!("{label}.{svc}"),
+            label: label.into(),
+            host: Some("h.local".into()),
+            port,
+            addrs: vec![Ipv4Addr::new(10, 21, 3, 50)],
+            txt: vec![("user".into(), "paging".into())],
+        };
+        let f = |i: Instance| mdns_io::Found {
+            instance: i,
+            from: "10.21.3.50:5353".parse().expect("addr"),
+            interface: Ipv4Addr::LOCALHOST,
+        };
+        let answers = [
+            f(inst(mdns::SIP_SERVICE, "Horn A", Some(5062))),
+            f(inst(mdns::RTP_HORN_SERVICE, "Horn B", Some(5004))),
+            f(inst(mdns::RTP_HORN_SERVICE, "Horn C", None)),
+        ];
+        let mut report = RoundReport::default();
+        record_mdns(&store, &answers, &mut report).expect("record");
+        assert_eq!((report.speakers, report.new_speakers), (2, 2));
+        let mut got: Vec<(String, String, String)> = store
+            .devices(None)
+            .expect("devices")
+            .into_iter()
+            .map(|d| {
+                (
+                    d.driver.unwrap_or_default(),
+                    d.driver_address.unwrap_or_default(),
+                    d.via.unwrap_or_default(),
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("rtp".into(), "10.21.3.50:5004".into(), "mdns".into()),
+                (
+                    "sip".into(),
+                    "sip:paging@10.21.3.50:5062".into(),
+                    "mdns".into()
+                ),
+            ]
+        );
+        let ip = Some(Ipv4Addr::new(10, 21, 3, 40));
+        assert_eq!(
+            ssdp_driver(Some("Linux UPnP/1.0 AXIS C1310-E/11.1"), ip),
+            Some(("axis", "10.21.3.40".to_string()))
+        );
+        assert_eq!(ssdp_driver(Some("SPON-IPHorn-SIP/2.1"), ip), None);
+    }
+
+    /// The speaker searches follow `[discovery]`: mDNS and the audio Probe
+    /// are on by default, multicast only (the audio Probe never sweeps the
+    /// CIDRs and never changes the camera Probe), and off with
+    /// `multicast = false` or their own keys.
+    #[test]
+    fn speaker_searches_follow_the_config() {
+        let mut cfg = DiscoverySection {
+            interfaces: vec!["127.0.0.1".into()],
+            cidrs: vec!["10.0.0.0/24".parse().expect("cidr")],
+            ..DiscoverySection::default()
+        };
+        let wsd_opts = options(&cfg).expect("options");
+        assert_eq!(wsd_opts.types, None);
+        assert_eq!(wsd_opts.scopes, None);
+        let s = SpeakerSearch::from_config(&cfg, &wsd_opts);
+        let m = s.mdns.expect("mdns on");
+        assert_eq!(m.group, device_drivers::mdns::GROUP);
+        assert_eq!(m.interfaces, vec![Ipv4Addr::LOCALHOST]);
+        let a = s.onvif_audio.expect("audio probe on");
+        assert_eq!(a.types.as_deref(), Some(wsd::DEVICE_TYPE));
+        assert_eq!(a.scopes.as_deref(), Some(wsd::AUDIO_OUTPUT_SCOPE));
+        assert!(a.cidrs.is_empty());
+        cfg.mdns = false;
+        cfg.onvif_audio = false;
+        let s = SpeakerSearch::from_config(&cfg, &wsd_opts);
+        assert!(s.mdns.is_none() && s.onvif_audio.is_none() && s.ssdp.is_some());
+        cfg.mdns = true;
+        cfg.onvif_audio = true;
+        cfg.multicast = false;
+        let s = SpeakerSearch::from_config(&cfg, &wsd_opts);
+        assert!(s.mdns.is_none() && s.onvif_audio.is_none() && s.ssdp.is_none());
     }
 }

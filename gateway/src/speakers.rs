@@ -38,7 +38,7 @@ use serde::Serialize;
 
 use crate::config::Ident;
 use crate::secrets::Password;
-use crate::store::{Login, Store, apply_migrations, fmt_time};
+use crate::store::{Login, Store, StoreError, apply_migrations, fmt_time};
 
 /// Migrations of the `speakers` component.
 pub const MIGRATIONS: &[&str] = &[r#"
@@ -300,6 +300,24 @@ pub fn check_address(kind: DriverKind, a: &str) -> Result<Option<SocketAddrV4>, 
     }
 }
 
+/// What a technician gives when adopting a discovered speaker
+/// ([`Speakers::adopt_discovered`]).
+#[derive(Debug, Clone, Default)]
+pub struct AdoptSpeaker {
+    /// Village code.
+    pub village: Option<String>,
+    /// Grid code (implies the village).
+    pub grid: Option<String>,
+    /// Broadcast zone.
+    pub zone: Option<Ident>,
+    /// Driver kind instead of the one discovery inferred.
+    pub driver: Option<DriverKind>,
+    /// Address instead of the one discovery inferred.
+    pub address: Option<String>,
+    /// The horn's login.
+    pub login: Option<(String, Password)>,
+}
+
 /// The result of a CSV import.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ImportReport {
@@ -329,6 +347,100 @@ impl Speakers {
     /// Creates or updates speakers and their zones in one transaction.
     /// Returns (created, updated, zones touched).
     pub fn upsert(&self, list: &[NewSpeaker]) -> anyhow::Result<ImportReport> {
+        Ok(self.upsert_rows(list)?)
+    }
+
+    /// Adopts a speaker waiting in the discovery inbox: the device row is
+    /// adopted into `a.village` / `a.grid` (checked as for cameras) and an
+    /// entry with the same id is created in (or updated in) the speaker
+    /// inventory, with the driver kind and address discovery recorded (or
+    /// `a.driver` / `a.address` when given), the zone if given, and the
+    /// login if given. An existing entry keeps its name, codec, volume and
+    /// login unless new ones are given. Nothing changes when the driver or
+    /// address is unknown or invalid: the error says which.
+    pub fn adopt_discovered(&self, id: &str, a: &AdoptSpeaker) -> Result<Speaker, StoreError> {
+        let dev = self.store.device(id)?.ok_or_else(|| StoreError::NotFound {
+            what: "device",
+            id: id.into(),
+        })?;
+        if dev.kind != "speaker" {
+            return Err(StoreError::Invalid(format!(
+                "`{id}` is a {}, not a speaker",
+                dev.kind
+            )));
+        }
+        let discovered = dev
+            .driver
+            .as_deref()
+            .map(DriverKind::parse)
+            .transpose()
+            .map_err(StoreError::Invalid)?;
+        let via = dev.via.as_deref().unwrap_or("discovery");
+        let kind = a.driver.or(discovered).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "speaker `{id}`: {via} did not tell how to drive it; give `driver` and `address`"
+            ))
+        })?;
+        let address = match (&a.address, discovered == Some(kind)) {
+            (Some(addr), _) => addr.clone(),
+            (None, true) => dev.driver_address.clone().unwrap_or_default(),
+            (None, false) => String::new(),
+        };
+        if address.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "speaker `{id}`: no {kind} address known from {via}; give `address`"
+            )));
+        }
+        check_address(kind, &address)
+            .map_err(|e| StoreError::Invalid(format!("speaker `{id}`: address {e}")))?;
+        if kind == DriverKind::RtpMulticast && a.zone.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "speaker `{id}`: an rtp-multicast speaker needs a zone"
+            )));
+        }
+        let ident = Ident::parse(id).map_err(StoreError::Invalid)?;
+        self.store
+            .adopt(id, a.village.as_deref(), a.grid.as_deref())?;
+        let placed = self.store.device(id)?;
+        let old = self
+            .get(id)
+            .map_err(|e| StoreError::Invalid(format!("{e:#}")))?;
+        let (username, password) = match &a.login {
+            Some((u, p)) => (Some(u.clone()), Some(p.clone())),
+            None => (old.as_ref().and_then(|o| o.username.clone()), None),
+        };
+        let new = NewSpeaker {
+            id: ident,
+            name: old
+                .as_ref()
+                .and_then(|o| o.name.clone())
+                .or_else(|| dev.name.clone())
+                .or_else(|| dev.model.clone()),
+            kind,
+            address,
+            village: placed.as_ref().and_then(|d| d.village.clone()),
+            grid: placed.as_ref().and_then(|d| d.grid.clone()),
+            zone: a.zone.clone().or_else(|| {
+                old.as_ref()
+                    .and_then(|o| o.zone.as_deref())
+                    .and_then(|z| Ident::parse(z).ok())
+            }),
+            codec: old.as_ref().map_or(Codec::Pcmu, |o| o.codec),
+            volume: old.as_ref().and_then(|o| o.volume),
+            ttl: old.as_ref().and_then(|o| o.multicast).map(|m| m.ttl),
+            username,
+            password,
+        };
+        self.upsert_rows(std::slice::from_ref(&new))?;
+        self.get(id)
+            .map_err(|e| StoreError::Invalid(format!("{e:#}")))?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "speaker",
+                id: id.into(),
+            })
+    }
+
+    fn upsert_rows(&self, list: &[NewSpeaker]) -> Result<ImportReport, StoreError> {
         let key = self.store.secret_key();
         let now = fmt_time(time::OffsetDateTime::now_utc());
         let mut report = ImportReport::default();
@@ -982,6 +1094,89 @@ mod tests {
             assert!(e.contains(want), "missing `{want}` in:\n{e}");
         }
         assert!(sp.list().unwrap().is_empty(), "all-or-nothing");
+    }
+
+    /// Adopting a discovered speaker creates its inventory entry from the
+    /// sighting's driver; adopting it again (moved, new zone) updates the
+    /// entry and keeps what the CSV set (volume, codec, login). Unknown
+    /// places and bad override addresses change nothing.
+    #[test]
+    fn adopting_a_discovered_speaker_creates_then_updates() {
+        let (_d, sp) = store();
+        let st = &sp.store;
+        let id = st
+            .record_speaker_sighting(
+                "mdns:H._rtp-horn._udp.local",
+                Some([10, 21, 3, 60].into()),
+                None,
+                Some("H"),
+                "mdns",
+                Some(("rtp", "10.21.3.60:5004")),
+            )
+            .unwrap()
+            .id;
+        let a = AdoptSpeaker {
+            village: Some("dongcun".into()),
+            ..AdoptSpeaker::default()
+        };
+        let s = sp.adopt_discovered(&id, &a).unwrap();
+        assert_eq!(
+            (s.kind, s.address.as_str()),
+            (DriverKind::Rtp, "10.21.3.60:5004")
+        );
+        assert_eq!(
+            (s.village.as_deref(), s.grid.as_deref(), s.zone.as_deref()),
+            (Some("dongcun"), None, None)
+        );
+        assert_eq!(s.name.as_deref(), Some("H"));
+        // The CSV sets volume and codec; a second adoption moves it.
+        sp.import_csv(
+            &format!("id,kind,address,codec,volume\n{id},rtp,10.21.3.60:5004,pcma,70\n"),
+            "x",
+        )
+        .unwrap();
+        let grid = st
+            .villages()
+            .unwrap()
+            .into_iter()
+            .find(|v| v.code == "dongcun")
+            .unwrap()
+            .grids[0]
+            .0
+            .clone();
+        let again = AdoptSpeaker {
+            grid: Some(grid.clone()),
+            zone: Some(Ident::parse("square").unwrap()),
+            ..AdoptSpeaker::default()
+        };
+        let s = sp.adopt_discovered(&id, &again).unwrap();
+        assert_eq!((s.codec, s.volume), (Codec::Pcma, Some(70)));
+        assert_eq!(s.grid.as_deref(), Some(grid.as_str()));
+        assert_eq!(s.village.as_deref(), Some("dongcun"), "implied by the grid");
+        assert_eq!(s.zone.as_deref(), Some("square"));
+        assert_eq!(sp.list().unwrap().len(), 1);
+        let bad = AdoptSpeaker {
+            village: Some("nowhere".into()),
+            ..AdoptSpeaker::default()
+        };
+        assert!(matches!(
+            sp.adopt_discovered(&id, &bad),
+            Err(StoreError::NotFound {
+                what: "village",
+                ..
+            })
+        ));
+        let bad = AdoptSpeaker {
+            address: Some("239.1.1.1:5004".into()),
+            ..AdoptSpeaker::default()
+        };
+        let e = sp.adopt_discovered(&id, &bad).unwrap_err().to_string();
+        assert!(e.contains("not a unicast address"), "{e}");
+        assert_eq!(sp.get(&id).unwrap().unwrap().address, "10.21.3.60:5004");
+        assert!(matches!(
+            sp.adopt_discovered("spk-none", &a),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 
     #[test]

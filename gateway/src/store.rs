@@ -88,6 +88,12 @@ CREATE TABLE device_credential (
     password_sealed BLOB NOT NULL
 );
 "#,
+    // v2: how a discovered speaker would be driven (kind and address in the
+    // speaker inventory's form), so adopting it needs no typing.
+    r#"
+ALTER TABLE device ADD COLUMN driver TEXT;
+ALTER TABLE device ADD COLUMN driver_address TEXT;
+"#,
 ];
 
 /// Migrations of the `health` component: current health per camera,
@@ -287,6 +293,14 @@ pub struct Device {
     pub last_seen: String,
     /// When the device last said Bye.
     pub last_bye: Option<String>,
+    /// Speakers: the driver kind discovery inferred (`sip`, `rtp`, `axis`),
+    /// if any; adopting the speaker puts it in the speaker inventory with it.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Speakers: the address for that driver (`sip:horn@IP:PORT`,
+    /// `IP:PORT`), if discovery could tell.
+    #[serde(default)]
+    pub driver_address: Option<String>,
 }
 
 /// Fields of an inventory that the store indexes.
@@ -526,11 +540,14 @@ impl Store {
         Ok(Upserted { id, new: true })
     }
 
-    /// Records a loudspeaker that answered discovery (SSDP or WS-Discovery):
-    /// a `kind = 'speaker'`, `state = 'discovered'` row keyed by its USN or
-    /// EndpointReference (kept in `endpoint_ref`), its LOCATION / XAddr in
-    /// `xaddrs` and its SERVER banner as `model` until someone names it.
-    /// A known key only refreshes address, location, via and `last_seen`.
+    /// Records a loudspeaker that answered discovery (SSDP, mDNS or
+    /// WS-Discovery): a `kind = 'speaker'`, `state = 'discovered'` row keyed
+    /// by its USN, mDNS instance name or EndpointReference (kept in
+    /// `endpoint_ref`), its LOCATION / XAddr in `xaddrs`, its SERVER banner
+    /// (or model) as `model` until someone names it, and `driver` — the
+    /// driver kind and address discovery inferred — when known.
+    /// A known key only refreshes address, location, via, driver (when
+    /// given) and `last_seen`.
     pub fn record_speaker_sighting(
         &self,
         usn_or_epr: &str,
@@ -538,7 +555,9 @@ impl Store {
         location: Option<&str>,
         server: Option<&str>,
         via: &str,
+        driver: Option<(&str, &str)>,
     ) -> Result<Upserted> {
+        let (driver, driver_address) = driver.unzip();
         let now = now_str();
         let conn = self.conn();
         let xaddrs =
@@ -554,16 +573,29 @@ impl Store {
         if let Some(id) = existing {
             conn.execute(
                 "UPDATE device SET address = COALESCE(?2, address), xaddrs = ?3, via = ?4,
-                 model = COALESCE(model, ?5), last_seen = ?6 WHERE id = ?1",
-                params![id, address, xaddrs, via, server, now],
+                 model = COALESCE(model, ?5), last_seen = ?6,
+                 driver = COALESCE(?7, driver),
+                 driver_address = CASE WHEN ?7 IS NULL THEN driver_address ELSE ?8 END
+                 WHERE id = ?1",
+                params![
+                    id,
+                    address,
+                    xaddrs,
+                    via,
+                    server,
+                    now,
+                    driver,
+                    driver_address
+                ],
             )?;
             return Ok(Upserted { id, new: false });
         }
         let id = speaker_id(usn_or_epr);
         conn.execute(
-            "INSERT INTO device (id, kind, state, endpoint_ref, address, xaddrs, via, model, first_seen, last_seen)
-             VALUES (?1, 'speaker', 'discovered', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![id, usn_or_epr, address, xaddrs, via, server, now],
+            "INSERT INTO device (id, kind, state, endpoint_ref, address, xaddrs, via, model, first_seen, last_seen,
+                                 driver, driver_address)
+             VALUES (?1, 'speaker', 'discovered', ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+            params![id, usn_or_epr, address, xaddrs, via, server, now, driver, driver_address],
         )?;
         Ok(Upserted { id, new: true })
     }
@@ -873,7 +905,8 @@ impl Store {
             "SELECT d.id, d.kind, d.state, d.endpoint_ref, d.mac, d.name, d.manufacturer, d.model, d.firmware, d.serial,
                     d.address, d.xaddrs, d.scopes, d.via, d.village_code, d.grid_code,
                     EXISTS(SELECT 1 FROM device_credential c WHERE c.device_id = d.id),
-                    d.inventory, d.inventory_at, d.probe_error_kind, d.probe_error, d.first_seen, d.last_seen, d.last_bye
+                    d.inventory, d.inventory_at, d.probe_error_kind, d.probe_error, d.first_seen, d.last_seen, d.last_bye,
+                    d.driver, d.driver_address
              FROM device d {filter} ORDER BY d.village_code IS NULL, d.village_code, d.id"
         );
         let mut st = conn.prepare(&sql)?;
@@ -904,6 +937,8 @@ impl Store {
                     first_seen: r.get(21)?,
                     last_seen: r.get(22)?,
                     last_bye: r.get(23)?,
+                    driver: r.get(24)?,
+                    driver_address: r.get(25)?,
                 },
                 r.get::<_, String>(11)?,
                 r.get::<_, String>(12)?,
@@ -1344,12 +1379,13 @@ mod tests {
                 Some("http://10.21.3.40/d.xml"),
                 Some("AXIS C1310-E"),
                 "ssdp",
+                Some(("axis", "10.21.3.40:80")),
             )
             .unwrap();
         assert!(a.new);
         assert!(a.id.starts_with("spk-"), "{}", a.id);
         let b = s
-            .record_speaker_sighting(usn, Some([10, 21, 3, 41].into()), None, None, "ssdp")
+            .record_speaker_sighting(usn, Some([10, 21, 3, 41].into()), None, None, "ssdp", None)
             .unwrap();
         assert_eq!(a.id, b.id);
         assert!(!b.new);
@@ -1359,6 +1395,24 @@ mod tests {
         assert_eq!(devs[0].state, DeviceState::Discovered);
         assert_eq!(devs[0].address.as_deref(), Some("10.21.3.41"));
         assert_eq!(devs[0].model.as_deref(), Some("AXIS C1310-E"));
+        // A sighting without a driver keeps the one recorded before.
+        assert_eq!(devs[0].driver.as_deref(), Some("axis"));
+        assert_eq!(devs[0].driver_address.as_deref(), Some("10.21.3.40:80"));
+        s.record_speaker_sighting(
+            usn,
+            None,
+            None,
+            None,
+            "mdns",
+            Some(("sip", "sip:horn@10.21.3.41:5060")),
+        )
+        .unwrap();
+        let d = s.device(&a.id).unwrap().unwrap();
+        assert_eq!(d.driver.as_deref(), Some("sip"));
+        assert_eq!(
+            d.driver_address.as_deref(),
+            Some("sip:horn@10.21.3.41:5060")
+        );
         assert_ne!(speaker_id(usn), camera_id(usn));
     }
 

@@ -230,9 +230,15 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 /// A viewer API token for the gateway of `config`: creates user `e2e` with
 /// `tgw user add` and issues a token with `tgw user token` (the API needs one).
 pub fn api_token(config: &std::path::Path) -> String {
+    api_token_as(config, "e2e", "viewer")
+}
+
+/// An API token for a new user `user` with `role` (`viewer`, `operator`,
+/// `technician`, `admin`), made as [`api_token`] does.
+pub fn api_token_as(config: &std::path::Path, user: &str, role: &str) -> String {
     use std::io::Write;
     let mut add = tgw()
-        .args(["user", "add", "e2e", "--role", "viewer", "--config"])
+        .args(["user", "add", user, "--role", role, "--config"])
         .arg(config)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -243,12 +249,40 @@ pub fn api_token(config: &std::path::Path) -> String {
     }
     assert!(add.wait().expect("tgw user add").success(), "tgw user add");
     let out = tgw()
-        .args(["user", "token", "e2e", "--config"])
+        .args(["user", "token", user, "--config"])
         .arg(config)
         .output()
         .expect("tgw user token");
     assert!(out.status.success(), "tgw user token");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A JSON POST on loopback with a bearer token, returning (status, body).
+pub fn http_post_as(addr: &str, path: &str, token: &str, json: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
 }
 
 /// [`http_get`] with an optional bearer token.

@@ -201,6 +201,8 @@ interval_secs = 10
 interfaces = ["127.0.0.1"]
 multicast_group = "239.255.255.250:{group}"
 ssdp_group = "239.255.255.250:{ssdp}"
+mdns = false
+onvif_audio = false
 wait_ms = 1000
 [http]
 listen = "{http}"
@@ -251,4 +253,173 @@ listen = "{http}"
             "{d}"
         );
     }
+}
+
+/// A `tgw run` round also asks mDNS (`_sip._udp`, `_rtp-horn._udp`) and
+/// sends the audio-output WS-Discovery Probe: the simulated SIP and RTP
+/// horns (mDNS) and the Axis horn (WS-Discovery) land in the inbox as
+/// speakers with their driver kind and exact address; the multicast-zone
+/// member answers neither; the camera is still found by the camera Probe.
+/// Adopting the SIP horn with its login puts it in `GET /api/v1/speakers`
+/// in the chosen village, grid and zone, and the horn test from the API
+/// then reaches the simulated horn (it answers the call).
+#[test]
+fn run_round_finds_mdns_and_onvif_audio_horns_and_adopts_one() {
+    let base = test_net(55);
+    let (wsd, group, mdns) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let sim = SimProc::start(&[
+        "--cameras",
+        "1",
+        "--speakers",
+        "4",
+        "--speaker-kinds",
+        "sip,rtp,axis,rtp-multicast",
+        "--bind",
+        &base.to_string(),
+        "--wsd-port",
+        &wsd.to_string(),
+        "--multicast",
+        &format!("239.255.255.250:{group}"),
+        "--mdns",
+        &format!("224.0.0.251:{mdns}"),
+        "--password",
+        "horn-pw",
+        "--control",
+        "127.0.0.1:0",
+    ]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let cfg = format!(
+        r#"
+[gateway]
+site = "qingshan"
+data_dir = "{data}"
+[township]
+code = "qingshan"
+name = "青山镇"
+[[township.villages]]
+code = "dongcun"
+name = "东村"
+grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
+[discovery]
+interval_secs = 10
+interfaces = ["127.0.0.1"]
+multicast_group = "239.255.255.250:{group}"
+ssdp = false
+mdns_group = "224.0.0.251:{mdns}"
+wait_ms = 1000
+[inventory]
+probe_unadopted = false
+[http]
+listen = "{http}"
+"#,
+        data = dir.path().display()
+    );
+    let cfg_path = dir.path().join("gateway.toml");
+    std::fs::write(&cfg_path, cfg).expect("write config");
+    let token = api_token(&cfg_path);
+    let tech = api_token_as(&cfg_path, "e2e-tech", "technician");
+    let mut child = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tgw run");
+    let devices = wait_for(Duration::from_secs(30), "3 speakers and a camera", || {
+        let (status, body) = http_get_as(&http, "/api/v1/devices", Some(&token))?;
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let all = v.as_array()?.clone();
+        let spk = all.iter().filter(|d| d["kind"] == "speaker").count();
+        let cam = all.iter().filter(|d| d["kind"] == "camera").count();
+        (spk >= 3 && cam >= 1).then_some(all)
+    });
+    let manifest = sim.devices("speaker");
+    let horn = |kind: &str| {
+        manifest
+            .iter()
+            .find(|d| d["speaker_kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} horn in the manifest"))
+    };
+    let hostport = |uri: &str| -> String {
+        let rest = uri.rsplit_once('@').map_or(uri, |x| x.1);
+        let rest = rest.strip_prefix("rtp://").unwrap_or(rest);
+        rest.split('?').next().unwrap_or(rest).to_string()
+    };
+    let mut got: Vec<(String, String)> = devices
+        .iter()
+        .filter(|d| d["kind"] == "speaker")
+        .map(|d| {
+            assert_eq!(d["state"], "discovered", "{d}");
+            (
+                d["driver"].as_str().unwrap_or("?").to_string(),
+                d["driver_address"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let sip_uri = horn("sip")["uri"].as_str().expect("uri").to_string();
+    let rtp_uri = horn("rtp")["uri"].as_str().expect("uri").to_string();
+    let axis_uri = horn("axis")["uri"].as_str().expect("uri").to_string();
+    let sip_addr = format!("sip:horn@{}", hostport(&sip_uri));
+    assert_eq!(
+        got,
+        vec![
+            ("axis".to_string(), hostport(&axis_uri)),
+            ("rtp".to_string(), hostport(&rtp_uri)),
+            ("sip".to_string(), sip_addr.clone()),
+        ],
+        "{devices:#?}"
+    );
+    assert_eq!(
+        devices.iter().filter(|d| d["kind"] == "speaker").count(),
+        3,
+        "the multicast-zone member answers nothing: {devices:#?}"
+    );
+    let sip_id = devices
+        .iter()
+        .find(|d| d["driver"] == "sip")
+        .and_then(|d| d["id"].as_str())
+        .expect("sip id")
+        .to_string();
+    let body = serde_json::json!({"ids": [sip_id], "village": "dongcun", "grid": "dongcun-1",
+        "zone": "dongcun-square", "username": "horn", "password": "horn-pw"})
+    .to_string();
+    let (status, resp) = http_post_as(&http, "/api/v1/inbox/adopt", &tech, &body).expect("adopt");
+    assert_eq!(status, 200, "{resp}");
+    let (status, list) = http_get_as(&http, "/api/v1/speakers", Some(&token)).expect("speakers");
+    assert_eq!(status, 200, "{list}");
+    assert!(!list.contains("horn-pw"), "{list}");
+    let list: serde_json::Value = serde_json::from_str(&list).expect("json");
+    let e = list
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["id"] == sip_id.as_str()))
+        .unwrap_or_else(|| panic!("{sip_id} not in {list}"));
+    assert_eq!(e["kind"], "sip", "{e}");
+    assert_eq!(e["address"], sip_addr.as_str(), "{e}");
+    assert_eq!(e["village"], "dongcun", "{e}");
+    assert_eq!(e["grid"], "dongcun-1", "{e}");
+    assert_eq!(e["zone"], "dongcun-square", "{e}");
+    // The adopted horn can be driven: the API's horn test calls it.
+    let (status, test) = http_post_as(
+        &http,
+        &format!("/api/v1/speakers/{sip_id}/test"),
+        &tech,
+        r#"{"tone_hz": 1000, "seconds": 1}"#,
+    )
+    .expect("horn test");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{test}");
+    let test: serde_json::Value = serde_json::from_str(&test).expect("test json");
+    assert_eq!(test["ok"], true, "{test}");
+    let control = sim.manifest["control"].as_str().expect("control");
+    let sip_sim_id = horn("sip")["id"].as_str().expect("id").to_string();
+    let (_, r) = http_get(control, &format!("/devices/{sip_sim_id}/report")).expect("report");
+    let r: serde_json::Value = serde_json::from_str(&r).expect("report json");
+    assert_eq!(r["calls_answered"], 1, "{r}");
 }

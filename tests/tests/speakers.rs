@@ -518,3 +518,93 @@ fn cloud_horn_over_mqtt_plays_the_tone() {
     );
     assert_eq!(reps[1]["error_kind"], "timeout", "{}", reps[1]);
 }
+
+/// A cancelled cloud-horn broadcast is stopped on the horn: `tgw speaker
+/// test` plays a 6 s tone on a simulated cloud horn and gets SIGTERM once
+/// the horn reports `playing`; the driver publishes `stop` for that play and
+/// the horn stops (events `stop`, `stopped`; far less than 6 s heard), and
+/// the report says the play did not complete, without errors.
+#[test]
+fn cancelled_cloud_broadcast_stops_the_horn() {
+    let net = test_net(57).to_string();
+    let sim = SimProc::start(&[
+        "--cameras",
+        "0",
+        "--speakers",
+        "1",
+        "--no-multicast",
+        "--bind",
+        &net,
+        "--control",
+        "127.0.0.1:0",
+        "--speaker-kinds",
+        "cloud",
+    ]);
+    let control = sim.manifest["control"]
+        .as_str()
+        .expect("control")
+        .to_string();
+    let uri = sim.devices("speaker")[0]["uri"]
+        .as_str()
+        .expect("uri")
+        .to_string();
+    let child = tgw()
+        .args([
+            "speaker",
+            "test",
+            &uri,
+            "--tone",
+            "1000",
+            "--seconds",
+            "6",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tgw speaker test");
+    let events = |r: &Value| -> Vec<String> {
+        r["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_for(Duration::from_secs(20), "the horn playing", || {
+        let r = report(&control, "spk-0001");
+        (events(&r).iter().any(|e| e == "playing") && r["audio_seconds"].as_f64() > Some(0.3))
+            .then_some(())
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let rep: Value = serde_json::from_str(stdout.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout} {stderr}"));
+    assert_eq!(rep["completed"], false, "{rep}");
+    assert_eq!(rep["errors"].as_array().map(Vec::len), Some(0), "{rep}");
+    let r = wait_for(Duration::from_secs(5), "the horn's `stopped`", || {
+        let r = report(&control, "spk-0001");
+        events(&r).iter().any(|e| e == "stopped").then_some(r)
+    });
+    let ev = events(&r);
+    assert!(
+        ev.ends_with(&["stop".to_string(), "stopped".to_string()]),
+        "{ev:?}"
+    );
+    assert!(!ev.iter().any(|e| e == "done"), "{ev:?}");
+    let heard = r["audio_seconds"].as_f64().unwrap_or(99.0);
+    assert!(heard < 5.0, "the horn kept playing: {heard} s heard");
+    // Nothing more arrives after the stop.
+    std::thread::sleep(Duration::from_millis(600));
+    let later = report(&control, "spk-0001");
+    assert_eq!(later["audio_seconds"].as_f64(), Some(heard), "{later}");
+}

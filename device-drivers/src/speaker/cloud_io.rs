@@ -1,6 +1,8 @@
 //! The 4G / cloud horn driver's IO: a small HTTP server handing out the
 //! prepared WAV under a short-lived token, and an MQTT client that publishes
-//! the `play` / `ping` commands and consumes the horn's status reports.
+//! the `play` / `ping` commands and consumes the horn's status reports. A
+//! cancelled broadcast publishes `stop` for its play and waits briefly
+//! ([`STOP_WAIT`]) for the horn's `stopped`.
 //! Messages and tokens are the pure [`crate::cloud`] core.
 
 use std::net::SocketAddr;
@@ -252,12 +254,9 @@ impl CloudSpeaker {
             .conn
             .as_mut()
             .ok_or_else(|| err(&self.uri, op, ErrorKind::Usage, "stream before prepare"))?;
-        loop {
+        let cancelled = loop {
             let s = tokio::select! {
-                _ = cancel.cancelled() => {
-                    stats.cancelled = true;
-                    return Ok(stats);
-                }
+                _ = cancel.cancelled() => break true,
                 _ = tokio::time::sleep_until(deadline) => {
                     let mut e = err(&self.uri, op, ErrorKind::Timeout, format!(
                         "no `done` from the horn by T0 + {} ms + {:?} (last state: {last})",
@@ -312,9 +311,58 @@ impl CloudSpeaker {
                 }
                 _ => {}
             }
+        };
+        if cancelled {
+            stats.cancelled = true;
+            self.stop_play(&id).await;
+        }
+        Ok(stats)
+    }
+
+    /// A cancelled broadcast: publishes `stop` for the play `id` and waits
+    /// up to [`STOP_WAIT`] (at most the answer timeout) for the horn's
+    /// `stopped` (or a final `done` / `error`). Best effort: the outcome is
+    /// logged, the play report stays "cancelled" either way.
+    async fn stop_play(&mut self, id: &str) {
+        let op = "stop";
+        let sent = Instant::now();
+        if let Err(e) = self
+            .publish(op, &Command::Stop { id: id.to_string() })
+            .await
+        {
+            tracing::warn!(speaker = %self.uri, error = %e, "cloud horn: stop not sent");
+            return;
+        }
+        let wait = STOP_WAIT.min(self.opts.answer_timeout);
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let r = tokio::time::timeout(wait, async {
+            while let Some(s) = conn.status.recv().await {
+                if s.id == id && matches!(s.state.as_str(), "stopped" | "done" | "error") {
+                    return Some(s.state);
+                }
+            }
+            None
+        })
+        .await;
+        match r {
+            Ok(Some(state)) => tracing::info!(
+                speaker = %self.uri, play = %id, state = %state,
+                ms = sent.elapsed().as_millis() as u64, "cloud horn stopped"
+            ),
+            Ok(None) => {
+                tracing::warn!(speaker = %self.uri, play = %id, "cloud horn: MQTT client stopped before the horn confirmed stop")
+            }
+            Err(_) => {
+                tracing::warn!(speaker = %self.uri, play = %id, wait = ?wait, "cloud horn: no `stopped` status in time")
+            }
         }
     }
 }
+
+/// How long a cancelled cloud play waits for the horn's `stopped`.
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// Serves the token table over HTTP/1.1 GET: 200 with the WAV, 410 for an
 /// expired token, 404 for anything else.
