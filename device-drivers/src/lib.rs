@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`xml`] | safe, prefix-agnostic XML reading (size cap, DTD refused) | — |
 //! | [`ssdp`] | SSDP M-SEARCH / search responses / NOTIFY (network speakers) | [`ssdp_io`] |
+//! | [`mdns`] | mDNS / DNS-SD queries and answers (PTR, SRV, TXT, A; compression) for horns | [`mdns_io`] |
 //! | [`wsd`] | WS-Discovery Probe / ProbeMatches / Hello / Bye | [`wsd_io`] |
 //! | [`soap`] | SOAP 1.2 envelopes, WS-UsernameToken, faults | [`onvif_client`] |
 //! | [`onvif`] | ONVIF device and media responses | [`onvif_client`] |
@@ -18,14 +19,19 @@
 //! | [`sip`] | SIP messages, auto-answer headers, digest, SDP offer/answer, INVITE client state machine | [`sip_io`] |
 //! | [`axis`] | Axis VAPIX `audio/transmit.cgi` request head and response parsing | [`axis`] (IO part) |
 //! | [`cloud`] | 4G / cloud horn: WAV writer/reader, MQTT play/ping/status JSON, expiring audio tokens | `speaker` (`CloudSpeaker`) |
+//! | [`cap`] | CAP 1.2 early-warning alerts (national release system shape), validated | `tgw::warning` |
 //! | [`speaker`] | `SpeakerUri` parsing; the one `Speaker` trait (prepare, start at T0, stream, stop, health) and its drivers | — |
 
 pub mod axis;
 #[cfg(feature = "io")]
 #[cfg(feature = "io")]
 pub mod backoff;
+pub mod cap;
 pub mod cloud;
 pub mod g711;
+pub mod mdns;
+#[cfg(feature = "io")]
+pub mod mdns_io;
 pub mod onvif;
 #[cfg(feature = "io")]
 pub mod onvif_client;

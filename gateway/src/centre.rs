@@ -127,10 +127,31 @@ pub struct Commands {
     pub wake: mpsc::Sender<String>,
     /// Re-reads the configuration (township, credential groups).
     pub reload: Arc<Notify>,
+    /// The broadcast runtime, once started (signed emergency commands, CAP).
+    pub broadcasts: Arc<std::sync::OnceLock<crate::broadcast::runtime::Broadcasts>>,
+    /// The MQTT topic filter CAP documents arrive on (`[warnings] mqtt_topic`).
+    pub cap_topic: Option<String>,
 }
 
 impl CommandHandler for Commands {
     fn handle(&self, method: &str, params: Value) -> BoxFuture<'static, CommandReply> {
+        if method == "emergency" {
+            let b = self.broadcasts.get().cloned();
+            return Box::pin(async move {
+                let Some(b) = b else {
+                    return CommandReply::Rejected {
+                        code: "unavailable".into(),
+                        message: "broadcasts are not running yet".into(),
+                    };
+                };
+                // The signed envelope is the params object itself.
+                let body = bytes::Bytes::from(params.to_string());
+                match b.signed(body).await {
+                    Ok(v) => CommandReply::Accepted(v),
+                    Err((code, message)) => CommandReply::Rejected { code, message },
+                }
+            });
+        }
         let reply = match method {
             "rediscover" => {
                 self.rediscover.notify_one();
@@ -170,9 +191,30 @@ impl CommandHandler for Commands {
             },
             other => CommandReply::Rejected {
                 code: "unknown_method".into(),
-                message: format!("unknown method `{other}`; known: rediscover, probe, reload"),
+                message: format!(
+                    "unknown method `{other}`; known: rediscover, probe, reload, emergency"
+                ),
             },
         };
         Box::pin(async move { reply })
+    }
+
+    fn raw_topics(&self) -> Vec<String> {
+        self.cap_topic.iter().cloned().collect()
+    }
+
+    fn raw(&self, topic: &str, payload: bytes::Bytes) {
+        let Some(b) = self.broadcasts.get().cloned() else {
+            tracing::warn!(
+                topic,
+                "CAP document before the broadcast runtime started; dropped"
+            );
+            return;
+        };
+        let via = format!("mqtt:{topic}");
+        tokio::spawn(async move {
+            let out = b.cap(payload, &via).await;
+            tracing::info!(via = %via, decision = %out.decision, identifier = ?out.identifier, reason = ?out.reason, "CAP document received");
+        });
     }
 }

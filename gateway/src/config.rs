@@ -52,6 +52,114 @@ pub struct Config {
     /// Defaults as documented per field.
     #[serde(default)]
     pub audio: AudioSection,
+    /// Broadcasts: timetable, synchronised start, emergency keys
+    /// (`docs/schedules.md`, `docs/warnings.md`). Defaults as documented per field.
+    #[serde(default)]
+    pub broadcast: BroadcastSection,
+    /// Early warnings (CAP 1.2) from MQTT and polled feeds (`docs/warnings.md`).
+    /// Default: off.
+    #[serde(default)]
+    pub warnings: crate::warning::WarningsConfig,
+}
+
+/// `[broadcast]`: how broadcasts are scheduled and started.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastSection {
+    /// A timetable file (`docs/schedules.md`). When set, it is the timetable:
+    /// read at start and on `reload`, and the API cannot edit it. Default:
+    /// none (the timetable is kept in the database and edited through the API).
+    #[serde(default)]
+    pub timetable: Option<PathBuf>,
+    /// The workday calendar file (调休) for a timetable kept in the database
+    /// (`docs/schedules.md`). Default: none (Monday-Friday are working days).
+    #[serde(default)]
+    pub calendar: Option<PathBuf>,
+    /// Time zone of timetables and quiet hours. Default: `Asia/Shanghai`.
+    #[serde(default = "default_tz", deserialize_with = "de_tz")]
+    pub timezone: String,
+    /// Milliseconds between deciding to start and T0, while horns get ready
+    /// (20-5000). Default: `150`.
+    #[serde(default = "default_lead_ms", deserialize_with = "de_lead_ms")]
+    pub playout_delay_ms: u64,
+    /// Seconds before its time a scheduled broadcast is prepared (1-60), so
+    /// SIP calls are up at T0. Default: `5`.
+    #[serde(default = "default_preroll", deserialize_with = "de_preroll")]
+    pub preroll_secs: u64,
+    /// Seconds a scheduled broadcast may wait behind another on a horn before
+    /// it is dropped there (0-86400). Default: `600`.
+    #[serde(default = "default_queue_window", deserialize_with = "de_queue_window")]
+    pub queue_window_secs: u64,
+    /// Volume of emergency broadcasts, forced on every horn (0-100). Default: `100`.
+    #[serde(default = "default_emergency_volume", deserialize_with = "de_volume")]
+    pub emergency_volume: u64,
+    /// Volume when a programme sets none (0-100). Default: `80`.
+    #[serde(default = "default_volume", deserialize_with = "de_volume")]
+    pub default_volume: u64,
+    /// Address the cloud horns fetch audio from (`HOST:PORT` the horns can
+    /// reach). Default: none (cloud horns are not driven).
+    #[serde(default)]
+    pub cloud_serve: Option<std::net::SocketAddr>,
+    /// Ed25519 keys allowed to sign MQTT emergency commands, each with its
+    /// scope. Default: none (signed commands are refused).
+    #[serde(default)]
+    pub keys: Vec<crate::broadcast::signed::KeyConfig>,
+}
+
+impl Default for BroadcastSection {
+    fn default() -> Self {
+        Self {
+            timetable: None,
+            calendar: None,
+            timezone: default_tz(),
+            playout_delay_ms: default_lead_ms(),
+            preroll_secs: default_preroll(),
+            queue_window_secs: default_queue_window(),
+            emergency_volume: default_emergency_volume(),
+            default_volume: default_volume(),
+            cloud_serve: None,
+            keys: Vec::new(),
+        }
+    }
+}
+
+fn default_tz() -> String {
+    "Asia/Shanghai".into()
+}
+fn de_tz<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    jiff::tz::TimeZone::get(&s).map(|_| s.clone()).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{s}` is not a known time zone (e.g. Asia/Shanghai)"
+        ))
+    })
+}
+fn default_lead_ms() -> u64 {
+    150
+}
+fn de_lead_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 20, 5000, "playout_delay_ms")
+}
+fn default_preroll() -> u64 {
+    5
+}
+fn de_preroll<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 1, 60, "preroll_secs")
+}
+fn default_queue_window() -> u64 {
+    600
+}
+fn de_queue_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 0, 86_400, "queue_window_secs")
+}
+fn default_emergency_volume() -> u64 {
+    100
+}
+fn default_volume() -> u64 {
+    80
+}
+fn de_volume<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 0, 100, "volume")
 }
 
 /// `[audio]`: how announcements are made from uploads and text.
@@ -340,6 +448,23 @@ pub struct DiscoverySection {
     /// SSDP multicast group and port. Default: `239.255.255.250:1900`.
     #[serde(default = "default_ssdp_group")]
     pub ssdp_group: std::net::SocketAddrV4,
+    /// Also send an mDNS / DNS-SD query each round, on the same interfaces,
+    /// for SIP horns (`_sip._udp.local`) and plain RTP horns
+    /// (`_rtp-horn._udp.local`); they land in the inbox as speakers with
+    /// their driver kind and address. Multicast: `multicast = false` turns
+    /// it off too. Default: `true`.
+    #[serde(default = "yes")]
+    pub mdns: bool,
+    /// mDNS multicast group and port. Default: `224.0.0.251:5353`.
+    #[serde(default = "default_mdns_group")]
+    pub mdns_group: std::net::SocketAddrV4,
+    /// Also send a second WS-Discovery Probe each round for ONVIF audio
+    /// output devices (`tds:Device` with the scope
+    /// `onvif://www.onvif.org/type/audio_output`), multicast only, to the
+    /// same group; audio-only answers land in the inbox as speakers. The
+    /// camera Probe is unchanged. Default: `true`.
+    #[serde(default = "yes")]
+    pub onvif_audio: bool,
 }
 
 impl Default for DiscoverySection {
@@ -359,6 +484,9 @@ impl Default for DiscoverySection {
             auto_adopt: Vec::new(),
             ssdp: true,
             ssdp_group: default_ssdp_group(),
+            mdns: true,
+            mdns_group: default_mdns_group(),
+            onvif_audio: true,
         }
     }
 }
@@ -391,6 +519,9 @@ fn default_group() -> std::net::SocketAddrV4 {
 }
 fn default_ssdp_group() -> std::net::SocketAddrV4 {
     std::net::SocketAddrV4::new(Ipv4Addr::new(239, 255, 255, 250), 1900)
+}
+fn default_mdns_group() -> std::net::SocketAddrV4 {
+    std::net::SocketAddrV4::new(Ipv4Addr::new(224, 0, 0, 251), 5353)
 }
 fn default_repeats() -> u8 {
     3

@@ -84,7 +84,7 @@ pub fn due_for_inventory(store: &Store, cfg: &Config) -> anyhow::Result<Vec<Stri
 pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
     let prober = Prober::new(cfg.inventory.call_timeout_ms)?;
     let opts = discovery::options(&cfg.discovery)?;
-    let ssdp_opts = discovery::ssdp_options(&cfg.discovery, &opts);
+    let speaker_search = discovery::SpeakerSearch::from_config(&cfg.discovery, &opts);
     let (probe_tx, mut probe_rx) = mpsc::channel::<String>(1024);
     let (wake_tx, wake_rx) = mpsc::channel::<String>(1024);
     let metrics = Arc::new(Metrics::new());
@@ -95,6 +95,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
     // The uplink to the governance centre, when [mqtt] is configured.
     let rediscover = Arc::new(Notify::new());
     let reload = Arc::new(Notify::new());
+    let broadcasts_cell = Arc::new(std::sync::OnceLock::new());
     let uplink = match &cfg.mqtt {
         Some(_) => {
             let commands = Arc::new(Commands {
@@ -103,6 +104,12 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                 probe: probe_tx.clone(),
                 wake: wake_tx.clone(),
                 reload: reload.clone(),
+                broadcasts: broadcasts_cell.clone(),
+                cap_topic: cfg
+                    .warnings
+                    .enabled
+                    .then(|| cfg.warnings.mqtt_topic.clone())
+                    .flatten(),
             });
             Some(Uplink::start(&cfg, shutdown.clone(), commands).await?)
         }
@@ -115,6 +122,23 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
         Arc::new(live.clone()),
         Arc::new(MqttSink(publisher.clone())),
     ]));
+
+    // Broadcasts: the engine, the timetable, CAP feeds (issue 7).
+    let bcast = crate::broadcast::runtime::start_for_daemon(
+        &cfg,
+        &store,
+        publisher.clone(),
+        live.clone(),
+        opts.interfaces.first().copied(),
+        shutdown.clone(),
+    )?;
+    let _ = broadcasts_cell.set(bcast.broadcasts.clone());
+    for h in bcast.tasks {
+        tasks.spawn(async move {
+            let _ = h.await;
+            Ok(())
+        });
+    }
 
     if cfg.health.enabled {
         let poller = Poller::new(store.clone(), cfg.health.clone(), metrics.clone(), sink)?;
@@ -137,6 +161,12 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                 .with_live(live.clone())
                 .with_timezone(&cfg.gateway.timezone)
                 .with_multicast_if(opts.interfaces.first().copied())
+                .with_broadcasts(
+                    bcast.broadcasts.clone(),
+                    bcast.assets.clone(),
+                    cfg.broadcast.default_volume.min(100) as u8,
+                    cfg.broadcast.timetable.clone(),
+                )
                 .with_shutdown(shutdown.clone());
         let state = match crate::cli::log_level_handle() {
             Some((f, cur)) => state.with_log_level(f, &cur),
@@ -251,6 +281,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
         let metrics2 = metrics.clone();
         let publisher2 = publisher.clone();
         let (rediscover, reload) = (rediscover.clone(), reload.clone());
+        let bc2 = bcast.broadcasts.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(cfg2.discovery.interval_secs);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -264,13 +295,22 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                             Ok(()) => tracing::info!("configuration reloaded (township, credential groups)"),
                             Err(e) => tracing::warn!(error = %format!("{e:#}"), "configuration reload failed; keeping the running one"),
                         }
+                        if let Some(f) = &cfg2.broadcast.timetable {
+                            match crate::schedule::Timetable::load(f, &cfg2.broadcast.timezone) {
+                                Ok(tt) => {
+                                    bc2.set_timetable(tt).await;
+                                    tracing::info!(file = %f.display(), "timetable reloaded");
+                                }
+                                Err(e) => tracing::warn!(error = %e, "timetable reload failed; keeping the running one"),
+                            }
+                        }
                         continue;
                     }
                 }
                 if cfg2.discovery.enabled {
                     let r = tokio::select! {
                         _ = sd.cancelled() => break,
-                        r = discovery::round(&store2, &opts, ssdp_opts.as_ref(), &cfg2.discovery.auto_adopt) => r,
+                        r = discovery::round(&store2, &opts, &speaker_search, &cfg2.discovery.auto_adopt) => r,
                     };
                     match r {
                         Ok(r) => {

@@ -173,7 +173,22 @@ pub async fn run(
     })
     .await?;
     let manifest = sim.manifest().clone();
-    let text = config_text(&manifest, &township, &data_dir, http, &broker);
+    let mut text = config_text(&manifest, &township, &data_dir, http, &broker);
+    // [broadcast] A timetable that plays every three minutes, and a key the
+    // demo's "county platform" signs an emergency broadcast with.
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let tt_path = data_dir.join("timetable.toml");
+    std::fs::write(
+        &tt_path,
+        demo_timetable(
+            jiff::Zoned::now()
+                .with_time_zone(
+                    jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC),
+                )
+                .datetime(),
+        ),
+    )?;
+    text.push_str(&broadcast_section(&tt_path, &signing));
     let broker_url =
         crate::config::parse_broker_url(&broker).map_err(|e| anyhow::anyhow!("{e}"))?;
     let path = data_dir.join("gateway.toml");
@@ -221,11 +236,14 @@ pub async fn run(
          \x20 MQTT ({broker}):  mosquitto_sub -h {bhost} -p {bport} -t 'tgw/v1/#' -v\n\
          \x20 camera health:     tgw status --url http://{http}\n\
          \x20 inject a fault:    curl -X POST http://{ctl}/devices/cam-0003/fault -d offline\n\
+         \x20 broadcasts:        a scheduled notice every 3 minutes (timetable: {ttp});\n\
+         \x20                    a signed emergency broadcast over MQTT 60 s after start, then every 10 min\n\
          \x20 cameras with faults from the start: cam-0005 (wrong password), cam-0009 (clock 10 min fast)\n\
          Ctrl-C stops.\n",
         township.name,
         dd = data_dir.display(),
         cfgp = path.display(),
+        ttp = tt_path.display(),
         ctl = manifest.control.as_deref().unwrap_or("-"),
         bhost = broker_url.host,
         bport = broker_url.port,
@@ -273,6 +291,12 @@ pub async fn run(
         let sd = shutdown.clone();
         let cams = cameras;
         tokio::spawn(async move { fault_script(&sim, cams, sd).await });
+    }
+    {
+        let sd = shutdown.clone();
+        let topics = crate::mqtt::topics::Topics::new(&cfg.gateway.site.0, &cfg.gateway.id.0);
+        let (host, port) = (broker_url.host.clone(), broker_url.port);
+        tokio::spawn(async move { emergency_script(host, port, topics, signing, sd).await });
     }
     crate::daemon::run(cfg, store, shutdown).await?;
     match Arc::try_unwrap(sim) {
@@ -367,6 +391,114 @@ pub fn import_sim_speakers(
     Ok(list.len())
 }
 // --- end demo speakers ---
+
+/// The demo timetable: a short notice to every horn every three minutes
+/// from the next whole minute after `now` (local time), 96 times (a
+/// schedule takes at most 96 times a day).
+pub fn demo_timetable(now: jiff::civil::DateTime) -> String {
+    let mut times = Vec::with_capacity(96);
+    let start = now.hour() as i32 * 60 + now.minute() as i32 + 1;
+    for k in 0..96 {
+        let m = (start + 3 * k).rem_euclid(24 * 60);
+        times.push(format!("\"{:02}:{:02}\"", m / 60, m % 60));
+    }
+    times.sort();
+    times.dedup();
+    format!(
+        r#"# Written by `tgw demo` (docs/schedules.md).
+timezone = "Asia/Shanghai"
+
+[[programme]]
+id = "demo-notice"
+name = "定时广播：安全提示"
+items = [ {{ tts = "各位村民请注意：汛期来临，请不要在河边玩耍，注意用电安全。" }} ]
+pre_chime = "chime"
+priority = "routine"
+
+[[schedule]]
+id = "every-3-min"
+programme = "demo-notice"
+targets = ["all"]
+at = [{}]
+"#,
+        times.join(", ")
+    )
+}
+
+/// The `[broadcast]` section of the demo: the timetable file and the public
+/// half of the demo's signing key.
+fn broadcast_section(timetable: &std::path::Path, key: &ed25519_dalek::SigningKey) -> String {
+    format!(
+        "\n[broadcast]\ntimetable = {}\n\n[[broadcast.keys]]\nid = \"demo-county\"\npublic_key = \"{}\"\nscope = [\"all\"]\n",
+        toml_quote(&timetable.display().to_string()),
+        crate::broadcast::signed::public_key_base64(&key.verifying_key())
+    )
+}
+
+/// Plays the county platform: 60 s after start, then every 10 minutes, a
+/// signed emergency broadcast to every horn over MQTT (`cmd/emergency`).
+async fn emergency_script(
+    host: String,
+    port: u16,
+    topics: crate::mqtt::topics::Topics,
+    key: ed25519_dalek::SigningKey,
+    shutdown: CancellationToken,
+) {
+    let mut opts = rumqttc::MqttOptions::new("tgw-demo-county", host, port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut el) = rumqttc::AsyncClient::new(opts, 16);
+    let sd = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = sd.cancelled() => return,
+                ev = el.poll() => if ev.is_err() { tokio::time::sleep(Duration::from_secs(1)).await },
+            }
+        }
+    });
+    let mut n = 0u32;
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = Duration::from_secs(600);
+        n += 1;
+        let not_after = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(5);
+        let payload = serde_json::json!({
+            "id": format!("demo-emergency-{n}"),
+            "action": "start",
+            "not_after": not_after.to_string(),
+            "nonce": uuid::Uuid::new_v4().simple().to_string(),
+            "targets": ["all"],
+            "text": "紧急通知：这是一次应急广播演示，请勿惊慌。",
+        })
+        .to_string();
+        let envelope: serde_json::Value = match serde_json::from_str(
+            &crate::broadcast::signed::sign(&key, payload.as_bytes(), "demo-county"),
+        ) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        let body =
+            serde_json::json!({ "request_id": format!("demo-emergency-{n}"), "params": envelope });
+        match client
+            .publish(
+                topics.full("cmd/emergency"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                body.to_string(),
+            )
+            .await
+        {
+            Ok(()) => {
+                eprintln!("demo: signed emergency broadcast demo-emergency-{n} sent over MQTT")
+            }
+            Err(e) => eprintln!("demo: emergency broadcast not sent: {e}"),
+        }
+    }
+}
 
 /// Every 40 s, one camera gets a fault for 60 s: offline, a frozen stream,
 /// a changed password, packet loss, a low frame rate, in turn.

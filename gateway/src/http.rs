@@ -74,6 +74,10 @@ pub struct AppState {
     shutdown: CancellationToken,
     speaker_tests: SpeakerTests,
     multicast_if: Option<std::net::Ipv4Addr>,
+    broadcasts: Option<crate::broadcast::runtime::Broadcasts>,
+    assets: Option<crate::audio::assets::AssetStore>,
+    default_volume: u8,
+    timetable_file: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -104,7 +108,28 @@ impl AppState {
             shutdown: CancellationToken::new(),
             speaker_tests: SpeakerTests::default(),
             multicast_if: None,
+            broadcasts: None,
+            assets: None,
+            default_volume: 80,
+            timetable_file: None,
         })
+    }
+
+    /// Enables the broadcast routes: the runtime, the asset store, the
+    /// volume used when a programme sets none, and the timetable file when
+    /// the timetable is managed in a file (then the API cannot edit it).
+    pub fn with_broadcasts(
+        mut self,
+        b: crate::broadcast::runtime::Broadcasts,
+        assets: crate::audio::assets::AssetStore,
+        default_volume: u8,
+        timetable_file: Option<std::path::PathBuf>,
+    ) -> Self {
+        self.broadcasts = Some(b);
+        self.assets = Some(assets);
+        self.default_volume = default_volume;
+        self.timetable_file = timetable_file;
+        self
     }
 
     /// Where probe-now requests go (device ids; the daemon's inventory loop
@@ -245,6 +270,11 @@ fn schema<T: utoipa::ToSchema>() -> (String, serde_json::Value) {
 const V: Access = Access::Role(Role::Viewer);
 const T: Access = Access::Role(Role::Technician);
 const A: Access = Access::Role(Role::Admin);
+const O: Access = Access::Role(Role::Operator);
+
+#[path = "http_broadcast.rs"]
+mod broadcast_api;
+use broadcast_api as bc;
 const PAGE: &[(&str, &str)] = &[
     ("page", "page number, 1-10000 (with per_page)"),
     ("per_page", "items per page, 1-1000; default: all"),
@@ -335,6 +365,39 @@ pub const ROUTES: &[Route] = &[
     r!(Get "/api/v1/speakers", V, "speakers", "Loudspeakers (never their passwords) with their last test result", get(speakers), query = &[("village", "village code"), ("kind", "rtp | rtp-multicast | sip | axis | cloud")]),
     r!(Get "/api/v1/speakers/{id}", V, "speakers", "One loudspeaker with its last test result", get(speaker)),
     r!(Post "/api/v1/speakers/{id}/test", T, "speakers", "Play a test tone on one horn and report what happened (audited; 409 while a test of the horn runs)", post(speaker_test), body = SpeakerTestBody),
+    r!(Get "/api/v1/broadcasts", V, "broadcasts", "Broadcasts, newest first, with per-state horn counts", get(bc::list), query = &[("limit", "1-1000, default 100")]),
+    r!(Get "/api/v1/broadcasts/{id}", V, "broadcasts", "One broadcast: every horn's report and its history", get(bc::get_one)),
+    r!(Post "/api/v1/broadcasts", O, "broadcasts", "Announce now: text (TTS), an asset or a programme, to targets (audited)", post(bc::announce), body = bc::AnnounceBody),
+    r!(Post "/api/v1/broadcasts/{id}/cancel", O, "broadcasts", "Stop a broadcast everywhere (audited)", post(bc::cancel)),
+    r!(Post "/api/v1/broadcasts/stop-all", O, "broadcasts", "Stop every broadcast playing or queued; always allowed to operators (audited)", post(bc::stop_all)),
+    r!(Post "/api/v1/emergency", O, "broadcasts", "Emergency broadcast: interrupts everything, ignores quiet hours, forced volume; needs confirm: true (audited)", post(bc::emergency), body = bc::AnnounceBody),
+    r!(Get "/api/v1/alerts", V, "broadcasts", "Early warnings (CAP) received and what they caused", get(bc::alerts), query = &[("limit", "1-1000, default 100")]),
+    r!(Get "/api/v1/audio-assets", V, "broadcasts", "Stored audio assets", get(bc::assets)),
+    r!(Post "/api/v1/audio-assets", O, "broadcasts", "Upload an audio file as the raw body (MP3, WAV, OGG/Vorbis, FLAC); checked and normalised (audited)", post(bc::upload).layer(DefaultBodyLimit::max(64 * 1024 * 1024)), query = &[("name", "file name, informational")]),
+    r!(Get "/api/v1/targets/resolve", V, "broadcasts", "The horns targets reach (timetable groups expanded), for confirming a broadcast", get(bc::resolve_targets), query = &[("targets", "comma-separated: all, village:CODE, grid:CODE, zone:NAME, group:NAME, speaker:ID")]),
+    r!(Get "/api/v1/timetable", V, "timetable", "The timetable in force: source (file | store), version, time zone, active scheme and the whole document", get(bc::timetable)),
+    r!(Put "/api/v1/timetable", O, "timetable", "Replace the whole timetable document; validated (422 naming the key path), saved as a new version (audited; 409 when managed in a file)", put(bc::replace_timetable), body = bc::PartsBody),
+    r!(Get "/api/v1/timetable/week", V, "timetable", "Seven days of occurrences: local time, schedule, programme, priority, targets, horns reached, horns in quiet hours; and the check warnings", get(bc::week), query = &[("from", "YYYY-MM-DD, default: this week's Monday in the timetable's zone"), ("scheme", "preview another scheme (default: the active one)")]),
+    Route {
+        method: M::Post,
+        path: "/api/v1/timetable/check",
+        access: V,
+        tag: "timetable",
+        summary: "What a timetable document would do over a range (the `tgw schedule check` report), without saving it",
+        body: Some(schema::<bc::PartsBody>),
+        query: &[
+            ("from", "YYYY-MM-DD, default: today in the timetable's zone"),
+            ("days", "1-366, default 7"),
+        ],
+        handler: || post(bc::check_timetable),
+    },
+    r!(Put "/api/v1/programmes/{id}", O, "timetable", "Create or replace a programme; the whole timetable is validated (audited)", put(bc::put_programme), body = bc::EntryBody),
+    r!(Delete "/api/v1/programmes/{id}", O, "timetable", "Delete a programme no schedule plays (audited)", delete(bc::delete_programme)),
+    r!(Put "/api/v1/schedules/{id}", O, "timetable", "Create or replace a schedule; the whole timetable is validated (audited)", put(bc::put_schedule), body = bc::EntryBody),
+    r!(Delete "/api/v1/schedules/{id}", O, "timetable", "Delete a schedule (audited)", delete(bc::delete_schedule)),
+    r!(Put "/api/v1/schemes/{id}", O, "timetable", "Create or replace a scheme; the first one becomes active (audited)", put(bc::put_scheme), body = bc::EntryBody),
+    r!(Delete "/api/v1/schemes/{id}", O, "timetable", "Delete a scheme without schedules that is not in force (audited)", delete(bc::delete_scheme)),
+    r!(Put "/api/v1/active-scheme", O, "timetable", "Switch the scheme in force (audited)", put(bc::set_active_scheme), body = bc::ActiveSchemeBody),
     r!(Get "/api/v1/users", A, "users", "Users", get(list_users)),
     r!(Post "/api/v1/users", A, "users", "Create a user", post(create_user), body = NewUserBody),
     r!(Patch "/api/v1/users/{name}", A, "users", "Change role, disabled flag or password", patch(update_user), body = UpdateUserBody),
@@ -1380,10 +1443,22 @@ pub struct AdoptBody {
     pub village: Option<String>,
     /// Grid code.
     pub grid: Option<String>,
-    /// Optional login to set on every adopted device.
+    /// Optional login to set on every adopted device (for a speaker: the
+    /// horn's login in the speaker inventory).
     pub username: Option<String>,
     /// Its password (write-only).
     pub password: Option<String>,
+    /// Speakers only: broadcast zone of the inventory entry.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Speakers only: driver kind (`rtp`, `rtp-multicast`, `sip`, `axis`,
+    /// `cloud`) instead of the one discovery inferred.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Speakers only: driver address instead of the one discovery inferred
+    /// (same forms as the speaker CSV `address` column).
+    #[serde(default)]
+    pub address: Option<String>,
 }
 impl Validate for AdoptBody {
     fn validate(&self) -> Result<(), String> {
@@ -1393,6 +1468,18 @@ impl Validate for AdoptBody {
             grid: self.grid.clone(),
         }
         .validate()?;
+        if let Some(z) = &self.zone {
+            crate::config::Ident::parse(z).map_err(|e| format!("zone: {e}"))?;
+        }
+        if let Some(d) = &self.driver {
+            crate::speakers::DriverKind::parse(d).map_err(|e| format!("driver: {e}"))?;
+        }
+        if let Some(a) = &self.address {
+            check_len("address", a, 1, 256)?;
+        }
+        if self.ids.len() > 1 && self.address.is_some() {
+            return Err("address applies to one speaker at a time".into());
+        }
         match (&self.username, &self.password) {
             (None, None) => Ok(()),
             (Some(u), Some(p)) => {
@@ -1425,18 +1512,34 @@ async fn adopt_many(State(st): State<AppState>, ctx: Ctx, Body(b): Body<AdoptBod
             errors.push(serde_json::json!({"id": id, "code": "not_found", "message": format!("no device `{id}`")}));
             continue;
         };
-        let r = st
-            .store
-            .adopt(id, b.village.as_deref(), b.grid.as_deref())
-            .and_then(|()| match (&b.username, &b.password) {
-                (Some(u), Some(p)) => st.store.set_device_login(id, u, &Password::new(p.clone())),
-                _ => Ok(()),
-            });
+        let is_speaker = before.kind == "speaker";
+        let mut speaker = None;
+        let r = if is_speaker {
+            adopt_speaker(&st, id, &b).map(|s| speaker = Some(s))
+        } else if b.zone.is_some() || b.driver.is_some() || b.address.is_some() {
+            Err(crate::store::StoreError::Invalid(format!(
+                "`{id}` is a {}: zone, driver and address apply to speakers",
+                before.kind
+            )))
+        } else {
+            st.store
+                .adopt(id, b.village.as_deref(), b.grid.as_deref())
+                .and_then(|()| match (&b.username, &b.password) {
+                    (Some(u), Some(p)) => {
+                        st.store.set_device_login(id, u, &Password::new(p.clone()))
+                    }
+                    _ => Ok(()),
+                })
+        };
         let after = st.store.device(id)?;
         let mut after_j = after.as_ref().map(device_brief);
         if let (Some(a), Some(u)) = (after_j.as_mut(), &b.username) {
             a["username"] = serde_json::json!(u);
             a["password"] = serde_json::json!("***");
+        }
+        if let (Some(a), Some(s)) = (after_j.as_mut(), &speaker) {
+            a["speaker"] =
+                serde_json::json!({"kind": s.kind, "address": s.address, "zone": s.zone});
         }
         match r {
             Ok(()) => {
@@ -1448,7 +1551,7 @@ async fn adopt_many(State(st): State<AppState>, ctx: Ctx, Body(b): Body<AdoptBod
                     after_j,
                     "ok",
                 );
-                if let Some(tx) = &st.probe_tx {
+                if !is_speaker && let Some(tx) = &st.probe_tx {
                     let _ = tx.try_send(id.clone());
                 }
                 done.push(id.clone());
@@ -1477,6 +1580,40 @@ async fn adopt_many(State(st): State<AppState>, ctx: Ctx, Body(b): Body<AdoptBod
         Json(serde_json::json!({"adopted": done, "errors": errors})),
     )
         .into_response())
+}
+
+/// Adopts one discovered speaker into the speaker inventory (see
+/// [`crate::speakers::Speakers::adopt_discovered`]); the body was validated.
+fn adopt_speaker(
+    st: &AppState,
+    id: &str,
+    b: &AdoptBody,
+) -> Result<crate::speakers::Speaker, crate::store::StoreError> {
+    use crate::store::StoreError;
+    let inv = crate::speakers::Speakers::open(&st.store)
+        .map_err(|e| StoreError::Invalid(format!("speaker inventory: {e:#}")))?;
+    let a = crate::speakers::AdoptSpeaker {
+        village: b.village.clone(),
+        grid: b.grid.clone(),
+        zone: b
+            .zone
+            .as_deref()
+            .map(crate::config::Ident::parse)
+            .transpose()
+            .map_err(StoreError::Invalid)?,
+        driver: b
+            .driver
+            .as_deref()
+            .map(crate::speakers::DriverKind::parse)
+            .transpose()
+            .map_err(StoreError::Invalid)?,
+        address: b.address.clone(),
+        login: match (&b.username, &b.password) {
+            (Some(u), Some(p)) => Some((u.clone(), Password::new(p.clone()))),
+            _ => None,
+        },
+    };
+    inv.adopt_discovered(id, &a)
 }
 
 async fn ignore_many(State(st): State<AppState>, ctx: Ctx, Body(b): Body<IdsBody>) -> ApiResult {
@@ -3084,6 +3221,150 @@ mod tests {
                 .iter()
                 .any(|e| e.action == "login" && e.outcome == "failed_locked")
         );
+    }
+
+    /// Adopting a discovered speaker (an mDNS-found SIP horn) creates its
+    /// speaker inventory entry with the request's village/grid/zone, the
+    /// driver kind and address from the sighting and the login (sealed, not
+    /// listed); it then shows in `GET /api/v1/speakers`, no camera probe is
+    /// queued, and the audit entry names the speaker. A speaker whose driver
+    /// discovery could not tell is refused unless `driver`/`address` come
+    /// with the request; zone/driver on a camera are refused.
+    #[tokio::test]
+    async fn adopting_a_discovered_speaker_fills_the_speaker_inventory() {
+        let mut fx = fixture();
+        let tech = Auth::Bearer(&fx.tokens[&Role::Technician]);
+        let sip = fx
+            .st
+            .store
+            .record_speaker_sighting(
+                "mdns:Horn 1._sip._udp.local",
+                Some([10, 21, 3, 41].into()),
+                None,
+                Some("Horn 1"),
+                "mdns",
+                Some(("sip", "sip:horn@10.21.3.41:5062")),
+            )
+            .unwrap()
+            .id;
+        let bare = fx
+            .st
+            .store
+            .record_speaker_sighting(
+                "uuid:x::urn:y",
+                Some([10, 21, 3, 42].into()),
+                None,
+                Some("SPON"),
+                "ssdp",
+                None,
+            )
+            .unwrap()
+            .id;
+        let adopt = |body: serde_json::Value| {
+            let app = fx.app.clone();
+            let tech = tech.clone();
+            async move {
+                let b = body.to_string();
+                call(
+                    &app,
+                    Method::POST,
+                    "/api/v1/inbox/adopt",
+                    tech,
+                    Some(b.as_bytes()),
+                )
+                .await
+            }
+        };
+        let r = adopt(
+            serde_json::json!({"ids": [sip], "village": "dongcun", "grid": "dongcun-1",
+            "zone": "dongcun-square", "username": "horn", "password": "horn-pw"}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["adopted"][0], sip.as_str(), "{v}");
+        assert!(
+            fx._probe_rx.try_recv().is_err(),
+            "no ONVIF probe for a speaker"
+        );
+        let list = call(
+            &fx.app,
+            Method::GET,
+            "/api/v1/speakers?village=dongcun",
+            tech.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(list.status, StatusCode::OK);
+        let list: serde_json::Value = serde_json::from_str(&list.body).unwrap();
+        let e = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == sip.as_str())
+            .unwrap_or_else(|| panic!("{list}"));
+        assert_eq!(e["kind"], "sip");
+        assert_eq!(e["address"], "sip:horn@10.21.3.41:5062");
+        assert_eq!(
+            (&e["village"], &e["grid"], &e["zone"]),
+            (
+                &"dongcun".into(),
+                &"dongcun-1".into(),
+                &"dongcun-square".into()
+            )
+        );
+        assert_eq!(e["name"], "Horn 1");
+        assert_eq!(e["has_password"], true);
+        assert!(!list.to_string().contains("horn-pw"));
+        let dev = fx.st.store.device(&sip).unwrap().unwrap();
+        assert_eq!(dev.state, DeviceState::Adopted);
+        assert!(
+            !dev.has_credentials,
+            "the login belongs to the speaker inventory"
+        );
+        let log = fx.st.users().audit_log(100, None).unwrap();
+        let a = log
+            .iter()
+            .find(|e| e.action == "device.adopt" && e.target.as_deref() == Some(sip.as_str()))
+            .unwrap();
+        assert_eq!(a.after.as_ref().unwrap()["speaker"]["kind"], "sip");
+        assert!(!serde_json::to_string(&a.after).unwrap().contains("horn-pw"));
+
+        // No driver known: refused, nothing changes; with one, adopted.
+        let r = adopt(serde_json::json!({"ids": [bare], "village": "dongcun"})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(r.body.contains("give `driver` and `address`"), "{}", r.body);
+        assert_eq!(
+            fx.st.store.device(&bare).unwrap().unwrap().state,
+            DeviceState::Discovered
+        );
+        let r = adopt(serde_json::json!({"ids": [bare], "village": "dongcun", "driver": "rtp", "address": "10.21.3.42:0"})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        let r = adopt(serde_json::json!({"ids": [bare], "village": "dongcun", "driver": "rtp", "address": "10.21.3.42:5004"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let one = call(
+            &fx.app,
+            Method::GET,
+            &format!("/api/v1/speakers/{bare}"),
+            tech.clone(),
+            None,
+        )
+        .await;
+        assert!(one.body.contains("\"kind\":\"rtp\""), "{}", one.body);
+
+        // Speaker-only fields on a camera.
+        let cam = fx
+            .st
+            .store
+            .devices(Some(DeviceState::Discovered))
+            .unwrap()
+            .into_iter()
+            .find(|d| d.kind == "camera")
+            .unwrap()
+            .id;
+        let r = adopt(serde_json::json!({"ids": [cam], "zone": "z1"})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(r.body.contains("apply to speakers"), "{}", r.body);
     }
 
     /// Adoption, credentials and probe-now reach the store and the probe

@@ -16,10 +16,13 @@
 //! | [`demo`] | `tgw demo`: simulator and gateway together |
 //! | [`audio`] | the audio pipeline: decode, resample to 8 kHz, loudness, TTS, the asset store |
 //! | [`speakers`] | the loudspeaker inventory: speakers, multicast zones, CSV import |
+//! | [`schedule`] | broadcast timetables: workday calendar, RRULEs, occurrences, targets → horns, `check` |
+//! | [`warning`] | the early-warning desk: `[warnings]` config, CAP/Atom feeds → play / cancel / ignore decisions (pure) |
 //! | [`cli`] | the `tgw` command line |
 
 pub mod audio;
 pub mod auth;
+pub mod broadcast;
 pub mod centre;
 pub mod cli;
 pub mod config;
@@ -33,6 +36,8 @@ pub mod live;
 pub mod metrics;
 pub mod mqtt;
 pub mod poller;
+pub mod schedule;
 pub mod secrets;
 pub mod speakers;
 pub mod store;
+pub mod warning;

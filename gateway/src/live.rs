@@ -46,6 +46,29 @@ pub enum LiveEvent {
         /// When (RFC 3339, UTC).
         at: String,
     },
+    /// A broadcast's row (state, horn counts) after a change.
+    Broadcast {
+        /// The broadcast as `GET /api/v1/broadcasts/{id}` lists it.
+        broadcast: serde_json::Value,
+    },
+    /// A CAP alert received and what it caused.
+    Alert {
+        /// As `GET /api/v1/alerts` lists it.
+        alert: serde_json::Value,
+    },
+    /// One horn's state in a broadcast.
+    Horn {
+        /// Broadcast id.
+        broadcast: String,
+        /// Speaker id.
+        speaker: String,
+        /// `queued`, `started`, `done`, `interrupted`, `failed`, `cancelled`, `dropped`.
+        state: String,
+        /// Skew, reason, by whom.
+        detail: Option<serde_json::Value>,
+        /// When (RFC 3339, UTC).
+        at: String,
+    },
 }
 
 /// Fans health out to SSE subscribers.

@@ -686,23 +686,75 @@ pub async fn broadcast(
     }
     let mut out = Vec::with_capacity(tasks.len());
     for (t, uri) in tasks.into_iter().zip(uris) {
-        out.push(t.await.unwrap_or_else(|e| PlayReport {
-            device: uri.to_string(),
-            kind: uri.kind().into(),
-            answered: false,
-            answer_ms: None,
-            codec: None,
-            start_offset_ms: None,
-            packets: 0,
-            octets: 0,
-            skipped_frames: 0,
-            completed: false,
-            error_kind: Some("io".into()),
-            errors: vec![format!("{uri}: driver task failed: {e}")],
-            first_sent: None,
-        }));
+        out.push(t.await.unwrap_or_else(|e| failed_task(uri, &e)));
     }
     out
+}
+
+/// [`broadcast`] with one cancellation token per horn (`cancels[i]` stops
+/// `uris[i]` only): the broadcast engine takes single horns away for a
+/// higher-priority broadcast while the others play on. Reports are in the
+/// input order; `cancels` shorter than `uris` is a usage error for the
+/// horns without a token.
+pub async fn broadcast_each(
+    uris: &[SpeakerUri],
+    opts: &DriverOptions,
+    pcm: Arc<Vec<i16>>,
+    t0: Instant,
+    cancels: &[CancellationToken],
+) -> Vec<PlayReport> {
+    let mut tasks = Vec::with_capacity(uris.len());
+    for (i, uri) in uris.iter().enumerate() {
+        let uri = uri.clone();
+        let opts = opts.clone();
+        let pcm = pcm.clone();
+        let cancel = cancels.get(i).cloned();
+        tasks.push(tokio::spawn(async move {
+            let mut sp = open(&uri, &opts);
+            let Some(cancel) = cancel else {
+                let e = err(&uri, "prepare", ErrorKind::Usage, "no cancellation token for this horn");
+                return run_prepared(sp.as_mut(), Err(e), uri.kind(), &pcm, t0, &CancellationToken::new()).await;
+            };
+            if cancel.is_cancelled() {
+                // Taken away before it started: nothing sent, no error.
+                let mut rep = failed_task_report(&uri, Vec::new());
+                rep.error_kind = None;
+                return rep;
+            }
+            let prepared = tokio::select! {
+                p = sp.prepare(pcm.len()) => p,
+                _ = cancel.cancelled() => Err(err(&uri, "prepare", ErrorKind::Usage, "cancelled before the horn was ready")),
+            };
+            run_prepared(sp.as_mut(), prepared, uri.kind(), &pcm, t0, &cancel).await
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for (t, uri) in tasks.into_iter().zip(uris) {
+        out.push(t.await.unwrap_or_else(|e| failed_task(uri, &e)));
+    }
+    out
+}
+
+fn failed_task(uri: &SpeakerUri, e: &tokio::task::JoinError) -> PlayReport {
+    failed_task_report(uri, vec![format!("{uri}: driver task failed: {e}")])
+}
+
+fn failed_task_report(uri: &SpeakerUri, errors: Vec<String>) -> PlayReport {
+    PlayReport {
+        device: uri.to_string(),
+        kind: uri.kind().into(),
+        answered: false,
+        answer_ms: None,
+        codec: None,
+        start_offset_ms: None,
+        packets: 0,
+        octets: 0,
+        skipped_frames: 0,
+        completed: false,
+        error_kind: Some("io".into()),
+        errors,
+        first_sent: None,
+    }
 }
 
 /// The loopback interface, for multicast in tests and the simulator.

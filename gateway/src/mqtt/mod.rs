@@ -57,6 +57,15 @@ pub enum CommandReply {
 pub trait CommandHandler: Send + Sync {
     /// Handles one parsed command; `params` is always a JSON object.
     fn handle(&self, method: &str, params: Value) -> BoxFuture<'static, CommandReply>;
+
+    /// Extra topic filters (full topics, outside the gateway's prefix) whose
+    /// messages go to [`CommandHandler::raw`], e.g. a CAP warning feed.
+    fn raw_topics(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// A message on one of [`CommandHandler::raw_topics`]. Must not block.
+    fn raw(&self, _topic: &str, _payload: bytes::Bytes) {}
 }
 
 /// Counters and gauges of the uplink, as plain atomics (a Prometheus
@@ -235,6 +244,24 @@ impl Publisher {
     /// `camera/{id}/event`: not retained, class history, never coalesced.
     pub fn camera_event(&self, id: &str, body: Value) {
         self.device(id, topics::camera_event(id), Class::History, false, body);
+    }
+
+    /// `speaker/{id}/state`: a horn's part in the latest broadcast that
+    /// touched it; retained, class state, coalesced per horn.
+    pub fn speaker_state(&self, id: &str, body: Value) {
+        self.device(id, topics::speaker_state(id), Class::State, true, body);
+    }
+
+    /// `broadcast/{id}`: a broadcast's state and per-state horn counts; not
+    /// retained, class state, coalesced per broadcast (a backlog keeps the
+    /// latest).
+    pub fn broadcast_state(&self, id: &str, body: Value) {
+        if !topics::valid_level(id) {
+            tracing::warn!(broadcast = %id.escape_debug(), "broadcast id cannot be an MQTT topic level; message dropped");
+            return;
+        }
+        let topic = topics::broadcast(id);
+        self.offer(topic.clone(), Class::State, false, Some(topic), body);
     }
 
     /// `alarm`: a gateway-level alarm, not retained, highest class.

@@ -57,6 +57,14 @@ pub fn camera_meta(id: &str) -> String {
 pub fn camera_event(id: &str) -> String {
     format!("camera/{id}/event")
 }
+/// Suffix `speaker/{id}/state`.
+pub fn speaker_state(id: &str) -> String {
+    format!("speaker/{id}/state")
+}
+/// Suffix `broadcast/{id}`.
+pub fn broadcast(id: &str) -> String {
+    format!("broadcast/{id}")
+}
 /// Suffix of gateway-level alarms.
 pub const ALARM: &str = "alarm";
 /// Suffix `reply/{request_id}`.

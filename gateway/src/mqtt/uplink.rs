@@ -619,6 +619,11 @@ async fn session(
     if let Err(e) = client.try_subscribe(s.topics.command_filter(), QoS::AtLeastOnce) {
         return lost(true, format!("subscribe: {e}"));
     }
+    for f in ctx.handler.raw_topics() {
+        if let Err(e) = client.try_subscribe(f, QoS::AtLeastOnce) {
+            return lost(true, format!("subscribe: {e}"));
+        }
+    }
     let birth = status_body(s, true, None, h.boot, *conn_no, resume.last_seq);
     if let Err(e) = client.try_publish(s.topics.status(), QoS::AtLeastOnce, true, birth) {
         return lost(true, format!("publish status: {e}"));
@@ -734,8 +739,35 @@ fn on_event(
         {
             tracing::warn!(filter = %ctx.s.topics.command_filter(), "broker refused the command subscription");
         }
-        Event::Incoming(Incoming::Publish(p)) => on_command(ctx, &p.topic, &p.payload),
+        Event::Incoming(Incoming::Publish(p)) => {
+            if ctx.s.topics.command_method(&p.topic).is_none()
+                && ctx
+                    .handler
+                    .raw_topics()
+                    .iter()
+                    .any(|f| topic_matches(f, &p.topic))
+            {
+                ctx.handler.raw(&p.topic, p.payload.clone());
+            } else {
+                on_command(ctx, &p.topic, &p.payload)
+            }
+        }
         _ => {}
+    }
+}
+
+/// MQTT topic filter matching (`+` one level, `#` the rest).
+fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
     }
 }
 
@@ -890,6 +922,16 @@ impl TokenBucket {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn topic_filters_match_like_a_broker() {
+        assert!(topic_matches("cap/#", "cap/320115/alert"));
+        assert!(topic_matches("cap/+/alert", "cap/320115/alert"));
+        assert!(!topic_matches("cap/+/alert", "cap/320115/x"));
+        assert!(topic_matches("warn/cap", "warn/cap"));
+        assert!(!topic_matches("warn/cap", "warn/cap/x"));
+        assert!(!topic_matches("warn/cap/x", "warn/cap"));
+    }
+
     use super::*;
 
     fn row(body: &str) -> OutRow {
