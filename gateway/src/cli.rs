@@ -15,6 +15,10 @@ use crate::config::{self, Config};
 use crate::secrets::Password;
 use crate::store::{DeviceState, Store};
 
+// `tgw schedule …` and `tgw broadcast …` (issue 7).
+#[path = "cli_schedule.rs"]
+mod cli_schedule;
+
 /// Township Gateway: discovers a township's cameras and loudspeakers and
 /// reports to its governance centre.
 #[derive(Parser)]
@@ -59,6 +63,14 @@ enum Cmd {
     /// Loudspeakers: make one horn speak (technicians).
     #[command(subcommand)]
     Speaker(SpeakerCmd),
+    /// Broadcast timetables: check a file before it goes live, list and
+    /// show the one in force (docs/schedules.md).
+    #[command(subcommand)]
+    Schedule(cli_schedule::ScheduleCmd),
+    /// Signed emergency commands: make a key, sign and verify commands
+    /// (docs/warnings.md).
+    #[command(subcommand)]
+    Broadcast(cli_schedule::BroadcastCmd),
     /// The status ladder and verdict of every camera, from a running gateway.
     Status {
         /// The gateway's HTTP address (default: from --config, else 127.0.0.1:8080).
@@ -97,6 +109,10 @@ struct SimArgs {
     /// (joined on 127.0.0.1), e.g. `239.255.255.250:1900`. Default: no SSDP.
     #[arg(long)]
     ssdp: Option<SocketAddrV4>,
+    /// Let the SIP and RTP horns answer mDNS / DNS-SD queries on this
+    /// group:port (joined on 127.0.0.1), e.g. `224.0.0.251:5353`. Default: no mDNS.
+    #[arg(long)]
+    mdns: Option<SocketAddrV4>,
     /// Password of every camera (default: a random one per camera).
     #[arg(long)]
     password: Option<String>,
@@ -416,7 +432,8 @@ enum DevicesCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Adopt a device into a village and grid.
+    /// Adopt a device into a village and grid (a speaker also goes into
+    /// the speaker inventory, with the driver discovery inferred).
     Adopt {
         #[command(flatten)]
         at: StoreAt,
@@ -428,6 +445,15 @@ enum DevicesCmd {
         /// Grid code.
         #[arg(long)]
         grid: Option<String>,
+        /// Speakers: broadcast zone.
+        #[arg(long, value_parser = config::Ident::parse)]
+        zone: Option<config::Ident>,
+        /// Speakers: driver kind instead of the discovered one.
+        #[arg(long, value_parser = crate::speakers::DriverKind::parse)]
+        driver: Option<crate::speakers::DriverKind>,
+        /// Speakers: driver address instead of the discovered one.
+        #[arg(long)]
+        address: Option<String>,
     },
     /// Dismiss a device from the discovery inbox.
     Ignore {
@@ -735,6 +761,8 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Speakers(c) => speakers_cmd(c),
         Cmd::User(u) => user_cmd(u),
         Cmd::Status { url, config, json } => status(url, config, json).await,
+        Cmd::Schedule(c) => cli_schedule::schedule_cmd(c),
+        Cmd::Broadcast(c) => cli_schedule::broadcast_cmd(c),
     }
 }
 
@@ -754,6 +782,7 @@ async fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
         wsd_port: a.wsd_port,
         multicast: (!a.no_multicast).then_some(a.multicast),
         ssdp: a.ssdp,
+        mdns: a.mdns,
         seed: a.seed,
         faults: a.faults,
         password: a.password,
@@ -1243,9 +1272,31 @@ fn devices(cmd: DevicesCmd) -> anyhow::Result<ExitCode> {
             id,
             village,
             grid,
+            zone,
+            driver,
+            address,
         } => {
-            at.open()?.adopt(&id, village.as_deref(), grid.as_deref())?;
-            println!("{id}: adopted");
+            let store = at.open()?;
+            let kind = store.device(&id)?.map(|d| d.kind);
+            if kind.as_deref() == Some("speaker") {
+                let a = crate::speakers::AdoptSpeaker {
+                    village,
+                    grid,
+                    zone,
+                    driver,
+                    address,
+                    login: None,
+                };
+                let s = crate::speakers::Speakers::open(&store)?.adopt_discovered(&id, &a)?;
+                println!("{id}: adopted as speaker ({} {})", s.kind, s.address);
+            } else {
+                anyhow::ensure!(
+                    zone.is_none() && driver.is_none() && address.is_none(),
+                    "{id}: --zone, --driver and --address apply to speakers"
+                );
+                store.adopt(&id, village.as_deref(), grid.as_deref())?;
+                println!("{id}: adopted");
+            }
         }
         DevicesCmd::Ignore { at, id } => {
             at.open()?.ignore(&id)?;

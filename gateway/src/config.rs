@@ -1186,6 +1186,12 @@ impl Config {
                 None => format!("{origin}: {key}: {msg}"),
             })
         };
+        if let Err(e) = self.warnings.validate() {
+            return Err(at("warnings", "[warnings]", e));
+        }
+        if let Err(e) = crate::broadcast::signed::KeySet::from_config(&self.broadcast.keys) {
+            return Err(at("broadcast.keys", "[[broadcast.keys]]", e));
+        }
         let mut villages = BTreeSet::new();
         let mut grids = BTreeSet::new();
         for (i, v) in self.township.villages.iter().enumerate() {

@@ -16,6 +16,7 @@
 //! | [`demo`] | `tgw demo`: simulator and gateway together |
 //! | [`audio`] | the audio pipeline: decode, resample to 8 kHz, loudness, TTS, the asset store |
 //! | [`speakers`] | the loudspeaker inventory: speakers, multicast zones, CSV import |
+//! | [`broadcast`] | broadcasts to the horns: the per-horn engine, signed emergency commands, the runtime, records |
 //! | [`schedule`] | broadcast timetables: workday calendar, RRULEs, occurrences, targets → horns, `check` |
 //! | [`warning`] | the early-warning desk: `[warnings]` config, CAP/Atom feeds → play / cancel / ignore decisions (pure) |
 //! | [`cli`] | the `tgw` command line |

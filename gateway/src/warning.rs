@@ -266,6 +266,14 @@ impl WarningsConfig {
                     f.url
                 ));
             }
+            // The gateway's HTTP client is built without TLS (it talks to
+            // cameras); a county feed over TLS comes in over MQTT (mqtts).
+            if f.url.starts_with("https:") {
+                return Err(format!(
+                    "warnings.feeds[{i}].url: `{}`: https feeds are not supported yet; use http on the county network or the MQTT topic (mqtts)",
+                    f.url
+                ));
+            }
             if !(10..=86_400).contains(&f.interval_secs) {
                 return Err(format!(
                     "warnings.feeds[{i}].interval_secs: must be 10-86400"

@@ -1109,9 +1109,6 @@ impl Runtime {
                     let name = state_name(&state);
                     let detail = serde_json::to_value(&state).ok();
                     self.report(&broadcast, &horn, name, detail);
-                    if name == "started" {
-                        let _ = self.records.set_state(&broadcast, "playing", None, false);
-                    }
                 }
                 Action::BroadcastDone { broadcast, .. } => {
                     let state = match self.records.get(&broadcast) {
@@ -1154,6 +1151,7 @@ impl Runtime {
         let _ = self
             .records
             .set_state(broadcast, "playing", Some(&rfc3339(t0)), false);
+        self.publish_broadcast(broadcast);
         let now = self.clock.now_ms();
         let t0_inst = if t0 >= now {
             Instant::now() + Duration::from_millis((t0 - now) as u64)

@@ -1,0 +1,543 @@
+//! Broadcasts end to end (issue 7): `tgw run` with a real Mosquitto, real
+//! horns (ffmpeg recording RTP, baresip auto-answering SIP) beside
+//! simulated ones. The county platform's signed emergency command arrives
+//! on `cmd/emergency` and plays an uploaded 1 kHz announcement on every
+//! horn; the reply, `broadcast/{id}` and `speaker/{id}/state` are
+//! published; replayed, tampered and unsigned commands are refused with
+//! their reason. A CAP 1.2 warning on the county's topic starts a warning
+//! broadcast and its Cancel stops it. Everything on 127.0.0.0/8.
+// Waiting for child processes needs real time.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tgw_e2e::*;
+
+fn have(program: &str) -> bool {
+    let ok = Command::new(program)
+        .arg(if program == "baresip" {
+            "-h"
+        } else {
+            "-version"
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI is missing a test prerequisite: {program}"
+        );
+        eprintln!("SKIPPED: needs {program} (run scripts/install-peers)");
+    }
+    ok
+}
+
+/// POSTs a raw body with a bearer token; returns status and body.
+fn post_raw(addr: &str, path: &str, token: &str, ctype: &str, body: &[u8]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    s.write_all(body).expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+/// A 16-bit mono WAV of a `freq` tone.
+fn tone_wav(freq: f64, seconds: f64) -> Vec<u8> {
+    let n = (8000.0 * seconds) as usize;
+    let pcm: Vec<i16> = (0..n)
+        .map(|i| ((2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin() * 12_000.0) as i16)
+        .collect();
+    let mut out = Vec::new();
+    let data = (n * 2) as u32;
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&16000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for s in pcm {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+fn ffmpeg_rtp_receiver(dir: &Path, port: u16, seconds: u32) -> std::process::Child {
+    let sdp = dir.join("recv.sdp");
+    std::fs::write(
+        &sdp,
+        format!(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=horn\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        ),
+    )
+    .expect("write recv.sdp");
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+        ])
+        .arg("-i")
+        .arg(&sdp)
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-ac",
+            "1",
+            "-ar",
+            "8000",
+            "-c:a",
+            "pcm_s16le",
+            "-y",
+        ])
+        .arg(dir.join("ffmpeg.wav"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg")
+}
+
+fn rtp_port_pair() -> u16 {
+    for _ in 0..50 {
+        let p = free_udp_port() & !1;
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+    panic!("no free RTP port pair");
+}
+
+fn pub_mqtt(port: u16, topic: &str, body: &str) {
+    let st = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            body,
+        ])
+        .status()
+        .expect("mosquitto_pub (mosquitto-clients)");
+    assert!(st.success());
+}
+
+fn sign(dir: &Path, asset: &str, id: &str) -> String {
+    let mut cmd = tgw();
+    cmd.args(["broadcast", "sign", "--key"])
+        .arg(dir.join("county.key"))
+        .args([
+            "--key-id",
+            "county-1",
+            "--targets",
+            "all",
+            "--asset",
+            asset,
+            "--id",
+            id,
+            "--valid-for",
+            "5m",
+        ]);
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn reply(sub: &MqttSub, rid: &str) -> Value {
+    let topic = format!("tgw/v1/test-site/gw-t/reply/{rid}");
+    wait_for(Duration::from_secs(20), &format!("reply to {rid}"), || {
+        sub.lines()
+            .into_iter()
+            .find(|(t, _)| *t == topic)
+            .and_then(|(_, p)| serde_json::from_str(&p).ok())
+    })
+}
+
+fn cap_doc(name: &str, from: &[(&str, String)]) -> String {
+    let mut s = std::fs::read_to_string(workspace().join("tests/fixtures/cap").join(name))
+        .expect("fixture");
+    for (a, b) in from {
+        s = s.replace(a, b);
+    }
+    s
+}
+
+#[test]
+fn signed_emergency_and_cap_warning_reach_real_and_simulated_horns() {
+    let Some(mosq) = Mosquitto::start() else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI is missing mosquitto"
+        );
+        eprintln!("SKIPPED: needs mosquitto");
+        return;
+    };
+    if !have("ffmpeg") || !have("baresip") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+
+    // Simulated RTP horns, plus ffmpeg (RTP) and baresip (SIP).
+    let net = test_net(61).to_string();
+    let sim = SimProc::start(&[
+        "--cameras",
+        "0",
+        "--speakers",
+        "3",
+        "--no-multicast",
+        "--bind",
+        &net,
+        "--control",
+        "127.0.0.1:0",
+        "--speaker-kinds",
+        "rtp",
+    ]);
+    let control = sim.manifest["control"]
+        .as_str()
+        .expect("control")
+        .to_string();
+    let mut csv = String::from("id,kind,address,village,codec\n");
+    for h in sim.devices("speaker") {
+        let uri = h["uri"].as_str().expect("uri");
+        let addr = uri
+            .trim_start_matches("rtp://")
+            .split('?')
+            .next()
+            .unwrap_or_default();
+        csv.push_str(&format!(
+            "{},rtp,{addr},east,pcmu\n",
+            h["id"].as_str().unwrap_or_default()
+        ));
+    }
+    let ff_port = rtp_port_pair();
+    csv.push_str(&format!("ffmpeg-horn,rtp,127.0.0.1:{ff_port},west,pcmu\n"));
+    let sip_port = free_udp_port();
+    let rec = baresip_config(d, sip_port);
+    csv.push_str(&format!(
+        "baresip-horn,sip,sip:horn@127.0.0.1:{sip_port},west,pcmu\n"
+    ));
+    std::fs::write(d.join("horns.csv"), &csv).expect("csv");
+
+    // Keys and configuration.
+    let mut kg = tgw();
+    kg.args(["broadcast", "keygen", "--out"])
+        .arg(d.join("county"));
+    let out = run_with_timeout(kg, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.split_once("public_key = ")
+                .map(|x| x.1.trim().trim_matches('"').to_string())
+        })
+        .expect("keygen prints public_key = \"...\"");
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let extra = format!(
+        r#"
+[http]
+listen = "{http}"
+
+[broadcast]
+playout_delay_ms = 300
+
+[[broadcast.keys]]
+id = "county-1"
+public_key = "{public}"
+scope = ["all"]
+
+[warnings]
+enabled = true
+mqtt_topic = "county/cap/+"
+repeat = 3
+interval_secs = 30
+
+[[warnings.areas]]
+village = "west"
+geocodes = ["320115"]
+"#
+    );
+    let mut cfg = mqtt_config(d, &mosq.url(), &extra);
+    cfg = cfg.replace(
+        "[township]\ncode = \"test-site\"\nname = \"Test\"\n",
+        "[township]\ncode = \"test-site\"\nname = \"Test\"\n\n[[township.villages]]\ncode = \"east\"\nname = \"东村\"\n\n[[township.villages]]\ncode = \"west\"\nname = \"西村\"\n",
+    );
+    let cfg_path = d.join("gateway.toml");
+    std::fs::write(&cfg_path, &cfg).expect("config");
+    let mut imp = tgw();
+    imp.args(["speakers", "import"])
+        .arg(d.join("horns.csv"))
+        .arg("--config")
+        .arg(&cfg_path);
+    let out = run_with_timeout(imp, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = api_token_as(&cfg_path, "county-op", "operator");
+
+    let sub = MqttSub::start(mosq.port, "tgw/v1/#", "e2e-bc", d);
+    let mut gw = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("tgw run");
+    wait_for(Duration::from_secs(20), "gateway http", || {
+        http_get(&http, "/healthz")
+    });
+
+    // The announcement: a 3 s 1 kHz tone, uploaded as an asset.
+    let (st, body) = post_raw(
+        &http,
+        "/api/v1/audio-assets?name=tone.wav",
+        &token,
+        "audio/wav",
+        &tone_wav(1000.0, 3.0),
+    );
+    assert_eq!(st, 201, "{body}");
+    let asset: Value = serde_json::from_str(&body).expect("asset JSON");
+    let asset = format!("sha256:{}", asset["sha256"].as_str().expect("sha256"));
+    // Not audio: refused, named.
+    let (st, body) = post_raw(
+        &http,
+        "/api/v1/audio-assets?name=notes.txt",
+        &token,
+        "text/plain",
+        b"hello, not audio",
+    );
+    assert_eq!(st, 422, "{body}");
+    assert!(body.contains("notes.txt"), "{body}");
+
+    let mut bs = Command::new("baresip")
+        .arg("-f")
+        .arg(d)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn baresip");
+    let ff_dir = d.join("ff");
+    std::fs::create_dir_all(&ff_dir).expect("mkdir");
+    let mut ff = ffmpeg_rtp_receiver(&ff_dir, ff_port, 6);
+    std::thread::sleep(Duration::from_millis(800));
+
+    // The county's signed emergency command.
+    let envelope = sign(d, &asset, "em-e2e-1");
+    let cmd_topic = "tgw/v1/test-site/gw-t/cmd/emergency";
+    let body = format!(r#"{{"request_id":"r1","params":{envelope}}}"#);
+    pub_mqtt(mosq.port, cmd_topic, &body);
+    let r = reply(&sub, "r1");
+    assert_eq!(r["status"], "accepted", "{r}");
+    assert_eq!(r["result"]["horns"], 5, "{r}");
+
+    // Every horn reports done on the broadcast topic and its own topic.
+    let done = wait_for(Duration::from_secs(40), "broadcast done", || {
+        sub.lines()
+            .into_iter()
+            .filter(|(t, _)| t == "tgw/v1/test-site/gw-t/broadcast/em-e2e-1")
+            .filter_map(|(_, p)| serde_json::from_str::<Value>(&p).ok())
+            .find(|v| v["state"] == "done")
+    });
+    assert_eq!(done["counts"]["done"], 5, "{done}");
+    assert_eq!(done["priority"], "emergency");
+    for h in ["spk-0001", "ffmpeg-horn", "baresip-horn"] {
+        let topic = format!("tgw/v1/test-site/gw-t/speaker/{h}/state");
+        let states: Vec<String> = sub
+            .lines()
+            .into_iter()
+            .filter(|(t, _)| *t == topic)
+            .filter_map(|(_, p)| serde_json::from_str::<Value>(&p).ok())
+            .filter_map(|v| v["state"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            states.contains(&"started".into()) && states.contains(&"done".into()),
+            "{h}: {states:?}"
+        );
+    }
+    // The simulated horns heard the announcement without loss.
+    for h in sim.devices("speaker") {
+        let id = h["id"].as_str().expect("id");
+        let (st, body) = http_get(&control, &format!("/devices/{id}/report")).expect("report");
+        assert_eq!(st, 200);
+        let rep: Value = serde_json::from_str(&body).expect("report JSON");
+        assert_eq!(rep["lost"], 0, "{id}: {rep}");
+        assert!(
+            rep["audio_seconds"].as_f64().unwrap_or(0.0) > 3.0,
+            "{id}: {rep}"
+        );
+    }
+    // ffmpeg recorded the tone; baresip answered and recorded it.
+    let _ = ff.wait();
+    let (rate, samples) = read_wav_i16(&ff_dir.join("ffmpeg.wav")).expect("ffmpeg wav");
+    let on = tone_share(&samples, 1000.0, rate);
+    let off = tone_share(&samples, 400.0, rate);
+    assert!(
+        on > 0.4 && off < 0.05,
+        "ffmpeg heard 1 kHz share {on}, 400 Hz {off}"
+    );
+    let dump = wait_for(Duration::from_secs(10), "baresip's recording", || {
+        std::fs::read_dir(&rec)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 8000))
+    });
+    let (rate, samples) = read_wav_i16(&dump).expect("baresip wav");
+    let on = tone_share(&samples, 1000.0, rate);
+    assert!(on > 0.4, "baresip heard 1 kHz share {on}");
+
+    // Replayed, tampered and unsigned commands are refused with a reason.
+    pub_mqtt(mosq.port, cmd_topic, &body.replace("\"r1\"", "\"r2\""));
+    let r = reply(&sub, "r2");
+    assert_eq!(r["status"], "rejected", "{r}");
+    assert_eq!(r["error"]["code"], "replayed", "{r}");
+    let env: Value = serde_json::from_str(&sign(d, &asset, "em-e2e-2")).expect("envelope");
+    let mut tampered = env.clone();
+    tampered["sig"] = Value::String(env["sig"].as_str().unwrap_or("").chars().rev().collect());
+    pub_mqtt(
+        mosq.port,
+        cmd_topic,
+        &format!(r#"{{"request_id":"r3","params":{tampered}}}"#),
+    );
+    let r = reply(&sub, "r3");
+    assert_eq!(r["status"], "rejected", "{r}");
+    assert!(
+        ["bad_signature", "malformed"].contains(&r["error"]["code"].as_str().unwrap_or("")),
+        "{r}"
+    );
+    let mut unsigned = env.clone();
+    unsigned.as_object_mut().expect("object").remove("sig");
+    pub_mqtt(
+        mosq.port,
+        cmd_topic,
+        &format!(r#"{{"request_id":"r4","params":{unsigned}}}"#),
+    );
+    let r = reply(&sub, "r4");
+    assert_eq!(r["error"]["code"], "unsigned", "{r}");
+
+    // A CAP warning for the county (village west: ffmpeg's and baresip's
+    // horns) on the county topic, then its Cancel.
+    let now = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("offset"));
+    let fmt = |t: time::OffsetDateTime| {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    };
+    let sent = fmt(now - time::Duration::seconds(5));
+    let expires = fmt(now + time::Duration::hours(2));
+    let alert = cap_doc(
+        "jiangning_rainstorm_orange_alert.xml",
+        &[
+            ("2026-07-15T08:30:00", sent.clone()),
+            ("2026-07-15T20:30:00", expires),
+        ],
+    );
+    pub_mqtt(mosq.port, "county/cap/320115", &alert);
+    let (st, body) = wait_for(Duration::from_secs(20), "the alert in the API", || {
+        http_get_as(&http, "/api/v1/alerts", Some(&token)).filter(|(_, b)| b.contains("\"play\""))
+    });
+    assert_eq!(st, 200);
+    let alerts: Value = serde_json::from_str(&body).expect("alerts JSON");
+    let bid = alerts[0]["broadcast_id"]
+        .as_str()
+        .expect("broadcast id")
+        .to_string();
+    let started = wait_for(Duration::from_secs(30), "warning started", || {
+        sub.lines()
+            .into_iter()
+            .filter(|(t, _)| *t == format!("tgw/v1/test-site/gw-t/broadcast/{bid}"))
+            .filter_map(|(_, p)| serde_json::from_str::<Value>(&p).ok())
+            .find(|v| v["state"] == "playing")
+    });
+    assert_eq!(started["horns"], 2, "{started}");
+    let cancel = cap_doc(
+        "jiangning_rainstorm_cancel.xml",
+        &[
+            ("2026-07-15T08:30:00", sent),
+            ("2026-07-15T18:00:00", fmt(now)),
+            ("20260715180000", "20991231000000".into()),
+        ],
+    );
+    pub_mqtt(mosq.port, "county/cap/320115", &cancel);
+    let fin = wait_for(Duration::from_secs(30), "warning cancelled", || {
+        sub.lines()
+            .into_iter()
+            .filter(|(t, _)| *t == format!("tgw/v1/test-site/gw-t/broadcast/{bid}"))
+            .filter_map(|(_, p)| serde_json::from_str::<Value>(&p).ok())
+            .find(|v| v["ended_at"].is_string())
+    });
+    assert_eq!(fin["state"], "cancelled", "{fin}");
+    // A hostile document is rejected (nothing starts, no crash).
+    pub_mqtt(
+        mosq.port,
+        "county/cap/320115",
+        &cap_doc("hostile_billion_laughs.xml", &[]),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        http_get(&http, "/healthz").is_some(),
+        "the gateway survived hostile CAP"
+    );
+
+    let _ = bs.kill();
+    let _ = bs.wait();
+    let _ = gw.kill();
+    let _ = gw.wait();
+}
