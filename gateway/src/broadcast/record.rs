@@ -262,6 +262,33 @@ impl Records {
         Ok(())
     }
 
+    /// Appends to the gateway's audit log (signed commands and warnings make
+    /// horns speak: they are audited like people's actions).
+    pub fn audit(
+        &self,
+        actor: &str,
+        source: &str,
+        action: &str,
+        target: Option<&str>,
+        after: Option<Value>,
+        outcome: &str,
+    ) {
+        let r = crate::auth::Users::new(self.store.clone()).and_then(|u| {
+            u.audit(crate::auth::NewAudit {
+                actor,
+                source,
+                action,
+                target,
+                before: None,
+                after,
+                outcome,
+            })
+        });
+        if let Err(e) = r {
+            tracing::warn!(error = %e, action, "writing the audit log failed");
+        }
+    }
+
     /// Broadcasts, newest first.
     pub fn list(&self, limit: usize) -> anyhow::Result<Vec<BroadcastRow>> {
         self.rows(None, limit)

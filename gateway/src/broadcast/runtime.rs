@@ -776,6 +776,16 @@ impl Runtime {
                 }
             }
         };
+        if row.decision == "play" || row.decision == "cancel" {
+            self.records.audit(
+                &format!("cap:{}", row.sender),
+                &row.via,
+                &format!("broadcast.cap_{}", row.decision),
+                row.broadcast_id.as_deref(),
+                Some(json!({ "identifier": row.identifier, "headline": row.headline })),
+                "ok",
+            );
+        }
         if let Err(e) = self.records.cap(&row) {
             tracing::warn!(error = %e, "recording a CAP alert failed");
         }
@@ -788,10 +798,21 @@ impl Runtime {
 
     fn on_signed(&mut self, body: &[u8], now: Ms) -> Result<Value, (String, String)> {
         use super::signed::{Action as SAction, Content};
-        let cmd = self.verifier.verify(body, now).map_err(|r| {
-            tracing::warn!(code = r.code(), reason = %r, "signed command refused");
-            (r.code().to_string(), r.to_string())
-        })?;
+        let cmd = match self.verifier.verify(body, now) {
+            Ok(c) => c,
+            Err(r) => {
+                tracing::warn!(code = r.code(), reason = %r, "signed command refused");
+                self.records.audit(
+                    "mqtt",
+                    "cmd/emergency",
+                    "broadcast.signed",
+                    None,
+                    Some(json!({ "reason": r.to_string() })),
+                    r.code(),
+                );
+                return Err((r.code().to_string(), r.to_string()));
+            }
+        };
         if let Ok(s) = serde_json::to_string(&self.verifier.snapshot())
             && let Err(e) = self.records.set_kv("signed_nonces", &s)
         {
@@ -800,6 +821,14 @@ impl Runtime {
         match cmd.action {
             SAction::Stop => {
                 let stopped = self.cancel_now(&cmd.id, now);
+                self.records.audit(
+                    &format!("key:{}", cmd.key_id),
+                    "mqtt",
+                    "broadcast.signed_stop",
+                    Some(&cmd.id),
+                    None,
+                    if stopped { "ok" } else { "not_found" },
+                );
                 tracing::warn!(key = %cmd.key_id, broadcast = %cmd.id, stopped, "signed stop");
                 Ok(json!({ "broadcast": cmd.id, "stopped": stopped }))
             }
@@ -830,9 +859,30 @@ impl Runtime {
                     latest_start: None,
                     on_preempt: OnPreempt::Drop,
                 };
-                let s = self
-                    .submit(spec, now)
-                    .map_err(|e| ("refused".to_string(), e))?;
+                let targets: Vec<String> = cmd.targets.iter().map(|t| t.to_string()).collect();
+                let actor = format!("key:{}", cmd.key_id);
+                let s = match self.submit(spec, now) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.records.audit(
+                            &actor,
+                            "mqtt",
+                            "broadcast.signed",
+                            Some(&cmd.id),
+                            Some(json!({"targets": targets, "reason": e})),
+                            "refused",
+                        );
+                        return Err(("refused".to_string(), e));
+                    }
+                };
+                self.records.audit(
+                    &actor,
+                    "mqtt",
+                    "broadcast.signed",
+                    Some(&s.id),
+                    Some(json!({"targets": targets, "priority": cmd.priority, "horns": s.horns})),
+                    "ok",
+                );
                 tracing::warn!(key = %cmd.key_id, broadcast = %s.id, horns = s.horns, "signed emergency broadcast");
                 Ok(serde_json::to_value(&s).unwrap_or(Value::Null))
             }
