@@ -482,6 +482,10 @@ pub async fn upload(
 /// Serialises timetable writes (read, change, validate, save, apply).
 static TIMETABLE_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Why `calendar` is refused in an API document.
+const CALENDAR_IN_CONFIG: &str = "calendar: a timetable kept by the gateway uses `[broadcast] calendar` \
+     of the configuration; leave `calendar` out";
+
 /// Longest range `POST /api/v1/timetable/check` expands.
 const MAX_CHECK_DAYS: u32 = 366;
 
@@ -722,9 +726,7 @@ pub async fn replace_timetable(
     writable(&st)?;
     let parts = b.0;
     if parts.calendar.is_some() {
-        return Err(unprocessable(
-            "calendar: a timetable kept by the gateway uses `[broadcast] calendar` of the configuration; leave `calendar` out".into(),
-        ));
+        return Err(unprocessable(CALENDAR_IN_CONFIG.into()));
     }
     let (_, version) = current(&st)?;
     let after = json!({
@@ -1103,7 +1105,12 @@ pub async fn week(State(st): State<AppState>, Q(q): Q<WeekQuery>) -> ApiResult {
         "schemes": tt.parts().schemes,
         "horns_known": horns.len(),
         "days": days,
-        "warnings": report.warnings,
+        // A week is too short to say a schedule never fires (monthly ones).
+        "warnings": report
+            .warnings
+            .iter()
+            .filter(|w| w.kind != crate::schedule::WarningKind::NeverFires)
+            .collect::<Vec<_>>(),
     }))
     .into_response())
 }
@@ -1138,14 +1145,10 @@ pub async fn check_timetable(
     Body(b): Body<PartsBody>,
 ) -> ApiResult {
     let parts = b.0;
-    let calendar = if parts.calendar.is_some() {
-        return Err(unprocessable(
-            "calendar: a timetable kept by the gateway uses `[broadcast] calendar` of the configuration; leave `calendar` out".into(),
-        ));
-    } else {
-        calendar_for(&st)
-    };
-    let tt = Timetable::from_parts(parts.clone(), calendar, &default_tz(&st))
+    if parts.calendar.is_some() {
+        return Err(unprocessable(CALENDAR_IN_CONFIG.into()));
+    }
+    let tt = Timetable::from_parts(parts.clone(), calendar_for(&st), &default_tz(&st))
         .map_err(|e| invalid(&e, &parts))?;
     let from = match &q.from {
         Some(f) => parse_date("from", f).map_err(ApiError::bad)?,

@@ -25,6 +25,22 @@ const T = {
     role: '角色', created: '创建时间', disabled: '已停用', addUser: '添加用户', add: '添加', logLevel: '日志级别', apply: '应用',
     live: '实时', lang: 'English', inboxCount: '待认领', error: '错误', credsSet: '已设置账号', setCreds: '设置账号', save: '保存',
     viewer: '查看员', operator: '值班员', technician: '技术员', admin: '管理员', none: '无',
+    broadcasts: '广播', timetable: '时间表', alerts: '预警', emergency: '紧急广播', stopAll: '全部停止', confirmStopAll: '确定停止所有正在播放和排队的广播吗？', stoppedN: '已停止 {0} 个广播',
+    liveBroadcasts: '正在播放', noLive: '当前没有广播', recent: '最近广播', noBroadcasts: '暂无广播记录', announce: '发布广播', text: '广播内容（文字转语音）', orAsset: '或播放素材',
+    useText: '— 使用文字 —', targets: '广播范围', allHorns: '全镇（全部喇叭）', otherTargets: '其他范围', priority: '优先级', repeat: '重复次数', startBroadcast: '开始广播',
+    startedN: '广播已开始：{0} 个喇叭', bTitle: '标题', origin: '发起', horns: '喇叭', state: '状态', byState: '各状态', stop: '停止', back: '返回', skewMs: '起播偏差',
+    reason: '原因', speaker: '喇叭', t0: '开始时间', ended: '结束时间', interruptedBy: '被 {0} 打断', broadcastDetail: '广播详情', events: '过程',
+    st_queued: '排队中', st_playing: '播放中', st_started: '已开播', st_done: '完成', st_interrupted: '被打断', st_failed: '失败', st_cancelled: '已取消', st_dropped: '未播放',
+    p_background: '背景', p_routine: '常规', p_township: '乡镇', p_superior: '上级', p_emergency: '紧急',
+    emTitle: '紧急广播', emWarn: '紧急广播会打断所有正在播放的广播，忽略静音时段，并以强制音量播放。', dismiss: '取消', continue: '下一步',
+    emTypeCount: '请核对以上范围，并输入喇叭数量 {0} 以确认。', emStart: '确认开始紧急广播', emNoHorns: '所选范围内没有喇叭', emStarted: '紧急广播已开始：{0} 个喇叭', needText: '请输入广播内容', needTargets: '请选择广播范围', unknownTargets: '不存在的范围',
+    assets: '音频素材', upload: '上传', uploadedN: '已上传：{0}', duration: '时长', format: '格式', noAssets: '暂无素材',
+    week: '一周节目', preview: '预览', thisWeek: '本周', prevWeek: '上一周', nextWeek: '下一周', workday: '工作日', restday: '休息日', hornsN: '{0} 个喇叭', quietN: '{0} 个在静音时段', nothing: '无节目',
+    days_daily: '每天', days_workdays: '工作日', 'days_rest-days': '休息日', wd1: '周一', wd2: '周二', wd3: '周三', wd4: '周四', wd5: '周五', wd6: '周六', wd7: '周日',
+    schemes: '作息方案', activeScheme: '当前方案', activate: '启用', programmes: '节目', schedules: '播出计划', edit: '编辑', del: '删除', confirmDelete: '确定删除「{0}」吗？', newItem: '新建',
+    savedV: '已保存（版本 {0}）', deleted: '已删除', managedInFile: '时间表由文件 {0} 管理，请在文件中修改后重新加载。', version: '版本', timezone: '时区', warnings: '提示', noWarnings: '没有提示',
+    items: '内容', when: '播出时间', storeSource: '网关数据库', fileSource: '文件', identifier: '标识', msgType: '类型', capStatus: '状态', headline: '标题', decision: '处理结果', via: '渠道',
+    dec_play: '已播发', dec_cancel: '已停止广播', dec_ignore: '已忽略', dec_reject: '已拒绝', noAlerts: '尚未收到预警', broadcast: '广播', received: '接收时间', tpl_zone: '区域', tpl_group: '分组', cancel: '取消',
   },
   en: {
     title: 'Township Gateway', login: 'Log in', user: 'User name', password: 'Password', logout: 'Log out',
@@ -46,6 +62,22 @@ const T = {
     role: 'Role', created: 'Created', disabled: 'Disabled', addUser: 'Add user', add: 'Add', logLevel: 'Log level', apply: 'Apply',
     live: 'Live', lang: '中文', inboxCount: 'Inbox', error: 'Error', credsSet: 'Login set', setCreds: 'Set login', save: 'Save',
     viewer: 'Viewer', operator: 'Operator', technician: 'Technician', admin: 'Admin', none: 'None',
+    broadcasts: 'Broadcasts', timetable: 'Timetable', alerts: 'Alerts', emergency: 'EMERGENCY', stopAll: 'Stop all', confirmStopAll: 'Stop every broadcast playing or queued?', stoppedN: 'Stopped {0} broadcasts',
+    liveBroadcasts: 'Live broadcasts', noLive: 'Nothing is playing', recent: 'Recent broadcasts', noBroadcasts: 'No broadcasts yet', announce: 'Announce', text: 'Text (spoken by TTS)', orAsset: 'or play an asset',
+    useText: '— use the text —', targets: 'Targets', allHorns: 'Everywhere (all horns)', otherTargets: 'Other targets', priority: 'Priority', repeat: 'Repeats', startBroadcast: 'Start broadcast',
+    startedN: 'Broadcast started on {0} horns', bTitle: 'Title', origin: 'Origin', horns: 'Horns', state: 'State', byState: 'By state', stop: 'Stop', back: 'Back', skewMs: 'Start skew',
+    reason: 'Reason', speaker: 'Speaker', t0: 'Start', ended: 'Ended', interruptedBy: 'interrupted by {0}', broadcastDetail: 'Broadcast', events: 'History',
+    st_queued: 'queued', st_playing: 'playing', st_started: 'started', st_done: 'done', st_interrupted: 'interrupted', st_failed: 'failed', st_cancelled: 'cancelled', st_dropped: 'dropped',
+    p_background: 'background', p_routine: 'routine', p_township: 'township', p_superior: 'superior', p_emergency: 'emergency',
+    emTitle: 'Emergency broadcast', emWarn: 'An emergency broadcast interrupts everything, ignores quiet hours and plays at the forced volume.', dismiss: 'Cancel', continue: 'Continue',
+    emTypeCount: 'Check the targets above and type the number of horns ({0}) to confirm.', emStart: 'Start the emergency broadcast', emNoHorns: 'No horn in these targets', emStarted: 'Emergency broadcast started on {0} horns', needText: 'Enter the text', needTargets: 'Choose the targets', unknownTargets: 'Unknown targets',
+    assets: 'Audio assets', upload: 'Upload', uploadedN: 'Uploaded: {0}', duration: 'Duration', format: 'Format', noAssets: 'No assets yet',
+    week: 'Week', preview: 'Preview', thisWeek: 'This week', prevWeek: 'Previous week', nextWeek: 'Next week', workday: 'working day', restday: 'rest day', hornsN: '{0} horns', quietN: '{0} in quiet hours', nothing: 'nothing',
+    days_daily: 'daily', days_workdays: 'working days', 'days_rest-days': 'rest days', wd1: 'Mon', wd2: 'Tue', wd3: 'Wed', wd4: 'Thu', wd5: 'Fri', wd6: 'Sat', wd7: 'Sun',
+    schemes: 'Schemes', activeScheme: 'active', activate: 'Activate', programmes: 'Programmes', schedules: 'Schedules', edit: 'Edit', del: 'Delete', confirmDelete: 'Delete “{0}”?', newItem: 'New',
+    savedV: 'Saved (version {0})', deleted: 'Deleted', managedInFile: 'The timetable is managed in the file {0}; edit it there and reload.', version: 'Version', timezone: 'Time zone', warnings: 'Warnings', noWarnings: 'No warnings',
+    items: 'Items', when: 'When', storeSource: 'gateway database', fileSource: 'file', identifier: 'Identifier', msgType: 'Type', capStatus: 'Status', headline: 'Headline', decision: 'Decision', via: 'Via',
+    dec_play: 'played', dec_cancel: 'stopped the broadcast', dec_ignore: 'ignored', dec_reject: 'rejected', noAlerts: 'No alerts received', broadcast: 'Broadcast', received: 'Received', tpl_zone: 'zone', tpl_group: 'group', cancel: 'Cancel',
   },
 };
 const ROLES = ['viewer', 'operator', 'technician', 'admin'];
@@ -144,10 +176,10 @@ function connectLive() {
 }
 
 function shell() {
-  const pages = [['overview', 'overview'], ['cameras', 'cameras'], ['inbox', 'inbox'], ['speakers', 'speakers']];
+  const pages = [['overview', 'overview'], ['cameras', 'cameras'], ['inbox', 'inbox'], ['speakers', 'speakers'], ['broadcasts', 'broadcasts'], ['timetable', 'timetable'], ['alerts', 'alerts']];
   if (me.role === 'admin') pages.push(['audit', 'audit'], ['users', 'users']);
   const route = (location.hash.slice(1) || 'overview').split('/')[0].split('?')[0];
-  const nav = h('nav', {}, pages.map(([p, k]) => h('a', { href: '#' + p, id: 'nav-' + p, class: route === p || (route === 'camera' && p === 'cameras') ? 'active' : null }, t(k))));
+  const nav = h('nav', {}, pages.map(([p, k]) => h('a', { href: '#' + p, id: 'nav-' + p, class: route === p || (route === 'camera' && p === 'cameras') || (route === 'broadcast' && p === 'broadcasts') ? 'active' : null }, t(k))));
   const header = h('header', {},
     h('h1', {}, (me.township || '') + ' · ' + t('title')), nav,
     h('div', { class: 'me' },
@@ -161,7 +193,7 @@ function shell() {
   listeners.clear();
   const [page0, arg] = location.hash.slice(1).split('/');
   const page = page0.split('?')[0];
-  const views = { overview, cameras, camera: cameraDetail, inbox, speakers, audit, users };
+  const views = { overview, cameras, camera: cameraDetail, inbox, speakers, broadcasts, broadcast: broadcastDetail, timetable, alerts, audit, users };
   (views[page] || overview)(main, arg ? decodeURIComponent(arg) : undefined).catch((e) => main.append(h('p', { class: 'err' }, String(e.message || e))));
 }
 window.addEventListener('hashchange', () => { if (me) shell(); });
@@ -381,6 +413,403 @@ async function users(main) {
     r.data.map((u) => h('tr', {}, h('td', {}, u.name), h('td', {}, t(u.role)), h('td', { class: 'small' }, fmtTime(u.created_at)), h('td', {}, u.disabled ? '✓' : '')))),
     h('h2', {}, t('addUser')), h('div', { class: 'filters' }, name, role, pw, add)),
   h('section', { class: 'panel' }, h('h2', {}, t('logLevel')), h('div', { class: 'filters' }, level, apply)));
+}
+
+// ---------------------------------------------------------------- broadcasts (issue 7)
+// Live broadcasts and per-horn states come from the same SSE stream as
+// health: {"type":"broadcast"}, {"type":"horn"} and {"type":"alert"} events.
+
+const canOper = () => ROLES.indexOf(me.role) >= ROLES.indexOf('operator');
+const enc = encodeURIComponent;
+const stateBadge = (s) => h('span', { class: 'st st-' + s, 'data-state': s }, t('st_' + s));
+const prioBadge = (p) => h('span', { class: 'prio prio-' + p, 'data-priority': p }, t('p_' + p));
+const PRIORITIES = ['background', 'routine', 'township', 'superior'];
+const HORN_STATES = ['queued', 'started', 'done', 'interrupted', 'failed', 'cancelled', 'dropped'];
+
+function daysText(d) {
+  if (Array.isArray(d)) return d.map((x) => t('wd' + (['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].indexOf(x) + 1))).join(lang === 'en' ? ', ' : '、');
+  return t('days_' + (d || 'daily'));
+}
+
+function targetText(list) {
+  return (list || []).map((x) => {
+    const s = String(x);
+    if (s === 'all') return t('allHorns');
+    const i = s.indexOf(':');
+    const k = s.slice(0, i), v = s.slice(i + 1);
+    if (k === 'village') return villageName(v);
+    if (k === 'grid') return gridName(v);
+    if (k === 'zone') return t('tpl_zone') + ' ' + v;
+    if (k === 'group') return t('tpl_group') + ' ' + v;
+    if (k === 'speaker') return t('speaker') + ' ' + v;
+    return s;
+  }).join(lang === 'en' ? ', ' : '、');
+}
+
+// Why a horn ended as it did: the runtime's detail (why / by / errors).
+function hornReason(d) {
+  if (!d) return '';
+  if (d.why) return String(d.why);
+  if (d.by) return t('interruptedBy', d.by);
+  if (Array.isArray(d.errors) && d.errors.length) return d.errors.join('; ');
+  return '';
+}
+// Uploaded assets only: TTS renders are cached in the same store as `tts`.
+const uploads = (list) => (list || []).filter((a) => a.name !== 'tts' && a.name !== 'tts.wav');
+const skewOf = (d) => (d && typeof d.skew_ms === 'number' ? d.skew_ms : null);
+const FINAL = new Set(['done', 'interrupted', 'failed', 'cancelled', 'dropped']);
+// The start skew of a horn: measured when it started, kept in its history.
+const eventSkew = (events, speaker) => { let v = null; for (const e of events || []) if (e.speaker === speaker && skewOf(e.detail) !== null) v = skewOf(e.detail); return v; };
+
+function countsText(c) {
+  return HORN_STATES.filter((k) => c && c[k]).map((k) => h('span', { class: 'cnt st-' + k, 'data-count': k }, t('st_' + k) + ' ' + c[k]));
+}
+
+// Targets: everywhere, villages, or other targets written out.
+function targetPicker(idp) {
+  const all = h('input', { type: 'checkbox', id: idp + '-all', checked: true });
+  const boxes = villages.map((v) => h('input', { type: 'checkbox', value: 'village:' + v.code, 'data-village': v.code }));
+  const extra = h('input', { id: idp + '-extra', placeholder: 'grid:… zone:… group:… speaker:…', size: 26, autocomplete: 'off' });
+  const sync = () => { for (const b of boxes) b.disabled = all.checked; extra.disabled = all.checked; };
+  all.addEventListener('change', sync);
+  sync();
+  const el = h('div', { class: 'targets', id: idp + '-targets' },
+    h('label', { class: 'chk' }, all, ' ', t('allHorns')),
+    boxes.map((b, i) => h('label', { class: 'chk' }, b, ' ', villages[i].name)),
+    h('label', { class: 'chk' }, t('otherTargets'), ' ', extra));
+  const value = () => (all.checked ? ['all'] : boxes.filter((b) => b.checked).map((b) => b.value).concat(extra.value.split(/[\s,，、]+/).filter(Boolean)));
+  return { el, value };
+}
+
+function emergencyDialog() {
+  const text = h('textarea', { id: 'em-text', rows: 3, maxlength: 2000 });
+  const picker = targetPicker('em');
+  const err = h('p', { class: 'err', id: 'em-error' });
+  const body = h('div', {});
+  const overlay = h('div', { class: 'modal', id: 'emergency-dialog', role: 'dialog', 'aria-modal': 'true' },
+    h('div', { class: 'modal-box' }, h('h2', { class: 'danger-text' }, '⚠ ', t('emTitle')), h('p', { class: 'small' }, t('emWarn')), body, err));
+  const close = () => overlay.remove();
+  let step1 = null;
+  const step2 = async () => {
+    err.textContent = '';
+    const msg = text.value.trim();
+    const targets = picker.value();
+    if (!msg) { err.textContent = t('needText'); return; }
+    if (!targets.length) { err.textContent = t('needTargets'); return; }
+    let r;
+    try { r = (await api('GET', '/api/v1/targets/resolve?targets=' + enc(targets.join(',')))).data; } catch (e) { err.textContent = e.message; return; }
+    if (!r.horns) { err.textContent = t('emNoHorns'); return; }
+    const typed = h('input', { id: 'em-typed', inputmode: 'numeric', size: 6, autocomplete: 'off' });
+    const go = h('button', { class: 'danger', id: 'em-confirm', disabled: true, onclick: async () => {
+      go.disabled = true;
+      try {
+        const x = (await api('POST', '/api/v1/emergency', { text: msg, targets, confirm: true })).data;
+        close();
+        toast(t('emStarted', x.horns));
+        if (location.hash !== '#broadcasts') location.hash = 'broadcasts';
+      } catch (e) { err.textContent = e.message; go.disabled = false; }
+    } }, t('emStart'));
+    typed.addEventListener('input', () => { go.disabled = typed.value.trim() !== String(r.horns); });
+    body.replaceChildren(
+      h('dl', { class: 'kv', id: 'em-summary' },
+        h('dt', {}, t('text')), h('dd', {}, msg),
+        h('dt', {}, t('targets')), h('dd', { id: 'em-targets' }, targetText(targets)),
+        h('dt', {}, t('horns')), h('dd', { id: 'em-horns', class: 'big' }, String(r.horns)),
+        r.unknown && r.unknown.length ? [h('dt', {}, t('unknownTargets')), h('dd', { class: 'err' }, r.unknown.join(', '))] : null),
+      h('p', {}, t('emTypeCount', r.horns)), typed,
+      h('div', { class: 'actions' }, h('button', { class: 'secondary', id: 'em-back', onclick: step1 }, t('back')), go));
+    typed.focus();
+  };
+  step1 = () => {
+    err.textContent = '';
+    body.replaceChildren(h('label', { for: 'em-text' }, t('text')), text, h('div', { class: 'lbl' }, t('targets')), picker.el,
+      h('div', { class: 'actions' }, h('button', { class: 'secondary', id: 'em-cancel', onclick: close }, t('dismiss')), h('button', { class: 'danger', id: 'em-next', onclick: step2 }, t('continue'))));
+  };
+  step1();
+  document.body.append(overlay);
+  text.focus();
+}
+
+async function uploadAsset(file) {
+  const r = await fetch('/api/v1/audio-assets?name=' + enc(file.name), { method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': me.csrf || '', 'Content-Type': 'application/octet-stream' }, body: file });
+  const data = await r.json().catch(() => null);
+  if (!r.ok) throw new Error((data && data.error && data.error.message) || String(r.status));
+  return data;
+}
+
+async function broadcasts(main) {
+  const rows = new Map();
+  const hornsOf = new Map();
+  const fresh = (b) => b.state === 'queued' || b.state === 'playing' || (b.ended_at && Date.now() - new Date(b.ended_at).getTime() < 120000);
+  // Live events apply in arrival order, except that the measured
+  // "started" report (it carries the skew and may come last) never undoes
+  // a final state; a fetched snapshot applies only where it is newer.
+  const hornMap = (id) => { let m = hornsOf.get(id); if (!m) { m = new Map(); hornsOf.set(id, m); } return m; };
+  const mergeLive = (id, x) => {
+    const m = hornMap(id), old = m.get(x.speaker);
+    const skew = skewOf(x.detail) ?? (old ? old.skew : null);
+    if (old && FINAL.has(old.state) && x.state === 'started') { old.skew = skew; return; }
+    m.set(x.speaker, { ...x, skew });
+  };
+  const loadHorns = async (id) => {
+    const d = (await api('GET', '/api/v1/broadcasts/' + enc(id))).data;
+    const m = hornMap(id);
+    for (const x of d.horns) {
+      const old = m.get(x.speaker);
+      if (!old || String(x.at) > String(old.at)) m.set(x.speaker, { ...x, skew: skewOf(x.detail) ?? eventSkew(d.events, x.speaker) ?? (old ? old.skew : null) });
+    }
+  };
+  const liveBox = h('div', { id: 'live-broadcasts' });
+  const recentBox = h('div', { id: 'recent-broadcasts' });
+  const cancel = (id) => h('button', { class: 'secondary cancel-btn', 'data-id': id, onclick: async (ev) => {
+    ev.stopPropagation();
+    try { await api('POST', '/api/v1/broadcasts/' + enc(id) + '/cancel'); } catch (e) { toast(e.message); }
+  } }, t('stop'));
+  const draw = () => {
+    // Horn events arrive before the broadcast's row changes: derive the
+    // state and counts from the horns where they are known.
+    const live = (b) => {
+      const m = hornsOf.get(b.id);
+      if (!m || !m.size) return b;
+      const counts = {};
+      for (const x of m.values()) counts[x.state] = (counts[x.state] || 0) + 1;
+      const state = b.state === 'queued' && counts.started ? 'playing' : b.state;
+      return { ...b, state, counts };
+    };
+    const all = [...rows.values()].map(live).sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+    const now = all.filter(fresh);
+    liveBox.replaceChildren(...(now.length ? now.map((b) => {
+      const horns = [...(hornsOf.get(b.id) || new Map()).values()].sort((x, y) => x.speaker.localeCompare(y.speaker));
+      const running = b.state === 'queued' || b.state === 'playing';
+      return h('div', { class: 'bcast' + (b.priority === 'emergency' ? ' emergency' : ''), 'data-id': b.id, 'data-state': b.state },
+        h('div', { class: 'bhead' }, prioBadge(b.priority), ' ', h('a', { href: '#broadcast/' + enc(b.id) }, h('strong', {}, b.title)), ' ', stateBadge(b.state),
+          h('span', { class: 'small muted' }, ' ', targetText(b.targets), ' · ', t('hornsN', b.horns), ' · ', fmtTime(b.t0 || b.created_at)),
+          running && canOper() ? [' ', cancel(b.id)] : null),
+        h('div', { class: 'horns' }, horns.map((x) => {
+          const sk = x.skew ?? null, why = hornReason(x.detail);
+          return h('span', { class: 'horn st-' + x.state, 'data-speaker': x.speaker, 'data-state': x.state, title: why || '' },
+            x.speaker, ' ', h('b', {}, t('st_' + x.state)), sk !== null ? h('span', { class: 'small' }, ' ' + sk.toFixed(1) + ' ms') : null);
+        })));
+    }) : [h('p', { class: 'muted', id: 'no-live' }, t('noLive'))]));
+    recentBox.replaceChildren(all.length ? h('table', { id: 'broadcast-table' },
+      h('tr', {}, [t('time'), t('bTitle'), t('origin'), t('priority'), t('targets'), t('horns'), t('state'), t('byState')].map((x) => h('th', {}, x))),
+      all.map((b) => h('tr', { class: 'click', 'data-id': b.id, onclick: () => { location.hash = 'broadcast/' + enc(b.id); } },
+        h('td', { class: 'small' }, fmtTime(b.created_at)), h('td', {}, b.title), h('td', { class: 'small' }, b.origin), h('td', {}, prioBadge(b.priority)),
+        h('td', { class: 'small' }, targetText(b.targets)), h('td', {}, b.horns), h('td', {}, stateBadge(b.state)), h('td', { class: 'counts' }, countsText(b.counts)))))
+      : h('p', { class: 'muted' }, t('noBroadcasts')));
+  };
+  const redraw = debounce(draw, 80);
+  const list = (await api('GET', '/api/v1/broadcasts?limit=50')).data;
+  for (const b of list) rows.set(b.id, b);
+  await Promise.all(list.filter(fresh).map((b) => loadHorns(b.id).catch(() => {})));
+
+  const actions = canOper() ? h('div', { class: 'filters' },
+    h('button', { class: 'danger big', id: 'emergency-btn', onclick: emergencyDialog }, '⚠ ', t('emergency')),
+    h('button', { class: 'secondary', id: 'stop-all', onclick: async () => {
+      if (!window.confirm(t('confirmStopAll'))) return;
+      try { const x = (await api('POST', '/api/v1/broadcasts/stop-all')).data; toast(t('stoppedN', x.stopped)); } catch (e) { toast(e.message); }
+    } }, '■ ', t('stopAll'))) : null;
+  main.append(actions,
+    h('section', { class: 'panel' }, h('h2', {}, t('liveBroadcasts')), liveBox),
+    canOper() ? await announcePanel() : null,
+    h('section', { class: 'panel' }, h('h2', {}, t('recent')), recentBox),
+    await assetsPanel());
+  draw();
+  listeners.add((ev) => {
+    if (ev.type === 'broadcast' && ev.broadcast) {
+      const b = ev.broadcast;
+      if (!hornsOf.has(b.id)) { hornsOf.set(b.id, new Map()); loadHorns(b.id).then(redraw).catch(() => {}); }
+      rows.set(b.id, b);
+      redraw();
+    } else if (ev.type === 'horn') {
+      mergeLive(ev.broadcast, { speaker: ev.speaker, state: ev.state, detail: ev.detail, at: ev.at });
+      redraw();
+    } else if (ev.type === 'lagged') shell();
+  });
+  // Finished broadcasts leave the live panel after two minutes.
+  const tick = setInterval(() => { if (!document.body.contains(liveBox)) clearInterval(tick); else draw(); }, 30000);
+}
+
+async function announcePanel() {
+  let assets = [];
+  try { assets = uploads((await api('GET', '/api/v1/audio-assets')).data); } catch (_) { /* no asset store */ }
+  const text = h('textarea', { id: 'an-text', rows: 2, maxlength: 2000 });
+  const asset = h('select', { id: 'an-asset' }, h('option', { value: '' }, t('useText')), assets.map((a) => h('option', { value: 'sha256:' + a.sha256 }, a.name + ' (' + (a.duration_ms / 1000).toFixed(1) + ' s)')));
+  const picker = targetPicker('an');
+  const prio = h('select', { id: 'an-priority' }, PRIORITIES.map((p) => h('option', { value: p, selected: p === 'township' }, t('p_' + p))));
+  const repeat = h('input', { id: 'an-repeat', type: 'number', min: 1, max: 20, value: 1, size: 3 });
+  const out = h('p', { class: 'small', id: 'an-result' });
+  const go = h('button', { id: 'an-start', onclick: async () => {
+    out.className = 'small'; out.textContent = '';
+    const body = { targets: picker.value(), priority: prio.value, repeat: Number(repeat.value) || 1 };
+    if (asset.value) body.asset = asset.value; else body.text = text.value.trim();
+    if (!body.asset && !body.text) { out.className = 'err'; out.textContent = t('needText'); return; }
+    if (!body.targets.length) { out.className = 'err'; out.textContent = t('needTargets'); return; }
+    go.disabled = true;
+    try { const x = (await api('POST', '/api/v1/broadcasts', body)).data; out.textContent = t('startedN', x.horns) + (x.quiet ? ' · ' + t('quietN', x.quiet) : ''); text.value = ''; } catch (e) { out.className = 'err'; out.textContent = e.message; } finally { go.disabled = false; }
+  } }, t('startBroadcast'));
+  return h('section', { class: 'panel', id: 'announce' }, h('h2', {}, t('announce')),
+    h('label', { for: 'an-text', class: 'lbl' }, t('text')), text,
+    h('div', { class: 'filters' }, h('label', { for: 'an-asset' }, t('orAsset')), asset),
+    h('div', { class: 'lbl' }, t('targets')), picker.el,
+    h('div', { class: 'filters' }, h('label', { for: 'an-priority' }, t('priority')), prio, h('label', { for: 'an-repeat' }, t('repeat')), repeat, go), out);
+}
+
+async function assetsPanel() {
+  let list = [];
+  let err = '';
+  try { list = uploads((await api('GET', '/api/v1/audio-assets')).data); } catch (e) { err = e.message; }
+  const file = h('input', { type: 'file', id: 'asset-file', accept: 'audio/*,.mp3,.wav,.ogg,.flac' });
+  const out = h('p', { class: 'small', id: 'asset-result' }, err);
+  const up = h('button', { id: 'asset-upload', disabled: !!err, onclick: async () => {
+    const f = file.files && file.files[0];
+    if (!f) return;
+    up.disabled = true; out.className = 'small'; out.textContent = '…';
+    try { const a = await uploadAsset(f); toast(t('uploadedN', a.name)); shell(); } catch (e) { out.className = 'err'; out.textContent = e.message; up.disabled = false; }
+  } }, t('upload'));
+  return h('section', { class: 'panel', id: 'assets' }, h('h2', {}, t('assets')),
+    canOper() ? h('div', { class: 'filters' }, file, up) : null, out,
+    list.length ? h('table', { id: 'asset-table' }, h('tr', {}, [t('name'), t('format'), t('duration'), 'sha256'].map((x) => h('th', {}, x))),
+      list.map((a) => h('tr', {}, h('td', {}, a.name), h('td', {}, a.format), h('td', {}, (a.duration_ms / 1000).toFixed(1) + ' s'), h('td', { class: 'small mono' }, a.sha256.slice(0, 16) + '…'))))
+      : h('p', { class: 'muted' }, t('noAssets')));
+}
+
+async function broadcastDetail(main, id) {
+  const [r, spk] = await Promise.all([api('GET', '/api/v1/broadcasts/' + enc(id)), api('GET', '/api/v1/speakers').catch(() => ({ data: [] }))]);
+  const names = new Map((spk.data || []).map((s) => [s.id, s.name]));
+  const b = r.data.broadcast;
+  const running = b.state === 'queued' || b.state === 'playing';
+  const kv = (pairs) => h('dl', { class: 'kv' }, pairs.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v === null || v === undefined || v === '' ? '—' : v)]));
+  main.append(h('p', {}, h('a', { href: '#broadcasts' }, '← ' + t('broadcasts'))),
+    h('section', { class: 'panel', id: 'broadcast-detail', 'data-state': b.state }, h('h2', {}, t('broadcastDetail'), ' ', b.title, ' ',
+      running && canOper() ? h('button', { class: 'secondary', id: 'cancel-broadcast', onclick: async () => { try { await api('POST', '/api/v1/broadcasts/' + enc(id) + '/cancel'); } catch (e) { toast(e.message); } } }, t('stop')) : null),
+    kv([[t('id'), b.id], [t('state'), stateBadge(b.state)], [t('priority'), prioBadge(b.priority)], [t('origin'), b.origin], [t('targets'), targetText(b.targets)], [t('horns'), b.horns],
+      [t('t0'), fmtTime(b.t0)], [t('created'), fmtTime(b.created_at)], [t('ended'), fmtTime(b.ended_at)], [t('byState'), h('span', { class: 'counts' }, countsText(b.counts))]])),
+    h('section', { class: 'panel' }, h('h2', {}, t('horns')), h('table', { id: 'horn-table' },
+      h('tr', {}, [t('speaker'), t('name'), t('state'), t('time'), t('skewMs'), t('reason')].map((x) => h('th', {}, x))),
+      r.data.horns.map((x) => {
+        const sk = skewOf(x.detail) ?? eventSkew(r.data.events, x.speaker);
+        return h('tr', { 'data-speaker': x.speaker, 'data-state': x.state }, h('td', {}, x.speaker), h('td', {}, names.get(x.speaker) || '—'), h('td', {}, stateBadge(x.state)), h('td', { class: 'small' }, fmtTime(x.at)),
+          h('td', {}, sk === null ? '—' : sk.toFixed(1) + ' ms'), h('td', { class: 'small' }, hornReason(x.detail)));
+      }))),
+    h('section', { class: 'panel' }, h('h2', {}, t('events')), h('table', { id: 'event-table' },
+      h('tr', {}, [t('time'), t('speaker'), t('state'), t('reason')].map((x) => h('th', {}, x))),
+      r.data.events.map((e) => h('tr', {}, h('td', { class: 'small' }, fmtTime(e.at)), h('td', {}, e.speaker || '—'), h('td', {}, stateBadge(e.state)), h('td', { class: 'small' }, hornReason(e.detail)))))));
+  const again = debounce(() => { if (location.hash === '#broadcast/' + enc(id)) shell(); }, 500);
+  listeners.add((ev) => { if ((ev.type === 'horn' && ev.broadcast === id) || (ev.type === 'broadcast' && ev.broadcast && ev.broadcast.id === id)) again(); });
+}
+
+// ---------------------------------------------------------------- timetable
+
+function isoDay(s, add) {
+  const d = new Date(s + 'T00:00:00Z');
+  d.setUTCDate(d.getUTCDate() + add);
+  return d.toISOString().slice(0, 10);
+}
+
+function jsonEditor(kind, id, value, isNew) {
+  const idIn = isNew ? h('input', { class: 'edit-id', placeholder: 'id', size: 20, autocomplete: 'off' }) : null;
+  const area = h('textarea', { class: 'json', rows: Math.min(24, JSON.stringify(value, null, 2).split('\n').length + 1), spellcheck: 'false' }, JSON.stringify(value, null, 2));
+  const err = h('pre', { class: 'err edit-error' });
+  const save = h('button', { class: 'edit-save', onclick: async () => {
+    err.textContent = '';
+    let v;
+    try { v = JSON.parse(area.value); } catch (e) { err.textContent = 'JSON: ' + e.message; return; }
+    const key = isNew ? idIn.value.trim() : id;
+    if (!key) { err.textContent = 'id'; return; }
+    try { const r = (await api('PUT', '/api/v1/' + kind + 's/' + enc(key), v)).data; toast(t('savedV', r.version)); shell(); } catch (e) { err.textContent = e.message; }
+  } }, t('save'));
+  return h('div', { class: 'editor', 'data-kind': kind, 'data-id': id || '' }, idIn, area, h('div', { class: 'actions' }, save), err);
+}
+
+async function timetable(main) {
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  const wq = new URLSearchParams();
+  for (const k of ['from', 'scheme']) if (q.get(k)) wq.set(k, q.get(k));
+  const [docR, wkR] = await Promise.all([api('GET', '/api/v1/timetable'), api('GET', '/api/v1/timetable/week' + (String(wq) ? '?' + wq : ''))]);
+  const doc = docR.data, wk = wkR.data, parts = doc.parts || {};
+  const editable = doc.editable && canOper();
+  const progName = (id) => { const p = (parts.programme || []).find((x) => x.id === id); return p && p.name ? p.name : id; };
+  const head = h('div', { class: 'small muted', id: 'timetable-source' },
+    t('source'), ': ', doc.source === 'file' ? t('fileSource') + ' ' + doc.file : t('storeSource'),
+    doc.version ? ' · ' + t('version') + ' ' + doc.version : '', ' · ', t('timezone'), ': ', doc.timezone);
+  const go = (f) => { const x = new URLSearchParams(); if (f) x.set('from', f); if (q.get('scheme')) x.set('scheme', q.get('scheme')); location.hash = 'timetable' + (String(x) ? '?' + x : ''); };
+  const nav = h('div', { class: 'filters' },
+    h('button', { class: 'secondary', id: 'week-prev', onclick: () => go(isoDay(wk.from, -7)) }, '← ', t('prevWeek')),
+    h('button', { class: 'secondary', id: 'week-this', onclick: () => go(null) }, t('thisWeek')),
+    h('button', { class: 'secondary', id: 'week-next', onclick: () => go(isoDay(wk.from, 7)) }, t('nextWeek'), ' →'),
+    h('strong', {}, wk.from + ' – ' + isoDay(wk.from, 6)), wk.scheme ? h('span', { class: 'small', id: 'week-scheme' }, (wk.scheme === doc.active_scheme ? t('activeScheme') : t('preview')) + ': ' + wk.scheme) : null,
+    h('span', { class: 'small muted' }, '(' + wk.timezone + ')'));
+  const week = h('div', { class: 'week', id: 'week' }, wk.days.map((d) => h('div', { class: 'day' + (d.workday ? '' : ' rest'), 'data-date': d.date },
+    h('div', { class: 'dhead' }, h('strong', {}, t('wd' + d.weekday)), ' ', d.date.slice(5), h('div', { class: 'small' }, d.workday ? t('workday') : t('restday'), d.note ? ' · ' + d.note : '')),
+    d.entries.length ? d.entries.map((e) => h('div', { class: 'entry prio-' + e.priority, 'data-schedule': e.schedule, 'data-programme': e.programme },
+      h('div', {}, h('strong', { class: 'etime' }, e.time), ' ', h('span', { class: 'ename' }, e.programme_name || e.programme)),
+      h('div', { class: 'small' }, targetText(e.targets)),
+      h('div', { class: 'small' }, h('span', { class: 'ehorns' }, t('hornsN', e.horns)), e.quiet ? h('span', { class: 'quiet' }, ' · 🔇 ' + t('quietN', e.quiet)) : null)))
+      : h('div', { class: 'small muted' }, t('nothing')))));
+  const warns = (wk.warnings || []).length ? h('ul', { id: 'week-warnings' }, wk.warnings.map((w) => h('li', { class: 'small', 'data-kind': w.kind }, h('strong', {}, w.kind), ' ', w.message, w.count > 1 ? ' (×' + w.count + ')' : '')))
+    : h('p', { class: 'small muted' }, t('noWarnings'));
+  const note = doc.source === 'file' ? h('p', { class: 'small muted', id: 'managed-in-file' }, t('managedInFile', doc.file)) : null;
+
+  // Editable lists: a row per entry, the JSON editor under it on demand.
+  const list = (kind, items, cols, cells, template) => {
+    const body = h('tbody', {});
+    for (const it of items) {
+      const row = h('tr', { 'data-id': it.id }, cells(it).map((c) => h('td', {}, c)));
+      if (editable) {
+        const holder = h('tr', { class: 'edit-row' });
+        row.append(h('td', { class: 'nowrap' },
+          h('button', { class: 'secondary edit-btn', onclick: () => { if (holder.firstChild) holder.replaceChildren(); else holder.replaceChildren(h('td', { colspan: cols.length + 1 }, jsonEditor(kind, it.id, it, false))); } }, t('edit')), ' ',
+          h('button', { class: 'secondary del-btn', onclick: async () => {
+            if (!window.confirm(t('confirmDelete', it.name || it.id))) return;
+            try { await api('DELETE', '/api/v1/' + kind + 's/' + enc(it.id)); toast(t('deleted')); shell(); } catch (e) { toast(e.message); }
+          } }, t('del'))));
+        body.append(row, holder);
+      } else body.append(row);
+    }
+    const newHolder = h('div', {});
+    return h('div', { id: kind + '-list' },
+      h('table', {}, h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, c)), editable ? h('th', {}) : null)), body),
+      editable ? h('div', { class: 'filters' }, h('button', { class: 'secondary new-btn', 'data-kind': kind, onclick: () => newHolder.replaceChildren(jsonEditor(kind, '', template, true)) }, '+ ', t('newItem'))) : null, newHolder);
+  };
+  const schemes = parts.scheme || [];
+  const schemeState = (sc) => (sc.id === doc.active_scheme ? h('span', { class: 'st st-done', id: 'active-scheme' }, t('activeScheme'))
+    : h('span', { class: 'nowrap' },
+      h('button', { class: 'secondary preview-btn', 'data-id': sc.id, onclick: () => { location.hash = 'timetable?' + new URLSearchParams({ from: wk.from, scheme: sc.id }); } }, t('preview')), ' ',
+      editable ? h('button', { class: 'activate-btn', 'data-id': sc.id, onclick: async () => { try { const r = (await api('PUT', '/api/v1/active-scheme', { scheme: sc.id })).data; toast(t('savedV', r.version)); location.hash = 'timetable'; shell(); } catch (e) { toast(e.message); } } }, t('activate')) : null));
+  const schemeList = list('scheme', schemes, [t('id'), t('name'), t('state')], (sc) => [sc.id, sc.name || '—', schemeState(sc)], { name: '' });
+  const programmes = list('programme', parts.programme || [], [t('id'), t('name'), t('priority'), t('items'), t('repeat')],
+    (p) => [p.id, p.name || '—', prioBadge(p.priority || 'routine'), (p.items || []).map((i) => (i.tts ? '“' + i.tts.slice(0, 30) + (i.tts.length > 30 ? '…' : '') + '”' : 'sha256:' + String(i.asset).slice(7, 15) + '…')).join(' + '), p.repeat || 1],
+    { name: '', items: [{ tts: '' }], priority: 'routine' });
+  const schedules = list('schedule', parts.schedule || [], [t('id'), t('programmes'), t('when'), t('targets'), t('schemes')],
+    (s) => [h('span', { class: s.enabled === false ? 'muted' : '' }, s.id), progName(s.programme), s.rrule ? s.rrule : (s.at || []).join(', ') + ' · ' + daysText(s.days), targetText(s.targets), s.scheme || '—'],
+    { programme: '', targets: ['all'], at: ['07:30'], days: 'workdays' });
+  main.append(h('section', { class: 'panel', id: 'timetable-week' }, h('h2', {}, t('week')), head, note, nav, week),
+    h('section', { class: 'panel' }, h('h2', {}, t('warnings')), warns),
+    h('div', { class: 'grid2' },
+      h('section', { class: 'panel' }, h('h2', {}, t('schemes')), schemeList),
+      h('section', { class: 'panel' }, h('h2', {}, t('programmes')), programmes)),
+    h('section', { class: 'panel' }, h('h2', {}, t('schedules')), schedules));
+}
+
+// ---------------------------------------------------------------- alerts
+
+async function alerts(main) {
+  const box = h('div', { id: 'alerts' });
+  const draw = async () => {
+    const r = (await api('GET', '/api/v1/alerts?limit=200')).data;
+    box.replaceChildren(r.length ? h('table', { id: 'alert-table' },
+      h('tr', {}, [t('received'), t('identifier'), t('msgType'), t('capStatus'), t('headline'), t('decision'), t('reason'), t('via'), t('broadcast')].map((x) => h('th', {}, x))),
+      r.map((a) => h('tr', { 'data-identifier': a.identifier, 'data-decision': a.decision },
+        h('td', { class: 'small' }, fmtTime(a.received_at)), h('td', { class: 'small mono' }, a.identifier), h('td', {}, a.msg_type), h('td', {}, a.status), h('td', {}, a.headline || '—'),
+        h('td', {}, h('span', { class: 'dec dec-' + a.decision }, t('dec_' + a.decision))), h('td', { class: 'small' }, a.reason || ''), h('td', { class: 'small' }, a.via),
+        h('td', {}, a.broadcast_id ? h('a', { href: '#broadcast/' + enc(a.broadcast_id) }, a.broadcast_id.slice(0, 8)) : '—'))))
+      : h('p', { class: 'muted' }, t('noAlerts')));
+  };
+  main.append(h('section', { class: 'panel' }, h('h2', {}, t('alerts')), box));
+  await draw();
+  const again = debounce(() => draw().catch(() => {}), 300);
+  listeners.add((ev) => { if (ev.type === 'alert' || ev.type === 'lagged') again(); });
 }
 
 (async () => {

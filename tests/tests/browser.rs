@@ -186,3 +186,168 @@ listen = "{http}"
             .join("\n")
     );
 }
+
+/// Broadcasts in a real browser (tests/browser/broadcasts.mjs) against
+/// `tgw run` and three simulated horns (`tgw sim`: RTP, SIP with digest,
+/// RTP) imported into the speaker inventory: an operator opens the
+/// broadcasts page, starts an emergency broadcast through the confirmation
+/// step (targets and horn count shown, count typed), watches every horn go
+/// to started and then done live (SSE, no reload), drills down to the
+/// per-horn report with its start skew, builds a timetable in the JSON
+/// editors and sees its entry in the week view, then switches language.
+/// The simulator confirms each horn heard the broadcast. Screenshots go to
+/// `target/browser-artifacts/broadcasts-*.png`.
+#[test]
+fn broadcasts_in_chromium() {
+    if let Err(why) = prerequisites() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "browser suite prerequisites missing under CI: {why}"
+        );
+        eprintln!("SKIPPED broadcasts_in_chromium: {why}");
+        return;
+    }
+    let base = test_net(67);
+    let control = format!("127.0.0.1:{}", free_tcp_port());
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let sim = SimProc::start(&[
+        "--cameras",
+        "0",
+        "--speakers",
+        "3",
+        "--speaker-kinds",
+        "rtp,sip",
+        "--bind",
+        &base.to_string(),
+        "--no-multicast",
+        "--control",
+        &control,
+    ]);
+    let horns = sim.devices("speaker");
+    assert_eq!(horns.len(), 3, "{:?}", sim.manifest);
+    // The simulator's horns into the inventory: two in 东村, one in 西河村.
+    let mut csv = String::from("id,name,kind,address,village,username,password\n");
+    for (i, d) in horns.iter().enumerate() {
+        let id = d["id"].as_str().expect("id");
+        let uri = d["uri"].as_str().expect("uri");
+        let village = if i < 2 { "dongcun" } else { "xihe" };
+        let name = format!("{}喇叭{}", if i < 2 { "东村" } else { "西河村" }, i + 1);
+        let line = match d["speaker_kind"].as_str() {
+            Some("sip") => {
+                // sip:USER:PASS@IP:PORT
+                let rest = uri.trim_start_matches("sip:");
+                let (cred, host) = rest.split_once('@').expect("sip uri");
+                let (user, pass) = cred.split_once(':').expect("sip credentials");
+                let host = host.split('?').next().unwrap_or(host);
+                format!("{id},{name},sip,sip:{user}@{host},{village},{user},{pass}\n")
+            }
+            _ => {
+                let host = uri.trim_start_matches("rtp://");
+                let host = host.split('?').next().unwrap_or(host);
+                format!("{id},{name},rtp,{host},{village},,\n")
+            }
+        };
+        csv.push_str(&line);
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = format!(
+        r#"
+[gateway]
+site = "qingshan"
+data_dir = "{data}"
+timezone = "Asia/Shanghai"
+[township]
+code = "qingshan"
+name = "青山镇"
+[[township.villages]]
+code = "dongcun"
+name = "东村"
+grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
+[[township.villages]]
+code = "xihe"
+name = "西河村"
+grids = [{{ code = "xihe-1", name = "西河村第一网格" }}]
+[discovery]
+enabled = false
+[health]
+enabled = false
+[http]
+listen = "{http}"
+"#,
+        data = dir.path().display()
+    );
+    let cfg_path = dir.path().join("gateway.toml");
+    std::fs::write(&cfg_path, cfg).expect("config");
+    let password = "browser-Oper-pw";
+    let mut add = tgw()
+        .args(["user", "add", "duty", "--role", "operator", "--config"])
+        .arg(&cfg_path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("tgw user add");
+    {
+        use std::io::Write;
+        let mut stdin = add.stdin.take().expect("stdin");
+        writeln!(stdin, "{password}").expect("write password");
+    }
+    assert!(
+        add.wait().expect("tgw user add").success(),
+        "tgw user add failed"
+    );
+    let csv_path = dir.path().join("speakers.csv");
+    std::fs::write(&csv_path, csv).expect("speakers csv");
+    let imported = tgw()
+        .args(["speakers", "import"])
+        .arg(&csv_path)
+        .arg("--config")
+        .arg(&cfg_path)
+        .status()
+        .expect("tgw speakers import");
+    assert!(imported.success(), "tgw speakers import failed");
+    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+    let mut gw = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("tgw run");
+    wait_for(Duration::from_secs(20), "gateway ready", || {
+        http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
+    });
+    let ids: Vec<&str> = horns.iter().filter_map(|d| d["id"].as_str()).collect();
+    let artifacts = workspace().join("target/browser-artifacts");
+    let mut node = Command::new("node");
+    node.arg(workspace().join("tests/browser/broadcasts.mjs"))
+        .env("BASE", format!("http://{http}"))
+        .env("CONTROL", &control)
+        .env("USER_NAME", "duty")
+        .env("PASS", password)
+        .env("HORNS", ids.join(","))
+        .env("ARTIFACTS", &artifacts);
+    let out = run_with_timeout(node, Duration::from_secs(180));
+    let _ = gw.kill();
+    let _ = gw.wait();
+    drop(sim);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}\n{stderr}");
+    let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+    assert!(
+        !logs.contains(password),
+        "a password reached the gateway log"
+    );
+    assert!(
+        out.status.success(),
+        "broadcast browser suite failed (screenshots in {}); gateway log tail:\n{}",
+        artifacts.display(),
+        logs.lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

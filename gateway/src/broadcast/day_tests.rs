@@ -378,6 +378,19 @@ async fn a_day_of_broadcasts_on_paused_time() {
         );
         assert_eq!(final_state(&r, bid, h), "done");
         assert_eq!(history(&r, bid, h), ["queued", "started", "done"]);
+        let (_, horns) = r.get(bid).unwrap().unwrap();
+        let d = horns
+            .iter()
+            .find(|x| x.speaker == h)
+            .unwrap()
+            .detail
+            .clone()
+            .unwrap();
+        assert_eq!(
+            d["skew_ms"], 0.0,
+            "{h}: the measured skew stays after done: {d}"
+        );
+        assert_eq!(d["state"], "done", "{d}");
     }
 
     // 09:00: the rest-day schedule does not fire on a worked Saturday.
@@ -538,9 +551,17 @@ async fn a_day_of_broadcasts_on_paused_time() {
     let caps = r.caps(10).unwrap();
     assert!(caps.iter().any(|c| c.decision == "play"));
     assert!(caps.iter().any(|c| c.decision == "cancel"));
-    let audit = crate::auth::Users::new(w.store.clone()).unwrap().audit_log(100, None).unwrap();
+    let audit = crate::auth::Users::new(w.store.clone())
+        .unwrap()
+        .audit_log(100, None)
+        .unwrap();
     for a in ["broadcast.cap_play", "broadcast.cap_cancel"] {
-        assert!(audit.iter().any(|e| e.action == a && e.target.as_deref() == Some(cap_bid.as_str())), "{a} audited");
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == a && e.target.as_deref() == Some(cap_bid.as_str())),
+            "{a} audited"
+        );
     }
 
     // 18:00 the evening programme starts; at 18:00:20 the gateway stops and
@@ -757,19 +778,46 @@ missed = "play-within:1h"
         shutdown.clone(),
     );
     tokio::time::sleep(Duration::from_secs(40)).await; // 09:59:40
-    clock.offset.store(30 * 60_000, std::sync::atomic::Ordering::SeqCst); // → 10:29:40
+    clock
+        .offset
+        .store(30 * 60_000, std::sync::atomic::Ordering::SeqCst); // → 10:29:40
     tokio::time::sleep(Duration::from_secs(60)).await;
     let list = r.list(100).unwrap();
-    assert!(list.iter().all(|b| b.origin != "schedule:skip-1000"), "skipped after the jump: {list:?}");
-    let late: Vec<_> = list.iter().filter(|b| b.origin == "schedule:late-1001").collect();
+    assert!(
+        list.iter().all(|b| b.origin != "schedule:skip-1000"),
+        "skipped after the jump: {list:?}"
+    );
+    let late: Vec<_> = list
+        .iter()
+        .filter(|b| b.origin == "schedule:late-1001")
+        .collect();
     assert_eq!(late.len(), 1, "played late once: {list:?}");
     // Back to 09:59:50: 10:00 and 10:01 come round again; nothing replays.
-    clock.offset.store(-50_000, std::sync::atomic::Ordering::SeqCst);
+    clock
+        .offset
+        .store(-50_000, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(5 * 60)).await;
     let list = r.list(100).unwrap();
-    assert!(list.iter().all(|b| b.origin != "schedule:skip-1000"), "{list:?}");
-    assert_eq!(list.iter().filter(|b| b.origin == "schedule:late-1001").count(), 1, "{list:?}");
-    assert!(r.fired("skip-1000", &jiff::Timestamp::from_millisecond(at("10:00:00")).unwrap().to_string()).unwrap());
+    assert!(
+        list.iter().all(|b| b.origin != "schedule:skip-1000"),
+        "{list:?}"
+    );
+    assert_eq!(
+        list.iter()
+            .filter(|b| b.origin == "schedule:late-1001")
+            .count(),
+        1,
+        "{list:?}"
+    );
+    assert!(
+        r.fired(
+            "skip-1000",
+            &jiff::Timestamp::from_millisecond(at("10:00:00"))
+                .unwrap()
+                .to_string()
+        )
+        .unwrap()
+    );
     shutdown.cancel();
     task.await.unwrap();
 }

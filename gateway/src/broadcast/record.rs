@@ -231,7 +231,9 @@ impl Records {
             tx.execute(
                 "INSERT INTO broadcast_horn (broadcast_id, speaker_id, state, at, detail) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(broadcast_id, speaker_id) DO UPDATE SET state = excluded.state, at = excluded.at,
-                   detail = COALESCE(excluded.detail, broadcast_horn.detail)",
+                   detail = CASE WHEN excluded.detail IS NULL THEN broadcast_horn.detail
+                                 WHEN broadcast_horn.detail IS NULL THEN excluded.detail
+                                 ELSE json_patch(broadcast_horn.detail, excluded.detail) END",
                 params![broadcast, speaker, state, at, d],
             )?;
             tx.execute(
@@ -254,7 +256,8 @@ impl Records {
     ) -> anyhow::Result<()> {
         self.store.with_conn(|c| {
             c.execute(
-                "UPDATE broadcast_horn SET detail = ?3 WHERE broadcast_id = ?1 AND speaker_id = ?2",
+                "UPDATE broadcast_horn SET detail = json_patch(COALESCE(detail, '{}'), ?3)
+                 WHERE broadcast_id = ?1 AND speaker_id = ?2",
                 params![broadcast, speaker, detail.to_string()],
             )?;
             Ok(())
