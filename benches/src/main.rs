@@ -11,6 +11,7 @@
 //! cargo run --release -p tgw-benches -- health-steady [--cameras 1000] [--seconds 120]
 //! cargo run --release -p tgw-benches -- mqtt [--messages 200000] [--queued 1000000] [--fsync true]
 //! cargo run --release -p tgw-benches -- horns [--horns 200] [--runs 5]   (issue 5, see horns.rs)
+//! cargo run --release -p tgw-benches -- broadcast-schedule|broadcast-emergency|broadcast-preempt|broadcast-year   (issue 7, see broadcast.rs)
 //! ```
 //!
 //! The issue-3 benches are in [`rtsp_health`]; `rtsp-vs-ffprobe` and
@@ -38,12 +39,13 @@ use tgw::inventory::Prober;
 use tgw::secrets::Password;
 use tgw::store::Login;
 
+mod broadcast;
 mod horns;
 mod mqtt;
 mod rtsp_health;
 
 const USAGE: &str = "\
-usage: tgw-bench <discovery|inventory|sweep16|all|rtsp-vs-ffprobe|health-sweep|health-steady|mqtt|horns> [options]
+usage: tgw-bench <discovery|inventory|sweep16|all|rtsp-vs-ffprobe|health-sweep|health-steady|mqtt|horns|broadcast-*> [options]
 
   --cameras N          simulated cameras (default 1000)
   --concurrency N      inventory fetches in flight (default 64)
@@ -54,6 +56,9 @@ usage: tgw-bench <discovery|inventory|sweep16|all|rtsp-vs-ffprobe|health-sweep|h
   --seconds N          health-steady: measured window (default 120)
   mqtt: --messages N (200000) --queued N (1000000) --fsync BOOL (true); needs mosquitto
   horns: --horns N (200) --runs R (5) --seconds S (2) --playout-delay-ms D (100)
+  broadcast-schedule: --horns N (200) --runs R (5) --interval S (10) --seconds S (2)
+  broadcast-emergency: --horns N (200) --runs R (5) --tts BOOL (true); broadcast-preempt: --horns N --runs R
+  broadcast-year: --horns N (500) --runs R (3)
 
 Run with a release build: cargo run --release -p tgw-benches -- all";
 
@@ -175,6 +180,22 @@ async fn main() {
             );
         }
         match mqtt::main(&argv[1..]).await {
+            Ok((line, human)) => emit(&line, &human),
+            Err(e) => {
+                eprintln!("tgw-bench: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    // `broadcast-*` (issue 7) parse their own options: see benches/src/broadcast.rs.
+    if let Some(which) = argv.first().and_then(|a| a.strip_prefix("broadcast-")) {
+        if cfg!(debug_assertions) {
+            eprintln!(
+                "tgw-bench: warning: debug build; figures are only meaningful with --release"
+            );
+        }
+        match broadcast::main(which, &argv[1..]).await {
             Ok((line, human)) => emit(&line, &human),
             Err(e) => {
                 eprintln!("tgw-bench: {e:#}");

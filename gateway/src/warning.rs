@@ -1295,7 +1295,7 @@ mod tests {
             [severity_map]
             moderate = "township"
             [[feeds]]
-            url = "https://warn.example.cn/cap/atom.xml"
+            url = "http://warn.example.cn/cap/atom.xml"
             "#,
         )
         .unwrap();
@@ -1303,6 +1303,13 @@ mod tests {
         assert_eq!(c.severity_map.moderate, Priority::Township);
         assert_eq!(c.severity_map.severe, Priority::Emergency);
         assert!(c.validate().is_ok());
+        let mut tls = c.clone();
+        tls.feeds[0].url = "https://warn.example.cn/cap/atom.xml".into();
+        assert!(
+            tls.validate()
+                .unwrap_err()
+                .contains("https feeds are not supported")
+        );
         assert!(cfg().validate().is_ok());
     }
 
