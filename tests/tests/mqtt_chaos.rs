@@ -232,7 +232,25 @@ fn broker_restarts_and_gateway_kill9_lose_nothing() {
     // Long enough to drain the backlog (about 200 rows at 50/s) and then
     // publish live.
     let mut gw2 = Gateway::start(&cfg);
-    std::thread::sleep(Duration::from_secs(8));
+    // Until it has drained and published live (after its own birth), not
+    // for a fixed time: on a loaded box the drain can take longer.
+    std::thread::sleep(Duration::from_secs(4));
+    wait_for(
+        Duration::from_secs(40),
+        "the restarted gateway publishing live",
+        || {
+            let lines = sub.lines();
+            let birth = lines.iter().position(|(t, p)| {
+                t.ends_with("/status")
+                    && serde_json::from_str::<Value>(p)
+                        .is_ok_and(|v| v["online"] == true && v["boot"] == 2)
+            })?;
+            lines[birth + 1..]
+                .iter()
+                .any(|(t, p)| !t.ends_with("/status") && !p.contains("\"historical\":true"))
+                .then_some(())
+        },
+    );
     // A clean stop flushes what was accepted; then wait for the subscriber
     // to go quiet.
     gw2.terminate(Duration::from_secs(20));
