@@ -191,12 +191,12 @@ fn spec_of(
         let p = tt
             .programme(pid)
             .ok_or_else(|| ApiError::not_found("programme", pid))?;
-        let mut r = crate::broadcast::recipe_of(p, st.default_volume);
+        let mut r = crate::broadcast::recipe_of(p);
         if let Some(n) = b.repeat {
             r.repeat = n;
         }
         if let Some(v) = b.volume {
-            r.volume = v;
+            r.volume = Some(v);
         }
         let title = if p.name.is_empty() {
             p.id.clone()
@@ -226,7 +226,7 @@ fn spec_of(
                 post: chime,
                 repeat: b.repeat.unwrap_or(1),
                 interval: Duration::from_secs(3),
-                volume: b.volume.unwrap_or(st.default_volume),
+                volume: b.volume,
             },
             OnPreempt::Resume,
         )

@@ -24,9 +24,9 @@ pub mod render;
 pub mod runtime;
 pub mod signed;
 
-/// The render recipe of a timetable programme; `default_volume` applies
-/// when the programme sets none.
-pub fn recipe_of(p: &crate::schedule::Programme, default_volume: u8) -> render::Recipe {
+/// The render recipe of a timetable programme (a programme without a
+/// volume plays at each horn's own).
+pub fn recipe_of(p: &crate::schedule::Programme) -> render::Recipe {
     use crate::schedule::{Chime, Item};
     use render::Part;
     let chime = |c: &Option<Chime>| {
@@ -48,7 +48,7 @@ pub fn recipe_of(p: &crate::schedule::Programme, default_volume: u8) -> render::
         post: chime(&p.post_chime),
         repeat: p.repeat,
         interval: p.interval,
-        volume: p.volume.unwrap_or(default_volume),
+        volume: p.volume,
     }
 }
 

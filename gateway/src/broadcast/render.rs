@@ -34,20 +34,58 @@ pub struct Recipe {
     pub repeat: u32,
     /// Silence between repeats.
     pub interval: Duration,
-    /// Volume 0-100 applied as gain (100 = the normalised level).
-    pub volume: u8,
+    /// Volume 0-100 for every horn (emergencies, an operator's choice);
+    /// `None`: each horn's own volume. Applied per horn as gain
+    /// ([`Rendered::at_volume`]); 100 is the normalised level.
+    pub volume: Option<u8>,
 }
 
+/// Shared PCM segments of a programme.
+pub type Segments = Arc<Vec<Arc<Vec<i16>>>>;
+
 /// The rendered programme.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Rendered {
-    /// One PCM buffer per repeat.
+    /// One PCM buffer per repeat, at the normalised level (volume 100).
     pub segments: Vec<Arc<Vec<i16>>>,
     /// Silence between segments.
     pub gap: Duration,
+    /// The segments at other volumes, made once per volume in use.
+    scaled: std::sync::Mutex<std::collections::HashMap<u8, Segments>>,
 }
 
 impl Rendered {
+    /// The segments at `volume` (0-100): shared by every horn at that volume.
+    pub fn at_volume(&self, volume: u8) -> Segments {
+        let v = volume.min(100);
+        let mut cache = match self.scaled.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        cache
+            .entry(v)
+            .or_insert_with(|| {
+                let gain = volume_gain(v);
+                Arc::new(
+                    self.segments
+                        .iter()
+                        .map(|seg| {
+                            if v == 100 {
+                                seg.clone()
+                            } else {
+                                Arc::new(
+                                    seg.iter()
+                                        .map(|s| (f64::from(*s) * gain).round() as i16)
+                                        .collect(),
+                                )
+                            }
+                        })
+                        .collect(),
+                )
+            })
+            .clone()
+    }
+
     /// Length of a segment.
     pub fn segment_len(&self, i: usize) -> Duration {
         self.segments
@@ -124,7 +162,6 @@ pub fn render(r: &Recipe, assets: &AssetStore) -> anyhow::Result<Rendered> {
     }
     let pre = r.pre.as_ref().map(|p| part_pcm(p, assets)).transpose()?;
     let post = r.post.as_ref().map(|p| part_pcm(p, assets)).transpose()?;
-    let gain = volume_gain(r.volume);
     let repeat = r.repeat.clamp(1, 20) as usize;
     let mut segments = Vec::with_capacity(repeat);
     for k in 0..repeat {
@@ -147,16 +184,12 @@ pub fn render(r: &Recipe, assets: &AssetStore) -> anyhow::Result<Rendered> {
             seg.extend(silence(ITEM_GAP));
             seg.extend_from_slice(p);
         }
-        if gain != 1.0 {
-            for s in &mut seg {
-                *s = (f64::from(*s) * gain).round() as i16;
-            }
-        }
         segments.push(Arc::new(seg));
     }
     Ok(Rendered {
         segments,
         gap: r.interval,
+        scaled: Default::default(),
     })
 }
 
@@ -179,7 +212,7 @@ mod tests {
             post: Some(Part::Chime),
             repeat: 3,
             interval: Duration::from_secs(5),
-            volume: 100,
+            volume: None,
         };
         let out = render(&r, &s).unwrap();
         let c = chime().len();
@@ -200,23 +233,31 @@ mod tests {
         assert!((volume_gain(90) - 10f64.powf(-3.0 / 20.0)).abs() < 1e-9);
         assert_eq!(volume_gain(0), 0.0);
         let (_d, s) = store();
-        let mut r = Recipe {
+        let r = Recipe {
             pre: None,
             items: vec![Part::Chime],
             post: None,
             repeat: 1,
             interval: Duration::ZERO,
-            volume: 50,
+            volume: None,
         };
         let loud = chime().iter().map(|x| i32::from(*x).abs()).max().unwrap();
-        let quiet = render(&r, &s).unwrap().segments[0]
+        let quiet = render(&r, &s).unwrap().at_volume(50)[0]
             .iter()
             .map(|x| i32::from(*x).abs())
             .max()
             .unwrap();
         assert!(quiet < loud / 4 && quiet > loud / 8, "{quiet} vs {loud}");
-        r.volume = 0;
-        assert!(render(&r, &s).unwrap().segments[0].iter().all(|x| *x == 0));
+        let out = render(&r, &s).unwrap();
+        assert!(out.at_volume(0)[0].iter().all(|x| *x == 0));
+        assert!(
+            Arc::ptr_eq(&out.at_volume(100)[0], &out.segments[0]),
+            "volume 100 shares the rendered PCM"
+        );
+        assert!(
+            Arc::ptr_eq(&out.at_volume(50), &out.at_volume(50)),
+            "one copy per volume"
+        );
     }
 
     #[test]
@@ -228,7 +269,7 @@ mod tests {
             post: None,
             repeat: 1,
             interval: Duration::ZERO,
-            volume: 100,
+            volume: None,
         };
         let e = format!("{:#}", render(&r, &s).unwrap_err());
         assert!(e.contains(&"ab".repeat(32)), "{e}");

@@ -346,6 +346,8 @@ struct Pending {
     spec: Spec,
     horns: Vec<String>,
     uris: HashMap<String, SpeakerUri>,
+    /// Gain volume per horn.
+    volumes: HashMap<String, u8>,
     rendered: Option<Arc<Rendered>>,
 }
 
@@ -762,7 +764,7 @@ impl Runtime {
                         post: chime,
                         repeat: plan.repeat,
                         interval: Duration::from_millis(plan.interval_ms.max(0) as u64),
-                        volume: self.settings.default_volume,
+                        volume: None,
                     },
                     start_at: None,
                     latest_start: plan.expires,
@@ -875,7 +877,7 @@ impl Runtime {
                         post: None,
                         repeat: u32::from(cmd.repeat.unwrap_or(1)),
                         interval: Duration::from_secs(3),
-                        volume: cmd.volume.unwrap_or(self.settings.emergency_volume),
+                        volume: cmd.volume,
                     },
                     start_at: None,
                     latest_start: None,
@@ -969,7 +971,8 @@ impl Runtime {
         }
         spec.id = Some(id.clone());
         if spec.priority == Priority::Emergency {
-            spec.recipe.volume = self.settings.emergency_volume;
+            // Forced on every horn, whatever the horn's own volume.
+            spec.recipe.volume = Some(spec.recipe.volume.unwrap_or(self.settings.emergency_volume));
         }
         let tt = self
             .timetable
@@ -1009,11 +1012,25 @@ impl Runtime {
             .collect();
         let mut horns = Vec::new();
         let mut uris = HashMap::new();
+        let mut volumes = HashMap::new();
         let mut unusable = Vec::new();
         for h in all.iter().filter(|h| !quiet.contains(*h)) {
             let Some(s) = inventory.get(h) else { continue };
-            match self.uri_of(s, spec.recipe.volume) {
+            let volume = spec
+                .recipe
+                .volume
+                .or(s.volume)
+                .unwrap_or(self.settings.default_volume);
+            match self.uri_of(s, volume) {
                 Ok(u) => {
+                    // Cloud horns set their volume themselves (in the play
+                    // command); the others get it as gain.
+                    let gain = if matches!(u, SpeakerUri::Cloud { .. }) {
+                        100
+                    } else {
+                        volume
+                    };
+                    volumes.insert(h.clone(), gain);
                     uris.insert(h.clone(), u);
                     horns.push(h.clone());
                 }
@@ -1067,6 +1084,7 @@ impl Runtime {
                     spec,
                     horns,
                     uris,
+                    volumes,
                     rendered: None,
                 },
             );
@@ -1086,6 +1104,7 @@ impl Runtime {
                 spec,
                 horns,
                 uris,
+                volumes,
                 rendered: None,
             },
         );
@@ -1217,11 +1236,13 @@ impl Runtime {
         let mut uris = Vec::with_capacity(horns.len());
         let mut cancels = Vec::with_capacity(horns.len());
         let mut ids = Vec::with_capacity(horns.len());
+        let mut segs = Vec::with_capacity(horns.len());
         for h in horns {
             let Some(u) = p.uris.get(&h) else { continue };
             let t = CancellationToken::new();
             self.running
                 .insert((broadcast.to_string(), h.clone()), t.clone());
+            segs.push(rendered.at_volume(p.volumes.get(&h).copied().unwrap_or(100)));
             uris.push(u.clone());
             cancels.push(t);
             ids.push(h);
@@ -1241,6 +1262,7 @@ impl Runtime {
         let ctx = Exec {
             broadcast: broadcast.to_string(),
             ids,
+            segs,
             uris,
             cancels,
             rendered,
@@ -1417,7 +1439,7 @@ impl Runtime {
             },
             priority: o.priority,
             targets: o.targets.clone(),
-            recipe: super::recipe_of(p, self.settings.default_volume),
+            recipe: super::recipe_of(p),
             start_at: Some(if missed { now } else { at }),
             latest_start: None,
             on_preempt: p.on_preempt,
@@ -1431,6 +1453,8 @@ impl Runtime {
 struct Exec {
     broadcast: String,
     ids: Vec<String>,
+    /// Per horn: the segments at its volume.
+    segs: Vec<super::render::Segments>,
     uris: Vec<SpeakerUri>,
     cancels: Vec<CancellationToken>,
     rendered: Arc<Rendered>,
@@ -1444,14 +1468,21 @@ struct Exec {
 impl Exec {
     fn run(self) {
         let n = self.rendered.segments.len() as u32;
-        for ((id, uri), cancel) in self.ids.into_iter().zip(self.uris).zip(self.cancels) {
+        for (((id, uri), cancel), segs) in self
+            .ids
+            .into_iter()
+            .zip(self.uris)
+            .zip(self.cancels)
+            .zip(self.segs)
+        {
             let (rendered, player, tx) =
                 (self.rendered.clone(), self.player.clone(), self.tx.clone());
             let (broadcast, t0, from, lead) =
                 (self.broadcast.clone(), self.t0, self.from, self.lead);
             tokio::spawn(async move {
                 let outcome = one_horn(
-                    &broadcast, &id, uri, &cancel, &rendered, t0, from, n, lead, &*player, &tx,
+                    &broadcast, &id, uri, &cancel, &rendered, &segs, t0, from, n, lead, &*player,
+                    &tx,
                 )
                 .await;
                 let _ = tx
@@ -1473,6 +1504,7 @@ async fn one_horn(
     uri: SpeakerUri,
     cancel: &CancellationToken,
     rendered: &Rendered,
+    segs: &[Arc<Vec<i16>>],
     t0: Instant,
     from: u32,
     n: u32,
@@ -1482,7 +1514,9 @@ async fn one_horn(
 ) -> Outcome {
     let mut seg_t0 = t0;
     for seg in from..n {
-        let pcm = rendered.segments[seg as usize].clone();
+        let Some(pcm) = segs.get(seg as usize).cloned() else {
+            return Outcome::Failed(format!("segment {seg} missing"));
+        };
         let rep = player.play(uri.clone(), pcm, seg_t0, cancel.clone()).await;
         if seg == from {
             let _ = tx
