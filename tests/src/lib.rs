@@ -527,7 +527,27 @@ reconnect_max_secs = 1
 
 // --- speakers (issue 5) ---
 
-/// A 16-bit PCM WAV file's sample rate and first channel's samples.
+/// Waits (up to 10 s) until `path` has stopped growing for 300 ms: a
+/// recorder has finished writing what it heard.
+pub fn wait_stable(path: &std::path::Path) {
+    let size = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut last = (size(), std::time::Instant::now());
+    wait_for(
+        Duration::from_secs(10),
+        "the recording to stop growing",
+        || {
+            let n = size();
+            if n != last.0 {
+                last = (n, std::time::Instant::now());
+            }
+            (last.1.elapsed() >= Duration::from_millis(300)).then_some(())
+        },
+    );
+}
+
+/// A 16-bit PCM WAV file's sample rate and first channel's samples (a data
+/// chunk whose length is still 0, as a recorder writes it until it closes
+/// the file, runs to the end of the file).
 pub fn read_wav_i16(path: &std::path::Path) -> Option<(u32, Vec<i16>)> {
     let b = std::fs::read(path).ok()?;
     if b.get(0..4)? != b"RIFF" || b.get(8..12)? != b"WAVE" {
@@ -546,6 +566,9 @@ pub fn read_wav_i16(path: &std::path::Path) -> Option<(u32, Vec<i16>)> {
             if bits != 16 {
                 return None;
             }
+            // A recorder killed or still writing has not filled in the
+            // data length yet (0): the samples run to the end of the file.
+            let body = if len == 0 { &b[off + 8..] } else { body };
             let samples = body
                 .chunks_exact(2 * channels)
                 .map(|c| i16::from_le_bytes([c[0], c[1]]))

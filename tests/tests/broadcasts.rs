@@ -432,6 +432,7 @@ geocodes = ["320115"]
             .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
             .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 8000))
     });
+    wait_stable(&dump);
     let (rate, samples) = read_wav_i16(&dump).expect("baresip wav");
     let on = tone_share(&samples, 1000.0, rate);
     assert!(on > 0.4, "baresip heard 1 kHz share {on}");

@@ -188,12 +188,14 @@ fn baresip_answers_and_records_the_tone() {
                 .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 8000))
         },
     );
+    wait_stable(&dump);
     let _ = bs.kill();
     let _ = bs.wait();
     assert!(ok, "{reps:?} {stderr}");
     assert_eq!(reps[0]["answered"], true);
     assert_eq!(reps[0]["kind"], "sip");
     assert!(reps[0]["answer_ms"].as_f64().is_some());
+    wait_stable(&dump);
     let (rate, samples) = read_wav_i16(&dump).expect("baresip's WAV");
     let on = tone_share(&samples, 1000.0, rate);
     let off = tone_share(&samples, 400.0, rate);
