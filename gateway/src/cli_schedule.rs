@@ -290,16 +290,7 @@ fn open_existing_store(cfg: &Config) -> anyhow::Result<Option<Store>> {
 }
 
 fn horns_from_store(store: &Store) -> anyhow::Result<Vec<HornInfo>> {
-    Ok(crate::speakers::Speakers::open(store)?
-        .list()?
-        .into_iter()
-        .map(|s| HornInfo {
-            id: s.id,
-            village: s.village,
-            grid: s.grid,
-            zone: s.zone,
-        })
-        .collect())
+    crate::speakers::Speakers::open(store)?.horn_infos()
 }
 
 /// Horns from a speaker CSV: validated as `tgw speakers import` does when a

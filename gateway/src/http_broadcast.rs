@@ -973,18 +973,9 @@ pub async fn set_active_scheme(
 
 /// The speaker inventory as the timetable sees it.
 fn horn_infos(st: &AppState) -> Result<Vec<HornInfo>, ApiError> {
-    let list = crate::speakers::Speakers::open(&st.store)
-        .and_then(|s| s.list())
-        .map_err(store_err)?;
-    Ok(list
-        .into_iter()
-        .map(|s| HornInfo {
-            id: s.id,
-            village: s.village,
-            grid: s.grid,
-            zone: s.zone,
-        })
-        .collect())
+    crate::speakers::Speakers::open(&st.store)
+        .and_then(|s| s.horn_infos())
+        .map_err(store_err)
 }
 
 fn parse_date(key: &str, s: &str) -> Result<Date, String> {

@@ -187,6 +187,18 @@ pub struct Speaker {
     pub has_password: bool,
 }
 
+impl Speaker {
+    /// What the timetable needs to resolve targets to this horn.
+    pub fn horn_info(&self) -> crate::schedule::HornInfo {
+        crate::schedule::HornInfo {
+            id: self.id.clone(),
+            village: self.village.clone(),
+            grid: self.grid.clone(),
+            zone: self.zone.clone(),
+        }
+    }
+}
+
 /// A speaker to create or update.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSpeaker {
@@ -342,6 +354,12 @@ impl Speakers {
         Ok(Self {
             store: store.clone(),
         })
+    }
+
+    /// Every speaker as the timetable sees it (id, village, grid, zone), to
+    /// resolve broadcast targets.
+    pub fn horn_infos(&self) -> anyhow::Result<Vec<crate::schedule::HornInfo>> {
+        Ok(self.list()?.iter().map(Speaker::horn_info).collect())
     }
 
     /// Creates or updates speakers and their zones in one transaction.

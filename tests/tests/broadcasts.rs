@@ -17,27 +17,6 @@ use std::time::Duration;
 use serde_json::Value;
 use tgw_e2e::*;
 
-fn have(program: &str) -> bool {
-    let ok = Command::new(program)
-        .arg(if program == "baresip" {
-            "-h"
-        } else {
-            "-version"
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "CI is missing a test prerequisite: {program}"
-        );
-        eprintln!("SKIPPED: needs {program} (run scripts/install-peers)");
-    }
-    ok
-}
-
 /// POSTs a raw body with a bearer token; returns status and body.
 fn post_raw(addr: &str, path: &str, token: &str, ctype: &str, body: &[u8]) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
@@ -88,57 +67,6 @@ fn tone_wav(freq: f64, seconds: f64) -> Vec<u8> {
         out.extend_from_slice(&s.to_le_bytes());
     }
     out
-}
-
-fn ffmpeg_rtp_receiver(dir: &Path, port: u16, seconds: u32) -> std::process::Child {
-    let sdp = dir.join("recv.sdp");
-    std::fs::write(
-        &sdp,
-        format!(
-            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=horn\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-        ),
-    )
-    .expect("write recv.sdp");
-    Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-protocol_whitelist",
-            "file,udp,rtp",
-        ])
-        .arg("-i")
-        .arg(&sdp)
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-ac",
-            "1",
-            "-ar",
-            "8000",
-            "-c:a",
-            "pcm_s16le",
-            "-y",
-        ])
-        .arg(dir.join("ffmpeg.wav"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ffmpeg")
-}
-
-fn rtp_port_pair() -> u16 {
-    for _ in 0..50 {
-        let p = free_udp_port() & !1;
-        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-            && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
-        {
-            return p;
-        }
-    }
-    panic!("no free RTP port pair");
 }
 
 fn pub_mqtt(port: u16, topic: &str, body: &str) {
@@ -367,7 +295,7 @@ geocodes = ["320115"]
         .expect("spawn baresip");
     let ff_dir = d.join("ff");
     std::fs::create_dir_all(&ff_dir).expect("mkdir");
-    let mut ff = ffmpeg_rtp_receiver(&ff_dir, ff_port, 6);
+    let mut ff = ffmpeg_rtp_receiver(&ff_dir, ff_port, "pcmu", 6);
     std::thread::sleep(Duration::from_millis(800));
 
     // The county's signed emergency command.
@@ -417,7 +345,7 @@ geocodes = ["320115"]
     }
     // ffmpeg recorded the tone; baresip answered and recorded it.
     let _ = ff.wait();
-    let (rate, samples) = read_wav_i16(&ff_dir.join("ffmpeg.wav")).expect("ffmpeg wav");
+    let (rate, samples) = read_wav_i16(&ff_dir.join("out.wav")).expect("ffmpeg wav");
     let on = tone_share(&samples, 1000.0, rate);
     let off = tone_share(&samples, 400.0, rate);
     assert!(

@@ -104,21 +104,7 @@ listen = "{http}"
     let cfg_path = dir.path().join("gateway.toml");
     std::fs::write(&cfg_path, cfg).expect("config");
     let password = "browser-Admin-pw";
-    let mut add = tgw()
-        .args(["user", "add", "admin", "--role", "admin", "--config"])
-        .arg(&cfg_path)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("tgw user add");
-    {
-        use std::io::Write;
-        let mut stdin = add.stdin.take().expect("stdin");
-        writeln!(stdin, "{password}").expect("write password");
-    }
-    assert!(
-        add.wait().expect("tgw user add").success(),
-        "tgw user add failed"
-    );
+    add_user(&cfg_path, "admin", "admin", password);
     // A loudspeaker: an RTP "horn" that is a UDP socket held by this test.
     let horn = std::net::UdpSocket::bind("127.0.0.1:0").expect("horn socket");
     let horn_addr = horn.local_addr().expect("horn addr");
@@ -279,21 +265,7 @@ listen = "{http}"
     let cfg_path = dir.path().join("gateway.toml");
     std::fs::write(&cfg_path, cfg).expect("config");
     let password = "browser-Oper-pw";
-    let mut add = tgw()
-        .args(["user", "add", "duty", "--role", "operator", "--config"])
-        .arg(&cfg_path)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("tgw user add");
-    {
-        use std::io::Write;
-        let mut stdin = add.stdin.take().expect("stdin");
-        writeln!(stdin, "{password}").expect("write password");
-    }
-    assert!(
-        add.wait().expect("tgw user add").success(),
-        "tgw user add failed"
-    );
+    add_user(&cfg_path, "duty", "operator", password);
     let csv_path = dir.path().join("speakers.csv");
     std::fs::write(&csv_path, csv).expect("speakers csv");
     let imported = tgw()
@@ -349,5 +321,24 @@ listen = "{http}"
             .rev()
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+/// `tgw user add NAME --role ROLE`, the password on stdin.
+fn add_user(cfg: &std::path::Path, name: &str, role: &str, password: &str) {
+    let mut add = tgw()
+        .args(["user", "add", name, "--role", role, "--config"])
+        .arg(cfg)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("tgw user add");
+    {
+        use std::io::Write;
+        let mut stdin = add.stdin.take().expect("stdin");
+        writeln!(stdin, "{password}").expect("write password");
+    }
+    assert!(
+        add.wait().expect("tgw user add").success(),
+        "tgw user add failed"
     );
 }

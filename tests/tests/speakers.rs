@@ -12,33 +12,11 @@
 // Waiting for child processes needs real time.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use tgw_e2e::*;
-
-fn have(program: &str) -> bool {
-    let ok = Command::new(program)
-        .arg(if program == "baresip" {
-            "-h"
-        } else {
-            "-version"
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "CI is missing a test prerequisite: {program}"
-        );
-        eprintln!("SKIPPED: needs {program} (run scripts/install-peers)");
-    }
-    ok
-}
 
 /// Runs `tgw speaker test ARGS --json`; returns exit success and one JSON
 /// value per horn.
@@ -53,64 +31,6 @@ fn speaker_test(args: &[&str]) -> (bool, Vec<Value>, String) {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     (out.status.success(), reports, stderr)
-}
-
-/// ffmpeg receiving `codec` RTP on 127.0.0.1:`port` for `seconds`, into `wav`.
-fn ffmpeg_rtp_receiver(dir: &Path, port: u16, codec: &str, seconds: u32) -> std::process::Child {
-    let (pt, name) = if codec == "pcma" {
-        (8, "PCMA")
-    } else {
-        (0, "PCMU")
-    };
-    let sdp = dir.join("recv.sdp");
-    std::fs::write(
-        &sdp,
-        format!(
-            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=horn\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {name}/8000\r\n"
-        ),
-    )
-    .expect("write recv.sdp");
-    Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-protocol_whitelist",
-            "file,udp,rtp",
-        ])
-        .arg("-i")
-        .arg(&sdp)
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-ac",
-            "1",
-            "-ar",
-            "8000",
-            "-c:a",
-            "pcm_s16le",
-            "-y",
-        ])
-        .arg(dir.join("out.wav"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ffmpeg")
-}
-
-/// An even free UDP port whose odd neighbour (RTCP) is free too.
-fn rtp_port_pair() -> u16 {
-    for _ in 0..50 {
-        let p = free_udp_port() & !1;
-        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-            && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
-        {
-            return p;
-        }
-    }
-    panic!("no free RTP port pair");
 }
 
 /// ffmpeg, an RTP horn, records what `tgw speaker test rtp://…` plays: a

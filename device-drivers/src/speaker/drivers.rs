@@ -691,48 +691,29 @@ pub async fn broadcast(
     out
 }
 
-/// [`broadcast`] with one cancellation token per horn (`cancels[i]` stops
-/// `uris[i]` only): the broadcast engine takes single horns away for a
-/// higher-priority broadcast while the others play on. Reports are in the
-/// input order; `cancels` shorter than `uris` is a usage error for the
-/// horns without a token.
-pub async fn broadcast_each(
-    uris: &[SpeakerUri],
+/// Plays `pcm` on one horn from `t0` until the end or `cancel`: the
+/// broadcast runtime runs one per horn, every horn of a segment with the
+/// same T0, so that it can take single horns away for a higher-priority
+/// broadcast while the others play on. Never fails: every error lands in
+/// the report. Cancelled before it started: nothing sent, no error.
+pub async fn play_at(
+    uri: &SpeakerUri,
     opts: &DriverOptions,
-    pcm: Arc<Vec<i16>>,
+    pcm: &[i16],
     t0: Instant,
-    cancels: &[CancellationToken],
-) -> Vec<PlayReport> {
-    let mut tasks = Vec::with_capacity(uris.len());
-    for (i, uri) in uris.iter().enumerate() {
-        let uri = uri.clone();
-        let opts = opts.clone();
-        let pcm = pcm.clone();
-        let cancel = cancels.get(i).cloned();
-        tasks.push(tokio::spawn(async move {
-            let mut sp = open(&uri, &opts);
-            let Some(cancel) = cancel else {
-                let e = err(&uri, "prepare", ErrorKind::Usage, "no cancellation token for this horn");
-                return run_prepared(sp.as_mut(), Err(e), uri.kind(), &pcm, t0, &CancellationToken::new()).await;
-            };
-            if cancel.is_cancelled() {
-                // Taken away before it started: nothing sent, no error.
-                let mut rep = failed_task_report(&uri, Vec::new());
-                rep.error_kind = None;
-                return rep;
-            }
-            let prepared = tokio::select! {
-                p = sp.prepare(pcm.len()) => p,
-                _ = cancel.cancelled() => Err(err(&uri, "prepare", ErrorKind::Usage, "cancelled before the horn was ready")),
-            };
-            run_prepared(sp.as_mut(), prepared, uri.kind(), &pcm, t0, &cancel).await
-        }));
+    cancel: &CancellationToken,
+) -> PlayReport {
+    if cancel.is_cancelled() {
+        let mut rep = failed_task_report(uri, Vec::new());
+        rep.error_kind = None;
+        return rep;
     }
-    let mut out = Vec::with_capacity(tasks.len());
-    for (t, uri) in tasks.into_iter().zip(uris) {
-        out.push(t.await.unwrap_or_else(|e| failed_task(uri, &e)));
-    }
-    out
+    let mut sp = open(uri, opts);
+    let prepared = tokio::select! {
+        p = sp.prepare(pcm.len()) => p,
+        _ = cancel.cancelled() => Err(err(uri, "prepare", ErrorKind::Usage, "cancelled before the horn was ready")),
+    };
+    run_prepared(sp.as_mut(), prepared, uri.kind(), pcm, t0, cancel).await
 }
 
 fn failed_task(uri: &SpeakerUri, e: &tokio::task::JoinError) -> PlayReport {

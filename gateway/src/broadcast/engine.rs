@@ -157,6 +157,19 @@ pub enum HornState {
 }
 
 impl HornState {
+    /// The state's name, as serialised in `state` (`queued`, `started`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            HornState::Queued { .. } => "queued",
+            HornState::Started { .. } => "started",
+            HornState::Done => "done",
+            HornState::Interrupted { .. } => "interrupted",
+            HornState::Failed { .. } => "failed",
+            HornState::Cancelled => "cancelled",
+            HornState::Dropped { .. } => "dropped",
+        }
+    }
+
     /// Whether no further state follows for this pair.
     pub fn is_final(&self) -> bool {
         !matches!(self, HornState::Queued { .. } | HornState::Started { .. })

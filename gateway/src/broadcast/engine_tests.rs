@@ -568,6 +568,25 @@ fn horn_state_json() {
         serde_json::to_string(&StopReason::StopAll).unwrap(),
         r#"{"reason":"stop-all"}"#
     );
+    // `name()` is the serialised tag, for every state.
+    for s in [
+        HornState::Queued { from_segment: 0 },
+        HornState::Started {
+            t0: 0,
+            from_segment: 0,
+        },
+        HornState::Done,
+        HornState::Interrupted { by: "e".into() },
+        HornState::Failed { why: "w".into() },
+        HornState::Cancelled,
+        HornState::Dropped { why: "w".into() },
+    ] {
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["state"],
+            s.name(),
+            "{s:?}"
+        );
+    }
 }
 
 /// xorshift64*: deterministic, no dependencies.

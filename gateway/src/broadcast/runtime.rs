@@ -98,26 +98,9 @@ impl Player for DriverPlayer {
         cancel: CancellationToken,
     ) -> BoxFuture<'static, PlayReport> {
         let opts = self.0.clone();
-        Box::pin(async move {
-            let uris = [horn];
-            let mut r =
-                device_drivers::speaker::broadcast_each(&uris, &opts, pcm, t0, &[cancel]).await;
-            r.pop().unwrap_or_else(|| PlayReport {
-                device: uris[0].to_string(),
-                kind: uris[0].kind().into(),
-                answered: false,
-                answer_ms: None,
-                codec: None,
-                start_offset_ms: None,
-                packets: 0,
-                octets: 0,
-                skipped_frames: 0,
-                completed: false,
-                error_kind: Some("io".into()),
-                errors: vec!["no report from the driver".into()],
-                first_sent: None,
-            })
-        })
+        Box::pin(
+            async move { device_drivers::speaker::play_at(&horn, &opts, &pcm, t0, &cancel).await },
+        )
     }
 }
 
@@ -195,6 +178,17 @@ pub struct Spec {
     pub on_preempt: OnPreempt,
 }
 
+/// The timetable in force, replaced whole on every change (readers take a
+/// snapshot without copying it).
+type Shared = Arc<RwLock<Arc<Timetable>>>;
+
+fn read(t: &Shared) -> Arc<Timetable> {
+    match t.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
 /// What a submit answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Submitted {
@@ -247,7 +241,7 @@ pub struct CapOutcome {
 #[derive(Clone)]
 pub struct Broadcasts {
     tx: mpsc::Sender<Cmd>,
-    timetable: Arc<RwLock<Timetable>>,
+    timetable: Shared,
 }
 
 impl Broadcasts {
@@ -284,10 +278,7 @@ impl Broadcasts {
 
     /// The timetable in force.
     pub fn timetable(&self) -> Timetable {
-        self.timetable
-            .read()
-            .map(|t| t.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        (*read(&self.timetable)).clone()
     }
 
     /// Hands a CAP 1.2 document to the early-warning desk; `via` is `mqtt`
@@ -335,8 +326,8 @@ impl Broadcasts {
     /// Replaces the timetable (already validated and saved).
     pub async fn set_timetable(&self, tt: Timetable) {
         match self.timetable.write() {
-            Ok(mut g) => *g = tt,
-            Err(p) => *p.into_inner() = tt,
+            Ok(mut g) => *g = Arc::new(tt),
+            Err(p) => *p.into_inner() = Arc::new(tt),
         }
         let _ = self.tx.send(Cmd::TimetableChanged).await;
     }
@@ -358,7 +349,7 @@ struct Runtime {
     live: LiveHub,
     speakers: Speakers,
     assets: AssetStore,
-    timetable: Arc<RwLock<Timetable>>,
+    timetable: Shared,
     settings: Settings,
     clock: Arc<dyn Clock>,
     player: Arc<dyn Player>,
@@ -407,7 +398,7 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> (Broadcasts, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
-    let timetable = Arc::new(RwLock::new(parts.timetable));
+    let timetable: Shared = Arc::new(RwLock::new(Arc::new(parts.timetable)));
     let now = parts.clock.now_ms();
     let checked_until = parts
         .records
@@ -476,18 +467,6 @@ fn rfc3339(ms: Ms) -> String {
         .unwrap_or_default()
 }
 
-fn state_name(s: &HornState) -> &'static str {
-    match s {
-        HornState::Queued { .. } => "queued",
-        HornState::Started { .. } => "started",
-        HornState::Done => "done",
-        HornState::Interrupted { .. } => "interrupted",
-        HornState::Failed { .. } => "failed",
-        HornState::Cancelled => "cancelled",
-        HornState::Dropped { .. } => "dropped",
-    }
-}
-
 impl Runtime {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>, shutdown: CancellationToken) {
         self.recover_after_restart();
@@ -552,6 +531,7 @@ impl Runtime {
                 let n = self.pending.len();
                 let acts = self.engine.stop_all(now);
                 self.apply(acts);
+                // What is still rendering never reached the engine.
                 let rendering: Vec<String> = self
                     .pending
                     .iter()
@@ -559,12 +539,7 @@ impl Runtime {
                     .map(|(k, _)| k.clone())
                     .collect();
                 for id in rendering {
-                    if let Some(p) = self.pending.remove(&id) {
-                        for h in &p.horns {
-                            self.report(&id, h, "cancelled", None);
-                        }
-                    }
-                    self.finish_broadcast(&id, "cancelled");
+                    self.cancel_now(&id, now);
                 }
                 tracing::warn!(by = %by, broadcasts = n, "stop all");
                 let _ = reply.send(n);
@@ -712,17 +687,11 @@ impl Runtime {
             reason: None,
             broadcast_id: None,
         };
-        let out = match decision {
+        // Each branch fills in the row; the answer is derived from it.
+        let (decision, reason, broadcast) = match decision {
             crate::warning::Decision::Ignore { reason } => {
                 tracing::info!(alert = %alert.identifier, reason = %reason, "CAP alert ignored");
-                row.decision = "ignore".into();
-                row.reason = Some(reason);
-                CapOutcome {
-                    decision: "ignore".into(),
-                    reason: row.reason.clone(),
-                    broadcast: None,
-                    identifier: Some(alert.identifier.clone()),
-                }
+                ("ignore", reason, None)
             }
             crate::warning::Decision::Cancel {
                 broadcast_id,
@@ -732,15 +701,7 @@ impl Runtime {
                 tracing::warn!(alert = %alert.identifier, broadcast = %broadcast_id, "CAP cancel: stopping the warning");
                 self.expiries.retain(|(_, id)| *id != broadcast_id);
                 self.cancel_now(&broadcast_id, now);
-                row.decision = "cancel".into();
-                row.reason = Some(reason);
-                row.broadcast_id = Some(broadcast_id.clone());
-                CapOutcome {
-                    decision: "cancel".into(),
-                    reason: row.reason.clone(),
-                    broadcast: Some(broadcast_id),
-                    identifier: Some(alert.identifier.clone()),
-                }
+                ("cancel", reason, Some(broadcast_id))
             }
             crate::warning::Decision::Play(plan) => {
                 if let Some(old) = &plan.replaces {
@@ -751,11 +712,7 @@ impl Runtime {
                 let spec = Spec {
                     id: Some(plan.broadcast_id.clone()),
                     origin: format!("cap:{}", plan.alert_id),
-                    title: alert
-                        .infos
-                        .iter()
-                        .find_map(|i| i.headline.clone())
-                        .unwrap_or_else(|| plan.event.clone()),
+                    title: row.headline.clone().unwrap_or_else(|| plan.event.clone()),
                     priority: plan.priority,
                     targets: plan.targets.clone(),
                     recipe: Recipe {
@@ -776,29 +733,23 @@ impl Runtime {
                         if let Some(e) = plan.expires {
                             self.expiries.push((e, s.id.clone()));
                         }
-                        row.decision = "play".into();
-                        row.reason = Some(plan.event.clone());
-                        row.broadcast_id = Some(s.id.clone());
-                        CapOutcome {
-                            decision: "play".into(),
-                            reason: Some(plan.event),
-                            broadcast: Some(s.id),
-                            identifier: Some(plan.alert_id),
-                        }
+                        ("play", plan.event, Some(s.id))
                     }
                     Err(e) => {
                         tracing::warn!(alert = %plan.alert_id, error = %e, "CAP warning could not be broadcast");
-                        row.decision = "ignore".into();
-                        row.reason = Some(e.clone());
-                        CapOutcome {
-                            decision: "ignore".into(),
-                            reason: Some(e),
-                            broadcast: None,
-                            identifier: Some(plan.alert_id),
-                        }
+                        ("ignore", e, None)
                     }
                 }
             }
+        };
+        row.decision = decision.to_string();
+        row.reason = Some(reason);
+        row.broadcast_id = broadcast;
+        let out = CapOutcome {
+            decision: row.decision.clone(),
+            reason: row.reason.clone(),
+            broadcast: row.broadcast_id.clone(),
+            identifier: Some(row.identifier.clone()),
         };
         if row.decision == "play" || row.decision == "cancel" {
             self.records.audit(
@@ -913,24 +864,6 @@ impl Runtime {
         }
     }
 
-    fn horns(&self) -> Vec<HornInfo> {
-        match self.speakers.list() {
-            Ok(l) => l
-                .into_iter()
-                .map(|s| HornInfo {
-                    id: s.id,
-                    village: s.village,
-                    grid: s.grid,
-                    zone: s.zone,
-                })
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the speaker inventory failed");
-                Vec::new()
-            }
-        }
-    }
-
     fn uri_of(&self, s: &crate::speakers::Speaker, volume: u8) -> Result<SpeakerUri, String> {
         if s.kind == crate::speakers::DriverKind::Cloud {
             let Some((broker, serve)) = self.settings.cloud else {
@@ -974,12 +907,15 @@ impl Runtime {
             // Forced on every horn, whatever the horn's own volume.
             spec.recipe.volume = Some(spec.recipe.volume.unwrap_or(self.settings.emergency_volume));
         }
-        let tt = self
-            .timetable
-            .read()
-            .map(|t| t.clone())
-            .unwrap_or_else(|p| p.into_inner().clone());
-        let infos = self.horns();
+        let tt = read(&self.timetable);
+        let inventory: HashMap<String, crate::speakers::Speaker> = self
+            .speakers
+            .list()
+            .map_err(|e| format!("reading the speaker inventory: {e}"))?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        let infos: Vec<HornInfo> = inventory.values().map(|s| s.horn_info()).collect();
         let all: BTreeSet<String> = tt.resolve(&spec.targets, &infos);
         if all.is_empty() {
             return Err(format!(
@@ -1003,13 +939,6 @@ impl Runtime {
                 .cloned()
                 .collect()
         };
-        let inventory: HashMap<String, crate::speakers::Speaker> = self
-            .speakers
-            .list()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect();
         let mut horns = Vec::new();
         let mut uris = HashMap::new();
         let mut volumes = HashMap::new();
@@ -1203,7 +1132,7 @@ impl Runtime {
                     state,
                     ..
                 } => {
-                    let name = state_name(&state);
+                    let name = state.name();
                     let detail = serde_json::to_value(&state).ok();
                     self.report(&broadcast, &horn, name, detail);
                 }
@@ -1335,7 +1264,7 @@ impl Runtime {
     }
 
     fn next_occurrence(&self, now: Ms) -> Option<Ms> {
-        let tt = self.timetable.read().ok()?;
+        let tt = read(&self.timetable);
         let from = jiff::Timestamp::from_millisecond(now.max(self.checked_until) - 1).ok()?;
         tt.next_after(from).map(|o| o.at.as_millisecond())
     }
@@ -1357,10 +1286,7 @@ impl Runtime {
             }
             return;
         }
-        let tt = match self.timetable.read() {
-            Ok(t) => t.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
+        let tt = read(&self.timetable);
         let (Ok(from), Ok(to)) = (
             jiff::Timestamp::from_millisecond(self.checked_until),
             jiff::Timestamp::from_millisecond(horizon),
