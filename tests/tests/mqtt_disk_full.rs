@@ -287,7 +287,25 @@ fn a_full_disk_refuses_new_messages_loudly_and_loses_nothing_accepted() {
         drained.contains("evicted=0"),
         "the 256 MiB budget should not evict on an 8 MiB disk: {drained}"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The subscriber reconnects to the restarted broker on its own backoff
+    // and then gets its queued session: wait until it has data and has gone
+    // quiet for 1 s, not a fixed 500 ms.
+    let mut seen = (0usize, std::time::Instant::now());
+    wait_for(
+        Duration::from_secs(20),
+        "the subscriber to receive the backlog",
+        || {
+            let lines = sub.lines();
+            let data = lines
+                .iter()
+                .filter(|(t, _)| !t.ends_with("/status"))
+                .count();
+            if data != seen.0 {
+                seen = (data, std::time::Instant::now());
+            }
+            (data > 0 && seen.1.elapsed() >= Duration::from_secs(1)).then_some(())
+        },
+    );
 
     let mut seqs = BTreeSet::new();
     let mut ids = HashSet::new();
