@@ -48,16 +48,16 @@ use device_drivers::speaker::SpeakerUri;
 use device_sim::{SimConfig, SpeakerKind};
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
-use tgw::audio::assets::AssetStore;
+use tgw::broadcast::audio::assets::AssetStore;
 use tgw::broadcast::record::Records;
 use tgw::broadcast::render::{Part, Recipe};
 use tgw::broadcast::runtime::{self, Broadcasts, DriverPlayer, Parts, Settings, Spec, SystemClock};
-use tgw::broadcast::signed::{self, KeyConfig, KeySet};
 use tgw::broadcast::{OnPreempt, Priority, Target};
 use tgw::config::{Ident, TownshipSection, VillageConfig, VillageKind};
-use tgw::schedule::{Calendar, HornInfo, Timetable};
 use tgw::speakers::{Codec, DriverKind, NewSpeaker, Speakers};
 use tgw::store::Store;
+use tgw_core::broadcast::signed::{self, KeyConfig, KeySet};
+use tgw_core::schedule::{Calendar, HornInfo, Timetable};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -208,7 +208,7 @@ impl World {
             .sync_township(&township)
             .context("writing the township")?;
         let speakers = Speakers::open(&store)?;
-        let assets = AssetStore::open(&dir, tgw::audio::AudioSettings::default())?;
+        let assets = AssetStore::open(&dir, tgw::broadcast::audio::AudioSettings::default())?;
         Ok(World {
             dir,
             store,
@@ -247,7 +247,7 @@ impl World {
         let pcm = device_drivers::g711::tone(hz, seconds, 12_000);
         let a = self
             .assets
-            .import(&tgw::audio::wav_bytes(&pcm, 8000), "tone.wav")
+            .import(&tgw::broadcast::audio::wav_bytes(&pcm, 8000), "tone.wav")
             .context("importing the tone asset")?;
         Ok(a.sha256)
     }
@@ -268,8 +268,8 @@ impl World {
         Ok(runtime::start(
             Parts {
                 records: Records::open(&self.store)?,
-                publisher: tgw::mqtt::Publisher::disabled(),
-                live: tgw::live::LiveHub::default(),
+                publisher: tgw::uplink::Publisher::disabled(),
+                live: tgw::base::live::LiveHub::default(),
                 speakers: self.speakers.clone(),
                 assets: self.assets.clone(),
                 timetable,
@@ -754,8 +754,12 @@ async fn bench_preempt(o: &Opts, via_signed: bool) -> anyhow::Result<(Value, Str
         scope: vec![Target::All],
     }])
     .map_err(|e| anyhow!(e))?;
-    let tt = Timetable::from_parts(tgw::schedule::Parts::default(), Calendar::default(), TZ)
-        .map_err(|e| anyhow!("{e}"))?;
+    let tt = Timetable::from_parts(
+        tgw_core::schedule::Parts::default(),
+        Calendar::default(),
+        TZ,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     let shutdown = CancellationToken::new();
     let (b, task) = world.start(tt, keys, shutdown.clone())?;
     let mut sc = Scenario {
@@ -1085,7 +1089,7 @@ fn bench_year(o: &Opts) -> anyhow::Result<(Value, String)> {
         let check_reset = reset_peak_rss();
         let rss1 = super::read_status()?.vm_rss_kib.unwrap_or(0);
         let t = Instant::now();
-        let report = tgw::schedule::check(&tt, from, to, &infos);
+        let report = tgw_core::schedule::check(&tt, from, to, &infos);
         let check_s = t.elapsed().as_secs_f64();
         let check_peak_kib = super::read_status()?
             .vm_hwm_kib

@@ -35,9 +35,9 @@ use device_sim::{Sim, SimConfig};
 use futures::StreamExt;
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
-use tgw::inventory::Prober;
-use tgw::secrets::Password;
+use tgw::cameras::inventory::Prober;
 use tgw::store::Login;
+use tgw::store::secrets::Password;
 
 mod broadcast;
 mod horns;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use tgw::mqtt::{CommandHandler, CommandReply, Publisher, Uplink};
+use tgw::uplink::{CommandHandler, CommandReply, Publisher, Uplink};
 use tokio_util::sync::CancellationToken;
 
 /// Targets from the issue.
@@ -123,7 +123,7 @@ async fn offer(p: &Publisher, n: u64, base: u64) -> anyhow::Result<()> {
         if m.rejected_channel > 0 {
             bail!("{} messages refused by a full channel", m.rejected_channel);
         }
-        if i - (m.accepted - start) > (tgw::mqtt::CHANNEL_CAPACITY as u64) / 2 {
+        if i - (m.accepted - start) > (tgw::uplink::CHANNEL_CAPACITY as u64) / 2 {
             tokio::time::sleep(Duration::from_micros(200)).await;
             continue;
         }

@@ -1,14 +1,8 @@
-//! Fuzz the MQTT command parser (`gateway/src/mqtt/commands.rs`).
-//!
-//! The parser file depends only on `std` and `serde_json`, so it is
-//! included directly instead of pulling the whole gateway into this crate.
+//! Fuzz the MQTT command parser (`tgw_core::uplink::commands`).
 //! First byte picks the method, the rest is the payload.
 #![no_main]
 
-#[path = "../../gateway/src/mqtt/commands.rs"]
-#[allow(dead_code)]
-mod commands;
-
+use tgw_core::uplink::commands;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use tgw::mqtt::{CommandHandler, CommandReply, Uplink};
+use tgw::uplink::{CommandHandler, CommandReply, Uplink};
 use tokio_util::sync::CancellationToken;
 
 struct Echo;

@@ -1,5 +1,5 @@
 //! `tgw`: the Township Gateway daemon and command-line tool.
 
 fn main() -> std::process::ExitCode {
-    tgw::cli::main()
+    tgw::cmd::main()
 }

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::broadcast::record::Records;
-use crate::schedule::{Calendar, Timetable};
 use crate::speakers::{Codec, DriverKind, NewSpeaker};
+use tgw_core::schedule::{Calendar, Timetable};
 
 /// One thing a horn played.
 #[derive(Debug, Clone)]
@@ -246,10 +246,14 @@ fn world() -> World {
         })
         .collect();
     speakers.upsert(&list).unwrap();
-    let assets = AssetStore::open(dir.path(), crate::audio::AudioSettings::default()).unwrap();
+    let assets = AssetStore::open(
+        dir.path(),
+        crate::broadcast::audio::AudioSettings::default(),
+    )
+    .unwrap();
     let tone = device_drivers::g711::tone(440.0, 3.0, 12_000);
     let a = assets
-        .import(&crate::audio::wav_bytes(&tone, 8000), "tone.wav")
+        .import(&crate::broadcast::audio::wav_bytes(&tone, 8000), "tone.wav")
         .unwrap();
     let tone_len_ms = (assets.pcm(&a.sha256).unwrap().len() / 8) as Ms;
     let timetable = Timetable::parse(&TIMETABLE.replace("TONE", &a.sha256), "Asia/Shanghai")
@@ -267,8 +271,8 @@ fn world() -> World {
     }
 }
 
-fn warnings() -> crate::warning::WarningsConfig {
-    let mut w: crate::warning::WarningsConfig = toml::from_str(
+fn warnings() -> tgw_core::warning::WarningsConfig {
+    let mut w: tgw_core::warning::WarningsConfig = toml::from_str(
         r#"
         enabled = true
         repeat = 3
@@ -674,7 +678,7 @@ async fn polled_atom_feed_starts_a_warning_once() {
     });
     let shutdown = CancellationToken::new();
     let (b, task) = start_runtime(&w, shutdown.clone());
-    let f = crate::warning::Feed {
+    let f = tgw_core::warning::Feed {
         url: format!("http://{addr}/feed.xml"),
         interval_secs: 1,
     };
@@ -725,8 +729,8 @@ async fn clock_jumps_forward_and_back() {
     let r = Records::open(&w.store).unwrap();
     let tone = w.timetable.programme("morning").unwrap().items[0].clone();
     let asset = match tone {
-        crate::schedule::Item::Asset(a) => a,
-        crate::schedule::Item::Tts(_) => unreachable!(),
+        tgw_core::schedule::Item::Asset(a) => a,
+        tgw_core::schedule::Item::Tts(_) => unreachable!(),
     };
     let tt = Timetable::parse(
         &format!(

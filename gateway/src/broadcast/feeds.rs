@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::runtime::Broadcasts;
-use crate::warning::{Feed, FeedEntry, parse_feed};
+use tgw_core::warning::{Feed, FeedEntry, parse_feed};
 
 /// Largest feed or alert document fetched.
 pub const MAX_BODY: usize = 1024 * 1024;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::audio::RATE;
-use crate::audio::assets::AssetStore;
+use crate::broadcast::audio::RATE;
+use crate::broadcast::audio::assets::AssetStore;
 
 /// One part of a programme.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +199,8 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, AssetStore) {
         let d = tempfile::tempdir().unwrap();
-        let s = AssetStore::open(d.path(), crate::audio::AudioSettings::default()).unwrap();
+        let s =
+            AssetStore::open(d.path(), crate::broadcast::audio::AudioSettings::default()).unwrap();
         (d, s)
     }
 

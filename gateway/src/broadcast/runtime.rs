@@ -27,11 +27,11 @@ use super::engine::{Action, Engine, EngineConfig, HornState, Outcome, Request};
 use super::record::Records;
 use super::render::{Recipe, Rendered, render};
 use super::{Ms, OnPreempt, Priority, Target};
-use crate::audio::assets::AssetStore;
-use crate::live::{LiveEvent, LiveHub};
-use crate::mqtt::Publisher;
-use crate::schedule::{HornInfo, Timetable};
+use crate::base::live::{LiveEvent, LiveHub};
+use crate::broadcast::audio::assets::AssetStore;
 use crate::speakers::Speakers;
+use crate::uplink::Publisher;
+use tgw_core::schedule::{HornInfo, Timetable};
 
 /// Wall-clock time for the runtime.
 pub trait Clock: Send + Sync {
@@ -357,7 +357,7 @@ struct Runtime {
     pending: HashMap<String, Pending>,
     running: HashMap<(String, String), CancellationToken>,
     checked_until: Ms,
-    desk: Option<crate::warning::Desk>,
+    desk: Option<tgw_core::warning::Desk>,
     verifier: super::signed::Verifier,
     expiries: Vec<(Ms, String)>,
     /// Engine actions of a batch of finishes, applied together.
@@ -387,7 +387,7 @@ pub struct Parts {
     /// Horn drivers.
     pub player: Arc<dyn Player>,
     /// Early warnings (`None`: off).
-    pub warnings: Option<crate::warning::WarningsConfig>,
+    pub warnings: Option<tgw_core::warning::WarningsConfig>,
     /// Keys of signed MQTT commands.
     pub keys: super::signed::KeySet,
 }
@@ -414,13 +414,13 @@ pub fn start(
             .kv("warning_desk")
             .ok()
             .flatten()
-            .and_then(|s| serde_json::from_str::<crate::warning::DeskSnapshot>(&s).ok())
+            .and_then(|s| serde_json::from_str::<tgw_core::warning::DeskSnapshot>(&s).ok())
         {
-            Some(snap) => crate::warning::Desk::restore(cfg.clone(), snap).unwrap_or_else(|e| {
+            Some(snap) => tgw_core::warning::Desk::restore(cfg.clone(), snap).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "warning desk memory not restored");
-                crate::warning::Desk::new(cfg)
+                tgw_core::warning::Desk::new(cfg)
             }),
-            None => crate::warning::Desk::new(cfg),
+            None => tgw_core::warning::Desk::new(cfg),
         }
     });
     let verifier = match parts
@@ -653,7 +653,7 @@ impl Runtime {
                 };
             }
         };
-        self.on_alert(&alert, crate::warning::sha256(doc), via, now)
+        self.on_alert(&alert, tgw_core::warning::sha256(doc), via, now)
     }
 
     fn on_alert(
@@ -689,11 +689,11 @@ impl Runtime {
         };
         // Each branch fills in the row; the answer is derived from it.
         let (decision, reason, broadcast) = match decision {
-            crate::warning::Decision::Ignore { reason } => {
+            tgw_core::warning::Decision::Ignore { reason } => {
                 tracing::info!(alert = %alert.identifier, reason = %reason, "CAP alert ignored");
                 ("ignore", reason, None)
             }
-            crate::warning::Decision::Cancel {
+            tgw_core::warning::Decision::Cancel {
                 broadcast_id,
                 reason,
                 ..
@@ -703,7 +703,7 @@ impl Runtime {
                 self.cancel_now(&broadcast_id, now);
                 ("cancel", reason, Some(broadcast_id))
             }
-            crate::warning::Decision::Play(plan) => {
+            tgw_core::warning::Decision::Play(plan) => {
                 if let Some(old) = &plan.replaces {
                     self.expiries.retain(|(_, id)| id != old);
                     self.cancel_now(old, now);
@@ -1345,7 +1345,7 @@ impl Runtime {
     fn spec_for(
         &self,
         tt: &Timetable,
-        o: &crate::schedule::Occurrence,
+        o: &tgw_core::schedule::Occurrence,
         missed: bool,
         now: Ms,
     ) -> Option<Spec> {
@@ -1485,13 +1485,13 @@ pub fn load_timetable(cfg: &crate::config::Config, records: &Records) -> anyhow:
         return Timetable::load(f, &b.timezone).map_err(|e| anyhow::anyhow!("{e}"));
     }
     let calendar = match &b.calendar {
-        Some(p) => crate::schedule::Calendar::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => crate::schedule::Calendar::default(),
+        Some(p) => tgw_core::schedule::Calendar::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => tgw_core::schedule::Calendar::default(),
     };
     let parts = match records.timetable()? {
-        Some((v, doc)) => serde_json::from_str::<crate::schedule::Parts>(&doc)
+        Some((v, doc)) => serde_json::from_str::<tgw_core::schedule::Parts>(&doc)
             .map_err(|e| anyhow::anyhow!("stored timetable version {v}: {e}"))?,
-        None => crate::schedule::Parts::default(),
+        None => tgw_core::schedule::Parts::default(),
     };
     Timetable::from_parts(parts, calendar, &b.timezone)
         .map_err(|e| anyhow::anyhow!("stored timetable: {e}"))
@@ -1522,7 +1522,7 @@ pub fn start_for_daemon(
     let timetable = load_timetable(cfg, &records)?;
     let assets = AssetStore::open(
         &cfg.gateway.data_dir,
-        crate::audio::AudioSettings::from(&cfg.audio),
+        crate::broadcast::audio::AudioSettings::from(&cfg.audio),
     )?;
     let keys = super::signed::KeySet::from_config(&b.keys)
         .map_err(|e| anyhow::anyhow!("[broadcast] keys: {e}"))?;

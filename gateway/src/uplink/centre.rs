@@ -2,7 +2,7 @@
 //! publishes (camera state, transitions, metadata) and how it carries out
 //! the centre's commands (`rediscover`, `probe`, `reload`).
 //!
-//! Topics, envelopes and durability are [`crate::mqtt`]'s; this module only
+//! Topics, envelopes and durability are [`crate::uplink`]'s; this module only
 //! decides the bodies, which never contain credentials (URIs are stored
 //! credential-free, and logins are not part of any body).
 
@@ -12,10 +12,10 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
-use crate::health::{Health, Transition, Verdict};
-use crate::mqtt::{CommandHandler, CommandReply, Publisher};
-use crate::poller::HealthSink;
+use crate::cameras::poller::HealthSink;
 use crate::store::{Device, Store};
+use crate::uplink::{CommandHandler, CommandReply, Publisher};
+use tgw_core::health::{Health, Transition, Verdict};
 
 /// The body of `camera/{id}/state`.
 pub fn state_body(d: &Device, h: &Health) -> Value {

@@ -6,8 +6,10 @@
 //! (this module's inventory, the outbox, health history, …) owns an ordered
 //! list of migrations applied by [`apply_migrations`], each in its own
 //! transaction, so a crash mid-upgrade leaves the previous version intact and
-//! components evolve without renumbering each other's migrations. Passwords are sealed with [`crate::secrets::SecretKey`]
+//! components evolve without renumbering each other's migrations. Passwords are sealed with [`crate::store::secrets::SecretKey`]
 //! before they reach SQL and are never returned by listing queries.
+
+pub mod secrets;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -20,7 +22,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::TownshipSection;
-use crate::secrets::{Password, SecretError, SecretKey};
+use crate::store::secrets::{Password, SecretError, SecretKey};
 
 /// Migrations of the `inventory` component; index + 1 is its version after applying.
 pub const MIGRATIONS: &[&str] = &[
@@ -994,8 +996,8 @@ impl Store {
 }
 
 impl Store {
-    /// Saves a camera's current health (JSON of [`crate::health::Health`]).
-    pub fn save_health(&self, id: &str, health: &crate::health::Health) -> Result<()> {
+    /// Saves a camera's current health (JSON of [`tgw_core::health::Health`]).
+    pub fn save_health(&self, id: &str, health: &tgw_core::health::Health) -> Result<()> {
         let json = serde_json::to_string(health).unwrap_or_default();
         self.conn().execute(
             "INSERT INTO health_state (device_id, health, updated_at) VALUES (?1, ?2, ?3)
@@ -1006,7 +1008,7 @@ impl Store {
     }
 
     /// The saved health of every camera.
-    pub fn all_health(&self) -> Result<Vec<(String, crate::health::Health)>> {
+    pub fn all_health(&self) -> Result<Vec<(String, tgw_core::health::Health)>> {
         let conn = self.conn();
         let mut st =
             conn.prepare("SELECT device_id, health FROM health_state ORDER BY device_id")?;
@@ -1024,9 +1026,9 @@ impl Store {
     }
 
     /// Records a verdict or rung change.
-    pub fn record_transition(&self, id: &str, t: &crate::health::Transition) -> Result<()> {
+    pub fn record_transition(&self, id: &str, t: &tgw_core::health::Transition) -> Result<()> {
         let reasons: Vec<&str> = match &t.to {
-            crate::health::Verdict::Degraded(r) => r.iter().map(|r| r.as_str()).collect(),
+            tgw_core::health::Verdict::Degraded(r) => r.iter().map(|r| r.as_str()).collect(),
             _ => Vec::new(),
         };
         self.conn().execute(
@@ -1046,9 +1048,9 @@ impl Store {
     }
 
     /// Appends a history point.
-    pub fn record_history(&self, id: &str, h: &crate::health::Health) -> Result<()> {
+    pub fn record_history(&self, id: &str, h: &tgw_core::health::Health) -> Result<()> {
         let reasons: Vec<&str> = match &h.verdict {
-            crate::health::Verdict::Degraded(r) => r.iter().map(|r| r.as_str()).collect(),
+            tgw_core::health::Verdict::Degraded(r) => r.iter().map(|r| r.as_str()).collect(),
             _ => Vec::new(),
         };
         let s = h.last_sample.as_ref();
@@ -1170,7 +1172,7 @@ mod tests {
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        let cfg = Config::parse(include_str!("../../config/gateway.example.toml"), "x").unwrap();
+        let cfg = Config::parse(include_str!("../../../config/gateway.example.toml"), "x").unwrap();
         s.sync_township(&cfg.township).unwrap();
         (dir, s)
     }
@@ -1359,7 +1361,7 @@ mod tests {
             .unwrap();
         s.adopt(&a.id, Some("xinhe"), None).unwrap();
         let mut cfg =
-            Config::parse(include_str!("../../config/gateway.example.toml"), "x").unwrap();
+            Config::parse(include_str!("../../../config/gateway.example.toml"), "x").unwrap();
         cfg.township.villages.retain(|v| v.code.as_str() != "xinhe");
         s.sync_township(&cfg.township).unwrap();
         assert_eq!(s.villages().unwrap().len(), 1);

@@ -8,9 +8,9 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::health::{Health, Transition};
-use crate::poller::HealthSink;
+use crate::cameras::poller::HealthSink;
 use crate::store::{Device, fmt_time};
+use tgw_core::health::{Health, Transition};
 
 /// One event sent to dashboards.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -110,7 +110,9 @@ impl LiveHub {
 /// Degradation reasons of a health value as labels.
 pub fn reasons_of(h: &Health) -> Vec<String> {
     match &h.verdict {
-        crate::health::Verdict::Degraded(r) => r.iter().map(|r| r.as_str().to_string()).collect(),
+        tgw_core::health::Verdict::Degraded(r) => {
+            r.iter().map(|r| r.as_str().to_string()).collect()
+        }
         _ => Vec::new(),
     }
 }

@@ -187,11 +187,11 @@ mod tests {
 
     #[test]
     fn streamed_header_is_fixed() {
-        let mut w = crate::audio::wav_bytes(&[1, 2, 3], 8000);
+        let mut w = crate::broadcast::audio::wav_bytes(&[1, 2, 3], 8000);
         w[40..44].copy_from_slice(&0x7fff_f000u32.to_le_bytes());
         w[4..8].copy_from_slice(&0xffff_ffffu32.to_le_bytes());
         fix_streamed_wav(&mut w);
-        assert_eq!(w, crate::audio::wav_bytes(&[1, 2, 3], 8000));
+        assert_eq!(w, crate::broadcast::audio::wav_bytes(&[1, 2, 3], 8000));
         let mut junk = b"hello".to_vec();
         fix_streamed_wav(&mut junk);
         assert_eq!(junk, b"hello");

@@ -23,11 +23,11 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::commands::{self, Command};
 use super::outbox::{Class, NewMessage, OutRow, Outbox};
-use super::topics::{self, Topics};
 use super::{CommandHandler, CommandReply, Metrics, Publisher};
 use crate::config::{Config, MqttSection};
+use tgw_core::uplink::commands::{self, Command};
+use tgw_core::uplink::topics::{self, Topics};
 
 /// Most messages committed in one transaction.
 pub const MAX_BATCH: usize = 500;

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 
 use crate::broadcast::Target;
 use crate::broadcast::record::Records;
-use crate::broadcast::signed::{self, Action, Content, KeyConfig, KeySet, Verifier};
 use crate::config::Config;
-use crate::schedule::{HornInfo, Item, Schedule, Timetable, TimetableError};
 use crate::store::Store;
+use tgw_core::broadcast::signed::{self, Action, Content, KeyConfig, KeySet, Verifier};
+use tgw_core::schedule::{HornInfo, Item, Schedule, Timetable, TimetableError};
 
 /// Appends a line to the output buffer `o` (printed once by [`emit`]).
 macro_rules! outln {
@@ -224,7 +224,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let (from, to) = range(&tt, a.from.as_deref(), a.to.as_deref(), a.days)?;
-    let report = crate::schedule::check(&tt, from, to, &horns);
+    let report = tgw_core::schedule::check(&tt, from, to, &horns);
     let mut o = String::new();
     if a.json {
         outln!(o, "{}", serde_json::to_string_pretty(&report)?);
@@ -681,7 +681,7 @@ fn list(l: &Loaded, json: bool) -> anyhow::Result<ExitCode> {
                     } else {
                         format!(
                             " every {}",
-                            crate::schedule::timetable::format_duration(p.interval)
+                            tgw_core::schedule::timetable::format_duration(p.interval)
                         )
                     }
                 ),
@@ -794,7 +794,7 @@ fn show(
         .collect();
     let known = !l.horns.is_empty();
     let mut o = String::new();
-    let reach = |o: &crate::schedule::Occurrence| -> (Vec<String>, Vec<String>) {
+    let reach = |o: &tgw_core::schedule::Occurrence| -> (Vec<String>, Vec<String>) {
         if !known {
             return (Vec::new(), Vec::new());
         }
@@ -884,7 +884,7 @@ fn show(
             o,
             "repeat     {} time(s), {} apart",
             p.repeat,
-            crate::schedule::timetable::format_duration(p.interval)
+            tgw_core::schedule::timetable::format_duration(p.interval)
         );
         outln!(
             o,
@@ -1241,7 +1241,7 @@ fn now_ms() -> crate::broadcast::Ms {
 
 fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
     let key = read_signing_key(&a.key)?;
-    let valid_for = crate::schedule::timetable::parse_duration(&a.valid_for)
+    let valid_for = tgw_core::schedule::timetable::parse_duration(&a.valid_for)
         .map_err(|e| anyhow::anyhow!("--valid-for: {e}"))?;
     anyhow::ensure!(
         (10..=24 * 3600).contains(&valid_for.as_secs()),
@@ -1310,7 +1310,7 @@ fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
             .request_id
             .unwrap_or_else(|| format!("r-{}", random_hex(8)));
         anyhow::ensure!(
-            crate::mqtt::commands::valid_request_id(&rid),
+            tgw_core::uplink::commands::valid_request_id(&rid),
             "--request-id: must be 1-128 characters of A-Z a-z 0-9 . _ : -"
         );
         let params: Value = serde_json::from_str(&envelope)?;
@@ -1377,7 +1377,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .is_some_and(|v| v.get("request_id").is_some());
     let envelope = if is_command {
-        match crate::mqtt::commands::parse_command("emergency", &body, command_max) {
+        match tgw_core::uplink::commands::parse_command("emergency", &body, command_max) {
             Ok(c) => c.params.to_string().into_bytes(),
             Err(e) => return Ok(refuse(e.code, e.message)),
         }

@@ -2,11 +2,12 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`topics`] | the topic tree `tgw/v1/{site}/{gateway}/…` |
+//! | [`topics`] (re-exported from `tgw_core::uplink`) | the topic tree `tgw/v1/{site}/{gateway}/…` |
 //! | [`outbox`] | the durable SQLite outbox: accept, coalesce, evict, claim, ack |
-//! | [`commands`] | the pure parser of `cmd/{method}` and error replies |
+//! | [`commands`] (re-exported from `tgw_core::uplink`) | the pure parser of `cmd/{method}` and error replies |
 //! | `broker` | a small embedded broker for `tgw demo` (feature `embedded-broker`, on by default) |
-//! | [`uplink`] | the outbox writer thread and the rumqttc session loop |
+//! | [`session`] | the outbox writer thread and the rumqttc session loop |
+//! | [`centre`] | what the daemon publishes to the centre and how it carries out its commands |
 //!
 //! Data flow: health engine → [`Publisher`] (never blocks; a bounded
 //! channel) → outbox writer (batched commits: *accepted*) → uplink (claims in
@@ -14,10 +15,11 @@
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
-pub mod commands;
+pub mod centre;
 pub mod outbox;
-pub mod topics;
-pub mod uplink;
+pub mod session;
+
+pub use tgw_core::uplink::{commands, topics};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -368,9 +370,9 @@ impl Uplink {
             .mqtt
             .clone()
             .ok_or_else(|| anyhow::anyhow!("no [mqtt] section in the configuration"))?;
-        let settings = uplink::Settings::from_config(cfg, &mqtt)?;
+        let settings = session::Settings::from_config(cfg, &mqtt)?;
         let metrics = Arc::new(Metrics::default());
-        let (writer, handle) = uplink::start_writer(
+        let (writer, handle) = session::start_writer(
             &cfg.db_path(),
             mqtt.outbox_max_bytes,
             mqtt.outbox_fsync,
@@ -381,7 +383,7 @@ impl Uplink {
             metrics.clone(),
             mqtt.max_packet_bytes,
         );
-        let session = tokio::spawn(uplink::run(
+        let session = tokio::spawn(session::run(
             settings,
             handle,
             publisher.clone(),
@@ -478,7 +480,7 @@ mod tests {
             (empty.to_str().unwrap(), "no PEM certificate"),
         ] {
             let c = parse(&format!("url = \"mqtts://x\"\nca_file = \"{ca}\"\n")).unwrap();
-            let e = uplink::tls_config(c.mqtt.as_ref().unwrap())
+            let e = session::tls_config(c.mqtt.as_ref().unwrap())
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("mqtt.ca_file") && e.contains(want), "{e}");

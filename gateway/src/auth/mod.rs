@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::secrets::Password;
+use crate::store::secrets::Password;
 use crate::store::{Store, StoreError, fmt_time};
 
 /// Migrations of the `auth` component.

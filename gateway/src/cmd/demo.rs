@@ -131,16 +131,18 @@ pub async fn run(
         }
         None => {
             // The embedded broker, on 1883 when free.
-            let addr =
-                match crate::mqtt::broker::start_embedded(SocketAddr::from(([127, 0, 0, 1], 1883)))
-                    .await
-                {
-                    Ok(a) => a,
-                    Err(_) => {
-                        crate::mqtt::broker::start_embedded(SocketAddr::from(([127, 0, 0, 1], 0)))
-                            .await?
-                    }
-                };
+            let addr = match crate::uplink::broker::start_embedded(SocketAddr::from((
+                [127, 0, 0, 1],
+                1883,
+            )))
+            .await
+            {
+                Ok(a) => a,
+                Err(_) => {
+                    crate::uplink::broker::start_embedded(SocketAddr::from(([127, 0, 0, 1], 0)))
+                        .await?
+                }
+            };
             format!("mqtt://{addr}")
         }
     };
@@ -196,7 +198,7 @@ pub async fn run(
     // SAFETY: set before any other thread reads the environment for this name.
     unsafe_env_set(DEMO_PASSWORD_ENV, &password);
     let cfg = Config::parse(&text, &path.display().to_string())?;
-    let store = crate::daemon::open_store(&cfg)?;
+    let store = crate::cmd::run::open_store(&cfg)?;
     // [http] A demo admin for the dashboard: `admin` with a random password
     // printed below (or $TGW_DEMO_ADMIN_PASSWORD, for scripted screenshots).
     let admin_password = std::env::var(DEMO_ADMIN_PASSWORD_ENV)
@@ -206,7 +208,7 @@ pub async fn run(
     crate::auth::Users::new(store.clone())?.upsert(
         "admin",
         crate::auth::Role::Admin,
-        &crate::secrets::Password::new(admin_password.clone()),
+        &crate::store::secrets::Password::new(admin_password.clone()),
         crate::auth::HashCost::DEFAULT,
     )?;
 
@@ -256,10 +258,10 @@ pub async fn run(
             Some(s) => {
                 tokio::select! {
                     _ = tokio::time::sleep(s) => {}
-                    _ = crate::cli::shutdown_signal() => {}
+                    _ = crate::cmd::shutdown_signal() => {}
                 }
             }
-            None => crate::cli::shutdown_signal().await,
+            None => crate::cmd::shutdown_signal().await,
         }
         sd.cancel();
     });
@@ -294,11 +296,11 @@ pub async fn run(
     }
     {
         let sd = shutdown.clone();
-        let topics = crate::mqtt::topics::Topics::new(&cfg.gateway.site.0, &cfg.gateway.id.0);
+        let topics = tgw_core::uplink::topics::Topics::new(&cfg.gateway.site.0, &cfg.gateway.id.0);
         let (host, port) = (broker_url.host.clone(), broker_url.port);
         tokio::spawn(async move { emergency_script(host, port, topics, signing, sd).await });
     }
-    crate::daemon::run(cfg, store, shutdown).await?;
+    crate::cmd::run::run(cfg, store, shutdown).await?;
     match Arc::try_unwrap(sim) {
         Ok(sim) => sim.shutdown().await,
         Err(_) => tracing::debug!("simulator still shared at exit"),
@@ -317,8 +319,8 @@ pub fn import_sim_speakers(
     manifest: &device_sim::Manifest,
 ) -> anyhow::Result<usize> {
     use crate::config::Ident;
-    use crate::secrets::Password;
     use crate::speakers::{Codec, DriverKind, NewSpeaker, Speakers};
+    use crate::store::secrets::Password;
     use device_drivers::speaker::SpeakerUri;
     let mut list = Vec::new();
     for d in manifest.devices.iter().filter(|d| d.kind == "speaker") {
@@ -431,7 +433,7 @@ fn broadcast_section(timetable: &std::path::Path, key: &ed25519_dalek::SigningKe
     format!(
         "\n[broadcast]\ntimetable = {}\n\n[[broadcast.keys]]\nid = \"demo-county\"\npublic_key = \"{}\"\nscope = [\"all\"]\n",
         toml_quote(&timetable.display().to_string()),
-        crate::broadcast::signed::public_key_base64(&key.verifying_key())
+        tgw_core::broadcast::signed::public_key_base64(&key.verifying_key())
     )
 }
 
@@ -440,7 +442,7 @@ fn broadcast_section(timetable: &std::path::Path, key: &ed25519_dalek::SigningKe
 async fn emergency_script(
     host: String,
     port: u16,
-    topics: crate::mqtt::topics::Topics,
+    topics: tgw_core::uplink::topics::Topics,
     key: ed25519_dalek::SigningKey,
     shutdown: CancellationToken,
 ) {
@@ -476,7 +478,7 @@ async fn emergency_script(
         })
         .to_string();
         let envelope: serde_json::Value = match serde_json::from_str(
-            &crate::broadcast::signed::sign(&key, payload.as_bytes(), "demo-county"),
+            &tgw_core::broadcast::signed::sign(&key, payload.as_bytes(), "demo-county"),
         ) {
             Ok(v) => v,
             Err(_) => continue,

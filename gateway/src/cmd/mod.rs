@@ -12,12 +12,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
-use crate::secrets::Password;
+use crate::store::secrets::Password;
 use crate::store::{DeviceState, Store};
 
 // `tgw schedule …` and `tgw broadcast …` (issue 7).
-#[path = "cli_schedule.rs"]
-mod cli_schedule;
+pub mod demo;
+pub mod run;
+mod schedule;
+use schedule as cli_schedule;
 
 /// Township Gateway: discovers a township's cameras and loudspeakers and
 /// reports to its governance centre.
@@ -303,11 +305,11 @@ async fn speaker_test(a: SpeakerTestArgs) -> anyhow::Result<ExitCode> {
         }
         (None, Some(f), _) => {
             let f = f.clone();
-            tokio::task::spawn_blocking(move || crate::audio::load_file(&f)).await??
+            tokio::task::spawn_blocking(move || crate::broadcast::audio::load_file(&f)).await??
         }
         (None, None, Some(t)) => {
             let t = t.clone();
-            tokio::task::spawn_blocking(move || crate::audio::tts(&t)).await??
+            tokio::task::spawn_blocking(move || crate::broadcast::audio::tts(&t)).await??
         }
         _ => anyhow::bail!("give --tone HZ, --file F or --say TEXT"),
     };
@@ -715,8 +717,8 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         },
         Cmd::Run { config } => {
             let cfg = Config::load(&config)?;
-            let store = crate::daemon::open_store(&cfg)?;
-            crate::daemon::run(cfg, store, cancel_on_signal()).await?;
+            let store = crate::cmd::run::open_store(&cfg)?;
+            crate::cmd::run::run(cfg, store, cancel_on_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Sim(a) => sim(a).await,
@@ -737,7 +739,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             };
             probe_camera(&xaddr, user, password, timeout, json, !no_rtsp).await
         }
-        Cmd::Demo(a) => crate::demo::run(
+        Cmd::Demo(a) => crate::cmd::demo::run(
             a.cameras,
             a.speakers,
             a.http,
@@ -791,7 +793,7 @@ async fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
         speaker_kinds: a.speaker_kinds.clone(),
         cloud_broker: if a.speaker_kinds.contains(&device_sim::SpeakerKind::Cloud) {
             Some(
-                crate::mqtt::broker::start_embedded(SocketAddr::from((
+                crate::uplink::broker::start_embedded(SocketAddr::from((
                     std::net::Ipv4Addr::LOCALHOST,
                     0,
                 )))
@@ -815,9 +817,9 @@ async fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
         "--timeout must be between 0.05 and 120 seconds"
     );
     let interfaces = if a.interfaces.is_empty() {
-        crate::discovery::default_interfaces()
+        crate::cameras::discovery::default_interfaces()
     } else {
-        crate::discovery::resolve_interfaces(&a.interfaces)?
+        crate::cameras::discovery::resolve_interfaces(&a.interfaces)?
     };
     let opts = device_drivers::wsd_io::DiscoverOptions {
         interfaces,
@@ -953,7 +955,7 @@ async fn probe_camera(
         }
         (None, Some(_)) => anyhow::bail!("a password needs --user"),
     };
-    let prober = crate::inventory::Prober::new(Duration::from_secs_f64(timeout))?;
+    let prober = crate::cameras::inventory::Prober::new(Duration::from_secs_f64(timeout))?;
     let inv = prober
         .inventory(xaddr, login.as_ref())
         .await
@@ -986,9 +988,12 @@ async fn probe_camera(
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", crate::inventory::render(&inv));
+        print!("{}", crate::cameras::inventory::render(&inv));
         for (token, m) in &streams {
-            println!("rtsp [{token}]  {}", crate::inventory::render_stream(m));
+            println!(
+                "rtsp [{token}]  {}",
+                crate::cameras::inventory::render_stream(m)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1052,7 +1057,7 @@ async fn probe_rtsp(
         println!("url       {}", device_drivers::rtsp::redact_url(url));
         println!(
             "{}",
-            crate::inventory::render_stream(&serde_json::to_value(&meta)?)
+            crate::cameras::inventory::render_stream(&serde_json::to_value(&meta)?)
         );
         if let Some(r) = report {
             println!(

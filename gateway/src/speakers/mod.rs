@@ -37,7 +37,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::config::Ident;
-use crate::secrets::Password;
+use crate::store::secrets::Password;
 use crate::store::{Login, Store, StoreError, apply_migrations, fmt_time};
 
 /// Migrations of the `speakers` component.
@@ -189,8 +189,8 @@ pub struct Speaker {
 
 impl Speaker {
     /// What the timetable needs to resolve targets to this horn.
-    pub fn horn_info(&self) -> crate::schedule::HornInfo {
-        crate::schedule::HornInfo {
+    pub fn horn_info(&self) -> tgw_core::schedule::HornInfo {
+        tgw_core::schedule::HornInfo {
             id: self.id.clone(),
             village: self.village.clone(),
             grid: self.grid.clone(),
@@ -358,7 +358,7 @@ impl Speakers {
 
     /// Every speaker as the timetable sees it (id, village, grid, zone), to
     /// resolve broadcast targets.
-    pub fn horn_infos(&self) -> anyhow::Result<Vec<crate::schedule::HornInfo>> {
+    pub fn horn_infos(&self) -> anyhow::Result<Vec<tgw_core::schedule::HornInfo>> {
         Ok(self.list()?.iter().map(Speaker::horn_info).collect())
     }
 
@@ -1016,13 +1016,13 @@ mod tests {
     fn store() -> (tempfile::TempDir, Speakers) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        let cfg = Config::parse(include_str!("../../config/gateway.example.toml"), "x").unwrap();
+        let cfg = Config::parse(include_str!("../../../config/gateway.example.toml"), "x").unwrap();
         s.sync_township(&cfg.township).unwrap();
         let sp = Speakers::open(&s).unwrap();
         (dir, sp)
     }
 
-    const EXAMPLE: &str = include_str!("../../config/speakers.example.csv");
+    const EXAMPLE: &str = include_str!("../../../config/speakers.example.csv");
 
     /// The example CSV imports; passwords are sealed, not listed, and
     /// re-import updates instead of duplicating.

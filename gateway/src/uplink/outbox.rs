@@ -3,7 +3,7 @@
 //!
 //! This is the synchronous core: it takes times as arguments and does no
 //! network IO, so tests drive it directly (reopen = crash, budgets, classes).
-//! [`super::uplink`] runs it on one writer thread that batches commits.
+//! [`super::session`] runs it on one writer thread that batches commits.
 //!
 //! Lifecycle of a row (see `docs/mqtt.md`):
 //! 1. [`Outbox::accept`]: inserted (committed = accepted). A newer retained

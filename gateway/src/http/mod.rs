@@ -39,11 +39,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, HashCost, LoginLimiter, NewAudit, Principal, Refusal, Role, Users, Via};
-use crate::health::Health;
-use crate::live::LiveHub;
-use crate::metrics::Metrics;
-use crate::secrets::Password;
+use crate::base::live::LiveHub;
+use crate::base::metrics::Metrics;
+use crate::store::secrets::Password;
 use crate::store::{Device, DeviceState, Store, StoreError};
+use tgw_core::health::Health;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -75,7 +75,7 @@ pub struct AppState {
     speaker_tests: SpeakerTests,
     multicast_if: Option<std::net::Ipv4Addr>,
     broadcasts: Option<crate::broadcast::runtime::Broadcasts>,
-    assets: Option<crate::audio::assets::AssetStore>,
+    assets: Option<crate::broadcast::audio::assets::AssetStore>,
     default_volume: u8,
     timetable_file: Option<std::path::PathBuf>,
 }
@@ -121,7 +121,7 @@ impl AppState {
     pub fn with_broadcasts(
         mut self,
         b: crate::broadcast::runtime::Broadcasts,
-        assets: crate::audio::assets::AssetStore,
+        assets: crate::broadcast::audio::assets::AssetStore,
         default_volume: u8,
         timetable_file: Option<std::path::PathBuf>,
     ) -> Self {
@@ -140,7 +140,7 @@ impl AppState {
     }
 
     /// The live hub whose events `/api/v1/events` streams; pass the same hub
-    /// to the poller as its [`crate::poller::HealthSink`].
+    /// to the poller as its [`crate::cameras::poller::HealthSink`].
     pub fn with_live(mut self, hub: LiveHub) -> Self {
         self.live = hub;
         self
@@ -272,9 +272,9 @@ const T: Access = Access::Role(Role::Technician);
 const A: Access = Access::Role(Role::Admin);
 const O: Access = Access::Role(Role::Operator);
 
-#[path = "http_broadcast.rs"]
-mod broadcast_api;
+mod broadcasts;
 use broadcast_api as bc;
+use broadcasts as broadcast_api;
 const PAGE: &[(&str, &str)] = &[
     ("page", "page number, 1-10000 (with per_page)"),
     ("per_page", "items per page, 1-1000; default: all"),
@@ -831,9 +831,9 @@ fn check_ids(ids: &[String]) -> Result<(), String> {
 
 // ---------------------------------------------------------------- dashboard and ops
 
-const INDEX_HTML: &str = include_str!("../web/index.html");
-const APP_JS: &str = include_str!("../web/app.js");
-const APP_CSS: &str = include_str!("../web/app.css");
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const APP_CSS: &str = include_str!("../../web/app.css");
 
 async fn index(headers: HeaderMap, uri: axum::http::Uri) -> Response {
     let q_en = uri
@@ -1816,7 +1816,7 @@ async fn overview(State(st): State<AppState>) -> ApiResult {
         {
             alarms.push(serde_json::json!({
                 "id": c.id, "name": c.name, "village": c.village, "grid": c.grid, "address": c.address,
-                "verdict": h.verdict.label(), "reasons": crate::live::reasons_of(h), "since": crate::store::fmt_time(h.verdict_since),
+                "verdict": h.verdict.label(), "reasons": crate::base::live::reasons_of(h), "since": crate::store::fmt_time(h.verdict_since),
                 "last_error": h.last_error_kind,
             }));
         }
@@ -1879,7 +1879,7 @@ async fn snapshot(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) 
     if st.store.device(&id)?.is_none() {
         return Err(ApiError::not_found("camera", &id));
     }
-    let t = crate::poller::target(&st.store, &id, false).ok_or_else(|| {
+    let t = crate::cameras::poller::target(&st.store, &id, false).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             "not_adopted",
@@ -2600,7 +2600,7 @@ mod tests {
     fn fixture() -> Fx {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let cfg = Config::parse(include_str!("../../config/gateway.example.toml"), "x").unwrap();
+        let cfg = Config::parse(include_str!("../../../config/gateway.example.toml"), "x").unwrap();
         store.sync_township(&cfg.township).unwrap();
         let mut cam = String::new();
         for i in 1..=3u8 {
@@ -3483,15 +3483,17 @@ mod tests {
         let r = fx.app.clone().oneshot(req).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(fx.st.live().subscribers(), 1);
-        fx.st.live().publish(crate::live::LiveEvent::Transition {
-            id: fx.cam.clone(),
-            village: None,
-            from: "ok".into(),
-            to: "offline".into(),
-            reasons: vec![],
-            rung: "unreachable".into(),
-            at: "t".into(),
-        });
+        fx.st
+            .live()
+            .publish(crate::base::live::LiveEvent::Transition {
+                id: fx.cam.clone(),
+                village: None,
+                from: "ok".into(),
+                to: "offline".into(),
+                reasons: vec![],
+                rung: "unreachable".into(),
+                at: "t".into(),
+            });
         let mut body = r.into_body().into_data_stream();
         let mut text = String::new();
         while !text.contains("offline") {

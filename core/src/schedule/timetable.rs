@@ -348,7 +348,7 @@ impl<'de> Deserialize<'de> for Chime {
 
 fn check_asset(s: &str) -> Result<(), String> {
     match s.strip_prefix("sha256:") {
-        Some(hex) if crate::audio::assets::valid_id(hex) => Ok(()),
+        Some(hex) if crate::broadcast::valid_asset_id(hex) => Ok(()),
         _ => Err(format!(
             "`{s}` is not an asset: write sha256: and the 64 lower-case hex digits of an uploaded asset"
         )),

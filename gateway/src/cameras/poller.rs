@@ -8,7 +8,7 @@
 //! clock drift); every `describe_interval` an authenticated call, an RTSP
 //! DESCRIBE and a snapshot fetch; every `sample_interval` (in rotation) a
 //! timed PLAY sample of the sub-stream. Results feed the pure
-//! [`crate::health::Health`] state machine; transitions and states go to the
+//! [`tgw_core::health::Health`] state machine; transitions and states go to the
 //! store, the metrics and a [`HealthSink`] (MQTT, live dashboard).
 
 use std::collections::HashMap;
@@ -27,12 +27,12 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::base::metrics::Metrics;
 use crate::config::HealthSection;
-use crate::health::{
+use crate::store::{Device, DeviceState, Store};
+use tgw_core::health::{
     CheckResult, Expected, Health, Observation, StreamFailure, StreamSample, Thresholds, Transition,
 };
-use crate::metrics::Metrics;
-use crate::store::{Device, DeviceState, Store};
 
 /// Where health results go besides the store and metrics.
 pub trait HealthSink: Send + Sync {
@@ -388,7 +388,7 @@ impl Poller {
                 }
                 self.metrics
                     .transitions
-                    .get_or_create(&crate::metrics::ToLabel {
+                    .get_or_create(&crate::base::metrics::ToLabel {
                         to: t2.to.label().into(),
                     })
                     .inc();

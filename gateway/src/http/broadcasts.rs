@@ -16,7 +16,7 @@ use super::{ApiError, ApiResult, AppState, Body, Ctx, Q, Validate};
 use crate::broadcast::render::{Part, Recipe};
 use crate::broadcast::runtime::{Broadcasts, Spec};
 use crate::broadcast::{OnPreempt, Priority, Target};
-use crate::schedule::{
+use tgw_core::schedule::{
     Calendar, HornInfo, Parts, Programme, Schedule, Scheme, Timetable, TimetableError, check,
 };
 
@@ -146,7 +146,7 @@ impl Validate for AnnounceBody {
             return Err("text: 1-2000 characters".into());
         }
         if let Some(a) = &self.asset
-            && !crate::audio::assets::valid_id(a.strip_prefix("sha256:").unwrap_or(a))
+            && !crate::broadcast::audio::assets::valid_id(a.strip_prefix("sha256:").unwrap_or(a))
         {
             return Err(format!("asset: `{a}` is not sha256:<64 hex digits>"));
         }
@@ -1100,7 +1100,7 @@ pub async fn week(State(st): State<AppState>, Q(q): Q<WeekQuery>) -> ApiResult {
         "warnings": report
             .warnings
             .iter()
-            .filter(|w| w.kind != crate::schedule::WarningKind::NeverFires)
+            .filter(|w| w.kind != tgw_core::schedule::WarningKind::NeverFires)
             .collect::<Vec<_>>(),
     }))
     .into_response())
@@ -1217,11 +1217,11 @@ mod tests {
 
     use super::super::{AppState, router};
     use crate::auth::{HashCost, Role};
+    use crate::base::metrics::Metrics;
     use crate::config::Ident;
-    use crate::metrics::Metrics;
-    use crate::secrets::Password;
     use crate::speakers::{Codec, DriverKind, NewSpeaker, Speakers};
     use crate::store::Store;
+    use crate::store::secrets::Password;
 
     struct Fx {
         _dir: tempfile::TempDir,
@@ -1237,7 +1237,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let cfg =
-            crate::config::Config::parse(include_str!("../../config/gateway.example.toml"), "x")
+            crate::config::Config::parse(include_str!("../../../config/gateway.example.toml"), "x")
                 .unwrap();
         store.sync_township(&cfg.township).unwrap();
         let st = AppState::new(

@@ -14,16 +14,16 @@ use device_drivers::wsd_io::{self, WsdEvent};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::centre::{Commands, Fanout, MqttSink};
+use crate::base::metrics::Metrics;
+use crate::cameras::discovery;
+use crate::cameras::inventory::{self, Prober};
+use crate::cameras::poller::HealthSink;
+use crate::cameras::poller::Poller;
 use crate::config::Config;
-use crate::discovery;
-use crate::inventory::{self, Prober};
-use crate::metrics::Metrics;
-use crate::mqtt::{Publisher, Uplink};
-use crate::poller::HealthSink;
-use crate::poller::Poller;
-use crate::secrets::Password;
+use crate::store::secrets::Password;
 use crate::store::{DeviceState, Store};
+use crate::uplink::centre::{Commands, Fanout, MqttSink};
+use crate::uplink::{Publisher, Uplink};
 
 /// Opens the store for a configuration and brings it in line with it:
 /// township tree and credential groups.
@@ -90,7 +90,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
     let metrics = Arc::new(Metrics::new());
     let mut tasks = tokio::task::JoinSet::new();
     // [http/live] Health events for dashboards (SSE); also the poller's sink.
-    let live = crate::live::LiveHub::default();
+    let live = crate::base::live::LiveHub::default();
 
     // The uplink to the governance centre, when [mqtt] is configured.
     let rediscover = Arc::new(Notify::new());
@@ -168,7 +168,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                     cfg.broadcast.timetable.clone(),
                 )
                 .with_shutdown(shutdown.clone());
-        let state = match crate::cli::log_level_handle() {
+        let state = match crate::cmd::log_level_handle() {
             Some((f, cur)) => state.with_log_level(f, &cur),
             None => state,
         };
@@ -296,7 +296,7 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                             Err(e) => tracing::warn!(error = %format!("{e:#}"), "configuration reload failed; keeping the running one"),
                         }
                         if let Some(f) = &cfg2.broadcast.timetable {
-                            match crate::schedule::Timetable::load(f, &cfg2.broadcast.timezone) {
+                            match tgw_core::schedule::Timetable::load(f, &cfg2.broadcast.timezone) {
                                 Ok(tt) => {
                                     bc2.set_timetable(tt).await;
                                     tracing::info!(file = %f.display(), "timetable reloaded");
@@ -373,7 +373,7 @@ fn publish_meta(store: &Store, publisher: &Publisher, id: &str) {
         return;
     }
     if let Ok(Some(d)) = store.device(id) {
-        publisher.camera_meta(&d.id, crate::centre::meta_body(&d));
+        publisher.camera_meta(&d.id, crate::uplink::centre::meta_body(&d));
     }
 }
 

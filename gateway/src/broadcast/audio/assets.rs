@@ -48,10 +48,7 @@ pub struct AssetStore {
 /// Whether `id` looks like an asset id (64 lower-case hex digits), so it is
 /// safe to use in a path.
 pub fn valid_id(id: &str) -> bool {
-    id.len() == 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    tgw_core::broadcast::valid_asset_id(id)
 }
 
 impl AssetStore {

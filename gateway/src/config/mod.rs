@@ -59,7 +59,7 @@ pub struct Config {
     /// Early warnings (CAP 1.2) from MQTT and polled feeds (`docs/warnings.md`).
     /// Default: off.
     #[serde(default)]
-    pub warnings: crate::warning::WarningsConfig,
+    pub warnings: tgw_core::warning::WarningsConfig,
 }
 
 /// `[broadcast]`: how broadcasts are scheduled and started.
@@ -103,7 +103,7 @@ pub struct BroadcastSection {
     /// Ed25519 keys allowed to sign MQTT emergency commands, each with its
     /// scope. Default: none (signed commands are refused).
     #[serde(default)]
-    pub keys: Vec<crate::broadcast::signed::KeyConfig>,
+    pub keys: Vec<tgw_core::broadcast::signed::KeyConfig>,
 }
 
 impl Default for BroadcastSection {
@@ -1189,7 +1189,7 @@ impl Config {
         if let Err(e) = self.warnings.validate() {
             return Err(at("warnings", "[warnings]", e));
         }
-        if let Err(e) = crate::broadcast::signed::KeySet::from_config(&self.broadcast.keys) {
+        if let Err(e) = tgw_core::broadcast::signed::KeySet::from_config(&self.broadcast.keys) {
             return Err(at("broadcast.keys", "[[broadcast.keys]]", e));
         }
         let mut villages = BTreeSet::new();
@@ -1469,7 +1469,7 @@ grids = [{ code = "dongcun-1", name = "东村第一网格" }]
 
     #[test]
     fn the_example_config_is_valid() {
-        let text = include_str!("../../config/gateway.example.toml");
+        let text = include_str!("../../../config/gateway.example.toml");
         // SAFETY of the test: the example names TGW_CRED_DONGCUN only as password_env.
         let c = Config::parse(text, "gateway.example.toml").unwrap();
         assert!(!c.township.villages.is_empty());

@@ -1,0 +1,17 @@
+//! `tgw-core`: the Township Gateway's domain rules, with no IO (no tokio,
+//! SQLite or HTTP). Bytes and values in, decisions out; time comes in as a
+//! value. The daemon (`tgw`), the fuzz targets and the benches share it.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`health`] | the status ladder, reasons and verdicts with hysteresis |
+//! | [`broadcast`] | priorities, targets, on-preempt policy; the per-horn engine; signed emergency commands |
+//! | [`schedule`] | timetables: workday calendar, RRULEs, occurrences, targets → horns, `check` |
+//! | [`warning`] | the early-warning desk: `[warnings]` config, CAP/Atom → play / cancel / ignore decisions |
+//! | [`uplink`] | MQTT topic tree and the centre's command types |
+
+pub mod broadcast;
+pub mod health;
+pub mod schedule;
+pub mod uplink;
+pub mod warning;

@@ -1,0 +1,13 @@
+//! Cameras: from discovery to a health verdict.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`discovery`] | discovery rounds: WS-Discovery into the inbox, auto-adoption |
+//! | [`inventory`] | fetching each camera's ONVIF inventory with bounded concurrency |
+//! | [`poller`] | the health poller: bounded concurrency, ladder checks, stream samples |
+//!
+//! The ladder and verdict rules are pure and live in `tgw_core::health`.
+
+pub mod discovery;
+pub mod inventory;
+pub mod poller;
