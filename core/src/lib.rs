@@ -4,6 +4,8 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`clock`] | the injected wall clock trait and a manual clock for tests |
+//! | [`error`] | [`error::ErrorKind`]: one HTTP status, reply code and metric label per kind of failure |
 //! | [`health`] | the status ladder, reasons and verdicts with hysteresis |
 //! | [`broadcast`] | priorities, targets, on-preempt policy; the per-horn engine; signed emergency commands |
 //! | [`schedule`] | timetables: workday calendar, RRULEs, occurrences, targets → horns, `check` |
@@ -11,6 +13,8 @@
 //! | [`uplink`] | MQTT topic tree and the centre's command types |
 
 pub mod broadcast;
+pub mod clock;
+pub mod error;
 pub mod health;
 pub mod schedule;
 pub mod uplink;

@@ -2,8 +2,12 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`clock`] | the system and tokio-following wall clocks (the one reader of the OS clock) |
+//! | [`error`] | [`error::Error`]: a kind (HTTP status, MQTT code, metric label) and a message |
 //! | [`live`] | the live hub: health and broadcast events fanned out to dashboards over SSE |
 //! | [`metrics`] | the Prometheus registry and every metric family (`docs/metrics.md`) |
 
+pub mod clock;
+pub mod error;
 pub mod live;
 pub mod metrics;

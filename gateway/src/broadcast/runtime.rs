@@ -33,43 +33,7 @@ use crate::speakers::Speakers;
 use crate::uplink::Publisher;
 use tgw_core::schedule::{HornInfo, Timetable};
 
-/// Wall-clock time for the runtime.
-pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> Ms;
-}
-
-/// The system clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> Ms {
-        (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as Ms
-    }
-}
-
-/// A wall clock that follows tokio's (possibly paused) clock from an anchor:
-/// tests drive a whole day in paused time with it.
-pub struct TokioClock {
-    wall0: Ms,
-    inst0: Instant,
-}
-
-impl TokioClock {
-    /// Wall time `wall0` is now.
-    pub fn starting_at(wall0: Ms) -> TokioClock {
-        TokioClock {
-            wall0,
-            inst0: Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now_ms(&self) -> Ms {
-        self.wall0 + Instant::now().duration_since(self.inst0).as_millis() as Ms
-    }
-}
+pub use crate::base::clock::{Clock, SystemClock, TokioClock};
 
 /// Plays PCM on one horn from T0 until the end or `cancel`. Every horn of a
 /// broadcast is given the same T0 per segment, which is what makes their
