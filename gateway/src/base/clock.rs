@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 pub use tgw_core::clock::{Clock, ManualClock, ms_to_utc, utc_to_ms};
 
-use crate::broadcast::Ms;
+use tgw_core::broadcast::Ms;
 
 /// The operating system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
