@@ -110,3 +110,21 @@ pub(super) fn spinner(template: &str) -> ProgressBar {
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_pads_wide_characters_as_two_columns() {
+        let rows = vec![
+            vec!["定时".to_string(), "x".to_string()],
+            vec!["ab".to_string(), "y".to_string()],
+        ];
+        assert_eq!(
+            table(&["id", "v"], &rows),
+            "  id    v\n  定时  x\n  ab    y\n"
+        );
+        assert_eq!(table(&["id"], &[]), "  (none)\n");
+    }
+}

@@ -107,3 +107,20 @@ pub(super) async fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_flag_needs_id_equals_fault() {
+        let (id, _) = parse_fault_arg("cam-0003=offline").unwrap();
+        assert_eq!(id, "cam-0003");
+        let e = parse_fault_arg("bogus").unwrap_err();
+        assert_eq!(e.kind(), crate::base::error::ErrorKind::Invalid);
+        assert_eq!(
+            e.to_string(),
+            "`bogus`: expected ID=FAULT, e.g. cam-0003=offline"
+        );
+    }
+}
