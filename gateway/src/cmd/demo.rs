@@ -12,9 +12,36 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use crate::base::clock::Clock;
+use crate::base::shutdown::shutdown_signal;
 use crate::config::Config;
+
+// The flags of `tgw demo` (no doc comment: the variant's is the help).
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Number of simulated cameras.
+    #[arg(long, default_value_t = 112)]
+    cameras: usize,
+    /// Number of simulated loudspeakers.
+    #[arg(long, default_value_t = 23)]
+    speakers: usize,
+    /// Address of the gateway's HTTP endpoint.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Data directory (default: a fresh temporary directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Publish to this MQTT broker (mqtt://HOST:PORT) instead of starting the
+    /// embedded one.
+    #[arg(long)]
+    broker: Option<String>,
+}
 
 /// Environment variable that fixes the demo dashboard's `admin` password
 /// (default: a random one, printed in the banner).
@@ -115,16 +142,104 @@ fn camera_networks(m: &device_sim::Manifest) -> Vec<String> {
     set.into_iter().collect()
 }
 
-/// Runs the demo until Ctrl-C (or for `seconds`).
-pub async fn run(
-    cameras: usize,
-    speakers: usize,
-    http: SocketAddr,
-    data_dir: Option<PathBuf>,
-    seconds: Option<Duration>,
-    broker: Option<String>,
-) -> anyhow::Result<()> {
-    let broker = match broker {
+/// Runs the demo until Ctrl-C (or for `--seconds`).
+pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let DemoArgs {
+        cameras,
+        speakers,
+        http,
+        data_dir,
+        seconds,
+        broker,
+    } = args;
+    let broker = start_broker(broker).await?;
+    let (data_dir, _tmp) = match data_dir {
+        Some(d) => (d, None),
+        None => {
+            let t = tempfile_dir()?;
+            (t.clone(), Some(t))
+        }
+    };
+    std::fs::create_dir_all(&data_dir)?;
+    let password = random_password();
+    let township = device_sim::sample_township();
+    let sim = start_sim(cameras, speakers, &password).await?;
+    let manifest = sim.manifest().clone();
+    let mut text = config_text(&manifest, &township, &data_dir, http, &broker);
+    // [broadcast] A timetable that plays every three minutes, and a key the
+    // demo's "county platform" signs an emergency broadcast with.
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let tt_path = data_dir.join("timetable.toml");
+    let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC);
+    let now =
+        jiff::Timestamp::from_millisecond(clock.now_ms()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    std::fs::write(&tt_path, demo_timetable(now.to_zoned(shanghai).datetime()))?;
+    text.push_str(&broadcast_section(&tt_path, &signing));
+    let broker_url =
+        crate::config::parse_broker_url(&broker).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = data_dir.join("gateway.toml");
+    std::fs::write(&path, &text)?;
+    // SAFETY: set before any other thread reads the environment for this name.
+    unsafe_env_set(DEMO_PASSWORD_ENV, &password);
+    let cfg = Config::parse(&text, &path.display().to_string())?;
+    let store = crate::cmd::run::open_store(&cfg)?;
+    let admin_password = add_admin(&store)?;
+
+    // [speakers] The simulated horns go into the speaker inventory, so the
+    // dashboard lists them and can test them.
+    match import_sim_speakers(&store, &manifest) {
+        Ok(n) => tracing::info!(speakers = n, "demo speakers imported"),
+        Err(e) => tracing::warn!(error = %e, "importing the demo speakers failed"),
+    }
+
+    let banner = Banner {
+        township: &township.name,
+        cameras,
+        speakers,
+        http,
+        admin_password: &admin_password,
+        data_dir: &data_dir,
+        config: &path,
+        timetable: &tt_path,
+        broker: &broker,
+        broker_url: &broker_url,
+        manifest: &manifest,
+    };
+    banner.print();
+
+    let shutdown = CancellationToken::new();
+    spawn_stopper(seconds.map(Duration::from_secs), shutdown.clone());
+    spawn_summary(store.clone(), shutdown.clone());
+    // Faults come and go, so health changes can be watched live.
+    let sim = Arc::new(sim);
+    {
+        let sim = sim.clone();
+        let sd = shutdown.clone();
+        let cams = cameras;
+        tokio::spawn(async move { fault_script(&sim, cams, sd).await });
+    }
+    {
+        let sd = shutdown.clone();
+        let topics = tgw_core::uplink::topics::Topics::new(&cfg.gateway.site.0, &cfg.gateway.id.0);
+        let (host, port) = (broker_url.host.clone(), broker_url.port);
+        let clock = clock.clone();
+        tokio::spawn(async move { emergency_script(host, port, topics, signing, clock, sd).await });
+    }
+    crate::cmd::run::run(cfg, store, shutdown, clock).await?;
+    match Arc::try_unwrap(sim) {
+        Ok(sim) => sim.shutdown().await,
+        Err(_) => tracing::debug!("simulator still shared at exit"),
+    }
+    if let Some(t) = _tmp {
+        let _ = std::fs::remove_dir_all(t);
+    }
+    Ok(())
+}
+
+/// The broker the demo publishes to: `--broker` (checked), else the
+/// embedded one on 127.0.0.1:1883 when free, else on any port.
+async fn start_broker(broker: Option<String>) -> anyhow::Result<String> {
+    Ok(match broker {
         Some(url) => {
             crate::config::parse_broker_url(&url).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
             url
@@ -145,21 +260,20 @@ pub async fn run(
             };
             format!("mqtt://{addr}")
         }
-    };
-    let (data_dir, _tmp) = match data_dir {
-        Some(d) => (d, None),
-        None => {
-            let t = tempfile_dir()?;
-            (t.clone(), Some(t))
-        }
-    };
-    std::fs::create_dir_all(&data_dir)?;
-    let password = random_password();
-    let township = device_sim::sample_township();
-    let sim = device_sim::start(device_sim::SimConfig {
+    })
+}
+
+/// The simulator: every camera with login `admin`/`password`, a control
+/// endpoint, and two cameras faulty from the start.
+async fn start_sim(
+    cameras: usize,
+    speakers: usize,
+    password: &str,
+) -> anyhow::Result<device_sim::Sim> {
+    device_sim::start(device_sim::SimConfig {
         cameras,
         speakers,
-        password: Some(password.clone()),
+        password: Some(password.to_string()),
         username: Some("admin".into()),
         control: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         faults: vec![
@@ -173,34 +287,12 @@ pub async fn run(
         .collect(),
         ..Default::default()
     })
-    .await?;
-    let manifest = sim.manifest().clone();
-    let mut text = config_text(&manifest, &township, &data_dir, http, &broker);
-    // [broadcast] A timetable that plays every three minutes, and a key the
-    // demo's "county platform" signs an emergency broadcast with.
-    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let tt_path = data_dir.join("timetable.toml");
-    std::fs::write(
-        &tt_path,
-        demo_timetable(
-            jiff::Zoned::now()
-                .with_time_zone(
-                    jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC),
-                )
-                .datetime(),
-        ),
-    )?;
-    text.push_str(&broadcast_section(&tt_path, &signing));
-    let broker_url =
-        crate::config::parse_broker_url(&broker).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let path = data_dir.join("gateway.toml");
-    std::fs::write(&path, &text)?;
-    // SAFETY: set before any other thread reads the environment for this name.
-    unsafe_env_set(DEMO_PASSWORD_ENV, &password);
-    let cfg = Config::parse(&text, &path.display().to_string())?;
-    let store = crate::cmd::run::open_store(&cfg)?;
-    // [http] A demo admin for the dashboard: `admin` with a random password
-    // printed below (or $TGW_DEMO_ADMIN_PASSWORD, for scripted screenshots).
+    .await
+}
+
+/// [http] A demo admin for the dashboard: `admin` with a random password
+/// (or $TGW_DEMO_ADMIN_PASSWORD, for scripted screenshots); returns it.
+fn add_admin(store: &crate::store::Store) -> anyhow::Result<String> {
     let admin_password = std::env::var(DEMO_ADMIN_PASSWORD_ENV)
         .ok()
         .filter(|p| p.len() >= 8)
@@ -211,69 +303,94 @@ pub async fn run(
         &crate::store::secrets::Password::new(admin_password.clone()),
         crate::auth::HashCost::DEFAULT,
     )?;
+    Ok(admin_password)
+}
 
-    // [speakers] The simulated horns go into the speaker inventory, so the
-    // dashboard lists them and can test them.
-    match import_sim_speakers(&store, &manifest) {
-        Ok(n) => tracing::info!(speakers = n, "demo speakers imported"),
-        Err(e) => tracing::warn!(error = %e, "importing the demo speakers failed"),
+/// What the banner on stderr names.
+struct Banner<'a> {
+    township: &'a str,
+    cameras: usize,
+    speakers: usize,
+    http: SocketAddr,
+    admin_password: &'a str,
+    data_dir: &'a std::path::Path,
+    config: &'a std::path::Path,
+    timetable: &'a std::path::Path,
+    broker: &'a str,
+    broker_url: &'a crate::config::BrokerUrl,
+    manifest: &'a device_sim::Manifest,
+}
+
+impl Banner<'_> {
+    /// Prints where to look.
+    fn print(&self) {
+        let Banner {
+            cameras,
+            speakers,
+            http,
+            admin_password,
+            broker,
+            manifest,
+            ..
+        } = self;
+        let first = manifest
+            .devices
+            .first()
+            .map(|d| d.address.clone())
+            .unwrap_or_default();
+        let last = manifest
+            .devices
+            .last()
+            .map(|d| d.address.clone())
+            .unwrap_or_default();
+        eprintln!(
+            "\n{} demo: {cameras} simulated cameras and {speakers} loudspeakers on {first} – {last}\n\
+             \x20 dashboard (zh-CN): http://{http}/   log in as admin / {admin_password}\n\
+             \x20 inventory API:     http://{http}/api/v1/devices\n\
+             \x20 from a shell:      tgw devices list --data-dir {dd}\n\
+             \x20 configuration:     {cfgp}\n\
+             \x20 MQTT ({broker}):  mosquitto_sub -h {bhost} -p {bport} -t 'tgw/v1/#' -v\n\
+             \x20 camera health:     tgw status --url http://{http}\n\
+             \x20 inject a fault:    curl -X POST http://{ctl}/devices/cam-0003/fault -d offline\n\
+             \x20 broadcasts:        a scheduled notice every 3 minutes (timetable: {ttp});\n\
+             \x20                    a signed emergency broadcast over MQTT 60 s after start, then every 10 min\n\
+             \x20 cameras with faults from the start: cam-0005 (wrong password), cam-0009 (clock 10 min fast)\n\
+             Ctrl-C stops.\n",
+            self.township,
+            dd = self.data_dir.display(),
+            cfgp = self.config.display(),
+            ttp = self.timetable.display(),
+            ctl = manifest.control.as_deref().unwrap_or("-"),
+            bhost = self.broker_url.host,
+            bport = self.broker_url.port,
+        );
     }
+}
 
-    let first = manifest
-        .devices
-        .first()
-        .map(|d| d.address.clone())
-        .unwrap_or_default();
-    let last = manifest
-        .devices
-        .last()
-        .map(|d| d.address.clone())
-        .unwrap_or_default();
-    eprintln!(
-        "\n{} demo: {cameras} simulated cameras and {speakers} loudspeakers on {first} – {last}\n\
-         \x20 dashboard (zh-CN): http://{http}/   log in as admin / {admin_password}\n\
-         \x20 inventory API:     http://{http}/api/v1/devices\n\
-         \x20 from a shell:      tgw devices list --data-dir {dd}\n\
-         \x20 configuration:     {cfgp}\n\
-         \x20 MQTT ({broker}):  mosquitto_sub -h {bhost} -p {bport} -t 'tgw/v1/#' -v\n\
-         \x20 camera health:     tgw status --url http://{http}\n\
-         \x20 inject a fault:    curl -X POST http://{ctl}/devices/cam-0003/fault -d offline\n\
-         \x20 broadcasts:        a scheduled notice every 3 minutes (timetable: {ttp});\n\
-         \x20                    a signed emergency broadcast over MQTT 60 s after start, then every 10 min\n\
-         \x20 cameras with faults from the start: cam-0005 (wrong password), cam-0009 (clock 10 min fast)\n\
-         Ctrl-C stops.\n",
-        township.name,
-        dd = data_dir.display(),
-        cfgp = path.display(),
-        ttp = tt_path.display(),
-        ctl = manifest.control.as_deref().unwrap_or("-"),
-        bhost = broker_url.host,
-        bport = broker_url.port,
-    );
-
-    let shutdown = CancellationToken::new();
-    let sd = shutdown.clone();
+/// Cancels `shutdown` on Ctrl-C (or SIGTERM), or after `seconds`.
+fn spawn_stopper(seconds: Option<Duration>, shutdown: CancellationToken) {
     tokio::spawn(async move {
         match seconds {
             Some(s) => {
                 tokio::select! {
                     _ = tokio::time::sleep(s) => {}
-                    _ = crate::cmd::shutdown_signal() => {}
+                    _ = shutdown_signal() => {}
                 }
             }
-            None => crate::cmd::shutdown_signal().await,
+            None => shutdown_signal().await,
         }
-        sd.cancel();
+        shutdown.cancel();
     });
-    let report_store = store.clone();
-    let sd = shutdown.clone();
+}
+
+/// One summary line a few seconds after the first round.
+fn spawn_summary(store: crate::store::Store, shutdown: CancellationToken) {
     tokio::spawn(async move {
-        // One summary line a few seconds after the first round.
         tokio::select! {
-            _ = sd.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(8)) => {}
         }
-        if let Ok(devs) = report_store.devices(None) {
+        if let Ok(devs) = store.devices(None) {
             let inv = devs.iter().filter(|d| d.inventory.is_some()).count();
             let adopted = devs
                 .iter()
@@ -286,29 +403,6 @@ pub async fn run(
             );
         }
     });
-    // Faults come and go, so health changes can be watched live.
-    let sim = Arc::new(sim);
-    {
-        let sim = sim.clone();
-        let sd = shutdown.clone();
-        let cams = cameras;
-        tokio::spawn(async move { fault_script(&sim, cams, sd).await });
-    }
-    {
-        let sd = shutdown.clone();
-        let topics = tgw_core::uplink::topics::Topics::new(&cfg.gateway.site.0, &cfg.gateway.id.0);
-        let (host, port) = (broker_url.host.clone(), broker_url.port);
-        tokio::spawn(async move { emergency_script(host, port, topics, signing, sd).await });
-    }
-    crate::cmd::run::run(cfg, store, shutdown).await?;
-    match Arc::try_unwrap(sim) {
-        Ok(sim) => sim.shutdown().await,
-        Err(_) => tracing::debug!("simulator still shared at exit"),
-    }
-    if let Some(t) = _tmp {
-        let _ = std::fs::remove_dir_all(t);
-    }
-    Ok(())
 }
 
 // --- demo speakers (issue 6) ---
@@ -444,6 +538,7 @@ async fn emergency_script(
     port: u16,
     topics: tgw_core::uplink::topics::Topics,
     key: ed25519_dalek::SigningKey,
+    clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) {
     let mut opts = rumqttc::MqttOptions::new("tgw-demo-county", host, port);
@@ -467,7 +562,9 @@ async fn emergency_script(
         }
         wait = Duration::from_secs(600);
         n += 1;
-        let not_after = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(5);
+        let now = jiff::Timestamp::from_millisecond(clock.now_ms())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let not_after = now + jiff::SignedDuration::from_mins(5);
         let payload = serde_json::json!({
             "id": format!("demo-emergency-{n}"),
             "action": "start",

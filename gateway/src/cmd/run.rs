@@ -14,7 +14,9 @@ use device_drivers::wsd_io::{self, WsdEvent};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::base::clock::Clock;
 use crate::base::metrics::Metrics;
+use crate::broadcast::runtime::{Broadcasts, Started};
 use crate::cameras::discovery;
 use crate::cameras::inventory::{self, Prober};
 use crate::cameras::poller::HealthSink;
@@ -47,10 +49,14 @@ pub fn open_store(cfg: &Config) -> anyhow::Result<Store> {
 /// Which devices need an inventory now: never fetched, or older than the
 /// refresh interval, or whose last attempt failed (retried each round; the
 /// driver's auth backoff keeps a locked account from being hammered).
-pub fn due_for_inventory(store: &Store, cfg: &Config) -> anyhow::Result<Vec<String>> {
+pub fn due_for_inventory(
+    store: &Store,
+    cfg: &Config,
+    clock: &dyn Clock,
+) -> anyhow::Result<Vec<String>> {
     let refresh =
         time::Duration::try_from(cfg.inventory.refresh_secs).unwrap_or(time::Duration::HOUR);
-    let now = time::OffsetDateTime::now_utc();
+    let now = clock.now_utc();
     let mut out = Vec::new();
     for d in store.devices(None)? {
         // ONVIF inventory is for cameras; discovered speakers are not probed.
@@ -80,30 +86,57 @@ pub fn due_for_inventory(store: &Store, cfg: &Config) -> anyhow::Result<Vec<Stri
     Ok(out)
 }
 
+/// What the daemon's loops share.
+#[derive(Clone)]
+struct Shared {
+    cfg: Arc<Config>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    publisher: Publisher,
+    /// Inventory now (a Hello, the API).
+    probe_tx: mpsc::Sender<String>,
+    /// Health check now (after an inventory, a Bye).
+    wake_tx: mpsc::Sender<String>,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+}
+
+/// Requests from the centre and the API that the discovery loop serves.
+#[derive(Clone, Default)]
+struct Requests {
+    rediscover: Arc<Notify>,
+    reload: Arc<Notify>,
+}
+
+type Tasks = tokio::task::JoinSet<anyhow::Result<()>>;
+
 /// Runs the gateway until `shutdown` is cancelled.
-pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: Config,
+    store: Store,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
     let prober = Prober::new(cfg.inventory.call_timeout_ms)?;
     let opts = discovery::options(&cfg.discovery)?;
-    let speaker_search = discovery::SpeakerSearch::from_config(&cfg.discovery, &opts);
-    let (probe_tx, mut probe_rx) = mpsc::channel::<String>(1024);
+    let (probe_tx, probe_rx) = mpsc::channel::<String>(1024);
     let (wake_tx, wake_rx) = mpsc::channel::<String>(1024);
-    let metrics = Arc::new(Metrics::new());
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Tasks::new();
     // [http/live] Health events for dashboards (SSE); also the poller's sink.
     let live = crate::base::live::LiveHub::default();
+    let requests = Requests::default();
+    let broadcasts_cell = Arc::new(std::sync::OnceLock::new());
 
     // The uplink to the governance centre, when [mqtt] is configured.
-    let rediscover = Arc::new(Notify::new());
-    let reload = Arc::new(Notify::new());
-    let broadcasts_cell = Arc::new(std::sync::OnceLock::new());
     let uplink = match &cfg.mqtt {
         Some(_) => {
             let commands = Arc::new(Commands {
                 store: store.clone(),
-                rediscover: rediscover.clone(),
+                rediscover: requests.rediscover.clone(),
                 probe: probe_tx.clone(),
                 wake: wake_tx.clone(),
-                reload: reload.clone(),
+                reload: requests.reload.clone(),
                 broadcasts: broadcasts_cell.clone(),
                 cap_topic: cfg
                     .warnings
@@ -118,22 +151,28 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
     let publisher = uplink
         .as_ref()
         .map_or_else(Publisher::disabled, Uplink::publisher);
-    let sink: Arc<dyn HealthSink> = Arc::new(Fanout(vec![
-        Arc::new(live.clone()),
-        Arc::new(MqttSink(publisher.clone())),
-    ]));
+    let sh = Shared {
+        cfg: cfg.clone(),
+        store,
+        metrics: Arc::new(Metrics::new()),
+        publisher,
+        probe_tx,
+        wake_tx,
+        shutdown,
+        clock,
+    };
 
     // Broadcasts: the engine, the timetable, CAP feeds (issue 7).
-    let bcast = crate::broadcast::runtime::start_for_daemon(
+    let mut bcast = crate::broadcast::runtime::start_for_daemon(
         &cfg,
-        &store,
-        publisher.clone(),
+        &sh.store,
+        sh.publisher.clone(),
         live.clone(),
         opts.interfaces.first().copied(),
-        shutdown.clone(),
+        sh.shutdown.clone(),
     )?;
     let _ = broadcasts_cell.set(bcast.broadcasts.clone());
-    for h in bcast.tasks {
+    for h in std::mem::take(&mut bcast.tasks) {
         tasks.spawn(async move {
             let _ = h.await;
             Ok(())
@@ -141,217 +180,29 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
     }
 
     if cfg.health.enabled {
-        let poller = Poller::new(store.clone(), cfg.health.clone(), metrics.clone(), sink)?;
-        let sd = shutdown.clone();
-        tasks.spawn(async move {
-            poller.run(sd, wake_rx).await;
-            Ok(())
-        });
+        spawn_poller(&mut tasks, &sh, &live, wake_rx)?;
     }
-
     if let Some(http) = &cfg.http {
         let listener = tokio::net::TcpListener::bind(http.listen)
             .await
             .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", http.listen))?;
         tracing::info!(addr = %http.listen, "http listening");
-        // [http] state: probe-now channel, live hub, time zone, shutdown.
-        let state =
-            crate::http::AppState::new(store.clone(), cfg.township.name.clone(), metrics.clone())?
-                .with_probe(probe_tx.clone())
-                .with_live(live.clone())
-                .with_timezone(&cfg.gateway.timezone)
-                .with_multicast_if(opts.interfaces.first().copied())
-                .with_broadcasts(
-                    bcast.broadcasts.clone(),
-                    bcast.assets.clone(),
-                    cfg.broadcast.default_volume.min(100) as u8,
-                    cfg.broadcast.timetable.clone(),
-                )
-                .with_shutdown(shutdown.clone());
-        let state = match crate::cmd::log_level_handle() {
-            Some((f, cur)) => state.with_log_level(f, &cur),
-            None => state,
-        };
-        let app = crate::http::router(state)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let sd = shutdown.clone();
-        tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { sd.cancelled().await })
-                .await
-                .map_err(anyhow::Error::from)
-        });
+        spawn_http(&mut tasks, &sh, listener, &live, &bcast, &opts)?;
     }
-
-    // Hello/Bye listeners.
     if cfg.discovery.enabled && cfg.discovery.listen && cfg.discovery.multicast {
-        let (tx, mut rx) = mpsc::channel::<WsdEvent>(1024);
-        let ifaces = if opts.interfaces.is_empty() {
-            discovery::default_interfaces()
-        } else {
-            opts.interfaces.clone()
-        };
-        for iface in ifaces {
-            let tx = tx.clone();
-            let sd = shutdown.clone();
-            let group = cfg.discovery.multicast_group;
-            tasks.spawn(async move {
-                if let Err(e) =
-                    wsd_io::listen(iface, group, tx, async move { sd.cancelled().await }).await
-                {
-                    tracing::warn!(interface = %iface, error = %e, "hello/bye listener stopped");
-                }
-                Ok(())
-            });
-        }
-        drop(tx);
-        let store2 = store.clone();
-        let rules = cfg.discovery.auto_adopt.clone();
-        let probe_tx = probe_tx.clone();
-        let wake_tx = wake_tx.clone();
-        tasks.spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                match ev {
-                    WsdEvent::Hello(d) => {
-                        match discovery::record(&store2, std::slice::from_ref(&d), &rules) {
-                            Ok(r) => {
-                                // A Hello refreshes the inventory, then health.
-                                for id in r.ids {
-                                    let _ = probe_tx.try_send(id);
-                                }
-                            }
-                            Err(e) => tracing::warn!(error = %e, "recording hello failed"),
-                        }
-                    }
-                    WsdEvent::Bye { endpoint_ref, .. } => match store2.record_bye(&endpoint_ref) {
-                        Ok(Some(id)) => {
-                            tracing::info!(device = %id, "camera said bye");
-                            let _ = wake_tx.try_send(id);
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "recording bye failed"),
-                    },
-                }
-            }
-            Ok(())
-        });
+        spawn_hello_listeners(&mut tasks, &sh, &opts);
     }
+    spawn_immediate_probes(&mut tasks, &sh, prober.clone(), probe_rx);
+    spawn_rounds(
+        &mut tasks,
+        &sh,
+        prober,
+        opts,
+        requests,
+        bcast.broadcasts.clone(),
+    );
 
-    // Immediate probes (Hello, API).
-    {
-        let store2 = store.clone();
-        let prober2 = prober.clone();
-        let metrics2 = metrics.clone();
-        let publisher2 = publisher.clone();
-        let wake_tx = wake_tx.clone();
-        let sd = shutdown.clone();
-        let limit = Arc::new(tokio::sync::Semaphore::new(cfg.inventory.concurrency));
-        tasks.spawn(async move {
-            loop {
-                let id = tokio::select! {
-                    _ = sd.cancelled() => break,
-                    id = probe_rx.recv() => match id { Some(id) => id, None => break },
-                };
-                let Ok(permit) = limit.clone().acquire_owned().await else {
-                    break;
-                };
-                let (store3, prober3, metrics3) =
-                    (store2.clone(), prober2.clone(), metrics2.clone());
-                let (publisher3, wake3) = (publisher2.clone(), wake_tx.clone());
-                tokio::spawn(async move {
-                    let o = inventory::probe_device(&store3, &prober3, &id).await;
-                    Metrics::count(&metrics3.inventories, &o.result);
-                    if o.result == "ok" {
-                        publish_meta(&store3, &publisher3, &o.id);
-                    }
-                    // Then re-check its health at once.
-                    let _ = wake3.try_send(o.id);
-                    drop(permit);
-                });
-            }
-            Ok(())
-        });
-    }
-
-    // Discovery + inventory rounds.
-    {
-        let store2 = store.clone();
-        let sd = shutdown.clone();
-        let cfg2 = cfg.clone();
-        let metrics2 = metrics.clone();
-        let publisher2 = publisher.clone();
-        let (rediscover, reload) = (rediscover.clone(), reload.clone());
-        let bc2 = bcast.broadcasts.clone();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(cfg2.discovery.interval_secs);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = sd.cancelled() => break,
-                    _ = tick.tick() => {}
-                    _ = rediscover.notified() => tracing::info!("rediscovery requested"),
-                    _ = reload.notified() => {
-                        match reload_config(&cfg2, &store2) {
-                            Ok(()) => tracing::info!("configuration reloaded (township, credential groups)"),
-                            Err(e) => tracing::warn!(error = %format!("{e:#}"), "configuration reload failed; keeping the running one"),
-                        }
-                        if let Some(f) = &cfg2.broadcast.timetable {
-                            match tgw_core::schedule::Timetable::load(f, &cfg2.broadcast.timezone) {
-                                Ok(tt) => {
-                                    bc2.set_timetable(tt).await;
-                                    tracing::info!(file = %f.display(), "timetable reloaded");
-                                }
-                                Err(e) => tracing::warn!(error = %e, "timetable reload failed; keeping the running one"),
-                            }
-                        }
-                        continue;
-                    }
-                }
-                if cfg2.discovery.enabled {
-                    let r = tokio::select! {
-                        _ = sd.cancelled() => break,
-                        r = discovery::round(&store2, &opts, &speaker_search, &cfg2.discovery.auto_adopt) => r,
-                    };
-                    match r {
-                        Ok(r) => {
-                            Metrics::count(&metrics2.discovery_rounds, "ok");
-                            tracing::info!(found = r.found, new = r.new, auto_adopted = r.auto_adopted, speakers = r.speakers, new_speakers = r.new_speakers, "discovery round done");
-                        }
-                        Err(e) => {
-                            Metrics::count(&metrics2.discovery_rounds, "error");
-                            tracing::warn!(error = %e, "discovery round failed");
-                        }
-                    }
-                }
-                let due = match due_for_inventory(&store2, &cfg2) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "listing devices failed");
-                        continue;
-                    }
-                };
-                if due.is_empty() {
-                    continue;
-                }
-                let n = due.len();
-                let outcomes = tokio::select! {
-                    _ = sd.cancelled() => break,
-                    o = inventory::probe_many(&store2, &prober, due, cfg2.inventory.concurrency, Arc::new(|_| {})) => o,
-                };
-                for o in &outcomes {
-                    Metrics::count(&metrics2.inventories, &o.result);
-                    if o.result == "ok" {
-                        publish_meta(&store2, &publisher2, &o.id);
-                    }
-                }
-                let ok = outcomes.iter().filter(|o| o.result == "ok").count();
-                tracing::info!(probed = n, ok, failed = n - ok, "inventory round done");
-            }
-            Ok(())
-        });
-    }
-
-    shutdown.cancelled().await;
+    sh.shutdown.cancelled().await;
     // Give tasks a moment to stop on the token, then abort the rest.
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), drain)
@@ -365,6 +216,261 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
         u.join().await;
     }
     Ok(())
+}
+
+/// The health poller (one task per adopted camera), reporting to the live
+/// hub and the uplink.
+fn spawn_poller(
+    tasks: &mut Tasks,
+    sh: &Shared,
+    live: &crate::base::live::LiveHub,
+    wake_rx: mpsc::Receiver<String>,
+) -> anyhow::Result<()> {
+    let sink: Arc<dyn HealthSink> = Arc::new(Fanout(vec![
+        Arc::new(live.clone()),
+        Arc::new(MqttSink(sh.publisher.clone())),
+    ]));
+    let poller = Poller::new(
+        sh.store.clone(),
+        sh.cfg.health.clone(),
+        sh.metrics.clone(),
+        sink,
+    )?;
+    let sd = sh.shutdown.clone();
+    tasks.spawn(async move {
+        poller.run(sd, wake_rx).await;
+        Ok(())
+    });
+    Ok(())
+}
+
+/// The HTTP endpoint (`[http]`): API, dashboard, metrics.
+fn spawn_http(
+    tasks: &mut Tasks,
+    sh: &Shared,
+    listener: tokio::net::TcpListener,
+    live: &crate::base::live::LiveHub,
+    bcast: &Started,
+    opts: &wsd_io::DiscoverOptions,
+) -> anyhow::Result<()> {
+    let cfg = &sh.cfg;
+    // [http] state: probe-now channel, live hub, time zone, shutdown.
+    let state = crate::http::AppState::new(
+        sh.store.clone(),
+        cfg.township.name.clone(),
+        sh.metrics.clone(),
+    )?
+    .with_probe(sh.probe_tx.clone())
+    .with_live(live.clone())
+    .with_timezone(&cfg.gateway.timezone)
+    .with_multicast_if(opts.interfaces.first().copied())
+    .with_broadcasts(
+        bcast.broadcasts.clone(),
+        bcast.assets.clone(),
+        cfg.broadcast.default_volume.min(100) as u8,
+        cfg.broadcast.timetable.clone(),
+    )
+    .with_shutdown(sh.shutdown.clone());
+    let state = match crate::base::logging::log_level_handle() {
+        Some(h) => {
+            let current = h.current().to_string();
+            let f: crate::http::LogLevelFn =
+                Arc::new(move |s: &str| h.set(s).map_err(|e| e.to_string()));
+            state.with_log_level(f, &current)
+        }
+        None => state,
+    };
+    let app =
+        crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let sd = sh.shutdown.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { sd.cancelled().await })
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    Ok(())
+}
+
+/// A Hello/Bye listener per interface: a Hello records the camera and
+/// triggers an immediate inventory, a Bye an immediate health check.
+fn spawn_hello_listeners(tasks: &mut Tasks, sh: &Shared, opts: &wsd_io::DiscoverOptions) {
+    let (tx, mut rx) = mpsc::channel::<WsdEvent>(1024);
+    let ifaces = if opts.interfaces.is_empty() {
+        discovery::default_interfaces()
+    } else {
+        opts.interfaces.clone()
+    };
+    for iface in ifaces {
+        let tx = tx.clone();
+        let sd = sh.shutdown.clone();
+        let group = sh.cfg.discovery.multicast_group;
+        tasks.spawn(async move {
+            if let Err(e) =
+                wsd_io::listen(iface, group, tx, async move { sd.cancelled().await }).await
+            {
+                tracing::warn!(interface = %iface, error = %e, "hello/bye listener stopped");
+            }
+            Ok(())
+        });
+    }
+    drop(tx);
+    let sh = sh.clone();
+    tasks.spawn(async move {
+        let rules = &sh.cfg.discovery.auto_adopt;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                WsdEvent::Hello(d) => {
+                    match discovery::record(&sh.store, std::slice::from_ref(&d), rules) {
+                        Ok(r) => {
+                            // A Hello refreshes the inventory, then health.
+                            for id in r.ids {
+                                let _ = sh.probe_tx.try_send(id);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "recording hello failed"),
+                    }
+                }
+                WsdEvent::Bye { endpoint_ref, .. } => match sh.store.record_bye(&endpoint_ref) {
+                    Ok(Some(id)) => {
+                        tracing::info!(device = %id, "camera said bye");
+                        let _ = sh.wake_tx.try_send(id);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "recording bye failed"),
+                },
+            }
+        }
+        Ok(())
+    });
+}
+
+/// Immediate probes (Hello, API), at most `inventory.concurrency` at once.
+fn spawn_immediate_probes(
+    tasks: &mut Tasks,
+    sh: &Shared,
+    prober: Prober,
+    mut probe_rx: mpsc::Receiver<String>,
+) {
+    let sh = sh.clone();
+    let limit = Arc::new(tokio::sync::Semaphore::new(sh.cfg.inventory.concurrency));
+    tasks.spawn(async move {
+        loop {
+            let id = tokio::select! {
+                _ = sh.shutdown.cancelled() => break,
+                id = probe_rx.recv() => match id { Some(id) => id, None => break },
+            };
+            let Ok(permit) = limit.clone().acquire_owned().await else {
+                break;
+            };
+            let (sh, prober) = (sh.clone(), prober.clone());
+            tokio::spawn(async move {
+                let o = inventory::probe_device(&sh.store, &prober, &id).await;
+                Metrics::count(&sh.metrics.inventories, &o.result);
+                if o.result == "ok" {
+                    publish_meta(&sh.store, &sh.publisher, &o.id);
+                }
+                // Then re-check its health at once.
+                let _ = sh.wake_tx.try_send(o.id);
+                drop(permit);
+            });
+        }
+        Ok(())
+    });
+}
+
+/// Discovery and inventory rounds every `discovery.interval_secs` (or on
+/// request), and configuration reloads.
+fn spawn_rounds(
+    tasks: &mut Tasks,
+    sh: &Shared,
+    prober: Prober,
+    opts: wsd_io::DiscoverOptions,
+    requests: Requests,
+    broadcasts: Broadcasts,
+) {
+    let sh = sh.clone();
+    let speaker_search = discovery::SpeakerSearch::from_config(&sh.cfg.discovery, &opts);
+    tasks.spawn(async move {
+        let cfg = &sh.cfg;
+        let sd = &sh.shutdown;
+        let mut tick = tokio::time::interval(cfg.discovery.interval_secs);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = sd.cancelled() => break,
+                _ = tick.tick() => {}
+                _ = requests.rediscover.notified() => tracing::info!("rediscovery requested"),
+                _ = requests.reload.notified() => {
+                    reload(cfg, &sh.store, &broadcasts).await;
+                    continue;
+                }
+            }
+            if cfg.discovery.enabled {
+                let r = tokio::select! {
+                    _ = sd.cancelled() => break,
+                    r = discovery::round(&sh.store, &opts, &speaker_search, &cfg.discovery.auto_adopt) => r,
+                };
+                match r {
+                    Ok(r) => {
+                        Metrics::count(&sh.metrics.discovery_rounds, "ok");
+                        tracing::info!(found = r.found, new = r.new, auto_adopted = r.auto_adopted, speakers = r.speakers, new_speakers = r.new_speakers, "discovery round done");
+                    }
+                    Err(e) => {
+                        Metrics::count(&sh.metrics.discovery_rounds, "error");
+                        tracing::warn!(error = %e, "discovery round failed");
+                    }
+                }
+            }
+            let due = match due_for_inventory(&sh.store, cfg, sh.clock.as_ref()) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing devices failed");
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                continue;
+            }
+            let n = due.len();
+            let outcomes = tokio::select! {
+                _ = sd.cancelled() => break,
+                o = inventory::probe_many(&sh.store, &prober, due, cfg.inventory.concurrency, Arc::new(|_| {})) => o,
+            };
+            for o in &outcomes {
+                Metrics::count(&sh.metrics.inventories, &o.result);
+                if o.result == "ok" {
+                    publish_meta(&sh.store, &sh.publisher, &o.id);
+                }
+            }
+            let ok = outcomes.iter().filter(|o| o.result == "ok").count();
+            tracing::info!(probed = n, ok, failed = n - ok, "inventory round done");
+        }
+        Ok(())
+    });
+}
+
+/// `cmd/reload` from the centre: the township tree and credential groups
+/// from the configuration file, and the timetable file; a failure keeps
+/// the running ones.
+async fn reload(cfg: &Config, store: &Store, broadcasts: &Broadcasts) {
+    match reload_config(cfg, store) {
+        Ok(()) => tracing::info!("configuration reloaded (township, credential groups)"),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "configuration reload failed; keeping the running one")
+        }
+    }
+    if let Some(f) = &cfg.broadcast.timetable {
+        match tgw_core::schedule::Timetable::load(f, &cfg.broadcast.timezone) {
+            Ok(tt) => {
+                broadcasts.set_timetable(tt).await;
+                tracing::info!(file = %f.display(), "timetable reloaded");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "timetable reload failed; keeping the running one")
+            }
+        }
+    }
 }
 
 /// Publishes a camera's retained metadata after a successful inventory.
