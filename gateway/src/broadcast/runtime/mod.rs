@@ -1547,5 +1547,4 @@ pub fn start_for_daemon(
 }
 
 #[cfg(test)]
-#[path = "day_tests.rs"]
-mod day_tests;
+mod tests;
