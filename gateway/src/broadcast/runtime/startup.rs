@@ -26,7 +26,7 @@ use tgw_core::schedule::Timetable;
 
 /// Everything the runtime needs.
 pub struct Parts {
-    /// Broadcast records.
+    /// Broadcast records (stamped with `clock` from the start on).
     pub records: Records,
     /// MQTT.
     pub publisher: Publisher,
@@ -96,7 +96,7 @@ pub fn start(
             lead_ms: parts.settings.lead.as_millis() as i64,
             stop_timeout_ms: parts.settings.stop_timeout.as_millis() as i64,
         }),
-        records: parts.records,
+        records: parts.records.with_clock(parts.clock.clone()),
         publisher: parts.publisher,
         live: parts.live,
         speakers: parts.speakers,
@@ -160,7 +160,8 @@ pub fn start_for_daemon(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
     let b = &cfg.broadcast;
-    let records = Records::open(store)?;
+    let clock = crate::base::clock::system();
+    let records = Records::open_with_clock(store, clock.clone())?;
     let timetable = load_timetable(cfg, &records)?;
     let assets = AssetStore::open(
         &cfg.gateway.data_dir,
@@ -200,7 +201,7 @@ pub fn start_for_daemon(
             assets: assets.clone(),
             timetable,
             settings,
-            clock: crate::base::clock::system(),
+            clock,
             player: Arc::new(DriverPlayer(driver)),
             warnings,
             keys,
