@@ -688,7 +688,7 @@ impl Scenario {
                 self.b
                     .signed(body)
                     .await
-                    .map_err(|(c, r)| anyhow!("signed command refused: {c}: {r}"))?;
+                    .map_err(|r| anyhow!("signed command refused: {}: {}", r.code, r.message))?;
             }
             (None, Some(spec)) => {
                 self.b

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::runtime::Broadcasts;
+use crate::base::error::{Error, ErrorKind, Result};
+use crate::broadcast::runtime::Broadcasts;
 use tgw_core::warning::{Feed, FeedEntry, parse_feed};
 
 /// Largest feed or alert document fetched.
@@ -19,23 +20,30 @@ pub const TIMEOUT: Duration = Duration::from_secs(15);
 /// Linked documents remembered (not fetched again).
 const MAX_LINKS: usize = 4096;
 
-async fn fetch(client: &reqwest::Client, url: &str) -> Result<bytes::Bytes, String> {
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<bytes::Bytes> {
+    let unreachable = |e: reqwest::Error| Error::unavailable(format!("{url}: {e}"));
+    let too_large = || {
+        Error::new(
+            ErrorKind::TooLarge,
+            format!("{url}: body over {MAX_BODY} bytes"),
+        )
+    };
     let mut resp = client
         .get(url)
         .timeout(TIMEOUT)
         .send()
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(unreachable)?;
     if !resp.status().is_success() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
+        return Err(Error::unavailable(format!("{url}: HTTP {}", resp.status())));
     }
     if resp.content_length().is_some_and(|n| n as usize > MAX_BODY) {
-        return Err(format!("{url}: body over {MAX_BODY} bytes"));
+        return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+    while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("{url}: body over {MAX_BODY} bytes"));
+            return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }

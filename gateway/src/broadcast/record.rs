@@ -3,10 +3,13 @@
 //! occurrences fired, the timetable document and small state blobs (the
 //! early-warning desk, the nonces of signed commands).
 
+use std::sync::Arc;
+
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::base::clock::Clock;
 use crate::store::{Store, apply_migrations, fmt_time};
 
 const MIGRATIONS: &[&str] = &[r#"
@@ -145,23 +148,37 @@ pub struct CapRow {
 /// itself), state, when (RFC 3339), detail.
 pub type EventRow = (Option<String>, String, String, Option<Value>);
 
-/// The broadcast records.
+/// The broadcast records; their times come from the clock they were
+/// given (the runtime's, see [`Records::with_clock`]).
 #[derive(Clone)]
 pub struct Records {
     store: Store,
-}
-
-fn now() -> String {
-    fmt_time(time::OffsetDateTime::now_utc())
+    clock: Arc<dyn Clock>,
 }
 
 impl Records {
-    /// Applies the `broadcast` migrations.
+    /// Applies the `broadcast` migrations; records are stamped with the
+    /// system clock.
     pub fn open(store: &Store) -> anyhow::Result<Self> {
+        Records::open_with_clock(store, crate::base::clock::system())
+    }
+
+    /// Applies the `broadcast` migrations; records are stamped with `clock`.
+    pub fn open_with_clock(store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         store.with_conn(|c| apply_migrations(c, "broadcast", MIGRATIONS))?;
         Ok(Records {
             store: store.clone(),
+            clock,
         })
+    }
+
+    /// The same records, stamped with `clock` from now on.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Records {
+        Records { clock, ..self }
+    }
+
+    fn now(&self) -> String {
+        fmt_time(self.clock.now_utc())
     }
 
     /// Records a new broadcast.
@@ -188,7 +205,7 @@ impl Records {
                     priority,
                     serde_json::to_string(targets).unwrap_or_default(),
                     horns as i64,
-                    now(),
+                    self.now(),
                     detail.map(|d| d.to_string())
                 ],
             )?;
@@ -209,7 +226,7 @@ impl Records {
             c.execute(
                 "UPDATE broadcast SET state = ?2, t0 = COALESCE(t0, ?3),
                    ended_at = CASE WHEN ?4 THEN ?5 ELSE ended_at END WHERE id = ?1",
-                params![id, state, t0, ended, now()],
+                params![id, state, t0, ended, self.now()],
             )?;
             Ok(())
         })?;
@@ -224,7 +241,7 @@ impl Records {
         state: &str,
         detail: Option<&Value>,
     ) -> anyhow::Result<()> {
-        let at = now();
+        let at = self.now();
         let d = detail.map(|d| d.to_string());
         self.store.with_conn(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -466,7 +483,7 @@ impl Records {
             .with_conn(|c| {
                 c.execute(
                     "INSERT INTO timetable_doc (doc, saved_at, saved_by) VALUES (?1, ?2, ?3)",
-                    params![doc, now(), by],
+                    params![doc, self.now(), by],
                 )?;
                 Ok(c.last_insert_rowid())
             })
@@ -540,7 +557,7 @@ impl Records {
             c.execute(
                 "INSERT INTO broadcast_kv (key, value, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                params![key, value, now()],
+                params![key, value, self.now()],
             )?;
             Ok(())
         })?;

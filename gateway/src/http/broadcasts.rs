@@ -281,7 +281,7 @@ pub async fn announce(
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "refused",
-                e,
+                e.to_string(),
             ))
         }
     }
@@ -337,7 +337,7 @@ pub async fn emergency(
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "refused",
-                e,
+                e.to_string(),
             ))
         }
     }

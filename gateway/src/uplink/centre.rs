@@ -148,7 +148,10 @@ impl CommandHandler for Commands {
                 let body = bytes::Bytes::from(params.to_string());
                 match b.signed(body).await {
                     Ok(v) => CommandReply::Accepted(v),
-                    Err((code, message)) => CommandReply::Rejected { code, message },
+                    Err(r) => CommandReply::Rejected {
+                        code: r.code,
+                        message: r.message,
+                    },
                 }
             });
         }

@@ -48,7 +48,7 @@ pub struct AssetStore {
 /// Whether `id` looks like an asset id (64 lower-case hex digits), so it is
 /// safe to use in a path.
 pub fn valid_id(id: &str) -> bool {
-    tgw_core::broadcast::valid_asset_id(id)
+    crate::broadcast::valid_asset_id(id)
 }
 
 impl AssetStore {

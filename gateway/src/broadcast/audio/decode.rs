@@ -8,7 +8,7 @@
 use std::io::Cursor;
 use std::time::Duration;
 
-use symphonia::core::audio::SampleBuffer;
+use symphonia::core::audio::{AudioBufferRef, SampleBuffer};
 use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
 use symphonia::core::errors::Error;
 use symphonia::core::formats::FormatOptions;
@@ -134,34 +134,7 @@ pub fn decode(bytes: &[u8], ext_hint: Option<&str>, max: Duration) -> Result<Dec
             }
             Err(e) => return Err(AudioError::Corrupt(describe(&e))),
         };
-        let spec = *decoded.spec();
-        let ch = spec.channels.count();
-        if ch == 0 || ch > MAX_CHANNELS {
-            return Err(AudioError::Unsupported(format!("{ch} channels")));
-        }
-        if spec.rate != rate {
-            return Err(AudioError::Corrupt(format!(
-                "sample rate changes mid-stream from {rate} to {} Hz",
-                spec.rate
-            )));
-        }
-        channels = ch;
-        let frames = decoded.frames();
-        let need = (frames * ch) as u64;
-        let sb = match &mut buf {
-            Some(b) if b.capacity() as u64 >= need => b,
-            _ => buf.insert(SampleBuffer::<f32>::new(decoded.capacity() as u64, spec)),
-        };
-        sb.copy_interleaved_ref(decoded);
-        let scale = 1.0 / ch as f32;
-        for frame in sb.samples().chunks_exact(ch) {
-            let s: f32 = frame.iter().sum::<f32>() * scale;
-            samples.push(if s.is_finite() {
-                s.clamp(-1.0, 1.0)
-            } else {
-                0.0
-            });
-        }
+        channels = mix_down(decoded, rate, &mut buf, &mut samples)?;
         if samples.len() as u64 > max_frames {
             return Err(AudioError::TooLong {
                 limit_secs: max.as_secs(),
@@ -194,6 +167,44 @@ pub fn decode(bytes: &[u8], ext_hint: Option<&str>, max: Duration) -> Result<Dec
         channels,
         format,
     })
+}
+
+/// Appends one decoded packet to `samples`, downmixed to mono; answers
+/// its channel count.
+fn mix_down(
+    decoded: AudioBufferRef<'_>,
+    rate: u32,
+    buf: &mut Option<SampleBuffer<f32>>,
+    samples: &mut Vec<f32>,
+) -> Result<usize, AudioError> {
+    let spec = *decoded.spec();
+    let ch = spec.channels.count();
+    if ch == 0 || ch > MAX_CHANNELS {
+        return Err(AudioError::Unsupported(format!("{ch} channels")));
+    }
+    if spec.rate != rate {
+        return Err(AudioError::Corrupt(format!(
+            "sample rate changes mid-stream from {rate} to {} Hz",
+            spec.rate
+        )));
+    }
+    let frames = decoded.frames();
+    let need = (frames * ch) as u64;
+    let sb = match buf {
+        Some(b) if b.capacity() as u64 >= need => b,
+        _ => buf.insert(SampleBuffer::<f32>::new(decoded.capacity() as u64, spec)),
+    };
+    sb.copy_interleaved_ref(decoded);
+    let scale = 1.0 / ch as f32;
+    for frame in sb.samples().chunks_exact(ch) {
+        let s: f32 = frame.iter().sum::<f32>() * scale;
+        samples.push(if s.is_finite() {
+            s.clamp(-1.0, 1.0)
+        } else {
+            0.0
+        });
+    }
+    Ok(ch)
 }
 
 fn describe(e: &Error) -> String {

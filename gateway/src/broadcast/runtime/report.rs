@@ -1,0 +1,57 @@
+//! Reports: a horn's state recorded and published (MQTT, live events), a
+//! broadcast's row published, a broadcast's end recorded.
+
+use serde_json::{Value, json};
+
+use super::{Runtime, rfc3339};
+use crate::base::live::LiveEvent;
+
+impl Runtime {
+    pub(super) fn report(&self, broadcast: &str, horn: &str, state: &str, detail: Option<Value>) {
+        if let Err(e) = self.records.horn(broadcast, horn, state, detail.as_ref()) {
+            tracing::warn!(error = %e, broadcast, horn, "recording a horn report failed");
+        }
+        self.publish_horn(broadcast, horn, state, detail.as_ref());
+    }
+
+    pub(super) fn publish_horn(
+        &self,
+        broadcast: &str,
+        horn: &str,
+        state: &str,
+        detail: Option<&Value>,
+    ) {
+        let at = rfc3339(self.clock.now_ms());
+        self.publisher.speaker_state(
+            horn,
+            json!({ "speaker": horn, "broadcast": broadcast, "state": state, "detail": detail, "at": at }),
+        );
+        self.live.publish(LiveEvent::Horn {
+            broadcast: broadcast.to_string(),
+            speaker: horn.to_string(),
+            state: state.to_string(),
+            detail: detail.cloned(),
+            at,
+        });
+    }
+
+    pub(super) fn publish_broadcast(&self, id: &str) {
+        match self.records.get(id) {
+            Ok(Some((b, _))) => {
+                let body = serde_json::to_value(&b).unwrap_or(Value::Null);
+                self.publisher.broadcast_state(id, body.clone());
+                self.live.publish(LiveEvent::Broadcast { broadcast: body });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "reading a broadcast failed"),
+        }
+    }
+
+    pub(super) fn finish_broadcast(&mut self, id: &str, state: &str) {
+        if let Err(e) = self.records.set_state(id, state, None, true) {
+            tracing::warn!(error = %e, "recording a broadcast's end failed");
+        }
+        tracing::info!(broadcast = %id, state, "broadcast finished");
+        self.publish_broadcast(id);
+    }
+}
