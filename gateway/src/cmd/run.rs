@@ -111,7 +111,15 @@ pub async fn run(cfg: Config, store: Store, shutdown: CancellationToken) -> anyh
                     .then(|| cfg.warnings.mqtt_topic.clone())
                     .flatten(),
             });
-            Some(Uplink::start(&cfg, shutdown.clone(), commands).await?)
+            Some(
+                Uplink::start(
+                    &cfg,
+                    shutdown.clone(),
+                    commands,
+                    crate::base::clock::system(),
+                )
+                .await?,
+            )
         }
         None => None,
     };
