@@ -141,4 +141,78 @@ mod tests {
             json!({"request_id": "r-2", "method": "rediscover", "status": "accepted", "result": {}})
         );
     }
+
+    /// Each command's handler answers as the daemon always has; the probe
+    /// queue being full is `busy`, not a silent drop.
+    #[tokio::test(start_paused = true)]
+    async fn dispatch_runs_each_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in_memory(dir.path()).unwrap();
+        let cam = store
+            .record_sighting(&crate::store::Sighting {
+                endpoint_ref: "urn:uuid:1".into(),
+                address: None,
+                xaddrs: Vec::new(),
+                scopes: Vec::new(),
+                types: Vec::new(),
+                via: "hello".into(),
+                name: None,
+            })
+            .unwrap()
+            .id;
+        let (rediscover, reload) = (Notify::new(), Notify::new());
+        let (probe, mut probe_rx) = mpsc::channel(1);
+        let (wake, mut wake_rx) = mpsc::channel(1);
+        let run = |command: Command| {
+            dispatch(
+                Ctx {
+                    store: &store,
+                    rediscover: &rediscover,
+                    probe: &probe,
+                    wake: &wake,
+                    reload: &reload,
+                    broadcasts: None,
+                },
+                command,
+            )
+        };
+        let camera = |id: &str| Command::Probe {
+            camera: CameraId::parse(id).unwrap(),
+        };
+        assert_eq!(
+            run(Command::Rediscover).await,
+            CommandReply::Accepted(json!({"started": true}))
+        );
+        rediscover.notified().await;
+        assert_eq!(
+            run(Command::Reload).await,
+            CommandReply::Accepted(json!({"reloading": true}))
+        );
+        reload.notified().await;
+        assert_eq!(
+            run(camera(&cam)).await,
+            CommandReply::Accepted(json!({"camera": cam}))
+        );
+        assert_eq!(probe_rx.try_recv().unwrap(), cam);
+        assert_eq!(wake_rx.try_recv().unwrap(), cam);
+        let _ = probe.try_send("x".into());
+        assert_eq!(
+            run(camera(&cam)).await,
+            CommandReply::rejected(ReplyCode::Busy, "probe queue full; try again")
+        );
+        assert_eq!(
+            run(camera("cam-nope")).await,
+            CommandReply::rejected(ReplyCode::UnknownCamera, "no camera `cam-nope`")
+        );
+        assert_eq!(
+            run(Command::Emergency {
+                envelope: b"{}".to_vec()
+            })
+            .await,
+            CommandReply::Rejected {
+                code: "unavailable".into(),
+                message: "broadcasts are not running yet".into()
+            }
+        );
+    }
 }
