@@ -34,7 +34,7 @@ const TARGET_DRAIN: f64 = 10_000.0;
 
 struct NoCommands;
 impl CommandHandler for NoCommands {
-    fn handle(&self, _: &str, _: Value) -> BoxFuture<'static, CommandReply> {
+    fn handle(&self, _: tgw::uplink::commands::Command) -> BoxFuture<'static, CommandReply> {
         Box::pin(async {
             CommandReply::Rejected {
                 code: "bench".into(),
@@ -182,7 +182,13 @@ outbox_fsync = {fsync}
     );
     let cfg = tgw::config::Config::parse(&toml, "bench.toml")?;
     let shutdown = CancellationToken::new();
-    let uplink = Uplink::start(&cfg, shutdown.clone(), Arc::new(NoCommands)).await?;
+    let uplink = Uplink::start(
+        &cfg,
+        shutdown.clone(),
+        Arc::new(NoCommands),
+        tgw::base::clock::system(),
+    )
+    .await?;
     let p = uplink.publisher();
     until(
         || p.metrics().connected == 1,

@@ -14,24 +14,39 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
+use tgw::uplink::commands::Command;
 use tgw::uplink::{CommandHandler, CommandReply, Uplink};
 use tokio_util::sync::CancellationToken;
 
 struct Echo;
 
 impl CommandHandler for Echo {
-    fn handle(&self, method: &str, params: Value) -> BoxFuture<'static, CommandReply> {
-        let m = method.to_string();
+    fn handle(&self, command: Command) -> BoxFuture<'static, CommandReply> {
         Box::pin(async move {
-            match m.as_str() {
-                "probe" if params["camera"] == "cam-missing" => CommandReply::Rejected {
-                    code: "unknown_camera".into(),
-                    message: "no such camera".into(),
-                },
-                "rediscover" => CommandReply::Accepted(json!({"round": "started"})),
-                _ => CommandReply::Result(json!({ "method": m, "params": params })),
+            match &command {
+                Command::Probe { camera } if camera.as_str() == "cam-missing" => {
+                    CommandReply::Rejected {
+                        code: "unknown_camera".into(),
+                        message: "no such camera".into(),
+                    }
+                }
+                Command::Rediscover => CommandReply::Accepted(json!({"round": "started"})),
+                _ => CommandReply::Result(
+                    json!({ "method": command.method(), "params": params(&command) }),
+                ),
             }
         })
+    }
+}
+
+/// The command's parameters as the centre sent them (for the echo).
+fn params(command: &Command) -> Value {
+    match command {
+        Command::Probe { camera } => json!({ "camera": camera.as_str() }),
+        Command::Emergency { envelope } => {
+            serde_json::from_slice(envelope).unwrap_or_else(|_| json!({}))
+        }
+        Command::Rediscover | Command::Reload => json!({}),
     }
 }
 
@@ -60,7 +75,13 @@ async fn main() -> anyhow::Result<()> {
     let run_id = arg(&args, "--run-id", 1);
 
     let shutdown = CancellationToken::new();
-    let uplink = Uplink::start(&cfg, shutdown.clone(), Arc::new(Echo)).await?;
+    let uplink = Uplink::start(
+        &cfg,
+        shutdown.clone(),
+        Arc::new(Echo),
+        tgw::base::clock::system(),
+    )
+    .await?;
     let publisher = uplink.publisher();
     println!("ready");
     {

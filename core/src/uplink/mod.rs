@@ -3,7 +3,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`topics`] | the topic tree `tgw/v1/{site}/{gateway}/…` |
-//! | [`commands`] | the pure parser of `cmd/{method}` and error replies |
+//! | [`commands`] | the typed `Command`, its parser from `cmd/{method}`, reply codes and error replies |
 
 pub mod commands;
 pub mod topics;

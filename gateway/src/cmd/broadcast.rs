@@ -410,14 +410,17 @@ fn verify(a: VerifyArgs, clock: &dyn Clock) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     };
     // A whole `cmd/emergency` body goes through the gateway's command parser
-    // first; its params are the envelope (as in `centre::Commands`).
+    // first; its params are the envelope, as received (as over MQTT).
     let is_command = serde_json::from_slice::<Value>(&body)
         .ok()
         .is_some_and(|v| v.get("request_id").is_some());
     let envelope = if is_command {
         match tgw_core::uplink::commands::parse_command("emergency", &body, command_max) {
-            Ok(c) => c.params.to_string().into_bytes(),
-            Err(e) => return Ok(refuse(e.code, e.message)),
+            Ok(r) => match r.command {
+                tgw_core::uplink::commands::Command::Emergency { envelope } => envelope,
+                _ => Vec::new(), // not reached: parsed as `emergency`
+            },
+            Err(e) => return Ok(refuse(e.code.as_str(), e.message)),
         }
     } else {
         body

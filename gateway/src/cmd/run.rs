@@ -144,7 +144,15 @@ pub async fn run(
                     .then(|| cfg.warnings.mqtt_topic.clone())
                     .flatten(),
             });
-            Some(Uplink::start(&cfg, shutdown.clone(), commands).await?)
+            Some(
+                Uplink::start(
+                    &cfg,
+                    shutdown.clone(),
+                    commands,
+                    clock.clone(),
+                )
+                .await?,
+            )
         }
         None => None,
     };

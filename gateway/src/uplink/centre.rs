@@ -1,6 +1,7 @@
 //! The daemon's side of the uplink to the governance centre: what it
-//! publishes (camera state, transitions, metadata) and how it carries out
-//! the centre's commands (`rediscover`, `probe`, `reload`).
+//! publishes (camera state, transitions, metadata), the handles its
+//! commands act on ([`Commands`], which builds each command's context for
+//! [`crate::uplink::commands`]), and CAP documents arriving over MQTT.
 //!
 //! Topics, envelopes and durability are [`crate::uplink`]'s; this module only
 //! decides the bodies, which never contain credentials (URIs are stored
@@ -14,7 +15,8 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::cameras::poller::HealthSink;
 use crate::store::{Device, Store};
-use crate::uplink::{CommandHandler, CommandReply, Publisher};
+use crate::uplink::Publisher;
+use crate::uplink::commands::{self, Command, CommandHandler, CommandReply, Ctx};
 use tgw_core::health::{Health, Transition, Verdict};
 
 /// The body of `camera/{id}/state`.
@@ -115,7 +117,8 @@ impl HealthSink for Fanout {
     }
 }
 
-/// Carries out the centre's commands.
+/// The handles the centre's commands act on; carries them out through
+/// [`commands::dispatch`].
 pub struct Commands {
     /// The store.
     pub store: Store,
@@ -134,72 +137,16 @@ pub struct Commands {
 }
 
 impl CommandHandler for Commands {
-    fn handle(&self, method: &str, params: Value) -> BoxFuture<'static, CommandReply> {
-        if method == "emergency" {
-            let b = self.broadcasts.get().cloned();
-            return Box::pin(async move {
-                let Some(b) = b else {
-                    return CommandReply::Rejected {
-                        code: "unavailable".into(),
-                        message: "broadcasts are not running yet".into(),
-                    };
-                };
-                // The signed envelope is the params object itself.
-                let body = bytes::Bytes::from(params.to_string());
-                match b.signed(body).await {
-                    Ok(v) => CommandReply::Accepted(v),
-                    Err(r) => CommandReply::Rejected {
-                        code: r.code,
-                        message: r.message,
-                    },
-                }
-            });
-        }
-        let reply = match method {
-            "rediscover" => {
-                self.rediscover.notify_one();
-                CommandReply::Accepted(json!({ "started": true }))
-            }
-            "reload" => {
-                self.reload.notify_one();
-                CommandReply::Accepted(json!({ "reloading": true }))
-            }
-            "probe" => match params.get("camera").and_then(Value::as_str) {
-                None => CommandReply::Rejected {
-                    code: "bad_params".into(),
-                    message: "params.camera (a camera id) is required".into(),
-                },
-                Some(id) => match self.store.device(id) {
-                    Ok(Some(_)) => {
-                        let queued = self.probe.try_send(id.to_string()).is_ok()
-                            & self.wake.try_send(id.to_string()).is_ok();
-                        if queued {
-                            CommandReply::Accepted(json!({ "camera": id }))
-                        } else {
-                            CommandReply::Rejected {
-                                code: "busy".into(),
-                                message: "probe queue full; try again".into(),
-                            }
-                        }
-                    }
-                    Ok(None) => CommandReply::Rejected {
-                        code: "unknown_camera".into(),
-                        message: format!("no camera `{id}`"),
-                    },
-                    Err(e) => CommandReply::Rejected {
-                        code: "store".into(),
-                        message: e.to_string(),
-                    },
-                },
-            },
-            other => CommandReply::Rejected {
-                code: "unknown_method".into(),
-                message: format!(
-                    "unknown method `{other}`; known: rediscover, probe, reload, emergency"
-                ),
-            },
+    fn handle(&self, command: Command) -> BoxFuture<'static, CommandReply> {
+        let ctx = Ctx {
+            store: &self.store,
+            rediscover: &self.rediscover,
+            probe: &self.probe,
+            wake: &self.wake,
+            reload: &self.reload,
+            broadcasts: self.broadcasts.get().cloned(),
         };
-        Box::pin(async move { reply })
+        commands::dispatch(ctx, command)
     }
 
     fn raw_topics(&self) -> Vec<String> {

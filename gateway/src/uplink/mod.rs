@@ -4,10 +4,12 @@
 //! |---|---|
 //! | [`topics`] (re-exported from `tgw_core::uplink`) | the topic tree `tgw/v1/{site}/{gateway}/…` |
 //! | [`outbox`] | the durable SQLite outbox: accept, coalesce, evict, claim, ack |
-//! | [`commands`] (re-exported from `tgw_core::uplink`) | the pure parser of `cmd/{method}` and error replies |
+//! | [`writer`] | the outbox writer thread: batched commits, claims, acks, the `outbox_full` alarm |
+//! | [`settings`] | `[mqtt]` resolved for a session, and the TLS client configuration |
+//! | [`session`] | the rumqttc session loop: connect, resend, window, PUBACKs, commands in |
+//! | [`commands`] | the [`CommandHandler`] trait, reply bodies, one file per command behind a `match` |
 //! | `broker` | a small embedded broker for `tgw demo` (feature `embedded-broker`, on by default) |
-//! | [`session`] | the outbox writer thread and the rumqttc session loop |
-//! | [`centre`] | what the daemon publishes to the centre and how it carries out its commands |
+//! | [`centre`] | what the daemon publishes to the centre, and the handles its commands act on |
 //!
 //! Data flow: health engine → [`Publisher`] (never blocks; a bounded
 //! channel) → outbox writer (batched commits: *accepted*) → uplink (claims in
@@ -16,21 +18,24 @@
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod centre;
+pub mod commands;
 pub mod outbox;
 pub mod session;
+pub mod settings;
+pub mod writer;
 
-pub use tgw_core::uplink::{commands, topics};
+pub use commands::{CommandHandler, CommandReply};
+pub use tgw_core::uplink::topics;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use futures::future::BoxFuture;
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::base::clock::Clock;
+use crate::base::error::{Error, Result};
 use outbox::{Class, NewMessage};
 
 /// Envelope keys; a body's own keys with these names are dropped.
@@ -38,37 +43,6 @@ pub const ENVELOPE_KEYS: &[&str] = &["seq", "msg_id", "ts", "site", "gateway", "
 
 /// Capacity of the channel between publishers and the outbox writer.
 pub const CHANNEL_CAPACITY: usize = 65_536;
-
-/// What a command handler answers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CommandReply {
-    /// Accepted; the work goes on in the background (e.g. a rediscovery round).
-    Accepted(Value),
-    /// Refused, with a machine-readable code and a reason.
-    Rejected {
-        /// e.g. `unknown_camera`, `busy`.
-        code: String,
-        /// Human-readable reason.
-        message: String,
-    },
-    /// Done; the result is in the reply.
-    Result(Value),
-}
-
-/// Carries out the centre's commands (implemented by the daemon).
-pub trait CommandHandler: Send + Sync {
-    /// Handles one parsed command; `params` is always a JSON object.
-    fn handle(&self, method: &str, params: Value) -> BoxFuture<'static, CommandReply>;
-
-    /// Extra topic filters (full topics, outside the gateway's prefix) whose
-    /// messages go to [`CommandHandler::raw`], e.g. a CAP warning feed.
-    fn raw_topics(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    /// A message on one of [`CommandHandler::raw_topics`]. Must not block.
-    fn raw(&self, _topic: &str, _payload: bytes::Bytes) {}
-}
 
 /// Counters and gauges of the uplink, as plain atomics (a Prometheus
 /// endpoint reads [`Metrics::snapshot`]).
@@ -196,6 +170,7 @@ struct PubInner {
     tx: mpsc::Sender<NewMessage>,
     metrics: Arc<Metrics>,
     max_body: usize,
+    clock: Arc<dyn Clock>,
     last_warn_ms: AtomicI64,
 }
 
@@ -209,12 +184,14 @@ impl Publisher {
         tx: mpsc::Sender<NewMessage>,
         metrics: Arc<Metrics>,
         max_body: usize,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Publisher {
             inner: Some(Arc::new(PubInner {
                 tx,
                 metrics,
                 max_body,
+                clock,
                 last_warn_ms: AtomicI64::new(0),
             })),
         }
@@ -318,23 +295,13 @@ impl Publisher {
             );
             return;
         }
-        let now = OffsetDateTime::now_utc();
-        let msg = NewMessage {
-            class,
-            topic,
-            retain,
-            coalesce_key: key,
-            msg_id: uuid::Uuid::new_v4().to_string(),
-            ts: now.format(&Rfc3339).unwrap_or_default(),
-            accepted_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
-            body,
-        };
+        let msg = writer::new_message(inner.clock.as_ref(), topic, class, retain, key, body);
+        let now_ms = msg.accepted_ms;
         if inner.tx.try_send(msg).is_err() {
             inner
                 .metrics
                 .rejected_channel
                 .fetch_add(1, Ordering::Relaxed);
-            let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
             let last = inner.last_warn_ms.load(Ordering::Relaxed);
             if now_ms - last > 10_000 {
                 inner.last_warn_ms.store(now_ms, Ordering::Relaxed);
@@ -360,28 +327,32 @@ impl Uplink {
     /// WAL connection) and starts the writer and the uplink. Fails when
     /// `[mqtt]` is absent or invalid (TLS files unreadable, password
     /// variable unset) or the outbox cannot be opened; a broker that is down
-    /// is not an error (the uplink keeps retrying).
+    /// is not an error (the uplink keeps retrying). `clock` stamps every
+    /// message's `ts` and acceptance time.
     pub async fn start(
         cfg: &crate::config::Config,
         shutdown: CancellationToken,
         commands: Arc<dyn CommandHandler>,
-    ) -> anyhow::Result<Uplink> {
+        clock: Arc<dyn Clock>,
+    ) -> Result<Uplink> {
         let mqtt = cfg
             .mqtt
             .clone()
-            .ok_or_else(|| anyhow::anyhow!("no [mqtt] section in the configuration"))?;
-        let settings = session::Settings::from_config(cfg, &mqtt)?;
+            .ok_or_else(|| Error::invalid("no [mqtt] section in the configuration"))?;
+        let settings = settings::Settings::from_config(cfg, &mqtt, clock.clone())?;
         let metrics = Arc::new(Metrics::default());
-        let (writer, handle) = session::start_writer(
+        let (writer, handle) = writer::start_writer(
             &cfg.db_path(),
             mqtt.outbox_max_bytes,
             mqtt.outbox_fsync,
             metrics.clone(),
+            clock.clone(),
         )?;
         let publisher = Publisher::new(
             handle.pub_tx.clone(),
             metrics.clone(),
             mqtt.max_packet_bytes,
+            clock,
         );
         let session = tokio::spawn(session::run(
             settings,
@@ -480,7 +451,7 @@ mod tests {
             (empty.to_str().unwrap(), "no PEM certificate"),
         ] {
             let c = parse(&format!("url = \"mqtts://x\"\nca_file = \"{ca}\"\n")).unwrap();
-            let e = session::tls_config(c.mqtt.as_ref().unwrap())
+            let e = settings::tls_config(c.mqtt.as_ref().unwrap())
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("mqtt.ca_file") && e.contains(want), "{e}");
@@ -493,7 +464,8 @@ mod tests {
         Publisher::disabled().camera_state("c", serde_json::json!({})); // no-op
         let (tx, mut rx) = mpsc::channel(1);
         let m = Arc::new(Metrics::default());
-        let p = Publisher::new(tx, m.clone(), 4096);
+        let clock = Arc::new(crate::base::clock::ManualClock::at(1_784_077_200_123));
+        let p = Publisher::new(tx, m.clone(), 4096, clock);
         p.camera_state("cam-1", serde_json::json!({"seq": 9, "verdict": "ok"}));
         p.camera_event("cam-1", serde_json::json!({"x": 1})); // channel full: refused
         p.camera_event("a/b", serde_json::json!({})); // not a topic level
@@ -505,6 +477,8 @@ mod tests {
         assert!(got.retain && got.class == Class::State);
         assert_eq!(got.body, "{\"verdict\":\"ok\"}");
         assert_eq!(got.msg_id.len(), 36);
+        assert_eq!(got.accepted_ms, 1_784_077_200_123);
+        assert_eq!(got.ts, "2026-07-15T01:00:00.123Z");
         let s = m.snapshot();
         assert_eq!((s.rejected_channel, s.rejected_invalid), (1, 3));
     }

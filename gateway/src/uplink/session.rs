@@ -1,5 +1,6 @@
-//! The IO around the outbox: one writer thread that owns the SQLite
-//! connection and batches commits, and the rumqttc session loop.
+//! The rumqttc session loop: connect, resend what was claimed and not
+//! acknowledged, hand outbox rows to the broker within the window, record
+//! PUBACKs, and pass the centre's commands to the [`CommandHandler`].
 //!
 //! We never rely on rumqttc's in-memory retransmission: every session starts
 //! with a fresh `AsyncClient`/`EventLoop` pair and a clean MQTT session, and
@@ -7,7 +8,6 @@
 //! order, before anything new (see `docs/mqtt.md`, "Delivery").
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,292 +17,25 @@ use rumqttc::{
     NetworkOptions, Outgoing, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{Class, NewMessage, OutRow, Outbox};
-use super::{CommandHandler, CommandReply, Metrics, Publisher};
-use crate::config::{Config, MqttSection};
-use tgw_core::uplink::commands::{self, Command};
-use tgw_core::uplink::topics::{self, Topics};
+use super::commands::{self, CommandHandler, CommandReply, ReplyCode, reply_body};
+use super::outbox::OutRow;
+use super::settings::Settings;
+use super::writer::{Ctl, WriterHandle};
+use super::{Metrics, Publisher};
 
-/// Most messages committed in one transaction.
-pub const MAX_BATCH: usize = 500;
 /// Rows claimed from the outbox at once.
 pub const CLAIM_BATCH: usize = 500;
 /// Commands handled at once; more are rejected with `busy`.
 pub const MAX_CONCURRENT_COMMANDS: usize = 16;
 /// Longest a command handler may take before an `error`/`timeout` reply.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-/// At most one `outbox_full` alarm per this interval.
-pub const ALARM_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a clean shutdown waits for outstanding PUBACKs.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// Requests from the session to the writer.
-pub(crate) enum Ctl {
-    Ack(Vec<i64>),
-    Claim(usize, oneshot::Sender<Vec<OutRow>>),
-    Resume(oneshot::Sender<Resume>),
-}
-
-/// What a new connection resends first.
-pub(crate) struct Resume {
-    /// Claimed, unacknowledged rows in seq order.
-    claimed: Vec<OutRow>,
-    /// Rows with `id <= mark` were accepted before this connection: historical.
-    mark: i64,
-    /// The last seq handed out.
-    last_seq: i64,
-}
-
-/// The session's end of the writer.
-pub(crate) struct WriterHandle {
-    pub(crate) pub_tx: mpsc::Sender<NewMessage>,
-    ctl_tx: mpsc::UnboundedSender<Ctl>,
-    unsent: watch::Receiver<u64>,
-    boot: i64,
-}
-
-/// How often a failing outbox commit (e.g. a full disk) is logged.
-const COMMIT_ERROR_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Opens the outbox and starts its writer thread.
-pub(crate) fn start_writer(
-    db: &Path,
-    max_bytes: u64,
-    fsync: bool,
-    metrics: Arc<Metrics>,
-) -> anyhow::Result<(std::thread::JoinHandle<()>, WriterHandle)> {
-    let mut outbox = Outbox::open(db, max_bytes, fsync)
-        .map_err(|e| anyhow::anyhow!("mqtt outbox {}: {e}", db.display()))?;
-    let boot = outbox.next_boot()?;
-    let depth = outbox.depth()?;
-    publish_depth(&metrics, &depth);
-    let (pub_tx, pub_rx) = mpsc::channel(super::CHANNEL_CAPACITY);
-    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-    let (unsent_tx, unsent) = watch::channel(depth.unsent);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()?;
-    let writer = std::thread::Builder::new()
-        .name("tgw-outbox".into())
-        .spawn(move || {
-            rt.block_on(writer_loop(
-                outbox, max_bytes, pub_rx, ctl_rx, unsent_tx, metrics,
-            ))
-        })?;
-    Ok((
-        writer,
-        WriterHandle {
-            pub_tx,
-            ctl_tx,
-            unsent,
-            boot,
-        },
-    ))
-}
-
-fn publish_depth(m: &Metrics, d: &super::outbox::Depth) {
-    m.depth.store(d.rows, Ordering::Relaxed);
-    m.bytes.store(d.bytes, Ordering::Relaxed);
-    m.oldest_ms
-        .store(d.oldest_ms.unwrap_or(0), Ordering::Relaxed);
-}
-
-/// The writer: waits for work, takes whatever else is queued (up to
-/// [`MAX_BATCH`] messages), commits once, then answers claims. Exits when
-/// the session is gone, after committing what publishers still queued.
-async fn writer_loop(
-    mut outbox: Outbox,
-    max_bytes: u64,
-    mut pub_rx: mpsc::Receiver<NewMessage>,
-    mut ctl_rx: mpsc::UnboundedReceiver<Ctl>,
-    unsent_tx: watch::Sender<u64>,
-    metrics: Arc<Metrics>,
-) {
-    let mut pub_open = true;
-    let mut acks: Vec<i64> = Vec::new();
-    let mut last_alarm: Option<Instant> = None;
-    // A full disk fails every commit; log the first at once, then at most
-    // one line per interval with the number of messages refused meanwhile.
-    let mut last_commit_error: Option<Instant> = None;
-    let mut refused_since_log: u64 = 0;
-    let (mut evicted_total, mut refused_total) = (0u64, 0u64);
-    loop {
-        let mut msgs = Vec::new();
-        let mut waiting = Vec::new();
-        let mut last_round = false;
-        tokio::select! {
-            biased;
-            c = ctl_rx.recv() => match c {
-                Some(c) => waiting.push(c),
-                None => last_round = true,
-            },
-            m = pub_rx.recv(), if pub_open => match m {
-                Some(m) => msgs.push(m),
-                None => pub_open = false,
-            },
-        }
-        while msgs.len() < MAX_BATCH {
-            match pub_rx.try_recv() {
-                Ok(m) => msgs.push(m),
-                Err(_) => break,
-            }
-        }
-        while let Ok(c) = ctl_rx.try_recv() {
-            waiting.push(c);
-        }
-        let mut answers = Vec::new();
-        for c in waiting {
-            match c {
-                Ctl::Ack(ids) => acks.extend(ids),
-                other => answers.push(other),
-            }
-        }
-        if last_round {
-            while let Ok(m) = pub_rx.try_recv() {
-                msgs.push(m);
-            }
-        }
-        if !msgs.is_empty() || !acks.is_empty() {
-            let n = msgs.len() as u64;
-            let n_acks = acks.len() as u64;
-            match outbox.accept(&msgs, &acks) {
-                Ok(out) => {
-                    acks.clear();
-                    metrics.acked.fetch_add(n_acks, Ordering::Relaxed);
-                    metrics.accepted.fetch_add(out.accepted, Ordering::Relaxed);
-                    metrics
-                        .coalesced
-                        .fetch_add(out.coalesced, Ordering::Relaxed);
-                    metrics
-                        .evicted
-                        .fetch_add(out.evicted_total(), Ordering::Relaxed);
-                    metrics
-                        .rejected_budget
-                        .fetch_add(out.refused, Ordering::Relaxed);
-                    if out.evicted_total() > 0 || out.refused > 0 {
-                        evicted_total += out.evicted_total();
-                        refused_total += out.refused;
-                        let now = Instant::now();
-                        if last_alarm.is_none_or(|t| now - t >= ALARM_INTERVAL) {
-                            last_alarm = Some(now);
-                            let d = outbox.depth().unwrap_or_default();
-                            tracing::warn!(
-                                evicted_total,
-                                refused_total,
-                                bytes = d.bytes,
-                                max_bytes,
-                                "mqtt outbox full: evicting the lowest class"
-                            );
-                            let body = json!({
-                                "alarm": "outbox_full",
-                                "severity": "major",
-                                "evicted": {
-                                    "urgent": out.evicted[0], "state": out.evicted[1],
-                                    "metadata": out.evicted[2], "history": out.evicted[3],
-                                },
-                                "evicted_total": evicted_total,
-                                "refused_total": refused_total,
-                                "bytes": d.bytes,
-                                "max_bytes": max_bytes,
-                            });
-                            let alarm = new_message(
-                                topics::ALARM.into(),
-                                Class::Urgent,
-                                false,
-                                None,
-                                body.to_string(),
-                            );
-                            if let Ok(o) = outbox.accept(&[alarm], &[]) {
-                                metrics.accepted.fetch_add(o.accepted, Ordering::Relaxed);
-                                metrics
-                                    .evicted
-                                    .fetch_add(o.evicted_total(), Ordering::Relaxed);
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    metrics.commit_errors.fetch_add(n, Ordering::Relaxed);
-                    refused_since_log += n;
-                    if last_commit_error.is_none_or(|t| t.elapsed() >= COMMIT_ERROR_LOG_EVERY) {
-                        tracing::error!(
-                            error = %e,
-                            messages = refused_since_log,
-                            "mqtt outbox commit failed; messages not accepted"
-                        );
-                        last_commit_error = Some(Instant::now());
-                        refused_since_log = 0;
-                    }
-                }
-            }
-        }
-        for c in answers {
-            match c {
-                Ctl::Claim(limit, reply) => {
-                    let rows = outbox.claim(limit).unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "mqtt outbox claim failed");
-                        Vec::new()
-                    });
-                    let _ = reply.send(rows);
-                }
-                Ctl::Resume(reply) => {
-                    let r = (|| {
-                        Ok::<_, crate::store::StoreError>(Resume {
-                            claimed: outbox.claimed()?,
-                            mark: outbox.last_id()?,
-                            last_seq: outbox.last_seq()?,
-                        })
-                    })();
-                    match r {
-                        Ok(r) => {
-                            let _ = reply.send(r);
-                        }
-                        Err(e) => tracing::error!(error = %e, "mqtt outbox read failed"),
-                    }
-                }
-                Ctl::Ack(_) => {}
-            }
-        }
-        if let Ok(d) = outbox.depth() {
-            publish_depth(&metrics, &d);
-            unsent_tx.send_if_modified(|u| {
-                let changed = *u != d.unsent;
-                *u = d.unsent;
-                changed
-            });
-        }
-        if last_round {
-            return;
-        }
-    }
-}
-
-/// A message stamped now.
-pub(crate) fn new_message(
-    topic: String,
-    class: Class,
-    retain: bool,
-    coalesce_key: Option<String>,
-    body: String,
-) -> NewMessage {
-    let now = OffsetDateTime::now_utc();
-    NewMessage {
-        class,
-        topic,
-        retain,
-        coalesce_key,
-        msg_id: uuid::Uuid::new_v4().to_string(),
-        ts: now.format(&Rfc3339).unwrap_or_default(),
-        accepted_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
-        body,
-    }
-}
 
 /// The payload of a claimed row: the envelope keys, then the body's keys.
 pub fn envelope(row: &OutRow, site: &str, gateway: &str, historical: bool) -> Vec<u8> {
@@ -340,127 +73,6 @@ pub fn backoff(attempt: u32, min: Duration, max: Duration, jitter: f64) -> Durat
     cap / 2 + cap.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
 }
 
-/// Everything a session needs, resolved once at start.
-#[derive(Clone)]
-pub(crate) struct Settings {
-    host: String,
-    port: u16,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    client_id: String,
-    credentials: Option<(String, String)>,
-    keep_alive: Duration,
-    connect_timeout: Duration,
-    max_packet: usize,
-    command_max: usize,
-    window: usize,
-    drain_rate: u32,
-    reconnect_min: Duration,
-    reconnect_max: Duration,
-    topics: Topics,
-    site: String,
-    gateway: String,
-    started_at: String,
-}
-
-impl Settings {
-    pub(crate) fn from_config(cfg: &Config, m: &MqttSection) -> anyhow::Result<Settings> {
-        let url = m.broker().map_err(|e| anyhow::anyhow!("mqtt.url: {e}"))?;
-        let tls = if url.tls { Some(tls_config(m)?) } else { None };
-        let credentials = match &m.username {
-            Some(u) => Some((u.clone(), m.resolve_password()?.unwrap_or_default())),
-            None => None,
-        };
-        let site = cfg.gateway.site.as_str().to_string();
-        let gateway = cfg.gateway.id.as_str().to_string();
-        Ok(Settings {
-            host: url.host,
-            port: url.port,
-            tls,
-            client_id: m
-                .client_id
-                .clone()
-                .unwrap_or_else(|| format!("tgw-{site}-{gateway}")),
-            credentials,
-            keep_alive: m.keep_alive_secs,
-            connect_timeout: m.connect_timeout_secs,
-            max_packet: m.max_packet_bytes,
-            command_max: m.command_max_bytes,
-            window: m.inflight,
-            drain_rate: m.drain_rate,
-            reconnect_min: m.reconnect_min_ms,
-            reconnect_max: m.reconnect_max_secs,
-            topics: Topics::new(&site, &gateway),
-            site,
-            gateway,
-            started_at: OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default(),
-        })
-    }
-}
-
-/// A rustls client configuration (ring provider) from the CA file and the
-/// optional client certificate and key.
-pub fn tls_config(m: &MqttSection) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let read = |p: &Path, what: &str| {
-        std::fs::read(p).map_err(|e| anyhow::anyhow!("mqtt.{what} {}: {e}", p.display()))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    if let Some(ca) = &m.ca_file {
-        let pem = read(ca, "ca_file")?;
-        let mut n = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| anyhow::anyhow!("mqtt.ca_file {}: {e}", ca.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| anyhow::anyhow!("mqtt.ca_file {}: {e}", ca.display()))?;
-            n += 1;
-        }
-        if n == 0 {
-            anyhow::bail!("mqtt.ca_file {}: no PEM certificate in it", ca.display());
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots);
-    let cfg = match (&m.client_cert_file, &m.client_key_file) {
-        (Some(c), Some(k)) => {
-            let pem = read(c, "client_cert_file")?;
-            let chain = rustls_pemfile::certs(&mut pem.as_slice())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| anyhow::anyhow!("mqtt.client_cert_file {}: {e}", c.display()))?;
-            if chain.is_empty() {
-                anyhow::bail!(
-                    "mqtt.client_cert_file {}: no PEM certificate in it",
-                    c.display()
-                );
-            }
-            let pem = read(k, "client_key_file")?;
-            let key = rustls_pemfile::private_key(&mut pem.as_slice())
-                .map_err(|e| anyhow::anyhow!("mqtt.client_key_file {}: {e}", k.display()))?
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "mqtt.client_key_file {}: no PEM private key in it",
-                        k.display()
-                    )
-                })?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| anyhow::anyhow!("mqtt client certificate: {e}"))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(cfg))
-}
-
-fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default()
-}
-
 fn status_body(
     s: &Settings,
     online: bool,
@@ -472,7 +84,7 @@ fn status_body(
     let mut v = json!({
         "online": online,
         "msg_id": uuid::Uuid::new_v4().to_string(),
-        "ts": now_rfc3339(),
+        "ts": s.clock.now_utc().format(&Rfc3339).unwrap_or_default(),
         "site": s.site,
         "gateway": s.gateway,
         "boot": boot,
@@ -778,63 +390,45 @@ fn on_command(ctx: &SessionCtx<'_>, topic: &str, payload: &[u8]) {
         tracing::warn!(topic = %topic.escape_debug(), "message on an unexpected topic ignored");
         return;
     };
-    let cmd = match commands::parse_command(method, payload, ctx.s.command_max) {
-        Ok(c) => c,
+    let req = match commands::parse_command(method, payload, ctx.s.command_max) {
+        Ok(r) => r,
         Err(e) => {
             ctx.metrics.commands_invalid.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(method = %e.method.escape_debug(), code = e.code, error = %e.message, "command refused");
+            tracing::warn!(method = %e.method.escape_debug(), code = %e.code, error = %e.message, "command refused");
             ctx.publisher
                 .reply(e.request_id.as_deref(), commands::error_reply(&e));
             return;
         }
     };
+    let (request_id, method) = (req.request_id, req.command.method());
     let Ok(permit) = ctx.sem.clone().try_acquire_owned() else {
         ctx.publisher.reply(
-            Some(&cmd.request_id),
+            Some(&request_id),
             reply_body(
-                &cmd,
-                CommandReply::Rejected {
-                    code: "busy".into(),
-                    message: format!("{MAX_CONCURRENT_COMMANDS} commands already running"),
-                },
+                &request_id,
+                method,
+                CommandReply::rejected(
+                    ReplyCode::Busy,
+                    format!("{MAX_CONCURRENT_COMMANDS} commands already running"),
+                ),
             ),
         );
         return;
     };
-    tracing::info!(method = %cmd.method, request_id = %cmd.request_id, "command");
-    let fut = ctx.handler.handle(&cmd.method, cmd.params.clone());
+    tracing::info!(method = %method, request_id = %request_id, "command");
+    let fut = ctx.handler.handle(req.command);
     let publisher = ctx.publisher.clone();
     tokio::spawn(async move {
         let reply = match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
             Ok(r) => r,
-            Err(_) => CommandReply::Rejected {
-                code: "timeout".into(),
-                message: format!("no result within {} s", COMMAND_TIMEOUT.as_secs()),
-            },
+            Err(_) => CommandReply::rejected(
+                ReplyCode::Timeout,
+                format!("no result within {} s", COMMAND_TIMEOUT.as_secs()),
+            ),
         };
-        publisher.reply(Some(&cmd.request_id), reply_body(&cmd, reply));
+        publisher.reply(Some(&request_id), reply_body(&request_id, method, reply));
         drop(permit);
     });
-}
-
-/// The reply body for a handled command.
-pub fn reply_body(cmd: &Command, r: CommandReply) -> Value {
-    let mut v = json!({ "request_id": cmd.request_id, "method": cmd.method });
-    match r {
-        CommandReply::Accepted(x) => {
-            v["status"] = "accepted".into();
-            v["result"] = x;
-        }
-        CommandReply::Result(x) => {
-            v["status"] = "result".into();
-            v["result"] = x;
-        }
-        CommandReply::Rejected { code, message } => {
-            v["status"] = "rejected".into();
-            v["error"] = json!({ "code": code, "message": message });
-        }
-    }
-    v
 }
 
 /// Clean shutdown: say offline (retained; the last will is not sent on a
@@ -933,6 +527,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::uplink::outbox::Class;
 
     fn row(body: &str) -> OutRow {
         OutRow {
@@ -982,28 +577,5 @@ mod tests {
         assert_eq!(next - t0, Duration::from_millis(100));
         assert!(b.take(next).is_ok());
         assert!(TokenBucket::new(0).take(t0).is_ok());
-    }
-
-    #[test]
-    fn replies_carry_status_and_correlation() {
-        let cmd = Command {
-            request_id: "r-1".into(),
-            method: "probe".into(),
-            params: json!({"camera": "c"}),
-        };
-        let v = reply_body(
-            &cmd,
-            CommandReply::Rejected {
-                code: "unknown_camera".into(),
-                message: "no".into(),
-            },
-        );
-        assert_eq!(v["status"], "rejected");
-        assert_eq!(v["request_id"], "r-1");
-        assert_eq!(v["error"]["code"], "unknown_camera");
-        assert_eq!(
-            reply_body(&cmd, CommandReply::Result(json!({"a":1})))["status"],
-            "result"
-        );
     }
 }
