@@ -2,7 +2,8 @@
 //! bearer API tokens, login rate limiting and the audit log.
 //!
 //! Everything lives in the gateway's SQLite store under the `auth` component
-//! ([`MIGRATIONS`]). Secrets are never stored or returned in the clear:
+//! ([`MIGRATIONS`]); the SQL is [`crate::store`]'s (users, sessions, audit),
+//! the rules are here. Session times come from the store's injected clock. Secrets are never stored or returned in the clear:
 //! passwords are argon2id PHC strings; session ids and API tokens are random
 //! 256-bit values of which only a SHA-256 digest is stored, so a copy of the
 //! database cannot be replayed as a login. The rate limiter is in memory and
@@ -17,50 +18,18 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use rand::RngCore as _;
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
+use crate::base::clock::Clock;
+use crate::base::error::{Error, ErrorKind};
 use crate::store::secrets::Password;
-use crate::store::{Store, StoreError, fmt_time};
+use crate::store::{NewSession, Store, StoreError, UserRow};
 
-/// Migrations of the `auth` component.
-pub const MIGRATIONS: &[&str] = &[r#"
-CREATE TABLE auth_user (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE auth_session (
-    id_hash TEXT PRIMARY KEY,
-    user_name TEXT NOT NULL REFERENCES auth_user(name) ON DELETE CASCADE,
-    csrf TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    ip TEXT
-);
-CREATE TABLE auth_token (
-    token_hash TEXT PRIMARY KEY,
-    user_name TEXT NOT NULL REFERENCES auth_user(name) ON DELETE CASCADE,
-    label TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    source TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT,
-    before TEXT,
-    after TEXT,
-    outcome TEXT NOT NULL
-);
-CREATE INDEX audit_log_at ON audit_log(at);
-"#];
+/// Migrations of the `auth` component (the SQL lives in the store).
+pub use crate::store::AUTH_MIGRATIONS as MIGRATIONS;
+/// Audit entries, stored by [`crate::store`].
+pub use crate::store::{AuditEntry, NewAudit};
 
 /// A user's role; each includes the rights of those before it.
 #[derive(
@@ -101,16 +70,16 @@ impl Role {
 }
 
 impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
         match s {
             "viewer" => Ok(Role::Viewer),
             "operator" => Ok(Role::Operator),
             "technician" => Ok(Role::Technician),
             "admin" => Ok(Role::Admin),
-            _ => Err(format!(
+            _ => Err(Error::invalid(format!(
                 "unknown role `{s}` (viewer, operator, technician, admin)"
-            )),
+            ))),
         }
     }
 }
@@ -150,6 +119,18 @@ pub enum AuthError {
     /// No such user.
     #[error("no user `{0}`")]
     NoUser(String),
+}
+
+impl AuthError {
+    /// The kind (HTTP status, MQTT code, metric label) of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AuthError::Store(e) => e.kind(),
+            AuthError::Hash(_) => ErrorKind::Internal,
+            AuthError::Invalid(_) => ErrorKind::Invalid,
+            AuthError::NoUser(_) => ErrorKind::NotFound,
+        }
+    }
 }
 
 /// Hashes a password with argon2id into a PHC string.
@@ -249,50 +230,6 @@ pub enum Via {
     Token,
 }
 
-/// One audit entry.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct AuditEntry {
-    /// Sequence number.
-    pub id: i64,
-    /// When (RFC 3339, UTC).
-    pub at: String,
-    /// Who (`user` name, or `-` before login).
-    pub actor: String,
-    /// From where (client address).
-    pub source: String,
-    /// What, e.g. `device.adopt`.
-    pub action: String,
-    /// On what (device id, user name).
-    pub target: Option<String>,
-    /// State before (secrets masked).
-    #[schema(value_type = Object)]
-    pub before: Option<serde_json::Value>,
-    /// State after (secrets masked).
-    #[schema(value_type = Object)]
-    pub after: Option<serde_json::Value>,
-    /// `ok` or an error code.
-    pub outcome: String,
-}
-
-/// An audit entry to write.
-#[derive(Debug, Clone, Default)]
-pub struct NewAudit<'a> {
-    /// Who.
-    pub actor: &'a str,
-    /// From where.
-    pub source: &'a str,
-    /// What.
-    pub action: &'a str,
-    /// On what.
-    pub target: Option<&'a str>,
-    /// Before.
-    pub before: Option<serde_json::Value>,
-    /// After.
-    pub after: Option<serde_json::Value>,
-    /// `ok` or an error code.
-    pub outcome: &'a str,
-}
-
 /// Session lifetime.
 pub const SESSION_TTL: time::Duration = time::Duration::hours(12);
 
@@ -300,13 +237,25 @@ pub const SESSION_TTL: time::Duration = time::Duration::hours(12);
 #[derive(Clone)]
 pub struct Users {
     store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+fn user_of(r: UserRow) -> User {
+    User {
+        name: r.name,
+        role: r.role.parse().unwrap_or(Role::Viewer),
+        created_at: r.created_at,
+        disabled: r.disabled,
+    }
 }
 
 impl Users {
-    /// Applies the `auth` migrations and wraps the store.
+    /// Applies the `auth` migrations and wraps the store; session times
+    /// come from the store's clock.
     pub fn new(store: Store) -> Result<Self, AuthError> {
-        store.with_conn(|c| crate::store::apply_migrations(c, "auth", MIGRATIONS))?;
-        Ok(Self { store })
+        store.migrate("auth", MIGRATIONS)?;
+        let clock = store.clock().clone();
+        Ok(Self { store, clock })
     }
 
     /// Creates a user, or replaces the role and password of an existing one.
@@ -320,16 +269,7 @@ impl Users {
         check_name(name)?;
         check_password(pw)?;
         let hash = hash_password(pw, cost)?;
-        self.store.with_conn(|c| {
-            c.execute(
-                "INSERT INTO auth_user (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, disabled = 0",
-                params![name, role.as_str(), hash, fmt_time(OffsetDateTime::now_utc())],
-            )?;
-            // A new password ends the user's sessions.
-            c.execute("DELETE FROM auth_session WHERE user_name = ?1", [name])?;
-            Ok(())
-        })?;
+        self.store.upsert_user(name, role.as_str(), &hash)?;
         Ok(())
     }
 
@@ -341,26 +281,9 @@ impl Users {
         role: Option<Role>,
         disabled: Option<bool>,
     ) -> Result<User, AuthError> {
-        let n = self.store.with_conn(|c| {
-            let mut n = 0;
-            if let Some(r) = role {
-                n += c.execute(
-                    "UPDATE auth_user SET role = ?2 WHERE name = ?1",
-                    params![name, r.as_str()],
-                )?;
-            }
-            if let Some(d) = disabled {
-                n += c.execute(
-                    "UPDATE auth_user SET disabled = ?2 WHERE name = ?1",
-                    params![name, d],
-                )?;
-                if d {
-                    c.execute("DELETE FROM auth_session WHERE user_name = ?1", [name])?;
-                    c.execute("DELETE FROM auth_token WHERE user_name = ?1", [name])?;
-                }
-            }
-            Ok(n)
-        })?;
+        let n = self
+            .store
+            .update_user(name, role.map(Role::as_str), disabled)?;
         match self.user(name)? {
             Some(u) if n > 0 || (role.is_none() && disabled.is_none()) => Ok(u),
             Some(u) => Ok(u),
@@ -370,10 +293,7 @@ impl Users {
 
     /// Deletes a user (sessions and tokens go with it).
     pub fn delete(&self, name: &str) -> Result<(), AuthError> {
-        let n = self
-            .store
-            .with_conn(|c| Ok(c.execute("DELETE FROM auth_user WHERE name = ?1", [name])?))?;
-        if n == 0 {
+        if !self.store.delete_user(name)? {
             return Err(AuthError::NoUser(name.into()));
         }
         Ok(())
@@ -381,50 +301,24 @@ impl Users {
 
     /// One user.
     pub fn user(&self, name: &str) -> Result<Option<User>, AuthError> {
-        Ok(self.store.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT name, role, created_at, disabled FROM auth_user WHERE name = ?1",
-                [name],
-                row_user,
-            )
-            .optional()?)
-        })?)
+        Ok(self.store.user(name)?.map(user_of))
     }
 
     /// All users by name.
     pub fn users(&self) -> Result<Vec<User>, AuthError> {
-        Ok(self.store.with_conn(|c| {
-            let mut st =
-                c.prepare("SELECT name, role, created_at, disabled FROM auth_user ORDER BY name")?;
-            let v = st.query_map([], row_user)?.collect::<Result<Vec<_>, _>>()?;
-            Ok(v)
-        })?)
+        Ok(self.store.users()?.into_iter().map(user_of).collect())
     }
 
     /// Number of enabled admins.
     pub fn admin_count(&self) -> Result<usize, AuthError> {
-        Ok(self.store.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT COUNT(*) FROM auth_user WHERE role = 'admin' AND disabled = 0",
-                [],
-                |r| r.get::<_, i64>(0),
-            )?)
-        })? as usize)
+        Ok(self.store.admin_count()?)
     }
 
     /// Checks a user's password; `Some(role)` when it matches an enabled user.
     /// Runs a dummy verification for unknown users so timing does not tell
     /// which names exist.
     pub fn check(&self, name: &str, pw: &str) -> Result<Option<Role>, AuthError> {
-        let row: Option<(String, String, bool)> = self.store.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT role, password_hash, disabled FROM auth_user WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?)
-        })?;
-        match row {
+        match self.store.user_secret(name)? {
             Some((role, hash, disabled)) => {
                 let ok = verify_password(pw, &hash);
                 Ok((ok && !disabled).then(|| role.parse().ok()).flatten())
@@ -441,17 +335,14 @@ impl Users {
     pub fn create_session(&self, name: &str, ip: &str) -> Result<(String, String), AuthError> {
         let id = random_secret();
         let csrf = random_secret();
-        let now = OffsetDateTime::now_utc();
-        self.store.with_conn(|c| {
-            c.execute(
-                "DELETE FROM auth_session WHERE expires_at < ?1",
-                [fmt_time(now)],
-            )?;
-            c.execute(
-                "INSERT INTO auth_session (id_hash, user_name, csrf, created_at, expires_at, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![digest(&id), name, csrf, fmt_time(now), fmt_time(now + SESSION_TTL), ip],
-            )?;
-            Ok(())
+        let now = self.clock.now_utc();
+        self.store.start_session(&NewSession {
+            id_hash: &digest(&id),
+            user: name,
+            csrf: &csrf,
+            created_at: now,
+            expires_at: now + SESSION_TTL,
+            ip,
         })?;
         Ok((id, csrf))
     }
@@ -459,31 +350,22 @@ impl Users {
     /// The principal of a session cookie value, if valid and unexpired.
     pub fn session(&self, id: &str) -> Result<Option<Principal>, AuthError> {
         let h = digest(id);
-        let now = fmt_time(OffsetDateTime::now_utc());
-        let row: Option<(String, String, String)> = self.store.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT u.name, u.role, s.csrf FROM auth_session s JOIN auth_user u ON u.name = s.user_name
-                 WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
-                params![h, now],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?)
-        })?;
-        Ok(row.and_then(|(user, role, csrf)| {
+        let row = self.store.session_user(&h, self.clock.now_utc())?;
+        Ok(row.and_then(|r| {
             Some(Principal {
-                user,
-                role: role.parse().ok()?,
-                via: Via::Session { id_hash: h, csrf },
+                user: r.user,
+                role: r.role.parse().ok()?,
+                via: Via::Session {
+                    id_hash: h,
+                    csrf: r.csrf,
+                },
             })
         }))
     }
 
     /// Ends a session by the digest of its id.
     pub fn end_session(&self, id_hash: &str) -> Result<(), AuthError> {
-        self.store.with_conn(|c| {
-            c.execute("DELETE FROM auth_session WHERE id_hash = ?1", [id_hash])?;
-            Ok(())
-        })?;
+        self.store.end_session(id_hash)?;
         Ok(())
     }
 
@@ -494,27 +376,13 @@ impl Users {
             return Err(AuthError::NoUser(name.into()));
         }
         let token = format!("tgw_{}", random_secret());
-        self.store.with_conn(|c| {
-            c.execute(
-                "INSERT INTO auth_token (token_hash, user_name, label, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![digest(&token), name, label, fmt_time(OffsetDateTime::now_utc())],
-            )?;
-            Ok(())
-        })?;
+        self.store.insert_token(&digest(&token), name, label)?;
         Ok(token)
     }
 
     /// The principal of a bearer token.
     pub fn token(&self, token: &str) -> Result<Option<Principal>, AuthError> {
-        let row: Option<(String, String)> = self.store.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT u.name, u.role FROM auth_token t JOIN auth_user u ON u.name = t.user_name
-                 WHERE t.token_hash = ?1 AND u.disabled = 0",
-                [digest(token)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        })?;
+        let row = self.store.token_user(&digest(token))?;
         Ok(row.and_then(|(user, role)| {
             Some(Principal {
                 user,
@@ -526,23 +394,7 @@ impl Users {
 
     /// Appends an audit entry.
     pub fn audit(&self, e: NewAudit<'_>) -> Result<(), AuthError> {
-        let j = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
-        self.store.with_conn(|c| {
-            c.execute(
-                "INSERT INTO audit_log (at, actor, source, action, target, before, after, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    fmt_time(OffsetDateTime::now_utc()),
-                    e.actor,
-                    e.source,
-                    e.action,
-                    e.target,
-                    j(&e.before),
-                    j(&e.after),
-                    e.outcome
-                ],
-            )?;
-            Ok(())
-        })?;
+        self.store.audit(e)?;
         Ok(())
     }
 
@@ -552,39 +404,8 @@ impl Users {
         limit: usize,
         before: Option<i64>,
     ) -> Result<Vec<AuditEntry>, AuthError> {
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare(
-                "SELECT id, at, actor, source, action, target, before, after, outcome FROM audit_log
-                 WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
-            )?;
-            let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
-            let v = st
-                .query_map(params![before.unwrap_or(i64::MAX), limit as i64], |r| {
-                    Ok(AuditEntry {
-                        id: r.get(0)?,
-                        at: r.get(1)?,
-                        actor: r.get(2)?,
-                        source: r.get(3)?,
-                        action: r.get(4)?,
-                        target: r.get(5)?,
-                        before: parse(r.get(6)?),
-                        after: parse(r.get(7)?),
-                        outcome: r.get(8)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(v)
-        })?)
+        Ok(self.store.audit_log(limit, before)?)
     }
-}
-
-fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-    Ok(User {
-        name: r.get(0)?,
-        role: r.get::<_, String>(1)?.parse().unwrap_or(Role::Viewer),
-        created_at: r.get(2)?,
-        disabled: r.get(3)?,
-    })
 }
 
 /// A PHC string used to spend the same time on unknown user names.
@@ -753,6 +574,39 @@ mod tests {
         assert!(u.session(&sid).unwrap().is_none());
         assert!(u.token(&tok).unwrap().is_none());
         assert_eq!(u.check("ana", "pw-ana-123").unwrap(), None);
+    }
+
+    /// Sessions end after [`SESSION_TTL`] by the store's clock; expired
+    /// rows are swept when the next session starts.
+    #[test]
+    fn sessions_expire_by_the_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::base::clock::ManualClock::at(1_784_077_200_000));
+        let s = Store::open_with_clock(dir.path(), clock.clone()).unwrap();
+        let u = Users::new(s).unwrap();
+        u.upsert(
+            "ana",
+            Role::Viewer,
+            &Password::new("pw-ana-123"),
+            HashCost::FAST,
+        )
+        .unwrap();
+        assert_eq!(
+            u.user("ana").unwrap().unwrap().created_at,
+            "2026-07-15T01:00:00Z"
+        );
+        let (sid, _) = u.create_session("ana", "127.0.0.1").unwrap();
+        clock.advance(SESSION_TTL.whole_milliseconds() as i64 - 1_000);
+        assert!(u.session(&sid).unwrap().is_some());
+        clock.advance(2_000);
+        assert!(u.session(&sid).unwrap().is_none());
+        let (sid2, _) = u.create_session("ana", "127.0.0.1").unwrap();
+        assert!(u.session(&sid2).unwrap().is_some());
+        let left: i64 = u
+            .store
+            .with_conn(|c| Ok(c.query_row("SELECT COUNT(*) FROM auth_session", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(left, 1, "the expired session was swept");
     }
 
     #[test]
