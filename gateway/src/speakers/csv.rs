@@ -304,31 +304,14 @@ fn parse_row(ctx: &mut Rows<'_>, line: usize, rec: &[String]) -> Option<NewSpeak
         }
         None => Codec::Pcmu,
     };
-    let volume = match get("volume").map(|v| v.parse::<u8>().ok().filter(|v| *v <= 100)) {
-        Some(Some(v)) => Some(v),
-        Some(None) => {
-            bad(
-                "volume",
-                format!(
-                    "`{}` is not a volume 0-100",
-                    get("volume").unwrap_or_default()
-                ),
-            );
-            None
-        }
-        None => None,
-    };
-    let ttl = match get("ttl").map(|v| v.parse::<u8>().ok().filter(|v| *v >= 1)) {
-        Some(Some(v)) => Some(v),
-        Some(None) => {
-            bad(
-                "ttl",
-                format!("`{}` is not a TTL 1-255", get("ttl").unwrap_or_default()),
-            );
-            None
-        }
-        None => None,
-    };
+    let volume = small_number(get("volume"), |v| v <= 100).unwrap_or_else(|t| {
+        bad("volume", format!("`{t}` is not a volume 0-100"));
+        None
+    });
+    let ttl = small_number(get("ttl"), |v| v >= 1).unwrap_or_else(|t| {
+        bad("ttl", format!("`{t}` is not a TTL 1-255"));
+        None
+    });
     if ttl.is_some() && kind.is_some_and(|k| k != DriverKind::RtpMulticast) {
         bad("ttl", "only rtp-multicast speakers have a TTL".into());
     }
@@ -340,18 +323,8 @@ fn parse_row(ctx: &mut Rows<'_>, line: usize, rec: &[String]) -> Option<NewSpeak
                     group: g,
                     ttl: ttl.unwrap_or(1),
                 };
-                match ctx.zones.get(z.as_str()) {
-                    Some((first, prev)) if *prev != m => bad(
-                        "address",
-                        format!(
-                            "zone `{z}` is {} ttl {} on line {first}, here {} ttl {}",
-                            prev.group, prev.ttl, m.group, m.ttl
-                        ),
-                    ),
-                    Some(_) => {}
-                    None => {
-                        ctx.zones.insert(z.as_str().to_string(), (line, m));
-                    }
+                if let Some(e) = zone_conflict(&mut ctx.zones, line, z, m) {
+                    bad("address", e);
                 }
             }
             _ => {}
@@ -377,4 +350,34 @@ fn parse_row(ctx: &mut Rows<'_>, line: usize, rec: &[String]) -> Option<NewSpeak
         username,
         password,
     })
+}
+
+/// A small number column: `Ok(None)` when empty, `Err(text)` when it is not
+/// a number `ok` accepts.
+fn small_number(v: Option<&str>, ok: impl Fn(u8) -> bool) -> Result<Option<u8>, &str> {
+    match v {
+        None => Ok(None),
+        Some(t) => t.parse::<u8>().ok().filter(|n| ok(*n)).map(Some).ok_or(t),
+    }
+}
+
+/// Records the first group given for a zone; says why a later row that
+/// disagrees with it is wrong.
+fn zone_conflict(
+    zones: &mut BTreeMap<String, (usize, Multicast)>,
+    line: usize,
+    z: &Ident,
+    m: Multicast,
+) -> Option<String> {
+    match zones.get(z.as_str()) {
+        Some((first, prev)) if *prev != m => Some(format!(
+            "zone `{z}` is {} ttl {} on line {first}, here {} ttl {}",
+            prev.group, prev.ttl, m.group, m.ttl
+        )),
+        Some(_) => None,
+        None => {
+            zones.insert(z.as_str().to_string(), (line, m));
+            None
+        }
+    }
 }

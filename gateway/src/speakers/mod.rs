@@ -150,10 +150,9 @@ impl Speakers {
     /// The login a driver uses for a speaker (the only place the password
     /// is opened).
     pub fn login_for(&self, id: &str) -> anyhow::Result<Option<Login>> {
-        Ok(self
-            .store
+        self.store
             .speaker_login(id)?
-            .with_context(|| format!("speaker {id}"))?)
+            .with_context(|| format!("speaker {id}"))
     }
 
     fn query(&self, id: Option<&str>) -> anyhow::Result<Vec<Speaker>> {

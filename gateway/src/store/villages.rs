@@ -20,6 +20,9 @@ pub struct VillageRow {
     pub grids: Vec<(String, String)>,
 }
 
+/// Village codes, and (grid code, village code) pairs.
+pub type PlaceCodes = (Vec<String>, Vec<(String, String)>);
+
 impl Store {
     /// Makes the township, villages and grids match the configuration.
     /// Villages and grids no longer configured are removed; their devices
@@ -90,7 +93,7 @@ impl Store {
 
     /// Every village code, and every grid code with its village code (what a
     /// speaker CSV may name).
-    pub fn place_codes(&self) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    pub fn place_codes(&self) -> Result<PlaceCodes> {
         let conn = self.conn();
         let v: Vec<String> = conn
             .prepare("SELECT code FROM village")?
