@@ -3,28 +3,36 @@
 //!
 //! Everything lives in the gateway's SQLite store under the `auth` component
 //! ([`MIGRATIONS`]); the SQL is [`crate::store`]'s (users, sessions, audit),
-//! the rules are here. Session times come from the store's injected clock. Secrets are never stored or returned in the clear:
-//! passwords are argon2id PHC strings; session ids and API tokens are random
-//! 256-bit values of which only a SHA-256 digest is stored, so a copy of the
-//! database cannot be replayed as a login. The rate limiter is in memory and
-//! uses tokio's clock, so tests run it on paused time.
+//! the rules are here. Session times come from the store's injected clock.
+//! Secrets are never stored or returned in the clear: passwords are argon2id
+//! PHC strings; session ids and API tokens are random 256-bit values of
+//! which only a SHA-256 digest is stored, so a copy of the database cannot
+//! be replayed as a login. The rate limiter is in memory and uses tokio's
+//! clock, so tests run it on paused time.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `mod.rs` | [`Role`], [`Users`] (users, sessions, tokens, audit over the store), [`AuthError`] |
+//! | [`password`] | argon2id hashing, random secrets and digests, name and password checks |
+//! | [`limiter`] | [`LoginLimiter`]: per-address and per-user login throttling |
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+pub mod limiter;
+pub mod password;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use base64::Engine as _;
-use rand::RngCore as _;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::base::clock::Clock;
 use crate::base::error::{Error, ErrorKind};
 use crate::store::secrets::Password;
 use crate::store::{NewSession, Store, StoreError, UserRow};
+
+pub use limiter::{LoginLimiter, Refusal};
+use password::DUMMY_HASH;
+pub use password::{
+    HashCost, check_name, check_password, digest, hash_password, random_secret, verify_password,
+};
 
 /// Migrations of the `auth` component (the SQL lives in the store).
 pub use crate::store::AUTH_MIGRATIONS as MIGRATIONS;
@@ -84,26 +92,6 @@ impl std::str::FromStr for Role {
     }
 }
 
-/// Argon2id cost. [`HashCost::DEFAULT`] follows the OWASP minimum
-/// (19 MiB, 2 passes); tests use [`HashCost::FAST`].
-#[derive(Debug, Clone, Copy)]
-pub struct HashCost {
-    /// Memory in KiB.
-    pub m_kib: u32,
-    /// Passes.
-    pub t: u32,
-}
-
-impl HashCost {
-    /// Production cost.
-    pub const DEFAULT: HashCost = HashCost {
-        m_kib: 19_456,
-        t: 2,
-    };
-    /// Cheap cost for tests (still argon2id).
-    pub const FAST: HashCost = HashCost { m_kib: 64, t: 1 };
-}
-
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -130,65 +118,6 @@ impl AuthError {
             AuthError::Invalid(_) => ErrorKind::Invalid,
             AuthError::NoUser(_) => ErrorKind::NotFound,
         }
-    }
-}
-
-/// Hashes a password with argon2id into a PHC string.
-pub fn hash_password(pw: &Password, cost: HashCost) -> Result<String, AuthError> {
-    let params =
-        Params::new(cost.m_kib, cost.t, 1, None).map_err(|e| AuthError::Hash(e.to_string()))?;
-    let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    a.hash_password(pw.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
-}
-
-/// Checks a password against a PHC string (parameters come from the string).
-pub fn verify_password(pw: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
-}
-
-/// A fresh 256-bit random secret, base64url without padding.
-pub fn random_secret() -> String {
-    let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-/// SHA-256 hex digest of a session id or token (what is stored).
-pub fn digest(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Checks a user name: 1-32 of `[A-Za-z0-9._-]`.
-pub fn check_name(name: &str) -> Result<(), AuthError> {
-    let ok = !name.is_empty()
-        && name.len() <= 32
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(AuthError::Invalid(format!(
-            "user name `{}` must be 1-32 characters of A-Z a-z 0-9 . _ -",
-            name.chars().take(40).collect::<String>()
-        )))
-    }
-}
-
-/// Checks a new password's length (8-256 characters).
-pub fn check_password(pw: &Password) -> Result<(), AuthError> {
-    let n = pw.expose().chars().count();
-    if (8..=256).contains(&n) {
-        Ok(())
-    } else {
-        Err(AuthError::Invalid(
-            "password must be 8 to 256 characters".into(),
-        ))
     }
 }
 
@@ -408,111 +337,6 @@ impl Users {
     }
 }
 
-/// A PHC string used to spend the same time on unknown user names.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$8dY0Ygq4fQZq0Q3L5M9XyK2D2sN6cJ9b3Xr8dQ5n1oU";
-
-/// Login rate limiting and lockout.
-///
-/// - per client address: at most `ip_max` failures within `window`, then
-///   refused until the oldest failure leaves the window;
-/// - per user: after `user_max` consecutive failures the account is locked
-///   for `lockout` (a success resets the count).
-///
-/// Uses `tokio::time::Instant`, so tests drive it on paused time.
-#[derive(Clone)]
-pub struct LoginLimiter {
-    inner: Arc<Mutex<LimiterState>>,
-    /// Failures per address within the window.
-    pub ip_max: usize,
-    /// Window for the per-address count.
-    pub window: Duration,
-    /// Consecutive failures before a user is locked.
-    pub user_max: u32,
-    /// How long a lockout lasts.
-    pub lockout: Duration,
-}
-
-#[derive(Default)]
-struct LimiterState {
-    ip: HashMap<IpAddr, Vec<tokio::time::Instant>>,
-    user: HashMap<String, (u32, Option<tokio::time::Instant>)>,
-}
-
-/// Why a login attempt is refused before its password is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// Too many failures from this address; retry after.
-    Address(Duration),
-    /// The user is locked out; retry after.
-    Locked(Duration),
-}
-
-impl Default for LoginLimiter {
-    fn default() -> Self {
-        Self {
-            inner: Arc::default(),
-            ip_max: 10,
-            window: Duration::from_secs(300),
-            user_max: 5,
-            lockout: Duration::from_secs(900),
-        }
-    }
-}
-
-impl LoginLimiter {
-    fn state(&self) -> std::sync::MutexGuard<'_, LimiterState> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether an attempt may proceed.
-    pub fn check(&self, ip: IpAddr, user: &str) -> Result<(), Refusal> {
-        let now = tokio::time::Instant::now();
-        let mut s = self.state();
-        if let Some((_, Some(until))) = s.user.get(user)
-            && *until > now
-        {
-            return Err(Refusal::Locked(*until - now));
-        }
-        let window = self.window;
-        let fails = s.ip.entry(ip).or_default();
-        fails.retain(|t| now.duration_since(*t) < window);
-        if fails.len() >= self.ip_max {
-            let oldest = fails.first().copied().unwrap_or(now);
-            return Err(Refusal::Address(
-                window.saturating_sub(now.duration_since(oldest)),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Records a failure; returns true when it locked the user.
-    pub fn failed(&self, ip: IpAddr, user: &str) -> bool {
-        let now = tokio::time::Instant::now();
-        let mut s = self.state();
-        s.ip.entry(ip).or_default().push(now);
-        // Bound memory: forget addresses with nothing in the window.
-        if s.ip.len() > 10_000 {
-            let w = self.window;
-            s.ip.retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < w));
-        }
-        let e = s.user.entry(user.to_string()).or_insert((0, None));
-        if e.1.is_some_and(|u| u <= now) {
-            *e = (0, None);
-        }
-        e.0 += 1;
-        if e.0 >= self.user_max && e.1.is_none() {
-            e.1 = Some(now + self.lockout);
-            return true;
-        }
-        false
-    }
-
-    /// Records a success: the user's failure count resets.
-    pub fn succeeded(&self, user: &str) {
-        self.state().user.remove(user);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,16 +345,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         (dir, Users::new(s).unwrap())
-    }
-
-    #[test]
-    fn password_is_argon2id_and_verifies() {
-        let h = hash_password(&Password::new("correct horse"), HashCost::FAST).unwrap();
-        assert!(h.starts_with("$argon2id$"), "{h}");
-        assert!(!h.contains("correct horse"));
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("wrong horse", &h));
-        assert!(!verify_password("x", "not a phc string"));
     }
 
     #[test]
@@ -640,44 +454,5 @@ mod tests {
                 && Role::Operator < Role::Technician
                 && Role::Technician < Role::Admin
         );
-    }
-
-    /// Per-user lockout after 5 failures, lifted after the lockout; per-address
-    /// limit after 10 failures within the window. Paused tokio time.
-    #[tokio::test(start_paused = true)]
-    async fn limiter_locks_users_and_addresses() {
-        let l = LoginLimiter::default();
-        let ip: IpAddr = "127.0.0.9".parse().unwrap();
-        for i in 0..4 {
-            assert!(l.check(ip, "ana").is_ok());
-            assert!(!l.failed(ip, "ana"), "attempt {i}");
-        }
-        assert!(l.failed(ip, "ana"));
-        assert!(matches!(l.check(ip, "ana"), Err(Refusal::Locked(_))));
-        // Other users from the same address still may try.
-        assert!(l.check(ip, "bob").is_ok());
-        tokio::time::advance(Duration::from_secs(901)).await;
-        assert!(l.check(ip, "ana").is_ok());
-        // 5 more failures (another user) reach the address limit of 10 in the window.
-        for _ in 0..5 {
-            l.failed(ip, "carl");
-        }
-        tokio::time::advance(Duration::from_secs(1)).await;
-        // Only 5 in the window (the first 5 are 900 s old) -> allowed.
-        assert!(l.check(ip, "dora").is_ok());
-        for _ in 0..5 {
-            l.failed(ip, "dora");
-        }
-        assert!(matches!(l.check(ip, "erin"), Err(Refusal::Address(_))));
-        let other: IpAddr = "127.0.0.10".parse().unwrap();
-        assert!(l.check(other, "erin").is_ok());
-        tokio::time::advance(Duration::from_secs(301)).await;
-        assert!(l.check(ip, "erin").is_ok());
-        // Success resets the count.
-        l.failed(ip, "fay");
-        l.succeeded("fay");
-        for _ in 0..4 {
-            assert!(!l.failed(other, "fay"));
-        }
     }
 }
