@@ -264,7 +264,7 @@ fn address_problem(kind: DriverKind, a: &str) -> std::result::Result<Option<Sock
 }
 
 /// What a technician gives when adopting a discovered speaker
-/// ([`Speakers::adopt_discovered`]).
+/// ([`super::Speakers::adopt_discovered`]).
 #[derive(Debug, Clone, Default)]
 pub struct AdoptSpeaker {
     /// Village code.
