@@ -1600,13 +1600,13 @@ fn adopt_speaker(
             .as_deref()
             .map(crate::config::Ident::parse)
             .transpose()
-            .map_err(StoreError::Invalid)?,
+            .map_err(|e| StoreError::Invalid(e.to_string()))?,
         driver: b
             .driver
             .as_deref()
             .map(crate::speakers::DriverKind::parse)
             .transpose()
-            .map_err(StoreError::Invalid)?,
+            .map_err(|e| StoreError::Invalid(e.to_string()))?,
         address: b.address.clone(),
         login: match (&b.username, &b.password) {
             (Some(u), Some(p)) => Some((u.clone(), Password::new(p.clone()))),
@@ -2049,7 +2049,7 @@ struct SpeakerQuery {
 impl Validate for SpeakerQuery {
     fn validate(&self) -> Result<(), String> {
         if let Some(k) = &self.kind {
-            crate::speakers::DriverKind::parse(k).map(|_| ())?;
+            crate::speakers::DriverKind::parse(k).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -2062,7 +2062,7 @@ async fn speakers(State(st): State<AppState>, Q(q): Q<SpeakerQuery>) -> ApiResul
         .as_deref()
         .map(crate::speakers::DriverKind::parse)
         .transpose()
-        .map_err(ApiError::bad)?;
+        .map_err(|e| ApiError::bad(e.to_string()))?;
     let v: Vec<serde_json::Value> = inv
         .list()
         .map_err(speaker_store_err)?

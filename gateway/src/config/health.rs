@@ -1,0 +1,180 @@
+//! `[health]`: how cameras are checked and judged, with per-village intervals.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Ident;
+use super::values::{de_bounded, de_concurrency, de_wait_ms, yes};
+
+/// `[health]`: how cameras are checked and judged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    /// Poll camera health at all. Default: `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Seconds between cheap checks (unauthenticated GetSystemDateAndTime)
+    /// of each camera (1-3600). Default: `30`.
+    #[serde(default = "default_check", deserialize_with = "de_secs_1")]
+    pub check_interval_secs: Duration,
+    /// Seconds between authenticated checks and RTSP DESCRIBEs (5-86400). Default: `300`.
+    #[serde(default = "default_describe", deserialize_with = "de_secs_5")]
+    pub describe_interval_secs: Duration,
+    /// Seconds between timed stream samples of each camera, taken in
+    /// rotation (5-86400). Default: `600`.
+    #[serde(default = "default_sample_every", deserialize_with = "de_secs_5")]
+    pub sample_interval_secs: Duration,
+    /// Length of a stream sample in milliseconds (500-30000). Default: `3000`.
+    #[serde(default = "default_sample_ms", deserialize_with = "de_sample_ms")]
+    pub sample_ms: Duration,
+    /// Sample the sub-stream (lowest resolution profile). Default: `true`.
+    #[serde(default = "yes")]
+    pub sample_sub_stream: bool,
+    /// Cheap checks running at once (1-1024). Default: `128`.
+    #[serde(default = "default_check_conc", deserialize_with = "de_concurrency")]
+    pub concurrency: usize,
+    /// Stream samples running at once (1-1024). Default: `8`.
+    #[serde(default = "default_sample_conc", deserialize_with = "de_concurrency")]
+    pub sample_concurrency: usize,
+    /// Per-call timeout in milliseconds (100-60000). Default: `3000`.
+    #[serde(default = "default_health_timeout", deserialize_with = "de_wait_ms")]
+    pub call_timeout_ms: Duration,
+    /// Missed checks in a row before a camera is offline (1-100). Default: `3`.
+    #[serde(
+        default = "default_offline_after",
+        deserialize_with = "de_offline_after"
+    )]
+    pub offline_after: u32,
+    /// Seconds without frames before a stream is stalled (1-3600). Default: `20`.
+    #[serde(default = "default_stall", deserialize_with = "de_secs_1")]
+    pub stall_secs: Duration,
+    /// Allowed camera clock drift in seconds (1-86400). Default: `5`.
+    #[serde(default = "default_drift", deserialize_with = "de_secs_1")]
+    pub max_clock_drift_secs: Duration,
+    /// RTP loss above this percentage degrades a camera (0-100). Default: `2.0`.
+    #[serde(default = "default_loss")]
+    pub max_rtp_loss_pct: f64,
+    /// Days of health history kept (1-3650). Default: `14`.
+    #[serde(default = "default_history_days")]
+    pub history_days: u32,
+    /// After rejected credentials, seconds before the next authenticated
+    /// attempt; doubles per further rejection up to an hour, so polling never
+    /// locks a camera account (1-3600). Default: `30`.
+    #[serde(default = "default_auth_backoff", deserialize_with = "de_secs_1")]
+    pub auth_backoff_secs: Duration,
+    /// Per-village overrides of the intervals. Default: none.
+    #[serde(default)]
+    pub villages: Vec<HealthVillage>,
+}
+
+/// `[[health.villages]]`: intervals for one village (for example one on a
+/// thin radio link).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthVillage {
+    /// Village code. Required.
+    pub code: Ident,
+    /// Overrides `health.check_interval_secs`.
+    #[serde(default, deserialize_with = "de_opt_secs_1")]
+    pub check_interval_secs: Option<Duration>,
+    /// Overrides `health.describe_interval_secs`.
+    #[serde(default, deserialize_with = "de_opt_secs_1")]
+    pub describe_interval_secs: Option<Duration>,
+    /// Overrides `health.sample_interval_secs`.
+    #[serde(default, deserialize_with = "de_opt_secs_1")]
+    pub sample_interval_secs: Option<Duration>,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            check_interval_secs: default_check(),
+            describe_interval_secs: default_describe(),
+            sample_interval_secs: default_sample_every(),
+            sample_ms: default_sample_ms(),
+            sample_sub_stream: true,
+            concurrency: default_check_conc(),
+            sample_concurrency: default_sample_conc(),
+            call_timeout_ms: default_health_timeout(),
+            offline_after: default_offline_after(),
+            stall_secs: default_stall(),
+            max_clock_drift_secs: default_drift(),
+            max_rtp_loss_pct: default_loss(),
+            history_days: default_history_days(),
+            auth_backoff_secs: default_auth_backoff(),
+            villages: Vec::new(),
+        }
+    }
+}
+
+impl HealthSection {
+    /// (check, describe, sample) intervals for a camera in `village`.
+    pub fn intervals(&self, village: Option<&str>) -> (Duration, Duration, Duration) {
+        let o = village.and_then(|v| self.villages.iter().find(|x| x.code.as_str() == v));
+        (
+            o.and_then(|o| o.check_interval_secs)
+                .unwrap_or(self.check_interval_secs),
+            o.and_then(|o| o.describe_interval_secs)
+                .unwrap_or(self.describe_interval_secs),
+            o.and_then(|o| o.sample_interval_secs)
+                .unwrap_or(self.sample_interval_secs),
+        )
+    }
+}
+
+fn default_check() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_describe() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_sample_every() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_sample_ms() -> Duration {
+    Duration::from_millis(3000)
+}
+fn default_check_conc() -> usize {
+    128
+}
+fn default_sample_conc() -> usize {
+    8
+}
+fn default_health_timeout() -> Duration {
+    Duration::from_millis(3000)
+}
+fn default_offline_after() -> u32 {
+    3
+}
+fn default_stall() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_drift() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_loss() -> f64 {
+    2.0
+}
+fn default_auth_backoff() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_history_days() -> u32 {
+    14
+}
+fn de_secs_1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 1, 86_400, "seconds").map(Duration::from_secs)
+}
+fn de_opt_secs_1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_secs_1(d).map(Some)
+}
+fn de_secs_5<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 5, 86_400, "seconds").map(Duration::from_secs)
+}
+fn de_sample_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 500, 30_000, "milliseconds").map(Duration::from_millis)
+}
+fn de_offline_after<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    de_bounded(d, 1, 100, "offline_after").map(|v| v as u32)
+}

@@ -1,0 +1,172 @@
+//! Tests of parsing, defaults and error messages.
+
+use std::time::Duration;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[gateway]
+site = "qingshan"
+data_dir = "/tmp/x"
+
+[township]
+code = "qingshan"
+name = "青山镇"
+[[township.villages]]
+code = "dongcun"
+name = "东村"
+grids = [{ code = "dongcun-1", name = "东村第一网格" }]
+"#;
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let c = Config::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!(c.gateway.id.as_str(), "gw-01");
+    assert_eq!(c.gateway.timezone, "Asia/Shanghai");
+    assert_eq!(c.discovery.probe_repeats, 3);
+    assert_eq!(c.discovery.interval_secs, Duration::from_secs(300));
+    assert_eq!(c.inventory.concurrency, 64);
+    assert!(c.http.is_none());
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let text = include_str!("../../../config/gateway.example.toml");
+    // SAFETY of the test: the example names TGW_CRED_DONGCUN only as password_env.
+    let c = Config::parse(text, "gateway.example.toml").unwrap();
+    assert!(!c.township.villages.is_empty());
+    assert!(!c.credential_groups.is_empty());
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let text = MINIMAL.replace("[township]", "[township]\ncolour = \"red\"");
+    let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("colour"), "{e}");
+    assert!(e.contains("line 7"), "{e}");
+}
+
+#[test]
+fn bad_cidr_names_key_path_and_line() {
+    let text = format!("{MINIMAL}\n[discovery]\ncidrs = [\"10.0.0.0/24\", \"10.0.0.0/33\"]\n");
+    let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("discovery.cidrs"), "{e}");
+    assert!(e.contains("10.0.0.0/33"), "{e}");
+    assert!(e.contains("line 15"), "{e}");
+}
+
+#[test]
+fn too_large_sweep_is_refused() {
+    let text = format!("{MINIMAL}\n[discovery]\ncidrs = [\"10.0.0.0/8\"]\n");
+    let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("larger than a /16"), "{e}");
+}
+
+#[test]
+fn out_of_range_number_is_refused() {
+    let text = format!("{MINIMAL}\n[discovery]\nprobe_repeats = 9\n");
+    let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("discovery.probe_repeats"), "{e}");
+    assert!(e.contains("between 1 and 5"), "{e}");
+}
+
+#[test]
+fn audio_section_defaults_and_errors() {
+    let c = Config::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!(c.audio.tts_command[0], "espeak-ng");
+    assert_eq!(c.audio.loudness_lufs, -16.0);
+    assert_eq!(c.audio.max_asset_secs, 900);
+    for (bad, want) in [
+        ("loudness_lufs = -3.0", "audio.loudness_lufs"),
+        ("peak_ceiling_dbfs = 1.0", "between -12 and 0"),
+        ("tts_max_chars = 0", "audio.tts_max_chars"),
+        ("max_asset_bytes = 10", "audio.max_asset_bytes"),
+        ("tts_command = [\"espeak-ng\", \"hello\"]", "`{text}`"),
+        ("tts_command = []", "audio.tts_command"),
+        ("voice = \"cmn\"", "voice"),
+    ] {
+        let text = format!("{MINIMAL}\n[audio]\n{bad}\n");
+        let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains("line"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn duplicate_village_and_unknown_adopt_village_are_named() {
+    let dup =
+        MINIMAL.to_string() + "[[township.villages]]\ncode = \"dongcun\"\nname = \"又一个\"\n";
+    let e = Config::parse(&dup, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("used twice"), "{e}");
+    let rule = format!("{MINIMAL}\n[[discovery.auto_adopt]]\nvillage = \"xicun\"\n");
+    let e = Config::parse(&rule, "t.toml").unwrap_err().to_string();
+    assert!(
+        e.contains("discovery.auto_adopt[0].village") && e.contains("line 15"),
+        "{e}"
+    );
+}
+
+#[test]
+fn credential_group_needs_one_password_source_and_a_matcher() {
+    let g = format!(
+        "{MINIMAL}\n[[credential_groups]]\nname = \"a\"\nusername = \"admin\"\nsubnets = [\"10.1.0.0/24\"]\n"
+    );
+    let e = Config::parse(&g, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("password"), "{e}");
+    let g = format!(
+        "{MINIMAL}\n[[credential_groups]]\nname = \"a\"\nusername = \"admin\"\npassword = \"s3cret-pw\"\n"
+    );
+    let e = Config::parse(&g, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("subnets"), "{e}");
+    assert!(
+        !e.contains("s3cret-pw"),
+        "a secret leaked into an error: {e}"
+    );
+}
+
+#[test]
+fn debug_never_prints_the_password() {
+    let g = format!(
+        "{MINIMAL}\n[[credential_groups]]\nname = \"a\"\nusername = \"admin\"\npassword = \"s3cret-pw\"\nmac_prefixes = [\"44-19-B6\"]\n"
+    );
+    let c = Config::parse(&g, "t.toml").unwrap();
+    assert_eq!(
+        c.credential_groups[0].mac_prefixes,
+        vec!["44:19:b6".to_string()]
+    );
+    assert!(!format!("{c:?}").contains("s3cret-pw"));
+}
+
+#[test]
+fn syntax_error_names_line() {
+    let e = Config::parse("[gateway\nsite=1", "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 1"), "{e}");
+}
+
+#[test]
+fn value_errors_are_invalid_with_the_same_messages() {
+    use crate::base::error::ErrorKind;
+    let e = Ident::parse("Bad Id").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert_eq!(
+        e.to_string(),
+        "`Bad Id` is not a valid identifier: use 1-64 characters of a-z, 0-9, '-' and '_'"
+    );
+    assert_eq!(
+        parse_cidr("10.0.0.0/8").unwrap_err().to_string(),
+        "`10.0.0.0/8` is larger than a /16; split it into /16s or smaller"
+    );
+    assert_eq!(
+        normalise_mac_prefix("xyz").unwrap_err().to_string(),
+        "`xyz` is not a MAC prefix such as 44:19:b6"
+    );
+    assert_eq!(
+        parse_broker_url("mqtt://h:x").unwrap_err().to_string(),
+        "`mqtt://h:x`: bad port `x`"
+    );
+    assert_eq!(
+        Config::parse("", "t.toml").unwrap_err().kind(),
+        ErrorKind::Invalid
+    );
+}
