@@ -7,6 +7,7 @@ use device_drivers::cap::{Severity, Status};
 use serde::{Deserialize, Serialize};
 
 use crate::broadcast::{Priority, Target};
+use crate::error::ErrorKind;
 
 /// The `[warnings]` section: early warnings (CAP) to the horns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,27 +192,31 @@ impl Default for WarningsConfig {
 
 impl WarningsConfig {
     /// Checks values serde cannot; errors name the key under `warnings.`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for (i, f) in self.feeds.iter().enumerate() {
             let ok = url::Url::parse(&f.url)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
             if !ok {
-                return Err(format!(
-                    "warnings.feeds[{i}].url: `{}` is not an http(s) URL",
-                    f.url
+                return Err(err(
+                    format!("warnings.feeds[{i}].url"),
+                    format!("`{}` is not an http(s) URL", f.url),
                 ));
             }
             // The gateway's HTTP client is built without TLS (it talks to
             // cameras); a county feed over TLS comes in over MQTT (mqtts).
             if f.url.starts_with("https:") {
-                return Err(format!(
-                    "warnings.feeds[{i}].url: `{}`: https feeds are not supported yet; use http on the county network or the MQTT topic (mqtts)",
-                    f.url
+                return Err(err(
+                    format!("warnings.feeds[{i}].url"),
+                    format!(
+                        "`{}`: https feeds are not supported yet; use http on the county network or the MQTT topic (mqtts)",
+                        f.url
+                    ),
                 ));
             }
             if !(10..=86_400).contains(&f.interval_secs) {
-                return Err(format!(
-                    "warnings.feeds[{i}].interval_secs: must be 10-86400"
+                return Err(err(
+                    format!("warnings.feeds[{i}].interval_secs"),
+                    "must be 10-86400",
                 ));
             }
         }
@@ -220,65 +225,103 @@ impl WarningsConfig {
             .as_ref()
             .is_some_and(|t| t.trim().is_empty() || t.len() > 256)
         {
-            return Err("warnings.mqtt_topic: must be 1-256 characters".into());
+            return Err(err("warnings.mqtt_topic", "must be 1-256 characters"));
         }
         if let Some(s) = self
             .public_statuses
             .iter()
             .find(|s| matches!(s, Status::System | Status::Draft))
         {
-            return Err(format!(
-                "warnings.public_statuses: `{}` alerts are never played; use actual, exercise or test",
-                s.as_str().to_lowercase()
+            return Err(err(
+                "warnings.public_statuses",
+                format!(
+                    "`{}` alerts are never played; use actual, exercise or test",
+                    s.as_str().to_lowercase()
+                ),
             ));
         }
         if !(1..=10).contains(&self.repeat) {
-            return Err("warnings.repeat: must be 1-10".into());
+            return Err(err("warnings.repeat", "must be 1-10"));
         }
         if !(1..=3600).contains(&self.interval_secs) {
-            return Err("warnings.interval_secs: must be 1-3600".into());
+            return Err(err("warnings.interval_secs", "must be 1-3600"));
         }
         if !(20..=10_000).contains(&self.max_text) {
-            return Err("warnings.max_text: must be 20-10000".into());
+            return Err(err("warnings.max_text", "must be 20-10000"));
         }
         let mut villages = BTreeSet::new();
         for (i, a) in self.areas.iter().enumerate() {
             let k = format!("warnings.areas[{i}]");
             if a.village.trim().is_empty() {
-                return Err(format!("{k}.village: must not be empty"));
+                return Err(err(format!("{k}.village"), "must not be empty"));
             }
             if !villages.insert(a.village.as_str()) {
-                return Err(format!("{k}.village: `{}` is listed twice", a.village));
+                return Err(err(
+                    format!("{k}.village"),
+                    format!("`{}` is listed twice", a.village),
+                ));
             }
             if let Some(g) = a
                 .geocodes
                 .iter()
                 .find(|g| g.trim().len() < 2 || g.chars().any(char::is_whitespace))
             {
-                return Err(format!(
-                    "{k}.geocodes: `{g}` must be at least 2 characters without spaces"
+                return Err(err(
+                    format!("{k}.geocodes"),
+                    format!("`{g}` must be at least 2 characters without spaces"),
                 ));
             }
             if let Some(o) = &a.outline {
                 if o.len() < 3 || o.len() > 10_000 {
-                    return Err(format!("{k}.outline: needs 3-10000 [lat, lon] points"));
+                    return Err(err(
+                        format!("{k}.outline"),
+                        "needs 3-10000 [lat, lon] points",
+                    ));
                 }
                 if let Some(p) = o.iter().find(|(lat, lon)| {
                     !(-90.0..=90.0).contains(lat) || !(-180.0..=180.0).contains(lon)
                 }) {
-                    return Err(format!(
-                        "{k}.outline: [{}, {}] is not a [lat, lon] point",
-                        p.0, p.1
+                    return Err(err(
+                        format!("{k}.outline"),
+                        format!("[{}, {}] is not a [lat, lon] point", p.0, p.1),
                     ));
                 }
             }
             if a.geocodes.is_empty() && a.outline.is_none() {
-                return Err(format!(
-                    "{k}: give geocodes or an outline, or no alert can ever match village `{}`",
-                    a.village
+                return Err(err(
+                    k,
+                    format!(
+                        "give geocodes or an outline, or no alert can ever match village `{}`",
+                        a.village
+                    ),
                 ));
             }
         }
         Ok(())
+    }
+}
+
+/// A `[warnings]` value serde accepted but the rules do not: `key` is the
+/// full key (`warnings.feeds[0].url`), `message` what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// The key under `warnings.`, e.g. `warnings.areas[1].outline`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// Always [`ErrorKind::Invalid`]: the configuration is wrong.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
+}
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
     }
 }

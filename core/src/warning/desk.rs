@@ -13,6 +13,7 @@ use super::config::WarningsConfig;
 use super::decision::{Decision, Plan, broadcast_id, ignore, to_ms};
 use super::text::compose_text;
 use crate::broadcast::{Ms, Target};
+use crate::error::ErrorKind;
 
 /// Most alert identifiers remembered (oldest forgotten first).
 pub const MAX_REMEMBERED: usize = 10_000;
@@ -42,6 +43,21 @@ pub struct DeskSnapshot {
     pub(super) version: u32,
     pub(super) seen: Vec<Seen>,
     active: Vec<Active>,
+}
+
+/// Why [`Desk::restore`] refused a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// Written by another version of the desk.
+    #[error("warning desk snapshot version {0} is not 1")]
+    Version(u32),
+}
+
+impl SnapshotError {
+    /// Always [`ErrorKind::Invalid`]: the saved data does not fit.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
 }
 
 /// A running broadcast the desk knows of.
@@ -82,12 +98,9 @@ impl Desk {
     }
 
     /// A desk with the memory of `snapshot` (from [`Desk::snapshot`]).
-    pub fn restore(cfg: WarningsConfig, snapshot: DeskSnapshot) -> Result<Desk, String> {
+    pub fn restore(cfg: WarningsConfig, snapshot: DeskSnapshot) -> Result<Desk, SnapshotError> {
         if snapshot.version != 1 {
-            return Err(format!(
-                "warning desk snapshot version {} is not 1",
-                snapshot.version
-            ));
+            return Err(SnapshotError::Version(snapshot.version));
         }
         let mut d = Desk::new(cfg);
         for s in snapshot.seen {

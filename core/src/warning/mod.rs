@@ -65,9 +65,9 @@ pub mod feed;
 pub mod text;
 
 pub use area::{circle_reaches, haversine_km, normalize_code, polygons_intersect};
-pub use config::{AreaMap, Feed, SeverityMap, WarningsConfig};
+pub use config::{AreaMap, ConfigError, Feed, SeverityMap, WarningsConfig};
 pub use decision::{Decision, Plan, broadcast_id, sha256, to_ms};
-pub use desk::{Desk, DeskSnapshot, MAX_REMEMBERED, Running};
+pub use desk::{Desk, DeskSnapshot, MAX_REMEMBERED, Running, SnapshotError};
 pub use feed::{FeedEntry, FeedError, MAX_FEED_BYTES, MAX_FEED_ENTRIES, parse_feed};
 pub use text::{compose_text, trim_to_sentence};
 

@@ -133,6 +133,7 @@ fn config_defaults_and_strictness() {
     assert!(
         tls.validate()
             .unwrap_err()
+            .to_string()
             .contains("https feeds are not supported")
     );
     assert!(cfg().validate().is_ok());
@@ -145,6 +146,7 @@ fn config_validation_names_the_key() {
             .unwrap()
             .validate()
             .unwrap_err()
+            .to_string()
     };
     assert!(bad("public_statuses = [\"draft\"]").starts_with("warnings.public_statuses"));
     assert!(bad("repeat = 0").starts_with("warnings.repeat"));
