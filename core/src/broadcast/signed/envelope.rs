@@ -150,9 +150,9 @@ impl Payload {
             let Value::String(s) = t else {
                 return Err(malformed("targets", "must be an array of strings"));
             };
-            let t: Target = s
-                .parse()
-                .map_err(|e: String| malformed("targets", clip(&e)))?;
+            let t: Target = s.parse().map_err(|e: crate::broadcast::WordError| {
+                malformed("targets", clip(&e.to_string()))
+            })?;
             if !parsed.contains(&t) {
                 parsed.push(t);
             }
