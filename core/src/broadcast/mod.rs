@@ -5,7 +5,7 @@
 //! | module | owns |
 //! |---|---|
 //! | this file | [`Priority`], [`Target`], [`OnPreempt`], [`Ms`]: words every part shares; [`WordError`] |
-//! | [`engine`] | one timeline per horn: priorities, preemption, queueing, per-horn reports (pure) |
+//! | [`engine`] | one timeline per horn: priorities, preemption, queueing, per-horn reports; horn and broadcast status names (pure) |
 //! | [`signed`] | Ed25519-signed MQTT emergency commands: key set, expiry, nonces, scope (pure) |
 
 use std::fmt;
