@@ -111,9 +111,8 @@ fn dates(occ: &[Occurrence]) -> Vec<String> {
         .collect()
 }
 
-/// A swapped working day (Saturday marked `work`) makes a `workdays`
-/// schedule fire that Saturday, and a holiday Monday silences it.
-
+/// Four horns: two in village v1 (grids g1, g2), two in v2; zone east
+/// holds h1 and h3.
 fn horns() -> Vec<HornInfo> {
     let h = |id: &str, village: Option<&str>, grid: Option<&str>, zone: Option<&str>| HornInfo {
         id: id.into(),

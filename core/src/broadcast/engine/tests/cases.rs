@@ -3,6 +3,8 @@
 
 use super::*;
 
+/// (1) Submitted ahead of time: queued, no start until `start_at − lead`,
+/// then T0 = `start_at` exactly; a late tick gives now + lead.
 #[test]
 fn ahead_of_time_fires_at_start_at_exactly() {
     let mut e = engine();

@@ -109,7 +109,5 @@ fn assert_forgotten(e: &Engine) {
     assert_eq!(e.next_deadline(), None);
 }
 
-/// (1) Submitted ahead of time: queued, no start until `start_at − lead`,
-/// then T0 = `start_at` exactly; a late tick gives now + lead.
 mod cases;
 mod random_walk;

@@ -198,34 +198,8 @@ fn random_walk_keeps_invariants() {
                 0..=4 if submitted < 30 => {
                     let id = format!("b{submitted}");
                     submitted += 1;
-                    let priority = Priority::ALL[rng.below(5) as usize];
-                    let mut hs: Vec<String> = horns
-                        .iter()
-                        .filter(|_| rng.below(3) == 0)
-                        .cloned()
-                        .collect();
-                    if rng.below(10) == 0 && !hs.is_empty() {
-                        hs.push(hs[0].clone());
-                    }
-                    let start_at = now + [0, 0, 100, 2_000, 10_000][rng.below(5) as usize];
-                    let latest_start = match rng.below(3) {
-                        0 => None,
-                        _ => Some(start_at + rng.below(8_000) as Ms),
-                    };
-                    let on_preempt = if rng.below(2) == 0 {
-                        OnPreempt::Resume
-                    } else {
-                        OnPreempt::Drop
-                    };
-                    let r = Request {
-                        id: id.clone(),
-                        priority,
-                        horns: hs.clone(),
-                        start_at,
-                        latest_start,
-                        on_preempt,
-                        segments: 1 + rng.below(5) as u32,
-                    };
+                    let r = random_request(&mut rng, &horns, &id, now);
+                    let mut hs = r.horns.clone();
                     hs.sort();
                     hs.dedup();
                     w.horns_of.insert(id, hs);
@@ -293,38 +267,7 @@ fn random_walk_keeps_invariants() {
                 assert!(e.broadcast(id).is_none());
             }
         }
-        // Drain: the runtime answers everything until the engine is empty.
-        let mut rounds = 0;
-        while !e.active().is_empty() {
-            rounds += 1;
-            assert!(
-                rounds < 1_000,
-                "seed {seed}: does not drain: {:?}",
-                e.active()
-            );
-            let mut d: Vec<_> = w
-                .driving
-                .iter()
-                .map(|(h, b)| (b.clone(), h.clone()))
-                .collect();
-            d.sort();
-            for (b, h) in d {
-                let outcome = if w.stopping.contains(&(b.clone(), h.clone())) {
-                    Outcome::Stopped { segments_done: 0 }
-                } else {
-                    Outcome::Done
-                };
-                w.answered(&b, &h);
-                let a = e.finished(&b, &h, outcome, now);
-                w.apply(&a, step);
-            }
-            if let Some(dl) = e.next_deadline() {
-                now = now.max(dl);
-            }
-            let a = e.tick(now);
-            w.apply(&a, step);
-            w.check(&e, &horns, step);
-        }
+        drain(&mut e, &mut w, now, step, seed, &horns);
         for (id, hs) in &w.horns_of {
             assert!(w.done.contains(id), "seed {seed}: {id} never done");
             for h in hs {
@@ -356,5 +299,73 @@ fn random_walk_keeps_invariants() {
             seen.get(kind).is_some_and(|&n| n >= 10),
             "walk rarely reaches {kind}: {seen:?}"
         );
+    }
+}
+
+/// A request on a random subset of `horns` (now and then a horn twice),
+/// starting now or later, with or without a latest start.
+fn random_request(rng: &mut Rng, horns: &[String], id: &str, now: Ms) -> Request {
+    let priority = Priority::ALL[rng.below(5) as usize];
+    let mut hs: Vec<String> = horns
+        .iter()
+        .filter(|_| rng.below(3) == 0)
+        .cloned()
+        .collect();
+    if rng.below(10) == 0 && !hs.is_empty() {
+        hs.push(hs[0].clone());
+    }
+    let start_at = now + [0, 0, 100, 2_000, 10_000][rng.below(5) as usize];
+    let latest_start = match rng.below(3) {
+        0 => None,
+        _ => Some(start_at + rng.below(8_000) as Ms),
+    };
+    let on_preempt = if rng.below(2) == 0 {
+        OnPreempt::Resume
+    } else {
+        OnPreempt::Drop
+    };
+    Request {
+        id: id.to_string(),
+        priority,
+        horns: hs,
+        start_at,
+        latest_start,
+        on_preempt,
+        segments: 1 + rng.below(5) as u32,
+    }
+}
+
+/// The runtime answers everything until the engine is empty.
+fn drain(e: &mut Engine, w: &mut World, mut now: Ms, step: usize, seed: u64, horns: &[String]) {
+    let mut rounds = 0;
+    while !e.active().is_empty() {
+        rounds += 1;
+        assert!(
+            rounds < 1_000,
+            "seed {seed}: does not drain: {:?}",
+            e.active()
+        );
+        let mut d: Vec<_> = w
+            .driving
+            .iter()
+            .map(|(h, b)| (b.clone(), h.clone()))
+            .collect();
+        d.sort();
+        for (b, h) in d {
+            let outcome = if w.stopping.contains(&(b.clone(), h.clone())) {
+                Outcome::Stopped { segments_done: 0 }
+            } else {
+                Outcome::Done
+            };
+            w.answered(&b, &h);
+            let a = e.finished(&b, &h, outcome, now);
+            w.apply(&a, step);
+        }
+        if let Some(dl) = e.next_deadline() {
+            now = now.max(dl);
+        }
+        let a = e.tick(now);
+        w.apply(&a, step);
+        w.check(e, horns, step);
     }
 }
