@@ -80,12 +80,44 @@ fn example_timetable_loads() {
 /// Each mistake names its key path and the line marked `# <-`.
 #[test]
 fn validation_errors_name_path_and_line() {
+    let cases = validation_cases();
+    let mut failures = Vec::new();
+    for (text, path, msg) in &cases {
+        let want_line = text.lines().position(|l| l.contains("# <-")).map(|i| i + 1);
+        let e = match Timetable::parse(text, SH) {
+            Ok(_) => {
+                failures.push(format!("accepted:\n{text}"));
+                continue;
+            }
+            Err(e) => e,
+        };
+        let shown = e.to_string();
+        let line_shown = want_line.is_none_or(|l| {
+            shown.contains(&format!("(line {l})")) || shown.starts_with(&format!("line {l}:"))
+        });
+        if e.path != *path || !e.message.contains(msg) || e.line != want_line || !line_shown {
+            failures.push(format!(
+                "want {path} / line {want_line:?} / {msg}\n got {} / line {:?} / {shown}",
+                e.path, e.line
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // active_scheme missing: no line to point at, but the key is named.
+    let e = Timetable::parse("[[scheme]]\nid = \"winter\"\n", SH).unwrap_err();
+    assert_eq!(e.path, "active_scheme");
+    assert!(e.message.contains("required"), "{e}");
+}
+
+/// The mistakes of [`validation_errors_name_path_and_line`]: the text (the
+/// faulty line marked `# <-`), the key path and part of the message.
+fn validation_cases() -> Vec<(String, &'static str, &'static str)> {
     let sched = |body: &str| {
         format!(
             "{PROGRAMME}\n[[schedule]]\nid = \"s\"\nprogramme = \"news\"\ntargets = [\"all\"]\n{body}\n"
         )
     };
-    let cases: Vec<(String, &str, &str)> = vec![
+    vec![
         (sched("at = [\"07:30\"]\ncolour = \"red\" # <-"), "schedule[0].colour", "unknown field `colour`"),
         (
             format!("{PROGRAMME}\n[[schedule]]\nid = \"s\"\nprogramme = \"nope\" # <-\ntargets = [\"all\"]\nat = [\"07:30\"]\n"),
@@ -210,33 +242,7 @@ fn validation_errors_name_path_and_line() {
             "letters, digits",
         ),
         ("x = [1,\ny = 2 # <-\n".into(), "", ""),
-    ];
-    let mut failures = Vec::new();
-    for (text, path, msg) in &cases {
-        let want_line = text.lines().position(|l| l.contains("# <-")).map(|i| i + 1);
-        let e = match Timetable::parse(text, SH) {
-            Ok(_) => {
-                failures.push(format!("accepted:\n{text}"));
-                continue;
-            }
-            Err(e) => e,
-        };
-        let shown = e.to_string();
-        let line_shown = want_line.is_none_or(|l| {
-            shown.contains(&format!("(line {l})")) || shown.starts_with(&format!("line {l}:"))
-        });
-        if e.path != *path || !e.message.contains(msg) || e.line != want_line || !line_shown {
-            failures.push(format!(
-                "want {path} / line {want_line:?} / {msg}\n got {} / line {:?} / {shown}",
-                e.path, e.line
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    // active_scheme missing: no line to point at, but the key is named.
-    let e = Timetable::parse("[[scheme]]\nid = \"winter\"\n", SH).unwrap_err();
-    assert_eq!(e.path, "active_scheme");
-    assert!(e.message.contains("required"), "{e}");
+    ]
 }
 
 #[test]
