@@ -5,6 +5,7 @@ use device_drivers::cap::{self, Alert, CapError};
 use device_drivers::xml::{self, XmlError};
 
 use super::decision::sha256;
+use crate::error::ErrorKind;
 
 /// Largest feed document: 1 MiB (each embedded alert is still capped at
 /// [`cap::MAX_CAP_BYTES`]).
@@ -50,6 +51,13 @@ pub enum FeedError {
     /// Neither `<alert>` nor an Atom `<feed>`.
     #[error("feed: root element <{0}> is neither a CAP <alert> nor an Atom <feed>")]
     NotAFeed(String),
+}
+
+impl FeedError {
+    /// Always [`ErrorKind::Invalid`]: the document is not one we read.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
 }
 
 /// Reads a polled document: one CAP `<alert>`, or an Atom `<feed>` whose

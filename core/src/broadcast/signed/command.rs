@@ -2,6 +2,7 @@
 
 use super::MAX_COMMAND_BYTES;
 use crate::broadcast::{Ms, Priority, Target};
+use crate::error::ErrorKind;
 
 /// What a command asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,6 +129,25 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The kind of failure: a bad signature or key is `unauthenticated`, a
+    /// target outside the key's scope `forbidden`, a replay `conflict`, a
+    /// full nonce memory `busy`, anything else about the bytes `invalid`
+    /// (`too_large` over the size cap).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Refusal::TooLarge { .. } => ErrorKind::TooLarge,
+            Refusal::Malformed { .. } | Refusal::Expired { .. } | Refusal::TooFarAhead { .. } => {
+                ErrorKind::Invalid
+            }
+            Refusal::Unsigned { .. }
+            | Refusal::UnknownKey { .. }
+            | Refusal::BadSignature { .. } => ErrorKind::Unauthenticated,
+            Refusal::Replayed { .. } => ErrorKind::Conflict,
+            Refusal::NonceMemoryFull { .. } => ErrorKind::Busy,
+            Refusal::OutOfScope { .. } => ErrorKind::Forbidden,
+        }
+    }
+
     /// A bounded label for metrics and replies.
     pub fn code(&self) -> &'static str {
         match self {

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::error::ErrorKind;
+
 /// A timetable that failed to parse or validate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct TimetableError {
@@ -14,6 +16,13 @@ pub struct TimetableError {
     pub line: Option<usize>,
     /// What is wrong.
     pub message: String,
+}
+
+impl TimetableError {
+    /// Always [`ErrorKind::Invalid`]: the timetable is wrong or unreadable.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
 }
 
 impl fmt::Display for TimetableError {
