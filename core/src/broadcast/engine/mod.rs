@@ -53,8 +53,8 @@ pub mod report;
 mod timeline;
 
 pub use report::{
-    Action, BroadcastStatus, BroadcastView, DID_NOT_STOP, EXPIRED, HornState, HornStatus, HornView,
-    Outcome, PairView, PlayingView, Rejected, StopReason, WaitingView,
+    Action, BroadcastStatus, BroadcastView, DID_NOT_STOP, DropReason, HornState, HornStatus,
+    HornView, Outcome, PairView, PlayingView, Rejected, StopReason, WaitingView,
 };
 
 use timeline::{Bcast, Lines, Out, Pair, Phase, Timer, stopping};

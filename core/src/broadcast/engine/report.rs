@@ -8,8 +8,33 @@ use crate::error::ErrorKind;
 
 /// The `why` of a pair that was told to stop and did not confirm in time.
 pub const DID_NOT_STOP: &str = "did not stop";
-/// The `why` of a pair dropped because its `latest_start` passed while queued.
-pub const EXPIRED: &str = "expired";
+
+/// Why a pair never (re)started (`why` of [`HornState::Dropped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DropReason {
+    /// Its `latest_start` passed while it was queued (the engine's).
+    #[serde(rename = "expired")]
+    Expired,
+    /// Every horn it reaches is in quiet hours (the runtime's).
+    #[serde(rename = "quiet hours")]
+    QuietHours,
+}
+
+impl DropReason {
+    /// The text, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Expired => "expired",
+            DropReason::QuietHours => "quiet hours",
+        }
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What the runtime must do, in the order returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +97,8 @@ pub enum HornState {
     Failed { why: String },
     /// Final: cancelled or stopped by "stop all".
     Cancelled,
-    /// Final: never (re)started; `why` is [`EXPIRED`].
-    Dropped { why: String },
+    /// Final: never (re)started.
+    Dropped { why: DropReason },
 }
 
 impl HornState {

@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::Engine;
-use super::report::{Action, DID_NOT_STOP, EXPIRED, HornState, StopReason};
+use super::report::{Action, DID_NOT_STOP, DropReason, HornState, StopReason};
 use crate::broadcast::{Ms, OnPreempt, Priority};
 
 /// Where a pair is on its horn's timeline.
@@ -289,7 +289,7 @@ impl Engine {
         };
         for i in 0..b.pairs.len() {
             if matches!(b.pairs[i].phase, Phase::Later | Phase::Waiting) {
-                let why = EXPIRED.to_string();
+                let why = DropReason::Expired;
                 self.lines.finalize(b, i, HornState::Dropped { why }, out);
             }
         }
@@ -331,7 +331,7 @@ impl Engine {
                 continue;
             }
             if b.expired(out.now) {
-                let why = EXPIRED.to_string();
+                let why = DropReason::Expired;
                 self.lines.finalize(b, i, HornState::Dropped { why }, out);
                 continue;
             }

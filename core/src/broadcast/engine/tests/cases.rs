@@ -369,7 +369,7 @@ fn expiry() {
     assert_eq!(
         states(&a, "r", "A"),
         vec![HornState::Dropped {
-            why: EXPIRED.into()
+            why: DropReason::Expired
         }]
     );
     assert_eq!(done(&a), v(&["r"]));
@@ -386,7 +386,7 @@ fn expiry() {
         vec![
             HornState::Queued { from_segment: 0 },
             HornState::Dropped {
-                why: EXPIRED.into()
+                why: DropReason::Expired
             }
         ]
     );
@@ -477,7 +477,9 @@ fn horn_state_json() {
         HornState::Interrupted { by: "e".into() },
         HornState::Failed { why: "w".into() },
         HornState::Cancelled,
-        HornState::Dropped { why: "w".into() },
+        HornState::Dropped {
+            why: DropReason::QuietHours,
+        },
     ] {
         assert_eq!(
             serde_json::to_value(&s).unwrap()["state"],
@@ -499,6 +501,17 @@ fn status_names() {
         assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
     }
     assert_eq!(HornStatus::parse("playing"), None);
+    assert_eq!(
+        serde_json::to_string(&HornState::Dropped {
+            why: DropReason::Expired
+        })
+        .unwrap(),
+        r#"{"state":"dropped","why":"expired"}"#
+    );
+    assert_eq!(
+        serde_json::to_value(DropReason::QuietHours).unwrap(),
+        DropReason::QuietHours.as_str()
+    );
     use HornStatus as H;
     let of = BroadcastStatus::of_finals;
     assert_eq!(of(&[H::Failed, H::Done]), BroadcastStatus::Done);
