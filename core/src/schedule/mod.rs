@@ -10,7 +10,7 @@
 //! | [`calendar`] | the workday calendar file (调休: swapped working days, holidays) |
 //! | [`rrule`] | the RFC 5545 `RRULE` subset, evaluated in local civil time |
 //! | [`timetable`] | the timetable TOML file and API model: validation, expansion, targets → horns, quiet hours |
-//! | [`check`] | `tgw schedule check`: the occurrence table and warnings for review |
+//! | [`check`](mod@check) | `tgw schedule check`: the occurrence table and warnings for review |
 
 use std::fmt;
 use std::time::Duration;

@@ -75,7 +75,7 @@ pub fn broadcast_id(identifier: &str) -> String {
     format!("cap-{}", hex::encode(&h[..8]))
 }
 
-/// SHA-256 of a document's bytes, as [`Desk::handle`] wants it.
+/// SHA-256 of a document's bytes, as [`Desk::handle`](super::Desk::handle) wants it.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }

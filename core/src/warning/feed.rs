@@ -20,7 +20,7 @@ pub enum FeedEntry {
     Alert {
         /// The parsed alert.
         alert: Box<Alert>,
-        /// SHA-256 of its source text, for [`Desk::handle`].
+        /// SHA-256 of its source text, for [`Desk::handle`](super::Desk::handle).
         sha256: [u8; 32],
     },
     /// An Atom entry linking to an alert to fetch.

@@ -43,7 +43,7 @@
 //! |---|---|
 //! | this file | [`Engine`] and its calls, [`EngineConfig`], [`Request`] |
 //! | [`report`] | what the engine says: [`Action`], [`HornState`], [`StopReason`], [`Outcome`], [`Rejected`], the views |
-//! | [`timeline`] | the per-horn timelines: pairs, queues, timers, and settling a horn |
+//! | `timeline` | the per-horn timelines: pairs, queues, timers, and settling a horn |
 
 use std::collections::HashMap;
 

@@ -93,7 +93,7 @@ pub enum Refusal {
         /// `not_after` as sent.
         not_after: String,
     },
-    /// `not_after` is more than [`MAX_AHEAD_MS`] ahead.
+    /// `not_after` is more than [`MAX_AHEAD_MS`](super::MAX_AHEAD_MS) ahead.
     #[error("command `{id}` (key `{key_id}`): not_after {not_after} is more than 24 h ahead")]
     TooFarAhead {
         /// Signing key.

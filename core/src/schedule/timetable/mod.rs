@@ -1,6 +1,6 @@
 //! The timetable: schemes, target groups, quiet hours, programmes and
 //! schedules, read from a TOML file or built from parts (the HTTP API), then
-//! validated once. A valid [`Timetable`] expands into [`Occurrence`]s,
+//! validated once. A valid [`Timetable`] expands into [`Occurrence`](super::Occurrence)s,
 //! resolves targets to horns and answers which horns are in quiet hours.
 //!
 //! Every error names the key path (`schedule[2].programme`) and, when the

@@ -152,7 +152,7 @@ pub struct Schedule {
 }
 
 /// The whole timetable as written: the TOML document, or what the HTTP API
-/// assembles. [`Timetable::from_parts`] validates it.
+/// assembles. [`Timetable::from_parts`](super::Timetable::from_parts) validates it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Parts {
