@@ -4,7 +4,7 @@
 //! DESCRIBE, a timed stream sample) go in with the time they were made; the
 //! state says how far up the ladder the camera got and what the operator
 //! should think of it. No clocks are read and no IO happens here (STYLE.md
-//! §1, §4): the poller in [`crate::poller`] does that and feeds the results in.
+//! §1, §4): the daemon's poller (`tgw::cameras::poller`) does that and feeds the results in.
 //!
 //! Ladder: `unreachable < tcp-reachable < onvif-up < authenticated < streaming`.
 //! Verdict: `ok`, `degraded(reasons)` or `offline`, with hysteresis: a camera

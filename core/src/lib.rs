@@ -7,8 +7,8 @@
 //! | [`clock`] | the injected wall clock trait and a manual clock for tests |
 //! | [`error`] | [`error::ErrorKind`]: one HTTP status, reply code and metric label per kind of failure |
 //! | [`health`] | the status ladder, reasons and verdicts with hysteresis |
-//! | [`broadcast`] | priorities, targets, on-preempt policy; the per-horn engine; signed emergency commands |
-//! | [`schedule`] | timetables: workday calendar, RRULEs, occurrences, targets → horns, `check` |
+//! | [`broadcast`] | priorities, targets, on-preempt policy; the per-horn engine and its horn/broadcast status names; signed emergency commands |
+//! | [`schedule`] | timetables: workday calendar, RRULEs, validation, occurrences, targets → horns, `check` |
 //! | [`warning`] | the early-warning desk: `[warnings]` config, CAP/Atom → play / cancel / ignore decisions |
 //! | [`uplink`] | MQTT topic tree and the centre's command types |
 

@@ -4,14 +4,16 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | this file | [`Priority`], [`Target`], [`OnPreempt`], [`Ms`]: words every part shares |
-//! | [`engine`] | one timeline per horn: priorities, preemption, queueing, per-horn reports (pure) |
+//! | this file | [`Priority`], [`Target`], [`OnPreempt`], [`Ms`]: words every part shares; [`WordError`] |
+//! | [`engine`] | one timeline per horn: priorities, preemption, queueing, per-horn reports; horn and broadcast status names (pure) |
 //! | [`signed`] | Ed25519-signed MQTT emergency commands: key set, expiry, nonces, scope (pure) |
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorKind;
 
 pub mod engine;
 pub mod signed;
@@ -72,16 +74,12 @@ impl fmt::Display for Priority {
 }
 
 impl FromStr for Priority {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = WordError;
+    fn from_str(s: &str) -> Result<Self, WordError> {
         Priority::ALL
             .into_iter()
             .find(|p| p.as_str() == s.trim())
-            .ok_or_else(|| {
-                format!(
-                    "`{s}` is not a priority: use background, routine, township, superior or emergency"
-                )
-            })
+            .ok_or_else(|| WordError::Priority(s.to_string()))
     }
 }
 
@@ -118,23 +116,24 @@ impl fmt::Display for Target {
 }
 
 impl FromStr for Target {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = WordError;
+    fn from_str(s: &str) -> Result<Self, WordError> {
         let s = s.trim();
         if s == "all" {
             return Ok(Target::All);
         }
-        let (kind, name) = s.split_once(':').ok_or_else(|| {
-            format!("`{s}` is not a target: use all, village:CODE, grid:CODE, zone:NAME, group:NAME or speaker:ID")
-        })?;
+        let (kind, name) = s
+            .split_once(':')
+            .ok_or_else(|| WordError::Target(s.to_string()))?;
         let name = name.trim();
         if name.is_empty()
             || name.len() > 64
             || name.chars().any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(format!(
-                "target `{s}`: the name after `{kind}:` must be 1-64 characters without spaces"
-            ));
+            return Err(WordError::TargetName {
+                target: s.to_string(),
+                kind: kind.to_string(),
+            });
         }
         let name = name.to_string();
         match kind {
@@ -143,9 +142,10 @@ impl FromStr for Target {
             "zone" => Ok(Target::Zone(name)),
             "group" => Ok(Target::Group(name)),
             "speaker" => Ok(Target::Speaker(name)),
-            _ => Err(format!(
-                "target `{s}`: `{kind}` is not a target kind: use village, grid, zone, group or speaker"
-            )),
+            _ => Err(WordError::TargetKind {
+                target: s.to_string(),
+                kind: kind.to_string(),
+            }),
         }
     }
 }
@@ -160,6 +160,44 @@ impl<'de> Deserialize<'de> for Target {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a [`Priority`] or [`Target`] could not be read from its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WordError {
+    /// Not one of the five priorities.
+    #[error("`{0}` is not a priority: use background, routine, township, superior or emergency")]
+    Priority(String),
+    /// Neither `all` nor `KIND:NAME`.
+    #[error(
+        "`{0}` is not a target: use all, village:CODE, grid:CODE, zone:NAME, group:NAME or speaker:ID"
+    )]
+    Target(String),
+    /// The name after `KIND:` is empty, too long or has spaces.
+    #[error("target `{target}`: the name after `{kind}:` must be 1-64 characters without spaces")]
+    TargetName {
+        /// The whole target as written (trimmed).
+        target: String,
+        /// The kind before the colon.
+        kind: String,
+    },
+    /// The kind before the colon is not one of ours.
+    #[error(
+        "target `{target}`: `{kind}` is not a target kind: use village, grid, zone, group or speaker"
+    )]
+    TargetKind {
+        /// The whole target as written (trimmed).
+        target: String,
+        /// The kind before the colon.
+        kind: String,
+    },
+}
+
+impl WordError {
+    /// Always [`ErrorKind::Invalid`]: the text is wrong.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
     }
 }
 
@@ -188,7 +226,9 @@ mod tests {
         for p in Priority::ALL {
             assert_eq!(p.as_str().parse::<Priority>().unwrap(), p);
         }
-        assert!("urgent".parse::<Priority>().unwrap_err().contains("urgent"));
+        let e = "urgent".parse::<Priority>().unwrap_err();
+        assert!(e.to_string().contains("urgent"));
+        assert_eq!(e.kind(), ErrorKind::Invalid);
     }
 
     #[test]
@@ -207,9 +247,16 @@ mod tests {
             "village"
                 .parse::<Target>()
                 .unwrap_err()
+                .to_string()
                 .contains("not a target")
         );
-        assert!("town:x".parse::<Target>().unwrap_err().contains("`town`"));
+        assert!(
+            "town:x"
+                .parse::<Target>()
+                .unwrap_err()
+                .to_string()
+                .contains("`town`")
+        );
         assert!("zone:".parse::<Target>().is_err());
         assert!("zone:a b".parse::<Target>().is_err());
         let j: Vec<Target> = serde_json::from_str(r#"["all","zone:east"]"#).unwrap();

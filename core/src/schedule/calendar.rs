@@ -23,6 +23,8 @@ use std::path::Path;
 use jiff::ToSpan;
 use jiff::civil::{Date, Weekday};
 
+use crate::error::ErrorKind;
+
 /// The largest calendar file accepted, bytes.
 pub const MAX_FILE_BYTES: usize = 2 * 1024 * 1024;
 
@@ -78,6 +80,13 @@ pub struct CalendarError {
     pub line: usize,
     /// What is wrong.
     pub message: String,
+}
+
+impl CalendarError {
+    /// Always [`ErrorKind::Invalid`]: the calendar file is wrong or unreadable.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
 }
 
 impl fmt::Display for CalendarError {

@@ -165,8 +165,39 @@ impl Tally {
 /// warns about what looks wrong. `horns` is the inventory (may be empty).
 pub fn check(tt: &Timetable, from: Timestamp, to: Timestamp, horns: &[HornInfo]) -> CheckReport {
     let occs: Vec<Occurrence> = tt.occurrences(from, to, None);
-    let with_horns = !horns.is_empty();
     let mut tally = Tally::default();
+    let (rows, reach) = tally_occurrences(tt, &occs, horns, &mut tally);
+    tally_overlaps(tt, &occs, &reach, !horns.is_empty(), &mut tally);
+    let mut warnings = tally_warnings(tally);
+    range_warnings(tt, &occs, from, to, horns, &mut warnings);
+    warnings.sort_by(|a, b| {
+        a.first
+            .is_none()
+            .cmp(&b.first.is_none())
+            .then(a.first.cmp(&b.first))
+            .then(a.kind.cmp(&b.kind))
+    });
+
+    CheckReport {
+        time_zone: tt.time_zone_name().to_string(),
+        from,
+        to,
+        scheme: tt.active_scheme().map(str::to_string),
+        horns_known: horns.len(),
+        occurrences: rows,
+        warnings,
+    }
+}
+
+/// One row per occurrence, with what it reaches; quiet-hours and no-horn
+/// warnings into `tally`.
+fn tally_occurrences(
+    tt: &Timetable,
+    occs: &[Occurrence],
+    horns: &[HornInfo],
+    tally: &mut Tally,
+) -> (Vec<CheckedOccurrence>, Vec<Reach>) {
+    let with_horns = !horns.is_empty();
     let mut rows = Vec::with_capacity(occs.len());
     let mut reach = Vec::with_capacity(occs.len());
     let quiet_targets = |local: DateTime| -> BTreeSet<Target> {
@@ -178,7 +209,7 @@ pub fn check(tt: &Timetable, from: Timestamp, to: Timestamp, horns: &[HornInfo])
             .collect()
     };
 
-    for o in &occs {
+    for o in occs {
         let emergency = o.priority == Priority::Emergency;
         let (r, n_horns, n_quiet, swallowed) = if with_horns {
             let set = tt.resolve(&o.targets, horns);
@@ -225,8 +256,19 @@ pub fn check(tt: &Timetable, from: Timestamp, to: Timestamp, horns: &[HornInfo])
         });
         reach.push(r);
     }
+    (rows, reach)
+}
 
-    // Overlaps: occurrences in the same minute (sorted, so adjacent).
+/// Occurrences in the same minute on shared horns (or targets): who waits,
+/// who preempts.
+fn tally_overlaps(
+    tt: &Timetable,
+    occs: &[Occurrence],
+    reach: &[Reach],
+    with_horns: bool,
+    tally: &mut Tally,
+) {
+    // Sorted, so the occurrences of one minute are adjacent.
     let minute = |t: Timestamp| t.as_second().div_euclid(60);
     let mut i = 0;
     while i < occs.len() {
@@ -275,7 +317,10 @@ pub fn check(tt: &Timetable, from: Timestamp, to: Timestamp, horns: &[HornInfo])
         }
         i = j;
     }
+}
 
+/// The tallied warnings, each with its count and first time in the message.
+fn tally_warnings(tally: Tally) -> Vec<Warning> {
     let mut warnings = Vec::new();
     for ((kind, schedules, what), (count, first)) in tally.map {
         let when = first
@@ -303,7 +348,19 @@ pub fn check(tt: &Timetable, from: Timestamp, to: Timestamp, horns: &[HornInfo])
             message,
         });
     }
+    warnings
+}
 
+/// Warnings about the range as a whole: schedules that never fire in it,
+/// years the calendar does not cover, targets naming no known horn.
+fn range_warnings(
+    tt: &Timetable,
+    occs: &[Occurrence],
+    from: Timestamp,
+    to: Timestamp,
+    horns: &[HornInfo],
+    warnings: &mut Vec<Warning>,
+) {
     for s in &tt.parts().schedules {
         if tt.is_live(s, None) && !occs.iter().any(|o| o.schedule == s.id) {
             warnings.push(Warning {
@@ -332,7 +389,7 @@ pub fn check(tt: &Timetable, from: Timestamp, to: Timestamp, horns: &[HornInfo])
         }
     }
 
-    if with_horns {
+    if !horns.is_empty() {
         for u in tt.unknown_targets(horns) {
             warnings.push(Warning {
                 kind: WarningKind::UnknownTarget,
@@ -342,24 +399,6 @@ pub fn check(tt: &Timetable, from: Timestamp, to: Timestamp, horns: &[HornInfo])
                 message: format!("{}: `{}` names no known horn", u.path, u.target),
             });
         }
-    }
-
-    warnings.sort_by(|a, b| {
-        a.first
-            .is_none()
-            .cmp(&b.first.is_none())
-            .then(a.first.cmp(&b.first))
-            .then(a.kind.cmp(&b.kind))
-    });
-
-    CheckReport {
-        time_zone: tt.time_zone_name().to_string(),
-        from,
-        to,
-        scheme: tt.active_scheme().map(str::to_string),
-        horns_known: horns.len(),
-        occurrences: rows,
-        warnings,
     }
 }
 

@@ -10,7 +10,7 @@
 //! | [`calendar`] | the workday calendar file (调休: swapped working days, holidays) |
 //! | [`rrule`] | the RFC 5545 `RRULE` subset, evaluated in local civil time |
 //! | [`timetable`] | the timetable TOML file and API model: validation, expansion, targets → horns, quiet hours |
-//! | [`check`] | `tgw schedule check`: the occurrence table and warnings for review |
+//! | [`check`](mod@check) | `tgw schedule check`: the occurrence table and warnings for review |
 
 use std::fmt;
 use std::time::Duration;
@@ -31,7 +31,7 @@ pub use check::{CheckReport, Warning, WarningKind, check};
 pub use rrule::{RRule, RRuleError};
 pub use timetable::{
     Chime, Days, Group, Item, LocalTime, Parts, Programme, QuietHours, Schedule, Scheme, Timetable,
-    TimetableError, UnknownTarget,
+    TimetableError, UnknownTarget, ValueError,
 };
 
 /// What the timetable needs to know about a horn to resolve targets.
@@ -127,22 +127,18 @@ impl fmt::Display for Missed {
 }
 
 impl std::str::FromStr for Missed {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         let s = s.trim();
         if s == "skip" {
             return Ok(Missed::Skip);
         }
         let Some(d) = s.strip_prefix("play-within:") else {
-            return Err(format!(
-                "`{s}` is not `skip` or `play-within:DURATION` (e.g. play-within:10m)"
-            ));
+            return Err(ValueError::Missed(s.to_string()));
         };
         let d = timetable::parse_duration(d)?;
         if d.is_zero() || d > Self::MAX_WITHIN {
-            return Err(format!(
-                "`{s}`: play-within must be more than 0 and at most 24h"
-            ));
+            return Err(ValueError::PlayWithin(s.to_string()));
         }
         Ok(Missed::PlayWithin(d))
     }

@@ -140,10 +140,10 @@ impl Config {
             })
         };
         if let Err(e) = self.warnings.validate() {
-            return Err(at("warnings", "[warnings]", e));
+            return Err(at("warnings", "[warnings]", e.to_string()));
         }
         if let Err(e) = tgw_core::broadcast::signed::KeySet::from_config(&self.broadcast.keys) {
-            return Err(at("broadcast.keys", "[[broadcast.keys]]", e));
+            return Err(at("broadcast.keys", "[[broadcast.keys]]", e.to_string()));
         }
         let mut villages = BTreeSet::new();
         let mut grids = BTreeSet::new();

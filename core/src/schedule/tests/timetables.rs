@@ -1,110 +1,7 @@
-//! Tests of the timetable as a whole: parsing and validation with lines,
-//! expansion, calendars, schemes, groups, quiet hours and `check`.
-//! Calendar and RRULE details are tested in their own modules.
-
-use std::collections::BTreeSet;
-use std::time::Duration;
-
-use jiff::Timestamp;
-use jiff::civil::{date, datetime};
+//! The timetable as a whole: parsing and validation with lines, expansion,
+//! calendars, schemes, groups, quiet hours, parts and DST zones.
 
 use super::*;
-use crate::broadcast::{Priority, Target};
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-#[test]
-fn missed_policy() {
-    let at = ts("2026-03-02T07:30:00+08");
-    let skip = Missed::Skip;
-    let ten = "play-within:10m".parse::<Missed>().unwrap();
-    assert_eq!(ten, Missed::PlayWithin(Duration::from_secs(600)));
-    assert_eq!(ten.to_string(), "play-within:10m");
-    // Early or on time: always.
-    assert!(skip.should_play(at, ts("2026-03-02T07:29:00+08")));
-    assert!(skip.should_play(at, ts("2026-03-02T07:31:00+08")));
-    assert!(!skip.should_play(at, ts("2026-03-02T07:31:01+08")));
-    assert!(ten.should_play(at, ts("2026-03-02T07:40:00+08")));
-    assert!(!ten.should_play(at, ts("2026-03-02T07:40:01+08")));
-    for bad in [
-        "later",
-        "play-within:",
-        "play-within:0s",
-        "play-within:25h",
-        "play-within:5x",
-    ] {
-        assert!(bad.parse::<Missed>().is_err(), "{bad}");
-    }
-    let j = serde_json::to_string(&ten).unwrap();
-    assert_eq!(j, "\"play-within:10m\"");
-    assert_eq!(serde_json::from_str::<Missed>(&j).unwrap(), ten);
-}
-
-#[test]
-fn horn_matches_targets() {
-    let h = HornInfo {
-        id: "horn-1".into(),
-        village: Some("320115101".into()),
-        grid: None,
-        zone: Some("east".into()),
-    };
-    assert!(h.matches(&Target::All));
-    assert!(h.matches(&Target::Village("320115101".into())));
-    assert!(!h.matches(&Target::Village("320115102".into())));
-    assert!(!h.matches(&Target::Grid("g".into())));
-    assert!(h.matches(&Target::Zone("east".into())));
-    assert!(h.matches(&Target::Speaker("horn-1".into())));
-    assert!(!h.matches(&Target::Group("east".into())));
-}
-
-// ---------------------------------------------------------------------------
-// Timetables.
-
-const SH: &str = "Asia/Shanghai";
-
-const PROGRAMME: &str = r#"
-[[programme]]
-id = "news"
-name = "早间新闻"
-items = [{ tts = "各位村民早上好" }]
-"#;
-
-const BASE: &str = r#"
-[[programme]]
-id = "news"
-name = "早间新闻"
-items = [{ tts = "各位村民早上好" }]
-
-[[schedule]]
-id = "morning"
-programme = "news"
-targets = ["all"]
-at = ["07:30"]
-days = "workdays"
-"#;
-
-fn tt(text: &str) -> Timetable {
-    match Timetable::parse(text, SH) {
-        Ok(t) => t,
-        Err(e) => panic!("{e}\n{text}"),
-    }
-}
-
-/// The instant of a Shanghai local time.
-fn sh(y: i16, m: i8, d: i8, h: i8, mi: i8) -> Timestamp {
-    datetime(y, m, d, h, mi, 0, 0)
-        .to_zoned(jiff::tz::TimeZone::get(SH).unwrap())
-        .unwrap()
-        .timestamp()
-}
-
-fn dates(occ: &[Occurrence]) -> Vec<String> {
-    occ.iter()
-        .map(|o| format!("{} {}", o.local.strftime("%m-%d %H:%M"), o.schedule))
-        .collect()
-}
 
 /// A swapped working day (Saturday marked `work`) makes a `workdays`
 /// schedule fire that Saturday, and a holiday Monday silences it.
@@ -183,12 +80,44 @@ fn example_timetable_loads() {
 /// Each mistake names its key path and the line marked `# <-`.
 #[test]
 fn validation_errors_name_path_and_line() {
+    let cases = validation_cases();
+    let mut failures = Vec::new();
+    for (text, path, msg) in &cases {
+        let want_line = text.lines().position(|l| l.contains("# <-")).map(|i| i + 1);
+        let e = match Timetable::parse(text, SH) {
+            Ok(_) => {
+                failures.push(format!("accepted:\n{text}"));
+                continue;
+            }
+            Err(e) => e,
+        };
+        let shown = e.to_string();
+        let line_shown = want_line.is_none_or(|l| {
+            shown.contains(&format!("(line {l})")) || shown.starts_with(&format!("line {l}:"))
+        });
+        if e.path != *path || !e.message.contains(msg) || e.line != want_line || !line_shown {
+            failures.push(format!(
+                "want {path} / line {want_line:?} / {msg}\n got {} / line {:?} / {shown}",
+                e.path, e.line
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // active_scheme missing: no line to point at, but the key is named.
+    let e = Timetable::parse("[[scheme]]\nid = \"winter\"\n", SH).unwrap_err();
+    assert_eq!(e.path, "active_scheme");
+    assert!(e.message.contains("required"), "{e}");
+}
+
+/// The mistakes of [`validation_errors_name_path_and_line`]: the text (the
+/// faulty line marked `# <-`), the key path and part of the message.
+fn validation_cases() -> Vec<(String, &'static str, &'static str)> {
     let sched = |body: &str| {
         format!(
             "{PROGRAMME}\n[[schedule]]\nid = \"s\"\nprogramme = \"news\"\ntargets = [\"all\"]\n{body}\n"
         )
     };
-    let cases: Vec<(String, &str, &str)> = vec![
+    vec![
         (sched("at = [\"07:30\"]\ncolour = \"red\" # <-"), "schedule[0].colour", "unknown field `colour`"),
         (
             format!("{PROGRAMME}\n[[schedule]]\nid = \"s\"\nprogramme = \"nope\" # <-\ntargets = [\"all\"]\nat = [\"07:30\"]\n"),
@@ -313,33 +242,7 @@ fn validation_errors_name_path_and_line() {
             "letters, digits",
         ),
         ("x = [1,\ny = 2 # <-\n".into(), "", ""),
-    ];
-    let mut failures = Vec::new();
-    for (text, path, msg) in &cases {
-        let want_line = text.lines().position(|l| l.contains("# <-")).map(|i| i + 1);
-        let e = match Timetable::parse(text, SH) {
-            Ok(_) => {
-                failures.push(format!("accepted:\n{text}"));
-                continue;
-            }
-            Err(e) => e,
-        };
-        let shown = e.to_string();
-        let line_shown = want_line.is_none_or(|l| {
-            shown.contains(&format!("(line {l})")) || shown.starts_with(&format!("line {l}:"))
-        });
-        if e.path != *path || !e.message.contains(msg) || e.line != want_line || !line_shown {
-            failures.push(format!(
-                "want {path} / line {want_line:?} / {msg}\n got {} / line {:?} / {shown}",
-                e.path, e.line
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    // active_scheme missing: no line to point at, but the key is named.
-    let e = Timetable::parse("[[scheme]]\nid = \"winter\"\n", SH).unwrap_err();
-    assert_eq!(e.path, "active_scheme");
-    assert!(e.message.contains("required"), "{e}");
+    ]
 }
 
 #[test]
@@ -508,21 +411,6 @@ to = \"13:30\"
     assert_eq!(q(6, 30), Vec::<String>::new());
     assert_eq!(q(12, 0), ["h3"]);
     assert_eq!(q(13, 30), Vec::<String>::new());
-}
-
-fn horns() -> Vec<HornInfo> {
-    let h = |id: &str, village: Option<&str>, grid: Option<&str>, zone: Option<&str>| HornInfo {
-        id: id.into(),
-        village: village.map(Into::into),
-        grid: grid.map(Into::into),
-        zone: zone.map(Into::into),
-    };
-    vec![
-        h("h1", Some("v1"), Some("g1"), Some("east")),
-        h("h2", Some("v1"), Some("g2"), None),
-        h("h3", Some("v2"), None, Some("east")),
-        h("h4", Some("v2"), None, None),
-    ]
 }
 
 #[test]
@@ -699,267 +587,5 @@ fn dst_zones() {
     assert_eq!(
         occ[0].at,
         "2026-11-01T05:30:00Z".parse::<Timestamp>().unwrap()
-    );
-}
-
-// ---------------------------------------------------------------------------
-// check
-
-const CHECKED: &str = r#"
-[[programme]]
-id = "news"
-items = [{ tts = "新闻" }]
-
-[[programme]]
-id = "notice"
-items = [{ tts = "通知" }]
-priority = "township"
-
-[[programme]]
-id = "music"
-items = [{ tts = "音乐" }]
-priority = "background"
-on_preempt = "drop"
-
-[[quiet_hours]]
-targets = ["village:v1"]
-from = "22:00"
-to = "06:30"
-
-[[schedule]]
-id = "news-am"
-programme = "news"
-targets = ["all"]
-at = ["07:30"]
-days = "workdays"
-
-[[schedule]]
-id = "notice-am"
-programme = "notice"
-targets = ["zone:east"]
-at = ["07:30"]
-days = ["mon"]
-
-[[schedule]]
-id = "music-am"
-programme = "music"
-targets = ["village:v2"]
-at = ["07:30"]
-days = ["mon"]
-
-[[schedule]]
-id = "also-news"
-programme = "news"
-targets = ["speaker:h4"]
-at = ["07:30"]
-days = ["tue"]
-
-[[schedule]]
-id = "late"
-programme = "news"
-targets = ["village:v1"]
-at = ["23:00"]
-
-[[schedule]]
-id = "lost"
-programme = "news"
-targets = ["speaker:ghost"]
-at = ["10:00"]
-days = ["wed"]
-
-[[schedule]]
-id = "autumn"
-programme = "news"
-targets = ["all"]
-at = ["09:00"]
-from = "2026-10-01"
-"#;
-
-#[test]
-fn check_reports_occurrences_and_warnings() {
-    let t = tt(CHECKED)
-        .with_calendar(Calendar::parse("2026-03-03 rest\n").unwrap())
-        .unwrap();
-    let hs = horns();
-    // Monday 2 to Wednesday 4 March 2026.
-    let r = check(&t, sh(2026, 3, 2, 0, 0), sh(2026, 3, 5, 0, 0), &hs);
-    let row = |s: &str, day: i8| {
-        r.occurrences
-            .iter()
-            .find(|o| o.schedule == s && o.local.day() == day)
-            .unwrap()
-    };
-    assert_eq!((row("news-am", 2).horns, row("news-am", 2).quiet), (4, 0));
-    assert_eq!((row("late", 2).horns, row("late", 2).quiet), (2, 2));
-    assert_eq!(row("lost", 4).horns, 0);
-    // Tuesday is a holiday: news-am does not fire, so also-news has no overlap.
-    assert!(
-        !r.occurrences
-            .iter()
-            .any(|o| o.schedule == "news-am" && o.local.day() == 3)
-    );
-
-    let find = |kind: WarningKind, s: &str| -> Vec<&Warning> {
-        r.warnings
-            .iter()
-            .filter(|w| w.kind == kind && w.schedules.iter().any(|x| x == s))
-            .collect()
-    };
-    let pair = |a: &str, b: &str| -> &Warning {
-        let v: Vec<&Warning> = find(WarningKind::Overlap, a)
-            .into_iter()
-            .filter(|w| w.schedules.iter().any(|x| x == b))
-            .collect();
-        assert_eq!(v.len(), 1, "{a} + {b}: {:#?}", r.warnings);
-        v[0]
-    };
-    let m = &pair("notice-am", "news-am").message;
-    assert!(m.contains("`notice-am` (township) preempts `news-am` (routine) on 2 shared horns; `news-am` resumes afterwards"), "{m}");
-    // notice-am (zone:east = h1, h3) and music-am (village:v2 = h3, h4) share h3.
-    let m = &pair("notice-am", "music-am").message;
-    assert!(
-        m.contains(
-            "preempts `music-am` (background) on 1 shared horn; `music-am` is dropped there"
-        ),
-        "{m}"
-    );
-    let m = &pair("news-am", "music-am").message;
-    assert!(m.contains("`news-am` (routine) preempts `music-am`"), "{m}");
-    assert_eq!(
-        r.warnings
-            .iter()
-            .filter(|w| w.kind == WarningKind::Overlap)
-            .count(),
-        3,
-        "{:#?}",
-        r.warnings
-    );
-    let quiet = find(WarningKind::QuietHours, "late");
-    assert_eq!(quiet.len(), 1);
-    assert_eq!(quiet[0].count, 3);
-    assert_eq!(quiet[0].first, Some(datetime(2026, 3, 2, 23, 0, 0, 0)));
-    assert_eq!(find(WarningKind::NoHorns, "lost").len(), 1);
-    assert_eq!(find(WarningKind::NeverFires, "autumn").len(), 1);
-    assert!(find(WarningKind::NeverFires, "news-am").is_empty());
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.kind == WarningKind::UnknownTarget && w.message.contains("speaker:ghost"))
-    );
-    assert!(
-        !r.warnings
-            .iter()
-            .any(|w| w.kind == WarningKind::CalendarGap),
-        "2026 is covered"
-    );
-
-    let text = r.to_string();
-    assert!(text.contains("time (Asia/Shanghai)"), "{text}");
-    assert!(text.contains("2026-03-02 Mon 07:30"), "{text}");
-    assert!(text.contains("warnings:"), "{text}");
-    let json = serde_json::to_value(&r).unwrap();
-    assert_eq!(json["occurrences"][0]["schedule"], "music-am");
-    assert_eq!(json["warnings"][0]["kind"], "overlap");
-}
-
-#[test]
-fn check_equal_priority_waits_and_calendar_gap() {
-    let text = format!(
-        "{BASE}
-[[schedule]]
-id = \"zz-second\"
-programme = \"news\"
-targets = [\"village:v1\"]
-at = [\"07:30\"]
-"
-    );
-    let t = tt(&text)
-        .with_calendar(Calendar::parse("2026-01-01 rest\n").unwrap())
-        .unwrap();
-    // 31 Dec 2026 to 2 Jan 2027: two years, 2027 not covered.
-    let r = check(&t, sh(2026, 12, 31, 0, 0), sh(2027, 1, 2, 0, 0), &horns());
-    let o: Vec<_> = r
-        .warnings
-        .iter()
-        .filter(|w| w.kind == WarningKind::Overlap)
-        .collect();
-    assert_eq!(o.len(), 1, "{:#?}", r.warnings);
-    assert!(
-        o[0].message
-            .contains("both routine: `zz-second` waits until `morning` has finished"),
-        "{}",
-        o[0].message
-    );
-    assert_eq!(
-        o[0].count, 2,
-        "31 Dec and 1 Jan (not a covered holiday in 2027)"
-    );
-    let gaps: Vec<_> = r
-        .warnings
-        .iter()
-        .filter(|w| w.kind == WarningKind::CalendarGap)
-        .collect();
-    assert_eq!(gaps.len(), 1);
-    assert!(
-        gaps[0]
-            .message
-            .contains("does not cover 2027; weekends assumed"),
-        "{}",
-        gaps[0].message
-    );
-
-    // Without an inventory, overlaps are judged on targets.
-    let r = check(&t, sh(2026, 12, 31, 0, 0), sh(2027, 1, 1, 0, 0), &[]);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.kind == WarningKind::Overlap && w.message.contains("overlapping targets"))
-    );
-    assert!(r.to_string().contains("no horn inventory"));
-    // Disjoint targets do not overlap.
-    let t = tt(&text.replace("targets = [\"all\"]", "targets = [\"village:v2\"]"));
-    let r = check(&t, sh(2026, 12, 31, 0, 0), sh(2027, 1, 1, 0, 0), &horns());
-    assert!(
-        !r.warnings.iter().any(|w| w.kind == WarningKind::Overlap),
-        "{:#?}",
-        r.warnings
-    );
-}
-
-/// Rough speed figure: `cargo test -p tgw --release --lib year_expansion_speed -- --ignored --nocapture`.
-#[test]
-#[ignore = "prints a timing; not an assertion"]
-fn year_expansion_speed() {
-    let mut text = PROGRAMME.to_string();
-    for i in 0..10 {
-        text.push_str(&format!(
-            "[[schedule]]\nid = \"s{i}\"\nprogramme = \"news\"\ntargets = [\"all\"]\nat = [\"07:{i:02}\"]\ndays = \"workdays\"\n"
-        ));
-    }
-    let t = tt(&text);
-    let start = std::time::Instant::now();
-    let n = t
-        .occurrences(sh(2026, 1, 1, 0, 0), sh(2027, 1, 1, 0, 0), None)
-        .len();
-    println!("{n} occurrences in {:?}", start.elapsed());
-    let _ = BTreeSet::<u8>::new();
-    let _ = date(2026, 1, 1);
-}
-
-#[test]
-#[ignore = "prints the check table of the example for eyeballing"]
-fn print_example_check() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../config/timetable.example.toml"
-    );
-    let t = Timetable::load(std::path::Path::new(path), SH).unwrap();
-    println!(
-        "{}",
-        check(&t, sh(2026, 2, 13, 0, 0), sh(2026, 2, 17, 0, 0), &horns())
-    );
-    println!(
-        "{}",
-        check(&t, sh(2026, 12, 30, 0, 0), sh(2027, 1, 2, 0, 0), &[])
     );
 }
