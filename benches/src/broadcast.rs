@@ -268,7 +268,7 @@ impl World {
         Ok(runtime::start(
             Parts {
                 records: Records::open(&self.store)?,
-                publisher: tgw::uplink::Publisher::disabled(),
+                publisher: std::sync::Arc::new(tgw::broadcast::runtime::NoReports),
                 live: tgw::base::live::LiveHub::default(),
                 speakers: self.speakers.clone(),
                 assets: self.assets.clone(),

@@ -144,15 +144,7 @@ pub async fn run(
                     .then(|| cfg.warnings.mqtt_topic.clone())
                     .flatten(),
             });
-            Some(
-                Uplink::start(
-                    &cfg,
-                    shutdown.clone(),
-                    commands,
-                    clock.clone(),
-                )
-                .await?,
-            )
+            Some(Uplink::start(&cfg, shutdown.clone(), commands, clock.clone()).await?)
         }
         None => None,
     };
@@ -174,7 +166,7 @@ pub async fn run(
     let mut bcast = crate::broadcast::runtime::start_for_daemon(
         &cfg,
         &sh.store,
-        sh.publisher.clone(),
+        Arc::new(sh.publisher.clone()),
         live.clone(),
         opts.interfaces.first().copied(),
         sh.shutdown.clone(),

@@ -392,6 +392,18 @@ impl Uplink {
     }
 }
 
+/// Horn and broadcast reports from the broadcast runtime go out as retained
+/// `speaker/{id}/state` and `broadcast/{id}` messages.
+impl crate::broadcast::runtime::ReportSink for Publisher {
+    fn speaker_state(&self, id: &str, body: Value) {
+        Publisher::speaker_state(self, id, body);
+    }
+
+    fn broadcast_state(&self, id: &str, body: Value) {
+        Publisher::broadcast_state(self, id, body);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

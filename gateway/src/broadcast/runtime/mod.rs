@@ -41,7 +41,6 @@ use crate::broadcast::record::Records;
 use crate::broadcast::render::Rendered;
 use crate::broadcast::signed::Verifier;
 use crate::speakers::Speakers;
-use crate::uplink::Publisher;
 use tgw_core::schedule::Timetable;
 
 mod emergency;
@@ -58,6 +57,7 @@ mod warning;
 pub use crate::base::clock::{Clock, SystemClock, TokioClock};
 pub use handle::{Broadcasts, SignedRefusal};
 pub use playout::{DriverPlayer, Player};
+pub use report::{NoReports, ReportSink};
 pub use spec::{CapOutcome, Settings, Spec, Submitted};
 pub use startup::{Parts, Started, load_timetable, start, start_for_daemon};
 
@@ -105,7 +105,7 @@ struct Pending {
 struct Runtime {
     engine: Engine,
     records: Records,
-    publisher: Publisher,
+    publisher: Arc<dyn ReportSink>,
     live: LiveHub,
     speakers: Speakers,
     assets: AssetStore,

@@ -6,6 +6,25 @@ use serde_json::{Value, json};
 use super::{Runtime, rfc3339};
 use crate::base::live::LiveEvent;
 
+/// Where horn and broadcast reports go besides the store and the live
+/// dashboards: the MQTT uplink's `Publisher` implements it (so broadcast
+/// does not depend on uplink); tests and benches use [`NoReports`].
+pub trait ReportSink: Send + Sync + 'static {
+    /// A horn's state (`speaker/{id}/state`).
+    fn speaker_state(&self, id: &str, body: Value);
+    /// A broadcast's row (`broadcast/{id}`).
+    fn broadcast_state(&self, id: &str, body: Value);
+}
+
+/// Reports go nowhere but the store and the live hub.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReports;
+
+impl ReportSink for NoReports {
+    fn speaker_state(&self, _: &str, _: Value) {}
+    fn broadcast_state(&self, _: &str, _: Value) {}
+}
+
 impl Runtime {
     pub(super) fn report(&self, broadcast: &str, horn: &str, state: &str, detail: Option<Value>) {
         if let Err(e) = self.records.horn(broadcast, horn, state, detail.as_ref()) {

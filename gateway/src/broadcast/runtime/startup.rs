@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::handle::Broadcasts;
 use super::playout::{DriverPlayer, Player};
 use super::spec::Settings;
-use super::{Runtime, Shared};
+use super::{ReportSink, Runtime, Shared};
 use crate::base::clock::Clock;
 use crate::base::live::LiveHub;
 use crate::broadcast::Ms;
@@ -21,7 +21,6 @@ use crate::broadcast::engine::{Engine, EngineConfig};
 use crate::broadcast::record::Records;
 use crate::broadcast::signed::{KeySet, NonceSnapshot, Verifier};
 use crate::speakers::Speakers;
-use crate::uplink::Publisher;
 use tgw_core::schedule::Timetable;
 
 /// Everything the runtime needs.
@@ -29,7 +28,7 @@ pub struct Parts {
     /// Broadcast records (stamped with `clock` from the start on).
     pub records: Records,
     /// MQTT.
-    pub publisher: Publisher,
+    pub publisher: Arc<dyn ReportSink>,
     /// Dashboards.
     pub live: LiveHub,
     /// The speaker inventory.
@@ -154,7 +153,7 @@ pub struct Started {
 pub fn start_for_daemon(
     cfg: &crate::config::Config,
     store: &crate::store::Store,
-    publisher: Publisher,
+    publisher: Arc<dyn ReportSink>,
     live: LiveHub,
     multicast_if: Option<std::net::Ipv4Addr>,
     shutdown: CancellationToken,

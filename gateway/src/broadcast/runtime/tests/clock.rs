@@ -59,7 +59,7 @@ missed = "play-within:1h"
     let (_b, task) = start(
         Parts {
             records: Records::open(&w.store).unwrap(),
-            publisher: Publisher::disabled(),
+            publisher: std::sync::Arc::new(crate::broadcast::runtime::NoReports),
             live: LiveHub::default(),
             speakers: Speakers::open(&w.store).unwrap(),
             assets: w.assets.clone(),

@@ -307,7 +307,7 @@ fn start_runtime(
     start(
         Parts {
             records: Records::open(&w.store).unwrap(),
-            publisher: Publisher::disabled(),
+            publisher: std::sync::Arc::new(crate::broadcast::runtime::NoReports),
             live: LiveHub::default(),
             speakers: Speakers::open(&w.store).unwrap(),
             assets: w.assets.clone(),
