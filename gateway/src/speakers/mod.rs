@@ -28,6 +28,8 @@
 //! All speakers of one multicast zone must agree on group, port and TTL.
 //! The import is all-or-nothing; errors name the line and column.
 
+pub mod uri;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
