@@ -40,32 +40,20 @@ pub struct CameraStatus {
 
 /// Cameras with their health.
 pub fn camera_statuses(store: &Store) -> Result<Vec<CameraStatus>, StoreError> {
-    // One lean query: the list never needs the (large) inventory documents,
-    // and parsing them for 1,000 cameras dominated the list's latency.
-    store.with_conn(|c| {
-        let mut st = c.prepare_cached(
-            "SELECT d.id, d.name, d.address, d.village_code, d.grid_code, d.manufacturer, d.model, h.health
-             FROM device d LEFT JOIN health_state h ON h.device_id = d.id
-             WHERE d.state = 'adopted' AND d.kind = 'camera'
-             ORDER BY d.village_code IS NULL, d.village_code, d.id",
-        )?;
-        let rows = st.query_map([], |r| {
-            let health: Option<String> = r.get(7)?;
-            Ok(CameraStatus {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                address: r.get(2)?,
-                village: r.get(3)?,
-                grid: r.get(4)?,
-                manufacturer: r.get(5)?,
-                model: r.get(6)?,
-                // A row an older version wrote that no longer parses reads as
-                // not yet polled, as in `Store::all_health`.
-                health: health.and_then(|h| serde_json::from_str(&h).ok()),
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    })
+    Ok(store
+        .camera_rows()?
+        .into_iter()
+        .map(|c| CameraStatus {
+            id: c.id,
+            name: c.name,
+            address: c.address,
+            village: c.village,
+            grid: c.grid,
+            manufacturer: c.manufacturer,
+            model: c.model,
+            health: c.health,
+        })
+        .collect())
 }
 
 #[derive(Deserialize, Default)]

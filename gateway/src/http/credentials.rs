@@ -61,10 +61,7 @@ pub(super) async fn clear_credentials(
         .store
         .device(&id)?
         .ok_or_else(|| ApiError::not_found("device", &id))?;
-    st.store.with_conn(|c| {
-        c.execute("DELETE FROM device_credential WHERE device_id = ?1", [&id])?;
-        Ok(())
-    })?;
+    st.store.clear_device_login(&id)?;
     st.audit(
         &ctx,
         "device.credentials.clear",
@@ -77,17 +74,16 @@ pub(super) async fn clear_credentials(
 }
 
 pub(super) async fn list_groups(State(st): State<AppState>) -> ApiResult {
-    let v: Vec<serde_json::Value> = st.store.with_conn(|c| {
-        let mut s = c.prepare("SELECT name, username, subnets, mac_prefixes, priority FROM credential_group ORDER BY priority DESC, name")?;
-        let v = s
-            .query_map([], |r| {
-                let j = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap_or_default();
-                Ok(serde_json::json!({"name": r.get::<_, String>(0)?, "username": r.get::<_, String>(1)?,
-                    "subnets": j(r.get(2)?), "mac_prefixes": j(r.get(3)?), "priority": r.get::<_, i64>(4)?}))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(v)
-    })?;
+    let j = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
+    let v: Vec<serde_json::Value> = st
+        .store
+        .credential_groups()?
+        .into_iter()
+        .map(|g| {
+            serde_json::json!({"name": g.name, "username": g.username,
+                "subnets": j(&g.subnets), "mac_prefixes": j(&g.mac_prefixes), "priority": g.priority})
+        })
+        .collect();
     Ok(Json(v).into_response())
 }
 

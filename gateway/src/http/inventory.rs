@@ -16,13 +16,7 @@ impl Validate for () {}
 pub(super) async fn townships(State(st): State<AppState>) -> ApiResult {
     let (code, name): (String, String) = st
         .store
-        .with_conn(|c| {
-            Ok(
-                c.query_row("SELECT code, name FROM township WHERE id = 1", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?,
-            )
-        })
+        .township_row()
         .unwrap_or_else(|_| (String::new(), st.township.clone()));
     let villages = st.store.villages()?;
     Ok(Json(

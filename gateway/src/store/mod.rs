@@ -9,7 +9,9 @@
 //! components evolve without renumbering each other's migrations. Passwords are sealed with [`crate::store::secrets::SecretKey`]
 //! before they reach SQL and are never returned by listing queries.
 
+mod credential_groups;
 pub mod secrets;
+mod township;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
