@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
-use super::{ApiError, ApiResult, AppState, Q, Validate, limit};
+use super::{ApiResult, AppState, Q, Validate, limit};
+use crate::base::error::Error;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -14,12 +15,12 @@ pub(super) struct AuditQuery {
     before: Option<i64>,
 }
 impl Validate for AuditQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         limit(self.limit, 1, "limit").map(|_| ())
     }
 }
 
 pub(super) async fn audit_log(State(st): State<AppState>, Q(q): Q<AuditQuery>) -> ApiResult {
-    let n = limit(q.limit, 100, "limit").map_err(ApiError::bad)?;
+    let n = limit(q.limit, 100, "limit")?;
     Ok(Json(st.users.audit_log(n, q.before)?).into_response())
 }

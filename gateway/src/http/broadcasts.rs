@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiResult, AppState, Body, Ctx, Q, Validate};
+use crate::base::error::Error;
 use crate::broadcast::render::{Part, Recipe};
 use crate::broadcast::runtime::{Broadcasts, Spec};
 use crate::broadcast::{OnPreempt, Priority, Target};
@@ -46,9 +47,11 @@ pub struct LimitQuery {
 }
 
 impl Validate for LimitQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         match self.limit {
-            Some(l) if !(1..=1000).contains(&l) => Err(format!("limit must be 1-1000, got {l}")),
+            Some(l) if !(1..=1000).contains(&l) => {
+                Err(Error::invalid(format!("limit must be 1-1000, got {l}")))
+            }
             _ => Ok(()),
         }
     }
@@ -117,12 +120,12 @@ pub struct AnnounceBody {
 }
 
 impl Validate for AnnounceBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         if self.targets.is_empty() {
-            return Err("targets: name at least one target".into());
+            return Err(Error::invalid("targets: name at least one target"));
         }
         if self.targets.len() > 200 {
-            return Err("targets: at most 200".into());
+            return Err(Error::invalid("targets: at most 200"));
         }
         let n = [
             self.text.is_some(),
@@ -133,41 +136,46 @@ impl Validate for AnnounceBody {
         .filter(|x| **x)
         .count();
         if n != 1 {
-            return Err("give exactly one of text, asset or programme".into());
+            return Err(Error::invalid(
+                "give exactly one of text, asset or programme",
+            ));
         }
         if let Some(t) = &self.text
             && (t.trim().is_empty() || t.chars().count() > 2000)
         {
-            return Err("text: 1-2000 characters".into());
+            return Err(Error::invalid("text: 1-2000 characters"));
         }
         if let Some(a) = &self.asset
             && !crate::broadcast::audio::assets::valid_id(a.strip_prefix("sha256:").unwrap_or(a))
         {
-            return Err(format!("asset: `{a}` is not sha256:<64 hex digits>"));
+            return Err(Error::invalid(format!(
+                "asset: `{a}` is not sha256:<64 hex digits>"
+            )));
         }
         if let Some(r) = self.repeat
             && !(1..=20).contains(&r)
         {
-            return Err(format!("repeat must be 1-20, got {r}"));
+            return Err(Error::invalid(format!("repeat must be 1-20, got {r}")));
         }
         if let Some(v) = self.volume
             && v > 100
         {
-            return Err(format!("volume must be 0-100, got {v}"));
+            return Err(Error::invalid(format!("volume must be 0-100, got {v}")));
         }
         if self.confirm.is_some() && self.priority.is_some() {
-            return Err("priority: an emergency broadcast is always `emergency`".into());
+            return Err(Error::invalid(
+                "priority: an emergency broadcast is always `emergency`",
+            ));
         }
         if self.priority == Some(Priority::Emergency) {
-            return Err(
-                "priority: emergencies go through POST /api/v1/emergency (with confirmation)"
-                    .into(),
-            );
+            return Err(Error::invalid(
+                "priority: emergencies go through POST /api/v1/emergency (with confirmation)",
+            ));
         }
         if let Some(t) = &self.title
             && t.chars().count() > 200
         {
-            return Err("title: at most 200 characters".into());
+            return Err(Error::invalid("title: at most 200 characters"));
         }
         Ok(())
     }
@@ -403,10 +411,10 @@ pub struct UploadQuery {
 }
 
 impl Validate for UploadQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         match &self.name {
             Some(n) if n.is_empty() || n.chars().count() > 200 || n.contains(['/', '\\']) => {
-                Err("name: 1-200 characters without slashes".into())
+                Err(Error::invalid("name: 1-200 characters without slashes"))
             }
             _ => Ok(()),
         }

@@ -14,6 +14,7 @@ use super::{
     ApiError, ApiResult, AppState, Ctx, Paging, Q, Validate, limit, speaker_inventory,
     speaker_store_err,
 };
+use crate::base::error::Error;
 use crate::store::{DeviceState, Store, StoreError};
 use tgw_core::health::Health;
 
@@ -68,13 +69,13 @@ pub(super) struct CameraQuery {
     per_page: Option<u32>,
 }
 impl Validate for CameraQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         if let Some(v) = &self.verdict
             && !matches!(v.as_str(), "ok" | "degraded" | "offline" | "unknown")
         {
-            return Err(format!(
+            return Err(Error::invalid(format!(
                 "verdict must be ok, degraded, offline or unknown, got `{v}`"
-            ));
+            )));
         }
         Paging {
             page: self.page,
@@ -136,7 +137,7 @@ pub(super) struct LimitQuery {
     limit: Option<u32>,
 }
 impl Validate for LimitQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         limit(self.limit, 1, "limit").map(|_| ())
     }
 }
@@ -146,12 +147,12 @@ pub(super) async fn camera_events(
     Path(id): Path<String>,
     Q(q): Q<LimitQuery>,
 ) -> ApiResult {
-    let n = limit(q.limit, 200, "limit").map_err(ApiError::bad)?;
+    let n = limit(q.limit, 200, "limit")?;
     Ok(Json(st.store.health_events(Some(&id), n)?).into_response())
 }
 
 pub(super) async fn transitions(State(st): State<AppState>, Q(q): Q<LimitQuery>) -> ApiResult {
-    let n = limit(q.limit, 50, "limit").map_err(ApiError::bad)?;
+    let n = limit(q.limit, 50, "limit")?;
     Ok(Json(st.store.health_events(None, n)?).into_response())
 }
 

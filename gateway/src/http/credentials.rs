@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use super::{ApiError, ApiResult, AppState, Body, Ctx, Validate, check_len};
+use crate::base::error::Error;
 use crate::store::secrets::Password;
 
 /// `PUT /api/v1/devices/{id}/credentials` (write-only).
@@ -18,7 +19,7 @@ pub struct CredentialsBody {
     pub password: String,
 }
 impl Validate for CredentialsBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         check_len("username", &self.username, 1, 64)?;
         check_len("password", &self.password, 1, 128)
     }
@@ -106,21 +107,21 @@ pub struct GroupBody {
     pub priority: i32,
 }
 impl Validate for GroupBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         check_len("username", &self.username, 1, 64)?;
         check_len("password", &self.password, 1, 128)?;
         if !(-1000..=1000).contains(&self.priority) {
-            return Err(format!(
+            return Err(Error::invalid(format!(
                 "priority must be -1000..=1000, got {}",
                 self.priority
-            ));
+            )));
         }
         if self.subnets.len() > 256 || self.mac_prefixes.len() > 256 {
-            return Err("at most 256 subnets and 256 MAC prefixes".into());
+            return Err(Error::invalid("at most 256 subnets and 256 MAC prefixes"));
         }
         for s in &self.subnets {
             s.parse::<ipnet::Ipv4Net>()
-                .map_err(|e| format!("subnets: `{s}`: {e}"))?;
+                .map_err(|e| Error::invalid(format!("subnets: `{s}`: {e}")))?;
         }
         for m in &self.mac_prefixes {
             check_len("mac_prefixes[]", m, 2, 17)?;
@@ -135,7 +136,7 @@ pub(super) async fn set_group(
     Path(name): Path<String>,
     Body(b): Body<GroupBody>,
 ) -> ApiResult {
-    check_len("name", &name, 1, 64).map_err(ApiError::bad)?;
+    check_len("name", &name, 1, 64)?;
     let nets: Vec<ipnet::Ipv4Net> = b.subnets.iter().filter_map(|s| s.parse().ok()).collect();
     let macs: Vec<String> = b
         .mac_prefixes

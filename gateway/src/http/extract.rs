@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, BODY_LIMIT};
 use crate::auth::Principal;
+use crate::base::error::Error;
 
 /// A JSON body: `application/json`, at most [`BODY_LIMIT`] bytes, unknown
 /// fields refused, errors as [`ApiError`] naming the field.
@@ -62,15 +63,15 @@ impl<T: DeserializeOwned + Validate, S: Send + Sync> FromRequest<S> for Body<T> 
             };
             ApiError::new(StatusCode::BAD_REQUEST, "malformed", msg)
         })?;
-        v.validate().map_err(ApiError::bad)?;
+        v.validate()?;
         Ok(Body(v))
     }
 }
 
 /// Range and shape checks beyond the JSON types.
 pub trait Validate {
-    /// `Err(message)` naming the field.
-    fn validate(&self) -> Result<(), String> {
+    /// An [`Error`] of kind `invalid` (400 `invalid`) naming the field.
+    fn validate(&self) -> Result<(), Error> {
         Ok(())
     }
 }
@@ -82,18 +83,20 @@ impl<T: DeserializeOwned + Validate, S: Send + Sync> FromRequestParts<S> for Q<T
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
-        let v: T = serde_urlencoded_from(q).map_err(|e| ApiError::bad(format!("query: {e}")))?;
-        v.validate().map_err(ApiError::bad)?;
+        let v: T = serde_urlencoded_from(q).map_err(|e| e.context("query"))?;
+        v.validate()?;
         Ok(Q(v))
     }
 }
 
-fn serde_urlencoded_from<T: DeserializeOwned>(q: &str) -> Result<T, String> {
+fn serde_urlencoded_from<T: DeserializeOwned>(q: &str) -> Result<T, Error> {
     // axum's Query uses serde_urlencoded; go through it for identical parsing.
-    let uri: axum::http::Uri = format!("/?{q}").parse().map_err(|e| format!("{e}"))?;
+    let uri: axum::http::Uri = format!("/?{q}")
+        .parse()
+        .map_err(|e| Error::invalid(format!("{e}")))?;
     axum::extract::Query::<T>::try_from_uri(&uri)
         .map(|q| q.0)
-        .map_err(|e| e.body_text())
+        .map_err(|e| Error::invalid(e.body_text()))
 }
 
 /// The caller: who, from where.
@@ -155,16 +158,16 @@ pub(super) struct Paging {
 }
 
 impl Paging {
-    pub(super) fn check(&self) -> Result<(), String> {
+    pub(super) fn check(&self) -> Result<(), Error> {
         if let Some(p) = self.page
             && !(1..=10_000).contains(&p)
         {
-            return Err(format!("page must be 1-10000, got {p}"));
+            return Err(Error::invalid(format!("page must be 1-10000, got {p}")));
         }
         if let Some(p) = self.per_page
             && !(1..=1000).contains(&p)
         {
-            return Err(format!("per_page must be 1-1000, got {p}"));
+            return Err(Error::invalid(format!("per_page must be 1-1000, got {p}")));
         }
         Ok(())
     }
@@ -188,28 +191,35 @@ impl Paging {
     }
 }
 
-pub(super) fn limit(v: Option<u32>, default: u32, name: &str) -> Result<usize, String> {
+pub(super) fn limit(v: Option<u32>, default: u32, name: &str) -> Result<usize, Error> {
     match v {
         None => Ok(default as usize),
         Some(n) if (1..=1000).contains(&n) => Ok(n as usize),
-        Some(n) => Err(format!("{name} must be 1-1000, got {n}")),
+        Some(n) => Err(Error::invalid(format!("{name} must be 1-1000, got {n}"))),
     }
 }
 
-pub(super) fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), String> {
+pub(super) fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), Error> {
     let n = v.chars().count();
     if n < min || n > max {
-        return Err(format!("{field} must be {min}-{max} characters, got {n}"));
+        return Err(Error::invalid(format!(
+            "{field} must be {min}-{max} characters, got {n}"
+        )));
     }
     if v.chars().any(char::is_control) {
-        return Err(format!("{field} must not contain control characters"));
+        return Err(Error::invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(())
 }
 
-pub(super) fn check_ids(ids: &[String]) -> Result<(), String> {
+pub(super) fn check_ids(ids: &[String]) -> Result<(), Error> {
     if ids.is_empty() || ids.len() > 1000 {
-        return Err(format!("ids must list 1-1000 devices, got {}", ids.len()));
+        return Err(Error::invalid(format!(
+            "ids must list 1-1000 devices, got {}",
+            ids.len()
+        )));
     }
     for id in ids {
         check_len("ids[]", id, 1, 100)?;

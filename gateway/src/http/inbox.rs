@@ -11,6 +11,7 @@ use super::{
     ApiError, ApiResult, AppState, AssignBody, Body, Ctx, Paging, Q, Validate, check_ids,
     check_len, device_brief,
 };
+use crate::base::error::Error;
 use crate::store::DeviceState;
 use crate::store::secrets::Password;
 
@@ -21,7 +22,7 @@ pub(super) struct PageQuery {
     per_page: Option<u32>,
 }
 impl Validate for PageQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         Paging {
             page: self.page,
             per_page: self.per_page,
@@ -67,7 +68,7 @@ pub struct AdoptBody {
     pub address: Option<String>,
 }
 impl Validate for AdoptBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         check_ids(&self.ids)?;
         AssignBody {
             village: self.village.clone(),
@@ -75,16 +76,17 @@ impl Validate for AdoptBody {
         }
         .validate()?;
         if let Some(z) = &self.zone {
-            crate::config::Ident::parse(z).map_err(|e| format!("zone: {e}"))?;
+            crate::config::Ident::parse(z).map_err(|e| Error::invalid(format!("zone: {e}")))?;
         }
         if let Some(d) = &self.driver {
-            crate::speakers::DriverKind::parse(d).map_err(|e| format!("driver: {e}"))?;
+            crate::speakers::DriverKind::parse(d)
+                .map_err(|e| Error::invalid(format!("driver: {e}")))?;
         }
         if let Some(a) = &self.address {
             check_len("address", a, 1, 256)?;
         }
         if self.ids.len() > 1 && self.address.is_some() {
-            return Err("address applies to one speaker at a time".into());
+            return Err(Error::invalid("address applies to one speaker at a time"));
         }
         match (&self.username, &self.password) {
             (None, None) => Ok(()),
@@ -92,7 +94,7 @@ impl Validate for AdoptBody {
                 check_len("username", u, 1, 64)?;
                 check_len("password", p, 1, 128)
             }
-            _ => Err("username and password go together".into()),
+            _ => Err(Error::invalid("username and password go together")),
         }
     }
 }
@@ -105,7 +107,7 @@ pub struct IdsBody {
     pub ids: Vec<String>,
 }
 impl Validate for IdsBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         check_ids(&self.ids)
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::{
     ApiError, ApiResult, AppState, Body, Ctx, Paging, Q, Validate, check_len, device_brief,
 };
+use crate::base::error::Error;
 use crate::store::DeviceState;
 
 impl Validate for () {}
@@ -64,7 +65,7 @@ pub(super) struct DeviceQuery {
     per_page: Option<u32>,
 }
 impl Validate for DeviceQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         Paging {
             page: self.page,
             per_page: self.per_page,
@@ -106,7 +107,7 @@ pub struct AssignBody {
     pub grid: Option<String>,
 }
 impl Validate for AssignBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         if let Some(v) = &self.village {
             check_len("village", v, 1, 64)?;
         }

@@ -11,6 +11,7 @@ use super::{
     ApiError, ApiResult, AppState, Body, ClientIp, Ctx, SESSION_COOKIE, Validate, check_len,
 };
 use crate::auth::{self, NewAudit, Refusal, Via};
+use crate::base::error::Error;
 
 /// `POST /api/v1/login`
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -23,10 +24,10 @@ pub struct LoginBody {
 }
 
 impl Validate for LoginBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         check_len("user", &self.user, 1, 64)?;
         if self.password.is_empty() || self.password.len() > 1024 {
-            return Err("password must be 1-1024 bytes".into());
+            return Err(Error::invalid("password must be 1-1024 bytes"));
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use super::{ApiError, ApiResult, AppState, Body, Ctx, Q, Validate};
+use crate::base::error::Error;
 
 // --- speakers (issue 6) ---
 
@@ -94,9 +95,9 @@ pub(super) struct SpeakerQuery {
 }
 
 impl Validate for SpeakerQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         if let Some(k) = &self.kind {
-            crate::speakers::DriverKind::parse(k).map(|_| ())?;
+            crate::speakers::DriverKind::parse(k).map_err(Error::invalid)?;
         }
         Ok(())
     }
@@ -156,12 +157,18 @@ fn default_tone_seconds() -> u32 {
 }
 
 impl Validate for SpeakerTestBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         if !(400..=3000).contains(&self.tone_hz) {
-            return Err(format!("tone_hz must be 400-3000, got {}", self.tone_hz));
+            return Err(Error::invalid(format!(
+                "tone_hz must be 400-3000, got {}",
+                self.tone_hz
+            )));
         }
         if !(1..=10).contains(&self.seconds) {
-            return Err(format!("seconds must be 1-10, got {}", self.seconds));
+            return Err(Error::invalid(format!(
+                "seconds must be 1-10, got {}",
+                self.seconds
+            )));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ApiError, ApiResult, AppState, Body, Ctx, Validate, check_len};
+use crate::base::error::Error;
 
 pub(super) async fn readyz(State(st): State<AppState>) -> Response {
     match st.store.schema_version() {
@@ -39,14 +40,16 @@ pub struct LogLevelBody {
     pub filter: String,
 }
 impl Validate for LogLevelBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         check_len("filter", &self.filter, 1, 200)?;
         if !self
             .filter
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ",=_:.-".contains(c))
         {
-            return Err("filter may contain only A-Z a-z 0-9 , = _ : . -".into());
+            return Err(Error::invalid(
+                "filter may contain only A-Z a-z 0-9 , = _ : . -",
+            ));
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::broadcasts::store_err;
 use super::timetable::*;
 use super::{ApiError, ApiResult, AppState, Body, Q, Validate};
+use crate::base::error::Error;
 use crate::broadcast::Target;
 use tgw_core::schedule::{HornInfo, Timetable, check};
 
@@ -20,9 +21,9 @@ fn horn_infos(st: &AppState) -> Result<Vec<HornInfo>, ApiError> {
         .map_err(store_err)
 }
 
-fn parse_date(key: &str, s: &str) -> Result<Date, String> {
+fn parse_date(key: &str, s: &str) -> Result<Date, Error> {
     s.parse::<Date>()
-        .map_err(|e| format!("{key}: `{s}` is not a date YYYY-MM-DD: {e}"))
+        .map_err(|e| Error::invalid(format!("{key}: `{s}` is not a date YYYY-MM-DD: {e}")))
 }
 
 /// Today in `tz`.
@@ -56,7 +57,7 @@ pub struct WeekQuery {
 }
 
 impl Validate for WeekQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         if let Some(f) = &self.from {
             parse_date("from", f)?;
         }
@@ -82,7 +83,7 @@ pub async fn week(State(st): State<AppState>, Q(q): Q<WeekQuery>) -> ApiResult {
             .map_err(|e| invalid(&e, &parts))?;
     }
     let from = match &q.from {
-        Some(f) => parse_date("from", f).map_err(ApiError::bad)?,
+        Some(f) => parse_date("from", f)?,
         None => {
             let d = today(tt.time_zone());
             let back = i64::from(d.weekday().to_monday_zero_offset());
@@ -157,14 +158,14 @@ pub struct CheckQuery {
 }
 
 impl Validate for CheckQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         if let Some(f) = &self.from {
             parse_date("from", f)?;
         }
         match self.days {
-            Some(d) if !(1..=MAX_CHECK_DAYS).contains(&d) => {
-                Err(format!("days must be 1-{MAX_CHECK_DAYS}, got {d}"))
-            }
+            Some(d) if !(1..=MAX_CHECK_DAYS).contains(&d) => Err(Error::invalid(format!(
+                "days must be 1-{MAX_CHECK_DAYS}, got {d}"
+            ))),
             _ => Ok(()),
         }
     }
@@ -184,7 +185,7 @@ pub async fn check_timetable(
     let tt = Timetable::from_parts(parts.clone(), calendar_for(&st), &default_tz(&st))
         .map_err(|e| invalid(&e, &parts))?;
     let from = match &q.from {
-        Some(f) => parse_date("from", f).map_err(ApiError::bad)?,
+        Some(f) => parse_date("from", f)?,
         None => today(tt.time_zone()),
     };
     let (a, b) = range(&tt, from, q.days.unwrap_or(7))?;
@@ -200,14 +201,14 @@ pub struct ResolveQuery {
 }
 
 impl Validate for ResolveQuery {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         let n = self
             .targets
             .split(',')
             .filter(|t| !t.trim().is_empty())
             .count();
         if n == 0 || n > 200 {
-            return Err("targets: 1-200 targets, comma-separated".into());
+            return Err(Error::invalid("targets: 1-200 targets, comma-separated"));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiResult, AppState, Body, Ctx, Validate, check_len};
 use crate::auth::{self, Role};
+use crate::base::error::Error;
 use crate::store::secrets::Password;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -21,9 +22,10 @@ pub struct NewUserBody {
     pub password: String,
 }
 impl Validate for NewUserBody {
-    fn validate(&self) -> Result<(), String> {
-        auth::check_name(&self.name).map_err(|e| e.to_string())?;
-        auth::check_password(&Password::new(self.password.clone())).map_err(|e| e.to_string())
+    fn validate(&self) -> Result<(), Error> {
+        auth::check_name(&self.name).map_err(|e| Error::invalid(e.to_string()))?;
+        auth::check_password(&Password::new(self.password.clone()))
+            .map_err(|e| Error::invalid(e.to_string()))
     }
 }
 
@@ -39,12 +41,15 @@ pub struct UpdateUserBody {
     pub password: Option<String>,
 }
 impl Validate for UpdateUserBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         if let Some(p) = &self.password {
-            auth::check_password(&Password::new(p.clone())).map_err(|e| e.to_string())?;
+            auth::check_password(&Password::new(p.clone()))
+                .map_err(|e| Error::invalid(e.to_string()))?;
         }
         if self.role.is_none() && self.disabled.is_none() && self.password.is_none() {
-            return Err("nothing to change: give role, disabled or password".into());
+            return Err(Error::invalid(
+                "nothing to change: give role, disabled or password",
+            ));
         }
         Ok(())
     }
@@ -58,7 +63,7 @@ pub struct TokenBody {
     pub label: String,
 }
 impl Validate for TokenBody {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Error> {
         check_len("label", &self.label, 1, 64)
     }
 }
