@@ -224,7 +224,7 @@ pub(super) async fn speaker_test(
     };
     let pcm = device_drivers::g711::tone(f64::from(b.tone_hz), f64::from(b.seconds), 12_000);
     let cancel = st.shutdown.child_token();
-    let at_wall = time::OffsetDateTime::now_utc();
+    let at_wall = st.clock.now_utc();
     let at_mono = tokio::time::Instant::now();
     // Played in its own task: a client that goes away does not cut the
     // horn off mid-call (the SIP call is still hung up properly).

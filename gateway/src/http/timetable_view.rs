@@ -27,8 +27,13 @@ fn parse_date(key: &str, s: &str) -> Result<Date, Error> {
 }
 
 /// Today in `tz`.
-pub(super) fn today(tz: &jiff::tz::TimeZone) -> Date {
-    jiff::Timestamp::now().to_zoned(tz.clone()).date()
+fn today(st: &AppState, tz: &jiff::tz::TimeZone) -> Date {
+    now(st).to_zoned(tz.clone()).date()
+}
+
+/// Now, from the state's clock.
+fn now(st: &AppState) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(st.clock.now_ms()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// Midnight of `date` in the timetable's zone, and `days` later.
@@ -85,7 +90,7 @@ pub async fn week(State(st): State<AppState>, Q(q): Q<WeekQuery>) -> ApiResult {
     let from = match &q.from {
         Some(f) => parse_date("from", f)?,
         None => {
-            let d = today(tt.time_zone());
+            let d = today(&st, tt.time_zone());
             let back = i64::from(d.weekday().to_monday_zero_offset());
             d.checked_sub(jiff::Span::new().days(back))
                 .map_err(|e| ApiError::bad(e.to_string()))?
@@ -186,7 +191,7 @@ pub async fn check_timetable(
         .map_err(|e| invalid(&e, &parts))?;
     let from = match &q.from {
         Some(f) => parse_date("from", f)?,
-        None => today(tt.time_zone()),
+        None => today(&st, tt.time_zone()),
     };
     let (a, b) = range(&tt, from, q.days.unwrap_or(7))?;
     let horns = horn_infos(&st)?;
@@ -236,9 +241,7 @@ pub async fn resolve_targets(State(st): State<AppState>, Q(q): Q<ResolveQuery>) 
         .filter(|t| !horns.iter().any(|h| h.matches(t)))
         .map(|t| t.to_string())
         .collect();
-    let local = jiff::Timestamp::now()
-        .to_zoned(tt.time_zone().clone())
-        .datetime();
+    let local = now(&st).to_zoned(tt.time_zone().clone()).datetime();
     let quiet = tt.quiet_horns(local, &horns).intersection(&reached).count();
     Ok(Json(json!({
         "targets": targets,
