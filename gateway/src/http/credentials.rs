@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
+use super::audited::Change;
 use super::{ApiError, ApiResult, AppState, Body, Ctx, Validate, check_len};
 use crate::base::error::Error;
 use crate::store::secrets::Password;
@@ -35,18 +36,24 @@ pub(super) async fn set_credentials(
         .store
         .device(&id)?
         .ok_or_else(|| ApiError::not_found("device", &id))?;
-    st.store
-        .set_device_login(&id, &b.username, &Password::new(b.password))?;
-    st.audit(
-        &ctx,
-        "device.credentials",
-        Some(&id),
-        Some(serde_json::json!({"has_credentials": before.has_credentials})),
-        Some(
-            serde_json::json!({"has_credentials": true, "username": b.username, "password": "***"}),
-        ),
-        "ok",
-    );
+    let change = Change {
+        ctx: &ctx,
+        action: "device.credentials",
+        target: Some(&id),
+        before: Some(serde_json::json!({"has_credentials": before.has_credentials})),
+    };
+    st.audited(
+        change,
+        || {
+            st.store
+                .set_device_login(&id, &b.username, &Password::new(b.password))
+        },
+        |_| {
+            Some(
+                serde_json::json!({"has_credentials": true, "username": b.username, "password": "***"}),
+            )
+        },
+    )?;
     if let Some(tx) = &st.probe_tx {
         let _ = tx.try_send(id.clone());
     }
@@ -62,15 +69,17 @@ pub(super) async fn clear_credentials(
         .store
         .device(&id)?
         .ok_or_else(|| ApiError::not_found("device", &id))?;
-    st.store.clear_device_login(&id)?;
-    st.audit(
-        &ctx,
-        "device.credentials.clear",
-        Some(&id),
-        Some(serde_json::json!({"has_credentials": before.has_credentials})),
-        Some(serde_json::json!({"has_credentials": false})),
-        "ok",
-    );
+    let change = Change {
+        ctx: &ctx,
+        action: "device.credentials.clear",
+        target: Some(&id),
+        before: Some(serde_json::json!({"has_credentials": before.has_credentials})),
+    };
+    st.audited(
+        change,
+        || st.store.clear_device_login(&id),
+        |_| Some(serde_json::json!({"has_credentials": false})),
+    )?;
     Ok(Json(serde_json::json!({"id": id, "has_credentials": false})).into_response())
 }
 
@@ -143,15 +152,25 @@ pub(super) async fn set_group(
         .iter()
         .map(|m| m.to_ascii_lowercase())
         .collect();
-    st.store.set_group(
-        &name,
-        &b.username,
-        &Password::new(b.password),
-        &nets,
-        &macs,
-        b.priority,
+    let change = Change {
+        ctx: &ctx,
+        action: "credential_group.set",
+        target: Some(&name),
+        before: None,
+    };
+    st.audited(
+        change,
+        || {
+            st.store.set_group(
+                &name,
+                &b.username,
+                &Password::new(b.password),
+                &nets,
+                &macs,
+                b.priority,
+            )
+        },
+        |_| Some(serde_json::json!({"username": b.username, "password": "***", "subnets": b.subnets, "mac_prefixes": macs, "priority": b.priority})),
     )?;
-    st.audit(&ctx, "credential_group.set", Some(&name), None,
-        Some(serde_json::json!({"username": b.username, "password": "***", "subnets": b.subnets, "mac_prefixes": macs, "priority": b.priority})), "ok");
     Ok(Json(serde_json::json!({"name": name})).into_response())
 }

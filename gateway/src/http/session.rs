@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
+use super::audited::Change;
 use super::{
     ApiError, ApiResult, AppState, Body, ClientIp, Ctx, SESSION_COOKIE, Validate, check_len,
 };
@@ -118,10 +119,20 @@ pub(super) async fn login(
 }
 
 pub(super) async fn logout(State(st): State<AppState>, headers: HeaderMap, ctx: Ctx) -> ApiResult {
-    if let Via::Session { id_hash, .. } = &ctx.who.via {
-        st.users.end_session(id_hash)?;
-    }
-    st.audit(&ctx, "logout", Some(&ctx.who.user), None, None, "ok");
+    let change = Change {
+        ctx: &ctx,
+        action: "logout",
+        target: Some(&ctx.who.user),
+        before: None,
+    };
+    st.audited(
+        change,
+        || match &ctx.who.via {
+            Via::Session { id_hash, .. } => st.users.end_session(id_hash),
+            Via::Token => Ok(()),
+        },
+        |_| None,
+    )?;
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, session_cookie(&st, &headers, "", 0));

@@ -33,6 +33,7 @@ pub(super) async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
+/// `PUT /api/v1/log-level`
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogLevelBody {

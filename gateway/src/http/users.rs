@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
+use super::audited::Change;
 use super::{ApiError, ApiResult, AppState, Body, Ctx, Validate, check_len};
 use crate::auth::{self, Role};
 use crate::base::error::Error;
@@ -68,7 +69,6 @@ impl Validate for TokenBody {
     }
 }
 
-/// `PUT /api/v1/log-level`
 pub(super) async fn list_users(State(st): State<AppState>) -> ApiResult {
     Ok(Json(st.users.users()?).into_response())
 }
@@ -85,17 +85,21 @@ pub(super) async fn create_user(
             format!("user `{}` exists", b.name),
         ));
     }
-    st.users
-        .upsert(&b.name, b.role, &Password::new(b.password), st.hash_cost)?;
-    let u = st.users.user(&b.name)?;
-    st.audit(
-        &ctx,
-        "user.create",
-        Some(&b.name),
-        None,
-        Some(serde_json::json!({"role": b.role})),
-        "ok",
-    );
+    let change = Change {
+        ctx: &ctx,
+        action: "user.create",
+        target: Some(&b.name),
+        before: None,
+    };
+    let u = st.audited(
+        change,
+        || {
+            st.users
+                .upsert(&b.name, b.role, &Password::new(b.password), st.hash_cost)?;
+            st.users.user(&b.name)
+        },
+        |_| Some(serde_json::json!({"role": b.role})),
+    )?;
     Ok((StatusCode::CREATED, Json(u)).into_response())
 }
 
@@ -131,27 +135,33 @@ pub(super) async fn update_user(
         &name,
         b.disabled == Some(true) || b.role.is_some_and(|r| r != Role::Admin),
     )?;
-    if let Some(p) = &b.password {
-        st.users.upsert(
-            &name,
-            b.role.unwrap_or(before.role),
-            &Password::new(p.clone()),
-            st.hash_cost,
-        )?;
-    }
-    let after = st.users.update(&name, b.role, b.disabled)?;
-    let mut a = serde_json::json!({"role": after.role, "disabled": after.disabled});
-    if b.password.is_some() {
-        a["password"] = serde_json::json!("***");
-    }
-    st.audit(
-        &ctx,
-        "user.update",
-        Some(&name),
-        Some(serde_json::json!({"role": before.role, "disabled": before.disabled})),
-        Some(a),
-        "ok",
-    );
+    let change = Change {
+        ctx: &ctx,
+        action: "user.update",
+        target: Some(&name),
+        before: Some(serde_json::json!({"role": before.role, "disabled": before.disabled})),
+    };
+    let after = st.audited(
+        change,
+        || {
+            if let Some(p) = &b.password {
+                st.users.upsert(
+                    &name,
+                    b.role.unwrap_or(before.role),
+                    &Password::new(p.clone()),
+                    st.hash_cost,
+                )?;
+            }
+            st.users.update(&name, b.role, b.disabled)
+        },
+        |after| {
+            let mut a = serde_json::json!({"role": after.role, "disabled": after.disabled});
+            if b.password.is_some() {
+                a["password"] = serde_json::json!("***");
+            }
+            Some(a)
+        },
+    )?;
     Ok(Json(after).into_response())
 }
 
@@ -165,15 +175,13 @@ pub(super) async fn delete_user(
         .user(&name)?
         .ok_or_else(|| ApiError::not_found("user", &name))?;
     last_admin_guard(&st, &name, true)?;
-    st.users.delete(&name)?;
-    st.audit(
-        &ctx,
-        "user.delete",
-        Some(&name),
-        Some(serde_json::json!({"role": before.role})),
-        None,
-        "ok",
-    );
+    let change = Change {
+        ctx: &ctx,
+        action: "user.delete",
+        target: Some(&name),
+        before: Some(serde_json::json!({"role": before.role})),
+    };
+    st.audited(change, || st.users.delete(&name), |_| None)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -183,15 +191,17 @@ pub(super) async fn create_token(
     Path(name): Path<String>,
     Body(b): Body<TokenBody>,
 ) -> ApiResult {
-    let tok = st.users.create_token(&name, &b.label)?;
-    st.audit(
-        &ctx,
-        "user.token",
-        Some(&name),
-        None,
-        Some(serde_json::json!({"label": b.label})),
-        "ok",
-    );
+    let change = Change {
+        ctx: &ctx,
+        action: "user.token",
+        target: Some(&name),
+        before: None,
+    };
+    let tok = st.audited(
+        change,
+        || st.users.create_token(&name, &b.label),
+        |_| Some(serde_json::json!({"label": b.label})),
+    )?;
     let mut r = (
         StatusCode::CREATED,
         Json(serde_json::json!({"user": name, "label": b.label, "token": tok})),
