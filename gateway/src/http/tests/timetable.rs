@@ -344,62 +344,7 @@ async fn entries_are_edited_and_validated_whole() {
     )
     .await;
     assert_eq!(s, 200);
-    // Schemes: the active one cannot go, a scheme with schedules neither.
-    let (s, v) = call(
-        &app,
-        Method::DELETE,
-        "/api/v1/schemes/winter",
-        &fx.oper,
-        None,
-    )
-    .await;
-    assert_eq!(s, 422, "{v}");
-    let (s, v) = call(
-        &app,
-        Method::PUT,
-        "/api/v1/active-scheme",
-        &fx.oper,
-        Some(json!({"scheme": "summer"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["active_scheme"], "summer");
-    let (s, _) = call(
-        &app,
-        Method::PUT,
-        "/api/v1/active-scheme",
-        &fx.oper,
-        Some(json!({"scheme": "autumn"})),
-    )
-    .await;
-    assert_eq!(s, 404);
-    let (s, v) = call(
-        &app,
-        Method::PUT,
-        "/api/v1/active-scheme",
-        &fx.oper,
-        Some(json!({"scheme": null})),
-    )
-    .await;
-    assert_eq!(s, 422, "{v}");
-    let (s, v) = call(
-        &app,
-        Method::PUT,
-        "/api/v1/schemes/spring",
-        &fx.oper,
-        Some(json!({"name": "春季"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let (s, v) = call(
-        &app,
-        Method::DELETE,
-        "/api/v1/schemes/spring",
-        &fx.oper,
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    schemes_are_edited(&app, &fx).await;
     let audit = fx.st.users().audit_log(100, None).unwrap();
     let actions: Vec<String> = audit
         .iter()
@@ -418,6 +363,66 @@ async fn entries_are_edited_and_validated_whole() {
             "{want} not in {actions:?}"
         );
     }
+}
+
+/// The scheme half of [`entries_are_edited_and_validated_whole`]: the
+/// active scheme cannot go, a scheme with schedules neither.
+async fn schemes_are_edited(app: &Router, fx: &Fx) {
+    let (s, v) = call(
+        app,
+        Method::DELETE,
+        "/api/v1/schemes/winter",
+        &fx.oper,
+        None,
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = call(
+        app,
+        Method::PUT,
+        "/api/v1/active-scheme",
+        &fx.oper,
+        Some(json!({"scheme": "summer"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["active_scheme"], "summer");
+    let (s, _) = call(
+        app,
+        Method::PUT,
+        "/api/v1/active-scheme",
+        &fx.oper,
+        Some(json!({"scheme": "autumn"})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, v) = call(
+        app,
+        Method::PUT,
+        "/api/v1/active-scheme",
+        &fx.oper,
+        Some(json!({"scheme": null})),
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = call(
+        app,
+        Method::PUT,
+        "/api/v1/schemes/spring",
+        &fx.oper,
+        Some(json!({"name": "春季"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = call(
+        app,
+        Method::DELETE,
+        "/api/v1/schemes/spring",
+        &fx.oper,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
 }
 
 /// A check reports without saving; a file-managed timetable refuses
