@@ -42,6 +42,8 @@ pub mod csv;
 mod tests;
 pub mod types;
 
+pub mod uri;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 

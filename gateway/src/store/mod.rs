@@ -17,6 +17,8 @@
 //! | [`villages`] | township, villages and grids, synced from the configuration |
 //! | [`devices`] | the device inventory: discovery inbox, ONVIF inventory, adoption |
 //! | [`credentials`] | per-device logins and credential groups |
+//! | `credential_groups` | the credential group list for the API, clearing a device login |
+//! | `township` | the township row and the camera rows of the status list |
 //! | [`history`] | camera health: current state, transitions, history, retention |
 //! | [`speakers`] | the loudspeaker inventory's rows and multicast zones |
 //! | [`users`] | dashboard and API users (argon2id hashes, roles) |
@@ -24,16 +26,17 @@
 //! | [`audit`] | the audit log |
 
 pub mod audit;
+mod credential_groups;
 pub mod credentials;
 pub mod devices;
 pub mod history;
 pub mod migrations;
 pub mod secrets;
-
 pub mod sessions;
 pub mod speakers;
 #[cfg(test)]
 pub(crate) mod testing;
+mod township;
 pub mod users;
 pub mod villages;
 

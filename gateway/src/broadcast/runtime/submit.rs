@@ -53,7 +53,8 @@ impl Runtime {
             .map_err(|e| format!("speaker `{}`: {e}", s.id));
         }
         let login = self.speakers.login_for(&s.id).map_err(|e| e.to_string())?;
-        let mut uri = crate::http::speaker_uri(s, login.as_ref())?;
+        let mut uri =
+            crate::speakers::uri::speaker_uri(s, login.as_ref()).map_err(|e| e.to_string())?;
         if let SpeakerUri::Rtp {
             dest, multicast_if, ..
         } = &mut uri

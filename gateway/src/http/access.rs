@@ -1,0 +1,108 @@
+//! The access guard: bearer token or session cookie, the matched route's
+//! role, and the CSRF token on mutating session requests.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{Access, ApiError, AppState, CSRF_HEADER, M, SESSION_COOKIE, cookie, find_route};
+use crate::auth::{Principal, Via};
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    use subtle_eq::eq;
+    eq(a.as_bytes(), b.as_bytes())
+}
+
+mod subtle_eq {
+    /// Constant-time equality for equal-length inputs.
+    pub fn eq(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// Authenticates a request: bearer token first, then the session cookie.
+fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().unwrap_or("");
+        let Some(tok) = v.strip_prefix("Bearer ").map(str::trim) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authorization must be `Bearer TOKEN`",
+            ));
+        };
+        return Ok(st.users.token(tok)?);
+    }
+    match cookie(headers, SESSION_COOKIE) {
+        Some(id) if !id.is_empty() => Ok(st.users.session(id)?),
+        _ => Ok(None),
+    }
+}
+
+/// Enforces the matched route's access level (and CSRF for sessions).
+pub(super) async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let Some(route) = find_route(req.method(), &path) else {
+        // Not in the table (cannot happen for routes built from it): refuse.
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "route without an access rule",
+        )
+        .into_response();
+    };
+    let Access::Role(need) = route.access else {
+        return next.run(req).await;
+    };
+    let who = match authenticate(&st, req.headers()) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "log in or send a bearer token",
+            )
+            .into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    if who.role < need {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "needs role {} (you are {})",
+                need.as_str(),
+                who.role.as_str()
+            ),
+        )
+        .into_response();
+    }
+    if route.method != M::Get
+        && let Via::Session { csrf, .. } = &who.via
+    {
+        let sent = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct_eq(sent, csrf) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "missing or wrong X-CSRF-Token",
+            )
+            .into_response();
+        }
+    }
+    req.extensions_mut().insert(who);
+    next.run(req).await
+}

@@ -1,0 +1,155 @@
+//! Log in, log out and who-am-i: the session cookie and its CSRF token,
+//! with the login limiter.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+
+use super::audited::Change;
+use super::{
+    ApiError, ApiResult, AppState, Body, ClientIp, Ctx, SESSION_COOKIE, Validate, check_len,
+};
+use crate::auth::{self, NewAudit, Refusal, Via};
+use crate::base::error::Error;
+
+/// `POST /api/v1/login`
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+impl Validate for LoginBody {
+    fn validate(&self) -> Result<(), Error> {
+        check_len("user", &self.user, 1, 64)?;
+        if self.password.is_empty() || self.password.len() > 1024 {
+            return Err(Error::invalid("password must be 1-1024 bytes"));
+        }
+        Ok(())
+    }
+}
+
+fn session_cookie(st: &AppState, headers: &HeaderMap, value: &str, max_age: i64) -> HeaderValue {
+    let tls = st.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            == Some("https");
+    let s = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        if tls { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&s)
+        .unwrap_or_else(|_| HeaderValue::from_static("tgw_session=; Max-Age=0"))
+}
+
+pub(super) async fn login(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Body(b): Body<LoginBody>,
+) -> ApiResult {
+    let source = ip.to_string();
+    let audit = |action: &str, outcome: &str| {
+        let _ = st.users.audit(NewAudit {
+            actor: &b.user,
+            source: &source,
+            action,
+            target: Some(&b.user),
+            outcome,
+            ..Default::default()
+        });
+    };
+    match st.limiter.check(ip, &b.user) {
+        Ok(()) => {}
+        Err(r) => {
+            let (code, after) = match r {
+                Refusal::Address(d) => ("rate_limited", d),
+                Refusal::Locked(d) => ("locked", d),
+            };
+            audit("login", code);
+            tracing::warn!(user = %b.user, source = %source, code, "login refused");
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                format!("too many failed logins; retry in {} s", after.as_secs() + 1),
+            )
+            .into_response();
+            if let Ok(h) = HeaderValue::from_str(&(after.as_secs() + 1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, h);
+            }
+            return Ok(resp);
+        }
+    }
+    let users = st.users.clone();
+    let (u, p) = (b.user.clone(), b.password.clone());
+    let role = tokio::task::spawn_blocking(move || users.check(&u, &p))
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
+    let Some(role) = role else {
+        let locked = st.limiter.failed(ip, &b.user);
+        audit("login", if locked { "failed_locked" } else { "failed" });
+        tracing::warn!(user = %b.user, source = %source, locked, "login failed");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong user name or password",
+        ));
+    };
+    st.limiter.succeeded(&b.user);
+    let (sid, csrf) = st.users.create_session(&b.user, &source)?;
+    audit("login", "ok");
+    tracing::info!(user = %b.user, source = %source, "login");
+    let mut r =
+        Json(serde_json::json!({ "user": b.user, "role": role, "csrf": csrf })).into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&st, &headers, &sid, auth::SESSION_TTL.whole_seconds()),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+pub(super) async fn logout(State(st): State<AppState>, headers: HeaderMap, ctx: Ctx) -> ApiResult {
+    let change = Change {
+        ctx: &ctx,
+        action: "logout",
+        target: Some(&ctx.who.user),
+        before: None,
+    };
+    st.audited(
+        change,
+        || match &ctx.who.via {
+            Via::Session { id_hash, .. } => st.users.end_session(id_hash),
+            Via::Token => Ok(()),
+        },
+        |_| None,
+    )?;
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&st, &headers, "", 0));
+    Ok(r)
+}
+
+pub(super) async fn session(State(st): State<AppState>, ctx: Ctx) -> ApiResult {
+    let csrf = match &ctx.who.via {
+        Via::Session { csrf, .. } => Some(csrf.clone()),
+        Via::Token => None,
+    };
+    let mut r = Json(serde_json::json!({
+        "user": ctx.who.user, "role": ctx.who.role, "csrf": csrf,
+        "township": st.township, "timezone": st.timezone,
+    }))
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
