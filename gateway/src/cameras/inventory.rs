@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use device_drivers::onvif_client::{CameraInventory, ClientOptions, Credentials, OnvifClient};
+use device_drivers::onvif_client::{CameraInventory, ClientOptions, Credentials};
 use device_drivers::wsd;
 use futures::StreamExt;
 
+use crate::cameras::device::{CameraIo, RealCameraIo};
 use crate::store::{InventorySummary, Login, Store};
 
 /// How a probe of one camera ended.
@@ -22,22 +23,28 @@ pub struct ProbeOutcome {
     pub detail: Option<String>,
 }
 
-/// Shared HTTP client and per-call options for probing many cameras.
+/// The camera IO (one shared HTTP client and per-call options) for probing
+/// many cameras.
 #[derive(Clone)]
 pub struct Prober {
-    http: reqwest::Client,
-    opts: ClientOptions,
+    io: Arc<dyn CameraIo>,
 }
 
 impl Prober {
-    /// A prober whose ONVIF calls each time out after `call_timeout`.
+    /// A prober whose ONVIF calls each time out after `call_timeout`, on the
+    /// system clock.
     pub fn new(call_timeout: Duration) -> anyhow::Result<Self> {
         let opts = ClientOptions {
             timeout: call_timeout,
             ..ClientOptions::default()
         };
-        let http = device_drivers::onvif_client::http_client(&opts)?;
-        Ok(Self { http, opts })
+        let io = RealCameraIo::new(opts, crate::base::clock::system())?;
+        Ok(Self::with_io(Arc::new(io)))
+    }
+
+    /// A prober reaching cameras through `io` (tests pass scripted cameras).
+    pub fn with_io(io: Arc<dyn CameraIo>) -> Self {
+        Self { io }
     }
 
     /// Fetches the inventory of one camera at `xaddr`.
@@ -47,8 +54,7 @@ impl Prober {
         login: Option<&Login>,
     ) -> Result<CameraInventory, device_drivers::onvif_client::OnvifError> {
         let creds = login.map(|l| Credentials::new(l.username.clone(), l.password.expose()));
-        let client = OnvifClient::with_http(self.http.clone(), xaddr, creds, self.opts)?;
-        client.inventory().await
+        self.io.onvif(xaddr, creds)?.inventory().await
     }
 }
 

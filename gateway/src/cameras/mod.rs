@@ -2,12 +2,14 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`device`] | how a camera is reached: the [`device::CameraIo`] trait (ONVIF, DESCRIBE, sample, snapshot) and its real implementation |
 //! | [`discovery`] | discovery rounds: WS-Discovery into the inbox, auto-adoption |
 //! | [`inventory`] | fetching each camera's ONVIF inventory with bounded concurrency |
 //! | [`poller`] | the health poller: bounded concurrency, ladder checks, stream samples |
 //!
 //! The ladder and verdict rules are pure and live in `tgw_core::health`.
 
+pub mod device;
 pub mod discovery;
 pub mod inventory;
 pub mod poller;
