@@ -19,6 +19,7 @@
 //! | [`target`] | what is polled: a camera's address, login, streams, from the store |
 //! | `task` | one camera's loop: the schedule (jitter, deferral, frozen re-sample) and recording results |
 //! | `checks` | one cycle's steps: cheap check, authenticated call with backoff, DESCRIBE, snapshot, sample |
+//! | `tests` | the poller's rules against scripted cameras ([`crate::cameras::device::CameraIo`]) on paused time |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ use tgw_core::health::{Health, Thresholds, Transition};
 mod checks;
 pub mod target;
 mod task;
+#[cfg(test)]
+mod tests;
 
 pub use target::{Target, target};
 
