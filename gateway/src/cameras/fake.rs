@@ -362,9 +362,9 @@ impl CameraIo for FakeCameras {
     }
 }
 
-/// Records camera `n` in `store` as discovered (not adopted, no inventory);
-/// returns its id.
-pub fn discovered(store: &Store, n: u8) -> String {
+/// Records camera `n` in `store` as discovered (not adopted, no inventory),
+/// with a login when `login`; returns its id.
+pub fn discovered(store: &Store, n: u8, login: bool) -> String {
     let s = Sighting {
         endpoint_ref: format!("urn:uuid:00000000-0000-0000-0000-{n:012}"),
         address: Some(Ipv4Addr::new(10, 0, 0, n)),
@@ -375,16 +375,18 @@ pub fn discovered(store: &Store, n: u8) -> String {
         name: None,
     };
     let id = store.record_sighting(&s).expect("sighting").id;
-    store
-        .set_device_login(&id, "admin", &Password::new("secret"))
-        .expect("login");
+    if login {
+        store
+            .set_device_login(&id, "admin", &Password::new("secret"))
+            .expect("login");
+    }
     id
 }
 
 /// Records camera `n` in `store` adopted, with a login and its inventory;
 /// returns its id.
 pub fn adopted(store: &Store, n: u8) -> String {
-    let id = discovered(store, n);
+    let id = discovered(store, n, true);
     let inv = inventory(n);
     let json = serde_json::to_value(&inv).expect("inventory json");
     store

@@ -244,3 +244,68 @@ pub fn render_stream(m: &serde_json::Value) -> String {
     }
     parts.join(" · ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cameras::fake::{self, FakeCameras, Script};
+
+    fn rig() -> (tempfile::TempDir, Store, FakeCameras, Prober) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_in_memory(dir.path()).expect("store");
+        let cams = FakeCameras::new(Duration::from_secs(1));
+        let prober = Prober::with_io(Arc::new(cams.clone()));
+        (dir, store, cams, prober)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_records_the_inventory_or_why_not() {
+        let (_dir, store, cams, prober) = rig();
+        cams.set(1, Script::default());
+        cams.set(
+            2,
+            Script {
+                auth_ok: false,
+                ..Script::default()
+            },
+        );
+        let (ok, locked) = (
+            fake::discovered(&store, 1, true),
+            fake::discovered(&store, 2, true),
+        );
+        let outcomes = probe_many(
+            &store,
+            &prober,
+            vec![ok.clone(), locked.clone()],
+            2,
+            Arc::new(|_| {}),
+        )
+        .await;
+        let result = |id: &str| {
+            outcomes
+                .iter()
+                .find(|o| o.id == id)
+                .map(|o| o.result.clone())
+        };
+        assert_eq!(result(&ok).as_deref(), Some("ok"));
+        assert_eq!(result(&locked).as_deref(), Some("auth"));
+        let d = store.device(&ok).expect("store").expect("device");
+        assert_eq!(d.manufacturer.as_deref(), Some("Acme"));
+        assert!(d.inventory.is_some());
+        let d = store.device(&locked).expect("store").expect("device");
+        assert_eq!(d.probe_error_kind.as_deref(), Some("auth"));
+        assert!(d.inventory.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_camera_without_a_login_is_not_called() {
+        let (_dir, store, cams, prober) = rig();
+        cams.set(1, Script::default());
+        let id = fake::discovered(&store, 1, false);
+        let o = probe_device(&store, &prober, &id).await;
+        assert_eq!(o.result, "no-credentials");
+        assert!(cams.calls(1, "inventory").is_empty());
+        let o = probe_device(&store, &prober, "cam-nope").await;
+        assert_eq!(o.result, "not-found");
+    }
+}
