@@ -15,9 +15,7 @@ use super::Poller;
 use super::target::Target;
 use crate::base::metrics::Metrics;
 use crate::cameras::device::OnvifSession;
-use tgw_core::health::{
-    CheckResult, Health, Observation, StreamFailure, StreamSample, Transition,
-};
+use tgw_core::health::{CheckResult, Health, Observation, StreamFailure, StreamSample, Transition};
 
 /// Maps an ONVIF error of the cheap check onto the ladder.
 fn check_result(kind: &OnvifErrorKind, detail: String) -> CheckResult {
@@ -53,7 +51,6 @@ pub(super) struct Due {
     /// Set when every sample slot was busy: the sample moves to the next cycle.
     pub(super) sample_deferred: bool,
 }
-
 
 /// A sample's figures for the health state machine.
 fn stream_sample(s: &SampleReport) -> StreamSample {

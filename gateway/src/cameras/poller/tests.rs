@@ -307,9 +307,21 @@ async fn offline_after_exactly_three_missed_checks_and_back_with_one_answer() {
     let missed = &rig.sink.of(1)[before..before + 3];
     let fails: Vec<u32> = missed.iter().map(|h| h.consecutive_failures).collect();
     assert_eq!(fails, [1, 2, 3]);
-    assert_ne!(missed[0].verdict, Verdict::Offline, "offline after one miss");
-    assert_ne!(missed[1].verdict, Verdict::Offline, "offline after two misses");
-    assert_eq!(missed[2].verdict, Verdict::Offline, "not offline after three");
+    assert_ne!(
+        missed[0].verdict,
+        Verdict::Offline,
+        "offline after one miss"
+    );
+    assert_ne!(
+        missed[1].verdict,
+        Verdict::Offline,
+        "offline after two misses"
+    );
+    assert_eq!(
+        missed[2].verdict,
+        Verdict::Offline,
+        "not offline after three"
+    );
 
     rig.cams.edit(1, |s| s.up = true);
     let before = rig.sink.of(1).len();
