@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use device_drivers::onvif_client::{CameraInventory, ClientOptions, Credentials, OnvifClient};
+use device_drivers::onvif_client::{CameraInventory, ClientOptions, Credentials};
 use device_drivers::wsd;
 use futures::StreamExt;
 
+use crate::cameras::device::{CameraIo, RealCameraIo};
 use crate::store::{InventorySummary, Login, Store};
 
 /// How a probe of one camera ended.
@@ -22,22 +23,28 @@ pub struct ProbeOutcome {
     pub detail: Option<String>,
 }
 
-/// Shared HTTP client and per-call options for probing many cameras.
+/// The camera IO (one shared HTTP client and per-call options) for probing
+/// many cameras.
 #[derive(Clone)]
 pub struct Prober {
-    http: reqwest::Client,
-    opts: ClientOptions,
+    io: Arc<dyn CameraIo>,
 }
 
 impl Prober {
-    /// A prober whose ONVIF calls each time out after `call_timeout`.
+    /// A prober whose ONVIF calls each time out after `call_timeout`, on the
+    /// system clock.
     pub fn new(call_timeout: Duration) -> anyhow::Result<Self> {
         let opts = ClientOptions {
             timeout: call_timeout,
             ..ClientOptions::default()
         };
-        let http = device_drivers::onvif_client::http_client(&opts)?;
-        Ok(Self { http, opts })
+        let io = RealCameraIo::new(opts, crate::base::clock::system())?;
+        Ok(Self::with_io(Arc::new(io)))
+    }
+
+    /// A prober reaching cameras through `io` (tests pass scripted cameras).
+    pub fn with_io(io: Arc<dyn CameraIo>) -> Self {
+        Self { io }
     }
 
     /// Fetches the inventory of one camera at `xaddr`.
@@ -47,8 +54,7 @@ impl Prober {
         login: Option<&Login>,
     ) -> Result<CameraInventory, device_drivers::onvif_client::OnvifError> {
         let creds = login.map(|l| Credentials::new(l.username.clone(), l.password.expose()));
-        let client = OnvifClient::with_http(self.http.clone(), xaddr, creds, self.opts)?;
-        client.inventory().await
+        self.io.onvif(xaddr, creds)?.inventory().await
     }
 }
 
@@ -237,4 +243,69 @@ pub fn render_stream(m: &serde_json::Value) -> String {
         parts.push(d);
     }
     parts.join(" · ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cameras::fake::{self, FakeCameras, Script};
+
+    fn rig() -> (tempfile::TempDir, Store, FakeCameras, Prober) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_in_memory(dir.path()).expect("store");
+        let cams = FakeCameras::new(Duration::from_secs(1));
+        let prober = Prober::with_io(Arc::new(cams.clone()));
+        (dir, store, cams, prober)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_records_the_inventory_or_why_not() {
+        let (_dir, store, cams, prober) = rig();
+        cams.set(1, Script::default());
+        cams.set(
+            2,
+            Script {
+                auth_ok: false,
+                ..Script::default()
+            },
+        );
+        let (ok, locked) = (
+            fake::discovered(&store, 1, true),
+            fake::discovered(&store, 2, true),
+        );
+        let outcomes = probe_many(
+            &store,
+            &prober,
+            vec![ok.clone(), locked.clone()],
+            2,
+            Arc::new(|_| {}),
+        )
+        .await;
+        let result = |id: &str| {
+            outcomes
+                .iter()
+                .find(|o| o.id == id)
+                .map(|o| o.result.clone())
+        };
+        assert_eq!(result(&ok).as_deref(), Some("ok"));
+        assert_eq!(result(&locked).as_deref(), Some("auth"));
+        let d = store.device(&ok).expect("store").expect("device");
+        assert_eq!(d.manufacturer.as_deref(), Some("Acme"));
+        assert!(d.inventory.is_some());
+        let d = store.device(&locked).expect("store").expect("device");
+        assert_eq!(d.probe_error_kind.as_deref(), Some("auth"));
+        assert!(d.inventory.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_camera_without_a_login_is_not_called() {
+        let (_dir, store, cams, prober) = rig();
+        cams.set(1, Script::default());
+        let id = fake::discovered(&store, 1, false);
+        let o = probe_device(&store, &prober, &id).await;
+        assert_eq!(o.result, "no-credentials");
+        assert!(cams.calls(1, "inventory").is_empty());
+        let o = probe_device(&store, &prober, "cam-nope").await;
+        assert_eq!(o.result, "not-found");
+    }
 }

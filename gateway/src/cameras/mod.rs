@@ -2,12 +2,17 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`device`] | how a camera is reached: the [`device::CameraIo`] trait (ONVIF, DESCRIBE, sample, snapshot) and its real implementation |
+//! | `fake` | (tests) scripted cameras behind [`device::CameraIo`], and a store seeded with them |
 //! | [`discovery`] | discovery rounds: WS-Discovery into the inbox, auto-adoption |
 //! | [`inventory`] | fetching each camera's ONVIF inventory with bounded concurrency |
 //! | [`poller`] | the health poller: bounded concurrency, ladder checks, stream samples |
 //!
 //! The ladder and verdict rules are pure and live in `tgw_core::health`.
 
+pub mod device;
 pub mod discovery;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod inventory;
 pub mod poller;

@@ -1,0 +1,397 @@
+//! Scripted cameras for tests: a [`CameraIo`] whose cameras (keyed by host,
+//! `10.0.0.N`) answer as their [`Script`] says, on tokio's (paused) clock,
+//! logging every call with when it started, and a store seeded with such
+//! cameras adopted and inventoried.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use device_drivers::onvif::{DeviceInformation, Profile, Services, SystemDateTime, VideoEncoder};
+use device_drivers::onvif_client::{
+    AuthMode, CameraInventory, ClockReading, Credentials, OnvifError, OnvifErrorKind,
+    ProfileInventory,
+};
+use device_drivers::rtsp::StreamMetadata;
+use device_drivers::rtsp_probe::{RtspError, RtspErrorKind, RtspOptions, SampleReport, Transport};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+use crate::cameras::device::{CameraIo, OnvifSession};
+use crate::store::secrets::Password;
+use crate::store::{Sighting, Store};
+
+/// How one scripted camera answers (changeable while a test runs).
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// GetSystemDateAndTime answers (else: connection refused).
+    pub up: bool,
+    /// GetSystemDateAndTime hangs until the call timeout, then times out.
+    pub hang: bool,
+    /// Our credentials are accepted (ONVIF and RTSP).
+    pub auth_ok: bool,
+    /// Frames a sample sees (0: no frames, a frozen stream).
+    pub frames: u64,
+    /// How long a sample takes.
+    pub sample_takes: Duration,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            up: true,
+            hang: false,
+            auth_ok: true,
+            frames: 75,
+            sample_takes: Duration::ZERO,
+        }
+    }
+}
+
+/// One call made to a camera.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// When it started, since the fake was made.
+    pub at: Duration,
+    /// The camera's host.
+    pub host: String,
+    /// `clock`, `auth`, `inventory`, `describe`, `snapshot`, `sample`,
+    /// `sample-end`.
+    pub op: &'static str,
+}
+
+/// The shared state of the scripted cameras.
+pub struct Inner {
+    t0: Instant,
+    call_timeout: Duration,
+    scripts: Mutex<HashMap<String, Script>>,
+    calls: Mutex<Vec<Call>>,
+}
+
+/// Scripted cameras.
+#[derive(Clone)]
+pub struct FakeCameras(pub Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The host of `n`th camera.
+pub fn host(n: u8) -> String {
+    format!("10.0.0.{n}")
+}
+
+fn host_of(uri: &str) -> String {
+    url::Url::parse(uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The inventory camera `n` reports: one H.264 profile with stream and
+/// snapshot URIs.
+pub fn inventory(n: u8) -> CameraInventory {
+    let h = host(n);
+    CameraInventory {
+        xaddr: format!("http://{h}/onvif/device_service"),
+        device: DeviceInformation {
+            manufacturer: "Acme".into(),
+            model: "Cam".into(),
+            ..DeviceInformation::default()
+        },
+        clock_offset_ms: 0,
+        mac: None,
+        interfaces: Vec::new(),
+        scopes: Vec::new(),
+        services: Services::default(),
+        media_version: 1,
+        profiles: vec![ProfileInventory {
+            profile: Profile {
+                token: "sub".into(),
+                name: "sub".into(),
+                video_source: None,
+                video: Some(VideoEncoder {
+                    encoding: "H264".into(),
+                    width: 640,
+                    height: 360,
+                    fps: Some(25.0),
+                    bitrate_kbps: Some(512),
+                    gov_length: None,
+                    profile: None,
+                }),
+                audio: None,
+            },
+            stream_uri: Some(format!("rtsp://{h}/sub")),
+            snapshot_uri: Some(format!("http://{h}/snap.jpg")),
+        }],
+        auth: AuthMode::WsUsernameToken,
+        warnings: Vec::new(),
+    }
+}
+
+impl FakeCameras {
+    /// Cameras whose hanging calls give up after `call_timeout`.
+    pub fn new(call_timeout: Duration) -> Self {
+        FakeCameras(Arc::new(Inner {
+            t0: Instant::now(),
+            call_timeout,
+            scripts: Mutex::new(HashMap::new()),
+            calls: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Adds (or rescripts) camera `n`.
+    pub fn set(&self, n: u8, script: Script) {
+        lock(&self.0.scripts).insert(host(n), script);
+    }
+
+    /// Changes camera `n`'s script.
+    pub fn edit(&self, n: u8, f: impl FnOnce(&mut Script)) {
+        if let Some(s) = lock(&self.0.scripts).get_mut(&host(n)) {
+            f(s);
+        }
+    }
+
+    /// When camera `n` got calls `op`, since the fake was made.
+    pub fn calls(&self, n: u8, op: &str) -> Vec<Duration> {
+        let h = host(n);
+        lock(&self.0.calls)
+            .iter()
+            .filter(|c| c.host == h && c.op == op)
+            .map(|c| c.at)
+            .collect()
+    }
+
+    /// Since the fake was made.
+    pub fn elapsed(&self) -> Duration {
+        self.0.t0.elapsed()
+    }
+}
+
+impl Inner {
+    fn log(&self, host: &str, op: &'static str) -> Script {
+        lock(&self.calls).push(Call {
+            at: self.t0.elapsed(),
+            host: host.to_string(),
+            op,
+        });
+        lock(&self.scripts).get(host).cloned().unwrap_or(Script {
+            up: false,
+            ..Script::default()
+        })
+    }
+}
+
+fn onvif_err(host: &str, operation: &'static str, kind: OnvifErrorKind) -> OnvifError {
+    OnvifError {
+        peer: host.to_string(),
+        operation,
+        kind,
+    }
+}
+
+fn rtsp_err(host: &str, operation: &'static str, kind: RtspErrorKind) -> RtspError {
+    RtspError {
+        peer: host.to_string(),
+        operation,
+        kind,
+    }
+}
+
+struct Session {
+    inner: Arc<Inner>,
+    host: String,
+}
+
+impl OnvifSession for Session {
+    fn measure_clock(&self) -> BoxFuture<'_, Result<ClockReading, OnvifError>> {
+        async move {
+            let s = self.inner.log(&self.host, "clock");
+            if s.hang {
+                tokio::time::sleep(self.inner.call_timeout).await;
+                return Err(onvif_err(
+                    &self.host,
+                    "GetSystemDateAndTime",
+                    OnvifErrorKind::Timeout,
+                ));
+            }
+            if !s.up {
+                return Err(onvif_err(
+                    &self.host,
+                    "GetSystemDateAndTime",
+                    OnvifErrorKind::Connect("connection refused".into()),
+                ));
+            }
+            Ok(ClockReading {
+                time: SystemDateTime {
+                    utc: time::OffsetDateTime::UNIX_EPOCH,
+                    from_local: false,
+                    date_time_type: None,
+                    daylight_savings: None,
+                    tz: None,
+                },
+                offset_ms: 0,
+                needed_auth: false,
+            })
+        }
+        .boxed()
+    }
+
+    fn device_information(&self) -> BoxFuture<'_, Result<DeviceInformation, OnvifError>> {
+        async move {
+            let s = self.inner.log(&self.host, "auth");
+            if !s.auth_ok {
+                return Err(onvif_err(
+                    &self.host,
+                    "GetDeviceInformation",
+                    OnvifErrorKind::AuthRejected,
+                ));
+            }
+            Ok(DeviceInformation::default())
+        }
+        .boxed()
+    }
+
+    fn inventory(&self) -> BoxFuture<'_, Result<CameraInventory, OnvifError>> {
+        async move {
+            let s = self.inner.log(&self.host, "inventory");
+            if !s.up {
+                return Err(onvif_err(
+                    &self.host,
+                    "GetSystemDateAndTime",
+                    OnvifErrorKind::Connect("connection refused".into()),
+                ));
+            }
+            if !s.auth_ok {
+                return Err(onvif_err(
+                    &self.host,
+                    "GetDeviceInformation",
+                    OnvifErrorKind::AuthRejected,
+                ));
+            }
+            let n = self
+                .host
+                .rsplit('.')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            Ok(inventory(n))
+        }
+        .boxed()
+    }
+}
+
+impl CameraIo for FakeCameras {
+    fn onvif(
+        &self,
+        xaddr: &str,
+        _creds: Option<Credentials>,
+    ) -> Result<Box<dyn OnvifSession>, OnvifError> {
+        Ok(Box::new(Session {
+            inner: self.0.clone(),
+            host: host_of(xaddr),
+        }))
+    }
+
+    fn describe<'a>(
+        &'a self,
+        uri: &'a str,
+        _creds: Option<&'a Credentials>,
+        _opts: &'a RtspOptions,
+    ) -> BoxFuture<'a, Result<StreamMetadata, RtspError>> {
+        async move {
+            let h = host_of(uri);
+            let s = self.0.log(&h, "describe");
+            if !s.auth_ok {
+                return Err(rtsp_err(&h, "DESCRIBE", RtspErrorKind::AuthRejected));
+            }
+            Ok(StreamMetadata::default())
+        }
+        .boxed()
+    }
+
+    fn sample<'a>(
+        &'a self,
+        uri: &'a str,
+        _creds: Option<&'a Credentials>,
+        _opts: &'a RtspOptions,
+    ) -> BoxFuture<'a, Result<SampleReport, RtspError>> {
+        async move {
+            let h = host_of(uri);
+            let s = self.0.log(&h, "sample");
+            tokio::time::sleep(s.sample_takes).await;
+            self.0.log(&h, "sample-end");
+            if !s.auth_ok {
+                return Err(rtsp_err(&h, "DESCRIBE", RtspErrorKind::AuthRejected));
+            }
+            if s.frames == 0 {
+                return Err(rtsp_err(&h, "sample", RtspErrorKind::NoFrames));
+            }
+            Ok(SampleReport {
+                transport: Transport::Tcp,
+                time_to_first_frame_ms: 40,
+                frames: s.frames,
+                measured_fps: Some(25.0),
+                bitrate_kbps: 500.0,
+                keyframe_interval_frames: None,
+                keyframe_interval_ms: None,
+                rtp_loss_packets: 0,
+                last_frame_age_ms: 0,
+                codec: "H264".into(),
+                width: Some(640),
+                height: Some(360),
+            })
+        }
+        .boxed()
+    }
+
+    fn snapshot<'a>(
+        &'a self,
+        uri: &'a str,
+        _creds: Option<&'a Credentials>,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<u8>, OnvifError>> {
+        async move {
+            let h = host_of(uri);
+            self.0.log(&h, "snapshot");
+            Ok(vec![0xff, 0xd8, 0xff, 0xd9])
+        }
+        .boxed()
+    }
+}
+
+/// Records camera `n` in `store` as discovered (not adopted, no inventory),
+/// with a login when `login`; returns its id.
+pub fn discovered(store: &Store, n: u8, login: bool) -> String {
+    let s = Sighting {
+        endpoint_ref: format!("urn:uuid:00000000-0000-0000-0000-{n:012}"),
+        address: Some(Ipv4Addr::new(10, 0, 0, n)),
+        xaddrs: vec![format!("http://{}/onvif/device_service", host(n))],
+        scopes: Vec::new(),
+        types: Vec::new(),
+        via: "multicast".into(),
+        name: None,
+    };
+    let id = store.record_sighting(&s).expect("sighting").id;
+    if login {
+        store
+            .set_device_login(&id, "admin", &Password::new("secret"))
+            .expect("login");
+    }
+    id
+}
+
+/// Records camera `n` in `store` adopted, with a login and its inventory;
+/// returns its id.
+pub fn adopted(store: &Store, n: u8) -> String {
+    let id = discovered(store, n, true);
+    let inv = inventory(n);
+    let json = serde_json::to_value(&inv).expect("inventory json");
+    store
+        .record_inventory(&id, &crate::cameras::inventory::summary(&inv), &json)
+        .expect("inventory");
+    store.adopt(&id, None, None).expect("adopt");
+    id
+}

@@ -1,0 +1,314 @@
+//! One polling cycle's steps: the cheap unauthenticated check, then (when
+//! due) the authenticated call under its backoff, the RTSP DESCRIBE and the
+//! snapshot, then (when due and a slot is free) a timed stream sample. Each
+//! result is one [`Observation`] for the pure health state machine.
+
+use std::time::Duration;
+
+use device_drivers::backoff::AuthBackoff;
+use device_drivers::onvif_client::OnvifErrorKind;
+use device_drivers::rtsp_probe::{RtspErrorKind, RtspOptions, SampleReport};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Poller;
+use super::target::Target;
+use crate::base::metrics::Metrics;
+use crate::cameras::device::OnvifSession;
+use tgw_core::health::{CheckResult, Health, Observation, StreamFailure, StreamSample, Transition};
+
+/// Maps an ONVIF error of the cheap check onto the ladder.
+fn check_result(kind: &OnvifErrorKind, detail: String) -> CheckResult {
+    let label = match kind {
+        OnvifErrorKind::Timeout => "timeout",
+        OnvifErrorKind::Connect(_) => "connect",
+        OnvifErrorKind::Http { .. } => "http",
+        OnvifErrorKind::Fault(_) => "fault",
+        OnvifErrorKind::AuthRejected => "auth",
+        OnvifErrorKind::Xml(_) => "parse",
+        OnvifErrorKind::TooLarge => "too_large",
+        OnvifErrorKind::Protocol(_) => "protocol",
+    }
+    .to_string();
+    match kind {
+        OnvifErrorKind::Timeout | OnvifErrorKind::Connect(_) => CheckResult::Unreachable {
+            kind: label,
+            detail,
+        },
+        _ => CheckResult::TcpOnly {
+            kind: label,
+            detail,
+        },
+    }
+}
+
+/// What a cycle is due to do, and what it could not.
+pub(super) struct Due {
+    /// Authenticated check, DESCRIBE and snapshot.
+    pub(super) describe: bool,
+    /// A timed stream sample.
+    pub(super) sample: bool,
+    /// Set when every sample slot was busy: the sample moves to the next cycle.
+    pub(super) sample_deferred: bool,
+}
+
+/// A sample's figures for the health state machine.
+fn stream_sample(s: &SampleReport) -> StreamSample {
+    let expected_pkts = s.frames.max(1) as f64;
+    StreamSample {
+        frames: s.frames,
+        fps: f64::from(s.measured_fps.unwrap_or(0.0)),
+        bitrate_kbps: f64::from(s.bitrate_kbps),
+        loss_pct: 100.0 * s.rtp_loss_packets as f64 / (expected_pkts + s.rtp_loss_packets as f64),
+        time_to_first_frame_ms: Some(s.time_to_first_frame_ms),
+        codec: Some(s.codec.clone()),
+    }
+}
+
+impl Poller {
+    /// One polling cycle; returns the transition it caused, if any: the
+    /// observations of one cycle are coalesced into a single change from the
+    /// state before the cycle to the state after it.
+    pub(super) async fn cycle(
+        &self,
+        t: &Target,
+        health: &mut Health,
+        due: &mut Due,
+        auth_backoff: &mut AuthBackoff,
+        shutdown: &CancellationToken,
+    ) -> Vec<Transition> {
+        let (verdict, rung) = (health.verdict.clone(), health.rung);
+        self.observe_cycle(t, health, due, auth_backoff, shutdown)
+            .await;
+        if health.verdict == verdict && health.rung == rung {
+            return Vec::new();
+        }
+        vec![Transition {
+            from: verdict,
+            to: health.verdict.clone(),
+            rung_from: rung,
+            rung_to: health.rung,
+            at: self.clock.now_utc(),
+        }]
+    }
+
+    /// Applies one observation now (transitions are computed once per
+    /// cycle by [`cycle`](Self::cycle)).
+    fn observe(&self, health: &mut Health, o: Observation) {
+        let _ = health.observe(o, self.clock.now_utc(), &self.th);
+    }
+
+    /// The steps of one cycle; returns early on shutdown or when the camera
+    /// does not answer its cheap check.
+    async fn observe_cycle(
+        &self,
+        t: &Target,
+        health: &mut Health,
+        due: &mut Due,
+        auth_backoff: &mut AuthBackoff,
+        shutdown: &CancellationToken,
+    ) {
+        let session = match self.io.onvif(&t.xaddr, t.creds.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.observe(
+                    health,
+                    Observation::Check(CheckResult::TcpOnly {
+                        kind: e.kind_label().into(),
+                        detail: e.to_string(),
+                    }),
+                );
+                return;
+            }
+        };
+        let Some(reachable) = self.cheap_check(&*session, health, shutdown).await else {
+            return;
+        };
+        if !reachable {
+            return;
+        }
+        if due.describe
+            && self
+                .describe_steps(t, &*session, health, auth_backoff, shutdown)
+                .await
+                .is_none()
+        {
+            return;
+        }
+        if due.sample {
+            self.sample_step(t, health, due, shutdown).await;
+        }
+    }
+
+    /// GetSystemDateAndTime under a check slot: whether the camera answers
+    /// (`None` on shutdown).
+    async fn cheap_check(
+        &self,
+        session: &dyn OnvifSession,
+        health: &mut Health,
+        shutdown: &CancellationToken,
+    ) -> Option<bool> {
+        let check = {
+            let _permit = self.checks.acquire().await.ok()?;
+            let started = Instant::now();
+            let r = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                r = session.measure_clock() => r,
+            };
+            self.metrics
+                .check_seconds
+                .observe(started.elapsed().as_secs_f64());
+            r
+        };
+        Some(match check {
+            Ok(reading) => {
+                Metrics::count(&self.metrics.checks, "ok");
+                self.observe(
+                    health,
+                    Observation::Check(CheckResult::OnvifUp {
+                        clock_offset_ms: reading.offset_ms,
+                    }),
+                );
+                true
+            }
+            Err(e) => {
+                Metrics::count(&self.metrics.checks, e.kind_label());
+                let auth_only = matches!(e.kind, OnvifErrorKind::AuthRejected);
+                // A camera that wants auth even for its clock is still up.
+                let check = if auth_only {
+                    CheckResult::OnvifUp {
+                        clock_offset_ms: health.clock_offset_ms.unwrap_or(0),
+                    }
+                } else {
+                    check_result(&e.kind, e.to_string())
+                };
+                self.observe(health, Observation::Check(check));
+                auth_only
+            }
+        })
+    }
+
+    /// The authenticated call (unless backing off after rejected logins),
+    /// the DESCRIBE and the snapshot (`None` on shutdown).
+    async fn describe_steps(
+        &self,
+        t: &Target,
+        session: &dyn OnvifSession,
+        health: &mut Health,
+        auth_backoff: &mut AuthBackoff,
+        shutdown: &CancellationToken,
+    ) -> Option<()> {
+        if t.creds.is_some() && auth_backoff.allowed(Instant::now()).is_ok() {
+            let r = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                r = session.device_information() => r,
+            };
+            match r {
+                Ok(_) => {
+                    auth_backoff.on_success();
+                    self.observe(health, Observation::Auth { ok: true });
+                }
+                Err(e) if e.is_auth() => {
+                    let wait = auth_backoff.on_auth_failure(Instant::now());
+                    tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "credentials rejected; backing off");
+                    self.observe(health, Observation::Auth { ok: false });
+                }
+                Err(e) => tracing::debug!(error = %e, "authenticated check failed"),
+            }
+        }
+        if let Some(uri) = &t.describe_uri {
+            let opts = RtspOptions {
+                timeout: self.cfg.call_timeout_ms,
+                ..RtspOptions::default()
+            };
+            let r = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                r = self.io.describe(uri, t.creds.as_ref(), &opts) => r,
+            };
+            match r {
+                Ok(_) => {
+                    Metrics::count(&self.metrics.describes, "ok");
+                    self.observe(health, Observation::Stream(Ok(())));
+                }
+                Err(e) => {
+                    Metrics::count(&self.metrics.describes, e.kind_label());
+                    tracing::debug!(error = %e, "DESCRIBE failed");
+                    let f = if matches!(e.kind, RtspErrorKind::AuthRejected) {
+                        StreamFailure::AuthRejected
+                    } else {
+                        StreamFailure::Unavailable
+                    };
+                    self.observe(health, Observation::Stream(Err(f)));
+                }
+            }
+        }
+        let snap_ok = match &t.snapshot_uri {
+            Some(uri) => {
+                let r = tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    r = self.io.snapshot(uri, t.creds.as_ref(), self.cfg.call_timeout_ms) => r,
+                };
+                if let Err(e) = &r {
+                    tracing::debug!(error = %e, "snapshot failed");
+                }
+                r.is_ok()
+            }
+            None => false,
+        };
+        self.observe(health, Observation::Snapshot { ok: snap_ok });
+        Some(())
+    }
+
+    /// A timed sample of the stream, if a sample slot is free; otherwise the
+    /// sample is marked deferred.
+    async fn sample_step(
+        &self,
+        t: &Target,
+        health: &mut Health,
+        due: &mut Due,
+        shutdown: &CancellationToken,
+    ) {
+        let Some(uri) = &t.sample_uri else {
+            return;
+        };
+        // Never wait for a sample slot: that would hold back this camera's
+        // cheap checks too. Without a slot the sample moves to the next cycle.
+        let Ok(_permit) = self.samples.try_acquire() else {
+            due.sample_deferred = true;
+            return;
+        };
+        let opts = RtspOptions {
+            timeout: self.cfg.call_timeout_ms.max(Duration::from_secs(1)),
+            window: self.cfg.sample_ms,
+            ..RtspOptions::default()
+        };
+        let r = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = self.io.sample(uri, t.creds.as_ref(), &opts) => r,
+        };
+        let obs = match r {
+            Ok(s) => {
+                Metrics::count(&self.metrics.samples, "ok");
+                Observation::Sample {
+                    sample: Some(stream_sample(&s)),
+                    expected: t.expected.clone(),
+                }
+            }
+            Err(e) => {
+                Metrics::count(&self.metrics.samples, e.kind_label());
+                tracing::debug!(error = %e, "stream sample failed");
+                match e.kind {
+                    RtspErrorKind::NoFrames => Observation::Sample {
+                        sample: None,
+                        expected: t.expected.clone(),
+                    },
+                    RtspErrorKind::AuthRejected => {
+                        Observation::Stream(Err(StreamFailure::AuthRejected))
+                    }
+                    _ => Observation::Stream(Err(StreamFailure::Unavailable)),
+                }
+            }
+        };
+        self.observe(health, obs);
+    }
+}

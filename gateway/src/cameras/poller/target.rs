@@ -1,0 +1,88 @@
+//! What the poller polls: a camera's ONVIF address, login, streams and
+//! snapshot URI, read from the store (and its stored inventory) each cycle.
+
+use device_drivers::onvif_client::{CameraInventory, Credentials};
+use device_drivers::wsd;
+
+use crate::store::{Device, DeviceState, Store};
+use tgw_core::health::Expected;
+
+/// What the poller needs to know about a camera, re-read every cycle so
+/// credential and inventory changes apply without a restart.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The device row.
+    pub device: Device,
+    /// ONVIF device service.
+    pub xaddr: String,
+    /// Login, if any.
+    pub creds: Option<Credentials>,
+    /// Stream to DESCRIBE (main profile).
+    pub describe_uri: Option<String>,
+    /// Stream to sample (sub profile by default).
+    pub sample_uri: Option<String>,
+    /// What the sampled profile promises.
+    pub expected: Expected,
+    /// Snapshot URI.
+    pub snapshot_uri: Option<String>,
+}
+
+/// Builds a target from the store, or `None` when the camera is not
+/// (or no longer) polled.
+pub fn target(store: &Store, id: &str, sub_stream: bool) -> Option<Target> {
+    let device = store.device(id).ok()??;
+    if device.state != DeviceState::Adopted {
+        return None;
+    }
+    let from = device.address.as_deref().and_then(|a| a.parse().ok());
+    let xaddr = wsd::preferred_xaddr(&device.xaddrs, from)?;
+    let creds = store
+        .login_for(id)
+        .ok()
+        .flatten()
+        .map(|l| Credentials::new(l.username, l.password.expose()));
+    let inv: Option<CameraInventory> = device
+        .inventory
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok());
+    let (mut describe_uri, mut sample_uri, mut snapshot_uri, mut expected) =
+        (None, None, None, Expected::default());
+    if let Some(inv) = &inv {
+        let with_stream: Vec<_> = inv
+            .profiles
+            .iter()
+            .filter(|p| p.stream_uri.is_some())
+            .collect();
+        let area = |p: &&device_drivers::onvif_client::ProfileInventory| {
+            p.profile
+                .video
+                .as_ref()
+                .map_or(u64::MAX, |v| u64::from(v.width) * u64::from(v.height))
+        };
+        let main = with_stream
+            .iter()
+            .max_by_key(|p| area(p).min(u64::MAX - 1))
+            .copied();
+        let sub = with_stream.iter().min_by_key(|p| area(p)).copied();
+        let sampled = if sub_stream { sub } else { main };
+        describe_uri = main.and_then(|p| p.stream_uri.clone());
+        sample_uri = sampled.and_then(|p| p.stream_uri.clone());
+        snapshot_uri = inv.profiles.iter().find_map(|p| p.snapshot_uri.clone());
+        if let Some(v) = sampled.and_then(|p| p.profile.video.as_ref()) {
+            expected = Expected {
+                fps: v.fps.map(f64::from),
+                bitrate_kbps: v.bitrate_kbps.map(f64::from),
+                codec: Some(v.encoding.clone()),
+            };
+        }
+    }
+    Some(Target {
+        device,
+        xaddr,
+        creds,
+        describe_uri,
+        sample_uri,
+        expected,
+        snapshot_uri,
+    })
+}
