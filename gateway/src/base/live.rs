@@ -1,6 +1,7 @@
-//! Live updates for dashboards: [`LiveHub`] is a [`HealthSink`] that fans
-//! health states and transitions out to every connected SSE client through a
-//! tokio broadcast channel (`GET /api/v1/events`).
+//! Live updates for dashboards: [`LiveHub`] fans camera health states and
+//! transitions (fed by `crate::cameras::live`), broadcasts, alerts and horn
+//! states out to every connected SSE client through a tokio broadcast
+//! channel (`GET /api/v1/events`).
 //!
 //! A slow client that falls behind the channel's capacity misses events
 //! (it is told `lagged` and reloads); the poller never blocks on it.
@@ -8,9 +9,7 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::cameras::poller::HealthSink;
-use crate::store::{Device, fmt_time};
-use tgw_core::health::{Health, Transition};
+use tgw_core::health::Health;
 
 /// One event sent to dashboards.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -114,32 +113,5 @@ pub fn reasons_of(h: &Health) -> Vec<String> {
             r.iter().map(|r| r.as_str().to_string()).collect()
         }
         _ => Vec::new(),
-    }
-}
-
-impl HealthSink for LiveHub {
-    fn state(&self, device: &Device, health: &Health) {
-        if self.tx.receiver_count() == 0 {
-            return;
-        }
-        self.publish(LiveEvent::State {
-            id: device.id.clone(),
-            village: device.village.clone(),
-            verdict: health.verdict.label().to_string(),
-            reasons: reasons_of(health),
-            rung: health.rung.as_str().to_string(),
-        });
-    }
-
-    fn transition(&self, device: &Device, t: &Transition, health: &Health) {
-        self.publish(LiveEvent::Transition {
-            id: device.id.clone(),
-            village: device.village.clone(),
-            from: t.from.label().to_string(),
-            to: t.to.label().to_string(),
-            reasons: reasons_of(health),
-            rung: t.rung_to.as_str().to_string(),
-            at: fmt_time(t.at),
-        });
     }
 }

@@ -5,6 +5,7 @@
 //! | [`device`] | how a camera is reached: the [`device::CameraIo`] trait (ONVIF, DESCRIBE, sample, snapshot) and its real implementation |
 //! | `fake` | (tests) scripted cameras behind [`device::CameraIo`], and a store seeded with them |
 //! | [`discovery`] | discovery rounds: WS-Discovery into the inbox, auto-adoption |
+//! | [`live`] | the dashboards' live hub as a health sink: camera states and transitions over SSE |
 //! | [`inventory`] | fetching each camera's ONVIF inventory with bounded concurrency |
 //! | [`poller`] | the health poller: bounded concurrency, ladder checks, stream samples |
 //!
@@ -15,4 +16,5 @@ pub mod discovery;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod inventory;
+pub mod live;
 pub mod poller;
