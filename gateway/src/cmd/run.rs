@@ -274,8 +274,7 @@ fn spawn_http(
     let state = match crate::base::logging::log_level_handle() {
         Some(h) => {
             let current = h.current().to_string();
-            let f: crate::http::LogLevelFn =
-                Arc::new(move |s: &str| h.set(s).map_err(|e| e.to_string()));
+            let f: crate::http::LogLevelFn = Arc::new(move |s: &str| h.set(s));
             state.with_log_level(f, &current)
         }
         None => state,

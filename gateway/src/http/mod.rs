@@ -101,7 +101,7 @@ pub const SESSION_COOKIE: &str = "tgw_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Changes the process's log filter (an `EnvFilter` directive string).
-pub type LogLevelFn = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+pub type LogLevelFn = Arc<dyn Fn(&str) -> crate::base::error::Result<()> + Send + Sync>;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]

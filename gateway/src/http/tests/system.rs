@@ -11,7 +11,7 @@ async fn log_level_changes_through_the_reload_function() {
     let g = got.clone();
     let f: LogLevelFn = Arc::new(move |s: &str| {
         if s == "bogus" {
-            return Err("unknown level".into());
+            return Err(crate::base::error::Error::invalid("unknown level"));
         }
         g.lock().unwrap().push(s.to_string());
         Ok(())
