@@ -3,7 +3,32 @@
 use serde::Deserialize;
 
 use super::values::de_bounded;
-use crate::store::audit::AuditRetention;
+
+/// How much audit log is kept: what the store applies
+/// ([`AuditSection::retention`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditRetention {
+    /// At most this many rows.
+    pub max_rows: u32,
+    /// Rows older than this many days are removed.
+    pub max_days: u32,
+}
+
+impl AuditRetention {
+    /// Default `max_rows`: about 3-8 MB of database.
+    pub const DEFAULT_MAX_ROWS: u32 = 20_000;
+    /// Default `max_days`.
+    pub const DEFAULT_MAX_DAYS: u32 = 365;
+}
+
+impl Default for AuditRetention {
+    fn default() -> Self {
+        Self {
+            max_rows: Self::DEFAULT_MAX_ROWS,
+            max_days: Self::DEFAULT_MAX_DAYS,
+        }
+    }
+}
 
 /// `[audit]`: the audit log's retention. Refused logins are counted in one
 /// row per (user, address, outcome, minute); these keys bound the rest.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{Result, Store, fmt_time};
+pub use crate::config::audit::AuditRetention;
 
 /// One audit entry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -69,31 +70,6 @@ impl NewAudit<'_> {
     /// A refused login: counted per (user, address, outcome, minute).
     pub fn is_refused_login(&self) -> bool {
         self.action == "login" && self.outcome != "ok"
-    }
-}
-
-/// How much audit log is kept (`[audit]` in the configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuditRetention {
-    /// At most this many rows.
-    pub max_rows: u32,
-    /// Rows older than this many days are removed.
-    pub max_days: u32,
-}
-
-impl AuditRetention {
-    /// Default `max_rows`: about 3-8 MB of database.
-    pub const DEFAULT_MAX_ROWS: u32 = 20_000;
-    /// Default `max_days`.
-    pub const DEFAULT_MAX_DAYS: u32 = 365;
-}
-
-impl Default for AuditRetention {
-    fn default() -> Self {
-        Self {
-            max_rows: Self::DEFAULT_MAX_ROWS,
-            max_days: Self::DEFAULT_MAX_DAYS,
-        }
     }
 }
 
