@@ -397,7 +397,9 @@ async function audit(main) {
   const j = (v) => (v === null || v === undefined ? '' : JSON.stringify(v));
   main.append(h('section', { class: 'panel' }, h('h2', {}, t('audit')), h('table', { id: 'audit' },
     h('tr', {}, [t('time'), t('actor'), t('source'), t('action'), t('target'), t('before'), t('after'), t('outcome')].map((x) => h('th', {}, x))),
-    r.data.map((e) => h('tr', {}, h('td', { class: 'small' }, fmtTime(e.at)), h('td', {}, e.actor), h('td', { class: 'small' }, e.source), h('td', {}, e.action), h('td', {}, e.target || ''), h('td', { class: 'small' }, j(e.before)), h('td', { class: 'small' }, j(e.after)), h('td', {}, e.outcome))))));
+    // Refused logins are counted: one row per user, address, outcome and minute.
+    r.data.map((e) => h('tr', {}, h('td', { class: 'small' }, fmtTime(e.at), e.last_at && e.last_at !== e.at ? ' – ' + fmtTime(e.last_at) : ''), h('td', {}, e.actor), h('td', { class: 'small' }, e.source), h('td', {}, e.action), h('td', {}, e.target || ''), h('td', { class: 'small' }, j(e.before)), h('td', { class: 'small' }, j(e.after)),
+      h('td', {}, e.outcome, e.count > 1 ? h('span', { class: 'audit-count' }, ' ×' + e.count) : ''))))));
 }
 
 async function users(main) {

@@ -19,13 +19,15 @@
 pub mod limiter;
 pub mod password;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::base::clock::Clock;
 use crate::base::error::{Error, ErrorKind};
+use crate::store::audit::AuditRetention;
 use crate::store::secrets::Password;
+use crate::store::sessions::TokenRow;
 use crate::store::{NewSession, Store, StoreError, UserRow};
 
 pub use limiter::{LoginLimiter, Refusal};
@@ -167,6 +169,17 @@ pub const SESSION_TTL: time::Duration = time::Duration::hours(12);
 pub struct Users {
     store: Store,
     clock: Arc<dyn Clock>,
+    /// How much audit log is kept; shared by every clone.
+    audit_keep: Arc<Mutex<AuditRetention>>,
+}
+
+/// A token as issued: its id and the secret (shown once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// Id (to list and revoke it).
+    pub id: i64,
+    /// The secret, `tgw_` + 43 characters.
+    pub token: String,
 }
 
 fn user_of(r: UserRow) -> User {
@@ -184,10 +197,25 @@ impl Users {
     pub fn new(store: Store) -> Result<Self, AuthError> {
         store.migrate("auth", MIGRATIONS)?;
         let clock = store.clock().clone();
-        Ok(Self { store, clock })
+        Ok(Self {
+            store,
+            clock,
+            audit_keep: Arc::default(),
+        })
     }
 
-    /// Creates a user, or replaces the role and password of an existing one.
+    /// Sets how much audit log is kept (every clone of this handle); the
+    /// default is [`AuditRetention::default`].
+    pub fn set_audit_retention(&self, keep: AuditRetention) {
+        *self.audit_keep.lock().unwrap_or_else(|p| p.into_inner()) = keep;
+    }
+
+    fn audit_retention(&self) -> AuditRetention {
+        *self.audit_keep.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates a user, or replaces the role and password of an existing one;
+    /// the user's sessions end and its API tokens are revoked.
     pub fn upsert(
         &self,
         name: &str,
@@ -220,7 +248,7 @@ impl Users {
         }
     }
 
-    /// Deletes a user (sessions and tokens go with it).
+    /// Deletes a user (sessions and tokens go with it: foreign keys cascade).
     pub fn delete(&self, name: &str) -> Result<(), AuthError> {
         if !self.store.delete_user(name)? {
             return Err(AuthError::NoUser(name.into()));
@@ -301,12 +329,35 @@ impl Users {
     /// Issues an API token for a user; the token is returned once
     /// (`tgw_` + 43 characters) and only its digest is kept.
     pub fn create_token(&self, name: &str, label: &str) -> Result<String, AuthError> {
+        Ok(self.issue_token(name, label)?.token)
+    }
+
+    /// [`Users::create_token`] with the new token's id.
+    pub fn issue_token(&self, name: &str, label: &str) -> Result<IssuedToken, AuthError> {
         if self.user(name)?.is_none() {
             return Err(AuthError::NoUser(name.into()));
         }
         let token = format!("tgw_{}", random_secret());
-        self.store.insert_token(&digest(&token), name, label)?;
-        Ok(token)
+        let id = self.store.insert_token(&digest(&token), name, label)?;
+        Ok(IssuedToken { id, token })
+    }
+
+    /// A user's API tokens, oldest first (id, label, created, last used;
+    /// never the secret).
+    pub fn tokens(&self, name: &str) -> Result<Vec<TokenRow>, AuthError> {
+        if self.user(name)?.is_none() {
+            return Err(AuthError::NoUser(name.into()));
+        }
+        Ok(self.store.tokens(name)?)
+    }
+
+    /// Revokes one of a user's tokens; the revoked token, or `None` when the
+    /// user has no token with that id.
+    pub fn revoke_token(&self, name: &str, id: i64) -> Result<Option<TokenRow>, AuthError> {
+        if self.user(name)?.is_none() {
+            return Err(AuthError::NoUser(name.into()));
+        }
+        Ok(self.store.revoke_token(name, id)?)
     }
 
     /// The principal of a bearer token.
@@ -321,10 +372,17 @@ impl Users {
         }))
     }
 
-    /// Appends an audit entry.
+    /// Writes an audit entry (refused logins are counted per user,
+    /// address, outcome and minute), pruning the log when it is over its
+    /// [`AuditRetention`].
     pub fn audit(&self, e: NewAudit<'_>) -> Result<(), AuthError> {
-        self.store.audit(e)?;
+        self.store.audit(e, self.audit_retention())?;
         Ok(())
+    }
+
+    /// Removes audit rows beyond the [`AuditRetention`]; returns how many.
+    pub fn prune_audit(&self) -> Result<usize, AuthError> {
+        Ok(self.store.prune_audit(self.audit_retention())?)
     }
 
     /// Audit entries, newest first, with ids below `before` when given.
@@ -334,6 +392,31 @@ impl Users {
         before: Option<i64>,
     ) -> Result<Vec<AuditEntry>, AuthError> {
         Ok(self.store.audit_log(limit, before)?)
+    }
+}
+
+/// Prunes the audit log to its retention every `period` (the first time
+/// at once) until `shutdown`; entries beyond the row cap are also pruned
+/// as they are written.
+pub async fn prune_audit_every(
+    users: Users,
+    period: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let u = users.clone();
+        match tokio::task::spawn_blocking(move || u.prune_audit()).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(rows = n, "pruned the audit log"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning the audit log failed"),
+            Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+        }
     }
 }
 

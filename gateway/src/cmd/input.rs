@@ -1,7 +1,7 @@
 //! Where a command reads from: the gateway's store (`--config` or
 //! `--data-dir`) and passwords on standard input or the terminal.
 
-use std::io::Read as _;
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -33,10 +33,17 @@ impl StoreAt {
     }
 }
 
-/// The password on standard input (all of it, without the final newline).
+/// The password on standard input: its first line, without the line end.
 pub(super) fn read_stdin_password() -> anyhow::Result<String> {
+    read_password_line(std::io::stdin().lock())
+}
+
+/// The first line of `r` without its line end (`\n` or `\r\n`); what
+/// follows is not read (`printf 'pw\npw\n' |` gives `pw`, as a prompt
+/// asking twice would).
+fn read_password_line(mut r: impl BufRead) -> anyhow::Result<String> {
     let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s)?;
+    r.read_line(&mut s)?;
     let s = s.trim_end_matches(['\n', '\r']).to_string();
     anyhow::ensure!(!s.is_empty(), "no password on standard input");
     Ok(s)
@@ -69,4 +76,22 @@ pub(super) fn read_new_password() -> anyhow::Result<String> {
     let b = ask("again: ")?;
     anyhow::ensure!(a == b, "the passwords differ");
     Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_password_line;
+
+    /// A piped `pw\npw\n` (the answer to a prompt that asks twice) is the
+    /// password `pw`, not `pw\npw`.
+    #[test]
+    fn a_piped_password_is_its_first_line() {
+        let one = |b: &[u8]| read_password_line(b).map_err(|e| e.to_string());
+        assert_eq!(one(b"s3cret-pw\ns3cret-pw\n").unwrap(), "s3cret-pw");
+        assert_eq!(one(b"s3cret-pw\r\nignored\r\n").unwrap(), "s3cret-pw");
+        assert_eq!(one(b"s3cret-pw").unwrap(), "s3cret-pw");
+        assert_eq!(one(b"with space \n").unwrap(), "with space ");
+        assert!(one(b"").unwrap_err().contains("no password"));
+        assert!(one(b"\nsecond\n").unwrap_err().contains("no password"));
+    }
 }

@@ -279,6 +279,13 @@ fn spawn_http(
         }
         None => state,
     };
+    // The audit log's retention: on every insert beyond the cap, and hourly.
+    state.users().set_audit_retention(cfg.audit.retention());
+    let (users, sd) = (state.users().clone(), sh.shutdown.clone());
+    tasks.spawn(async move {
+        crate::auth::prune_audit_every(users, Duration::from_secs(3600), sd).await;
+        Ok(())
+    });
     let app =
         crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let sd = sh.shutdown.clone();

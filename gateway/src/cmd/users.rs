@@ -1,4 +1,5 @@
-//! `tgw user add|token|list`: dashboard and API users in a gateway's store.
+//! `tgw user add|token|list`: dashboard and API users in a gateway's store,
+//! and a user's API tokens (`tgw user token NAME --list | --revoke ID`).
 
 use std::process::ExitCode;
 
@@ -9,8 +10,10 @@ use crate::store::secrets::Password;
 
 #[derive(Subcommand)]
 pub(super) enum UserCmd {
-    /// Create a user, or reset an existing user's role and password. The
-    /// password is read from standard input (prompted for on a terminal).
+    /// Create a user, or reset an existing user's role and password (which
+    /// ends its sessions and revokes its API tokens). The password is
+    /// prompted for twice on a terminal, else read from the first line of
+    /// standard input.
     Add {
         #[command(flatten)]
         at: StoreAt,
@@ -21,6 +24,8 @@ pub(super) enum UserCmd {
         role: crate::auth::Role,
     },
     /// Issue an API token for a user; it is printed once and stored hashed.
+    /// With --list: the user's tokens (id, label, created, last used);
+    /// with --revoke ID: revoke one.
     Token {
         #[command(flatten)]
         at: StoreAt,
@@ -29,6 +34,12 @@ pub(super) enum UserCmd {
         /// What the token is for.
         #[arg(long, default_value = "cli")]
         label: String,
+        /// List the user's tokens instead (never their secrets).
+        #[arg(long, conflicts_with = "revoke")]
+        list: bool,
+        /// Revoke the token with this id instead.
+        #[arg(long, value_name = "ID")]
+        revoke: Option<i64>,
     },
     /// List users.
     List {
@@ -58,9 +69,36 @@ pub(super) fn user_cmd(cmd: UserCmd) -> anyhow::Result<ExitCode> {
             users.upsert(&name, role, &Password::new(pw), HashCost::DEFAULT)?;
             println!("{name}: {}", role.as_str());
         }
-        UserCmd::Token { at, name, label } => {
+        UserCmd::Token {
+            at,
+            name,
+            label,
+            list,
+            revoke,
+        } => {
             let users = Users::new(at.open()?)?;
-            println!("{}", users.create_token(&name, &label)?);
+            if list {
+                for t in users.tokens(&name)? {
+                    let used = t.last_used_at.as_deref().unwrap_or("never used");
+                    println!("{}\t{}\t{}\t{used}", t.id, t.label, t.created_at);
+                }
+            } else if let Some(id) = revoke {
+                let Some(t) = users.revoke_token(&name, id)? else {
+                    anyhow::bail!("user `{name}` has no token {id}");
+                };
+                users.audit(crate::auth::NewAudit {
+                    actor: "-",
+                    source: "cli",
+                    action: "user.token.revoke",
+                    target: Some(&name),
+                    after: Some(serde_json::json!({"id": t.id, "label": t.label})),
+                    outcome: "ok",
+                    ..Default::default()
+                })?;
+                println!("revoked token {id} ({}) of {name}", t.label);
+            } else {
+                println!("{}", users.create_token(&name, &label)?);
+            }
         }
         UserCmd::List { at } => {
             for u in Users::new(at.open()?)?.users()? {

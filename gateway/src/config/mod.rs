@@ -16,11 +16,13 @@
 //! | [`health`] | `[health]` |
 //! | [`credentials`] | `[[credential_groups]]` |
 //! | [`http`] | `[http]` |
+//! | [`audit`] | `[audit]`: the audit log's retention |
 //! | [`mqtt`] | `[mqtt]` and broker URLs |
 //! | [`audio`] | `[audio]` |
 //! | [`broadcast`] | `[broadcast]` |
 
 pub mod audio;
+pub mod audit;
 pub mod broadcast;
 pub mod credentials;
 pub mod discovery;
@@ -41,6 +43,7 @@ use serde::Deserialize;
 use crate::base::error::ErrorKind;
 
 pub use audio::AudioSection;
+pub use audit::AuditSection;
 pub use broadcast::BroadcastSection;
 pub use credentials::CredentialGroupConfig;
 pub use discovery::{AutoAdoptRule, DiscoverySection, InventorySection};
@@ -81,6 +84,9 @@ pub struct Config {
     /// The local HTTP endpoint (health, read-only inventory). Default: off.
     #[serde(default)]
     pub http: Option<HttpSection>,
+    /// The audit log's retention. Defaults as documented per field.
+    #[serde(default)]
+    pub audit: AuditSection,
     /// The MQTT uplink to the governance centre (`docs/mqtt.md`). Default: off.
     #[serde(default)]
     pub mqtt: Option<MqttSection>,

@@ -170,3 +170,28 @@ fn value_errors_are_invalid_with_the_same_messages() {
         ErrorKind::Invalid
     );
 }
+
+#[test]
+fn audit_retention_defaults_and_limits() {
+    let c = Config::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!((c.audit.max_rows, c.audit.max_days), (20_000, 365));
+    assert_eq!(
+        c.audit.retention(),
+        crate::store::audit::AuditRetention::default()
+    );
+    let c = Config::parse(
+        &format!("{MINIMAL}\n[audit]\nmax_rows = 500\nmax_days = 30\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!((c.audit.max_rows, c.audit.max_days), (500, 30));
+    for (bad, want) in [
+        ("max_rows = 10", "audit.max_rows"),
+        ("max_days = 0", "audit.max_days"),
+        ("keep = 1", "keep"),
+    ] {
+        let text = format!("{MINIMAL}\n[audit]\n{bad}\n");
+        let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains("line"), "{bad}: {e}");
+    }
+}

@@ -215,6 +215,8 @@ pub const ROUTES: &[Route] = &[
     r!(Patch "/api/v1/users/{name}", A, "users", "Change role, disabled flag or password", patch(update_user), body = UpdateUserBody),
     r!(Delete "/api/v1/users/{name}", A, "users", "Delete a user", delete(delete_user)),
     r!(Post "/api/v1/users/{name}/tokens", A, "users", "Issue an API token (returned once)", post(create_token), body = TokenBody),
+    r!(Get "/api/v1/users/{name}/tokens", V, "users", "A user's API tokens: id, label, created, last used; never the secret (admins, or the user for their own)", get(list_tokens)),
+    r!(Delete "/api/v1/users/{name}/tokens/{id}", V, "users", "Revoke an API token (admins, or the user for their own; audited)", delete(revoke_token)),
     r!(Get "/api/v1/audit", A, "audit", "Audit log, newest first", get(audit_log), query = &[("limit", "1-1000, default 100"), ("before", "entries with a smaller id")]),
     r!(Get "/api/v1/log-level", A, "ops", "The log filter in force", get(get_log_level)),
     r!(Put "/api/v1/log-level", A, "ops", "Change the log filter at run time", put(set_log_level), body = LogLevelBody),

@@ -1,4 +1,5 @@
-//! Users and API tokens (admins only).
+//! Users and API tokens: admins manage users and issue tokens; a user
+//! may also list and revoke their own tokens.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -199,15 +200,71 @@ pub(super) async fn create_token(
     };
     let tok = st.audited(
         change,
-        || st.users.create_token(&name, &b.label),
-        |_| Some(serde_json::json!({"label": b.label})),
+        || st.users.issue_token(&name, &b.label),
+        |t| Some(serde_json::json!({"id": t.id, "label": b.label})),
     )?;
     let mut r = (
         StatusCode::CREATED,
-        Json(serde_json::json!({"user": name, "label": b.label, "token": tok})),
+        Json(serde_json::json!({"user": name, "id": tok.id, "label": b.label, "token": tok.token})),
     )
         .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+/// Admins may act on anyone's tokens, other users only on their own
+/// (refused before the user is looked up: a 403 does not tell whether the
+/// name exists).
+fn own_or_admin(ctx: &Ctx, name: &str) -> Result<(), ApiError> {
+    if ctx.who.role == Role::Admin || ctx.who.user == name {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "only admins may manage another user's tokens",
+    ))
+}
+
+/// `GET /api/v1/users/{name}/tokens`: id, label, created, last used;
+/// never the secret.
+pub(super) async fn list_tokens(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult {
+    own_or_admin(&ctx, &name)?;
+    let mut r = Json(st.users.tokens(&name)?).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// `DELETE /api/v1/users/{name}/tokens/{id}`
+pub(super) async fn revoke_token(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult {
+    own_or_admin(&ctx, &name)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad(format!("token id `{id}` is not a number")))?;
+    let change = Change {
+        ctx: &ctx,
+        action: "user.token.revoke",
+        target: Some(&name),
+        before: None,
+    };
+    st.audited(
+        change,
+        || {
+            st.users
+                .revoke_token(&name, id)?
+                .ok_or_else(|| ApiError::not_found("token", &id.to_string()))
+        },
+        |t| Some(serde_json::json!({"id": t.id, "label": t.label})),
+    )?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

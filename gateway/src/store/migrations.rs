@@ -117,7 +117,9 @@ CREATE INDEX health_history_at ON health_history(at);
 
 /// Migrations of the `auth` component: users, sessions, API tokens and the
 /// audit log.
-pub const AUTH_MIGRATIONS: &[&str] = &[r#"
+pub const AUTH_MIGRATIONS: &[&str] = &[
+    // v1: users, sessions, tokens, audit log.
+    r#"
 CREATE TABLE auth_user (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -151,7 +153,28 @@ CREATE TABLE audit_log (
     outcome TEXT NOT NULL
 );
 CREATE INDEX audit_log_at ON audit_log(at);
-"#];
+"#,
+    // v2: refused logins counted per (user, address, outcome, minute) in
+    // one row; API tokens get an id (list, revoke) and their last use.
+    r#"
+ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE audit_log ADD COLUMN last_at TEXT;
+CREATE INDEX audit_log_counted ON audit_log(actor, source, outcome, at) WHERE last_at IS NOT NULL;
+CREATE TABLE auth_token_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_hash TEXT NOT NULL UNIQUE,
+    user_name TEXT NOT NULL REFERENCES auth_user(name) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT
+);
+INSERT INTO auth_token_v2 (token_hash, user_name, label, created_at)
+    SELECT token_hash, user_name, label, created_at FROM auth_token ORDER BY created_at;
+DROP TABLE auth_token;
+ALTER TABLE auth_token_v2 RENAME TO auth_token;
+CREATE INDEX auth_token_user ON auth_token(user_name);
+"#,
+];
 
 /// Migrations of the `speakers` component.
 pub const SPEAKER_MIGRATIONS: &[&str] = &[r#"

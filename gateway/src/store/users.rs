@@ -30,7 +30,8 @@ fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 
 impl Store {
     /// Creates a user, or replaces the role and password hash of an existing
-    /// one (and enables it); either way the user's sessions end.
+    /// one (and enables it); either way the user's sessions end and its API
+    /// tokens are revoked (a new password shuts out whoever had the old one).
     pub fn upsert_user(&self, name: &str, role: &str, password_hash: &str) -> Result<()> {
         let now = self.now_str();
         let conn = self.conn();
@@ -39,8 +40,9 @@ impl Store {
              ON CONFLICT(name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, disabled = 0",
             params![name, role, password_hash, now],
         )?;
-        // A new password ends the user's sessions.
+        // A new password ends the user's sessions and revokes its tokens.
         conn.execute("DELETE FROM auth_session WHERE user_name = ?1", [name])?;
+        conn.execute("DELETE FROM auth_token WHERE user_name = ?1", [name])?;
         Ok(())
     }
 

@@ -207,4 +207,5 @@ mod secrets;
 mod speakers;
 mod system;
 mod timetable;
+mod tokens;
 mod validation;
