@@ -8,6 +8,11 @@
 //! that was committed before the disk filled must be delivered, `seq`
 //! without gaps, by the same process (no restart).
 //!
+//! The second test (issue 12) runs `tgw run` on a small tmpfs and fills it
+//! with a file: the disk-space watchdog must raise the `disk_low` alarm on
+//! MQTT, fail `/readyz` with the reason and show `tgw_disk_low 1` on
+//! `/metrics`, and clear all three once the file is gone.
+//!
 //! Needs root (mount); skipped with a message otherwise, except with
 //! `CI=true`, where it fails. Skipped when mosquitto or sqlite3 is missing.
 #![allow(clippy::disallowed_methods)]
@@ -22,7 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tgw_e2e::{Mosquitto, MqttSub, mqtt_config, mqtt_pump_bin, wait_for};
+use tgw_e2e::{
+    Mosquitto, MqttSub, free_tcp_port, http_get, mqtt_config, mqtt_pump_bin, tgw, wait_for,
+};
 
 /// How long the pump publishes; it stops while the disk is still full.
 const PUBLISH_SECS: u64 = 4;
@@ -348,5 +355,168 @@ fn a_full_disk_refuses_new_messages_loudly_and_loses_nothing_accepted() {
         "disk full: {} failed commits logged; {} events committed before it all delivered; seq 1..={max}; {drained}",
         log.matches("mqtt outbox commit failed").count(),
         snapshot.len()
+    );
+}
+
+/// Bytes available on the volume of `dir` (`df`).
+fn avail_bytes(dir: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap()
+}
+
+/// The `disk_low` alarms received so far, as JSON bodies.
+fn disk_alarms(sub: &MqttSub) -> Vec<Value> {
+    sub.lines()
+        .into_iter()
+        .filter(|(t, _)| t.ends_with("/alarm"))
+        .filter_map(|(_, p)| serde_json::from_str::<Value>(&p).ok())
+        .filter(|v| v["alarm"] == "disk_low")
+        .collect()
+}
+
+/// `tgw run`, killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_low_data_volume_raises_the_alarm_fails_readiness_and_shows_on_metrics() {
+    if !is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "mqtt_disk_full needs root (mount tmpfs) and CI=true"
+        );
+        eprintln!("SKIPPED: mqtt_disk_full needs root to mount a tmpfs");
+        return;
+    }
+    let Some(broker) = Mosquitto::start() else {
+        eprintln!("SKIPPED: mosquitto not installed (run scripts/install-peers)");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let sub = MqttSub::start(broker.port, "tgw/v1/#", "disk-low-checker", work.path());
+    let fs = Tmpfs::mount("8m");
+    let data = fs.path().join("data");
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let cfg = format!(
+        r#"[gateway]
+site = "test-site"
+id = "gw-t"
+data_dir = "{data}"
+disk_low_mb = 4
+disk_critical_mb = 2
+disk_check_secs = 1
+
+[township]
+code = "test-site"
+name = "Test"
+
+[discovery]
+enabled = false
+
+[health]
+enabled = false
+
+[mqtt]
+url = "{url}"
+keep_alive_secs = 5
+reconnect_min_ms = 100
+reconnect_max_secs = 1
+
+[http]
+listen = "{http}"
+"#,
+        data = data.display(),
+        url = broker.url(),
+    );
+    let cfg_path = work.path().join("gateway.toml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let log = work.path().join("tgw.log");
+    let _tgw = Daemon(
+        tgw()
+            .args(["run", "--config"])
+            .arg(&cfg_path)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log_tail = || tail(&std::fs::read_to_string(&log).unwrap_or_default(), 15);
+
+    // Plenty of room: ready, gauges at 0.
+    wait_for(Duration::from_secs(15), "/readyz 200", || {
+        let (status, _) = http_get(&http, "/readyz")?;
+        (status == 200).then_some(())
+    });
+    let (_, metrics) = http_get(&http, "/metrics").unwrap();
+    assert!(metrics.contains("tgw_disk_low 0"), "{metrics}");
+    assert!(
+        metrics.contains(r#"tgw_outbox_messages{class="urgent"}"#)
+            && metrics.contains("tgw_outbox_commit_errors_total"),
+        "{metrics}"
+    );
+
+    // Leave about 3 MiB: below the 4 MiB low mark, above the 2 MiB critical.
+    let filler = fs.path().join("filler");
+    let fill = avail_bytes(fs.path()).saturating_sub(3 << 20);
+    std::fs::write(&filler, vec![0x5Au8; fill as usize]).unwrap();
+    let body = wait_for(Duration::from_secs(10), "/readyz 503", || {
+        let (status, body) = http_get(&http, "/readyz")?;
+        (status == 503).then_some(body)
+    });
+    assert!(
+        body.contains("disk_low") && body.contains("gateway.disk_low_mb"),
+        "{body}"
+    );
+    let (_, metrics) = http_get(&http, "/metrics").unwrap();
+    assert!(metrics.contains("tgw_disk_low 1"), "{metrics}");
+    assert!(metrics.contains("tgw_disk_critical 0"), "{metrics}");
+    let raised = wait_for(Duration::from_secs(10), "a disk_low alarm on MQTT", || {
+        disk_alarms(&sub)
+            .into_iter()
+            .find(|a| a["state"] == "raised")
+    });
+    assert_eq!(raised["level"], "low", "{raised}");
+    assert_eq!(raised["severity"], "major", "{raised}");
+    assert!(
+        raised["free_bytes"].as_u64().unwrap() < 4 << 20,
+        "{raised}\n{}",
+        disk_free(fs.path())
+    );
+
+    // Space back: ready again, the alarm cleared.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for(Duration::from_secs(10), "/readyz 200 again", || {
+        let (status, _) = http_get(&http, "/readyz")?;
+        (status == 200).then_some(())
+    });
+    let cleared = wait_for(Duration::from_secs(10), "the alarm cleared on MQTT", || {
+        disk_alarms(&sub)
+            .into_iter()
+            .find(|a| a["state"] == "cleared")
+    });
+    assert_eq!(cleared["level"], "ok", "{cleared}");
+    let (_, metrics) = http_get(&http, "/metrics").unwrap();
+    assert!(metrics.contains("tgw_disk_low 0"), "{metrics}");
+    let alarms = disk_alarms(&sub);
+    assert_eq!(
+        alarms.len(),
+        2,
+        "one raise, one clear: {alarms:?}\n{}",
+        log_tail()
     );
 }

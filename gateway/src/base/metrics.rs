@@ -5,14 +5,17 @@
 //! never an address, a URL or a device id.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::disk::{DiskLevel, DiskState};
 
 /// `result` label: `ok` or an error kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,6 +47,38 @@ pub struct ToLabel {
     pub to: String,
 }
 
+/// `write` label of skipped optional writes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabel {
+    /// `health_history`, `audit_refused_login`.
+    pub write: String,
+}
+
+/// `class` label of the outbox gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    /// `urgent`, `state`, `metadata`, `history`.
+    pub class: String,
+}
+
+/// The MQTT outbox as `/metrics` shows it, read from the uplink at scrape
+/// time (`base` does not know the uplink: it hands over a
+/// [`OutboxSource`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutboxStats {
+    /// Rows (unsent and in flight) per class name.
+    pub messages: Vec<(&'static str, u64)>,
+    /// Bytes charged against `mqtt.outbox_max_bytes`.
+    pub bytes: u64,
+    /// Age of the oldest row in seconds, 0 when empty.
+    pub oldest_age_secs: f64,
+    /// Messages lost to failed commits (disk full, I/O) since start.
+    pub commit_errors: u64,
+}
+
+/// Reads the outbox figures at scrape time.
+pub type OutboxSource = Arc<dyn Fn() -> OutboxStats + Send + Sync>;
+
 /// All metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -65,8 +100,31 @@ pub struct Metrics {
     pub discovery_rounds: Family<ResultLabel, Counter>,
     /// ONVIF inventory fetches by result.
     pub inventories: Family<ResultLabel, Counter>,
+    /// Optional writes skipped while the data volume is low on space.
+    pub skipped_writes: Family<WriteLabel, Counter>,
     /// Current verdicts, for the gauges: device id → (village, verdict, rung).
     pub verdicts: Mutex<HashMap<String, (String, String, String)>>,
+    outbox: Outbox,
+    disk_gauges: DiskGauges,
+    /// The disk watchdog's level and last reading (shared with the
+    /// watchdog, `/readyz` and the writers that thin optional writes).
+    disk: DiskState,
+}
+
+/// The outbox families and where their values come from.
+struct Outbox {
+    source: Mutex<Option<OutboxSource>>,
+    messages: Family<ClassLabel, Gauge>,
+    bytes: Gauge,
+    oldest_age: Gauge<f64, AtomicU64>,
+    commit_errors: Counter,
+}
+
+struct DiskGauges {
+    free: Gauge,
+    total: Gauge,
+    low: Gauge,
+    critical: Gauge,
 }
 
 impl Default for Metrics {
@@ -130,6 +188,14 @@ impl Metrics {
             "ONVIF inventory fetches by result",
             inventories.clone(),
         );
+        let skipped_writes = Family::<WriteLabel, Counter>::default();
+        r.register(
+            "disk_skipped_writes",
+            "Optional writes skipped while the data volume is low on space",
+            skipped_writes.clone(),
+        );
+        let outbox = Outbox::register(&mut r);
+        let disk_gauges = DiskGauges::register(&mut r);
         Self {
             registry: Mutex::new(r),
             checks,
@@ -141,8 +207,39 @@ impl Metrics {
             rungs,
             discovery_rounds,
             inventories,
+            skipped_writes,
             verdicts: Mutex::new(HashMap::new()),
+            outbox,
+            disk_gauges,
+            disk: DiskState::default(),
         }
+    }
+
+    /// The disk watchdog's shared state (ok until the watchdog says
+    /// otherwise).
+    pub fn disk(&self) -> &DiskState {
+        &self.disk
+    }
+
+    /// Whether an optional write (`write`: a bounded name such as
+    /// `health_history`) may be made now; a refusal is counted in
+    /// `tgw_disk_skipped_writes_total`.
+    pub fn optional_write(&self, write: &str) -> bool {
+        if self.disk.optional_writes() {
+            return true;
+        }
+        self.skipped_writes
+            .get_or_create(&WriteLabel {
+                write: write.into(),
+            })
+            .inc();
+        false
+    }
+
+    /// Where the outbox gauges are read from (the uplink, when `[mqtt]` is
+    /// configured; without one they stay 0).
+    pub fn set_outbox_source(&self, source: OutboxSource) {
+        *self.outbox.source.lock().unwrap_or_else(|p| p.into_inner()) = Some(source);
     }
 
     /// Counts one outcome.
@@ -198,11 +295,123 @@ impl Metrics {
                     .inc();
             }
         }
+        self.outbox.refresh();
+        self.disk_gauges.refresh(&self.disk);
         let mut out = String::new();
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         out
     }
+}
+
+impl Outbox {
+    fn register(r: &mut Registry) -> Outbox {
+        let o = Outbox {
+            source: Mutex::new(None),
+            messages: Family::default(),
+            bytes: Gauge::default(),
+            oldest_age: Gauge::default(),
+            commit_errors: Counter::default(),
+        };
+        r.register(
+            "outbox_messages",
+            "MQTT outbox rows (unsent and in flight) by class",
+            o.messages.clone(),
+        );
+        r.register_with_unit(
+            "outbox",
+            "Bytes charged against mqtt.outbox_max_bytes",
+            Unit::Bytes,
+            o.bytes.clone(),
+        );
+        r.register_with_unit(
+            "outbox_oldest_age",
+            "Age of the oldest MQTT outbox row (0 when empty)",
+            Unit::Seconds,
+            o.oldest_age.clone(),
+        );
+        r.register(
+            "outbox_commit_errors",
+            "Messages not accepted because an outbox commit failed (disk full, I/O)",
+            o.commit_errors.clone(),
+        );
+        for class in ["urgent", "state", "metadata", "history"] {
+            let _ = o.messages.get_or_create(&ClassLabel {
+                class: class.into(),
+            });
+        }
+        o
+    }
+
+    fn refresh(&self) {
+        let source = self
+            .source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(source) = source else { return };
+        let s = source();
+        for (class, n) in &s.messages {
+            self.messages
+                .get_or_create(&ClassLabel {
+                    class: (*class).into(),
+                })
+                .set(gauge_i64(*n));
+        }
+        self.bytes.set(gauge_i64(s.bytes));
+        self.oldest_age.set(s.oldest_age_secs.max(0.0));
+        // A counter only goes up: add what the uplink counted since.
+        let seen = self.commit_errors.get();
+        if s.commit_errors > seen {
+            self.commit_errors.inc_by(s.commit_errors - seen);
+        }
+    }
+}
+
+impl DiskGauges {
+    fn register(r: &mut Registry) -> DiskGauges {
+        let g = DiskGauges {
+            free: Gauge::default(),
+            total: Gauge::default(),
+            low: Gauge::default(),
+            critical: Gauge::default(),
+        };
+        r.register_with_unit(
+            "disk_free",
+            "Free bytes on the data volume for the gateway (statvfs f_bavail)",
+            Unit::Bytes,
+            g.free.clone(),
+        );
+        r.register_with_unit(
+            "disk_total",
+            "Size of the data volume",
+            Unit::Bytes,
+            g.total.clone(),
+        );
+        r.register(
+            "disk_low",
+            "1 while free space on the data volume is below gateway.disk_low_mb (or critical)",
+            g.low.clone(),
+        );
+        r.register(
+            "disk_critical",
+            "1 while free space on the data volume is below gateway.disk_critical_mb",
+            g.critical.clone(),
+        );
+        g
+    }
+
+    fn refresh(&self, d: &DiskState) {
+        let (space, level) = (d.space(), d.level());
+        self.free.set(gauge_i64(space.free));
+        self.total.set(gauge_i64(space.total));
+        self.low.set(i64::from(level >= DiskLevel::Low));
+        self.critical.set(i64::from(level == DiskLevel::Critical));
+    }
+}
+
+fn gauge_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -238,5 +447,67 @@ mod tests {
         m.set_verdict("cam-2", "dongcun", "ok", "streaming");
         let text = m.encode();
         assert!(!text.contains(r#"verdict="offline""#), "{text}");
+    }
+
+    /// The outbox figures come from the source at scrape time; the commit
+    /// error counter follows the uplink's total.
+    #[test]
+    fn outbox_gauges_and_commit_errors_follow_the_source() {
+        let m = Metrics::new();
+        let text = m.encode();
+        assert!(
+            text.contains(r#"tgw_outbox_messages{class="history"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("tgw_outbox_commit_errors_total 0"), "{text}");
+        let errors = Arc::new(std::sync::atomic::AtomicU64::new(7));
+        let e2 = errors.clone();
+        m.set_outbox_source(Arc::new(move || OutboxStats {
+            messages: vec![
+                ("urgent", 1),
+                ("state", 40),
+                ("metadata", 0),
+                ("history", 1200),
+            ],
+            bytes: 123_456,
+            oldest_age_secs: 42.5,
+            commit_errors: e2.load(std::sync::atomic::Ordering::Relaxed),
+        }));
+        let text = m.encode();
+        for want in [
+            r#"tgw_outbox_messages{class="state"} 40"#,
+            r#"tgw_outbox_messages{class="history"} 1200"#,
+            "tgw_outbox_bytes 123456",
+            "tgw_outbox_oldest_age_seconds 42.5",
+            "tgw_outbox_commit_errors_total 7",
+            "# TYPE tgw_outbox_commit_errors counter",
+        ] {
+            assert!(text.contains(want), "{want} missing in\n{text}");
+        }
+        errors.store(9, std::sync::atomic::Ordering::Relaxed);
+        assert!(m.encode().contains("tgw_outbox_commit_errors_total 9"));
+    }
+
+    #[test]
+    fn disk_gauges_follow_the_watchdog_state() {
+        use crate::base::disk::{Marks, Space};
+        let m = Metrics::new();
+        let text = m.encode();
+        assert!(text.contains("tgw_disk_low 0"), "{text}");
+        let space = Space {
+            free: 5 << 20,
+            total: 1 << 30,
+        };
+        m.disk()
+            .set(DiskLevel::Critical, space, Marks::from_mb(64, 16));
+        let text = m.encode();
+        for want in [
+            "tgw_disk_free_bytes 5242880",
+            "tgw_disk_total_bytes 1073741824",
+            "tgw_disk_low 1",
+            "tgw_disk_critical 1",
+        ] {
+            assert!(text.contains(want), "{want} missing in\n{text}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! - a Hello/Bye listener per interface (a Hello triggers an immediate probe);
 //! - inventory refreshes, at most `inventory.concurrency` cameras at once;
 //! - the health poller (one task per adopted camera);
+//! - the disk-space watchdog of the data directory (`base::disk`);
 //! - the HTTP endpoint when `[http]` is configured.
 
 use std::sync::Arc;
@@ -161,6 +162,10 @@ pub async fn run(
         shutdown,
         clock,
     };
+    if let Some(u) = &uplink {
+        sh.metrics.set_outbox_source(u.outbox_source());
+    }
+    spawn_disk_watchdog(&mut tasks, &sh);
 
     // Broadcasts: the engine, the timetable, CAP feeds (issue 7).
     let mut bcast = crate::broadcast::runtime::start_for_daemon(
@@ -216,6 +221,31 @@ pub async fn run(
         u.join().await;
     }
     Ok(())
+}
+
+/// The disk-space watchdog of `gateway.data_dir`: its level is shared
+/// through the metrics (`/readyz`, `/metrics`, optional writes); each
+/// change goes out as a `disk_low` alarm.
+fn spawn_disk_watchdog(tasks: &mut Tasks, sh: &Shared) {
+    use crate::base::disk;
+    let g = &sh.cfg.gateway;
+    let opts = disk::WatchOptions {
+        dir: g.data_dir.clone(),
+        marks: disk::Marks::from_mb(g.disk_low_mb, g.disk_critical_mb),
+        every: Duration::from_secs(g.disk_check_secs),
+        read: Arc::new(disk::statvfs_space),
+    };
+    let publisher = sh.publisher.clone();
+    let watch = disk::run(
+        opts,
+        sh.metrics.disk().clone(),
+        move |c: &disk::Change| publisher.alarm(c.alarm_body()),
+        sh.shutdown.clone(),
+    );
+    tasks.spawn(async move {
+        watch.await;
+        Ok(())
+    });
 }
 
 /// The health poller (one task per adopted camera), reporting to the live

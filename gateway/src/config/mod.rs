@@ -145,6 +145,10 @@ impl Config {
                 None => format!("{origin}: {key}: {msg}"),
             })
         };
+        if let Err((key, msg)) = self.gateway.validate_disk() {
+            let needle = key.trim_start_matches("gateway.");
+            return Err(at(key, needle, msg));
+        }
         if let Err(e) = self.warnings.validate() {
             return Err(at("warnings", "[warnings]", e.to_string()));
         }

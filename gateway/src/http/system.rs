@@ -8,18 +8,29 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ApiError, ApiResult, AppState, Body, Ctx, Validate, check_len};
+use crate::base::disk::DiskLevel;
 use crate::base::error::Error;
 
+/// Ready when the store answers and the data volume is not low on space
+/// (the disk watchdog, `crate::base::disk`); otherwise 503 with the reason.
 pub(super) async fn readyz(State(st): State<AppState>) -> Response {
-    match st.store.schema_version() {
-        Ok(_) => "ready\n".into_response(),
-        Err(e) => ApiError::new(
+    if let Err(e) = st.store.schema_version() {
+        return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
             e.to_string(),
         )
-        .into_response(),
+        .into_response();
     }
+    let disk = st.metrics.disk();
+    if let Some(reason) = disk.reason() {
+        let code = match disk.level() {
+            DiskLevel::Critical => "disk_critical",
+            _ => "disk_low",
+        };
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, reason).into_response();
+    }
+    "ready\n".into_response()
 }
 
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {

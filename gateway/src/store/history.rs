@@ -102,6 +102,17 @@ impl Store {
         Ok(())
     }
 
+    /// How many history points a camera has (tests of the disk watchdog's
+    /// thinning).
+    #[cfg(test)]
+    pub(crate) fn history_points(&self, id: &str) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM health_history WHERE device_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Deletes history and events older than `days`; returns rows deleted.
     pub fn prune_health(&self, days: u32) -> Result<usize> {
         let cutoff = fmt_time(self.clock.now_utc() - time::Duration::days(i64::from(days)));

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub commands_invalid: AtomicU64,
     /// Outbox commits that failed (disk full, I/O): messages not accepted.
     pub commit_errors: AtomicU64,
+    /// Outbox rows per class, indexed by `Class as usize` (gauge).
+    pub depth_by_class: [AtomicU64; 4],
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -126,6 +128,8 @@ pub struct MetricsSnapshot {
     pub commands_invalid: u64,
     /// See [`Metrics::commit_errors`].
     pub commit_errors: u64,
+    /// See [`Metrics::depth_by_class`].
+    pub depth_by_class: [u64; 4],
 }
 
 impl Metrics {
@@ -151,6 +155,27 @@ impl Metrics {
             commands: g(&self.commands),
             commands_invalid: g(&self.commands_invalid),
             commit_errors: g(&self.commit_errors),
+            depth_by_class: self.depth_by_class.each_ref().map(g),
+        }
+    }
+
+    /// The outbox figures for `/metrics`, the oldest row's age taken
+    /// against `clock`.
+    pub fn outbox_stats(&self, clock: &dyn Clock) -> crate::base::metrics::OutboxStats {
+        let s = self.snapshot();
+        let oldest_age_secs = if s.depth == 0 || s.oldest_ms == 0 {
+            0.0
+        } else {
+            (clock.now_ms() - s.oldest_ms).max(0) as f64 / 1000.0
+        };
+        crate::base::metrics::OutboxStats {
+            messages: Class::ALL
+                .iter()
+                .map(|c| (c.as_str(), s.depth_by_class[*c as usize]))
+                .collect(),
+            bytes: s.bytes,
+            oldest_age_secs,
+            commit_errors: s.commit_errors,
         }
     }
 }
@@ -318,6 +343,7 @@ impl Publisher {
 pub struct Uplink {
     publisher: Publisher,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
     session: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
 }
@@ -352,7 +378,7 @@ impl Uplink {
             handle.pub_tx.clone(),
             metrics.clone(),
             mqtt.max_packet_bytes,
-            clock,
+            clock.clone(),
         );
         let session = tokio::spawn(session::run(
             settings,
@@ -365,6 +391,7 @@ impl Uplink {
         Ok(Uplink {
             publisher,
             metrics,
+            clock,
             session,
             writer,
         })
@@ -378,6 +405,12 @@ impl Uplink {
     /// The uplink's counters and gauges.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// Reads the outbox gauges for `/metrics` (`tgw_outbox_*`).
+    pub fn outbox_source(&self) -> crate::base::metrics::OutboxSource {
+        let (m, clock) = (self.metrics.clone(), self.clock.clone());
+        Arc::new(move || m.outbox_stats(clock.as_ref()))
     }
 
     /// Waits, after the shutdown token fired, for the session to say
@@ -493,5 +526,29 @@ mod tests {
         assert_eq!(got.ts, "2026-07-15T01:00:00.123Z");
         let s = m.snapshot();
         assert_eq!((s.rejected_channel, s.rejected_invalid), (1, 3));
+    }
+
+    /// What `/metrics` shows of the outbox: rows per class, bytes, the
+    /// oldest row's age on the injected clock, commit errors.
+    #[test]
+    fn outbox_stats_for_metrics() {
+        let m = Metrics::default();
+        let clock = crate::base::clock::ManualClock::at(1_000_000);
+        let s = m.outbox_stats(&clock);
+        assert_eq!(s.oldest_age_secs, 0.0);
+        assert_eq!(s.messages.len(), 4);
+        m.depth.store(3, Ordering::Relaxed);
+        m.depth_by_class[Class::History as usize].store(2, Ordering::Relaxed);
+        m.depth_by_class[Class::Urgent as usize].store(1, Ordering::Relaxed);
+        m.bytes.store(900, Ordering::Relaxed);
+        m.oldest_ms.store(1_000_000 - 90_500, Ordering::Relaxed);
+        m.commit_errors.store(4, Ordering::Relaxed);
+        let s = m.outbox_stats(&clock);
+        assert_eq!(
+            s.messages,
+            vec![("urgent", 1), ("state", 0), ("metadata", 0), ("history", 2)]
+        );
+        assert_eq!((s.bytes, s.commit_errors), (900, 4));
+        assert_eq!(s.oldest_age_secs, 90.5);
     }
 }

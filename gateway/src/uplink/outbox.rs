@@ -168,6 +168,8 @@ pub struct Depth {
     pub bytes: u64,
     /// Acceptance time of the oldest row, unix ms.
     pub oldest_ms: Option<i64>,
+    /// Rows per class, indexed by `Class as usize`.
+    pub by_class: [u64; 4],
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -179,6 +181,7 @@ pub struct Outbox {
     bytes: u64,
     rows: u64,
     unsent: u64,
+    by_class: [u64; 4],
 }
 
 impl Outbox {
@@ -205,12 +208,22 @@ impl Outbox {
             conn.query_row("SELECT COUNT(*) FROM outbox WHERE seq IS NULL", [], |r| {
                 r.get(0)
             })?;
+        let mut by_class = [0u64; 4];
+        {
+            let mut st = conn.prepare("SELECT class, COUNT(*) FROM outbox GROUP BY class")?;
+            let counts = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            for c in counts {
+                let (class, n) = c?;
+                by_class[Class::from_i64(class) as usize] += n as u64;
+            }
+        }
         Ok(Outbox {
             conn,
             max_bytes,
             bytes: bytes as u64,
             rows: rows as u64,
             unsent: unsent as u64,
+            by_class,
         })
     }
 
@@ -254,19 +267,26 @@ impl Outbox {
     pub fn accept(&mut self, msgs: &[NewMessage], acked: &[i64]) -> Result<AcceptOutcome> {
         let mut out = AcceptOutcome::default();
         let (mut bytes, mut rows, mut unsent) = (self.bytes, self.rows, self.unsent);
+        let mut by_class = self.by_class;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1 RETURNING bytes")?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM outbox WHERE id = ?1 RETURNING bytes, class")?;
             for id in acked {
-                if let Some(b) = del.query_row([id], |r| r.get::<_, i64>(0)).optional()? {
+                if let Some((b, c)) = del
+                    .query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                    .optional()?
+                {
                     bytes = bytes.saturating_sub(b as u64);
                     rows = rows.saturating_sub(1);
+                    let c = Class::from_i64(c) as usize;
+                    by_class[c] = by_class[c].saturating_sub(1);
                 }
             }
             let mut coalesce = tx.prepare_cached(
-                "DELETE FROM outbox WHERE coalesce_key = ?1 AND seq IS NULL RETURNING bytes",
+                "DELETE FROM outbox WHERE coalesce_key = ?1 AND seq IS NULL RETURNING bytes, class",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO outbox (class, topic, retain, coalesce_key, msg_id, ts, accepted_ms, body, bytes)
@@ -281,9 +301,11 @@ impl Outbox {
                     let mut q = coalesce.query([key])?;
                     while let Some(r) = q.next()? {
                         let b: i64 = r.get(0)?;
+                        let c = Class::from_i64(r.get(1)?) as usize;
                         bytes = bytes.saturating_sub(b as u64);
                         rows = rows.saturating_sub(1);
                         unsent = unsent.saturating_sub(1);
+                        by_class[c] = by_class[c].saturating_sub(1);
                         out.coalesced += 1;
                     }
                 }
@@ -308,6 +330,7 @@ impl Outbox {
                         bytes = bytes.saturating_sub(b as u64);
                         rows = rows.saturating_sub(1);
                         unsent = unsent.saturating_sub(1);
+                        by_class[c as usize] = by_class[c as usize].saturating_sub(1);
                         out.evicted[c as usize] += 1;
                     }
                 }
@@ -329,11 +352,13 @@ impl Outbox {
                 bytes += need;
                 rows += 1;
                 unsent += 1;
+                by_class[m.class as usize] += 1;
                 out.accepted += 1;
             }
         }
         tx.commit()?;
         (self.bytes, self.rows, self.unsent) = (bytes, rows, unsent);
+        self.by_class = by_class;
         Ok(out)
     }
 
@@ -436,6 +461,7 @@ impl Outbox {
             unsent: self.unsent,
             bytes: self.bytes,
             oldest_ms: oldest,
+            by_class: self.by_class,
         })
     }
 }
@@ -594,6 +620,42 @@ mod tests {
             bodies,
             vec!["{\"n\":5}", "{\"n\":6}", "{\"n\":7}", "{\"n\":4}"]
         );
+    }
+
+    /// Rows per class follow accepts, coalescing, evictions and acks, and
+    /// are counted again on reopen (the `tgw_outbox_messages` gauge).
+    #[test]
+    fn rows_per_class_are_kept_through_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = msg(Class::History, "camera/a/event", None, 1).bytes();
+        let mut o = open(&dir, one * 4 + 10);
+        o.accept(
+            &[
+                msg(Class::History, "camera/a/event", None, 1),
+                msg(Class::History, "camera/a/event", None, 2),
+                msg(Class::State, "camera/a/stat", Some("camera/a/stat"), 3),
+                msg(Class::State, "camera/a/stat", Some("camera/a/stat"), 4),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(o.depth().unwrap().by_class, [0, 1, 0, 2]);
+        o.accept(
+            &[
+                msg(Class::Urgent, "alarm/outbox", None, 5),
+                msg(Class::Urgent, "alarm/outbox", None, 6),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(o.depth().unwrap().by_class, [2, 1, 0, 1]);
+        let r = o.claim(1).unwrap();
+        o.accept(&[], &[r[0].id]).unwrap();
+        let d = o.depth().unwrap();
+        assert_eq!(d.by_class, [1, 1, 0, 1]);
+        assert_eq!(d.by_class.iter().sum::<u64>(), d.rows);
+        drop(o);
+        assert_eq!(open(&dir, 1 << 30).depth().unwrap().by_class, [1, 1, 0, 1]);
     }
 
     /// Acks delete rows and free the budget; a duplicate ack is harmless.

@@ -110,6 +110,9 @@ fn publish_depth(m: &Metrics, d: &Depth) {
     m.bytes.store(d.bytes, Ordering::Relaxed);
     m.oldest_ms
         .store(d.oldest_ms.unwrap_or(0), Ordering::Relaxed);
+    for (g, n) in m.depth_by_class.iter().zip(d.by_class) {
+        g.store(n, Ordering::Relaxed);
+    }
 }
 
 /// The writer thread's state between rounds.

@@ -113,7 +113,7 @@ impl Poller {
 
     /// Puts one cycle's results in the metrics, the store and the sink; a
     /// history point when the cycle described or sampled (`full`) or
-    /// changed something.
+    /// changed something, unless the data volume is low on space.
     fn record(&self, id: &str, t: &Target, health: &Health, tr: &[Transition], full: bool) {
         let village = t
             .device
@@ -146,7 +146,10 @@ impl Poller {
             }
             self.sink.transition(&t.device, t2, health);
         }
+        // History points are an optional write: skipped while the data
+        // volume is low on space (the disk watchdog).
         if (full || !tr.is_empty())
+            && self.metrics.optional_write("health_history")
             && let Err(e) = self.store.record_history(id, health)
         {
             tracing::warn!(error = %e, "recording history failed");

@@ -57,6 +57,8 @@ impl Recorder {
 /// A running poller over scripted cameras `1..=n`.
 struct Rig {
     cams: FakeCameras,
+    store: Store,
+    metrics: Arc<Metrics>,
     sink: Arc<Recorder>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -75,6 +77,10 @@ fn cfg(check: u64, describe: u64, sample: u64) -> HealthSection {
 
 impl Rig {
     fn start(cfg: HealthSection, scripts: Vec<Script>) -> Rig {
+        Self::start_with(cfg, scripts, Arc::new(Metrics::new()))
+    }
+
+    fn start_with(cfg: HealthSection, scripts: Vec<Script>, metrics: Arc<Metrics>) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open_in_memory(dir.path()).expect("store");
         let cams = FakeCameras::new(cfg.call_timeout_ms);
@@ -88,9 +94,9 @@ impl Rig {
             ..Recorder::default()
         });
         let poller = Poller::with_io(
-            store,
+            store.clone(),
             cfg,
-            Arc::new(Metrics::new()),
+            metrics.clone(),
             sink.clone(),
             Arc::new(cams.clone()),
             Arc::new(TokioClock::starting_at(1_784_077_200_000)),
@@ -100,6 +106,8 @@ impl Rig {
         let task = tokio::spawn(poller.run(shutdown.clone(), wake_rx));
         Rig {
             cams,
+            store,
+            metrics,
             sink,
             shutdown,
             task,
@@ -360,4 +368,50 @@ async fn a_wake_checks_a_camera_fully_at_once() {
     assert_eq!(cams.calls(1, "sample").len(), samples.len() + 1);
     shutdown.cancel();
     let _ = task.await;
+}
+
+/// Health history points are an optional write: while the disk watchdog
+/// says the data volume is low they are skipped (and counted), the current
+/// health and the sink still get every cycle; with space back they resume.
+#[tokio::test(start_paused = true)]
+async fn history_points_stop_while_the_disk_is_low() {
+    use crate::base::disk::{DiskLevel, Marks, Space};
+    let metrics = Arc::new(Metrics::new());
+    let low = Space {
+        free: 10 << 20,
+        total: 1 << 30,
+    };
+    metrics
+        .disk()
+        .set(DiskLevel::Low, low, Marks::from_mb(64, 16));
+    let rig = Rig::start_with(cfg(10, 20, 600), vec![Script::default()], metrics);
+    let id = rig.store.devices(None).unwrap()[0].id.clone();
+    rig.until("three cycles", 120 * SEC, |r| r.sink.of(1).len() >= 3)
+        .await;
+    assert_eq!(rig.store.history_points(&id).unwrap(), 0);
+    assert!(
+        rig.metrics
+            .encode()
+            .contains(r#"tgw_disk_skipped_writes_total{write="health_history"}"#),
+        "skips are counted"
+    );
+    assert_eq!(
+        rig.store.all_health().unwrap().len(),
+        1,
+        "current health saved"
+    );
+    let ok = Space {
+        free: 900 << 20,
+        total: 1 << 30,
+    };
+    rig.metrics
+        .disk()
+        .set(DiskLevel::Ok, ok, Marks::from_mb(64, 16));
+    let n = rig.sink.of(1).len();
+    rig.until("two more cycles", 120 * SEC, |r| {
+        r.sink.of(1).len() >= n + 4
+    })
+    .await;
+    assert!(rig.store.history_points(&id).unwrap() > 0);
+    rig.stop().await;
 }

@@ -91,3 +91,67 @@ async fn dashboard_language() {
 }
 
 // --- speakers (issue 6) ---
+
+/// The disk watchdog's level flips `/readyz` to 503 with the reason and
+/// shows on `/metrics`; space back, ready again.
+#[tokio::test]
+async fn readyz_and_metrics_follow_the_disk_watchdog() {
+    use crate::base::disk::{DiskLevel, Marks, Space};
+    let fx = fixture();
+    let r = call(&fx.app, Method::GET, "/readyz", Auth::None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let disk = fx.st.metrics.disk().clone();
+    let marks = Marks::from_mb(64, 16);
+    let total = 1 << 30;
+    disk.set(
+        DiskLevel::Low,
+        Space {
+            free: 40 << 20,
+            total,
+        },
+        marks,
+    );
+    let r = call(&fx.app, Method::GET, "/readyz", Auth::None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.code(), "disk_low");
+    assert!(
+        r.body.contains("40.0 MiB free") && r.body.contains("gateway.disk_low_mb"),
+        "{}",
+        r.body
+    );
+    let m = call(&fx.app, Method::GET, "/metrics", Auth::None, None).await;
+    assert!(m.body.contains("tgw_disk_low 1"), "{}", m.body);
+    assert!(m.body.contains("tgw_disk_critical 0"), "{}", m.body);
+    assert!(
+        m.body.contains("tgw_disk_free_bytes 41943040"),
+        "{}",
+        m.body
+    );
+
+    disk.set(
+        DiskLevel::Critical,
+        Space {
+            free: 1 << 20,
+            total,
+        },
+        marks,
+    );
+    let r = call(&fx.app, Method::GET, "/readyz", Auth::None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.code(), "disk_critical");
+    let m = call(&fx.app, Method::GET, "/metrics", Auth::None, None).await;
+    assert!(m.body.contains("tgw_disk_critical 1"), "{}", m.body);
+
+    disk.set(
+        DiskLevel::Ok,
+        Space {
+            free: 900 << 20,
+            total,
+        },
+        marks,
+    );
+    let r = call(&fx.app, Method::GET, "/readyz", Auth::None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let m = call(&fx.app, Method::GET, "/metrics", Auth::None, None).await;
+    assert!(m.body.contains("tgw_disk_low 0"), "{}", m.body);
+}
