@@ -14,7 +14,8 @@ use serde::Serialize;
 use super::{AppState, AssignBody, BODY_LIMIT, SESSION_COOKIE};
 use super::{
     audit::*, broadcasts as bc, cameras::*, credentials::*, dashboard::*, inbox::*, inventory::*,
-    live::*, session::*, speakers::*, system::*, timetable as tt, timetable_view as ttv, users::*,
+    live::*, session::*, speakers::*, system::*, timetable as tt, timetable_view as ttv, unlock,
+    users::*,
 };
 use crate::auth::{self, Role};
 
@@ -215,6 +216,7 @@ pub const ROUTES: &[Route] = &[
     r!(Patch "/api/v1/users/{name}", A, "users", "Change role, disabled flag or password", patch(update_user), body = UpdateUserBody),
     r!(Delete "/api/v1/users/{name}", A, "users", "Delete a user", delete(delete_user)),
     r!(Post "/api/v1/users/{name}/tokens", A, "users", "Issue an API token (returned once)", post(create_token), body = TokenBody),
+    r!(Post "/api/v1/users/{name}/unlock", A, "users", "Lift the user's login lockouts (every address) and slow-down (audited)", post(unlock::unlock_user)),
     r!(Get "/api/v1/audit", A, "audit", "Audit log, newest first", get(audit_log), query = &[("limit", "1-1000, default 100"), ("before", "entries with a smaller id")]),
     r!(Get "/api/v1/log-level", A, "ops", "The log filter in force", get(get_log_level)),
     r!(Put "/api/v1/log-level", A, "ops", "Change the log filter at run time", put(set_log_level), body = LogLevelBody),
@@ -303,7 +305,7 @@ struct ErrorBody {
 struct ErrorInner {
     /// Stable code: unauthenticated, forbidden, csrf, malformed, invalid,
     /// too_large, unsupported_media_type, not_found, conflict, rate_limited,
-    /// locked, unavailable, device, store, internal.
+    /// locked, busy, unavailable, device, store, internal.
     code: String,
     /// Human-readable message.
     message: String,
