@@ -80,6 +80,8 @@ struct LimiterState {
     ip: HashMap<IpAddr, Counted>,
     user: HashMap<String, PerUser>,
     known: HashMap<String, VecDeque<IpAddr>>,
+    /// Size above which the next sweep runs.
+    sweep_at: usize,
 }
 
 /// Why a login attempt is refused before its password is checked.
@@ -222,53 +224,54 @@ impl LoginLimiter {
         let s = &mut *guard;
         s.sweep(self, now);
         let key = (user.to_string(), ip);
+        // Nothing is inserted until every check passed: refused attempts
+        // leave no entries behind.
         // Per (user, address).
-        let pair = s.pairs.entry(key.clone()).or_default();
-        if pair.locked_until.is_some_and(|u| u <= now)
-            || (pair.locked_until.is_none()
-                && pair
-                    .last
-                    .is_some_and(|l| now.duration_since(l) >= self.lockout))
-        {
-            pair.fails = 0;
-            pair.locked_until = None;
-        }
-        if let Some(until) = pair.locked_until {
-            return Err(Refusal::Locked(until - now));
-        }
-        if pair.fails + pair.in_flight >= self.user_max {
-            return Err(Refusal::InFlight(IN_FLIGHT_RETRY));
+        if let Some(pair) = s.pairs.get_mut(&key) {
+            if pair.locked_until.is_some_and(|u| u <= now)
+                || (pair.locked_until.is_none()
+                    && pair
+                        .last
+                        .is_some_and(|l| now.duration_since(l) >= self.lockout))
+            {
+                pair.fails = 0;
+                pair.locked_until = None;
+            }
+            if let Some(until) = pair.locked_until {
+                return Err(Refusal::Locked(until - now));
+            }
+            if pair.fails + pair.in_flight >= self.user_max {
+                return Err(Refusal::InFlight(IN_FLIGHT_RETRY));
+            }
         }
         // Per address.
-        let addr = s.ip.entry(ip).or_default();
-        retain_window(&mut addr.fails, now, self.window);
-        if addr.fails.len() + addr.in_flight as usize >= self.ip_max {
-            return Err(match addr.fails.front() {
-                Some(oldest) if addr.fails.len() >= self.ip_max => {
-                    Refusal::Address(self.window.saturating_sub(now.duration_since(*oldest)))
-                }
-                _ => Refusal::InFlight(IN_FLIGHT_RETRY),
-            });
+        if let Some(addr) = s.ip.get_mut(&ip) {
+            retain_window(&mut addr.fails, now, self.window);
+            if addr.fails.len() + addr.in_flight as usize >= self.ip_max {
+                return Err(match addr.fails.front() {
+                    Some(oldest) if addr.fails.len() >= self.ip_max => {
+                        Refusal::Address(self.window.saturating_sub(now.duration_since(*oldest)))
+                    }
+                    _ => Refusal::InFlight(IN_FLIGHT_RETRY),
+                });
+            }
         }
         // Per user, all addresses: the slow-down.
         let known = s.known.get(user).is_some_and(|k| k.contains(&ip));
-        let per = s.user.entry(user.to_string()).or_default();
-        retain_window(&mut per.counted.fails, now, self.window);
-        let slowed =
-            per.counted.fails.len() + per.counted.in_flight as usize >= self.user_slow_after;
-        if slowed && !known {
-            if let Some(next) = per.next_slot.filter(|n| *n > now) {
-                return Err(Refusal::Slowed(next - now));
+        if let Some(per) = s.user.get_mut(user) {
+            retain_window(&mut per.counted.fails, now, self.window);
+            let slowed =
+                per.counted.fails.len() + per.counted.in_flight as usize >= self.user_slow_after;
+            if slowed && !known {
+                if let Some(next) = per.next_slot.filter(|n| *n > now) {
+                    return Err(Refusal::Slowed(next - now));
+                }
+                per.next_slot = Some(now + self.user_slow_interval);
             }
-            per.next_slot = Some(now + self.user_slow_interval);
         }
-        per.counted.in_flight += 1;
-        if let Some(a) = s.ip.get_mut(&ip) {
-            a.in_flight += 1;
-        }
-        if let Some(p) = s.pairs.get_mut(&key) {
-            p.in_flight += 1;
-        }
+        s.user.entry(key.0.clone()).or_default().counted.in_flight += 1;
+        s.ip.entry(ip).or_default().in_flight += 1;
+        s.pairs.entry(key.clone()).or_default().in_flight += 1;
         Ok(Attempt {
             limiter: self.clone(),
             ip,
@@ -355,33 +358,30 @@ impl LoginLimiter {
 
 impl LimiterState {
     /// Bounds memory: forgets entries with nothing in flight and nothing
-    /// that still limits, once there are many.
+    /// that still limits, once there are many (then not again before the
+    /// maps have doubled, so a sweep costs O(1) per attempt amortised).
     fn sweep(&mut self, l: &LoginLimiter, now: Instant) {
-        if self.pairs.len() > SWEEP_AT {
-            self.pairs.retain(|_, p| {
-                p.in_flight > 0
-                    || p.locked_until.is_some_and(|u| u > now)
-                    || p.last.is_some_and(|t| now.duration_since(t) < l.lockout)
-            });
+        let len = |s: &Self| s.pairs.len().max(s.ip.len()).max(s.user.len());
+        if len(self) <= self.sweep_at.max(SWEEP_AT) {
+            return;
         }
-        if self.ip.len() > SWEEP_AT {
-            self.ip.retain(|_, c| {
-                c.in_flight > 0
-                    || c.fails
-                        .back()
-                        .is_some_and(|t| now.duration_since(*t) < l.window)
-            });
-        }
-        if self.user.len() > SWEEP_AT {
-            self.user.retain(|_, u| {
-                u.counted.in_flight > 0
-                    || u.next_slot.is_some_and(|t| t > now)
-                    || u.counted
-                        .fails
-                        .back()
-                        .is_some_and(|t| now.duration_since(*t) < l.window)
-            });
-        }
+        self.pairs.retain(|_, p| {
+            p.in_flight > 0
+                || p.locked_until.is_some_and(|u| u > now)
+                || p.last.is_some_and(|t| now.duration_since(t) < l.lockout)
+        });
+        let live = |fails: &VecDeque<Instant>| {
+            fails
+                .back()
+                .is_some_and(|t| now.duration_since(*t) < l.window)
+        };
+        self.ip.retain(|_, c| c.in_flight > 0 || live(&c.fails));
+        self.user.retain(|_, u| {
+            u.counted.in_flight > 0
+                || u.next_slot.is_some_and(|t| t > now)
+                || live(&u.counted.fails)
+        });
+        self.sweep_at = 2 * len(self);
     }
 }
 
@@ -482,6 +482,28 @@ mod tests {
             x.release();
             true
         }));
+    }
+
+    /// Memory stays bounded: refused attempts leave no entries, and stale
+    /// entries are swept once there are many.
+    #[tokio::test(start_paused = true)]
+    async fn entries_stay_bounded() {
+        let l = LoginLimiter::default();
+        let a = ip("192.0.2.4");
+        for i in 0..10 {
+            fail(&l, a, &format!("x{i}"), 1);
+        }
+        let before = l.state().pairs.len();
+        for i in 0..1000 {
+            assert!(l.reserve(a, &format!("y{i}")).is_err());
+        }
+        assert_eq!(l.state().pairs.len(), before);
+        let b = ip("192.0.2.44");
+        for i in 0..(SWEEP_AT + 500) {
+            l.reserve(b, &format!("z{i}")).unwrap().release();
+        }
+        let s = l.state();
+        assert!(s.pairs.len() <= SWEEP_AT + 1 && s.user.len() <= SWEEP_AT + 1);
     }
 
     /// A reservation dropped without an outcome counts as a failure; a
