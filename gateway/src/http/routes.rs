@@ -149,7 +149,7 @@ pub const ROUTES: &[Route] = &[
     r!(Get "/readyz", Access::Public, "ops", "Readiness (store reachable)", get(readyz)),
     r!(Get "/metrics", Access::Public, "ops", "Prometheus metrics (OpenMetrics text)", get(metrics)),
     r!(Get "/api/v1/openapi.json", Access::Public, "ops", "This document", get(openapi)),
-    r!(Post "/api/v1/login", Access::Public, "auth", "Log in; sets the session cookie and returns the CSRF token", post(login), body = LoginBody),
+    r!(Post "/api/v1/login", Access::Public, "auth", "Log in; sets the session cookie and returns the CSRF token (429 `locked`, `rate_limited` or `busy` with Retry-After)", post(login), body = LoginBody),
     r!(Post "/api/v1/logout", V, "auth", "End the session", post(logout)),
     r!(Get "/api/v1/session", V, "auth", "Who am I (user, role, CSRF token, township, time zone)", get(session)),
     r!(Get "/api/v1/townships", V, "inventory", "The township this gateway serves", get(townships)),
