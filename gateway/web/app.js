@@ -146,7 +146,7 @@ function renderLogin(msg) {
       const r = await api('POST', '/api/v1/login', { user: user.value, password: pw.value });
       me = r.data;
       await start();
-    } catch (e) { out.textContent = e.code === 'locked' || e.code === 'rate_limited' ? t('locked') : t('badLogin'); }
+    } catch (e) { out.textContent = e.code === 'locked' || e.code === 'rate_limited' || e.code === 'busy' ? t('locked') : t('badLogin'); }
   } },
     h('h1', {}, t('title')),
     h('label', { for: 'login-user' }, t('user')), user,

@@ -7,14 +7,15 @@
 //! Secrets are never stored or returned in the clear: passwords are argon2id
 //! PHC strings; session ids and API tokens are random 256-bit values of
 //! which only a SHA-256 digest is stored, so a copy of the database cannot
-//! be replayed as a login. The rate limiter is in memory and uses tokio's
-//! clock, so tests run it on paused time.
+//! be replayed as a login. Every argon2 hash and verification runs in a
+//! bounded [`HashPool`] (each takes 19 MiB). The rate limiter is in memory
+//! and uses tokio's clock, so tests run it on paused time.
 //!
 //! | module | owns |
 //! |---|---|
 //! | `mod.rs` | [`Role`], [`Users`] (users, sessions, tokens, audit over the store), [`AuthError`] |
-//! | [`password`] | argon2id hashing, random secrets and digests, name and password checks |
-//! | [`limiter`] | [`LoginLimiter`]: per-address and per-user login throttling |
+//! | [`password`] | argon2id hashing, the bounded [`HashPool`] it runs in, random secrets and digests, name and password checks |
+//! | [`limiter`] | [`LoginLimiter`]: login attempts reserved before verifying; per (user, address) lockout, per-address limit, per-user slow-down, admin unlock |
 
 pub mod limiter;
 pub mod password;
@@ -30,10 +31,11 @@ use crate::store::secrets::Password;
 use crate::store::sessions::TokenRow;
 use crate::store::{NewSession, Store, StoreError, UserRow};
 
-pub use limiter::{LoginLimiter, Refusal};
+pub use limiter::{Attempt, LoginLimiter, Refusal, Unlocked};
 use password::DUMMY_HASH;
 pub use password::{
-    HashCost, check_name, check_password, digest, hash_password, random_secret, verify_password,
+    HashCost, HashPool, check_name, check_password, digest, hash_password, random_secret,
+    verify_password,
 };
 
 /// Migrations of the `auth` component (the SQL lives in the store).
@@ -109,6 +111,9 @@ pub enum AuthError {
     /// No such user.
     #[error("no user `{0}`")]
     NoUser(String),
+    /// The password pool is full ([`HashPool`]); try again shortly.
+    #[error("too many password checks in progress; try again in a moment")]
+    Busy,
 }
 
 impl AuthError {
@@ -119,6 +124,7 @@ impl AuthError {
             AuthError::Hash(_) => ErrorKind::Internal,
             AuthError::Invalid(_) => ErrorKind::Invalid,
             AuthError::NoUser(_) => ErrorKind::NotFound,
+            AuthError::Busy => ErrorKind::Busy,
         }
     }
 }
@@ -171,6 +177,7 @@ pub struct Users {
     clock: Arc<dyn Clock>,
     /// How much audit log is kept; shared by every clone.
     audit_keep: Arc<Mutex<AuditRetention>>,
+    pool: HashPool,
 }
 
 /// A token as issued: its id and the secret (shown once).
@@ -201,6 +208,7 @@ impl Users {
             store,
             clock,
             audit_keep: Arc::default(),
+            pool: HashPool::default(),
         })
     }
 
@@ -214,8 +222,22 @@ impl Users {
         *self.audit_keep.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The pool every hash and verification runs in (default:
+    /// [`HashPool::DEFAULT_PERMITS`] permits).
+    pub fn with_hash_pool(mut self, pool: HashPool) -> Self {
+        self.pool = pool;
+        self
+    }
+
+    /// The pool hashes and verifications run in.
+    pub fn hash_pool(&self) -> &HashPool {
+        &self.pool
+    }
+
     /// Creates a user, or replaces the role and password of an existing one;
-    /// the user's sessions end and its API tokens are revoked.
+    /// the user's sessions end and its API tokens are revoked. Hashing takes
+    /// a permit of the [`HashPool`] without waiting ([`AuthError::Busy`] when
+    /// it is full).
     pub fn upsert(
         &self,
         name: &str,
@@ -225,7 +247,9 @@ impl Users {
     ) -> Result<(), AuthError> {
         check_name(name)?;
         check_password(pw)?;
+        let permit = self.pool.try_acquire()?;
         let hash = hash_password(pw, cost)?;
+        drop(permit);
         self.store.upsert_user(name, role.as_str(), &hash)?;
         Ok(())
     }
@@ -271,9 +295,17 @@ impl Users {
         Ok(self.store.admin_count()?)
     }
 
+    /// [`Users::check`] in the [`HashPool`] (on a blocking thread; waits
+    /// at most the pool's wait for a permit, else [`AuthError::Busy`]).
+    pub async fn verify(&self, name: &str, pw: &str) -> Result<Option<Role>, AuthError> {
+        let (me, name, pw) = (self.clone(), name.to_string(), pw.to_string());
+        self.pool.run(move || me.check(&name, &pw)).await?
+    }
+
     /// Checks a user's password; `Some(role)` when it matches an enabled user.
     /// Runs a dummy verification for unknown users so timing does not tell
-    /// which names exist.
+    /// which names exist. Runs on the caller's thread, outside the pool:
+    /// servers call [`Users::verify`].
     pub fn check(&self, name: &str, pw: &str) -> Result<Option<Role>, AuthError> {
         match self.store.user_secret(name)? {
             Some((role, hash, disabled)) => {

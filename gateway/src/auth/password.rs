@@ -1,12 +1,16 @@
-//! Password and secret handling: argon2id hashing and verification, random
-//! session ids and tokens, their SHA-256 digests, and the checks on new
-//! user names and passwords.
+//! Password and secret handling: argon2id hashing and verification, the
+//! bounded [`HashPool`] they run in, random session ids and tokens, their
+//! SHA-256 digests, and the checks on new user names and passwords.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AuthError;
 use crate::store::secrets::Password;
@@ -29,6 +33,73 @@ impl HashCost {
     };
     /// Cheap cost for tests (still argon2id).
     pub const FAST: HashCost = HashCost { m_kib: 64, t: 1 };
+}
+
+/// The bounded pool argon2 work runs in: each hash or verification takes
+/// [`HashCost::DEFAULT`]'s 19 MiB, so at most `permits` run at once (on
+/// blocking threads). A request that finds the pool full waits at most
+/// `wait` for a permit, then fails with [`AuthError::Busy`] (the API
+/// answers 429 with `Retry-After`); nothing queues without bound.
+#[derive(Clone)]
+pub struct HashPool {
+    sem: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Default for HashPool {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_PERMITS, Self::DEFAULT_WAIT)
+    }
+}
+
+impl HashPool {
+    /// Default number of concurrent hashes/verifications.
+    pub const DEFAULT_PERMITS: usize = 2;
+    /// Default longest wait for a permit.
+    pub const DEFAULT_WAIT: Duration = Duration::from_millis(500);
+
+    /// A pool of `permits` (at least 1) that waits at most `wait`.
+    pub fn new(permits: usize, wait: Duration) -> Self {
+        Self {
+            sem: Arc::new(Semaphore::new(permits.max(1))),
+            wait,
+        }
+    }
+
+    /// A permit, waiting at most the pool's `wait`.
+    pub async fn acquire(&self) -> Result<OwnedSemaphorePermit, AuthError> {
+        if let Ok(p) = self.try_acquire() {
+            return Ok(p);
+        }
+        match tokio::time::timeout(self.wait, self.sem.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(AuthError::Busy),
+        }
+    }
+
+    /// A permit now, or [`AuthError::Busy`] (for synchronous callers).
+    pub fn try_acquire(&self) -> Result<OwnedSemaphorePermit, AuthError> {
+        self.sem
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AuthError::Busy)
+    }
+
+    /// Runs `f` (a hash or a verification) on a blocking thread once a
+    /// permit is free. The permit is held until `f` returns, even when the
+    /// caller goes away meanwhile.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let permit = self.acquire().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        })
+        .await
+        .map_err(|e| AuthError::Hash(format!("password worker: {e}")))
+    }
 }
 
 /// Hashes a password with argon2id into a PHC string.
@@ -105,5 +176,40 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong horse", &h));
         assert!(!verify_password("x", "not a phc string"));
+    }
+
+    /// At most `permits` jobs run at once; one more waits at most `wait`
+    /// and then fails `Busy` instead of queueing; a freed permit is reused.
+    #[tokio::test(start_paused = true)]
+    async fn pool_bounds_concurrent_work_and_refuses_when_full() {
+        let pool = HashPool::new(2, Duration::from_millis(500));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let mut running = Vec::new();
+        for _ in 0..2 {
+            let rx = rx.clone();
+            let p = pool.clone();
+            running.push(tokio::spawn(async move {
+                p.run(move || rx.lock().unwrap().recv().is_ok()).await
+            }));
+        }
+        tokio::task::yield_now().await;
+        while pool.sem.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let third = tokio::spawn({
+            let p = pool.clone();
+            async move { p.run(|| ()).await }
+        });
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(501)).await;
+        assert!(matches!(third.await.unwrap(), Err(AuthError::Busy)));
+        assert!(matches!(pool.try_acquire(), Err(AuthError::Busy)));
+        tx.send(()).unwrap();
+        tx.send(()).unwrap();
+        for r in running {
+            assert!(r.await.unwrap().unwrap());
+        }
+        assert!(pool.run(|| 7).await.is_ok_and(|v| v == 7));
     }
 }

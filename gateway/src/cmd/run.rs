@@ -300,7 +300,10 @@ fn spawn_http(
         cfg.broadcast.default_volume.min(100) as u8,
         cfg.broadcast.timetable.clone(),
     )
-    .with_shutdown(sh.shutdown.clone());
+    .with_shutdown(sh.shutdown.clone())
+    .with_hash_pool(cfg.http.as_ref().map_or_else(Default::default, |h| {
+        crate::auth::HashPool::new(h.password_hash_concurrency, h.password_hash_wait())
+    }));
     let state = match crate::base::logging::log_level_handle() {
         Some(h) => {
             let current = h.current().to_string();

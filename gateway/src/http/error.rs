@@ -3,7 +3,7 @@
 //! daemon's errors.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{self};
@@ -39,12 +39,19 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// The envelope; a 429 carries `Retry-After: 1` unless the handler
+    /// sets a longer one.
     fn into_response(self) -> Response {
-        (
+        let mut r = (
             self.status,
             Json(serde_json::json!({ "error": { "code": self.code, "message": self.message } })),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
     }
 }
 
@@ -67,6 +74,9 @@ impl From<auth::AuthError> for ApiError {
             auth::AuthError::Store(s) => s.into(),
             auth::AuthError::Invalid(m) => ApiError::bad(m),
             auth::AuthError::NoUser(u) => ApiError::not_found("user", &u),
+            e @ auth::AuthError::Busy => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", e.to_string())
+            }
             e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         }
     }

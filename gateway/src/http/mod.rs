@@ -36,6 +36,7 @@
 //! | `timetable` | the timetable document and its per-entry edits |
 //! | `timetable_view` | the week view, the check, target resolution |
 //! | `users` | users and API tokens |
+//! | `unlock` | an admin lifts a user's login lockout and slow-down |
 //! | `audit` | the audit log |
 //! | `system` | `/readyz`, `/metrics`, the log level |
 //! | `dashboard` | the embedded single-page dashboard and its assets |
@@ -61,6 +62,7 @@ mod system;
 mod tests;
 mod timetable;
 mod timetable_view;
+mod unlock;
 mod users;
 
 use std::sync::{Arc, Mutex};
@@ -236,6 +238,13 @@ impl AppState {
     /// Login limiter (tests tune it).
     pub fn with_limiter(mut self, l: LoginLimiter) -> Self {
         self.limiter = l;
+        self
+    }
+
+    /// The bounded pool password hashes and verifications run in
+    /// (`[http] password_hash_concurrency`, `password_hash_wait_ms`).
+    pub fn with_hash_pool(mut self, pool: auth::HashPool) -> Self {
+        self.users = self.users.clone().with_hash_pool(pool);
         self
     }
 

@@ -14,7 +14,8 @@ use serde::Serialize;
 use super::{AppState, AssignBody, BODY_LIMIT, SESSION_COOKIE};
 use super::{
     audit::*, broadcasts as bc, cameras::*, credentials::*, dashboard::*, inbox::*, inventory::*,
-    live::*, session::*, speakers::*, system::*, timetable as tt, timetable_view as ttv, users::*,
+    live::*, session::*, speakers::*, system::*, timetable as tt, timetable_view as ttv, unlock,
+    users::*,
 };
 use crate::auth::{self, Role};
 
@@ -148,7 +149,7 @@ pub const ROUTES: &[Route] = &[
     r!(Get "/readyz", Access::Public, "ops", "Readiness (store reachable)", get(readyz)),
     r!(Get "/metrics", Access::Public, "ops", "Prometheus metrics (OpenMetrics text)", get(metrics)),
     r!(Get "/api/v1/openapi.json", Access::Public, "ops", "This document", get(openapi)),
-    r!(Post "/api/v1/login", Access::Public, "auth", "Log in; sets the session cookie and returns the CSRF token", post(login), body = LoginBody),
+    r!(Post "/api/v1/login", Access::Public, "auth", "Log in; sets the session cookie and returns the CSRF token (429 `locked`, `rate_limited` or `busy` with Retry-After)", post(login), body = LoginBody),
     r!(Post "/api/v1/logout", V, "auth", "End the session", post(logout)),
     r!(Get "/api/v1/session", V, "auth", "Who am I (user, role, CSRF token, township, time zone)", get(session)),
     r!(Get "/api/v1/townships", V, "inventory", "The township this gateway serves", get(townships)),
@@ -217,6 +218,7 @@ pub const ROUTES: &[Route] = &[
     r!(Post "/api/v1/users/{name}/tokens", A, "users", "Issue an API token (returned once)", post(create_token), body = TokenBody),
     r!(Get "/api/v1/users/{name}/tokens", V, "users", "A user's API tokens: id, label, created, last used; never the secret (admins, or the user for their own)", get(list_tokens)),
     r!(Delete "/api/v1/users/{name}/tokens/{id}", V, "users", "Revoke an API token (admins, or the user for their own; audited)", delete(revoke_token)),
+    r!(Post "/api/v1/users/{name}/unlock", A, "users", "Lift the user's login lockouts (every address) and slow-down (audited)", post(unlock::unlock_user)),
     r!(Get "/api/v1/audit", A, "audit", "Audit log, newest first", get(audit_log), query = &[("limit", "1-1000, default 100"), ("before", "entries with a smaller id")]),
     r!(Get "/api/v1/log-level", A, "ops", "The log filter in force", get(get_log_level)),
     r!(Put "/api/v1/log-level", A, "ops", "Change the log filter at run time", put(set_log_level), body = LogLevelBody),
@@ -305,7 +307,7 @@ struct ErrorBody {
 struct ErrorInner {
     /// Stable code: unauthenticated, forbidden, csrf, malformed, invalid,
     /// too_large, unsupported_media_type, not_found, conflict, rate_limited,
-    /// locked, unavailable, device, store, internal.
+    /// locked, busy, unavailable, device, store, internal.
     code: String,
     /// Human-readable message.
     message: String,

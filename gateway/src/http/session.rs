@@ -1,10 +1,11 @@
 //! Log in, log out and who-am-i: the session cookie and its CSRF token,
-//! with the login limiter.
+//! with the login limiter (the attempt is reserved before the password is
+//! verified) and the bounded password pool (429 `busy` when full).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::audited::Change;
@@ -48,6 +49,14 @@ fn session_cookie(st: &AppState, headers: &HeaderMap, value: &str, max_age: i64)
         .unwrap_or_else(|_| HeaderValue::from_static("tgw_session=; Max-Age=0"))
 }
 
+/// 429 in the JSON error envelope with `Retry-After: secs`.
+fn too_many(code: &'static str, message: String, secs: u64) -> Response {
+    let mut resp = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
 pub(super) async fn login(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -56,6 +65,11 @@ pub(super) async fn login(
 ) -> ApiResult {
     let source = ip.to_string();
     let audit = |action: &str, outcome: &str| {
+        // A refused login's row is an optional write: on a low disk it is
+        // skipped (and counted in tgw_disk_skipped_writes_total).
+        if outcome != "ok" && !st.metrics.optional_write("audit_refused_login") {
+            return;
+        }
         let _ = st.users.audit(NewAudit {
             actor: &b.user,
             source: &source,
@@ -65,36 +79,46 @@ pub(super) async fn login(
             ..Default::default()
         });
     };
-    match st.limiter.check(ip, &b.user) {
-        Ok(()) => {}
+    // Reserved before the password is verified: concurrent attempts beyond
+    // a limit are refused here, without verifying.
+    let attempt = match st.limiter.reserve(ip, &b.user) {
+        Ok(a) => a,
         Err(r) => {
-            let (code, after) = match r {
-                Refusal::Address(d) => ("rate_limited", d),
-                Refusal::Locked(d) => ("locked", d),
+            audit("login", r.outcome());
+            tracing::warn!(user = %b.user, source = %source, outcome = r.outcome(), "login refused");
+            let secs = r.retry_after().as_secs() + 1;
+            let what = match r {
+                Refusal::Slowed(_) => "too many failed logins for this user",
+                Refusal::InFlight(_) => "login attempts in progress",
+                _ => "too many failed logins",
             };
-            audit("login", code);
-            tracing::warn!(user = %b.user, source = %source, code, "login refused");
-            let mut resp = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                code,
-                format!("too many failed logins; retry in {} s", after.as_secs() + 1),
-            )
-            .into_response();
-            if let Ok(h) = HeaderValue::from_str(&(after.as_secs() + 1).to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, h);
-            }
-            return Ok(resp);
+            return Ok(too_many(
+                r.code(),
+                format!("{what}; retry in {secs} s"),
+                secs,
+            ));
         }
-    }
-    let users = st.users.clone();
-    let (u, p) = (b.user.clone(), b.password.clone());
-    let role = tokio::task::spawn_blocking(move || users.check(&u, &p))
-        .await
-        .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })??;
+    };
+    let role = match st.users.verify(&b.user, &b.password).await {
+        Ok(role) => role,
+        Err(auth::AuthError::Busy) => {
+            // The password was not checked: the attempt does not count.
+            attempt.release();
+            audit("login", "busy");
+            tracing::warn!(user = %b.user, source = %source, "login refused: password pool full");
+            return Ok(too_many(
+                "busy",
+                "too many logins in progress; retry in 1 s".into(),
+                1,
+            ));
+        }
+        Err(e) => {
+            attempt.release();
+            return Err(e.into());
+        }
+    };
     let Some(role) = role else {
-        let locked = st.limiter.failed(ip, &b.user);
+        let locked = attempt.failed();
         audit("login", if locked { "failed_locked" } else { "failed" });
         tracing::warn!(user = %b.user, source = %source, locked, "login failed");
         return Err(ApiError::new(
@@ -103,7 +127,7 @@ pub(super) async fn login(
             "wrong user name or password",
         ));
     };
-    st.limiter.succeeded(&b.user);
+    attempt.succeeded();
     let (sid, csrf) = st.users.create_session(&b.user, &source)?;
     audit("login", "ok");
     tracing::info!(user = %b.user, source = %source, "login");

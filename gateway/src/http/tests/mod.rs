@@ -202,6 +202,7 @@ async fn login(app: &Router, user: &str, pw: &str) -> (String, String) {
 mod access;
 mod inbox;
 mod live;
+mod lockout;
 mod login;
 mod secrets;
 mod speakers;

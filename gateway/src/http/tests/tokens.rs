@@ -254,3 +254,51 @@ async fn refused_logins_show_as_one_counted_audit_row() {
     assert_eq!(logins[0]["outcome"], "failed");
     assert!(logins[0]["last_at"].is_string());
 }
+
+/// On a low data volume a refused login writes no audit row (an optional
+/// write, counted as skipped); a successful login is still recorded.
+#[tokio::test]
+async fn refused_logins_are_not_audited_while_the_disk_is_low() {
+    use crate::base::disk::{DiskLevel, Marks, Space};
+    let fx = fixture();
+    fx.st.metrics.disk().set(
+        DiskLevel::Low,
+        Space {
+            free: 40 << 20,
+            total: 1 << 30,
+        },
+        Marks::from_mb(64, 16),
+    );
+    let r = call(
+        &fx.app,
+        Method::POST,
+        "/api/v1/login",
+        Auth::None,
+        Some(br#"{"user":"tech","password":"wrong-pass"}"#),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(
+        &fx.app,
+        Method::GET,
+        "/api/v1/audit",
+        Auth::Bearer(&fx.tokens[&Role::Admin]),
+        None,
+    )
+    .await;
+    let log = json(&r);
+    let refused = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "login" && e["outcome"] != "ok")
+        .count();
+    assert_eq!(refused, 0, "{}", r.body);
+    let m = call(&fx.app, Method::GET, "/metrics", Auth::None, None).await;
+    assert!(
+        m.body
+            .contains(r#"tgw_disk_skipped_writes_total{write="audit_refused_login"} 1"#),
+        "{}",
+        m.body
+    );
+}
