@@ -592,9 +592,9 @@ async fn emergency_script(
             )
             .await
         {
-            Ok(()) => {
-                say(format_args!("demo: signed emergency broadcast demo-emergency-{n} sent over MQTT"))
-            }
+            Ok(()) => say(format_args!(
+                "demo: signed emergency broadcast demo-emergency-{n} sent over MQTT"
+            )),
             Err(e) => say(format_args!("demo: emergency broadcast not sent: {e}")),
         }
     }

@@ -283,7 +283,10 @@ mod tests {
         check_db(dir).unwrap();
         std::fs::write(dir.join("secret.key"), [0u8; 32]).unwrap();
         let e = check_db(dir).unwrap_err().to_string();
-        assert!(e.contains("tgw.db is empty") && e.contains("secret.key"), "{e}");
+        assert!(
+            e.contains("tgw.db is empty") && e.contains("secret.key"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -28,8 +28,8 @@
 
 pub mod audit;
 mod credential_groups;
-pub mod data_dir;
 pub mod credentials;
+pub mod data_dir;
 pub mod devices;
 pub mod history;
 pub mod migrations;

@@ -225,7 +225,11 @@ mod tests {
         let d = dir.path().join("assets");
         assert_eq!(mode(&d), 0o700);
         for suffix in ["orig", "8k.wav", "json"] {
-            assert_eq!(mode(&d.join(format!("{}.{suffix}", a.sha256))), 0o600, "{suffix}");
+            assert_eq!(
+                mode(&d.join(format!("{}.{suffix}", a.sha256))),
+                0o600,
+                "{suffix}"
+            );
         }
     }
 }
