@@ -289,6 +289,34 @@ mod tests {
         );
     }
 
+    /// Through `Store::open`, whatever the umask: private files, and a
+    /// truncated database is refused rather than started afresh.
+    #[test]
+    fn the_store_keeps_its_files_private_and_refuses_a_truncated_db() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("data");
+        let store = crate::store::Store::open(&dir).unwrap();
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        for f in ["tgw.db", "tgw.db-wal", "tgw.db-shm", "secret.key"] {
+            let p = dir.join(f);
+            if p.exists() {
+                let m = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(m, 0o600, "{f}");
+            }
+        }
+        drop(store);
+        crate::store::Store::open(&dir).unwrap();
+        for f in ["tgw.db-wal", "tgw.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        std::fs::write(dir.join("tgw.db"), b"").unwrap();
+        let e = crate::store::Store::open(&dir).err().unwrap().to_string();
+        assert!(e.contains("is empty"), "{e}");
+    }
+
     #[test]
     fn a_file_that_is_not_sqlite_is_refused() {
         let t = tempfile::tempdir().unwrap();
