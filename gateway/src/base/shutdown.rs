@@ -20,15 +20,17 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// A token cancelled (after logging "shutting down") when SIGINT or SIGTERM
-/// arrives. Must be called inside a tokio runtime.
+/// A token cancelled when SIGINT or SIGTERM arrives (then "shutting down"
+/// is logged). Must be called inside a tokio runtime.
 pub fn cancel_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        // Cancel before anything that could fail: logging once panicked on
+        // a closed stderr here, and the signal was lost with this task.
         t.cancel();
+        tracing::info!("shutting down");
     });
     token
 }

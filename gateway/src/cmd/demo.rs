@@ -16,6 +16,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::base::clock::Clock;
+use crate::base::logging::say;
 use crate::base::shutdown::shutdown_signal;
 use crate::config::Config;
 
@@ -160,7 +161,7 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
             (t.clone(), Some(t))
         }
     };
-    std::fs::create_dir_all(&data_dir)?;
+    crate::store::data_dir::ensure(&data_dir)?;
     let password = random_password();
     let township = device_sim::sample_township();
     let sim = start_sim(cameras, speakers, &password).await?;
@@ -343,7 +344,7 @@ impl Banner<'_> {
             .last()
             .map(|d| d.address.clone())
             .unwrap_or_default();
-        eprintln!(
+        say(format_args!(
             "\n{} demo: {cameras} simulated cameras and {speakers} loudspeakers on {first} – {last}\n\
              \x20 dashboard (zh-CN): http://{http}/   log in as admin / {admin_password}\n\
              \x20 inventory API:     http://{http}/api/v1/devices\n\
@@ -363,7 +364,7 @@ impl Banner<'_> {
             ctl = manifest.control.as_deref().unwrap_or("-"),
             bhost = self.broker_url.host,
             bport = self.broker_url.port,
-        );
+        ));
     }
 }
 
@@ -397,10 +398,10 @@ fn spawn_summary(store: crate::store::Store, shutdown: CancellationToken) {
                 .filter(|d| d.state == crate::store::DeviceState::Adopted)
                 .count();
             let errs = devs.iter().filter(|d| d.probe_error_kind.is_some()).count();
-            eprintln!(
+            say(format_args!(
                 "demo: {} cameras discovered, {adopted} adopted, {inv} inventories fetched, {errs} with probe errors",
                 devs.len()
-            );
+            ));
         }
     });
 }
@@ -591,10 +592,10 @@ async fn emergency_script(
             )
             .await
         {
-            Ok(()) => {
-                eprintln!("demo: signed emergency broadcast demo-emergency-{n} sent over MQTT")
-            }
-            Err(e) => eprintln!("demo: emergency broadcast not sent: {e}"),
+            Ok(()) => say(format_args!(
+                "demo: signed emergency broadcast demo-emergency-{n} sent over MQTT"
+            )),
+            Err(e) => say(format_args!("demo: emergency broadcast not sent: {e}")),
         }
     }
 }
@@ -626,7 +627,7 @@ async fn fault_script(sim: &device_sim::Sim, cameras: usize, shutdown: Cancellat
         active.retain(|(id, until)| {
             if *until <= now {
                 let _ = sim.set_fault(id, None);
-                eprintln!("demo: {id} recovers");
+                say(format_args!("demo: {id} recovers"));
                 false
             } else {
                 true
@@ -640,7 +641,7 @@ async fn fault_script(sim: &device_sim::Sim, cameras: usize, shutdown: Cancellat
             continue;
         };
         if sim.set_fault(&id, Some(fault)).is_ok() {
-            eprintln!("demo: {id} <- {name} for 60 s");
+            say(format_args!("demo: {id} <- {name} for 60 s"));
             active.push((id, now + Duration::from_secs(60)));
         }
     }

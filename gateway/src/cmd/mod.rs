@@ -115,6 +115,7 @@ enum Cmd {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    private_umask();
     let cli = Cli::parse();
     init_logging(&cli.cmd);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -123,17 +124,24 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("tgw: cannot start the runtime: {e}");
+            logging::say(format_args!("tgw: cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(dispatch(cli.cmd, clock::system())) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tgw: {e:#}");
+            logging::say(format_args!("tgw: {e:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Files and directories this process creates are for its own user only
+/// (umask 077): the database, its WAL, audio assets, the demo's files.
+/// The store also checks and sets modes itself (`store::data_dir`).
+fn private_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 /// Installs tracing: `tgw run` logs as its [log] section says (a config

@@ -12,6 +12,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `mod.rs` | [`Store`] (open in WAL mode, the clock), [`StoreError`], [`fmt_time`] |
+//! | [`data_dir`] | the data directory: created 0700, permission check, empty/foreign `tgw.db` refused |
 //! | [`migrations`] | every component's schema and [`apply_migrations`] |
 //! | [`secrets`] | the credential key and sealed passwords |
 //! | [`villages`] | township, villages and grids, synced from the configuration |
@@ -28,6 +29,7 @@
 pub mod audit;
 mod credential_groups;
 pub mod credentials;
+pub mod data_dir;
 pub mod devices;
 pub mod history;
 pub mod migrations;
@@ -94,6 +96,10 @@ pub enum StoreError {
     /// Key file or decryption problem.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The data directory is unsafe (open permissions) or holds a damaged
+    /// database; the store refuses to open it.
+    #[error("{0}")]
+    DataDir(String),
     /// A referenced row does not exist.
     #[error("{what} `{id}` does not exist")]
     NotFound {
@@ -116,6 +122,7 @@ impl StoreError {
             StoreError::Sql(_)
             | StoreError::Json { .. }
             | StoreError::TooNew { .. }
+            | StoreError::DataDir(_)
             | StoreError::Secret(_) => ErrorKind::Internal,
         }
     }
@@ -141,21 +148,28 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
 
 impl Store {
     /// Opens (creating if needed) `data_dir/tgw.db` and the key file, and
-    /// applies migrations. Times come from the system clock.
+    /// applies migrations. Times come from the system clock. The directory
+    /// is created 0700 when missing and refused when group or others can
+    /// access it, its key or its database ([`data_dir::check_private`]); an
+    /// empty or foreign `tgw.db` beside other state is refused
+    /// ([`data_dir::check_db`]).
     pub fn open(data_dir: &Path) -> Result<Store> {
         Self::open_with_clock(data_dir, clock::system())
     }
 
     /// [`Store::open`] with times from `clock` (tests drive it by hand).
     pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Invalid(format!(
-                "cannot create data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        data_dir::ensure(data_dir)?;
+        data_dir::check_private(data_dir, data_dir::open_permissions_allowed())?;
+        data_dir::check_db(data_dir)?;
         let key = SecretKey::load_or_create(data_dir)?;
-        let conn = Connection::open(data_dir.join("tgw.db"))?;
+        let db = data_dir.join(data_dir::DB_FILE);
+        let fresh = !db.exists();
+        let conn = Connection::open(&db)?;
+        if fresh {
+            // Before the first write creates the WAL, which takes this mode.
+            data_dir::make_private(&db)?;
+        }
         Self::with_connection(conn, key, clock)
     }
 

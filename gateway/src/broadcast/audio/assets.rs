@@ -7,6 +7,8 @@
 //! exists only once it is complete). Files are written to a temporary name
 //! and renamed. Importing the same bytes again returns the stored asset.
 
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -52,10 +54,13 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 impl AssetStore {
-    /// Opens (creating) `data_dir/assets`.
+    /// Opens (creating, mode 0700) `data_dir/assets`.
     pub fn open(data_dir: &Path, settings: AudioSettings) -> anyhow::Result<Self> {
         let dir = data_dir.join("assets");
-        std::fs::create_dir_all(&dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
             .with_context(|| format!("cannot create asset directory {}", dir.display()))?;
         Ok(Self { dir, settings })
     }
@@ -125,10 +130,18 @@ impl AssetStore {
         })
     }
 
+    /// Writes one file of an asset (mode 0600, through a temporary file).
     fn write(&self, id: &str, suffix: &str, data: &[u8]) -> anyhow::Result<()> {
         let path = self.path(id, suffix);
         let tmp = self.path(id, &format!("{suffix}.tmp"));
-        std::fs::write(&tmp, data).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(data))
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     }
@@ -189,5 +202,34 @@ impl AssetStore {
         }
         out.sort_by(|a, b| a.sha256.cmp(&b.sha256));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Uploaded audio is for the gateway's user only, whatever the umask.
+    #[test]
+    fn asset_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AssetStore::open(dir.path(), AudioSettings::default()).unwrap();
+        let tone: Vec<i16> = (0..8000).map(|i| ((i % 8) * 1000) as i16).collect();
+        let a = store.import(&wav_bytes(&tone, RATE), "t.wav").unwrap();
+        let d = dir.path().join("assets");
+        assert_eq!(mode(&d), 0o700);
+        for suffix in ["orig", "8k.wav", "json"] {
+            assert_eq!(
+                mode(&d.join(format!("{}.{suffix}", a.sha256))),
+                0o600,
+                "{suffix}"
+            );
+        }
     }
 }
