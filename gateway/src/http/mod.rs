@@ -24,6 +24,7 @@
 //! | `error` | [`ApiError`], its JSON body and the conversions into it |
 //! | `extract` | [`Body`], [`Q`], [`Ctx`], [`ClientIp`], [`Validate`], paging and range checks |
 //! | `access` | the guard: bearer token / session cookie, role, CSRF |
+//! | `serve` | [`serve`]: the TCP server with header-read and idle timeouts and a connection cap |
 //! | `audited` | audit entries: [`AppState`]`::audit` and the audited-mutation helper |
 //! | `session` | login, logout, who-am-i |
 //! | `inventory` | township, villages, grids, devices, assign |
@@ -54,6 +55,7 @@ mod inbox;
 mod inventory;
 mod live;
 mod routes;
+mod serve;
 mod session;
 mod speakers;
 mod system;
@@ -87,6 +89,7 @@ use extract::{Paging, check_ids, check_len, cookie, limit};
 pub use inbox::{AdoptBody, IdsBody};
 pub use inventory::AssignBody;
 pub use routes::{Access, M, ROUTES, Route, find_route, openapi_doc};
+pub use serve::{ServeLimits, serve};
 pub use session::LoginBody;
 pub use speakers::SpeakerTestBody;
 use speakers::{SpeakerTests, speaker_inventory, speaker_store_err};
