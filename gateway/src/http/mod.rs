@@ -85,7 +85,7 @@ pub use credentials::{CredentialsBody, GroupBody};
 pub use error::ApiError;
 use error::ApiResult;
 pub use extract::{Body, ClientIp, Ctx, Q, Validate};
-use extract::{Paging, check_ids, check_len, cookie, limit};
+use extract::{Paging, check_ids, check_len, check_multiline, cookie, limit};
 pub use inbox::{AdoptBody, IdsBody};
 pub use inventory::AssignBody;
 pub use routes::{Access, M, ROUTES, Route, find_route, openapi_doc};
@@ -273,5 +273,6 @@ pub fn router(state: AppState) -> Router {
     ))
     .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(axum::middleware::map_response(access::harden))
     .with_state(state)
 }

@@ -302,7 +302,7 @@ struct ErrorBody {
 #[derive(Serialize, utoipa::ToSchema)]
 struct ErrorInner {
     /// Stable code: unauthenticated, forbidden, csrf, malformed, invalid,
-    /// too_large, unsupported_media_type, not_found, conflict, rate_limited,
+    /// too_large, unsupported_media_type, not_found, method_not_allowed, conflict, rate_limited,
     /// locked, unavailable, device, store, internal.
     code: String,
     /// Human-readable message.

@@ -203,6 +203,7 @@ mod access;
 mod inbox;
 mod live;
 mod login;
+mod protocol;
 mod secrets;
 mod server;
 mod speakers;
