@@ -150,6 +150,17 @@ async fn control_characters_are_refused() {
     )
     .await;
     assert_ne!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let body = r#"{"name":"morning\u001b[2J","text":"hi"}"#;
+    let r = call(
+        &fx.app,
+        Method::PUT,
+        "/api/v1/programmes/p1",
+        op.clone(),
+        Some(body.as_bytes()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("name must not"), "{}", r.body);
     let r = call(
         &fx.app,
         Method::POST,
