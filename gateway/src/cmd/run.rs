@@ -319,12 +319,15 @@ fn spawn_http(
         crate::auth::prune_audit_every(users, Duration::from_secs(3600), sd).await;
         Ok(())
     });
-    let app =
-        crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = crate::http::router(state);
+    let limits = cfg
+        .http
+        .as_ref()
+        .map(crate::http::ServeLimits::from)
+        .unwrap_or_else(|| (&crate::config::HttpSection::default()).into());
     let sd = sh.shutdown.clone();
     tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { sd.cancelled().await })
+        crate::http::serve(listener, app, limits, sd)
             .await
             .map_err(anyhow::Error::from)
     });

@@ -2,11 +2,13 @@
 //! role, and the CSRF token on mutating session requests.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{Access, ApiError, AppState, CSRF_HEADER, M, SESSION_COOKIE, cookie, find_route};
+use super::{
+    Access, ApiError, AppState, CSRF_HEADER, M, ROUTES, SESSION_COOKIE, cookie, find_route,
+};
 use crate::auth::{Principal, Via};
 
 fn ct_eq(a: &str, b: &str) -> bool {
@@ -50,14 +52,16 @@ pub(super) async fn guard(State(st): State<AppState>, mut req: Request, next: Ne
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    let Some(route) = find_route(req.method(), &path) else {
-        // Not in the table (cannot happen for routes built from it): refuse.
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "route without an access rule",
-        )
-        .into_response();
+    // HEAD is served like GET (axum drops the body), to those allowed to GET.
+    let method = if req.method() == Method::HEAD {
+        Method::GET
+    } else {
+        req.method().clone()
+    };
+    let Some(route) = find_route(&method, &path) else {
+        // The path exists (it matched) but not with this method: 405,
+        // whatever the caller's role.
+        return method_not_allowed(req.method(), &path);
     };
     let Access::Role(need) = route.access else {
         return next.run(req).await;
@@ -105,4 +109,56 @@ pub(super) async fn guard(State(st): State<AppState>, mut req: Request, next: Ne
     }
     req.extensions_mut().insert(who);
     next.run(req).await
+}
+
+/// 405 with `Allow` listing the path's methods (HEAD wherever GET is).
+fn method_not_allowed(method: &Method, path: &str) -> Response {
+    let mut allow: Vec<String> = Vec::new();
+    for r in ROUTES.iter().filter(|r| r.path == path) {
+        allow.push(r.method.method().to_string());
+        if r.method == M::Get {
+            allow.push("HEAD".into());
+        }
+    }
+    let allow = allow.join(", ");
+    let mut resp = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {path}; allowed: {allow}"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&allow) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    resp
+}
+
+/// Headers on every response: no MIME sniffing, no framing, no referrer;
+/// and a 413 from a body limit outside the JSON extractor (raw uploads)
+/// turned into the JSON error envelope.
+pub(super) async fn harden(resp: Response) -> Response {
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let mut resp = if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "request body over the limit of this route",
+        )
+        .into_response()
+    } else {
+        resp
+    };
+    let h = resp.headers_mut();
+    for (k, v) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    }
+    resp
 }

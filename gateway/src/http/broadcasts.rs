@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ApiResult, AppState, Body, Ctx, Q, Validate};
+use super::{ApiError, ApiResult, AppState, Body, Ctx, Q, Validate, check_len, check_multiline};
 use crate::base::error::Error;
 use crate::broadcast::render::{Part, Recipe};
 use crate::broadcast::runtime::{Broadcasts, Spec};
@@ -140,10 +140,11 @@ impl Validate for AnnounceBody {
                 "give exactly one of text, asset or programme",
             ));
         }
-        if let Some(t) = &self.text
-            && (t.trim().is_empty() || t.chars().count() > 2000)
-        {
-            return Err(Error::invalid("text: 1-2000 characters"));
+        if let Some(t) = &self.text {
+            if t.trim().is_empty() || t.chars().count() > 2000 {
+                return Err(Error::invalid("text: 1-2000 characters"));
+            }
+            check_multiline("text", t)?;
         }
         if let Some(a) = &self.asset
             && !crate::broadcast::audio::assets::valid_id(a.strip_prefix("sha256:").unwrap_or(a))
@@ -172,10 +173,8 @@ impl Validate for AnnounceBody {
                 "priority: emergencies go through POST /api/v1/emergency (with confirmation)",
             ));
         }
-        if let Some(t) = &self.title
-            && t.chars().count() > 200
-        {
-            return Err(Error::invalid("title: at most 200 characters"));
+        if let Some(t) = &self.title {
+            check_len("title", t, 0, 200)?;
         }
         Ok(())
     }
@@ -416,7 +415,8 @@ impl Validate for UploadQuery {
             Some(n) if n.is_empty() || n.chars().count() > 200 || n.contains(['/', '\\']) => {
                 Err(Error::invalid("name: 1-200 characters without slashes"))
             }
-            _ => Ok(()),
+            Some(n) => check_len("name", n, 1, 200),
+            None => Ok(()),
         }
     }
 }

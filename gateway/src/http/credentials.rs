@@ -111,14 +111,23 @@ pub struct GroupBody {
     /// MAC prefixes, e.g. `44:19:b6`.
     #[serde(default)]
     pub mac_prefixes: Vec<String>,
-    /// Higher wins, -1000..=1000.
+    /// Higher wins, -1000..=1000. Two groups of the same priority may not
+    /// overlap (409 naming the other group).
     #[serde(default)]
     pub priority: i32,
+    /// Allows subnets broader than /16 (default false: refused).
+    #[serde(default)]
+    pub allow_broad: bool,
 }
+
+/// Shortest accepted group password.
+pub const MIN_GROUP_PASSWORD: usize = 8;
+/// Broadest subnet a group may name without `allow_broad`.
+pub const MIN_GROUP_PREFIX: u8 = 16;
 impl Validate for GroupBody {
     fn validate(&self) -> Result<(), Error> {
         check_len("username", &self.username, 1, 64)?;
-        check_len("password", &self.password, 1, 128)?;
+        check_len("password", &self.password, MIN_GROUP_PASSWORD, 128)?;
         if !(-1000..=1000).contains(&self.priority) {
             return Err(Error::invalid(format!(
                 "priority must be -1000..=1000, got {}",
@@ -129,8 +138,14 @@ impl Validate for GroupBody {
             return Err(Error::invalid("at most 256 subnets and 256 MAC prefixes"));
         }
         for s in &self.subnets {
-            s.parse::<ipnet::Ipv4Net>()
+            let n = s
+                .parse::<ipnet::Ipv4Net>()
                 .map_err(|e| Error::invalid(format!("subnets: `{s}`: {e}")))?;
+            if n.prefix_len() < MIN_GROUP_PREFIX && !self.allow_broad {
+                return Err(Error::invalid(format!(
+                    "subnets: `{s}` is broader than /{MIN_GROUP_PREFIX}; set allow_broad: true to allow it"
+                )));
+            }
         }
         for m in &self.mac_prefixes {
             check_len("mac_prefixes[]", m, 2, 17)?;
@@ -152,6 +167,19 @@ pub(super) async fn set_group(
         .iter()
         .map(|m| m.to_ascii_lowercase())
         .collect();
+    if let Some(other) = st
+        .store
+        .overlapping_group(&name, &nets, &macs, b.priority)?
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "credential group `{other}` has the same priority ({}) and overlapping subnets or MAC prefixes; give one a different priority or narrow its scope",
+                b.priority
+            ),
+        ));
+    }
     let change = Change {
         ctx: &ctx,
         action: "credential_group.set",
@@ -173,4 +201,21 @@ pub(super) async fn set_group(
         |_| Some(serde_json::json!({"username": b.username, "password": "***", "subnets": b.subnets, "mac_prefixes": macs, "priority": b.priority})),
     )?;
     Ok(Json(serde_json::json!({"name": name})).into_response())
+}
+
+/// `DELETE /api/v1/credential-groups/{name}` (audited).
+pub(super) async fn delete_group(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult {
+    check_len("name", &name, 1, 64)?;
+    let change = Change {
+        ctx: &ctx,
+        action: "credential_group.delete",
+        target: Some(&name),
+        before: None,
+    };
+    st.audited(change, || st.store.delete_group(&name), |_| None)?;
+    Ok(Json(serde_json::json!({"name": name, "deleted": true})).into_response())
 }

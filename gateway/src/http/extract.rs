@@ -214,6 +214,19 @@ pub(super) fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<
     Ok(())
 }
 
+/// Multi-line text (announcement text): tab, line feed and carriage return
+/// are allowed, every other control character (C0, DEL, C1) is refused.
+pub(super) fn check_multiline(field: &str, v: &str) -> Result<(), Error> {
+    if v.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(Error::invalid(format!(
+            "{field} must not contain control characters other than tab and line breaks"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn check_ids(ids: &[String]) -> Result<(), Error> {
     if ids.is_empty() || ids.len() > 1000 {
         return Err(Error::invalid(format!(

@@ -24,6 +24,7 @@
 //! | `error` | [`ApiError`], its JSON body and the conversions into it |
 //! | `extract` | [`Body`], [`Q`], [`Ctx`], [`ClientIp`], [`Validate`], paging and range checks |
 //! | `access` | the guard: bearer token / session cookie, role, CSRF |
+//! | `serve` | [`serve`]: the TCP server with header-read and idle timeouts and a connection cap |
 //! | `audited` | audit entries: [`AppState`]`::audit` and the audited-mutation helper |
 //! | `session` | login, logout, who-am-i |
 //! | `inventory` | township, villages, grids, devices, assign |
@@ -55,6 +56,7 @@ mod inbox;
 mod inventory;
 mod live;
 mod routes;
+mod serve;
 mod session;
 mod speakers;
 mod system;
@@ -85,10 +87,11 @@ pub use credentials::{CredentialsBody, GroupBody};
 pub use error::ApiError;
 use error::ApiResult;
 pub use extract::{Body, ClientIp, Ctx, Q, Validate};
-use extract::{Paging, check_ids, check_len, cookie, limit};
+use extract::{Paging, check_ids, check_len, check_multiline, cookie, limit};
 pub use inbox::{AdoptBody, IdsBody};
 pub use inventory::AssignBody;
 pub use routes::{Access, M, ROUTES, Route, find_route, openapi_doc};
+pub use serve::{ServeLimits, serve};
 pub use session::LoginBody;
 pub use speakers::SpeakerTestBody;
 use speakers::{SpeakerTests, speaker_inventory, speaker_store_err};
@@ -279,5 +282,6 @@ pub fn router(state: AppState) -> Router {
     ))
     .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(axum::middleware::map_response(access::harden))
     .with_state(state)
 }

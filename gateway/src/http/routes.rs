@@ -164,6 +164,7 @@ pub const ROUTES: &[Route] = &[
     r!(Delete "/api/v1/devices/{id}/credentials", T, "inventory", "Remove the device's own login (its credential group applies)", delete(clear_credentials)),
     r!(Get "/api/v1/credential-groups", T, "inventory", "Credential groups (never their passwords)", get(list_groups)),
     r!(Put "/api/v1/credential-groups/{name}", T, "inventory", "Create or replace a credential group", put(set_group), body = GroupBody),
+    r!(Delete "/api/v1/credential-groups/{name}", T, "inventory", "Delete a credential group (audited)", delete(delete_group)),
     r!(Get "/api/v1/inbox", V, "discovery", "Discovered devices waiting for adoption, with their probe result", get(inbox), query = PAGE),
     r!(Post "/api/v1/inbox/adopt", T, "discovery", "Adopt one or many devices into a village/grid, optionally with a login", post(adopt_many), body = AdoptBody),
     r!(Post "/api/v1/inbox/ignore", T, "discovery", "Dismiss devices from the inbox", post(ignore_many), body = IdsBody),
@@ -306,8 +307,8 @@ struct ErrorBody {
 #[derive(Serialize, utoipa::ToSchema)]
 struct ErrorInner {
     /// Stable code: unauthenticated, forbidden, csrf, malformed, invalid,
-    /// too_large, unsupported_media_type, not_found, conflict, rate_limited,
-    /// locked, busy, unavailable, device, store, internal.
+    /// too_large, unsupported_media_type, not_found, method_not_allowed, conflict,
+    /// rate_limited, locked, busy, unavailable, device, store, internal.
     code: String,
     /// Human-readable message.
     message: String,

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::broadcasts::{records, store_err};
-use super::{ApiError, ApiResult, AppState, Body, Ctx, Validate};
+use super::{ApiError, ApiResult, AppState, Body, Ctx, Validate, check_len, check_multiline};
+use crate::base::error::Error;
 use tgw_core::schedule::{Calendar, Parts, Programme, Schedule, Scheme, Timetable, TimetableError};
 
 /// Serialises timetable writes (read, change, validate, save, apply).
@@ -198,7 +199,11 @@ async fn commit(
 #[schema(value_type = Object)]
 pub struct PartsBody(pub(super) Parts);
 
-impl Validate for PartsBody {}
+impl Validate for PartsBody {
+    fn validate(&self) -> Result<(), Error> {
+        check_json_text("", &serde_json::to_value(&self.0).unwrap_or_default())
+    }
+}
 
 /// One programme, schedule or scheme as JSON, with the keys of the file
 /// (`docs/schedules.md`); `id` may be left out (the path's is used).
@@ -207,7 +212,39 @@ impl Validate for PartsBody {}
 #[schema(value_type = Object)]
 pub struct EntryBody(serde_json::Map<String, Value>);
 
-impl Validate for EntryBody {}
+impl Validate for EntryBody {
+    fn validate(&self) -> Result<(), Error> {
+        check_json_text("", &Value::Object(self.0.clone()))
+    }
+}
+
+/// Control characters in a timetable document: none in names, titles and
+/// ids; tab and line breaks only in other text (announcement text).
+fn check_json_text(path: &str, v: &Value) -> Result<(), Error> {
+    match v {
+        Value::String(s) => {
+            let key = path.rsplit('.').next().unwrap_or("");
+            if matches!(key, "name" | "title" | "id") {
+                check_len(path, s, 0, usize::MAX)
+            } else {
+                check_multiline(path, s)
+            }
+        }
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, x)| check_json_text(&format!("{path}[{i}]"), x)),
+        Value::Object(m) => m.iter().try_for_each(|(k, x)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            check_json_text(&p, x)
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// `{ "scheme": ID }`: the scheme in force.
 #[derive(Deserialize, utoipa::ToSchema)]

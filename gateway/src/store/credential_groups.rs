@@ -49,3 +49,58 @@ impl Store {
         })
     }
 }
+
+/// Whether two MAC prefixes can match the same MAC (one starts the other).
+fn macs_overlap(a: &str, b: &str) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+impl Store {
+    /// Another group (not `name`) of the same `priority` whose scope
+    /// overlaps the given subnets or MAC prefixes: which of two such groups
+    /// a camera gets would depend on their names alone.
+    pub fn overlapping_group(
+        &self,
+        name: &str,
+        subnets: &[ipnet::Ipv4Net],
+        mac_prefixes: &[String],
+        priority: i32,
+    ) -> Result<Option<String>> {
+        for g in self.credential_groups()? {
+            if g.name == name || g.priority != i64::from(priority) {
+                continue;
+            }
+            let nets: Vec<String> = serde_json::from_str(&g.subnets).unwrap_or_default();
+            let by_net = nets
+                .iter()
+                .filter_map(|s| s.parse::<ipnet::Ipv4Net>().ok())
+                .any(|n| {
+                    subnets
+                        .iter()
+                        .any(|s| n.contains(&s.network()) || s.contains(&n.network()))
+                });
+            let macs: Vec<String> = serde_json::from_str(&g.mac_prefixes).unwrap_or_default();
+            let by_mac = macs
+                .iter()
+                .any(|m| mac_prefixes.iter().any(|p| macs_overlap(m, p)));
+            if by_net || by_mac {
+                return Ok(Some(g.name));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes a credential group; `NotFound` when there is none.
+    pub fn delete_group(&self, name: &str) -> Result<()> {
+        self.with_conn(|c| {
+            let n = c.execute("DELETE FROM credential_group WHERE name = ?1", [name])?;
+            if n == 0 {
+                return Err(super::StoreError::NotFound {
+                    what: "credential group",
+                    id: name.to_string(),
+                });
+            }
+            Ok(())
+        })
+    }
+}

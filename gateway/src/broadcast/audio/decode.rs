@@ -1,9 +1,12 @@
 //! Probing and decoding an upload with symphonia (MP3, WAV/PCM,
-//! OGG/Vorbis, FLAC), downmixed to mono `f32` at the source rate.
+//! OGG/Vorbis, FLAC), downmixed to mono `f32` and resampled as it decodes.
 //!
-//! Everything here reads untrusted bytes: no panics, limits checked while
-//! decoding (a tiny FLAC of silence can expand to hours), and a file that
-//! ends before its header's frame count is refused as truncated.
+//! Everything here reads untrusted bytes: no panics; [`DecodeLimits`]
+//! (sample rate, channels, duration, rate × duration × channels) checked on
+//! the container's declared parameters before decoding and again packet by
+//! packet while decoding (a tiny FLAC of silence can expand to hours);
+//! memory follows the 8 kHz output, not the source; and a file that ends
+//! before its header's frame count is refused as truncated.
 
 use std::io::Cursor;
 use std::time::Duration;
@@ -19,17 +22,47 @@ use symphonia::core::probe::Hint;
 use super::AudioError;
 
 /// Highest source sample rate accepted.
-pub const MAX_RATE: u32 = 384_000;
+pub const MAX_RATE: u32 = 192_000;
 /// Most channels accepted.
-pub const MAX_CHANNELS: usize = 32;
+pub const MAX_CHANNELS: usize = 8;
+/// The decode budget per second of the longest accepted announcement:
+/// source samples (rate × channels) a 48 kHz stereo file would have.
+pub const BUDGET_PER_SEC: u64 = 48_000 * 2;
 /// Frames a decoder may legitimately fall short of the header's count
 /// (encoder delay/padding of MP3 and Vorbis).
 const FRAME_SLACK: u64 = 4608;
 
-/// Decoded mono audio at its source rate.
+/// What a decode may cost; checked on the container's declared parameters
+/// before decoding, and again on what is decoded, packet by packet.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Longest audio.
+    pub max_duration: Duration,
+    /// Highest source sample rate, Hz.
+    pub max_rate: u32,
+    /// Most channels.
+    pub max_channels: usize,
+    /// Most source samples (frames × channels) decoded.
+    pub sample_budget: u64,
+}
+
+impl DecodeLimits {
+    /// The limits for a longest duration: [`MAX_RATE`], [`MAX_CHANNELS`] and
+    /// [`BUDGET_PER_SEC`] × its seconds.
+    pub fn for_duration(max_duration: Duration) -> Self {
+        Self {
+            max_duration,
+            max_rate: MAX_RATE,
+            max_channels: MAX_CHANNELS,
+            sample_budget: (max_duration.as_secs_f64().ceil() as u64).max(1) * BUDGET_PER_SEC,
+        }
+    }
+}
+
+/// Decoded mono audio, resampled while decoding.
 #[derive(Debug, Clone)]
 pub struct Decoded {
-    /// Mono samples in [-1, 1] (the mean of the channels).
+    /// Mono samples in [-1, 1] (the mean of the channels) at the output rate.
     pub samples: Vec<f32>,
     /// Source sample rate, Hz.
     pub rate: u32,
@@ -39,9 +72,16 @@ pub struct Decoded {
     pub format: String,
 }
 
-/// Decodes `bytes`; `ext_hint` (a file extension) helps the probe but is not
-/// trusted.
-pub fn decode(bytes: &[u8], ext_hint: Option<&str>, max: Duration) -> Result<Decoded, AudioError> {
+/// Decodes `bytes` to mono at `out_rate`; `ext_hint` (a file extension)
+/// helps the probe but is not trusted. `packets` counts the packets read
+/// (also when it fails: how far decoding went before a refusal).
+pub fn decode(
+    bytes: &[u8],
+    ext_hint: Option<&str>,
+    limits: &DecodeLimits,
+    out_rate: u32,
+    packets: &mut u64,
+) -> Result<Decoded, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
@@ -75,32 +115,26 @@ pub fn decode(bytes: &[u8], ext_hint: Option<&str>, max: Duration) -> Result<Dec
         "vorbis" => "ogg/vorbis".to_string(),
         n => n.to_string(),
     };
-    let rate = params
-        .sample_rate
-        .ok_or_else(|| AudioError::Corrupt("the header gives no sample rate".into()))?;
-    if !(1000..=MAX_RATE).contains(&rate) {
-        return Err(AudioError::Unsupported(format!(
-            "sample rate {rate} Hz (1000-{MAX_RATE} accepted)"
-        )));
-    }
-    let max_frames = (max.as_secs_f64() * f64::from(rate)).ceil() as u64;
-    if let Some(n) = params.n_frames
-        && n > max_frames + FRAME_SLACK
-    {
-        return Err(AudioError::TooLong {
-            limit_secs: max.as_secs(),
-        });
-    }
+    let rate = check_declared(&params, limits)?;
+    let max_frames = (limits.max_duration.as_secs_f64() * f64::from(rate)).ceil() as u64;
     let mut decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(|e| AudioError::Unsupported(format!("{codec_name}: {}", describe(&e))))?;
 
-    let mut samples: Vec<f32> = Vec::new();
-    let mut channels = params.channels.map(|c| c.count()).unwrap_or(0);
-    let mut packets = 0u64;
+    let mut st = Stream {
+        rate,
+        limits: *limits,
+        max_frames,
+        frames: 0,
+        decoded: 0,
+        channels: params.channels.map(|c| c.count()).unwrap_or(0),
+        buf: None,
+        mono: Vec::new(),
+        resampler: super::resample::Resampler::new(rate, out_rate),
+        out: Vec::new(),
+    };
     let mut bad_packets = 0u64;
     let mut first_error = None;
-    let mut buf: Option<SampleBuffer<f32>> = None;
     loop {
         let packet = match reader.next_packet() {
             Ok(p) => p,
@@ -110,7 +144,7 @@ pub fn decode(bytes: &[u8], ext_hint: Option<&str>, max: Duration) -> Result<Dec
             Err(e) => {
                 return Err(AudioError::Corrupt(format!(
                     "after {:.2} s: {}",
-                    samples.len() as f64 / f64::from(rate),
+                    st.secs(),
                     describe(&e)
                 )));
             }
@@ -118,55 +152,149 @@ pub fn decode(bytes: &[u8], ext_hint: Option<&str>, max: Duration) -> Result<Dec
         if packet.track_id() != track_id {
             continue;
         }
-        packets += 1;
+        *packets += 1;
         let decoded = match decoder.decode(&packet) {
             Ok(d) => d,
             Err(e @ (Error::DecodeError(_) | Error::IoError(_))) => {
                 bad_packets += 1;
                 first_error.get_or_insert_with(|| {
-                    format!(
-                        "packet {packets} (at {:.2} s): {}",
-                        samples.len() as f64 / f64::from(rate),
-                        describe(&e)
-                    )
+                    format!("packet {packets} (at {:.2} s): {}", st.secs(), describe(&e))
                 });
                 continue;
             }
             Err(e) => return Err(AudioError::Corrupt(describe(&e))),
         };
-        channels = mix_down(decoded, rate, &mut buf, &mut samples)?;
-        if samples.len() as u64 > max_frames {
-            return Err(AudioError::TooLong {
-                limit_secs: max.as_secs(),
-            });
-        }
+        st.take(decoded)?;
     }
     // A few damaged packets in a long MP3 are tolerated (the decoder resyncs);
     // more than that, or nothing decodable, is a corrupt file.
-    if bad_packets > 0 && (samples.is_empty() || bad_packets > 3.max(packets / 100)) {
+    if bad_packets > 0 && (st.frames == 0 || bad_packets > 3.max(*packets / 100)) {
         return Err(AudioError::Corrupt(format!(
             "{bad_packets} of {packets} packets do not decode; first: {}",
             first_error.unwrap_or_default()
         )));
     }
-    if samples.is_empty() {
+    if st.frames == 0 {
         return Err(AudioError::NoSamples);
     }
     if let Some(n) = params.n_frames
-        && (samples.len() as u64) + FRAME_SLACK < n
+        && st.frames + FRAME_SLACK < n
     {
         return Err(AudioError::Truncated(format!(
             "the header announces {:.2} s but the data ends after {:.2} s",
             n as f64 / f64::from(rate),
-            samples.len() as f64 / f64::from(rate)
+            st.secs()
         )));
     }
+    st.resampler.finish(&mut st.out);
     Ok(Decoded {
-        samples,
+        samples: st.out,
         rate,
-        channels,
+        channels: st.channels,
         format,
     })
+}
+
+/// The limits on what the container declares, before any decoding: sample
+/// rate, channels, duration and rate × duration × channels. Answers the rate.
+fn check_declared(
+    params: &symphonia::core::codecs::CodecParameters,
+    limits: &DecodeLimits,
+) -> Result<u32, AudioError> {
+    let rate = params
+        .sample_rate
+        .ok_or_else(|| AudioError::Corrupt("the header gives no sample rate".into()))?;
+    if !(1000..=limits.max_rate).contains(&rate) {
+        return Err(AudioError::Limit(format!(
+            "sample rate {rate} Hz (1000-{} Hz accepted)",
+            limits.max_rate
+        )));
+    }
+    let channels = params.channels.map(|c| c.count());
+    if let Some(ch) = channels
+        && ch > limits.max_channels
+    {
+        return Err(AudioError::Limit(format!(
+            "{ch} channels (at most {} accepted)",
+            limits.max_channels
+        )));
+    }
+    let max_frames = (limits.max_duration.as_secs_f64() * f64::from(rate)).ceil() as u64;
+    if let Some(n) = params.n_frames {
+        if n > max_frames + FRAME_SLACK {
+            return Err(AudioError::TooLong {
+                limit_secs: limits.max_duration.as_secs(),
+            });
+        }
+        let cost = n.saturating_mul(channels.unwrap_or(1).max(1) as u64);
+        if cost > limits.sample_budget {
+            return Err(AudioError::Limit(budget_message(
+                cost,
+                rate,
+                limits.sample_budget,
+            )));
+        }
+    }
+    Ok(rate)
+}
+
+fn budget_message(cost: u64, rate: u32, budget: u64) -> String {
+    format!(
+        "decode budget: sample rate × duration × channels = {cost} samples ({rate} Hz), more than the budget of {budget} (a 48 kHz stereo file of the longest accepted length)"
+    )
+}
+
+/// Decoding state: counters against the limits, the downmix buffers and the
+/// streaming resampler (memory follows the output rate, not the source).
+struct Stream {
+    rate: u32,
+    limits: DecodeLimits,
+    max_frames: u64,
+    /// Source frames decoded.
+    frames: u64,
+    /// Source samples (frames × channels) decoded.
+    decoded: u64,
+    channels: usize,
+    buf: Option<SampleBuffer<f32>>,
+    mono: Vec<f32>,
+    resampler: super::resample::Resampler,
+    out: Vec<f32>,
+}
+
+impl Stream {
+    fn secs(&self) -> f64 {
+        self.frames as f64 / f64::from(self.rate)
+    }
+
+    /// One decoded packet: limits first, then downmix and resample.
+    fn take(&mut self, decoded: AudioBufferRef<'_>) -> Result<(), AudioError> {
+        let ch = decoded.spec().channels.count();
+        if ch > self.limits.max_channels {
+            return Err(AudioError::Limit(format!(
+                "{ch} channels (at most {} accepted)",
+                self.limits.max_channels
+            )));
+        }
+        let n = decoded.frames() as u64;
+        self.frames += n;
+        self.decoded += n * ch as u64;
+        if self.frames > self.max_frames {
+            return Err(AudioError::TooLong {
+                limit_secs: self.limits.max_duration.as_secs(),
+            });
+        }
+        if self.decoded > self.limits.sample_budget {
+            return Err(AudioError::Limit(budget_message(
+                self.decoded,
+                self.rate,
+                self.limits.sample_budget,
+            )));
+        }
+        self.mono.clear();
+        self.channels = mix_down(decoded, self.rate, &mut self.buf, &mut self.mono)?;
+        self.resampler.push(&self.mono, &mut self.out);
+        Ok(())
+    }
 }
 
 /// Appends one decoded packet to `samples`, downmixed to mono; answers
@@ -179,7 +307,7 @@ fn mix_down(
 ) -> Result<usize, AudioError> {
     let spec = *decoded.spec();
     let ch = spec.channels.count();
-    if ch == 0 || ch > MAX_CHANNELS {
+    if ch == 0 {
         return Err(AudioError::Unsupported(format!("{ch} channels")));
     }
     if spec.rate != rate {

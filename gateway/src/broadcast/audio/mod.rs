@@ -10,8 +10,8 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`decode`] | probing and decoding an upload, refusing corrupt/truncated/non-audio input, downmix |
-//! | [`resample`] | the fixed-quality windowed-sinc resampler to 8 kHz |
+//! | [`decode`] | probing and decoding an upload under [`decode::DecodeLimits`], refusing corrupt/truncated/non-audio input, downmix, streaming resample |
+//! | [`resample`] | the fixed-quality windowed-sinc resampler to 8 kHz, batch or streaming |
 //! | [`loudness`] | EBU R128 integrated loudness, gain to the target, the limiter |
 //! | [`tts`] | running the text-to-speech command without a shell, with a timeout |
 //! | [`assets`] | the content-addressed asset store in `DATA_DIR/assets/` |
@@ -109,6 +109,9 @@ pub enum AudioError {
         /// The limit.
         limit_secs: u64,
     },
+    /// Over a decode limit (sample rate, channels, the decode budget).
+    #[error("the audio exceeds a decode limit: {0}")]
+    Limit(String),
     /// Decodes to nothing audible.
     #[error("the audio is silent (nothing above -70 LUFS)")]
     Silent,
@@ -136,9 +139,10 @@ pub fn prepare(
             limit: s.max_bytes,
         });
     }
-    let d = decode::decode(bytes, ext_hint, s.max_duration)?;
-    let mono8k = resample::resample(&d.samples, d.rate, RATE);
-    let (pcm, report) = loudness::normalise(&mono8k, RATE, s.loudness_lufs, s.peak_ceiling_dbfs)?;
+    let limits = decode::DecodeLimits::for_duration(s.max_duration);
+    let d = decode::decode(bytes, ext_hint, &limits, RATE, &mut 0)?;
+    let (pcm, report) =
+        loudness::normalise(&d.samples, RATE, s.loudness_lufs, s.peak_ceiling_dbfs)?;
     Ok(Prepared {
         pcm,
         format: d.format,

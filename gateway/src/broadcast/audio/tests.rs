@@ -332,3 +332,116 @@ fn mandarin_tts_with_espeak_ng() {
     let e = tts(&"很".repeat(501)).unwrap_err().to_string();
     assert!(e.contains("501 characters"), "{e}");
 }
+
+/// A WAV header declaring `rate` Hz × `secs` s × `channels` of 16-bit PCM,
+/// followed by only 4 KiB of data: what matters is that it is refused on
+/// the declaration, without decoding.
+fn declared_wav(rate: u32, channels: u16, secs: u32) -> Vec<u8> {
+    let block = 2 * u32::from(channels);
+    let data_len = rate * secs * block;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36u32.wrapping_add(data_len)).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * block).to_le_bytes());
+    out.extend_from_slice(&(block as u16).to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend_from_slice(&[0u8; 4096]);
+    out
+}
+
+/// 384 kHz × 890 s (the upload), 192 kHz × 890 s (over the decode
+/// budget) and 16 channels are refused from the header, naming the limit,
+/// before a single packet is decoded.
+#[test]
+fn declared_parameters_over_the_limits_are_refused_before_decoding() {
+    let limits = decode::DecodeLimits::for_duration(std::time::Duration::from_secs(900));
+    for (wav, want) in [
+        (declared_wav(384_000, 1, 890), "sample rate 384000 Hz"),
+        (declared_wav(192_000, 1, 890), "decode budget"),
+        (declared_wav(8000, 16, 10), "16 channels"),
+    ] {
+        let mut packets = 0;
+        let e = decode::decode(&wav, Some("wav"), &limits, RATE, &mut packets)
+            .expect_err(want)
+            .to_string();
+        assert!(
+            e.contains(want) && e.contains("limit"),
+            "wanted `{want}` in `{e}`"
+        );
+        assert_eq!(packets, 0, "{want}: decoded {packets} packets first");
+    }
+    // Through the pipeline too.
+    let e = prepare(
+        &declared_wav(384_000, 1, 890),
+        None,
+        &AudioSettings::default(),
+    )
+    .expect_err("384 kHz")
+    .to_string();
+    assert!(e.contains("sample rate"), "{e}");
+}
+
+/// A FLAC written to a pipe declares no length: the budget is enforced
+/// while decoding, stopping within a few packets of it.
+#[test]
+fn budget_is_enforced_while_decoding() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=96000:cl=mono",
+            "-t",
+            "30",
+        ])
+        .args(["-c:a", "flac", "-f", "flac", "pipe:1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let limits = decode::DecodeLimits {
+        sample_budget: 96_000 * 5,
+        ..decode::DecodeLimits::for_duration(std::time::Duration::from_secs(900))
+    };
+    let mut packets = 0;
+    let e = decode::decode(&out.stdout, Some("flac"), &limits, RATE, &mut packets)
+        .expect_err("budget")
+        .to_string();
+    assert!(e.contains("decode budget"), "{e}");
+    // 5 s of 96 kHz in FLAC blocks of at least 1152 frames, plus one.
+    let bound = 96_000 * 5 / 1152 + 2;
+    assert!(
+        packets > 0 && packets <= bound,
+        "{packets} packets (bound {bound})"
+    );
+    // Within the budget the same file decodes, at 8 kHz.
+    let mut packets = 0;
+    let d = decode::decode(
+        &out.stdout,
+        Some("flac"),
+        &decode::DecodeLimits::for_duration(std::time::Duration::from_secs(900)),
+        RATE,
+        &mut packets,
+    )
+    .unwrap();
+    assert!(
+        (d.samples.len() as i64 - 30 * 8000).abs() < 100,
+        "{}",
+        d.samples.len()
+    );
+}

@@ -200,11 +200,14 @@ async fn login(app: &Router, user: &str, pw: &str) -> (String, String) {
 /// routes with a body: malformed JSON, an unknown field and a wrong type
 /// → 400 with a message, an oversized body → 413.
 mod access;
+mod credential_groups;
 mod inbox;
 mod live;
 mod lockout;
 mod login;
+mod protocol;
 mod secrets;
+mod server;
 mod speakers;
 mod system;
 mod timetable;

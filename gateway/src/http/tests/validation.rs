@@ -64,13 +64,13 @@ async fn out_of_range_values_are_refused_with_a_message() {
         (
             Method::PUT,
             "/api/v1/credential-groups/g",
-            Some(r#"{"username":"u","password":"p","priority":5000}"#),
+            Some(r#"{"username":"u","password":"password","priority":5000}"#),
             "priority",
         ),
         (
             Method::PUT,
             "/api/v1/credential-groups/g",
-            Some(r#"{"username":"u","password":"p","subnets":["10.0.0.0/33"]}"#),
+            Some(r#"{"username":"u","password":"password","subnets":["10.0.0.0/33"]}"#),
             "subnets",
         ),
         (
