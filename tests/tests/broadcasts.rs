@@ -442,8 +442,15 @@ geocodes = ["320115"]
     pub_mqtt(mosq.port, "county/cap/320115", &alert);
     std::thread::sleep(Duration::from_millis(500));
     let (_, body) = http_get_as(&http, "/api/v1/alerts", Some(&token)).expect("alerts");
-    assert!(!body.contains("\"play\""), "an unsigned CAP document played: {body}");
-    pub_mqtt(mosq.port, "county/cap/320115", &sign_cap(d, &alert, "alert.xml"));
+    assert!(
+        !body.contains("\"play\""),
+        "an unsigned CAP document played: {body}"
+    );
+    pub_mqtt(
+        mosq.port,
+        "county/cap/320115",
+        &sign_cap(d, &alert, "alert.xml"),
+    );
     let (st, body) = wait_for(Duration::from_secs(20), "the alert in the API", || {
         http_get_as(&http, "/api/v1/alerts", Some(&token)).filter(|(_, b)| b.contains("\"play\""))
     });
@@ -469,7 +476,11 @@ geocodes = ["320115"]
             ("20260715180000", "20991231000000".into()),
         ],
     );
-    pub_mqtt(mosq.port, "county/cap/320115", &sign_cap(d, &cancel, "cancel.xml"));
+    pub_mqtt(
+        mosq.port,
+        "county/cap/320115",
+        &sign_cap(d, &cancel, "cancel.xml"),
+    );
     let fin = wait_for(Duration::from_secs(30), "warning cancelled", || {
         sub.lines()
             .into_iter()
