@@ -4,8 +4,10 @@
 //! on `cmd/emergency` and plays an uploaded 1 kHz announcement on every
 //! horn; the reply, `broadcast/{id}` and `speaker/{id}/state` are
 //! published; replayed, tampered and unsigned commands are refused with
-//! their reason. A CAP 1.2 warning on the county's topic starts a warning
-//! broadcast and its Cancel stops it. Everything on 127.0.0.0/8.
+//! their reason. A CAP 1.2 warning on the county's topic, signed with
+//! `tgw broadcast sign --cap`, starts a warning broadcast and its signed
+//! Cancel stops it; the same warning unsigned is refused (issue 12).
+//! Everything on 127.0.0.0/8.
 // Waiting for child processes needs real time.
 #![allow(clippy::disallowed_methods)]
 
@@ -121,6 +123,24 @@ fn reply(sub: &MqttSub, rid: &str) -> Value {
             .find(|(t, _)| *t == topic)
             .and_then(|(_, p)| serde_json::from_str(&p).ok())
     })
+}
+
+/// A CAP document in the signed envelope (`[warnings] mqtt_trust = "signed"`).
+fn sign_cap(dir: &Path, xml: &str, name: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, xml).expect("cap file");
+    let mut cmd = tgw();
+    cmd.args(["broadcast", "sign", "--key"])
+        .arg(dir.join("county.key"))
+        .args(["--key-id", "county-1", "--cap"])
+        .arg(&path);
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn cap_doc(name: &str, from: &[(&str, String)]) -> String {
@@ -418,7 +438,19 @@ geocodes = ["320115"]
             ("2026-07-15T20:30:00", expires),
         ],
     );
+    // Unsigned, as anyone able to publish on the topic could: refused.
     pub_mqtt(mosq.port, "county/cap/320115", &alert);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, body) = http_get_as(&http, "/api/v1/alerts", Some(&token)).expect("alerts");
+    assert!(
+        !body.contains("\"play\""),
+        "an unsigned CAP document played: {body}"
+    );
+    pub_mqtt(
+        mosq.port,
+        "county/cap/320115",
+        &sign_cap(d, &alert, "alert.xml"),
+    );
     let (st, body) = wait_for(Duration::from_secs(20), "the alert in the API", || {
         http_get_as(&http, "/api/v1/alerts", Some(&token)).filter(|(_, b)| b.contains("\"play\""))
     });
@@ -444,7 +476,11 @@ geocodes = ["320115"]
             ("20260715180000", "20991231000000".into()),
         ],
     );
-    pub_mqtt(mosq.port, "county/cap/320115", &cancel);
+    pub_mqtt(
+        mosq.port,
+        "county/cap/320115",
+        &sign_cap(d, &cancel, "cancel.xml"),
+    );
     let fin = wait_for(Duration::from_secs(30), "warning cancelled", || {
         sub.lines()
             .into_iter()

@@ -22,6 +22,29 @@ pub struct WarningsConfig {
     /// MQTT topic on which CAP documents arrive, if any. Default: none.
     #[serde(default)]
     pub mqtt_topic: Option<String>,
+    /// Whom a CAP document on `mqtt_topic` is trusted from: `signed` (each
+    /// document in the Ed25519 envelope of `cmd/emergency`, signed by a
+    /// `[[broadcast.keys]]` key whose scope is `["all"]`; anything else is
+    /// refused) or `broker` (the broker authenticates publishers: allowed
+    /// only with an `mqtts://` broker and a client certificate, and
+    /// `mqtt_senders` must list the accepted CAP senders). Default: `signed`.
+    #[serde(default)]
+    pub mqtt_trust: MqttTrust,
+    /// CAP `sender` values accepted from `mqtt_topic`. Required (not empty)
+    /// with `mqtt_trust = "broker"`; with `signed`, checked when not empty.
+    /// Default: none.
+    #[serde(default)]
+    pub mqtt_senders: Vec<String>,
+    /// How long after its `sent` time an alert may still start, in seconds
+    /// (60-604800), for every source (MQTT and feeds); older ones are
+    /// ignored as `stale`. Default: `3600` (1 h).
+    #[serde(default = "default_max_age")]
+    pub max_age_secs: u64,
+    /// How far ahead of the gateway's clock an alert's `sent` may be, in
+    /// seconds (0-3600); further ones are ignored as `from-the-future`.
+    /// Default: `300` (5 min).
+    #[serde(default = "default_max_future")]
+    pub max_future_secs: u64,
     /// Statuses played to the public (`actual`, `exercise`, `test`).
     /// Default: `["actual"]`: drills and tests never reach the public.
     #[serde(default = "default_public_statuses")]
@@ -53,6 +76,18 @@ pub struct WarningsConfig {
     /// `zh-CN`). Default: `["zh"]`.
     #[serde(default = "default_languages")]
     pub languages: Vec<String>,
+}
+
+/// Whom CAP documents on the MQTT topic are trusted from (`[warnings] mqtt_trust`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MqttTrust {
+    /// Only documents in a valid Ed25519 envelope (the default).
+    #[default]
+    Signed,
+    /// The broker authenticates publishers (mqtts with client certificates);
+    /// documents are plain CAP from the senders in `mqtt_senders`.
+    Broker,
 }
 
 /// One polled feed.
@@ -161,6 +196,12 @@ fn default_repeat() -> u32 {
 fn default_interval() -> u64 {
     60
 }
+fn default_max_age() -> u64 {
+    3600
+}
+fn default_max_future() -> u64 {
+    300
+}
 fn default_true() -> bool {
     true
 }
@@ -177,6 +218,10 @@ impl Default for WarningsConfig {
             enabled: false,
             feeds: Vec::new(),
             mqtt_topic: None,
+            mqtt_trust: MqttTrust::Signed,
+            mqtt_senders: Vec::new(),
+            max_age_secs: default_max_age(),
+            max_future_secs: default_max_future(),
             public_statuses: default_public_statuses(),
             test_targets: Vec::new(),
             areas: Vec::new(),
@@ -191,6 +236,12 @@ impl Default for WarningsConfig {
 }
 
 impl WarningsConfig {
+    /// Whether a CAP `sender` may come over the MQTT topic: any when
+    /// `mqtt_senders` is empty (only possible with `signed`), else listed.
+    pub fn mqtt_sender_allowed(&self, sender: &str) -> bool {
+        self.mqtt_senders.is_empty() || self.mqtt_senders.iter().any(|s| s == sender)
+    }
+
     /// Checks values serde cannot; errors name the key under `warnings.`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (i, f) in self.feeds.iter().enumerate() {
@@ -226,6 +277,21 @@ impl WarningsConfig {
             .is_some_and(|t| t.trim().is_empty() || t.len() > 256)
         {
             return Err(err("warnings.mqtt_topic", "must be 1-256 characters"));
+        }
+        if self.mqtt_trust == MqttTrust::Broker && self.mqtt_senders.is_empty() {
+            return Err(err(
+                "warnings.mqtt_senders",
+                "mqtt_trust = \"broker\" needs the CAP senders accepted from the topic",
+            ));
+        }
+        if self.mqtt_senders.iter().any(|s| s.trim().is_empty()) {
+            return Err(err("warnings.mqtt_senders", "a sender must not be empty"));
+        }
+        if !(60..=604_800).contains(&self.max_age_secs) {
+            return Err(err("warnings.max_age_secs", "must be 60-604800"));
+        }
+        if self.max_future_secs > 3600 {
+            return Err(err("warnings.max_future_secs", "must be 0-3600"));
         }
         if let Some(s) = self
             .public_statuses

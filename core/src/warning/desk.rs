@@ -178,6 +178,17 @@ impl Desk {
                 ))
             };
         }
+        if let Err((why, remember)) = self.check_sent(alert, now) {
+            if remember {
+                self.remember(Seen {
+                    identifier: id.clone(),
+                    sender: alert.sender.clone(),
+                    sha256: hash,
+                    thread: id.clone(),
+                });
+            }
+            return ignore(why);
+        }
         // The chain this alert belongs to: that of the last reference we know.
         let known = alert.references.iter().rev().find_map(|r| {
             self.seen
@@ -265,6 +276,36 @@ impl Desk {
                 _ => ignore(why),
             },
         }
+    }
+
+    /// `sent` against the skew limits; `Err((reason, remember))`.
+    fn check_sent(&self, alert: &Alert, now: Ms) -> Result<(), (String, bool)> {
+        let sent = to_ms(alert.sent);
+        let text = alert
+            .sent
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| alert.sent.to_string());
+        let max_age = (self.cfg.max_age_secs as Ms).saturating_mul(1000);
+        let max_future = (self.cfg.max_future_secs as Ms).saturating_mul(1000);
+        if sent < now.saturating_sub(max_age) {
+            return Err((
+                format!(
+                    "stale: sent {text} is more than {} s before the gateway's clock (max_age_secs)",
+                    self.cfg.max_age_secs
+                ),
+                true,
+            ));
+        }
+        if sent > now.saturating_add(max_future) {
+            return Err((
+                format!(
+                    "from-the-future: sent {text} is more than {} s after the gateway's clock (max_future_secs)",
+                    self.cfg.max_future_secs
+                ),
+                false,
+            ));
+        }
+        Ok(())
     }
 
     /// Whether and how an Alert or Update plays; `Err` is the reason not to.

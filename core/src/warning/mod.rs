@@ -15,6 +15,12 @@
 //!   `Exercise` or `Test` alert that is not public plays only on
 //!   `test_targets`, and only when that list is not empty. `System` and
 //!   `Draft` never play.
+//! - `sent` must be at most `max_age_secs` (default 1 h) before `now` and at
+//!   most `max_future_secs` (default 5 min) after it, for every source;
+//!   otherwise the alert is ignored with a reason starting `stale:` (and
+//!   remembered, so a feed repeating it is quiet) or `from-the-future:` (not
+//!   remembered: it may play once the clocks agree). `expires` is compared
+//!   with `now` without tolerance (`expired at …`).
 //! - `msgType` `Ack` and `Error` never play. `Update` and `Cancel` must
 //!   reference (sender and identifier) an alert the desk has seen, else they
 //!   are ignored naming the reference. An `Update` replaces the broadcast of
@@ -65,7 +71,7 @@ pub mod feed;
 pub mod text;
 
 pub use area::{circle_reaches, haversine_km, normalize_code, polygons_intersect};
-pub use config::{AreaMap, ConfigError, Feed, SeverityMap, WarningsConfig};
+pub use config::{AreaMap, ConfigError, Feed, MqttTrust, SeverityMap, WarningsConfig};
 pub use decision::{Decision, Plan, broadcast_id, sha256, to_ms};
 pub use desk::{Desk, DeskSnapshot, MAX_REMEMBERED, Running, SnapshotError};
 pub use feed::{FeedEntry, FeedError, MAX_FEED_BYTES, MAX_FEED_ENTRIES, parse_feed};

@@ -109,6 +109,9 @@ fn config_defaults_and_strictness() {
         c.severity_map.priority(Severity::Unknown),
         Priority::Township
     );
+    assert_eq!(c.mqtt_trust, MqttTrust::Signed);
+    assert!(c.mqtt_senders.is_empty() && c.mqtt_sender_allowed("anyone"));
+    assert_eq!((c.max_age_secs, c.max_future_secs), (3600, 300));
     assert!(c.validate().is_ok());
     let e = toml::from_str::<WarningsConfig>("enabeld = true").unwrap_err();
     assert!(e.to_string().contains("enabeld"), "{e}");
@@ -150,6 +153,14 @@ fn config_validation_names_the_key() {
     };
     assert!(bad("public_statuses = [\"draft\"]").starts_with("warnings.public_statuses"));
     assert!(bad("repeat = 0").starts_with("warnings.repeat"));
+    assert!(bad("mqtt_trust = \"broker\"").starts_with("warnings.mqtt_senders"));
+    assert!(bad("max_age_secs = 10").starts_with("warnings.max_age_secs"));
+    assert!(bad("max_future_secs = 7200").starts_with("warnings.max_future_secs"));
+    let broker: WarningsConfig =
+        toml::from_str("mqtt_trust = \"broker\"\nmqtt_senders = [\"county@example.cn\"]").unwrap();
+    assert!(broker.validate().is_ok());
+    assert!(broker.mqtt_sender_allowed("county@example.cn"));
+    assert!(!broker.mqtt_sender_allowed("mallory@example.cn"));
     assert!(bad("max_text = 5").starts_with("warnings.max_text"));
     assert!(bad("[[feeds]]\nurl = \"ftp://x\"").starts_with("warnings.feeds[0].url"));
     assert!(bad("[[areas]]\nvillage = \"1\"").contains("geocodes or an outline"));
@@ -346,15 +357,61 @@ fn cancel_must_match_status() {
 
 #[test]
 fn expired_never_starts_and_running_ones_lapse() {
-    let mut d = Desk::new(cfg());
+    // The heat warning was sent at 11:00 on the 8th: a week of max_age lets
+    // the expiry rule, not the staleness rule, answer.
+    let week = || {
+        let mut c = cfg();
+        c.max_age_secs = 604_800;
+        c
+    };
+    let mut d = Desk::new(week());
     let r = reason(handle(&mut d, HEAT, at(15, 9, 0)));
     assert!(r.starts_with("expired at 2026-07-08T19:00:00+08:00"), "{r}");
     // expires == now: never starts.
-    let mut d = Desk::new(cfg());
+    let mut d = Desk::new(week());
     assert!(reason(handle(&mut d, HEAT, at(8, 19, 0))).starts_with("expired"));
-    let mut d = Desk::new(cfg());
+    let mut d = Desk::new(week());
     plan(handle(&mut d, HEAT, at(8, 18, 59)));
     assert!(d.running(at(8, 19, 0)).is_empty());
+}
+
+/// `sent` 5 months before now (the attack of issue 12): ignored `stale`,
+/// remembered, never played; sent beyond the future skew: ignored
+/// `from-the-future` and not remembered, so it plays once it is in range.
+#[test]
+fn sent_outside_the_skew_limits_is_ignored() {
+    let mut d = Desk::new(cfg());
+    let old = edit(
+        ORANGE,
+        "<sent>2026-07-15T08:30:00",
+        "<sent>2026-02-15T08:30:00",
+    );
+    let r = reason(handle(&mut d, &old, at(15, 9, 0)));
+    assert!(
+        r.starts_with("stale: sent 2026-02-15T08:30:00+08:00"),
+        "{r}"
+    );
+    assert!(d.running(at(15, 9, 0)).is_empty());
+    assert!(reason(handle(&mut d, &old, at(15, 9, 1))).starts_with("duplicate"));
+    // One hour is the default limit: 61 minutes is too old, 59 is not.
+    let mut d = Desk::new(cfg());
+    let r = reason(handle(&mut d, ORANGE, at(15, 9, 31)));
+    assert!(r.starts_with("stale:"), "{r}");
+    let mut d = Desk::new(cfg());
+    plan(handle(&mut d, ORANGE, at(15, 9, 29)));
+    // Sent 10 minutes ahead of our clock: from the future (5 min allowed).
+    let mut d = Desk::new(cfg());
+    let r = reason(handle(&mut d, ORANGE, at(15, 8, 20)));
+    assert!(
+        r.starts_with("from-the-future: sent 2026-07-15T08:30:00+08:00"),
+        "{r}"
+    );
+    assert!(!d.has_seen("32011541600000_20260715083000"));
+    plan(handle(&mut d, ORANGE, at(15, 8, 26)));
+    // The limits are configurable.
+    let mut c = cfg();
+    c.max_age_secs = 12 * 3600;
+    plan(handle(&mut Desk::new(c), ORANGE, at(15, 20, 0)));
 }
 
 #[test]

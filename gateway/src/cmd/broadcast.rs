@@ -68,8 +68,13 @@ pub(super) struct SignArgs {
     key_id: String,
     /// Targets, comma-separated: all, village:CODE, grid:CODE, zone:NAME,
     /// group:NAME, speaker:ID.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "cap")]
     targets: Vec<Target>,
+    /// Sign this CAP 1.2 document instead of a command, for the MQTT
+    /// warnings topic (`[warnings] mqtt_trust = "signed"`); the key needs
+    /// scope `["all"]`. Takes only --key, --key-id and --valid-for.
+    #[arg(long, conflicts_with_all = ["targets", "text", "asset", "id", "volume", "repeat", "mqtt_json"])]
+    cap: Option<PathBuf>,
     /// Text to speak (start).
     #[arg(long)]
     text: Option<String>,
@@ -142,6 +147,36 @@ const PKCS8_ED25519_PREFIX: [u8; 16] = [
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
+}
+
+/// `sign --cap FILE`: the CAP document in the signed envelope, checked by
+/// the gateway's own verifier before it is printed.
+fn sign_cap(
+    key: &ed25519_dalek::SigningKey,
+    key_id: &str,
+    path: &Path,
+    not_after: &str,
+    clock: &dyn Clock,
+) -> anyhow::Result<ExitCode> {
+    let xml = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--cap {}: {e}", path.display()))?;
+    device_drivers::cap::parse(xml.as_bytes())
+        .map_err(|e| anyhow::anyhow!("--cap {}: not a CAP 1.2 alert: {e}", path.display()))?;
+    let payload = signed::cap_payload(&xml, not_after, &random_hex(16));
+    let envelope = signed::sign(key, payload.as_bytes(), key_id);
+    let keys = KeySet::from_config(&[KeyConfig {
+        id: key_id.to_string(),
+        public_key: signed::public_key_base64(&key.verifying_key()),
+        scope: vec![Target::All],
+    }])
+    .map_err(|e| anyhow::anyhow!("--key-id: {e}"))?;
+    Verifier::new(keys)
+        .verify_cap(envelope.as_bytes(), clock.now_ms())
+        .map_err(|e| anyhow::anyhow!("the document would be refused: {e}"))?;
+    let mut o = String::new();
+    outln!(o, "{envelope}");
+    emit(&o)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The PKCS#8 PEM of a signing key.
@@ -286,6 +321,15 @@ fn sign(a: SignArgs, clock: &dyn Clock) -> anyhow::Result<ExitCode> {
         "--valid-for {}: use 10s to 24h",
         a.valid_for
     );
+    let not_after = clock.now_utc()
+        + time::Duration::try_from(valid_for).map_err(|e| anyhow::anyhow!("--valid-for: {e}"))?;
+    let not_after = not_after
+        .replace_nanosecond(0)
+        .unwrap_or(not_after)
+        .format(&time::format_description::well_known::Rfc3339)?;
+    if let Some(path) = &a.cap {
+        return sign_cap(&key, &a.key_id, path, &not_after, clock);
+    }
     let action = match a.action {
         ActionArg::Start => "start",
         ActionArg::Stop => "stop",
@@ -297,12 +341,6 @@ fn sign(a: SignArgs, clock: &dyn Clock) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--action stop needs --id (the broadcast to stop)")
         }
     };
-    let not_after = clock.now_utc()
-        + time::Duration::try_from(valid_for).map_err(|e| anyhow::anyhow!("--valid-for: {e}"))?;
-    let not_after = not_after
-        .replace_nanosecond(0)
-        .unwrap_or(not_after)
-        .format(&time::format_description::well_known::Rfc3339)?;
     let mut payload = json!({
         "id": id,
         "action": action,

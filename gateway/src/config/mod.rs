@@ -137,6 +137,16 @@ impl Config {
         Ok(cfg)
     }
 
+    /// `[warnings] mqtt_trust = "broker"` needs a broker that authenticates
+    /// publishers: mqtts with a client certificate. True for `signed`.
+    fn cap_publishers_authenticated(&self) -> bool {
+        self.warnings.mqtt_trust != tgw_core::warning::MqttTrust::Broker
+            || self
+                .mqtt
+                .as_ref()
+                .is_some_and(|m| m.broker().is_ok_and(|u| u.tls) && m.client_cert_file.is_some())
+    }
+
     fn validate(&self, origin: &str, text: &str) -> Result<(), ConfigError> {
         let at = |key: &str, needle: &str, msg: String| {
             let line = find_line(text, needle);
@@ -151,6 +161,13 @@ impl Config {
         }
         if let Err(e) = self.warnings.validate() {
             return Err(at("warnings", "[warnings]", e.to_string()));
+        }
+        if !self.cap_publishers_authenticated() {
+            return Err(at(
+                "warnings.mqtt_trust",
+                "mqtt_trust",
+                "\"broker\" trusts the broker to authenticate CAP publishers: it needs an mqtts:// [mqtt] url with client_cert_file and client_key_file; otherwise use \"signed\"".into(),
+            ));
         }
         if let Err(e) = tgw_core::broadcast::signed::KeySet::from_config(&self.broadcast.keys) {
             return Err(at("broadcast.keys", "[[broadcast.keys]]", e.to_string()));

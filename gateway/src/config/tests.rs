@@ -195,3 +195,29 @@ fn audit_retention_defaults_and_limits() {
         assert!(e.contains(want) && e.contains("line"), "{bad}: {e}");
     }
 }
+
+/// `mqtt_trust = "broker"` trusts the broker to authenticate CAP
+/// publishers: refused unless the broker is mqtts with a client certificate.
+#[test]
+fn broker_trust_for_cap_needs_mutual_tls() {
+    let warnings = "\n[warnings]\nenabled = true\nmqtt_topic = \"county/cap\"\nmqtt_trust = \"broker\"\nmqtt_senders = [\"county@example.cn\"]\n";
+    let plain = format!("{MINIMAL}\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n{warnings}");
+    let e = Config::parse(&plain, "t.toml").unwrap_err().to_string();
+    assert!(
+        e.contains("warnings.mqtt_trust") && e.contains("client_cert_file"),
+        "{e}"
+    );
+    let no_mqtt = format!("{MINIMAL}{warnings}");
+    assert!(Config::parse(&no_mqtt, "t.toml").is_err());
+    let tls_only = format!(
+        "{MINIMAL}\n[mqtt]\nurl = \"mqtts://broker:8883\"\nca_file = \"/etc/ca.pem\"\n{warnings}"
+    );
+    assert!(Config::parse(&tls_only, "t.toml").is_err());
+    let mutual = format!(
+        "{MINIMAL}\n[mqtt]\nurl = \"mqtts://broker:8883\"\nca_file = \"/etc/ca.pem\"\nclient_cert_file = \"/etc/c.pem\"\nclient_key_file = \"/etc/c.key\"\n{warnings}"
+    );
+    let c = Config::parse(&mutual, "t.toml").unwrap();
+    assert_eq!(c.warnings.mqtt_trust, tgw_core::warning::MqttTrust::Broker);
+    let signed = plain.replace("mqtt_trust = \"broker\"", "mqtt_trust = \"signed\"");
+    assert!(Config::parse(&signed, "t.toml").is_ok());
+}

@@ -163,7 +163,7 @@ impl CommandHandler for Commands {
         };
         let via = format!("mqtt:{topic}");
         tokio::spawn(async move {
-            let out = b.cap(payload, &via).await;
+            let out = b.cap_mqtt(payload, &via).await;
             tracing::info!(via = %via, decision = %out.decision, identifier = ?out.identifier, reason = ?out.reason, "CAP document received");
         });
     }

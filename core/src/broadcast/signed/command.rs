@@ -1,6 +1,5 @@
 //! What a verified command says, and why one is refused.
 
-use super::MAX_COMMAND_BYTES;
 use crate::broadcast::{Ms, Priority, Target};
 use crate::error::ErrorKind;
 
@@ -51,11 +50,14 @@ pub struct EmergencyCommand {
 /// [`Refusal::code`] is a bounded label for metrics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// Over [`MAX_COMMAND_BYTES`].
-    #[error("command of {len} bytes is over the {MAX_COMMAND_BYTES}-byte limit")]
+    /// Over [`MAX_COMMAND_BYTES`](super::MAX_COMMAND_BYTES) (a command) or
+    /// [`MAX_SIGNED_CAP_BYTES`](super::cap::MAX_SIGNED_CAP_BYTES) (a signed CAP document).
+    #[error("message of {len} bytes is over the {max}-byte limit")]
     TooLarge {
         /// Its size.
         len: usize,
+        /// The limit.
+        max: usize,
     },
     /// The envelope or payload is not what the format says; `field` names where.
     #[error("malformed command: `{field}`: {reason}")]

@@ -115,25 +115,8 @@ impl Payload {
                 ));
             }
         };
-        let not_after_text = req_str(&mut m, "not_after")?;
-        let not_after = OffsetDateTime::parse(&not_after_text, &Rfc3339)
-            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Ms)
-            .map_err(|_| {
-                malformed(
-                    "not_after",
-                    format!(
-                        "`{}` is not an RFC 3339 time such as 2026-07-15T09:00:00+08:00",
-                        clip(&not_after_text)
-                    ),
-                )
-            })?;
-        let nonce = req_str(&mut m, "nonce")?;
-        if !(16..=64).contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(malformed(
-                "nonce",
-                "must be 16-64 printable ASCII characters without spaces",
-            ));
-        }
+        let (not_after, not_after_text) = parse_not_after(&req_str(&mut m, "not_after")?)?;
+        let nonce = parse_nonce(req_str(&mut m, "nonce")?)?;
         let targets = match m.remove("targets") {
             Some(Value::Array(a)) => a,
             Some(_) => return Err(malformed("targets", "must be an array of strings")),
@@ -211,7 +194,7 @@ impl Payload {
             id,
             action,
             not_after,
-            not_after_text: clip(&not_after_text),
+            not_after_text,
             nonce,
             targets: parsed,
             priority,
@@ -250,8 +233,35 @@ fn opt_int(
     }
 }
 
+/// `not_after` as ms since the epoch, and its (clipped) text for messages.
+pub(super) fn parse_not_after(text: &str) -> Result<(Ms, String), Refusal> {
+    let ms = OffsetDateTime::parse(text, &Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Ms)
+        .map_err(|_| {
+            malformed(
+                "not_after",
+                format!(
+                    "`{}` is not an RFC 3339 time such as 2026-07-15T09:00:00+08:00",
+                    clip(text)
+                ),
+            )
+        })?;
+    Ok((ms, clip(text)))
+}
+
+/// A nonce: 16-64 printable ASCII characters without spaces.
+pub(super) fn parse_nonce(nonce: String) -> Result<String, Refusal> {
+    if !(16..=64).contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(malformed(
+            "nonce",
+            "must be 16-64 printable ASCII characters without spaces",
+        ));
+    }
+    Ok(nonce)
+}
+
 /// At most 64 characters of a value a sender chose, for messages.
-fn clip(s: &str) -> String {
+pub(super) fn clip(s: &str) -> String {
     let mut out: String = s.chars().take(64).collect();
     if out.len() < s.len() {
         out.push('…');

@@ -29,6 +29,7 @@
 //! |---|---|
 //! | this file | the limits, [`sign`] and [`public_key_base64`] (the sender's side) |
 //! | [`keys`] | [`KeyConfig`], [`KeySet`], [`KeyError`]: the trusted keys and their scopes |
+//! | [`cap`] | [`SignedCap`], [`Verifier::verify_cap`]: CAP documents in the same envelope |
 //! | [`command`] | [`EmergencyCommand`], [`Action`], [`Content`], [`Refusal`]: what a check yields |
 //! | [`envelope`] | the envelope and payload JSON, field by field |
 //! | [`verifier`] | [`Verifier`]: the checks in order, and the nonce memory |
@@ -39,11 +40,13 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
 use super::Ms;
 
+pub mod cap;
 pub mod command;
 pub mod envelope;
 pub mod keys;
 pub mod verifier;
 
+pub use cap::{MAX_SIGNED_CAP_BYTES, SignedCap, cap_payload};
 pub use command::{Action, Content, EmergencyCommand, Refusal};
 pub use keys::{KeyConfig, KeyError, KeySet};
 pub use verifier::{NonceSnapshot, Verifier};

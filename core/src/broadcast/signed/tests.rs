@@ -402,3 +402,62 @@ fn key_config_errors_name_the_entry() {
     assert_eq!(ks.ids().collect::<Vec<_>>(), ["county-1"]);
     assert!(!ks.is_empty() && ks.len() == 1);
 }
+
+const CAP_XML: &str =
+    "<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>x</identifier></alert>";
+
+fn signed_cap(seed: u8, not_after: &str, nonce: &str) -> Vec<u8> {
+    sign(
+        &key(seed),
+        cap_payload(CAP_XML, not_after, nonce).as_bytes(),
+        "county-1",
+    )
+    .into_bytes()
+}
+
+/// A CAP document in the envelope, signed by a trusted key with scope
+/// `all`: accepted, the XML handed back unchanged, its nonce remembered.
+#[test]
+fn signed_cap_passes_and_is_not_replayable() {
+    let mut v = Verifier::new(keyset(&["all"]));
+    let doc = signed_cap(1, "2026-07-15T10:00:00+08:00", "cap-nonce-000000001");
+    let c = v.verify_cap(&doc, NOW).unwrap();
+    assert_eq!((c.key_id.as_str(), c.cap.as_str()), ("county-1", CAP_XML));
+    assert_eq!(v.verify_cap(&doc, NOW + 1).unwrap_err().code(), "replayed");
+}
+
+/// Unsigned, plain XML, a wrong key, expired, too far ahead, a key of
+/// narrower scope, and a command payload presented as CAP: refused, each
+/// with its code.
+#[test]
+fn signed_cap_refusals() {
+    let code = |v: &mut Verifier, b: &[u8]| v.verify_cap(b, NOW).unwrap_err().code();
+    let mut v = Verifier::new(keyset(&["all"]));
+    let mut unsigned: Value = serde_json::from_slice(&signed_cap(
+        1,
+        "2026-07-15T10:00:00+08:00",
+        "cap-nonce-000000002",
+    ))
+    .unwrap();
+    unsigned.as_object_mut().unwrap().remove("sig");
+    assert_eq!(code(&mut v, unsigned.to_string().as_bytes()), "unsigned");
+    assert_eq!(code(&mut v, CAP_XML.as_bytes()), "malformed");
+    let wrong = signed_cap(2, "2026-07-15T10:00:00+08:00", "cap-nonce-000000003");
+    assert_eq!(code(&mut v, &wrong), "bad_signature");
+    let old = signed_cap(1, "2026-07-15T08:59:59+08:00", "cap-nonce-000000004");
+    assert_eq!(code(&mut v, &old), "expired");
+    let far = signed_cap(1, "2026-07-17T10:00:00+08:00", "cap-nonce-000000005");
+    assert_eq!(code(&mut v, &far), "too_far_ahead");
+    let mut village = Verifier::new(keyset(&["village:320115106201"]));
+    let ok = signed_cap(1, "2026-07-15T10:00:00+08:00", "cap-nonce-000000006");
+    assert_eq!(code(&mut village, &ok), "out_of_scope");
+    // A command's signature is no CAP signature, and the other way round.
+    assert_eq!(
+        code(&mut v, &signed(&payload("n-cmd-0123456789ab"))),
+        "malformed"
+    );
+    assert_eq!(v.verify(&ok, NOW).unwrap_err().code(), "malformed");
+    assert_eq!(v.nonce_count(), 0, "nothing refused is remembered");
+    let huge = vec![b' '; MAX_SIGNED_CAP_BYTES + 1];
+    assert_eq!(code(&mut v, &huge), "too_large");
+}

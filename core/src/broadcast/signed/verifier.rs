@@ -73,9 +73,60 @@ impl Verifier {
     /// its nonce. See the module docs for the order of checks.
     pub fn verify(&mut self, bytes: &[u8], now: Ms) -> Result<EmergencyCommand, Refusal> {
         if bytes.len() > MAX_COMMAND_BYTES {
-            return Err(Refusal::TooLarge { len: bytes.len() });
+            return Err(Refusal::TooLarge {
+                len: bytes.len(),
+                max: MAX_COMMAND_BYTES,
+            });
         }
         let env = Envelope::parse(bytes)?;
+        let (key_id, payload, scope) = self.check_signature(env)?;
+        let p = Payload::parse(&payload)?;
+        let id = p.id;
+        if p.not_after <= now {
+            return Err(Refusal::Expired {
+                key_id,
+                id,
+                not_after: p.not_after_text,
+            });
+        }
+        if p.not_after > now.saturating_add(MAX_AHEAD_MS) {
+            return Err(Refusal::TooFarAhead {
+                key_id,
+                id,
+                not_after: p.not_after_text,
+            });
+        }
+        if self.is_replay(&p.nonce, now) {
+            return Err(Refusal::Replayed { key_id, id });
+        }
+        let all = scope.contains(&Target::All);
+        if let Some(t) = p.targets.iter().find(|t| !all && !scope.contains(t)) {
+            return Err(Refusal::OutOfScope {
+                key_id,
+                target: t.to_string(),
+            });
+        }
+        self.remember_nonce(&p.nonce, p.not_after, now)?;
+        Ok(EmergencyCommand {
+            key_id,
+            id,
+            action: p.action,
+            not_after: p.not_after,
+            nonce: p.nonce,
+            targets: p.targets,
+            priority: p.priority,
+            content: p.content,
+            volume: p.volume,
+            repeat: p.repeat,
+        })
+    }
+
+    /// The key's check: known key, base64, a valid Ed25519 signature over
+    /// the payload bytes. Yields the key id, the payload and the key's scope.
+    pub(super) fn check_signature(
+        &self,
+        env: Envelope,
+    ) -> Result<(String, Vec<u8>, Vec<Target>), Refusal> {
         let Some(sig_b64) = env.sig else {
             return Err(Refusal::Unsigned { key_id: env.key_id });
         };
@@ -103,34 +154,23 @@ impl Verifier {
             .map_err(|_| Refusal::BadSignature {
                 key_id: env.key_id.clone(),
             })?;
+        Ok((env.key_id, payload, key.scope.clone()))
+    }
 
-        let p = Payload::parse(&payload)?;
-        let (key_id, id) = (env.key_id, p.id);
-        if p.not_after <= now {
-            return Err(Refusal::Expired {
-                key_id,
-                id,
-                not_after: p.not_after_text,
-            });
-        }
-        if p.not_after > now.saturating_add(MAX_AHEAD_MS) {
-            return Err(Refusal::TooFarAhead {
-                key_id,
-                id,
-                not_after: p.not_after_text,
-            });
-        }
-        if self.nonces.get(&p.nonce).is_some_and(|&t| t > now) {
-            return Err(Refusal::Replayed { key_id, id });
-        }
-        let all = key.scope.contains(&Target::All);
-        if let Some(t) = p.targets.iter().find(|t| !all && !key.scope.contains(t)) {
-            return Err(Refusal::OutOfScope {
-                key_id,
-                target: t.to_string(),
-            });
-        }
-        if self.nonces.len() >= self.max_nonces && !self.nonces.contains_key(&p.nonce) {
+    /// Whether `nonce` was seen in an unexpired message.
+    pub(super) fn is_replay(&self, nonce: &str, now: Ms) -> bool {
+        self.nonces.get(nonce).is_some_and(|&t| t > now)
+    }
+
+    /// Remembers `nonce` until `not_after`; refuses when the memory is full
+    /// of unexpired nonces rather than forget one.
+    pub(super) fn remember_nonce(
+        &mut self,
+        nonce: &str,
+        not_after: Ms,
+        now: Ms,
+    ) -> Result<(), Refusal> {
+        if self.nonces.len() >= self.max_nonces && !self.nonces.contains_key(nonce) {
             self.nonces.retain(|_, t| *t > now);
             if self.nonces.len() >= self.max_nonces {
                 return Err(Refusal::NonceMemoryFull {
@@ -138,18 +178,7 @@ impl Verifier {
                 });
             }
         }
-        self.nonces.insert(p.nonce.clone(), p.not_after);
-        Ok(EmergencyCommand {
-            key_id,
-            id,
-            action: p.action,
-            not_after: p.not_after,
-            nonce: p.nonce,
-            targets: p.targets,
-            priority: p.priority,
-            content: p.content,
-            volume: p.volume,
-            repeat: p.repeat,
-        })
+        self.nonces.insert(nonce.to_string(), not_after);
+        Ok(())
     }
 }

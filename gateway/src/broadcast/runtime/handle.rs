@@ -90,9 +90,21 @@ impl Broadcasts {
         (*read(&self.timetable)).clone()
     }
 
-    /// Hands a CAP 1.2 document to the early-warning desk; `via` is `mqtt`
-    /// or the feed URL.
+    /// Hands a CAP 1.2 document a configured feed served to the
+    /// early-warning desk; `via` is the feed URL.
     pub async fn cap(&self, doc: bytes::Bytes, via: &str) -> CapOutcome {
+        self.cap_cmd(doc, via, false).await
+    }
+
+    /// Hands a document from the MQTT warnings topic to the desk: with
+    /// `[warnings] mqtt_trust = "signed"` (the default) it must be a signed
+    /// envelope (else `reject`, audited); with `broker` its CAP `sender`
+    /// must be in `mqtt_senders`. `via` is `mqtt:<topic>`.
+    pub async fn cap_mqtt(&self, doc: bytes::Bytes, via: &str) -> CapOutcome {
+        self.cap_cmd(doc, via, true).await
+    }
+
+    async fn cap_cmd(&self, doc: bytes::Bytes, via: &str, mqtt: bool) -> CapOutcome {
         let (tx, rx) = oneshot::channel();
         let stopped = CapOutcome {
             decision: "reject".into(),
@@ -100,7 +112,12 @@ impl Broadcasts {
             broadcast: None,
             identifier: None,
         };
-        if self.tx.send(Cmd::Cap(doc, via.into(), tx)).await.is_err() {
+        let cmd = if mqtt {
+            Cmd::CapMqtt(doc, via.into(), tx)
+        } else {
+            Cmd::Cap(doc, via.into(), tx)
+        };
+        if self.tx.send(cmd).await.is_err() {
             return stopped;
         }
         rx.await.unwrap_or(stopped)

@@ -89,6 +89,8 @@ enum Cmd {
     },
     TimetableChanged,
     Cap(bytes::Bytes, String, oneshot::Sender<CapOutcome>),
+    /// A document from the MQTT warnings topic: trusted only per `[warnings] mqtt_trust`.
+    CapMqtt(bytes::Bytes, String, oneshot::Sender<CapOutcome>),
     CapParsed(Box<device_drivers::cap::Alert>, [u8; 32], String),
     Signed(bytes::Bytes, oneshot::Sender<Result<Value, SignedRefusal>>),
 }

@@ -126,6 +126,10 @@ impl Runtime {
                 let out = self.on_cap(&doc, &via, now);
                 let _ = reply.send(out);
             }
+            Cmd::CapMqtt(doc, via, reply) => {
+                let out = self.on_cap_mqtt(&doc, &via, now);
+                let _ = reply.send(out);
+            }
             Cmd::CapParsed(alert, sha, via) => {
                 if self
                     .desk

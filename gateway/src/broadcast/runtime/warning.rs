@@ -22,6 +22,72 @@ impl Runtime {
         }
     }
 
+    /// A document from the MQTT warnings topic: unwrapped from its signed
+    /// envelope (`mqtt_trust = "signed"`) or taken as plain CAP from an
+    /// allowed sender (`broker`). Refusals are logged and audited with
+    /// their reason and never reach the desk.
+    pub(super) fn on_cap_mqtt(&mut self, doc: &[u8], via: &str, now: Ms) -> CapOutcome {
+        use tgw_core::warning::MqttTrust;
+        let Some(cfg) = self.desk.as_ref().map(|d| d.config().clone()) else {
+            return self.on_cap(doc, via, now);
+        };
+        let signed;
+        let (xml, by): (&[u8], String) = match cfg.mqtt_trust {
+            MqttTrust::Broker => (doc, "broker".into()),
+            MqttTrust::Signed if doc.trim_ascii_start().starts_with(b"<") => {
+                let reason = "unsigned: a plain CAP document; with [warnings] mqtt_trust = \"signed\" only signed envelopes (tgw broadcast sign --cap) are accepted".to_string();
+                return self.refuse_cap(via, "mqtt", "unsigned", reason);
+            }
+            MqttTrust::Signed => match self.verifier.verify_cap(doc, now) {
+                Ok(s) => {
+                    if let Ok(n) = serde_json::to_string(&self.verifier.snapshot())
+                        && let Err(e) = self.records.set_kv("signed_nonces", &n)
+                    {
+                        tracing::warn!(error = %e, "saving command nonces failed");
+                    }
+                    signed = s;
+                    (signed.cap.as_bytes(), format!("key:{}", signed.key_id))
+                }
+                Err(r) => {
+                    let reason = format!("{}: {r}", r.code());
+                    return self.refuse_cap(via, "mqtt", r.code(), reason);
+                }
+            },
+        };
+        let alert = match device_drivers::cap::parse(xml) {
+            Ok(a) => a,
+            Err(e) => return self.refuse_cap(via, &by, "malformed", e.to_string()),
+        };
+        if !cfg.mqtt_sender_allowed(&alert.sender) {
+            let reason = format!(
+                "sender-not-allowed: CAP sender `{}` is not in [warnings] mqtt_senders",
+                alert.sender.chars().take(64).collect::<String>()
+            );
+            return self.refuse_cap(via, &by, "sender_not_allowed", reason);
+        }
+        self.on_alert(&alert, tgw_core::warning::sha256(xml), via, now)
+    }
+
+    /// A document from the MQTT topic that is not trusted: logged, audited
+    /// (`broadcast.cap_refused`, outcome `code`), answered `reject`.
+    fn refuse_cap(&mut self, via: &str, actor: &str, code: &str, reason: String) -> CapOutcome {
+        tracing::warn!(via, code, reason = %reason, "CAP document from MQTT refused");
+        self.records.audit(
+            actor,
+            via,
+            "broadcast.cap_refused",
+            None,
+            Some(json!({ "reason": reason })),
+            code,
+        );
+        CapOutcome {
+            decision: "reject".into(),
+            reason: Some(reason),
+            broadcast: None,
+            identifier: None,
+        }
+    }
+
     pub(super) fn on_cap(&mut self, doc: &[u8], via: &str, now: Ms) -> CapOutcome {
         let alert = match device_drivers::cap::parse(doc) {
             Ok(a) => a,

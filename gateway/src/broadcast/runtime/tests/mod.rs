@@ -6,6 +6,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `day` | a whole day of broadcasts (issue 7, "done when") |
+//! | `cap_mqtt` | CAP from the MQTT topic: signed envelopes, broker trust, skew (issue 12) |
 //! | `feeds` | a polled Atom feed starting a warning once |
 //! | `clock` | the wall clock jumping forward and back over schedules |
 //! | `volume` | per-horn volumes and the forced emergency volume |
@@ -24,6 +25,7 @@ use crate::broadcast::{OnPreempt, Priority, Target};
 use crate::speakers::{Codec, DriverKind, NewSpeaker};
 use tgw_core::schedule::{Calendar, Timetable};
 
+mod cap_mqtt;
 mod clock;
 mod day;
 mod feeds;
@@ -300,6 +302,20 @@ fn start_runtime(
     w: &World,
     shutdown: CancellationToken,
 ) -> (Broadcasts, tokio::task::JoinHandle<()>) {
+    start_runtime_with(
+        w,
+        warnings(),
+        crate::broadcast::signed::KeySet::from_config(&[]).unwrap(),
+        shutdown,
+    )
+}
+
+fn start_runtime_with(
+    w: &World,
+    warnings: tgw_core::warning::WarningsConfig,
+    keys: crate::broadcast::signed::KeySet,
+    shutdown: CancellationToken,
+) -> (Broadcasts, tokio::task::JoinHandle<()>) {
     let settings = Settings {
         inline_render: true,
         ..Settings::default()
@@ -318,8 +334,8 @@ fn start_runtime(
                 clock: w.clock.clone(),
                 log: w.log.clone(),
             }),
-            warnings: Some(warnings()),
-            keys: crate::broadcast::signed::KeySet::from_config(&[]).unwrap(),
+            warnings: Some(warnings),
+            keys,
         },
         shutdown,
     )
