@@ -7,6 +7,7 @@
 //! | [`writer`] | the outbox writer thread: batched commits, claims, acks, the `outbox_full` alarm |
 //! | [`settings`] | `[mqtt]` resolved for a session, and the TLS client configuration |
 //! | [`session`] | the rumqttc session loop: connect, resend, window, PUBACKs, commands in |
+//! | [`scout`] | after an incoming packet over `max_packet_bytes`: find its retained topic, clear ours, quarantine others |
 //! | [`commands`] | the [`CommandHandler`] trait, reply bodies, one file per command behind a `match` |
 //! | `broker` | a small embedded broker for `tgw demo` (feature `embedded-broker`, on by default) |
 //! | [`centre`] | what the daemon publishes to the centre, and the handles its commands act on |
@@ -20,6 +21,7 @@ pub mod broker;
 pub mod centre;
 pub mod commands;
 pub mod outbox;
+pub mod scout;
 pub mod session;
 pub mod settings;
 pub mod writer;
@@ -85,6 +87,9 @@ pub struct Metrics {
     pub commands_invalid: AtomicU64,
     /// Outbox commits that failed (disk full, I/O): messages not accepted.
     pub commit_errors: AtomicU64,
+    /// Sessions lost to an incoming packet over `max_packet_bytes` (each
+    /// also counts in `connection_errors`).
+    pub oversized: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -126,6 +131,8 @@ pub struct MetricsSnapshot {
     pub commands_invalid: u64,
     /// See [`Metrics::commit_errors`].
     pub commit_errors: u64,
+    /// See [`Metrics::oversized`].
+    pub oversized: u64,
 }
 
 impl Metrics {
@@ -151,6 +158,7 @@ impl Metrics {
             commands: g(&self.commands),
             commands_invalid: g(&self.commands_invalid),
             commit_errors: g(&self.commit_errors),
+            oversized: g(&self.oversized),
         }
     }
 }
