@@ -50,7 +50,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// The fixed header at the start of `buf`: packet type, header length and
 /// remaining length; `None` while incomplete; an error when malformed.
-pub fn fixed_header(buf: &[u8]) -> std::result::Result<Option<(u8, usize, usize)>, ()> {
+pub fn fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>> {
     let Some(&b0) = buf.first() else {
         return Ok(None);
     };
@@ -64,7 +64,7 @@ pub fn fixed_header(buf: &[u8]) -> std::result::Result<Option<(u8, usize, usize)
             return Ok(Some((b0 >> 4, 2 + i, len)));
         }
     }
-    Err(())
+    Err(Error::unavailable("mqtt scout: malformed remaining length"))
 }
 
 /// What [`Reader::next`] read.
@@ -95,14 +95,11 @@ impl Reader {
 
     async fn next(&mut self) -> Result<Next> {
         let (kind, hl, rl) = loop {
-            match fixed_header(&self.buf) {
-                Ok(Some(h)) => break h,
-                Ok(None) => {
+            match fixed_header(&self.buf)? {
+                Some(h) => break h,
+                None => {
                     let n = self.buf.len() + 1;
                     self.fill(n).await?
-                }
-                Err(()) => {
-                    return Err(Error::unavailable("mqtt scout: malformed remaining length"));
                 }
             }
         };
@@ -328,17 +325,48 @@ impl Quarantine {
 mod tests {
     use super::*;
 
+    /// A cleared command topic gets one more chance; what was not cleared
+    /// (or comes back) takes its filter out: `cmd/+` becomes each known
+    /// method but the blocked one, a raw filter is left out; for an hour.
+    #[test]
+    fn quarantine_narrows_the_subscriptions() {
+        let t = tgw_core::uplink::topics::Topics::new("s", "g");
+        let raw = vec!["warn/#".to_string()];
+        let now = Instant::now();
+        let mut q = Quarantine::default();
+        assert_eq!(q.filters(&t, &raw, now), ["tgw/v1/s/g/cmd/+", "warn/#"]);
+        let f = |topic: &str, cleared| Oversized {
+            topic: topic.into(),
+            bytes: 1 << 21,
+            cleared,
+        };
+        assert_eq!(q.record(&[f("tgw/v1/s/g/cmd/probe", true)], now), [false]);
+        assert_eq!(q.filters(&t, &raw, now).len(), 2);
+        let again = [f("tgw/v1/s/g/cmd/probe", true), f("warn/cap", false)];
+        assert_eq!(q.record(&again, now), [true, true]);
+        assert_eq!(
+            q.filters(&t, &raw, now),
+            [
+                "tgw/v1/s/g/cmd/rediscover",
+                "tgw/v1/s/g/cmd/reload",
+                "tgw/v1/s/g/cmd/emergency"
+            ]
+        );
+        let later = now + QUARANTINE + Duration::from_secs(1);
+        assert_eq!(q.filters(&t, &raw, later).len(), 2);
+    }
+
     #[test]
     fn fixed_header_reads_the_remaining_length() {
-        assert_eq!(fixed_header(&[]), Ok(None));
-        assert_eq!(fixed_header(&[0x30]), Ok(None));
-        assert_eq!(fixed_header(&[0x30, 0x05]), Ok(Some((3, 2, 5))));
-        assert_eq!(fixed_header(&[0x31, 0x80]), Ok(None));
+        assert_eq!(fixed_header(&[]).unwrap(), None);
+        assert_eq!(fixed_header(&[0x30]).unwrap(), None);
+        assert_eq!(fixed_header(&[0x30, 0x05]).unwrap(), Some((3, 2, 5)));
+        assert_eq!(fixed_header(&[0x31, 0x80]).unwrap(), None);
         // 2 MB: 0x80 0x80 0x80 0x01
         assert_eq!(
-            fixed_header(&[0x30, 0x80, 0x80, 0x80, 0x01]),
-            Ok(Some((3, 5, 1 << 21)))
+            fixed_header(&[0x30, 0x80, 0x80, 0x80, 0x01]).unwrap(),
+            Some((3, 5, 1 << 21))
         );
-        assert_eq!(fixed_header(&[0x30, 0xff, 0xff, 0xff, 0xff]), Err(()));
+        assert!(fixed_header(&[0x30, 0xff, 0xff, 0xff, 0xff]).is_err());
     }
 }
