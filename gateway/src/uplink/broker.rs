@@ -353,7 +353,8 @@ mod tests {
         let mut o = MqttOptions::new("big", "127.0.0.1", addr.port());
         o.set_max_packet_size(4 << 20, 4 << 20);
         let (c, mut el) = AsyncClient::new(o, 10);
-        c.publish("x", QoS::AtLeastOnce, true, vec![0u8; MAX_PACKET + 1])
+        // 1.1 MB: over the 1 MiB cap (the gateway's default max_packet_bytes).
+        c.publish("x", QoS::AtLeastOnce, true, vec![0u8; 1_100_000])
             .await
             .unwrap();
         let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
