@@ -7,6 +7,7 @@
 //! | [`writer`] | the outbox writer thread: batched commits, claims, acks, the `outbox_full` alarm |
 //! | [`settings`] | `[mqtt]` resolved for a session, and the TLS client configuration |
 //! | [`session`] | the rumqttc session loop: connect, resend, window, PUBACKs, commands in |
+//! | [`scout`] | after an incoming packet over `max_packet_bytes`: find its retained topic, clear ours, quarantine others |
 //! | [`commands`] | the [`CommandHandler`] trait, reply bodies, one file per command behind a `match` |
 //! | `broker` | a small embedded broker for `tgw demo` (feature `embedded-broker`, on by default) |
 //! | [`centre`] | what the daemon publishes to the centre, and the handles its commands act on |
@@ -20,6 +21,7 @@ pub mod broker;
 pub mod centre;
 pub mod commands;
 pub mod outbox;
+pub mod scout;
 pub mod session;
 pub mod settings;
 pub mod writer;
@@ -87,6 +89,9 @@ pub struct Metrics {
     pub commit_errors: AtomicU64,
     /// Outbox rows per class, indexed by `Class as usize` (gauge).
     pub depth_by_class: [AtomicU64; 4],
+    /// Sessions lost to an incoming packet over `max_packet_bytes` (each
+    /// also counts in `connection_errors`).
+    pub oversized: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -130,6 +135,8 @@ pub struct MetricsSnapshot {
     pub commit_errors: u64,
     /// See [`Metrics::depth_by_class`].
     pub depth_by_class: [u64; 4],
+    /// See [`Metrics::oversized`].
+    pub oversized: u64,
 }
 
 impl Metrics {
@@ -156,6 +163,7 @@ impl Metrics {
             commands_invalid: g(&self.commands_invalid),
             commit_errors: g(&self.commit_errors),
             depth_by_class: self.depth_by_class.each_ref().map(g),
+            oversized: g(&self.oversized),
         }
     }
 

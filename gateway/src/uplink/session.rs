@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::commands::{self, CommandHandler, CommandReply, ReplyCode, reply_body};
 use super::outbox::OutRow;
+use super::scout::{self, Quarantine};
 use super::settings::Settings;
 use super::writer::{Ctl, WriterHandle};
 use super::{Metrics, Publisher};
@@ -36,6 +37,11 @@ pub const MAX_CONCURRENT_COMMANDS: usize = 16;
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a clean shutdown waits for outstanding PUBACKs.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// A connection must stay up this long for the reconnect backoff to start
+/// again from `reconnect_min_ms`; one lost sooner keeps backing off, so a
+/// session that dies right after connecting (an oversized retained message,
+/// a broker that drops us) cannot reconnect in a tight loop.
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// The payload of a claimed row: the envelope keys, then the body's keys.
 pub fn envelope(row: &OutRow, site: &str, gateway: &str, historical: bool) -> Vec<u8> {
@@ -118,22 +124,44 @@ pub(crate) async fn run(
     let mut conn_no = 0u64;
     let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_COMMANDS));
     let mut first_failure_logged = false;
+    let mut quarantine = Quarantine::default();
     loop {
+        let filters = quarantine.filters(&s.topics, &handler.raw_topics(), Instant::now());
         let ctx = SessionCtx {
             s: &s,
             publisher: &publisher,
             handler: &handler,
             metrics: &metrics,
             sem: &sem,
+            filters: &filters,
         };
         match session(&ctx, &mut h, &mut conn_no, &shutdown).await {
             SessionEnd::Shutdown => break,
-            SessionEnd::Lost { connected, error } => {
+            SessionEnd::Lost {
+                connected,
+                error,
+                up,
+                oversized,
+            } => {
                 metrics.connected.store(0, Ordering::Relaxed);
                 metrics.connection_errors.fetch_add(1, Ordering::Relaxed);
-                if connected {
+                if let Some(bytes) = oversized {
+                    metrics.oversized.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        bytes,
+                        max_bytes = s.max_packet,
+                        "mqtt connection lost: an incoming packet is larger than mqtt.max_packet_bytes; looking for its topic"
+                    );
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = find_oversized(&ctx, &mut quarantine) => {}
+                    }
+                }
+                if connected && up >= STABLE_AFTER {
                     attempt = 0;
                     first_failure_logged = false;
+                }
+                if connected {
                     tracing::warn!(broker = %format!("{}:{}", s.host, s.port), error = %error, "mqtt connection lost; reconnecting");
                 } else if !first_failure_logged || attempt.is_multiple_of(10) {
                     first_failure_logged = true;
@@ -165,11 +193,49 @@ struct SessionCtx<'a> {
     handler: &'a Arc<dyn CommandHandler>,
     metrics: &'a Arc<Metrics>,
     sem: &'a Arc<Semaphore>,
+    /// What this session subscribes to (see [`Quarantine::filters`]).
+    filters: &'a [String],
 }
 
 enum SessionEnd {
     Shutdown,
-    Lost { connected: bool, error: String },
+    Lost {
+        connected: bool,
+        error: String,
+        /// How long the connection was up (zero when it never was).
+        up: Duration,
+        /// The size of the incoming packet over `max_packet_bytes` that
+        /// rumqttc refused, when that is what ended the session.
+        oversized: Option<usize>,
+    },
+}
+
+/// After a session lost to an oversized incoming packet: the scout finds
+/// the retained topic, clears it when it is one of our command topics, and
+/// the quarantine keeps the session off the others; one alarm per finding.
+async fn find_oversized(ctx: &SessionCtx<'_>, quarantine: &mut Quarantine) {
+    let s = ctx.s;
+    let own = |t: &str| s.topics.command_method(t).is_some();
+    let found = match scout::scout(s, ctx.filters, own).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "mqtt: could not look for the oversized retained message");
+            return;
+        }
+    };
+    let blocked = quarantine.record(&found, Instant::now());
+    for (f, blocked) in found.iter().zip(blocked) {
+        tracing::warn!(topic = %f.topic.escape_debug(), bytes = f.bytes, cleared = f.cleared, unsubscribed = blocked, "mqtt: retained message larger than mqtt.max_packet_bytes");
+        ctx.publisher.alarm(json!({
+            "alarm": "oversized_message",
+            "severity": "major",
+            "topic": f.topic,
+            "bytes": f.bytes,
+            "max_bytes": s.max_packet,
+            "cleared": f.cleared,
+            "unsubscribed_secs": if blocked { scout::QUARANTINE.as_secs() } else { 0 },
+        }));
+    }
 }
 
 async fn ask<T>(h: &WriterHandle, f: impl FnOnce(oneshot::Sender<T>) -> Ctl) -> Option<T> {
@@ -185,7 +251,19 @@ async fn session(
     shutdown: &CancellationToken,
 ) -> SessionEnd {
     let s = ctx.s;
-    let lost = |connected: bool, error: String| SessionEnd::Lost { connected, error };
+    let lost_at =
+        |up_since: Option<Instant>, error: String, oversized: Option<usize>| SessionEnd::Lost {
+            connected: up_since.is_some(),
+            error,
+            up: up_since.map(|t| t.elapsed()).unwrap_or_default(),
+            oversized,
+        };
+    let lost = |connected: bool, error: String| SessionEnd::Lost {
+        connected,
+        error,
+        up: Duration::ZERO,
+        oversized: None,
+    };
     let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
     opts.set_keep_alive(s.keep_alive)
         .set_clean_session(true)
@@ -218,6 +296,7 @@ async fn session(
         }
     }
     *conn_no += 1;
+    let up_since = Some(Instant::now());
     ctx.metrics.connected.store(1, Ordering::Relaxed);
     ctx.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let Some(resume) = ask(h, Ctl::Resume).await else {
@@ -228,11 +307,8 @@ async fn session(
     let mut queued: VecDeque<Tracked> = VecDeque::new();
     let mut inflight: HashMap<u16, Tracked> = HashMap::new();
     let mut acks: Vec<i64> = Vec::new();
-    if let Err(e) = client.try_subscribe(s.topics.command_filter(), QoS::AtLeastOnce) {
-        return lost(true, format!("subscribe: {e}"));
-    }
-    for f in ctx.handler.raw_topics() {
-        if let Err(e) = client.try_subscribe(f, QoS::AtLeastOnce) {
+    for f in ctx.filters {
+        if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
             return lost(true, format!("subscribe: {e}"));
         }
     }
@@ -299,7 +375,7 @@ async fn session(
                     if !acks.is_empty() {
                         let _ = h.ctl_tx.send(Ctl::Ack(std::mem::take(&mut acks)));
                     }
-                    return lost(true, e.to_string());
+                    return lost_at(up_since, e.to_string(), oversized_len(&e));
                 }
             },
             rows = async { claim_rx.as_mut().expect("guarded by is_some").await }, if claim_rx.is_some() => {
@@ -313,6 +389,17 @@ async fn session(
             }
             _ = tokio::time::sleep_until(token_wait.unwrap_or_else(Instant::now)), if token_wait.is_some() => {}
         }
+    }
+}
+
+/// The size of the incoming packet rumqttc refused for being over its
+/// `max_packet_size`, if that is the error.
+fn oversized_len(e: &rumqttc::ConnectionError) -> Option<usize> {
+    match e {
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(n),
+        )) => Some(*n),
+        _ => None,
     }
 }
 
