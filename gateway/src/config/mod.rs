@@ -45,7 +45,7 @@ pub use broadcast::BroadcastSection;
 pub use credentials::CredentialGroupConfig;
 pub use discovery::{AutoAdoptRule, DiscoverySection, InventorySection};
 pub use gateway::{GatewaySection, LogFormat, LogSection};
-pub use health::{HealthSection, HealthVillage};
+pub use health::{CameraAccess, HealthSection, HealthVillage};
 pub use http::HttpSection;
 pub use mqtt::{BrokerUrl, MqttSection, parse_broker_url, redact_url};
 pub use township::{GridConfig, TownshipSection, VillageConfig, VillageKind};

@@ -1,8 +1,11 @@
 //! What the poller polls: a camera's ONVIF address, login, streams and
 //! snapshot URI, read from the store (and its stored inventory) each cycle.
 
+use device_drivers::cred_scope::CredentialScope;
 use device_drivers::onvif_client::{CameraInventory, Credentials};
 use device_drivers::wsd;
+
+use crate::config::CameraAccess;
 
 use crate::store::{Device, DeviceState, Store};
 use tgw_core::health::Expected;
@@ -17,6 +20,8 @@ pub struct Target {
     pub xaddr: String,
     /// Login, if any.
     pub creds: Option<Credentials>,
+    /// Where the login may go for snapshots and streams: see [`scope`].
+    pub scope: CredentialScope,
     /// Stream to DESCRIBE (main profile).
     pub describe_uri: Option<String>,
     /// Stream to sample (sub profile by default).
@@ -27,9 +32,39 @@ pub struct Target {
     pub snapshot_uri: Option<String>,
 }
 
+/// Where camera `id`'s login may be sent for snapshots and streams: the host
+/// of its ONVIF address `xaddr`, the address it was adopted at, and the
+/// `extra_hosts` of its `[[health.camera_access]]` entry; Basic over plain
+/// HTTP only with that entry's `plain_basic`.
+pub fn scope(
+    access: &[CameraAccess],
+    id: &str,
+    xaddr: &str,
+    address: Option<&str>,
+) -> CredentialScope {
+    let mut s = CredentialScope::new().allow_host(xaddr);
+    if let Some(a) = address {
+        s = s.allow_host(a);
+    }
+    for a in access.iter().filter(|a| a.device == id) {
+        for h in &a.extra_hosts {
+            s = s.allow_host(h);
+        }
+        if a.plain_basic {
+            s = s.allow_plain_basic(true);
+        }
+    }
+    s
+}
+
 /// Builds a target from the store, or `None` when the camera is not
-/// (or no longer) polled.
-pub fn target(store: &Store, id: &str, sub_stream: bool) -> Option<Target> {
+/// (or no longer) polled. `access` is `[[health.camera_access]]`.
+pub fn target(
+    store: &Store,
+    id: &str,
+    sub_stream: bool,
+    access: &[CameraAccess],
+) -> Option<Target> {
     let device = store.device(id).ok()??;
     if device.state != DeviceState::Adopted {
         return None;
@@ -76,10 +111,12 @@ pub fn target(store: &Store, id: &str, sub_stream: bool) -> Option<Target> {
             };
         }
     }
+    let scope = scope(access, id, &xaddr, device.address.as_deref());
     Some(Target {
         device,
         xaddr,
         creds,
+        scope,
         describe_uri,
         sample_uri,
         expected,
