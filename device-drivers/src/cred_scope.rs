@@ -117,10 +117,18 @@ impl CredentialScope {
         self
     }
 
-    /// Whether `url`'s host is one of the camera's hosts (any port).
+    /// Whether `url`'s host is one of the camera's hosts (any port). The
+    /// host is read from its text, so `rtsp://` URLs (whose host the `url`
+    /// crate keeps opaque) compare like `http://` ones.
     pub fn host_allowed(&self, url: &Url) -> bool {
-        url.host()
-            .is_some_and(|h| self.hosts.iter().any(|a| *a == h.to_owned()))
+        let Some(text) = url.host_str() else {
+            return false;
+        };
+        let bare = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        parse_host(bare).is_some_and(|h| self.hosts.contains(&h))
     }
 
     /// May credentials answer a `scheme` challenge from `url` (the URL the
@@ -173,6 +181,11 @@ mod tests {
             s.check(&u("rtsp://192.168.1.64:554/main"), Scheme::Digest),
             Ok(())
         );
+        assert_eq!(s.check_host(&u("rtsp://192.168.1.64/main")), Ok(()));
+        let named = CredentialScope::new().allow_host("http://Cam-7.local/onvif");
+        assert_eq!(named.check_host(&u("rtsp://CAM-7.local:554/main")), Ok(()));
+        let v6 = CredentialScope::new().allow_host("http://[fe80::1]/onvif");
+        assert_eq!(v6.check_host(&u("rtsp://[fe80::1]:554/main")), Ok(()));
     }
 
     #[test]

@@ -174,3 +174,18 @@ fn stream_creds<'a>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_login_goes_only_to_the_cameras_host() {
+        let c = Credentials::new("admin".into(), "pw");
+        let scope = CredentialScope::new().allow_host("http://192.168.1.64/onvif/device_service");
+        assert!(stream_creds("rtsp://192.168.1.64:554/main", Some(&c), &scope).is_some());
+        assert!(stream_creds("rtsp://192.168.1.99:554/main", Some(&c), &scope).is_none());
+        assert!(stream_creds("not a url", Some(&c), &scope).is_none());
+        assert!(stream_creds("rtsp://192.168.1.64/main", None, &scope).is_none());
+    }
+}

@@ -80,6 +80,7 @@ pub struct HealthSection {
 #[serde(deny_unknown_fields)]
 pub struct CameraAccess {
     /// Device id, as in the inventory (`tgw` API `/api/v1/cameras`). Required.
+    #[serde(deserialize_with = "de_device")]
     pub device: String,
     /// Further hosts (IP address or name; no port) that may receive the
     /// login, e.g. an NVR serving the camera's snapshots. Default: none.
@@ -89,6 +90,14 @@ pub struct CameraAccess {
     /// the network readable) on the allowed hosts. Default: `false`.
     #[serde(default)]
     pub plain_basic: bool,
+}
+
+fn de_device<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let v = String::deserialize(d)?;
+    if v.trim().is_empty() {
+        return Err(serde::de::Error::custom("device: a device id is required"));
+    }
+    Ok(v)
 }
 
 fn de_hosts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

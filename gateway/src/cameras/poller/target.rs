@@ -123,3 +123,47 @@ pub fn target(
         snapshot_uri,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> url::Url {
+        url::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn scope_is_the_cameras_hosts_plus_what_a_technician_allowed_for_it() {
+        let access = vec![
+            CameraAccess {
+                device: "cam-1".into(),
+                extra_hosts: vec!["192.168.10.5".into()],
+                plain_basic: true,
+            },
+            CameraAccess {
+                device: "cam-2".into(),
+                extra_hosts: vec!["192.168.10.9".into()],
+                plain_basic: false,
+            },
+        ];
+        let xaddr = "http://192.168.1.64:8000/onvif/device_service";
+        let s = scope(&access, "cam-1", xaddr, Some("192.168.1.65"));
+        for ok in ["http://192.168.1.64/a", "http://192.168.1.65/a", "http://192.168.10.5/a"] {
+            assert!(s.host_allowed(&url(ok)), "{ok}");
+        }
+        assert!(!s.host_allowed(&url("http://192.168.10.9/a")));
+        assert!(
+            s.check(&url("http://192.168.1.64/a"), device_drivers::cred_scope::Scheme::Basic)
+                .is_ok()
+        );
+        // Another camera's entry does not apply; the default is strict.
+        let other = scope(&access, "cam-3", xaddr, None);
+        assert!(!other.host_allowed(&url("http://192.168.10.5/a")));
+        assert!(!other.host_allowed(&url("http://192.168.1.65/a")));
+        assert!(
+            other
+                .check(&url("http://192.168.1.64/a"), device_drivers::cred_scope::Scheme::Basic)
+                .is_err()
+        );
+    }
+}

@@ -204,6 +204,7 @@ mod inbox;
 mod live;
 mod login;
 mod secrets;
+mod snapshot;
 mod speakers;
 mod system;
 mod timetable;
