@@ -176,7 +176,10 @@ mod tests {
     #[test]
     fn same_host_any_port_gets_digest() {
         let s = cam();
-        assert_eq!(s.check(&u("http://192.168.1.64/snap.jpg"), Scheme::Digest), Ok(()));
+        assert_eq!(
+            s.check(&u("http://192.168.1.64/snap.jpg"), Scheme::Digest),
+            Ok(())
+        );
         assert_eq!(
             s.check(&u("rtsp://192.168.1.64:554/main"), Scheme::Digest),
             Ok(())
@@ -205,7 +208,10 @@ mod tests {
             s.check_host(&u("rtsp://10.0.0.1/main")),
             Err(Withheld::ForeignHost)
         );
-        assert_eq!(s.check_str("not a url", Scheme::Digest), Err(Withheld::ForeignHost));
+        assert_eq!(
+            s.check_str("not a url", Scheme::Digest),
+            Err(Withheld::ForeignHost)
+        );
         // No host at all: nothing goes anywhere.
         assert_eq!(
             CredentialScope::new().check(&u("http://192.168.1.64/"), Scheme::Digest),
@@ -233,8 +239,14 @@ mod tests {
     #[test]
     fn https_basic_and_digest_are_fine() {
         let s = cam();
-        assert_eq!(s.check(&u("https://192.168.1.64/snap.jpg"), Scheme::Basic), Ok(()));
-        assert_eq!(s.check(&u("http://192.168.1.64/snap.jpg"), Scheme::Digest), Ok(()));
+        assert_eq!(
+            s.check(&u("https://192.168.1.64/snap.jpg"), Scheme::Basic),
+            Ok(())
+        );
+        assert_eq!(
+            s.check(&u("http://192.168.1.64/snap.jpg"), Scheme::Digest),
+            Ok(())
+        );
     }
 
     #[test]

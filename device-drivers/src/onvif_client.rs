@@ -963,7 +963,11 @@ pub async fn fetch_snapshot(
             // Judge (and answer) the URL that challenged, not the one asked.
             let at = resp.url().clone();
             let digest = Scheme::of_challenge(&challenge) == Scheme::Digest;
-            let scheme = if digest { Scheme::Digest } else { Scheme::Basic };
+            let scheme = if digest {
+                Scheme::Digest
+            } else {
+                Scheme::Basic
+            };
             scope
                 .check(&at, scheme)
                 .map_err(OnvifErrorKind::CredentialsWithheld)?;

@@ -146,8 +146,7 @@ impl CameraIo for RealCameraIo {
         scope: &'a CredentialScope,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Vec<u8>, OnvifError>> {
-        device_drivers::onvif_client::fetch_snapshot(&self.http, uri, creds, scope, timeout)
-            .boxed()
+        device_drivers::onvif_client::fetch_snapshot(&self.http, uri, creds, scope, timeout).boxed()
     }
 }
 
@@ -181,7 +180,7 @@ mod tests {
 
     #[test]
     fn stream_login_goes_only_to_the_cameras_host() {
-        let c = Credentials::new("admin".into(), "pw");
+        let c = Credentials::new("admin", "pw");
         let scope = CredentialScope::new().allow_host("http://192.168.1.64/onvif/device_service");
         assert!(stream_creds("rtsp://192.168.1.64:554/main", Some(&c), &scope).is_some());
         assert!(stream_creds("rtsp://192.168.1.99:554/main", Some(&c), &scope).is_none());

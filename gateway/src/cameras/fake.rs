@@ -459,10 +459,7 @@ impl HttpSpy {
 
     /// The request heads received so far.
     pub fn heads(&self) -> Vec<String> {
-        self.heads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.heads.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether any request carried an `Authorization` header.

@@ -215,13 +215,15 @@ pub(super) async fn snapshot(
     if st.store.device(&id)?.is_none() {
         return Err(ApiError::not_found("camera", &id));
     }
-    let t = crate::cameras::poller::target(&st.store, &id, false, &st.camera_access).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "not_adopted",
-            format!("camera `{id}` is not adopted or has no ONVIF address"),
-        )
-    })?;
+    let t = crate::cameras::poller::target(&st.store, &id, false, &st.camera_access).ok_or_else(
+        || {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "not_adopted",
+                format!("camera `{id}` is not adopted or has no ONVIF address"),
+            )
+        },
+    )?;
     let Some(uri) = t.snapshot_uri else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

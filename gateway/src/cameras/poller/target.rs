@@ -148,13 +148,20 @@ mod tests {
         ];
         let xaddr = "http://192.168.1.64:8000/onvif/device_service";
         let s = scope(&access, "cam-1", xaddr, Some("192.168.1.65"));
-        for ok in ["http://192.168.1.64/a", "http://192.168.1.65/a", "http://192.168.10.5/a"] {
+        for ok in [
+            "http://192.168.1.64/a",
+            "http://192.168.1.65/a",
+            "http://192.168.10.5/a",
+        ] {
             assert!(s.host_allowed(&url(ok)), "{ok}");
         }
         assert!(!s.host_allowed(&url("http://192.168.10.9/a")));
         assert!(
-            s.check(&url("http://192.168.1.64/a"), device_drivers::cred_scope::Scheme::Basic)
-                .is_ok()
+            s.check(
+                &url("http://192.168.1.64/a"),
+                device_drivers::cred_scope::Scheme::Basic
+            )
+            .is_ok()
         );
         // Another camera's entry does not apply; the default is strict.
         let other = scope(&access, "cam-3", xaddr, None);
@@ -162,7 +169,10 @@ mod tests {
         assert!(!other.host_allowed(&url("http://192.168.1.65/a")));
         assert!(
             other
-                .check(&url("http://192.168.1.64/a"), device_drivers::cred_scope::Scheme::Basic)
+                .check(
+                    &url("http://192.168.1.64/a"),
+                    device_drivers::cred_scope::Scheme::Basic
+                )
                 .is_err()
         );
     }

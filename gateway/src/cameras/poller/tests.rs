@@ -400,8 +400,8 @@ async fn snapshot_on_another_host_never_gets_the_camera_login() {
     let mut c = cfg(1, 1, 3600);
     c.call_timeout_ms = 2 * SEC;
     let clock = crate::base::clock::system();
-    let io = crate::cameras::device::RealCameraIo::new(Default::default(), clock.clone())
-        .expect("io");
+    let io =
+        crate::cameras::device::RealCameraIo::new(Default::default(), clock.clone()).expect("io");
     let sink = Arc::new(Count::default());
     let poller = Poller::with_io(
         store,
