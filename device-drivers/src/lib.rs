@@ -11,6 +11,7 @@
 //! | [`wsd`] | WS-Discovery Probe / ProbeMatches / Hello / Bye | [`wsd_io`] |
 //! | [`soap`] | SOAP 1.2 envelopes, WS-UsernameToken, faults | [`onvif_client`] |
 //! | [`onvif`] | ONVIF device and media responses | [`onvif_client`] |
+//! | [`cred_scope`] | which hosts a camera's login may go to, and when Basic over plain HTTP is allowed | [`onvif_client`], `rtsp_probe` callers |
 //! | [`backoff`] | auth-failure backoff per device (pure state machine) | — |
 //! | [`rtsp`] | RTSP responses, SDP stream metadata, H.264 RTP packetising | [`rtsp_probe`] |
 //! | [`rtsp_probe`] | RTSP DESCRIBE metadata and timed stream samples (on retina) | — |
@@ -28,6 +29,7 @@ pub mod axis;
 pub mod backoff;
 pub mod cap;
 pub mod cloud;
+pub mod cred_scope;
 pub mod g711;
 pub mod mdns;
 #[cfg(feature = "io")]

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::cred_scope::{CredentialScope, Scheme, Withheld};
 use crate::onvif::{
     self, DeviceInformation, MediaVersion, NetworkInterface, Profile, Services, SystemDateTime,
 };
@@ -160,6 +161,11 @@ pub enum OnvifErrorKind {
     /// Anything else that does not follow the protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The camera's login was not sent: the URL that asked for it is not one
+    /// of the camera's hosts (`foreign-host`), or it asked for Basic over
+    /// plain HTTP without the device's opt-in (`plain-basic`).
+    #[error("credentials withheld ({0})")]
+    CredentialsWithheld(Withheld),
 }
 
 /// A failed ONVIF call: which camera (host:port), which operation, what came back.
@@ -176,7 +182,8 @@ pub struct OnvifError {
 
 impl OnvifError {
     /// A short, bounded label for metrics: `timeout`, `connect`, `http`,
-    /// `fault`, `auth`, `parse`, `too_large` (`protocol` for the rest).
+    /// `fault`, `auth`, `parse`, `too_large`, `foreign_host`, `plain_basic`
+    /// (`protocol` for the rest).
     pub fn kind_label(&self) -> &'static str {
         match self.kind {
             OnvifErrorKind::Timeout => "timeout",
@@ -187,6 +194,8 @@ impl OnvifError {
             OnvifErrorKind::Xml(_) => "parse",
             OnvifErrorKind::TooLarge => "too_large",
             OnvifErrorKind::Protocol(_) => "protocol",
+            OnvifErrorKind::CredentialsWithheld(Withheld::ForeignHost) => "foreign_host",
+            OnvifErrorKind::CredentialsWithheld(Withheld::PlainBasic) => "plain_basic",
         }
     }
 
@@ -910,11 +919,20 @@ pub const MAX_SNAPSHOT_BYTES: usize = 4 << 20;
 
 /// Fetches a snapshot (the URI from GetSnapshotUri) with HTTP Digest or
 /// Basic when the camera asks for it, and checks that a JPEG came back.
-/// Credentials inside the URI are ignored; `creds` are used instead.
+/// Credentials inside the URI are ignored; `creds` are used instead, and
+/// only where `scope` allows (see [`crate::cred_scope`]): the challenge's
+/// URL — where any redirect landed — must be one of the camera's hosts, and
+/// Basic over plain `http://` needs the device's opt-in. Otherwise the
+/// credentials are withheld and the fetch fails with
+/// [`OnvifErrorKind::CredentialsWithheld`]; a URI that needs no login is
+/// fetched from any host (without credentials). The authenticated request
+/// goes to the URL that challenged; should it redirect to another host,
+/// the client drops the `Authorization` header.
 pub async fn fetch_snapshot(
     http: &reqwest::Client,
     uri: &str,
     creds: Option<&Credentials>,
+    scope: &CredentialScope,
     timeout: Duration,
 ) -> Result<Vec<u8>, OnvifError> {
     const OP: &str = "GetSnapshot";
@@ -942,15 +960,22 @@ pub async fn fetch_snapshot(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_string();
-            let path = match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_string(),
+            // Judge (and answer) the URL that challenged, not the one asked.
+            let at = resp.url().clone();
+            let digest = Scheme::of_challenge(&challenge) == Scheme::Digest;
+            let scheme = if digest {
+                Scheme::Digest
+            } else {
+                Scheme::Basic
             };
-            let auth = if challenge
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("digest")
-            {
+            scope
+                .check(&at, scheme)
+                .map_err(OnvifErrorKind::CredentialsWithheld)?;
+            let path = match at.query() {
+                Some(q) => format!("{}?{q}", at.path()),
+                None => at.path().to_string(),
+            };
+            let auth = if digest {
                 let mut ch = digest_auth::parse(&challenge).map_err(|e| {
                     OnvifErrorKind::Protocol(format!("unusable Digest challenge: {e}"))
                 })?;
@@ -975,7 +1000,7 @@ pub async fn fetch_snapshot(
                 )
             };
             let r = http
-                .get(url.clone())
+                .get(at)
                 .header(reqwest::header::AUTHORIZATION, auth)
                 .send()
                 .await

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use device_drivers::cred_scope::CredentialScope;
 use device_drivers::onvif::DeviceInformation;
 use device_drivers::onvif_client::{
     CameraInventory, ClientOptions, ClockReading, Credentials, OnvifClient, OnvifError,
@@ -31,27 +32,34 @@ pub trait CameraIo: Send + Sync {
         creds: Option<Credentials>,
     ) -> Result<Box<dyn OnvifSession>, OnvifError>;
 
-    /// RTSP DESCRIBE of `uri`.
+    /// RTSP DESCRIBE of `uri`. `creds` go only to a host in `scope`; a
+    /// stream on another host is opened without them.
     fn describe<'a>(
         &'a self,
         uri: &'a str,
         creds: Option<&'a Credentials>,
+        scope: &'a CredentialScope,
         opts: &'a RtspOptions,
     ) -> BoxFuture<'a, Result<StreamMetadata, RtspError>>;
 
-    /// A timed PLAY sample of `uri` (`opts.window` long).
+    /// A timed PLAY sample of `uri` (`opts.window` long); `creds` as for
+    /// [`CameraIo::describe`].
     fn sample<'a>(
         &'a self,
         uri: &'a str,
         creds: Option<&'a Credentials>,
+        scope: &'a CredentialScope,
         opts: &'a RtspOptions,
     ) -> BoxFuture<'a, Result<SampleReport, RtspError>>;
 
     /// Fetches the snapshot at `uri` and checks that an image came back.
+    /// `creds` answer a challenge only as `scope` allows (the camera's own
+    /// hosts; no Basic over plain HTTP unless opted in).
     fn snapshot<'a>(
         &'a self,
         uri: &'a str,
         creds: Option<&'a Credentials>,
+        scope: &'a CredentialScope,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Vec<u8>, OnvifError>>;
 }
@@ -115,26 +123,68 @@ impl CameraIo for RealCameraIo {
         &'a self,
         uri: &'a str,
         creds: Option<&'a Credentials>,
+        scope: &'a CredentialScope,
         opts: &'a RtspOptions,
     ) -> BoxFuture<'a, Result<StreamMetadata, RtspError>> {
-        rtsp_probe::describe(uri, creds, opts).boxed()
+        rtsp_probe::describe(uri, stream_creds(uri, creds, scope), opts).boxed()
     }
 
     fn sample<'a>(
         &'a self,
         uri: &'a str,
         creds: Option<&'a Credentials>,
+        scope: &'a CredentialScope,
         opts: &'a RtspOptions,
     ) -> BoxFuture<'a, Result<SampleReport, RtspError>> {
-        rtsp_probe::sample(uri, creds, opts).boxed()
+        rtsp_probe::sample(uri, stream_creds(uri, creds, scope), opts).boxed()
     }
 
     fn snapshot<'a>(
         &'a self,
         uri: &'a str,
         creds: Option<&'a Credentials>,
+        scope: &'a CredentialScope,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Vec<u8>, OnvifError>> {
-        device_drivers::onvif_client::fetch_snapshot(&self.http, uri, creds, timeout).boxed()
+        device_drivers::onvif_client::fetch_snapshot(&self.http, uri, creds, scope, timeout).boxed()
+    }
+}
+
+/// The credentials an RTSP session to `uri` may carry: none when its host
+/// is not one of the camera's (the stream is then opened without them).
+/// The RTSP library answers the challenge itself, so only the host rule
+/// applies here; Basic over plain RTSP to the camera's own host is answered.
+fn stream_creds<'a>(
+    uri: &str,
+    creds: Option<&'a Credentials>,
+    scope: &CredentialScope,
+) -> Option<&'a Credentials> {
+    let creds = creds?;
+    let url = url::Url::parse(uri.trim()).ok()?;
+    match scope.check_host(&url) {
+        Ok(()) => Some(creds),
+        Err(why) => {
+            tracing::warn!(
+                host = url.host_str().unwrap_or_default(),
+                reason = why.as_str(),
+                "stream URI is not on the camera's host: opened without its login"
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_login_goes_only_to_the_cameras_host() {
+        let c = Credentials::new("admin", "pw");
+        let scope = CredentialScope::new().allow_host("http://192.168.1.64/onvif/device_service");
+        assert!(stream_creds("rtsp://192.168.1.64:554/main", Some(&c), &scope).is_some());
+        assert!(stream_creds("rtsp://192.168.1.99:554/main", Some(&c), &scope).is_none());
+        assert!(stream_creds("not a url", Some(&c), &scope).is_none());
+        assert!(stream_creds("rtsp://192.168.1.64/main", None, &scope).is_none());
     }
 }

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use device_drivers::cred_scope::CredentialScope;
 use device_drivers::onvif::{DeviceInformation, Profile, Services, SystemDateTime, VideoEncoder};
 use device_drivers::onvif_client::{
     AuthMode, CameraInventory, ClockReading, Credentials, OnvifError, OnvifErrorKind,
@@ -299,6 +300,7 @@ impl CameraIo for FakeCameras {
         &'a self,
         uri: &'a str,
         _creds: Option<&'a Credentials>,
+        _scope: &'a CredentialScope,
         _opts: &'a RtspOptions,
     ) -> BoxFuture<'a, Result<StreamMetadata, RtspError>> {
         async move {
@@ -316,6 +318,7 @@ impl CameraIo for FakeCameras {
         &'a self,
         uri: &'a str,
         _creds: Option<&'a Credentials>,
+        _scope: &'a CredentialScope,
         _opts: &'a RtspOptions,
     ) -> BoxFuture<'a, Result<SampleReport, RtspError>> {
         async move {
@@ -351,6 +354,7 @@ impl CameraIo for FakeCameras {
         &'a self,
         uri: &'a str,
         _creds: Option<&'a Credentials>,
+        _scope: &'a CredentialScope,
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<Vec<u8>, OnvifError>> {
         async move {
@@ -395,3 +399,125 @@ pub fn adopted(store: &Store, n: u8) -> String {
     store.adopt(&id, None, None).expect("adopt");
     id
 }
+
+/// A real HTTP server on `ip` (an ephemeral port) answering every request
+/// with one canned response and keeping every request head: a camera, or
+/// the other host a camera's URI points at.
+pub struct HttpSpy {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpSpy {
+    /// Listens on `ip`; `response` (a full HTTP/1.1 response, with
+    /// `Connection: close`) is what every request gets.
+    pub async fn start(ip: &str, response: String) -> HttpSpy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let seen = seen.clone();
+                let response = response.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                    let len: usize = head
+                        .lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    seen.lock().unwrap_or_else(|p| p.into_inner()).push(head);
+                    let _ = s.write_all(response.as_bytes()).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        HttpSpy { addr, heads, task }
+    }
+
+    /// The request heads received so far.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether any request carried an `Authorization` header.
+    pub fn saw_authorization(&self) -> bool {
+        self.heads().iter().any(|h| {
+            h.lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        })
+    }
+}
+
+impl Drop for HttpSpy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP/1.1 response with `status` (e.g. `401 Unauthorized`), extra
+/// header lines and an empty body.
+pub fn http_response(status: &str, headers: &[String]) -> String {
+    let mut r = format!("HTTP/1.1 {status}\r\n");
+    for h in headers {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
+    r.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+    r
+}
+
+/// Records a camera adopted at `ip` with ONVIF at `xaddr`, a login, and an
+/// inventory whose snapshot URI is `snapshot_uri` (no streams); returns its id.
+pub fn adopted_at(store: &Store, ip: Ipv4Addr, xaddr: &str, snapshot_uri: &str) -> String {
+    let s = Sighting {
+        endpoint_ref: format!("urn:uuid:spy-{ip}"),
+        address: Some(ip),
+        xaddrs: vec![xaddr.to_string()],
+        scopes: Vec::new(),
+        types: Vec::new(),
+        via: "multicast".into(),
+        name: None,
+    };
+    let id = store.record_sighting(&s).expect("sighting").id;
+    store
+        .set_device_login(&id, "admin", &Password::new(SPY_PASSWORD))
+        .expect("login");
+    let mut inv = inventory(1);
+    inv.xaddr = xaddr.to_string();
+    for p in &mut inv.profiles {
+        p.stream_uri = None;
+        p.snapshot_uri = Some(snapshot_uri.to_string());
+    }
+    let json = serde_json::to_value(&inv).expect("inventory json");
+    store
+        .record_inventory(&id, &crate::cameras::inventory::summary(&inv), &json)
+        .expect("inventory");
+    store.adopt(&id, None, None).expect("adopt");
+    id
+}
+
+/// The password of cameras recorded by [`adopted_at`].
+pub const SPY_PASSWORD: &str = "Gr0up-Secret-pw";

@@ -294,6 +294,7 @@ fn spawn_http(
     .with_live(live.clone())
     .with_timezone(&cfg.gateway.timezone)
     .with_multicast_if(opts.interfaces.first().copied())
+    .with_camera_access(cfg.health.camera_access.clone())
     .with_broadcasts(
         bcast.broadcasts.clone(),
         bcast.assets.clone(),

@@ -66,6 +66,55 @@ pub struct HealthSection {
     /// Per-village overrides of the intervals. Default: none.
     #[serde(default)]
     pub villages: Vec<HealthVillage>,
+    /// Per-camera exceptions to where its login may be sent for snapshots
+    /// and streams (by default only to the camera's own host, and never as
+    /// Basic over plain HTTP). Default: none.
+    #[serde(default)]
+    pub camera_access: Vec<CameraAccess>,
+}
+
+/// `[[health.camera_access]]`: what a technician allowed for one camera's
+/// login beyond the default (its ONVIF XAddr's host and the address it was
+/// adopted at; Digest, or Basic over HTTPS only).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraAccess {
+    /// Device id, as in the inventory (`tgw` API `/api/v1/cameras`). Required.
+    #[serde(deserialize_with = "de_device")]
+    pub device: String,
+    /// Further hosts (IP address or name; no port) that may receive the
+    /// login, e.g. an NVR serving the camera's snapshots. Default: none.
+    #[serde(default, deserialize_with = "de_hosts")]
+    pub extra_hosts: Vec<String>,
+    /// Answer a `Basic` challenge over plain `http://` (the password crosses
+    /// the network readable) on the allowed hosts. Default: `false`.
+    #[serde(default)]
+    pub plain_basic: bool,
+}
+
+fn de_device<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let v = String::deserialize(d)?;
+    if v.trim().is_empty() {
+        return Err(serde::de::Error::custom("device: a device id is required"));
+    }
+    Ok(v)
+}
+
+fn de_hosts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    for h in &v {
+        if h.contains("://") || device_drivers::cred_scope::parse_host(h).is_none() {
+            return Err(serde::de::Error::custom(format!(
+                "extra_hosts: `{h}` is not a host (an IP address or a name, without scheme or port)"
+            )));
+        }
+        if h.parse::<std::net::IpAddr>().is_err() && h.contains(':') {
+            return Err(serde::de::Error::custom(format!(
+                "extra_hosts: `{h}` has a port; give the host only"
+            )));
+        }
+    }
+    Ok(v)
 }
 
 /// `[[health.villages]]`: intervals for one village (for example one on a
@@ -105,6 +154,7 @@ impl Default for HealthSection {
             history_days: default_history_days(),
             auth_backoff_secs: default_auth_backoff(),
             villages: Vec::new(),
+            camera_access: Vec::new(),
         }
     }
 }

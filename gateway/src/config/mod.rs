@@ -48,7 +48,7 @@ pub use broadcast::BroadcastSection;
 pub use credentials::CredentialGroupConfig;
 pub use discovery::{AutoAdoptRule, DiscoverySection, InventorySection};
 pub use gateway::{GatewaySection, LogFormat, LogSection};
-pub use health::{HealthSection, HealthVillage};
+pub use health::{CameraAccess, HealthSection, HealthVillage};
 pub use http::HttpSection;
 pub use mqtt::{BrokerUrl, MqttSection, parse_broker_url, redact_url};
 pub use township::{GridConfig, TownshipSection, VillageConfig, VillageKind};
@@ -212,41 +212,7 @@ impl Config {
                 ));
             }
         }
-        let mut names = BTreeSet::new();
-        for (i, g) in self.credential_groups.iter().enumerate() {
-            let key = format!("credential_groups[{i}]");
-            if !names.insert(g.name.clone()) {
-                return Err(at(
-                    &format!("{key}.name"),
-                    &format!("\"{}\"", g.name),
-                    format!("credential group `{}` is defined twice", g.name),
-                ));
-            }
-            match (&g.password, &g.password_env) {
-                (Some(_), Some(_)) => {
-                    return Err(at(
-                        &key,
-                        &format!("\"{}\"", g.name),
-                        "give either `password` or `password_env`, not both".into(),
-                    ));
-                }
-                (None, None) => {
-                    return Err(at(
-                        &key,
-                        &format!("\"{}\"", g.name),
-                        "a `password` or `password_env` is required".into(),
-                    ));
-                }
-                _ => {}
-            }
-            if g.subnets.is_empty() && g.mac_prefixes.is_empty() {
-                return Err(at(
-                    &key,
-                    &format!("\"{}\"", g.name),
-                    "a credential group needs `subnets` or `mac_prefixes` to match cameras".into(),
-                ));
-            }
-        }
+        self.validate_credential_groups(&at)?;
         let h = &self.health;
         if !(0.0..=100.0).contains(&h.max_rtp_loss_pct) {
             return Err(at(
@@ -293,6 +259,50 @@ impl Config {
                     &format!("discovery.interfaces[{i}]"),
                     "interfaces",
                     "empty interface name".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[credential_groups]]`: unique names, one password source, something
+    /// to match cameras by.
+    fn validate_credential_groups(
+        &self,
+        at: &dyn Fn(&str, &str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let mut names = BTreeSet::new();
+        for (i, g) in self.credential_groups.iter().enumerate() {
+            let key = format!("credential_groups[{i}]");
+            if !names.insert(g.name.clone()) {
+                return Err(at(
+                    &format!("{key}.name"),
+                    &format!("\"{}\"", g.name),
+                    format!("credential group `{}` is defined twice", g.name),
+                ));
+            }
+            match (&g.password, &g.password_env) {
+                (Some(_), Some(_)) => {
+                    return Err(at(
+                        &key,
+                        &format!("\"{}\"", g.name),
+                        "give either `password` or `password_env`, not both".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(at(
+                        &key,
+                        &format!("\"{}\"", g.name),
+                        "a `password` or `password_env` is required".into(),
+                    ));
+                }
+                _ => {}
+            }
+            if g.subnets.is_empty() && g.mac_prefixes.is_empty() {
+                return Err(at(
+                    &key,
+                    &format!("\"{}\"", g.name),
+                    "a credential group needs `subnets` or `mac_prefixes` to match cameras".into(),
                 ));
             }
         }

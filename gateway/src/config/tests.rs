@@ -221,3 +221,27 @@ fn broker_trust_for_cap_needs_mutual_tls() {
     let signed = plain.replace("mqtt_trust = \"broker\"", "mqtt_trust = \"signed\"");
     assert!(Config::parse(&signed, "t.toml").is_ok());
 }
+
+#[test]
+fn camera_access_defaults_strict_and_bad_hosts_are_named() {
+    let c = Config::parse(MINIMAL, "t.toml").unwrap();
+    assert!(c.health.camera_access.is_empty());
+    let ok = format!(
+        "{MINIMAL}\n[[health.camera_access]]\ndevice = \"urn:uuid:cam-1\"\nextra_hosts = [\"192.168.10.5\", \"nvr.local\"]\n"
+    );
+    let c = Config::parse(&ok, "t.toml").unwrap();
+    let a = &c.health.camera_access[0];
+    assert_eq!(a.extra_hosts, ["192.168.10.5", "nvr.local"]);
+    assert!(!a.plain_basic);
+    for bad in ["http://192.168.10.5", "192.168.10.5:80", ""] {
+        let text = format!(
+            "{MINIMAL}\n[[health.camera_access]]\ndevice = \"cam\"\nextra_hosts = [\"{bad}\"]\n"
+        );
+        let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("extra_hosts"), "{e}");
+        assert!(e.contains("camera_access"), "{e}");
+    }
+    let text = format!("{MINIMAL}\n[[health.camera_access]]\ndevice = \"\"\n");
+    let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("device"), "{e}");
+}

@@ -215,13 +215,15 @@ pub(super) async fn snapshot(
     if st.store.device(&id)?.is_none() {
         return Err(ApiError::not_found("camera", &id));
     }
-    let t = crate::cameras::poller::target(&st.store, &id, false).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "not_adopted",
-            format!("camera `{id}` is not adopted or has no ONVIF address"),
-        )
-    })?;
+    let t = crate::cameras::poller::target(&st.store, &id, false, &st.camera_access).ok_or_else(
+        || {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "not_adopted",
+                format!("camera `{id}` is not adopted or has no ONVIF address"),
+            )
+        },
+    )?;
     let Some(uri) = t.snapshot_uri else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -229,10 +231,13 @@ pub(super) async fn snapshot(
             format!("camera `{id}` has no snapshot URI (inventory pending or unsupported)"),
         ));
     };
+    // The poller's guarded fetch: the login only to the camera's own hosts,
+    // never as Basic over plain HTTP unless the camera is opted in.
     let r = device_drivers::onvif_client::fetch_snapshot(
         &st.http,
         &uri,
         t.creds.as_ref(),
+        &t.scope,
         Duration::from_secs(5),
     )
     .await;

@@ -132,6 +132,7 @@ pub struct AppState {
     default_volume: u8,
     timetable_file: Option<std::path::PathBuf>,
     clock: Arc<dyn Clock>,
+    camera_access: Arc<[crate::config::CameraAccess]>,
 }
 
 impl AppState {
@@ -167,7 +168,16 @@ impl AppState {
             default_volume: 80,
             timetable_file: None,
             clock: crate::base::clock::system(),
+            camera_access: Arc::from(Vec::new()),
         })
+    }
+
+    /// `[[health.camera_access]]`: where a camera's login may go when the
+    /// snapshot route fetches a snapshot (as for the poller). Default: only
+    /// the camera's own host, never Basic over plain HTTP.
+    pub fn with_camera_access(mut self, access: Vec<crate::config::CameraAccess>) -> Self {
+        self.camera_access = Arc::from(access);
+        self
     }
 
     /// Enables the broadcast routes: the runtime, the asset store, the

@@ -28,6 +28,7 @@ fn check_result(kind: &OnvifErrorKind, detail: String) -> CheckResult {
         OnvifErrorKind::Xml(_) => "parse",
         OnvifErrorKind::TooLarge => "too_large",
         OnvifErrorKind::Protocol(_) => "protocol",
+        OnvifErrorKind::CredentialsWithheld(_) => "withheld",
     }
     .to_string();
     match kind {
@@ -223,7 +224,7 @@ impl Poller {
             };
             let r = tokio::select! {
                 _ = shutdown.cancelled() => return None,
-                r = self.io.describe(uri, t.creds.as_ref(), &opts) => r,
+                r = self.io.describe(uri, t.creds.as_ref(), &t.scope, &opts) => r,
             };
             match r {
                 Ok(_) => {
@@ -246,10 +247,23 @@ impl Poller {
             Some(uri) => {
                 let r = tokio::select! {
                     _ = shutdown.cancelled() => return None,
-                    r = self.io.snapshot(uri, t.creds.as_ref(), self.cfg.call_timeout_ms) => r,
+                    r = self.io.snapshot(
+                        uri,
+                        t.creds.as_ref(),
+                        &t.scope,
+                        self.cfg.call_timeout_ms,
+                    ) => r,
                 };
-                if let Err(e) = &r {
-                    tracing::debug!(error = %e, "snapshot failed");
+                match &r {
+                    Err(e) if matches!(e.kind, OnvifErrorKind::CredentialsWithheld(_)) => {
+                        tracing::warn!(
+                            device = %t.device.id,
+                            error = %e,
+                            "snapshot: camera login withheld (see health.camera_access)"
+                        );
+                    }
+                    Err(e) => tracing::debug!(error = %e, "snapshot failed"),
+                    Ok(_) => {}
                 }
                 r.is_ok()
             }
@@ -284,7 +298,7 @@ impl Poller {
         };
         let r = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = self.io.sample(uri, t.creds.as_ref(), &opts) => r,
+            r = self.io.sample(uri, t.creds.as_ref(), &t.scope, &opts) => r,
         };
         let obs = match r {
             Ok(s) => {

@@ -1,8 +1,11 @@
 //! What the poller polls: a camera's ONVIF address, login, streams and
 //! snapshot URI, read from the store (and its stored inventory) each cycle.
 
+use device_drivers::cred_scope::CredentialScope;
 use device_drivers::onvif_client::{CameraInventory, Credentials};
 use device_drivers::wsd;
+
+use crate::config::CameraAccess;
 
 use crate::store::{Device, DeviceState, Store};
 use tgw_core::health::Expected;
@@ -17,6 +20,8 @@ pub struct Target {
     pub xaddr: String,
     /// Login, if any.
     pub creds: Option<Credentials>,
+    /// Where the login may go for snapshots and streams: see [`scope`].
+    pub scope: CredentialScope,
     /// Stream to DESCRIBE (main profile).
     pub describe_uri: Option<String>,
     /// Stream to sample (sub profile by default).
@@ -27,9 +32,39 @@ pub struct Target {
     pub snapshot_uri: Option<String>,
 }
 
+/// Where camera `id`'s login may be sent for snapshots and streams: the host
+/// of its ONVIF address `xaddr`, the address it was adopted at, and the
+/// `extra_hosts` of its `[[health.camera_access]]` entry; Basic over plain
+/// HTTP only with that entry's `plain_basic`.
+pub fn scope(
+    access: &[CameraAccess],
+    id: &str,
+    xaddr: &str,
+    address: Option<&str>,
+) -> CredentialScope {
+    let mut s = CredentialScope::new().allow_host(xaddr);
+    if let Some(a) = address {
+        s = s.allow_host(a);
+    }
+    for a in access.iter().filter(|a| a.device == id) {
+        for h in &a.extra_hosts {
+            s = s.allow_host(h);
+        }
+        if a.plain_basic {
+            s = s.allow_plain_basic(true);
+        }
+    }
+    s
+}
+
 /// Builds a target from the store, or `None` when the camera is not
-/// (or no longer) polled.
-pub fn target(store: &Store, id: &str, sub_stream: bool) -> Option<Target> {
+/// (or no longer) polled. `access` is `[[health.camera_access]]`.
+pub fn target(
+    store: &Store,
+    id: &str,
+    sub_stream: bool,
+    access: &[CameraAccess],
+) -> Option<Target> {
     let device = store.device(id).ok()??;
     if device.state != DeviceState::Adopted {
         return None;
@@ -76,13 +111,69 @@ pub fn target(store: &Store, id: &str, sub_stream: bool) -> Option<Target> {
             };
         }
     }
+    let scope = scope(access, id, &xaddr, device.address.as_deref());
     Some(Target {
         device,
         xaddr,
         creds,
+        scope,
         describe_uri,
         sample_uri,
         expected,
         snapshot_uri,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> url::Url {
+        url::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn scope_is_the_cameras_hosts_plus_what_a_technician_allowed_for_it() {
+        let access = vec![
+            CameraAccess {
+                device: "cam-1".into(),
+                extra_hosts: vec!["192.168.10.5".into()],
+                plain_basic: true,
+            },
+            CameraAccess {
+                device: "cam-2".into(),
+                extra_hosts: vec!["192.168.10.9".into()],
+                plain_basic: false,
+            },
+        ];
+        let xaddr = "http://192.168.1.64:8000/onvif/device_service";
+        let s = scope(&access, "cam-1", xaddr, Some("192.168.1.65"));
+        for ok in [
+            "http://192.168.1.64/a",
+            "http://192.168.1.65/a",
+            "http://192.168.10.5/a",
+        ] {
+            assert!(s.host_allowed(&url(ok)), "{ok}");
+        }
+        assert!(!s.host_allowed(&url("http://192.168.10.9/a")));
+        assert!(
+            s.check(
+                &url("http://192.168.1.64/a"),
+                device_drivers::cred_scope::Scheme::Basic
+            )
+            .is_ok()
+        );
+        // Another camera's entry does not apply; the default is strict.
+        let other = scope(&access, "cam-3", xaddr, None);
+        assert!(!other.host_allowed(&url("http://192.168.10.5/a")));
+        assert!(!other.host_allowed(&url("http://192.168.1.65/a")));
+        assert!(
+            other
+                .check(
+                    &url("http://192.168.1.64/a"),
+                    device_drivers::cred_scope::Scheme::Basic
+                )
+                .is_err()
+        );
+    }
 }

@@ -71,7 +71,12 @@ impl Poller {
                 _ = tokio::time::sleep_until(s.next_check) => false,
                 _ = wake.notified() => true,
             };
-            let Some(t) = target(&self.store, &id, self.cfg.sample_sub_stream) else {
+            let Some(t) = target(
+                &self.store,
+                &id,
+                self.cfg.sample_sub_stream,
+                &self.cfg.camera_access,
+            ) else {
                 // No longer polled; the supervisor will stop this task.
                 s.next_check = Instant::now() + s.check_every;
                 continue;

@@ -415,3 +415,72 @@ async fn history_points_stop_while_the_disk_is_low() {
     assert!(rig.store.history_points(&id).unwrap() > 0);
     rig.stop().await;
 }
+
+/// Counts the states the poller published.
+#[derive(Default)]
+struct Count(std::sync::atomic::AtomicUsize);
+
+impl HealthSink for Count {
+    fn state(&self, _: &Device, _: &Health) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn transition(&self, _: &Device, _: &Transition, _: &Health) {}
+}
+
+/// The real IO against two loopback hosts (so on real time, briefly): the
+/// camera on 127.0.0.1 reports a snapshot URI on 127.0.0.2, which asks for
+/// Basic. The poller fetches it without the camera's login: the other host
+/// never sees an `Authorization` header, and the snapshot counts as
+/// unavailable.
+#[tokio::test]
+async fn snapshot_on_another_host_never_gets_the_camera_login() {
+    let digest = "WWW-Authenticate: Digest realm=\"cam\", nonce=\"n0\", qop=\"auth\"".to_string();
+    let camera = fake::HttpSpy::start(
+        "127.0.0.1",
+        fake::http_response("401 Unauthorized", &[digest]),
+    )
+    .await;
+    let basic = "WWW-Authenticate: Basic realm=\"cam\"".to_string();
+    let other = fake::HttpSpy::start(
+        "127.0.0.2",
+        fake::http_response("401 Unauthorized", &[basic]),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_in_memory(dir.path()).expect("store");
+    let xaddr = format!("http://{}/onvif/device_service", camera.addr);
+    let snap = format!("http://{}/snap.jpg", other.addr);
+    fake::adopted_at(&store, std::net::Ipv4Addr::LOCALHOST, &xaddr, &snap);
+    let mut c = cfg(1, 1, 3600);
+    c.call_timeout_ms = 2 * SEC;
+    let clock = crate::base::clock::system();
+    let io =
+        crate::cameras::device::RealCameraIo::new(Default::default(), clock.clone()).expect("io");
+    let sink = Arc::new(Count::default());
+    let poller = Poller::with_io(
+        store,
+        c,
+        Arc::new(Metrics::new()),
+        sink.clone(),
+        Arc::new(io),
+        clock,
+    );
+    let (_wake_tx, wake_rx) = mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(poller.run(shutdown.clone(), wake_rx));
+    // The first cycle is a full one (check, describe, snapshot), then a state.
+    let end = Instant::now() + 15 * SEC;
+    while sink.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < end, "no cycle finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    let _ = task.await;
+    assert!(!camera.heads().is_empty(), "the camera was polled");
+    assert!(!other.heads().is_empty(), "the snapshot URI was fetched");
+    assert!(
+        !other.saw_authorization(),
+        "the other host got the login: {:?}",
+        other.heads()
+    );
+}

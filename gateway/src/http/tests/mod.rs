@@ -208,6 +208,7 @@ mod login;
 mod protocol;
 mod secrets;
 mod server;
+mod snapshot;
 mod speakers;
 mod system;
 mod timetable;
