@@ -1,14 +1,13 @@
 //! Issue 12, item 7: a retained command larger than `mqtt.max_packet_bytes`
 //! on the gateway's command topic must not put the uplink into a reconnect
 //! loop. A real Mosquitto holds a 200 kB retained `cmd/reload` while the
-//! gateway's limit is 64 KiB; within a bounded window the gateway connects at
-//! most 3 times (counted from its retained birth messages, one per
-//! connection), the retained message is cleared, an `oversized_message`
-//! alarm is sent, and a normal `cmd/probe` still gets its reply.
+//! gateway's limit is 64 KiB; the retained message is cleared, an
+//! `oversized_message` alarm is sent, a normal `cmd/probe` still gets its
+//! reply, and until then the gateway connected at most 3 times (counted from
+//! its retained birth messages, one per connection).
 //!
 //! Before the fix: ~2.6 connections a second (106 in 40 s), no alarm.
 //! Skipped with a message when mosquitto is not installed.
-#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Child, Command, Stdio};
@@ -108,22 +107,14 @@ fn oversized_retained_command_does_not_loop() {
             .expect("tgw run"),
     );
 
-    // A bounded window from the first connection: at most 3 connections
-    // (the first, and one after the scout cleared the message).
+    // No fixed window: wait for the alarm (raised once the scout found and
+    // cleared the message; never without the fix), then count connections.
+    // Without the fix the session reconnects ~12 times a second.
     wait_for(Duration::from_secs(15), "the first connection", || {
         (births(&sub) > 0).then_some(())
     });
-    std::thread::sleep(Duration::from_secs(5));
-    let n = births(&sub);
-    eprintln!("connections in 5 s: {n}");
-    assert!(
-        n <= 3,
-        "{n} connections in 5 s with an oversized retained command"
-    );
-
-    // The alarm says what happened, once, and that it was cleared.
     let alarm = wait_for(
-        Duration::from_secs(5),
+        Duration::from_secs(20),
         "the oversized_message alarm",
         || {
             sub.lines()
@@ -150,8 +141,10 @@ fn oversized_retained_command_does_not_loop() {
             .find(|(t, _)| t == &format!("{PREFIX}/reply/r-1"))
     });
     assert!(reply.1.contains("\"request_id\":\"r-1\""), "{reply:?}");
-    let n2 = births(&sub);
-    assert_eq!(n, n2, "reconnected after the probe");
+    // The first connection, and one after the scout cleared the message.
+    let n = births(&sub);
+    eprintln!("connections until the probe reply: {n}");
+    assert!(n <= 3, "{n} connections with an oversized retained command");
     let alarms = sub
         .lines()
         .iter()
