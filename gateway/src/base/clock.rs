@@ -29,12 +29,6 @@ impl Clock for SystemClock {
     }
 }
 
-impl device_drivers::onvif_client::WallClock for SystemClock {
-    fn now_utc(&self) -> OffsetDateTime {
-        Clock::now_utc(self)
-    }
-}
-
 /// The system clock, shared.
 pub fn system() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
