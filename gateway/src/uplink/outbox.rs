@@ -199,10 +199,9 @@ impl Outbox {
         conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         apply_migrations(&mut conn, "outbox", MIGRATIONS)?;
-        let bytes: i64 =
-            conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox", [], |r| {
-                r.get(0)
-            })?;
+        let bytes: i64 = conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox", [], |r| {
+            r.get(0)
+        })?;
         let unsent: i64 =
             conn.query_row("SELECT COUNT(*) FROM outbox WHERE seq IS NULL", [], |r| {
                 r.get(0)

@@ -218,22 +218,21 @@ async fn tokens_are_listed_without_secrets_and_revoked() {
     );
 }
 
-/// Wrong passwords of one user from one address are one audit row whose
-/// count grows; `GET /api/v1/audit` shows the count.
-#[tokio::test]
-async fn refused_logins_show_as_one_counted_audit_row() {
-    let fx = fixture();
-    for _ in 0..4 {
-        let r = call(
-            &fx.app,
-            Method::POST,
-            "/api/v1/login",
-            Auth::None,
-            Some(br#"{"user":"tech","password":"wrong-pass"}"#),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    }
+/// A wrong password for `tech`: 401.
+async fn wrong_login(fx: &Fx) {
+    let r = call(
+        &fx.app,
+        Method::POST,
+        "/api/v1/login",
+        Auth::None,
+        Some(br#"{"user":"tech","password":"wrong-pass"}"#),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+/// The audit log's `login` rows, as an admin reads them.
+async fn login_rows(fx: &Fx) -> Vec<serde_json::Value> {
     let r = call(
         &fx.app,
         Method::GET,
@@ -243,20 +242,30 @@ async fn refused_logins_show_as_one_counted_audit_row() {
     )
     .await;
     let log = json(&r);
-    let logins: Vec<&serde_json::Value> = log
-        .as_array()
-        .unwrap()
-        .iter()
+    let rows = log.as_array().unwrap_or_else(|| panic!("{}", r.body));
+    rows.iter()
         .filter(|e| e["action"] == "login")
-        .collect();
-    assert_eq!(logins.len(), 1, "{}", r.body);
+        .cloned()
+        .collect()
+}
+
+/// Wrong passwords of one user from one address are one audit row whose
+/// count grows; `GET /api/v1/audit` shows the count.
+#[tokio::test]
+async fn refused_logins_show_as_one_counted_audit_row() {
+    let fx = fixture();
+    for _ in 0..4 {
+        wrong_login(&fx).await;
+    }
+    let logins = login_rows(&fx).await;
+    assert_eq!(logins.len(), 1, "{logins:?}");
     assert_eq!(logins[0]["count"], 4);
     assert_eq!(logins[0]["outcome"], "failed");
     assert!(logins[0]["last_at"].is_string());
 }
 
 /// On a low data volume a refused login writes no audit row (an optional
-/// write, counted as skipped); a successful login is still recorded.
+/// write, counted as skipped).
 #[tokio::test]
 async fn refused_logins_are_not_audited_while_the_disk_is_low() {
     use crate::base::disk::{DiskLevel, Marks, Space};
@@ -269,31 +278,13 @@ async fn refused_logins_are_not_audited_while_the_disk_is_low() {
         },
         Marks::from_mb(64, 16),
     );
-    let r = call(
-        &fx.app,
-        Method::POST,
-        "/api/v1/login",
-        Auth::None,
-        Some(br#"{"user":"tech","password":"wrong-pass"}"#),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = call(
-        &fx.app,
-        Method::GET,
-        "/api/v1/audit",
-        Auth::Bearer(&fx.tokens[&Role::Admin]),
-        None,
-    )
-    .await;
-    let log = json(&r);
-    let refused = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "login" && e["outcome"] != "ok")
-        .count();
-    assert_eq!(refused, 0, "{}", r.body);
+    wrong_login(&fx).await;
+    let refused: Vec<_> = login_rows(&fx)
+        .await
+        .into_iter()
+        .filter(|e| e["outcome"] != "ok")
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
     let m = call(&fx.app, Method::GET, "/metrics", Auth::None, None).await;
     assert!(
         m.body
