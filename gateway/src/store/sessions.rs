@@ -120,29 +120,31 @@ impl Store {
     /// (at most one write a minute per token).
     pub fn token_user(&self, token_hash: &str) -> Result<Option<(String, String)>> {
         let conn = self.conn();
-        let found = conn
+        let found: Option<(String, String, Option<String>)> = conn
             .query_row(
-                "SELECT u.name, u.role FROM auth_token t JOIN auth_user u ON u.name = t.user_name
+                "SELECT u.name, u.role, t.last_used_at FROM auth_token t
+                 JOIN auth_user u ON u.name = t.user_name
                  WHERE t.token_hash = ?1 AND u.disabled = 0",
                 [token_hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        if found.is_some() {
-            let now = self.clock.now_utc();
-            // Best effort: a full disk must not turn into refused tokens.
-            if let Err(e) = conn.execute(
-                "UPDATE auth_token SET last_used_at = ?2
-                 WHERE token_hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
-                params![
-                    token_hash,
-                    fmt_time(now),
-                    fmt_time(now - time::Duration::minutes(1))
-                ],
-            ) {
-                tracing::debug!(error = %e, "recording a token's last use failed");
-            }
+        let Some((name, role, last_used)) = found else {
+            return Ok(None);
+        };
+        let now = self.clock.now_utc();
+        let stale = fmt_time(now - time::Duration::minutes(1));
+        // Written only when a minute old, so most requests make no write;
+        // best effort: a full disk must not turn into refused tokens.
+        if last_used.is_none_or(|t| t < stale)
+            && let Err(e) = conn.execute(
+                "UPDATE auth_token SET last_used_at = ?2 WHERE token_hash = ?1",
+                params![token_hash, fmt_time(now)],
+            )
+        {
+            tracing::debug!(error = %e, "recording a token's last use failed");
         }
+        let found = Some((name, role));
         Ok(found)
     }
 
