@@ -70,6 +70,15 @@ pub enum Reason {
     CodecMismatch,
     /// No snapshot URI or the snapshot cannot be fetched.
     SnapshotUnavailable,
+    /// The camera reports its view covered, sprayed, turned or defocused
+    /// (ONVIF tamper / global scene change events), while it lasts.
+    Tamper,
+    /// The camera reports its video signal lost (ONVIF SignalLoss), while
+    /// it lasts.
+    VideoLoss,
+    /// The ONVIF inventory (profiles, stream URIs) could not be taken; the
+    /// cheap checks still run. The kind is in `Health::inventory_error_kind`.
+    InventoryFailed,
 }
 
 impl Reason {
@@ -85,6 +94,9 @@ impl Reason {
             Reason::RtpLoss => "rtp-loss",
             Reason::CodecMismatch => "codec-mismatch",
             Reason::SnapshotUnavailable => "snapshot-unavailable",
+            Reason::Tamper => "tamper",
+            Reason::VideoLoss => "video-loss",
+            Reason::InventoryFailed => "inventory-failed",
         }
     }
 }
@@ -230,6 +242,17 @@ pub enum Observation {
         /// Available.
         ok: bool,
     },
+    /// A condition the camera raises itself (an ONVIF event): `Tamper` or
+    /// `VideoLoss` starting (`active`) or ending. Other reasons are ignored.
+    Event {
+        /// `Reason::Tamper` or `Reason::VideoLoss`.
+        reason: Reason,
+        /// The condition holds now.
+        active: bool,
+    },
+    /// The ONVIF inventory was taken (`Ok`) or failed with an error kind
+    /// label (`Err("auth")`, `Err("timeout")`, ...).
+    Inventory(Result<(), String>),
 }
 
 /// Why the stream could not be used.
@@ -283,6 +306,12 @@ pub struct Health {
     quality: BTreeSet<Reason>,
     #[serde(default)]
     snapshot_ok: Option<bool>,
+    /// Conditions the camera raised itself that still hold (tamper, video loss).
+    #[serde(default)]
+    events: BTreeSet<Reason>,
+    /// Why the last inventory failed (error kind label); `None` once it succeeds.
+    #[serde(default)]
+    pub inventory_error_kind: Option<String>,
 }
 
 /// A change worth recording and publishing.
@@ -322,6 +351,8 @@ impl Health {
             stalled: false,
             quality: BTreeSet::new(),
             snapshot_ok: None,
+            events: BTreeSet::new(),
+            inventory_error_kind: None,
         }
     }
 
@@ -412,6 +443,16 @@ impl Health {
                 }
             }
             Observation::Snapshot { ok } => self.snapshot_ok = Some(ok),
+            Observation::Event { reason, active } => {
+                if matches!(reason, Reason::Tamper | Reason::VideoLoss) {
+                    if active {
+                        self.events.insert(reason);
+                    } else {
+                        self.events.remove(&reason);
+                    }
+                }
+            }
+            Observation::Inventory(r) => self.inventory_error_kind = r.err(),
         }
         self.derive(now, th);
         (old_v != self.verdict || old_r != self.rung).then(|| Transition {
@@ -466,6 +507,12 @@ impl Health {
             if self.snapshot_ok == Some(false) {
                 reasons.insert(Reason::SnapshotUnavailable);
             }
+            if self.inventory_error_kind.is_some() && self.auth_ok != Some(false) {
+                // A refused login already says why; otherwise say the
+                // inventory is what is missing.
+                reasons.insert(Reason::InventoryFailed);
+            }
+            reasons.extend(self.events.iter().copied());
             if reasons.is_empty() {
                 Verdict::Ok
             } else {
@@ -581,6 +628,57 @@ mod tests {
         assert_eq!((tr.from, tr.to), (Verdict::Offline, Verdict::Ok));
         // Facts above the ladder were forgotten while offline.
         assert_eq!(h.rung, Rung::OnvifUp);
+    }
+
+    #[test]
+    fn tamper_and_video_loss_degrade_while_they_last() {
+        let th = Thresholds::default();
+        let mut h = healthy(&th);
+        let ev = |reason, active| Observation::Event { reason, active };
+        let tr = h.observe(ev(Reason::Tamper, true), t(10), &th).expect("t");
+        assert_eq!(tr.to, Verdict::Degraded([Reason::Tamper].into()));
+        h.observe(ev(Reason::VideoLoss, true), t(11), &th);
+        assert_eq!(
+            h.verdict,
+            Verdict::Degraded([Reason::Tamper, Reason::VideoLoss].into())
+        );
+        // A quality sample does not clear what the camera raised.
+        h.observe(good_sample(), t(12), &th);
+        assert_eq!(
+            h.verdict,
+            Verdict::Degraded([Reason::Tamper, Reason::VideoLoss].into())
+        );
+        h.observe(ev(Reason::Tamper, false), t(13), &th);
+        h.observe(ev(Reason::VideoLoss, false), t(14), &th);
+        assert_eq!(h.verdict, Verdict::Ok);
+        // Reasons that are not camera-raised conditions are ignored.
+        assert!(h.observe(ev(Reason::LowFps, true), t(15), &th).is_none());
+        // The conditions survive a restart (serde round trip).
+        h.observe(ev(Reason::Tamper, true), t(16), &th);
+        let back: Health = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+        assert_eq!(back.verdict, Verdict::Degraded([Reason::Tamper].into()));
+    }
+
+    #[test]
+    fn a_failed_inventory_is_a_reason_unless_the_login_was_refused() {
+        let th = Thresholds::default();
+        let mut h = Health::new(t(0));
+        h.observe(up(0), t(0), &th);
+        h.observe(Observation::Inventory(Err("timeout".into())), t(1), &th);
+        assert_eq!(
+            h.verdict,
+            Verdict::Degraded([Reason::InventoryFailed].into())
+        );
+        assert_eq!(h.inventory_error_kind.as_deref(), Some("timeout"));
+        h.observe(Observation::Auth { ok: false }, t(2), &th);
+        assert_eq!(
+            h.verdict,
+            Verdict::Degraded([Reason::CredentialsRejected].into())
+        );
+        h.observe(Observation::Auth { ok: true }, t(3), &th);
+        h.observe(Observation::Inventory(Ok(())), t(4), &th);
+        assert_eq!(h.verdict, Verdict::Ok);
+        assert_eq!(h.inventory_error_kind, None);
     }
 
     #[test]
