@@ -275,6 +275,16 @@ fn published_messages_and_replies_match_the_schemas() {
         .args(["-TERM", &pump.id().to_string()])
         .status();
     let _ = pump.wait();
+    // The offline status is published before the pump exits, but the
+    // subscriber may not have printed it yet: wait for it, then read.
+    wait_for(Duration::from_secs(10), "the shutdown status", || {
+        sub.lines()
+            .iter()
+            .rev()
+            .find(|(t, _)| t.ends_with("/status"))
+            .filter(|(_, p)| p.contains("\"reason\":\"shutdown\""))
+            .map(|_| ())
+    });
     let lines = sub.lines();
     let mut counts = std::collections::BTreeMap::new();
     for (topic, payload) in &lines {
