@@ -457,10 +457,13 @@ pub struct MqttSub {
 }
 
 impl MqttSub {
-    /// Subscribes to `filter` on `127.0.0.1:port` as client `id`.
+    /// Subscribes to `filter` on `127.0.0.1:port` as client `id`, and returns
+    /// once the subscription is in place (a marker published on a private
+    /// topic has come back), so nothing published afterwards is missed.
     pub fn start(port: u16, filter: &str, id: &str, dir: &std::path::Path) -> MqttSub {
         let path = dir.join(format!("{id}.log"));
         let out = std::fs::File::create(&path).expect("create sub log");
+        let marker = format!("{}/{id}", Self::READY_PREFIX);
         let child = Command::new("mosquitto_sub")
             .args([
                 "-h",
@@ -473,20 +476,44 @@ impl MqttSub {
                 "-i",
                 id,
             ])
-            .args(["-k", "5", "-v", "-t", filter])
+            .args(["-k", "5", "-v", "-t", filter, "-t", &marker])
             .stdout(out)
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn mosquitto_sub (mosquitto-clients)");
-        MqttSub { child, path }
+        let sub = MqttSub { child, path };
+        let start = std::time::Instant::now();
+        loop {
+            let _ = Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-t", &marker, "-m", "ready"])
+                .stderr(Stdio::null())
+                .status();
+            let seen = std::fs::read_to_string(&sub.path)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with(&marker));
+            if seen {
+                return sub;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "mosquitto_sub on port {port} did not subscribe within 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
-    /// The lines received so far, as (topic, payload).
+    const READY_PREFIX: &'static str = "tgw-test-ready";
+
+    /// The lines received so far, as (topic, payload), without the
+    /// subscription's own readiness markers.
     pub fn lines(&self) -> Vec<(String, String)> {
         std::fs::read_to_string(&self.path)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.split_once(' '))
+            .filter(|(t, _)| !t.starts_with(Self::READY_PREFIX))
             .map(|(t, p)| (t.to_string(), p.to_string()))
             .collect()
     }

@@ -166,7 +166,6 @@ fn broker_restarts_and_gateway_kill9_lose_nothing() {
     )
     .unwrap();
     let sub = MqttSub::start(broker.port, "tgw/v1/#", "chaos-checker", dir.path());
-    std::thread::sleep(Duration::from_millis(300));
 
     let mut gw = Gateway::start(&cfg);
     // Running at full load: every camera adopted and reporting its state.

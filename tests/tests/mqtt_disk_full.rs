@@ -196,7 +196,6 @@ fn a_full_disk_refuses_new_messages_loudly_and_loses_nothing_accepted() {
     };
     let work = tempfile::tempdir().unwrap();
     let sub = MqttSub::start(broker.port, "tgw/v1/#", "disk-full-checker", work.path());
-    std::thread::sleep(Duration::from_millis(300));
     broker.stop();
 
     let fs = Tmpfs::mount("8m");

@@ -189,7 +189,6 @@ fn published_messages_and_replies_match_the_schemas() {
     )
     .unwrap();
     let sub = MqttSub::start(broker.port, "tgw/v1/#", "schema-checker", dir.path());
-    std::thread::sleep(Duration::from_millis(300));
     let mut pump = Command::new(mqtt_pump_bin())
         .arg(&cfg)
         .args([
