@@ -387,14 +387,23 @@ async fn start_sim(
     cloud_broker: Option<SocketAddr>,
 ) -> anyhow::Result<device_sim::Sim> {
     use device_sim::SpeakerKind;
-    let mut kinds = vec![
+    // One kind after another, and the last horn a cloud one: only one, as
+    // every cloud horn of a broadcast serves its audio on the same
+    // `[broadcast] cloud_serve` address and a second one finds it taken.
+    const CYCLE: [SpeakerKind; 4] = [
         SpeakerKind::Rtp,
         SpeakerKind::RtpMulticast,
         SpeakerKind::Sip,
         SpeakerKind::Axis,
     ];
-    if cloud_broker.is_some() {
-        kinds.push(SpeakerKind::Cloud);
+    let mut kinds: Vec<SpeakerKind> = CYCLE.iter().copied().cycle().take(args.speakers).collect();
+    if cloud_broker.is_some()
+        && let Some(last) = kinds.last_mut()
+    {
+        *last = SpeakerKind::Cloud;
+    }
+    if kinds.is_empty() {
+        kinds.push(SpeakerKind::Rtp);
     }
     let defaults = device_sim::SimConfig::default();
     device_sim::start(device_sim::SimConfig {
