@@ -200,3 +200,61 @@ fn summary(store: &crate::store::Store) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn banner() -> Banner {
+        Banner {
+            township: "青山镇".into(),
+            cameras: 12,
+            speakers: 5,
+            speaker_kinds: "axis, cloud, rtp, rtp-multicast, sip".into(),
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_password: "Secret-Admin-pw9".into(),
+            data_dir: PathBuf::from("/d"),
+            config: PathBuf::from("/d/gateway.toml"),
+            broker: "mqtt://127.0.0.1:1883".into(),
+            broker_host: "127.0.0.1".into(),
+            broker_port: 1883,
+            control: "127.0.0.1:9".into(),
+            ids: HashMap::from([
+                ("cam-0003".into(), "cam-8cab520a37".into()),
+                ("cam-0005".into(), "cam-34bd86cc20".into()),
+                ("cam-0012".into(), "cam-c08a321775".into()),
+            ]),
+            inbox: vec!["cam-0012".into()],
+            faulty: vec![("cam-0005".into(), "wrong password")],
+        }
+    }
+
+    /// The banner names cameras by the gateway's ids (the simulator's in
+    /// brackets); the logged copy leaves the password out.
+    #[test]
+    fn banner_uses_gateway_ids_and_logs_no_password() {
+        let b = banner();
+        let printed = b.text(true);
+        assert!(printed.contains("admin / Secret-Admin-pw9"), "{printed}");
+        assert!(
+            printed.contains("to adopt (inbox):  cam-c08a321775 (cam-0012)"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("cam-34bd86cc20 (cam-0005) (wrong password)"),
+            "{printed}"
+        );
+        assert!(printed.contains("cam-0003 is cam-8cab520a37"), "{printed}");
+        assert!(
+            printed.contains("(11 adopted, 1 left in the inbox)"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("status --config /d/gateway.toml"),
+            "{printed}"
+        );
+        let logged = b.text(false);
+        assert!(!logged.contains("Secret-Admin-pw9"), "{logged}");
+        assert!(logged.contains("kill -USR1"), "{logged}");
+    }
+}
