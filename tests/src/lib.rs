@@ -745,3 +745,109 @@ pub fn baresip_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
     .expect("write baresip accounts");
     rec
 }
+
+/// `tgw demo` in a child process on free ports, its own loopback /24 and
+/// no multicast (so demos in parallel tests never see each other), with
+/// its stderr collected; killed on drop.
+pub struct DemoProc {
+    child: Child,
+    /// The gateway's HTTP address (`127.0.0.1:PORT`).
+    pub http: String,
+    /// The data directory (gateway.toml, cli-token, the store).
+    pub dir: tempfile::TempDir,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl DemoProc {
+    /// Starts `tgw demo --cameras 12 --speakers 10` on `test_net(tag)` with
+    /// admin password `demo-admin-pw` and waits (at most 90 s) for its
+    /// banner.
+    pub fn start(tag: u8) -> DemoProc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let http = format!("127.0.0.1:{}", free_tcp_port());
+        let mut child = tgw()
+            .args([
+                "demo",
+                "--cameras",
+                "12",
+                "--speakers",
+                "10",
+                "--seconds",
+                "600",
+            ])
+            .args(["--http", &http, "--no-multicast"])
+            .args(["--bind", &test_net(tag).to_string()])
+            .args(["--wsd-port", &free_udp_port().to_string()])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("TGW_DEMO_ADMIN_PASSWORD", "demo-admin-pw")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tgw demo");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
+        let d = DemoProc {
+            child,
+            http,
+            dir,
+            stderr,
+        };
+        d.wait_banners(1);
+        d
+    }
+
+    /// Everything the demo wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits (at most 90 s) until the banner has been printed `n` times.
+    pub fn wait_banners(&self, n: usize) {
+        wait_for(Duration::from_secs(90), "the demo's banner", || {
+            (self.stderr().matches("Ctrl-C stops.").count() >= n).then_some(())
+        });
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `gateway.toml` in the data directory.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("gateway.toml")
+    }
+
+    /// The admin API token the demo wrote.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("cli-token"))
+            .expect("cli-token")
+            .trim()
+            .to_string()
+    }
+
+    /// GET `path` with the admin token; the JSON answer (panics unless 200).
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let (status, body) =
+            http_get_as(&self.http, path, Some(&self.token())).expect("demo HTTP answer");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+    }
+}
+
+impl Drop for DemoProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -283,9 +283,9 @@ fn check_resolves_targets_against_a_speaker_csv() {
         dir.path(),
         "speakers.csv",
         "id,kind,address,village,grid,zone\n\
-         horn-1,rtp,10.0.0.1:5004,320115101,,\n\
-         horn-2,rtp,10.0.0.2:5004,320115102,,\n\
-         horn-3,rtp,10.0.0.3:5004,,,east\n",
+         dongcun-square,rtp,10.0.0.1:5004,dongcun,,dongcun-mc\n\
+         xinhe-gate,rtp,10.0.0.2:5004,,,xinhe\n\
+         dongcun-school,rtp,10.0.0.3:5004,,,\n",
     );
     let out = run(
         &[
@@ -308,7 +308,8 @@ fn check_resolves_targets_against_a_speaker_csv() {
     assert_eq!(occ.len(), 2, "{occ:?}");
     for o in occ {
         assert_eq!(o["schedule"], "rest-day-fire-safety");
-        // river-villages: both villages and the schools group (horn-3).
+        // river-villages: village dongcun and the schools group
+        // (dongcun-school and zone xinhe).
         assert_eq!(o["horns"], 3);
     }
     // 09:00 and 16:00 are outside every quiet window.
@@ -324,12 +325,12 @@ fn check_resolves_targets_against_a_speaker_csv() {
     };
     assert!(unknown(&r).is_empty(), "{:?}", unknown(&r));
 
-    // Without horn-3 the schools group names no horn.
+    // Without dongcun-school the schools group names no horn.
     let csv = write(
         dir.path(),
         "speakers.csv",
         "id,kind,address,village
-horn-1,rtp,10.0.0.1:5004,320115101
+dongcun-square,rtp,10.0.0.1:5004,dongcun
 ",
     );
     let r = ok_json(&run(
@@ -350,7 +351,7 @@ horn-1,rtp,10.0.0.1:5004,320115101
     let u = unknown(&r);
     assert!(
         u.iter()
-            .any(|m| m.starts_with("group[0].targets[0]") && m.contains("speaker:horn-3")),
+            .any(|m| m.starts_with("group[0].targets[0]") && m.contains("speaker:dongcun-school")),
         "{u:?}"
     );
     assert!(r["occurrences"][0]["horns"] == 1, "{}", r["occurrences"]);
@@ -373,6 +374,10 @@ name = "T"
 [[township.villages]]
 code = "320115101"
 name = "石塘村"
+
+[[township.villages]]
+code = "dongcun"
+name = "东村"
 
 [discovery]
 enabled = false
@@ -429,7 +434,7 @@ fn list_and_show_the_configured_timetable() {
     let csv = write(
         dir.path(),
         "sp.csv",
-        "id,kind,address,village,zone\nh1,rtp,10.0.0.1:5004,320115101,\nh2,rtp,10.0.0.2:5004,,east\nh3,rtp,10.0.0.3:5004,,\n",
+        "id,kind,address,village,zone\nh1,rtp,10.0.0.1:5004,dongcun,\nh2,rtp,10.0.0.2:5004,,xinhe\nh3,rtp,10.0.0.3:5004,,\n",
     );
     let imp = run(
         &[
@@ -735,4 +740,67 @@ fn keys_interoperate_with_openssl() {
     );
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["asset"], format!("sha256:{}", "ab".repeat(32)));
+}
+
+/// The shipped examples agree: the timetable checked against the example
+/// speaker CSV and gateway configuration over the whole of 2026 (the year
+/// the example calendar covers) prints no warning at all: every target
+/// names a horn, every schedule fires, no calendar gap. And the calendar
+/// carries the State Council's 2026 dates (a sample of them).
+#[test]
+fn examples_check_clean_against_each_other() {
+    let cfg = workspace().join("config");
+    let path = |f: &str| cfg.join(f).to_str().expect("utf-8").to_string();
+    let (tt, csv, gw) = (
+        path("timetable.example.toml"),
+        path("speakers.example.csv"),
+        path("gateway.example.toml"),
+    );
+    let args = [
+        "schedule",
+        "check",
+        &tt,
+        "--speakers",
+        &csv,
+        "--config",
+        &gw,
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ];
+    // A year's report is larger than a pipe holds: read while it runs.
+    let full = |a: &[&str]| tgw().args(a).output().expect("tgw schedule check");
+    let out = full(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains(", 0 warnings; 6 horns known"), "{text}");
+    assert!(!text.contains("warnings:"), "{text}");
+    let mut json = args.to_vec();
+    json.push("--json");
+    let r = ok_json(&full(&json));
+    assert_eq!(r["warnings"], serde_json::json!([]), "{}", r["warnings"]);
+    assert_eq!(r["scheme"], "winter");
+    // Every schedule of the active scheme reaches horns.
+    let occ = r["occurrences"].as_array().expect("occurrences");
+    assert!(occ.iter().all(|o| o["horns"].as_u64().unwrap_or(0) > 0));
+    // The active scheme's morning notice runs through 2027.
+    let r27 = check_json(
+        &cfg.join("timetable.example.toml"),
+        "2027-12-27",
+        "2027-12-31",
+    );
+    assert!(!dates_of(&r27, "workday-morning").is_empty(), "{r27}");
+    let cal = std::fs::read_to_string(cfg.join("workdays-cn-2026.example.txt")).expect("calendar");
+    for line in [
+        "2026-02-15..2026-02-23 rest",
+        "2026-02-14 work",
+        "2026-02-28 work",
+        "2026-05-09 work",
+        "2026-09-20 work",
+        "2026-10-10 work",
+    ] {
+        assert!(cal.contains(line), "{line} missing from the calendar");
+    }
+    assert!(cal.contains("国务院办公厅关于2026年部分节假日安排的通知"));
 }

@@ -20,6 +20,9 @@ use crate::base::logging::say;
 use crate::base::shutdown::shutdown_signal;
 use crate::config::Config;
 
+use super::demo_banner::{Banner, spawn_banner};
+use super::demo_seed::{CALENDAR, import_sim_speakers, range_cidrs, seed_timetable};
+
 // The flags of `tgw demo` (no doc comment: the variant's is the help).
 #[derive(Args)]
 pub struct DemoArgs {
@@ -42,6 +45,20 @@ pub struct DemoArgs {
     /// embedded one.
     #[arg(long)]
     broker: Option<String>,
+    /// How many cameras (the last ones) are left in the discovery inbox for
+    /// a technician to adopt.
+    #[arg(long, default_value_t = 3)]
+    inbox: usize,
+    /// First simulated device address; devices take consecutive addresses.
+    #[arg(long, default_value = "127.0.1.1")]
+    bind: Ipv4Addr,
+    /// UDP port the simulated cameras answer unicast WS-Discovery on.
+    #[arg(long, default_value_t = 3702)]
+    wsd_port: u16,
+    /// No multicast discovery (cameras are still found by unicast sweeps):
+    /// for running several demos on one machine, as the tests do.
+    #[arg(long)]
+    no_multicast: bool,
 }
 
 /// Environment variable that fixes the demo dashboard's `admin` password
@@ -59,6 +76,7 @@ pub fn config_text(
     data_dir: &std::path::Path,
     http: SocketAddr,
     broker: &str,
+    net: &DemoNet,
 ) -> String {
     let mut s = String::new();
     let q = |v: &str| toml_quote(v);
@@ -95,14 +113,20 @@ pub fn config_text(
     let cidrs: Vec<String> = nets.iter().map(|n| q(n)).collect();
     let _ = writeln!(
         s,
-        "[discovery]\ninterval_secs = 30\ninterfaces = [\"127.0.0.1\"]\ncidrs = [{}]\nunicast_port = {}\nwait_ms = 1500\n",
+        "[discovery]\ninterval_secs = 30\ninterfaces = [\"127.0.0.1\"]\ncidrs = [{}]\nunicast_port = {}\nwait_ms = 1500",
         cidrs.join(", "),
         manifest.wsd_port
     );
+    if !net.multicast {
+        let _ = writeln!(s, "multicast = false\nssdp = false\nmdns = false");
+    }
     let _ = writeln!(
         s,
-        "# Adopt every camera into the village and grid its ONVIF location scopes name.\n[[discovery.auto_adopt]]\n"
+        "\n# Adopt these cameras into the village and grid their ONVIF location\n# scopes name; the others wait in the inbox."
     );
+    for c in &net.adopt {
+        let _ = writeln!(s, "[[discovery.auto_adopt]]\ncidr = {}\n", q(c));
+    }
     let _ = writeln!(s, "[inventory]\nconcurrency = 32\nrefresh_secs = 60\n");
     let _ = writeln!(
         s,
@@ -128,6 +152,14 @@ fn toml_quote(v: &str) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into())
 }
 
+/// How the demo's gateway finds the simulated cameras.
+pub struct DemoNet {
+    /// Multicast discovery (WS-Discovery, SSDP, mDNS) on loopback.
+    pub multicast: bool,
+    /// Auto-adopt networks (CIDR); cameras outside wait in the inbox.
+    pub adopt: Vec<String>,
+}
+
 /// The /24 networks holding the simulated cameras.
 fn camera_networks(m: &device_sim::Manifest) -> Vec<String> {
     let set: BTreeSet<String> = m
@@ -145,17 +177,11 @@ fn camera_networks(m: &device_sim::Manifest) -> Vec<String> {
 
 /// Runs the demo until Ctrl-C (or for `--seconds`).
 pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
-    let DemoArgs {
-        cameras,
-        speakers,
-        http,
-        data_dir,
-        seconds,
-        broker,
-    } = args;
-    let broker = start_broker(broker).await?;
-    let (data_dir, _tmp) = match data_dir {
-        Some(d) => (d, None),
+    let broker = start_broker(args.broker.clone()).await?;
+    let broker_url =
+        crate::config::parse_broker_url(&broker).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (data_dir, tmp) = match &args.data_dir {
+        Some(d) => (d.clone(), None),
         None => {
             let t = tempfile_dir()?;
             (t.clone(), Some(t))
@@ -163,28 +189,21 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     };
     crate::store::data_dir::ensure(&data_dir)?;
     let password = random_password();
-    let township = device_sim::sample_township();
-    let sim = start_sim(cameras, speakers, &password).await?;
+    // Cloud horns connect to the demo's broker (given by IP address).
+    let cloud_broker = format!("{}:{}", broker_url.host, broker_url.port)
+        .parse::<SocketAddr>()
+        .ok();
+    let sim = start_sim(&args, &password, cloud_broker).await?;
     let manifest = sim.manifest().clone();
-    let mut text = config_text(&manifest, &township, &data_dir, http, &broker);
-    // [broadcast] A timetable that plays every three minutes, and a key the
-    // demo's "county platform" signs an emergency broadcast with.
     let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let tt_path = data_dir.join("timetable.toml");
-    let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC);
-    let now =
-        jiff::Timestamp::from_millisecond(clock.now_ms()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    std::fs::write(&tt_path, demo_timetable(now.to_zoned(shanghai).datetime()))?;
-    text.push_str(&broadcast_section(&tt_path, &signing));
-    let broker_url =
-        crate::config::parse_broker_url(&broker).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let path = data_dir.join("gateway.toml");
-    std::fs::write(&path, &text)?;
+    let setup = setup(&args, &manifest, &data_dir, &broker, cloud_broker, &signing)?;
     // SAFETY: set before any other thread reads the environment for this name.
     unsafe_env_set(DEMO_PASSWORD_ENV, &password);
-    let cfg = Config::parse(&text, &path.display().to_string())?;
+    let cfg = Config::parse(&setup.text, &setup.path.display().to_string())?;
     let store = crate::cmd::run::open_store(&cfg)?;
     let admin_password = add_admin(&store)?;
+    let token = crate::auth::Users::new(store.clone())?.create_token("admin", "demo")?;
+    super::status::save_token(&data_dir.join(super::status::TOKEN_FILE), &token)?;
 
     // [speakers] The simulated horns go into the speaker inventory, so the
     // dashboard lists them and can test them.
@@ -192,32 +211,48 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
         Ok(n) => tracing::info!(speakers = n, "demo speakers imported"),
         Err(e) => tracing::warn!(error = %e, "importing the demo speakers failed"),
     }
-
-    let banner = Banner {
-        township: &township.name,
-        cameras,
-        speakers,
-        http,
-        admin_password: &admin_password,
-        data_dir: &data_dir,
-        config: &path,
-        timetable: &tt_path,
-        broker: &broker,
-        broker_url: &broker_url,
-        manifest: &manifest,
-    };
-    banner.print();
+    let kinds: BTreeSet<&str> = crate::speakers::Speakers::open(&store)?
+        .list()?
+        .iter()
+        .map(|s| s.kind.as_str())
+        .collect();
+    // [broadcast] The timetable lives in the store, editable in the dashboard.
+    let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC);
+    let now =
+        jiff::Timestamp::from_millisecond(clock.now_ms()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    seed_timetable(&store, now.to_zoned(shanghai).datetime())?;
 
     let shutdown = CancellationToken::new();
-    spawn_stopper(seconds.map(Duration::from_secs), shutdown.clone());
-    spawn_summary(store.clone(), shutdown.clone());
+    spawn_stopper(args.seconds.map(Duration::from_secs), shutdown.clone());
+    let banner = Banner {
+        township: device_sim::sample_township().name,
+        cameras: args.cameras,
+        speakers: args.speakers,
+        speaker_kinds: kinds.into_iter().collect::<Vec<_>>().join(", "),
+        http: args.http,
+        admin_password,
+        data_dir: data_dir.clone(),
+        config: setup.path.clone(),
+        broker: broker.clone(),
+        broker_host: broker_url.host.clone(),
+        broker_port: broker_url.port,
+        control: manifest.control.clone().unwrap_or_else(|| "-".into()),
+        ids: setup.ids.clone(),
+        inbox: setup.inbox.clone(),
+        faulty: FAULTY
+            .iter()
+            .filter(|(id, _, _)| setup.ids.contains_key(*id))
+            .map(|(id, _, what)| ((*id).to_string(), *what))
+            .collect(),
+    };
+    spawn_banner(banner, store.clone(), shutdown.clone());
     // Faults come and go, so health changes can be watched live.
     let sim = Arc::new(sim);
     {
         let sim = sim.clone();
         let sd = shutdown.clone();
-        let cams = cameras;
-        tokio::spawn(async move { fault_script(&sim, cams, sd).await });
+        let (adopted, ids) = (args.cameras.saturating_sub(args.inbox), setup.ids);
+        tokio::spawn(async move { fault_script(&sim, adopted, &ids, sd).await });
     }
     {
         let sd = shutdown.clone();
@@ -231,10 +266,89 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
         Ok(sim) => sim.shutdown().await,
         Err(_) => tracing::debug!("simulator still shared at exit"),
     }
-    if let Some(t) = _tmp {
+    if let Some(t) = tmp {
         let _ = std::fs::remove_dir_all(t);
     }
     Ok(())
+}
+
+/// Cameras with a fault from the start: simulator id, fault, what the
+/// banner says.
+const FAULTY: &[(&str, &str, &str)] = &[
+    ("cam-0005", "wrong-password", "wrong password"),
+    ("cam-0009", "clock-skew:600", "clock 10 min fast"),
+];
+
+/// What [`setup`] wrote and worked out.
+struct Setup {
+    /// The configuration text and where it was written.
+    text: String,
+    path: PathBuf,
+    /// Simulator camera id → the gateway's id.
+    ids: std::collections::HashMap<String, String>,
+    /// Simulator ids of the cameras left in the inbox.
+    inbox: Vec<String>,
+}
+
+/// Writes the configuration (and the workday calendar beside it) into the
+/// data directory.
+fn setup(
+    args: &DemoArgs,
+    manifest: &device_sim::Manifest,
+    data_dir: &std::path::Path,
+    broker: &str,
+    cloud_broker: Option<SocketAddr>,
+    signing: &ed25519_dalek::SigningKey,
+) -> anyhow::Result<Setup> {
+    let cams: Vec<&device_sim::DeviceEntry> = manifest
+        .devices
+        .iter()
+        .filter(|d| d.kind == "camera")
+        .collect();
+    let ids = cams
+        .iter()
+        .filter_map(|d| {
+            let epr = d.endpoint_ref.as_deref()?;
+            Some((d.id.clone(), crate::store::camera_id(epr)))
+        })
+        .collect();
+    let adopted = cams.len().saturating_sub(args.inbox);
+    let addr = |d: &device_sim::DeviceEntry| d.address.parse::<Ipv4Addr>().ok();
+    let adopt = match (cams.first().and_then(|d| addr(d)), adopted.checked_sub(1)) {
+        (Some(first), Some(i)) => match addr(cams[i]) {
+            Some(last) => range_cidrs(first, last),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let net = DemoNet {
+        multicast: !args.no_multicast,
+        adopt,
+    };
+    let township = device_sim::sample_township();
+    let mut text = config_text(manifest, &township, data_dir, args.http, broker, &net);
+    // [broadcast] The workday calendar, cloud horns' audio, and a key the
+    // demo's "county platform" signs emergency broadcasts with.
+    let calendar = data_dir.join("workdays.txt");
+    std::fs::write(&calendar, CALENDAR)?;
+    let cloud_serve = match cloud_broker {
+        Some(_) => Some(free_tcp_port()?),
+        None => None,
+    };
+    text.push_str(&broadcast_section(&calendar, cloud_serve, signing));
+    let path = data_dir.join("gateway.toml");
+    std::fs::write(&path, &text)?;
+    Ok(Setup {
+        text,
+        path,
+        ids,
+        inbox: cams[adopted..].iter().map(|d| d.id.clone()).collect(),
+    })
+}
+
+/// A free TCP address on 127.0.0.1 (bound, then released).
+fn free_tcp_port() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 /// The broker the demo publishes to: `--broker` (checked), else the
@@ -264,29 +378,55 @@ async fn start_broker(broker: Option<String>) -> anyhow::Result<String> {
     })
 }
 
-/// The simulator: every camera with login `admin`/`password`, a control
-/// endpoint, and two cameras faulty from the start.
+/// The simulator: every camera with login `admin` and `password`, a
+/// control endpoint, two cameras faulty from the start, and horns of every
+/// driver kind (cloud horns when there is a broker to reach by address).
 async fn start_sim(
-    cameras: usize,
-    speakers: usize,
+    args: &DemoArgs,
     password: &str,
+    cloud_broker: Option<SocketAddr>,
 ) -> anyhow::Result<device_sim::Sim> {
+    use device_sim::SpeakerKind;
+    // One kind after another, and the last horn a cloud one: only one, as
+    // every cloud horn of a broadcast serves its audio on the same
+    // `[broadcast] cloud_serve` address and a second one finds it taken.
+    const CYCLE: [SpeakerKind; 4] = [
+        SpeakerKind::Rtp,
+        SpeakerKind::RtpMulticast,
+        SpeakerKind::Sip,
+        SpeakerKind::Axis,
+    ];
+    let mut kinds: Vec<SpeakerKind> = CYCLE.iter().copied().cycle().take(args.speakers).collect();
+    if cloud_broker.is_some()
+        && let Some(last) = kinds.last_mut()
+    {
+        *last = SpeakerKind::Cloud;
+    }
+    if kinds.is_empty() {
+        kinds.push(SpeakerKind::Rtp);
+    }
+    let defaults = device_sim::SimConfig::default();
     device_sim::start(device_sim::SimConfig {
-        cameras,
-        speakers,
+        cameras: args.cameras,
+        speakers: args.speakers,
+        bind: args.bind,
+        wsd_port: args.wsd_port,
+        multicast: if args.no_multicast {
+            None
+        } else {
+            defaults.multicast
+        },
         password: Some(password.to_string()),
         username: Some("admin".into()),
         control: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        faults: vec![
-            ("cam-0005".into(), device_sim::Fault::WrongPassword),
-            ("cam-0009".into(), device_sim::Fault::ClockSkew(600)),
-        ]
-        .into_iter()
-        .filter(|(id, _): &(String, device_sim::Fault)| {
-            id[4..].parse::<usize>().is_ok_and(|n| n <= cameras)
-        })
-        .collect(),
-        ..Default::default()
+        faults: FAULTY
+            .iter()
+            .filter(|(id, _, _)| id[4..].parse::<usize>().is_ok_and(|n| n <= args.cameras))
+            .filter_map(|(id, f, _)| Some(((*id).to_string(), f.parse().ok()?)))
+            .collect(),
+        speaker_kinds: kinds,
+        cloud_broker,
+        ..defaults
     })
     .await
 }
@@ -307,67 +447,6 @@ fn add_admin(store: &crate::store::Store) -> anyhow::Result<String> {
     Ok(admin_password)
 }
 
-/// What the banner on stderr names.
-struct Banner<'a> {
-    township: &'a str,
-    cameras: usize,
-    speakers: usize,
-    http: SocketAddr,
-    admin_password: &'a str,
-    data_dir: &'a std::path::Path,
-    config: &'a std::path::Path,
-    timetable: &'a std::path::Path,
-    broker: &'a str,
-    broker_url: &'a crate::config::BrokerUrl,
-    manifest: &'a device_sim::Manifest,
-}
-
-impl Banner<'_> {
-    /// Prints where to look.
-    fn print(&self) {
-        let Banner {
-            cameras,
-            speakers,
-            http,
-            admin_password,
-            broker,
-            manifest,
-            ..
-        } = self;
-        let first = manifest
-            .devices
-            .first()
-            .map(|d| d.address.clone())
-            .unwrap_or_default();
-        let last = manifest
-            .devices
-            .last()
-            .map(|d| d.address.clone())
-            .unwrap_or_default();
-        say(format_args!(
-            "\n{} demo: {cameras} simulated cameras and {speakers} loudspeakers on {first} – {last}\n\
-             \x20 dashboard (zh-CN): http://{http}/   log in as admin / {admin_password}\n\
-             \x20 inventory API:     http://{http}/api/v1/devices\n\
-             \x20 from a shell:      tgw devices list --data-dir {dd}\n\
-             \x20 configuration:     {cfgp}\n\
-             \x20 MQTT ({broker}):  mosquitto_sub -h {bhost} -p {bport} -t 'tgw/v1/#' -v\n\
-             \x20 camera health:     tgw status --url http://{http}\n\
-             \x20 inject a fault:    curl -X POST http://{ctl}/devices/cam-0003/fault -d offline\n\
-             \x20 broadcasts:        a scheduled notice every 3 minutes (timetable: {ttp});\n\
-             \x20                    a signed emergency broadcast over MQTT 60 s after start, then every 10 min\n\
-             \x20 cameras with faults from the start: cam-0005 (wrong password), cam-0009 (clock 10 min fast)\n\
-             Ctrl-C stops.\n",
-            self.township,
-            dd = self.data_dir.display(),
-            cfgp = self.config.display(),
-            ttp = self.timetable.display(),
-            ctl = manifest.control.as_deref().unwrap_or("-"),
-            bhost = self.broker_url.host,
-            bport = self.broker_url.port,
-        ));
-    }
-}
-
 /// Cancels `shutdown` on Ctrl-C (or SIGTERM), or after `seconds`.
 fn spawn_stopper(seconds: Option<Duration>, shutdown: CancellationToken) {
     tokio::spawn(async move {
@@ -384,150 +463,20 @@ fn spawn_stopper(seconds: Option<Duration>, shutdown: CancellationToken) {
     });
 }
 
-/// One summary line a few seconds after the first round.
-fn spawn_summary(store: crate::store::Store, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(8)) => {}
-        }
-        if let Ok(devs) = store.devices(None) {
-            let inv = devs.iter().filter(|d| d.inventory.is_some()).count();
-            let adopted = devs
-                .iter()
-                .filter(|d| d.state == crate::store::DeviceState::Adopted)
-                .count();
-            let errs = devs.iter().filter(|d| d.probe_error_kind.is_some()).count();
-            say(format_args!(
-                "demo: {} cameras discovered, {adopted} adopted, {inv} inventories fetched, {errs} with probe errors",
-                devs.len()
-            ));
-        }
-    });
-}
-
-// --- demo speakers (issue 6) ---
-/// Imports the simulator's horns into the speaker inventory (their logins
-/// sealed like any other); returns how many.
-pub fn import_sim_speakers(
-    store: &crate::store::Store,
-    manifest: &device_sim::Manifest,
-) -> anyhow::Result<usize> {
-    use crate::config::Ident;
-    use crate::speakers::{Codec, DriverKind, NewSpeaker, Speakers};
-    use crate::store::secrets::Password;
-    use device_drivers::speaker::SpeakerUri;
-    let mut list = Vec::new();
-    for d in manifest.devices.iter().filter(|d| d.kind == "speaker") {
-        let Some(text) = d.uri.as_deref().or(d.rtp.as_deref()) else {
-            continue;
-        };
-        let uri: SpeakerUri = match text.parse() {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::warn!(speaker = %d.id, error = %e, "demo speaker not importable; skipped");
-                continue;
-            }
-        };
-        let id = Ident::parse(&d.id).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut s = NewSpeaker {
-            id,
-            name: Some(format!("模拟喇叭 {}", d.id)),
-            kind: DriverKind::Rtp,
-            address: String::new(),
-            village: Some(d.village.clone()),
-            grid: Some(d.grid.clone()),
-            zone: None,
-            codec: Codec::Pcmu,
-            volume: Some(80),
-            ttl: None,
-            username: None,
-            password: None,
-        };
-        if let SpeakerUri::Rtp {
-            dest, codec, ttl, ..
-        } = &uri
-        {
-            s.address = dest.to_string();
-            if matches!(codec, device_drivers::g711::Codec::Pcma) {
-                s.codec = Codec::Pcma;
-            }
-            if dest.ip().is_multicast() {
-                s.kind = DriverKind::RtpMulticast;
-                let zone = format!("zone-{}", dest.to_string().replace(['.', ':'], "-"));
-                s.zone = Some(Ident::parse(&zone).map_err(|e| anyhow::anyhow!("{e}"))?);
-                s.ttl = u8::try_from(*ttl).ok();
-            }
-        } else if let SpeakerUri::Sip {
-            user,
-            password,
-            addr,
-            ..
-        } = &uri
-        {
-            s.kind = DriverKind::Sip;
-            s.address = format!("sip:{user}@{addr}");
-            s.username = Some(user.clone());
-            s.password = password.clone().map(Password::new);
-        } else if let SpeakerUri::Axis {
-            user,
-            password,
-            addr,
-        } = &uri
-        {
-            s.kind = DriverKind::Axis;
-            s.address = addr.to_string();
-            s.username = user.clone();
-            s.password = password.clone().map(Password::new);
-        } else {
-            continue;
-        }
-        list.push(s);
-    }
-    Speakers::open(store)?.upsert(&list)?;
-    Ok(list.len())
-}
-// --- end demo speakers ---
-
-/// The demo timetable: a short notice to every horn every three minutes
-/// from the next whole minute after `now` (local time), 96 times (a
-/// schedule takes at most 96 times a day).
-pub fn demo_timetable(now: jiff::civil::DateTime) -> String {
-    let mut times = Vec::with_capacity(96);
-    let start = now.hour() as i32 * 60 + now.minute() as i32 + 1;
-    for k in 0..96 {
-        let m = (start + 3 * k).rem_euclid(24 * 60);
-        times.push(format!("\"{:02}:{:02}\"", m / 60, m % 60));
-    }
-    times.sort();
-    times.dedup();
+/// The `[broadcast]` section of the demo: the workday calendar of the
+/// timetable kept in the store, where cloud horns fetch audio, and the
+/// public half of the demo's signing key.
+fn broadcast_section(
+    calendar: &std::path::Path,
+    cloud_serve: Option<SocketAddr>,
+    key: &ed25519_dalek::SigningKey,
+) -> String {
+    let cloud = cloud_serve
+        .map(|a| format!("cloud_serve = \"{a}\"\n"))
+        .unwrap_or_default();
     format!(
-        r#"# Written by `tgw demo` (docs/schedules.md).
-timezone = "Asia/Shanghai"
-
-[[programme]]
-id = "demo-notice"
-name = "定时广播：安全提示"
-items = [ {{ tts = "各位村民请注意：汛期来临，请不要在河边玩耍，注意用电安全。" }} ]
-pre_chime = "chime"
-priority = "routine"
-
-[[schedule]]
-id = "every-3-min"
-programme = "demo-notice"
-targets = ["all"]
-at = [{}]
-"#,
-        times.join(", ")
-    )
-}
-
-/// The `[broadcast]` section of the demo: the timetable file and the public
-/// half of the demo's signing key.
-fn broadcast_section(timetable: &std::path::Path, key: &ed25519_dalek::SigningKey) -> String {
-    format!(
-        "\n[broadcast]\ntimetable = {}\n\n[[broadcast.keys]]\nid = \"demo-county\"\npublic_key = \"{}\"\nscope = [\"all\"]\n",
-        toml_quote(&timetable.display().to_string()),
+        "\n[broadcast]\ncalendar = {}\n{cloud}\n[[broadcast.keys]]\nid = \"demo-county\"\npublic_key = \"{}\"\nscope = [\"all\"]\n",
+        toml_quote(&calendar.display().to_string()),
         tgw_core::broadcast::signed::public_key_base64(&key.verifying_key())
     )
 }
@@ -602,7 +551,16 @@ async fn emergency_script(
 
 /// Every 40 s, one camera gets a fault for 60 s: offline, a frozen stream,
 /// a changed password, packet loss, a low frame rate, in turn.
-async fn fault_script(sim: &device_sim::Sim, cameras: usize, shutdown: CancellationToken) {
+async fn fault_script(
+    sim: &device_sim::Sim,
+    cameras: usize,
+    ids: &std::collections::HashMap<String, String>,
+    shutdown: CancellationToken,
+) {
+    let name_of = |sim_id: &str| match ids.get(sim_id) {
+        Some(g) => format!("{g} ({sim_id})"),
+        None => sim_id.to_string(),
+    };
     const FAULTS: &[&str] = &[
         "offline",
         "frozen",
@@ -627,7 +585,7 @@ async fn fault_script(sim: &device_sim::Sim, cameras: usize, shutdown: Cancellat
         active.retain(|(id, until)| {
             if *until <= now {
                 let _ = sim.set_fault(id, None);
-                say(format_args!("demo: {id} recovers"));
+                say(format_args!("demo: {} recovers", name_of(id)));
                 false
             } else {
                 true
@@ -641,7 +599,7 @@ async fn fault_script(sim: &device_sim::Sim, cameras: usize, shutdown: Cancellat
             continue;
         };
         if sim.set_fault(&id, Some(fault)).is_ok() {
-            say(format_args!("demo: {id} <- {name} for 60 s"));
+            say(format_args!("demo: {} <- {name} for 60 s", name_of(&id)));
             active.push((id, now + Duration::from_secs(60)));
         }
     }
@@ -684,15 +642,20 @@ mod tests {
     #[tokio::test]
     async fn demo_imports_the_simulated_speakers() {
         let dir = tempfile::tempdir().unwrap();
+        let broker = crate::uplink::broker::start_embedded(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
         let sim = device_sim::start(device_sim::SimConfig {
             cameras: 1,
-            speakers: 4,
+            speakers: 5,
+            cloud_broker: Some(broker),
             password: Some("sim-Secret-pw".into()),
             speaker_kinds: vec![
                 device_sim::SpeakerKind::Rtp,
                 device_sim::SpeakerKind::RtpMulticast,
                 device_sim::SpeakerKind::Sip,
                 device_sim::SpeakerKind::Axis,
+                device_sim::SpeakerKind::Cloud,
             ],
             ..Default::default()
         })
@@ -706,10 +669,16 @@ mod tests {
             dir.path(),
             SocketAddr::from(([127, 0, 0, 1], 0)),
             "mqtt://127.0.0.1:1883",
+            &DemoNet {
+                multicast: false,
+                adopt: vec!["127.0.1.0/30".into()],
+            },
         );
+        assert!(text.contains("[[discovery.auto_adopt]]\ncidr = \"127.0.1.0/30\""));
+        assert!(text.contains("multicast = false"));
         let cfg = Config::parse(&text, "demo").unwrap();
         store.sync_township(&cfg.township).unwrap();
-        assert_eq!(import_sim_speakers(&store, &manifest).unwrap(), 4);
+        assert_eq!(import_sim_speakers(&store, &manifest).unwrap(), 5);
         let list = crate::speakers::Speakers::open(&store)
             .unwrap()
             .list()
@@ -717,7 +686,7 @@ mod tests {
         let kinds: BTreeSet<&str> = list.iter().map(|s| s.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            BTreeSet::from(["axis", "rtp", "rtp-multicast", "sip"])
+            BTreeSet::from(["axis", "cloud", "rtp", "rtp-multicast", "sip"])
         );
         assert!(list.iter().all(|s| s.village.is_some()));
         let sip = list.iter().find(|s| s.kind.as_str() == "sip").unwrap();

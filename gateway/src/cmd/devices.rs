@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::output::{emit, outln};
+
 use super::input::{StoreAt, read_stdin_password};
 use crate::config;
 use crate::store::DeviceState;
@@ -67,6 +69,7 @@ pub(super) enum DevicesCmd {
 
 /// Runs `tgw devices …`.
 pub(super) fn devices(cmd: DevicesCmd) -> anyhow::Result<ExitCode> {
+    let mut o = String::new();
     match cmd {
         DevicesCmd::List { at, state, json } => {
             let store = at.open()?;
@@ -81,10 +84,11 @@ pub(super) fn devices(cmd: DevicesCmd) -> anyhow::Result<ExitCode> {
             };
             let list = store.devices(state)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                outln!(o, "{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for d in &list {
-                    println!(
+                    outln!(
+                        o,
                         "{:<15} {:<10} {:<16} {:<14} {:<12} {:<16} {}",
                         d.id,
                         format!("{:?}", d.state).to_lowercase(),
@@ -119,26 +123,27 @@ pub(super) fn devices(cmd: DevicesCmd) -> anyhow::Result<ExitCode> {
                     login: None,
                 };
                 let s = crate::speakers::Speakers::open(&store)?.adopt_discovered(&id, &a)?;
-                println!("{id}: adopted as speaker ({} {})", s.kind, s.address);
+                outln!(o, "{id}: adopted as speaker ({} {})", s.kind, s.address);
             } else {
                 anyhow::ensure!(
                     zone.is_none() && driver.is_none() && address.is_none(),
                     "{id}: --zone, --driver and --address apply to speakers"
                 );
                 store.adopt(&id, village.as_deref(), grid.as_deref())?;
-                println!("{id}: adopted");
+                outln!(o, "{id}: adopted");
             }
         }
         DevicesCmd::Ignore { at, id } => {
             at.open()?.ignore(&id)?;
-            println!("{id}: ignored");
+            outln!(o, "{id}: ignored");
         }
         DevicesCmd::SetLogin { at, id, user } => {
             let pw = read_stdin_password()?;
             at.open()?
                 .set_device_login(&id, &user, &Password::new(pw))?;
-            println!("{id}: login set for user {user}");
+            outln!(o, "{id}: login set for user {user}");
         }
     }
+    emit(&o)?;
     Ok(ExitCode::SUCCESS)
 }

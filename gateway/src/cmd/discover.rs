@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::output::{emit, outln};
+
 use crate::config;
 
 #[derive(Args)]
@@ -50,6 +52,7 @@ pub(super) struct DiscoverArgs {
 
 /// One discovery sweep, printed as a table (count on stderr) or JSON.
 pub(super) async fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
+    let mut o = String::new();
     anyhow::ensure!(
         a.timeout.is_finite() && (0.05..=120.0).contains(&a.timeout),
         "--timeout must be between 0.05 and 120 seconds"
@@ -100,11 +103,12 @@ pub(super) async fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         let mut out: Vec<serde_json::Value> = found.iter().map(discovered_json).collect();
         out.extend(speakers.iter().map(ssdp_json));
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!(o, "{}", serde_json::to_string_pretty(&out)?);
     } else {
         for f in &speakers {
             let s = &f.announcement;
-            println!(
+            outln!(
+                o,
                 "{:<46} {:<22} {:<20} {}",
                 s.usn,
                 f.from,
@@ -114,7 +118,8 @@ pub(super) async fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
         }
         for d in &found {
             let name = device_drivers::wsd::scope_values(&d.scopes, "name").join(",");
-            println!(
+            outln!(
+                o,
                 "{:<46} {:<22} {:<20} {}",
                 d.endpoint_ref,
                 d.from,
@@ -128,6 +133,7 @@ pub(super) async fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
             speakers.len()
         );
     }
+    emit(&o)?;
     Ok(ExitCode::SUCCESS)
 }
 

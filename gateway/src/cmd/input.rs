@@ -24,12 +24,16 @@ pub(super) struct StoreAt {
 impl StoreAt {
     /// Opens the store (creating it if need be).
     pub(super) fn open(&self) -> anyhow::Result<Store> {
-        let dir = match (&self.config, &self.data_dir) {
+        Ok(Store::open(&self.data_dir()?)?)
+    }
+
+    /// The data directory: `--data-dir`, or the one `--config` names.
+    pub(super) fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(match (&self.config, &self.data_dir) {
             (Some(c), _) => Config::load(c)?.gateway.data_dir,
             (None, Some(d)) => d.clone(),
             (None, None) => anyhow::bail!("give --config FILE or --data-dir DIR"),
-        };
-        Ok(Store::open(&dir)?)
+        })
     }
 }
 

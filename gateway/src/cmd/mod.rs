@@ -5,7 +5,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`run`] | `tgw run`: the long-lived gateway, its loops and their shutdown |
-//! | [`demo`] | `tgw demo`: the simulated township and the gateway in one process |
+//! | [`demo`] | `tgw demo`: the simulated township and the gateway in one process (with `demo_seed`: horns, timetable, inbox; `demo_banner`: where to look) |
 //! | `check_config` | `tgw check-config` |
 //! | `sim` | `tgw sim`: the device simulator until stopped |
 //! | `discover` | `tgw discover`: WS-Discovery and SSDP sweeps |
@@ -31,6 +31,9 @@ use crate::config::{Config, LogFormat};
 
 pub mod demo;
 pub mod run;
+
+mod demo_banner;
+mod demo_seed;
 
 mod broadcast;
 mod check_config;
@@ -145,13 +148,18 @@ fn private_umask() {
 }
 
 /// Installs tracing: `tgw run` logs as its [log] section says (a config
-/// error is reported by the run itself), `tgw demo` at info, the rest at warn.
+/// error is reported by the run itself), `tgw demo` at warn (its own lines at
+/// info), the rest at warn.
 fn init_logging(cmd: &Cmd) {
     let (default_level, format) = match cmd {
         Cmd::Run { config } => Config::load(config)
             .map(|c| (c.log.level, c.log.format))
             .unwrap_or_else(|_| ("info".into(), LogFormat::Plain)),
-        Cmd::Demo(_) => ("info".into(), LogFormat::Plain),
+        // Quiet: the banner, and what the demo does, stay readable.
+        Cmd::Demo(_) => (
+            "warn,tgw::cmd::demo=info,tgw::cmd::demo_banner=info".into(),
+            LogFormat::Plain,
+        ),
         _ => ("warn".into(), LogFormat::Plain),
     };
     let format = match format {

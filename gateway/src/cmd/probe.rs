@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use super::output::{emit, out, outln};
+
 use super::input::read_stdin_password;
 use crate::store::secrets::Password;
 
@@ -99,6 +101,7 @@ async fn probe_camera(
     json: bool,
     rtsp: bool,
 ) -> anyhow::Result<ExitCode> {
+    let mut o = String::new();
     anyhow::ensure!(
         timeout.is_finite() && (0.1..=120.0).contains(&timeout),
         "--timeout must be between 0.1 and 120 seconds"
@@ -146,16 +149,18 @@ async fn probe_camera(
         if let Some(o) = v.as_object_mut() {
             o.insert("rtsp".into(), serde_json::Value::Object(streams));
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!(o, "{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", crate::cameras::inventory::render(&inv));
+        out!(o, "{}", crate::cameras::inventory::render(&inv));
         for (token, m) in &streams {
-            println!(
+            outln!(
+                o,
                 "rtsp [{token}]  {}",
                 crate::cameras::inventory::render_stream(m)
             );
         }
     }
+    emit(&o)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -168,6 +173,7 @@ async fn probe_rtsp(
     timeout: f64,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let mut o = String::new();
     use device_drivers::rtsp_probe::{self, RtspOptions, Transport};
     anyhow::ensure!(
         timeout.is_finite() && (0.1..=120.0).contains(&timeout),
@@ -212,15 +218,17 @@ async fn probe_rtsp(
             "metadata": meta,
             "sample": report,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!(o, "{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("url       {}", device_drivers::rtsp::redact_url(url));
-        println!(
+        outln!(o, "url       {}", device_drivers::rtsp::redact_url(url));
+        outln!(
+            o,
             "{}",
             crate::cameras::inventory::render_stream(&serde_json::to_value(&meta)?)
         );
         if let Some(r) = report {
-            println!(
+            outln!(
+                o,
                 "sample    {} frames, {:.1} fps, {:.0} kbit/s, keyframe every {}, {} RTP packets lost, first frame after {} ms ({:?})",
                 r.frames,
                 r.measured_fps.unwrap_or(0.0),
@@ -233,5 +241,6 @@ async fn probe_rtsp(
             );
         }
     }
+    emit(&o)?;
     Ok(ExitCode::SUCCESS)
 }

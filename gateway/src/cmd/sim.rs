@@ -102,7 +102,8 @@ pub(super) async fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let sim = device_sim::start(cfg).await?;
-    println!("{}", serde_json::to_string(sim.manifest())?);
+    // A closed stdout is fine: the simulator runs on until stopped.
+    let _ = super::output::emit(&format!("{}\n", serde_json::to_string(sim.manifest())?));
     shutdown_signal().await;
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use super::output::{emit, outln};
+
 use crate::base::clock::Clock;
 use crate::base::shutdown::cancel_on_signal;
 
@@ -58,6 +60,7 @@ pub(super) async fn speaker_test(
     a: SpeakerTestArgs,
     clock: &dyn Clock,
 ) -> anyhow::Result<ExitCode> {
+    let mut o = String::new();
     use device_drivers::speaker::{self, DriverOptions, SpeakerUri};
     let mut uris = Vec::with_capacity(a.uri.len());
     for u in &a.uri {
@@ -111,14 +114,15 @@ pub(super) async fn speaker_test(
             v["t0"] = serde_json::json!(t0.map(wall));
             v["audio_seconds"] = serde_json::json!(audio_seconds);
             v["ok"] = serde_json::json!(ok);
-            println!("{v}");
+            outln!(o, "{v}");
             continue;
         }
-        print_report(rep, started_at.as_deref(), audio_seconds, ok);
+        print_report(&mut o, rep, started_at.as_deref(), audio_seconds, ok);
         if reports.len() > 1 {
-            println!();
+            outln!(o);
         }
     }
+    emit(&o)?;
     Ok(if all_ok {
         ExitCode::SUCCESS
     } else {
@@ -152,26 +156,28 @@ async fn load_audio(a: &SpeakerTestArgs) -> anyhow::Result<Vec<i16>> {
 
 /// One horn's report as text.
 fn print_report(
+    o: &mut String,
     rep: &device_drivers::speaker::PlayReport,
     started_at: Option<&str>,
     audio_seconds: f64,
     ok: bool,
 ) {
-    println!("horn:      {} ({})", rep.device, rep.kind);
+    outln!(o, "horn:      {} ({})", rep.device, rep.kind);
     let answered = match (rep.answered, rep.answer_ms) {
         (true, Some(ms)) => format!("yes, after {ms:.0} ms"),
         (true, None) => "yes".to_string(),
         (false, _) => "no".to_string(),
     };
-    println!("answered:  {answered}");
+    outln!(o, "answered:  {answered}");
     if let Some(c) = &rep.codec {
-        println!("codec:     {c}");
+        outln!(o, "codec:     {c}");
     }
     match (started_at, rep.start_offset_ms) {
-        (Some(s), Some(off)) => println!("started:   {s} (T0 {off:+.1} ms)"),
-        _ => println!("started:   -"),
+        (Some(s), Some(off)) => outln!(o, "started:   {s} (T0 {off:+.1} ms)"),
+        _ => outln!(o, "started:   -"),
     }
-    println!(
+    outln!(
+        o,
         "sent:      {} packets, {} bytes ({:.1} s of {:.1} s)",
         rep.packets,
         rep.octets,
@@ -179,7 +185,7 @@ fn print_report(
         audio_seconds
     );
     for e in &rep.errors {
-        println!("error:     {e}");
+        outln!(o, "error:     {e}");
     }
-    println!("result:    {}", if ok { "ok" } else { "FAILED" });
+    outln!(o, "result:    {}", if ok { "ok" } else { "FAILED" });
 }

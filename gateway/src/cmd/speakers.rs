@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::output::{emit, outln};
+
 use super::input::StoreAt;
 use crate::config::Config;
 
@@ -32,6 +34,7 @@ pub(super) enum SpeakersCmd {
 
 /// Runs `tgw speakers …`.
 pub(super) fn speakers_cmd(cmd: SpeakersCmd) -> anyhow::Result<ExitCode> {
+    let mut o = String::new();
     use crate::speakers::Speakers;
     match cmd {
         SpeakersCmd::Import { file, at } => {
@@ -44,7 +47,8 @@ pub(super) fn speakers_cmd(cmd: SpeakersCmd) -> anyhow::Result<ExitCode> {
             }
             let sp = Speakers::open(&store)?;
             let r = sp.import_csv(&text, &file.display().to_string())?;
-            println!(
+            outln!(
+                o,
                 "{}: {} created, {} updated, {} multicast zone(s)",
                 file.display(),
                 r.created,
@@ -55,10 +59,11 @@ pub(super) fn speakers_cmd(cmd: SpeakersCmd) -> anyhow::Result<ExitCode> {
         SpeakersCmd::List { at, json } => {
             let list = Speakers::open(&at.open()?)?.list()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                outln!(o, "{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for s in &list {
-                    println!(
+                    outln!(
+                        o,
                         "{:<16} {:<13} {:<28} {:<10} {:<12} {:<12} {:<5} {:>3} {}",
                         s.id,
                         s.kind.as_str(),
@@ -79,5 +84,6 @@ pub(super) fn speakers_cmd(cmd: SpeakersCmd) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    emit(&o)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::output::{emit, outln};
+
 use super::input::{StoreAt, read_new_password};
 use crate::store::secrets::Password;
 
@@ -40,11 +42,21 @@ pub(super) enum UserCmd {
         /// Revoke the token with this id instead.
         #[arg(long, value_name = "ID")]
         revoke: Option<i64>,
+        /// Write the new token to DATA_DIR/cli-token (owner-only) instead of
+        /// printing it; `tgw status --config FILE` reads it from there.
+        #[arg(long, conflicts_with_all = ["list", "revoke"])]
+        save: bool,
+        /// With --list: print JSON.
+        #[arg(long, requires = "list")]
+        json: bool,
     },
     /// List users.
     List {
         #[command(flatten)]
         at: StoreAt,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -60,6 +72,7 @@ impl clap::ValueEnum for crate::auth::Role {
 
 /// Runs `tgw user …`.
 pub(super) fn user_cmd(cmd: UserCmd) -> anyhow::Result<ExitCode> {
+    let mut o = String::new();
     use crate::auth::{HashCost, Users};
     match cmd {
         UserCmd::Add { at, name, role } => {
@@ -67,7 +80,7 @@ pub(super) fn user_cmd(cmd: UserCmd) -> anyhow::Result<ExitCode> {
             let users = Users::new(at.open()?)?;
             let pw = read_new_password()?;
             users.upsert(&name, role, &Password::new(pw), HashCost::DEFAULT)?;
-            println!("{name}: {}", role.as_str());
+            outln!(o, "{name}: {}", role.as_str());
         }
         UserCmd::Token {
             at,
@@ -75,12 +88,26 @@ pub(super) fn user_cmd(cmd: UserCmd) -> anyhow::Result<ExitCode> {
             label,
             list,
             revoke,
+            save,
+            json,
         } => {
             let users = Users::new(at.open()?)?;
-            if list {
+            if list && json {
+                let v: Vec<serde_json::Value> = users
+                    .tokens(&name)?
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "id": t.id, "label": t.label,
+                            "created_at": t.created_at, "last_used_at": t.last_used_at,
+                        })
+                    })
+                    .collect();
+                outln!(o, "{}", serde_json::to_string_pretty(&v)?);
+            } else if list {
                 for t in users.tokens(&name)? {
                     let used = t.last_used_at.as_deref().unwrap_or("never used");
-                    println!("{}\t{}\t{}\t{used}", t.id, t.label, t.created_at);
+                    outln!(o, "{}\t{}\t{}\t{used}", t.id, t.label, t.created_at);
                 }
             } else if let Some(id) = revoke {
                 let Some(t) = users.revoke_token(&name, id)? else {
@@ -95,14 +122,28 @@ pub(super) fn user_cmd(cmd: UserCmd) -> anyhow::Result<ExitCode> {
                     outcome: "ok",
                     ..Default::default()
                 })?;
-                println!("revoked token {id} ({}) of {name}", t.label);
+                outln!(o, "revoked token {id} ({}) of {name}", t.label);
+            } else if save {
+                let path = at.data_dir()?.join(super::status::TOKEN_FILE);
+                let token = users.create_token(&name, &label)?;
+                super::status::save_token(&path, &token)?;
+                outln!(o, "token for {name} saved to {}", path.display());
             } else {
-                println!("{}", users.create_token(&name, &label)?);
+                outln!(o, "{}", users.create_token(&name, &label)?);
             }
         }
-        UserCmd::List { at } => {
+        UserCmd::List { at, json } if json => {
+            let v: Vec<serde_json::Value> = Users::new(at.open()?)?
+                .users()?
+                .iter()
+                .map(|u| serde_json::json!({"name": u.name, "role": u.role.as_str(), "disabled": u.disabled}))
+                .collect();
+            outln!(o, "{}", serde_json::to_string_pretty(&v)?);
+        }
+        UserCmd::List { at, .. } => {
             for u in Users::new(at.open()?)?.users()? {
-                println!(
+                outln!(
+                    o,
                     "{}\t{}{}",
                     u.name,
                     u.role.as_str(),
@@ -111,5 +152,6 @@ pub(super) fn user_cmd(cmd: UserCmd) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    emit(&o)?;
     Ok(ExitCode::SUCCESS)
 }
