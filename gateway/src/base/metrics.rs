@@ -296,6 +296,13 @@ impl Metrics {
     /// Records a camera's current verdict for the gauges.
     pub fn set_verdict(&self, id: &str, village: &str, verdict: &str, rung: &str) {
         let mut v = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+        // Called after every check: no allocation when nothing changed.
+        if let Some(e) = v.get_mut(id) {
+            if e.0 != village || e.1 != verdict || e.2 != rung {
+                *e = (village.to_string(), verdict.to_string(), rung.to_string());
+            }
+            return;
+        }
         v.insert(
             id.to_string(),
             (village.to_string(), verdict.to_string(), rung.to_string()),

@@ -164,3 +164,16 @@ async fn rtsp_and_snapshot_logins_back_off_with_the_onvif_one() {
     let last = sink.of(1).pop().expect("a state");
     assert!(rejected(&last.verdict), "{}", last.verdict);
 }
+
+#[test]
+fn idle_connections_are_kept_only_when_checks_come_often_enough_to_reuse_them() {
+    use super::pool_idle;
+    use std::time::Duration;
+    let s = Duration::from_secs;
+    // Default cadence (30 s): the burst of one cycle only.
+    assert_eq!(pool_idle(s(30)), s(2));
+    assert_eq!(pool_idle(s(300)), s(2));
+    // Frequent checks reuse the connection from check to check.
+    assert_eq!(pool_idle(s(5)), s(7));
+    assert!(pool_idle(s(10)) > s(10));
+}
