@@ -10,6 +10,7 @@
 # Loopback only: cameras on 127.41.0.1 upwards, gateway on 127.0.0.1:$PORT.
 # Not yet: the 200 horns with a broadcast a minute of issue 18.6.
 set -euo pipefail
+ulimit -n 8192 || true   # tgw sim: a TCP listener and a UDP socket per camera
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/target/release/tgw}
 n=${CAMERAS:-1000}
