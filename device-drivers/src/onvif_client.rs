@@ -91,6 +91,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Largest response body accepted. Default 1 MiB.
     pub max_body: usize,
+    /// How long [`http_client`] keeps an idle connection (at most one per
+    /// host). Default 10 s; the health poller sets it from its cadence.
+    pub pool_idle: Duration,
 }
 
 impl Default for ClientOptions {
@@ -99,6 +102,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
             max_body: 1 << 20,
+            pool_idle: Duration::from_secs(10),
         }
     }
 }
@@ -218,7 +222,7 @@ pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, reqwest::Err
         // Calls to one camera come in bursts (an inventory, a describe cycle)
         // separated by tens of seconds: keep one connection briefly, not one
         // idle socket per camera for 30 s (1,000 cameras).
-        .pool_idle_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(opts.pool_idle)
         .pool_max_idle_per_host(1)
         .tcp_nodelay(true)
         .build()

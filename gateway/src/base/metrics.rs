@@ -54,6 +54,13 @@ pub struct WriteLabel {
     pub write: String,
 }
 
+/// `kind` label of failed inventories.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// A bounded error kind (`auth`, `timeout`, `connect`, `no-credentials`, …).
+    pub kind: String,
+}
+
 /// `class` label of the outbox gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabel {
@@ -79,6 +86,9 @@ pub struct OutboxStats {
 /// Reads the outbox figures at scrape time.
 pub type OutboxSource = Arc<dyn Fn() -> OutboxStats + Send + Sync>;
 
+/// The verdict recorded for an adopted camera before its first check.
+pub const UNCHECKED: &str = "unchecked";
+
 /// All metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -103,7 +113,12 @@ pub struct Metrics {
     /// Optional writes skipped while the data volume is low on space.
     pub skipped_writes: Family<WriteLabel, Counter>,
     /// Current verdicts, for the gauges: device id → (village, verdict, rung).
+    /// Verdict [`UNCHECKED`] counts in `tgw_cameras_unchecked` only.
     pub verdicts: Mutex<HashMap<String, (String, String, String)>>,
+    /// Failed ONVIF inventories by error kind.
+    pub inventory_failures: Family<KindLabel, Counter>,
+    /// Adopted cameras not checked yet (set at scrape time).
+    pub unchecked: Gauge,
     outbox: Outbox,
     disk_gauges: DiskGauges,
     /// The disk watchdog's level and last reading (shared with the
@@ -194,6 +209,18 @@ impl Metrics {
             "Optional writes skipped while the data volume is low on space",
             skipped_writes.clone(),
         );
+        let inventory_failures = Family::<KindLabel, Counter>::default();
+        r.register(
+            "camera_inventory_failures",
+            "Failed ONVIF inventories by error kind",
+            inventory_failures.clone(),
+        );
+        let unchecked = Gauge::default();
+        r.register(
+            "cameras_unchecked",
+            "Adopted cameras whose first health check has not finished",
+            unchecked.clone(),
+        );
         let outbox = Outbox::register(&mut r);
         let disk_gauges = DiskGauges::register(&mut r);
         Self {
@@ -209,6 +236,8 @@ impl Metrics {
             inventories,
             skipped_writes,
             verdicts: Mutex::new(HashMap::new()),
+            inventory_failures,
+            unchecked,
             outbox,
             disk_gauges,
             disk: DiskState::default(),
@@ -251,9 +280,29 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one inventory outcome (`ok` or an error kind) in
+    /// `tgw_onvif_inventories_total`, and a failure also by kind.
+    pub fn inventory_outcome(&self, result: &str) {
+        Self::count(&self.inventories, result);
+        if result != "ok" {
+            self.inventory_failures
+                .get_or_create(&KindLabel {
+                    kind: result.to_string(),
+                })
+                .inc();
+        }
+    }
+
     /// Records a camera's current verdict for the gauges.
     pub fn set_verdict(&self, id: &str, village: &str, verdict: &str, rung: &str) {
         let mut v = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+        // Called after every check: no allocation when nothing changed.
+        if let Some(e) = v.get_mut(id) {
+            if e.0 != village || e.1 != verdict || e.2 != rung {
+                *e = (village.to_string(), verdict.to_string(), rung.to_string());
+            }
+            return;
+        }
         v.insert(
             id.to_string(),
             (village.to_string(), verdict.to_string(), rung.to_string()),
@@ -283,7 +332,12 @@ impl Metrics {
                     .get_or_create(&RungLabel { rung: rung.into() })
                     .set(0);
             }
+            let mut unchecked = 0;
             for (village, verdict, rung) in v.values() {
+                if verdict == UNCHECKED {
+                    unchecked += 1;
+                    continue;
+                }
                 self.cameras
                     .get_or_create(&CameraLabels {
                         village: village.clone(),
@@ -294,6 +348,7 @@ impl Metrics {
                     .get_or_create(&RungLabel { rung: rung.clone() })
                     .inc();
             }
+            self.unchecked.set(unchecked);
         }
         self.outbox.refresh();
         self.disk_gauges.refresh(&self.disk);
@@ -417,6 +472,30 @@ fn gauge_i64(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unchecked_cameras_and_inventory_failures_by_kind_are_exposed() {
+        let m = Metrics::new();
+        m.set_verdict("cam-1", "dongcun", UNCHECKED, "unreachable");
+        m.set_verdict("cam-2", "dongcun", "ok", "streaming");
+        let text = m.encode();
+        assert!(text.contains("tgw_cameras_unchecked 1"), "{text}");
+        assert!(!text.contains(r#"verdict="unchecked""#), "{text}");
+        m.set_verdict("cam-1", "dongcun", "degraded", "onvif-up");
+        let text = m.encode();
+        assert!(text.contains("tgw_cameras_unchecked 0"), "{text}");
+        assert!(text.contains(r#"tgw_cameras{village="dongcun",verdict="degraded"} 1"#));
+        m.inventory_outcome("auth");
+        m.inventory_outcome("auth");
+        m.inventory_outcome("ok");
+        let text = m.encode();
+        assert!(
+            text.contains(r#"tgw_camera_inventory_failures_total{kind="auth"} 2"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"tgw_camera_inventory_failures_total{kind="ok"}"#));
+        assert!(text.contains(r#"tgw_onvif_inventories_total{result="ok"} 1"#));
+    }
 
     #[test]
     fn gauges_follow_verdicts_and_labels_are_bounded() {

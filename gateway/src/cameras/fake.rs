@@ -33,6 +33,8 @@ pub struct Script {
     pub hang: bool,
     /// Our credentials are accepted (ONVIF and RTSP).
     pub auth_ok: bool,
+    /// Our credentials are accepted by the RTSP server (with `auth_ok`).
+    pub rtsp_auth_ok: bool,
     /// Frames a sample sees (0: no frames, a frozen stream).
     pub frames: u64,
     /// How long a sample takes.
@@ -45,6 +47,7 @@ impl Default for Script {
             up: true,
             hang: false,
             auth_ok: true,
+            rtsp_auth_ok: true,
             frames: 75,
             sample_takes: Duration::ZERO,
         }
@@ -306,7 +309,7 @@ impl CameraIo for FakeCameras {
         async move {
             let h = host_of(uri);
             let s = self.0.log(&h, "describe");
-            if !s.auth_ok {
+            if !s.auth_ok || !s.rtsp_auth_ok {
                 return Err(rtsp_err(&h, "DESCRIBE", RtspErrorKind::AuthRejected));
             }
             Ok(StreamMetadata::default())
@@ -326,7 +329,7 @@ impl CameraIo for FakeCameras {
             let s = self.0.log(&h, "sample");
             tokio::time::sleep(s.sample_takes).await;
             self.0.log(&h, "sample-end");
-            if !s.auth_ok {
+            if !s.auth_ok || !s.rtsp_auth_ok {
                 return Err(rtsp_err(&h, "DESCRIBE", RtspErrorKind::AuthRejected));
             }
             if s.frames == 0 {
@@ -396,6 +399,15 @@ pub fn adopted(store: &Store, n: u8) -> String {
     store
         .record_inventory(&id, &crate::cameras::inventory::summary(&inv), &json)
         .expect("inventory");
+    store.adopt(&id, None, None).expect("adopt");
+    id
+}
+
+/// Records camera `n` in `store` adopted without an inventory (as a camera
+/// adopted with a wrong login, or while unreachable), with a login when
+/// `login`; returns its id.
+pub fn adopted_bare(store: &Store, n: u8, login: bool) -> String {
+    let id = discovered(store, n, login);
     store.adopt(&id, None, None).expect("adopt");
     id
 }

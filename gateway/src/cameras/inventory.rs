@@ -119,6 +119,19 @@ pub async fn probe_device(store: &Store, prober: &Prober, id: &str) -> ProbeOutc
     }
 }
 
+/// Probes one device, records the result and counts it in the metrics
+/// (`tgw_onvif_inventories_total`, failures also by kind).
+pub async fn probe_counted(
+    store: &Store,
+    prober: &Prober,
+    metrics: &crate::base::metrics::Metrics,
+    id: &str,
+) -> ProbeOutcome {
+    let o = probe_device(store, prober, id).await;
+    metrics.inventory_outcome(&o.result);
+    o
+}
+
 /// Probes many devices, at most `concurrency` at once; `on_done` is called
 /// as each finishes (for progress bars).
 pub async fn probe_many(

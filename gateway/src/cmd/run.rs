@@ -80,6 +80,13 @@ pub fn due_for_inventory(
                     .unwrap_or(true)
             }
         };
+        // An adopted camera without an inventory, or whose last one failed,
+        // is the health poller's to retry (with backoff, at once when it
+        // comes back): not asked every round.
+        let failed = d.inventory.is_none() || d.probe_error_kind.is_some();
+        if d.state == DeviceState::Adopted && cfg.health.enabled && failed {
+            continue;
+        }
         if stale || d.probe_error_kind.is_some() {
             out.push(d.id);
         }
@@ -265,6 +272,7 @@ fn spawn_poller(
         sh.cfg.health.clone(),
         sh.metrics.clone(),
         sink,
+        Some(sh.probe_tx.clone()),
     )?;
     let sd = sh.shutdown.clone();
     tasks.spawn(async move {
@@ -408,8 +416,7 @@ fn spawn_immediate_probes(
             };
             let (sh, prober) = (sh.clone(), prober.clone());
             tokio::spawn(async move {
-                let o = inventory::probe_device(&sh.store, &prober, &id).await;
-                Metrics::count(&sh.metrics.inventories, &o.result);
+                let o = inventory::probe_counted(&sh.store, &prober, &sh.metrics, &id).await;
                 if o.result == "ok" {
                     publish_meta(&sh.store, &sh.publisher, &o.id);
                 }
@@ -481,7 +488,7 @@ fn spawn_rounds(
                 o = inventory::probe_many(&sh.store, &prober, due, cfg.inventory.concurrency, Arc::new(|_| {})) => o,
             };
             for o in &outcomes {
-                Metrics::count(&sh.metrics.inventories, &o.result);
+                sh.metrics.inventory_outcome(&o.result);
                 if o.result == "ok" {
                     publish_meta(&sh.store, &sh.publisher, &o.id);
                 }

@@ -33,6 +33,7 @@ pub mod data_dir;
 pub mod devices;
 pub mod history;
 pub mod migrations;
+mod poll_targets;
 pub mod secrets;
 pub mod sessions;
 pub mod speakers;

@@ -15,7 +15,9 @@ use super::Poller;
 use super::target::Target;
 use crate::base::metrics::Metrics;
 use crate::cameras::device::OnvifSession;
-use tgw_core::health::{CheckResult, Health, Observation, StreamFailure, StreamSample, Transition};
+use tgw_core::health::{
+    CheckResult, Health, Observation, Rung, StreamFailure, StreamSample, Transition, Verdict,
+};
 
 /// Maps an ONVIF error of the cheap check onto the ladder.
 fn check_result(kind: &OnvifErrorKind, detail: String) -> CheckResult {
@@ -69,16 +71,18 @@ fn stream_sample(s: &SampleReport) -> StreamSample {
 impl Poller {
     /// One polling cycle; returns the transition it caused, if any: the
     /// observations of one cycle are coalesced into a single change from the
-    /// state before the cycle to the state after it.
+    /// state `before` (the cycle, and a target re-read just before it) to
+    /// the state after it.
     pub(super) async fn cycle(
         &self,
         t: &Target,
+        before: (Verdict, Rung),
         health: &mut Health,
         due: &mut Due,
         auth_backoff: &mut AuthBackoff,
         shutdown: &CancellationToken,
     ) -> Vec<Transition> {
-        let (verdict, rung) = (health.verdict.clone(), health.rung);
+        let (verdict, rung) = before;
         self.observe_cycle(t, health, due, auth_backoff, shutdown)
             .await;
         if health.verdict == verdict && health.rung == rung {
@@ -95,7 +99,7 @@ impl Poller {
 
     /// Applies one observation now (transitions are computed once per
     /// cycle by [`cycle`](Self::cycle)).
-    fn observe(&self, health: &mut Health, o: Observation) {
+    pub(super) fn observe(&self, health: &mut Health, o: Observation) {
         let _ = health.observe(o, self.clock.now_utc(), &self.th);
     }
 
@@ -137,7 +141,8 @@ impl Poller {
             return;
         }
         if due.sample {
-            self.sample_step(t, health, due, shutdown).await;
+            self.sample_step(t, health, due, auth_backoff, shutdown)
+                .await;
         }
     }
 
@@ -199,6 +204,10 @@ impl Poller {
         auth_backoff: &mut AuthBackoff,
         shutdown: &CancellationToken,
     ) -> Option<()> {
+        // The backoff is reset only when no login of the cycle was refused:
+        // an ONVIF account that works does not excuse an RTSP one that does not.
+        let mut onvif_ok = false;
+        let mut stream_refused = false;
         if t.creds.is_some() && auth_backoff.allowed(Instant::now()).is_ok() {
             let r = tokio::select! {
                 _ = shutdown.cancelled() => return None,
@@ -206,7 +215,7 @@ impl Poller {
             };
             match r {
                 Ok(_) => {
-                    auth_backoff.on_success();
+                    onvif_ok = true;
                     self.observe(health, Observation::Auth { ok: true });
                 }
                 Err(e) if e.is_auth() => {
@@ -216,6 +225,11 @@ impl Poller {
                 }
                 Err(e) => tracing::debug!(error = %e, "authenticated check failed"),
             }
+        }
+        // While backing off after a refused login, the login goes to no
+        // DESCRIBE or snapshot either: three services, one account to lock.
+        if t.creds.is_some() && auth_backoff.allowed(Instant::now()).is_err() {
+            return Some(());
         }
         if let Some(uri) = &t.describe_uri {
             let opts = RtspOptions {
@@ -235,6 +249,9 @@ impl Poller {
                     Metrics::count(&self.metrics.describes, e.kind_label());
                     tracing::debug!(error = %e, "DESCRIBE failed");
                     let f = if matches!(e.kind, RtspErrorKind::AuthRejected) {
+                        stream_refused = true;
+                        let wait = auth_backoff.on_auth_failure(Instant::now());
+                        tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "stream login rejected; backing off");
                         StreamFailure::AuthRejected
                     } else {
                         StreamFailure::Unavailable
@@ -242,6 +259,13 @@ impl Poller {
                     self.observe(health, Observation::Stream(Err(f)));
                 }
             }
+        }
+        if onvif_ok && !stream_refused {
+            auth_backoff.on_success();
+        }
+        if !t.has_inventory {
+            // No inventory, no snapshot URI to judge: nothing to say yet.
+            return Some(());
         }
         let snap_ok = match &t.snapshot_uri {
             Some(uri) => {
@@ -262,6 +286,10 @@ impl Poller {
                             "snapshot: camera login withheld (see health.camera_access)"
                         );
                     }
+                    Err(e) if e.is_auth() => {
+                        let wait = auth_backoff.on_auth_failure(Instant::now());
+                        tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "snapshot login rejected; backing off");
+                    }
                     Err(e) => tracing::debug!(error = %e, "snapshot failed"),
                     Ok(_) => {}
                 }
@@ -280,11 +308,15 @@ impl Poller {
         t: &Target,
         health: &mut Health,
         due: &mut Due,
+        auth_backoff: &mut AuthBackoff,
         shutdown: &CancellationToken,
     ) {
         let Some(uri) = &t.sample_uri else {
             return;
         };
+        if t.creds.is_some() && auth_backoff.allowed(Instant::now()).is_err() {
+            return;
+        }
         // Never wait for a sample slot: that would hold back this camera's
         // cheap checks too. Without a slot the sample moves to the next cycle.
         let Ok(_permit) = self.samples.try_acquire() else {
@@ -317,6 +349,7 @@ impl Poller {
                         expected: t.expected.clone(),
                     },
                     RtspErrorKind::AuthRejected => {
+                        auth_backoff.on_auth_failure(Instant::now());
                         Observation::Stream(Err(StreamFailure::AuthRejected))
                     }
                     _ => Observation::Stream(Err(StreamFailure::Unavailable)),

@@ -1,13 +1,19 @@
-//! The health poller: one task per adopted, inventoried camera, each on its
-//! own jittered schedule, so one slow or hanging camera never delays the
+//! The health poller: one task per adopted camera, from adoption and
+//! whatever its inventory state, each on its own jittered schedule, so one slow or hanging camera never delays the
 //! others. Bounded concurrency through two semaphores (cheap checks,
 //! stream samples); every call has a timeout; shutdown is checked at every
 //! await that can block (STYLE.md §5).
 //!
 //! Each cycle: a cheap unauthenticated GetSystemDateAndTime (liveness and
-//! clock drift); every `describe_interval` an authenticated call, an RTSP
-//! DESCRIBE and a snapshot fetch; every `sample_interval` (in rotation) a
-//! timed PLAY sample of the sub-stream. Results feed the pure
+//! clock drift); every `describe_interval` an authenticated call, and once
+//! the camera has an inventory an RTSP DESCRIBE and a snapshot fetch; every
+//! `sample_interval` (in rotation) a timed PLAY sample of the sub-stream.
+//! A camera without an inventory (wrong login, unreachable at adoption) has
+//! its inventory asked for on the probe channel with backoff, and at once
+//! when it comes back from offline; the verdict says why it is missing.
+//! A task keeps its camera's [`Target`] in memory and re-reads it only on a
+//! change: a wake (after an inventory or a login change, a Bye, "probe
+//! now") or a new village seen by the supervisor. Results feed the pure
 //! [`tgw_core::health::Health`] state machine; transitions and states go to the
 //! store, the metrics and a [`HealthSink`] (MQTT, live dashboard).
 //! Cameras are reached through [`CameraIo`], so the rules here are tested
@@ -15,14 +21,15 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `mod.rs` | the [`Poller`], its supervisor (one task per polled camera), [`HealthSink`] |
-//! | [`target`] | what is polled: a camera's address, login, streams, from the store |
+//! | `mod.rs` | the [`Poller`], its supervisor (one task per adopted camera, from an ids-only scan), [`HealthSink`] |
+//! | [`target`] | what is polled: a camera's address, login, streams, from the store on a change |
 //! | `task` | one camera's loop: the schedule (jitter, deferral, frozen re-sample) and recording results |
 //! | `checks` | one cycle's steps: cheap check, authenticated call with backoff, DESCRIBE, snapshot, sample |
 //! | `tests` | the poller's rules against scripted cameras ([`crate::cameras::device::CameraIo`]) on paused time |
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use device_drivers::onvif_client::ClientOptions;
@@ -32,10 +39,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::base::clock::Clock;
-use crate::base::metrics::Metrics;
+use crate::base::metrics::{Metrics, UNCHECKED};
 use crate::cameras::device::{CameraIo, RealCameraIo};
 use crate::config::HealthSection;
-use crate::store::{Device, DeviceState, Store};
+use crate::store::{Device, Store};
 use tgw_core::health::{Health, Thresholds, Transition};
 
 mod checks;
@@ -43,6 +50,8 @@ pub mod target;
 mod task;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_blind;
 
 pub use target::{Target, target};
 
@@ -52,6 +61,21 @@ pub trait HealthSink: Send + Sync {
     fn state(&self, device: &Device, health: &Health);
     /// A verdict or rung change.
     fn transition(&self, device: &Device, transition: &Transition, health: &Health);
+}
+
+/// How long the poller's HTTP client keeps a camera's idle connection: a
+/// cycle's calls (clock check, authenticated call, snapshot) come within a
+/// burst, so 2 s keeps it for the burst; checks 10 s apart or closer reuse
+/// it from check to check (idle = interval + 2 s). Checks 30 s apart (the
+/// default) keep none between checks: 1,000 idle sockets held for nothing
+/// cost more (fds, read buffers) than a connect on the LAN every 30 s.
+pub fn pool_idle(check_every: Duration) -> Duration {
+    let burst = Duration::from_secs(2);
+    if check_every <= Duration::from_secs(10) {
+        check_every + burst
+    } else {
+        burst
+    }
 }
 
 /// A sink that drops everything.
@@ -73,27 +97,49 @@ pub struct Poller {
     sink: Arc<dyn HealthSink>,
     checks: Semaphore,
     samples: Semaphore,
+    /// Where a camera's inventory is asked for (the daemon's immediate
+    /// probes, which wake the camera's task when done).
+    probe: Option<mpsc::Sender<String>>,
 }
 
-type Tasks = HashMap<String, (Arc<Notify>, tokio::task::JoinHandle<()>)>;
+/// How the supervisor (and wakes) reach a camera's task.
+#[derive(Default)]
+pub(super) struct Signal {
+    /// Check fully now (implies `reload`).
+    pub(super) wake: Notify,
+    /// Re-read the target from the store before the next check.
+    pub(super) reload: AtomicBool,
+}
+
+/// A running camera task.
+struct Entry {
+    signal: Arc<Signal>,
+    village: Option<String>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+type Tasks = HashMap<String, Entry>;
 
 impl Poller {
     /// A poller over the store, reaching cameras over the network and
     /// reading the system clock.
+    /// `probe` is where inventories are asked for.
     pub fn new(
         store: Store,
         cfg: HealthSection,
         metrics: Arc<Metrics>,
         sink: Arc<dyn HealthSink>,
+        probe: Option<mpsc::Sender<String>>,
     ) -> anyhow::Result<Arc<Self>> {
         let opts = ClientOptions {
             timeout: cfg.call_timeout_ms,
             connect_timeout: cfg.call_timeout_ms.min(Duration::from_secs(3)),
+            pool_idle: pool_idle(cfg.check_interval_secs),
             ..ClientOptions::default()
         };
         let clock = crate::base::clock::system();
         let io = Arc::new(RealCameraIo::new(opts, clock.clone())?);
-        Ok(Self::with_io(store, cfg, metrics, sink, io, clock))
+        Ok(Self::with_io(store, cfg, metrics, sink, io, clock, probe))
     }
 
     /// A poller reaching cameras through `io`, on the wall clock `clock`.
@@ -104,6 +150,7 @@ impl Poller {
         sink: Arc<dyn HealthSink>,
         io: Arc<dyn CameraIo>,
         clock: Arc<dyn Clock>,
+        probe: Option<mpsc::Sender<String>>,
     ) -> Arc<Self> {
         let th = Thresholds {
             offline_after: cfg.offline_after,
@@ -122,12 +169,15 @@ impl Poller {
             clock,
             metrics,
             sink,
+            probe,
         })
     }
 
-    /// Runs until `shutdown`: keeps one task per polled camera, started and
-    /// stopped as cameras are adopted or removed. Ids on `wake` are
-    /// re-checked fully at once (WS-Discovery Hello/Bye, "probe now").
+    /// Runs until `shutdown`: keeps one task per adopted camera, started and
+    /// stopped as cameras are adopted or removed. Ids on `wake` are re-read
+    /// and re-checked fully at once (after an inventory or a login change,
+    /// WS-Discovery Bye, "probe now"); an id without a task (just adopted)
+    /// makes the supervisor re-scan at once.
     pub async fn run(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -151,8 +201,15 @@ impl Poller {
                 id = wake.recv(), if wake_open => {
                     match id {
                         Some(id) => {
-                            if let Some((n, _)) = tasks.get(&id) {
-                                n.notify_one();
+                            if let Some(e) = tasks.get(&id) {
+                                e.signal.reload.store(true, Ordering::Relaxed);
+                                e.signal.wake.notify_one();
+                                continue;
+                            }
+                            // Not polled yet: adopted since the last scan.
+                            self.sync_tasks(&mut tasks, &mut saved, &shutdown);
+                            if let Some(e) = tasks.get(&id) {
+                                e.signal.wake.notify_one();
                             }
                         }
                         // Every sender gone: stop listening, keep polling.
@@ -173,59 +230,83 @@ impl Poller {
                 }
             }
         }
-        for (_, (_, h)) in tasks {
-            h.abort();
+        for (_, e) in tasks {
+            e.handle.abort();
         }
     }
 
-    /// Starts a task for each adopted, inventoried camera without one and
-    /// stops those of cameras no longer polled. A camera's saved health (from
-    /// before a restart) is resumed. False when the cameras could not be
-    /// listed.
+    /// Starts a task for each adopted camera without one and stops those
+    /// of cameras no longer adopted; a task whose camera moved to another
+    /// village re-reads its target. A camera's saved health (from before a
+    /// restart) is resumed; a new one starts from [`Health::new`], saved at
+    /// once so the API never shows a camera without health. Reads ids and
+    /// villages only. False when the cameras could not be listed.
     fn sync_tasks(
         self: &Arc<Self>,
         tasks: &mut Tasks,
         saved: &mut HashMap<String, Health>,
         shutdown: &CancellationToken,
     ) -> bool {
-        let devices = match self.store.devices(Some(DeviceState::Adopted)) {
-            Ok(d) => d,
+        let wanted: HashMap<String, Option<String>> = match self.store.adopted_camera_ids() {
+            Ok(d) => d.into_iter().collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "listing cameras for health failed");
                 return false;
             }
         };
-        let wanted: Vec<String> = devices
-            .iter()
-            .filter(|d| d.inventory.is_some())
-            .map(|d| d.id.clone())
-            .collect();
-        tasks.retain(|id, (_, h)| {
-            let keep = wanted.contains(id) && !h.is_finished();
-            if !keep {
-                h.abort();
-                self.metrics.forget(id);
+        tasks.retain(|id, e| match wanted.get(id) {
+            Some(village) if !e.handle.is_finished() => {
+                if *village != e.village {
+                    e.village.clone_from(village);
+                    e.signal.reload.store(true, Ordering::Relaxed);
+                }
+                true
             }
-            keep
+            _ => {
+                e.handle.abort();
+                self.metrics.forget(id);
+                false
+            }
         });
-        for id in wanted {
+        for (id, village) in wanted {
             if tasks.contains_key(&id) {
                 continue;
             }
-            let notify = Arc::new(Notify::new());
-            let health = saved
-                .remove(&id)
-                .unwrap_or_else(|| Health::new(self.clock.now_utc()));
+            let health = match saved.remove(&id) {
+                Some(h) => {
+                    let v = village.as_deref().unwrap_or("unassigned");
+                    self.metrics
+                        .set_verdict(&id, v, h.verdict.label(), h.rung.as_str());
+                    h
+                }
+                None => {
+                    let h = Health::new(self.clock.now_utc());
+                    if let Err(e) = self.store.save_health(&id, &h) {
+                        tracing::warn!(device = %id, error = %e, "saving health failed");
+                    }
+                    let v = village.as_deref().unwrap_or("unassigned");
+                    self.metrics.set_verdict(&id, v, UNCHECKED, h.rung.as_str());
+                    h
+                }
+            };
+            let signal = Arc::new(Signal::default());
             let me = self.clone();
             let sd = shutdown.clone();
-            let n2 = notify.clone();
+            let s2 = signal.clone();
             let id2 = id.clone();
             let span = tracing::info_span!("camera", device = %id);
-            let h = tokio::spawn(tracing::Instrument::instrument(
-                async move { me.camera(id2, health, n2, sd).await },
+            let handle = tokio::spawn(tracing::Instrument::instrument(
+                async move { me.camera(id2, health, s2, sd).await },
                 span,
             ));
-            tasks.insert(id, (notify, h));
+            tasks.insert(
+                id,
+                Entry {
+                    signal,
+                    village,
+                    handle,
+                },
+            );
         }
         true
     }

@@ -1,5 +1,7 @@
 //! What the poller polls: a camera's ONVIF address, login, streams and
-//! snapshot URI, read from the store (and its stored inventory) each cycle.
+//! snapshot URI, read from the store (and its stored inventory) when the
+//! camera's task starts and again on a change (inventory, login, village),
+//! and kept in memory between: a check never re-reads or re-parses it.
 
 use device_drivers::cred_scope::CredentialScope;
 use device_drivers::onvif_client::{CameraInventory, Credentials};
@@ -10,12 +12,17 @@ use crate::config::CameraAccess;
 use crate::store::{Device, DeviceState, Store};
 use tgw_core::health::Expected;
 
-/// What the poller needs to know about a camera, re-read every cycle so
+/// What the poller needs to know about a camera, re-read on a change so
 /// credential and inventory changes apply without a restart.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The device row.
+    /// The device row, without its inventory JSON (parsed into the fields
+    /// below, then dropped: it is the bulk of a row).
     pub device: Device,
+    /// Whether an inventory is stored (streaming checks need one).
+    pub has_inventory: bool,
+    /// Why the last inventory failed (error kind), if it did.
+    pub inventory_error: Option<String>,
     /// ONVIF device service.
     pub xaddr: String,
     /// Login, if any.
@@ -65,7 +72,7 @@ pub fn target(
     sub_stream: bool,
     access: &[CameraAccess],
 ) -> Option<Target> {
-    let device = store.device(id).ok()??;
+    let mut device = store.device(id).ok()??;
     if device.state != DeviceState::Adopted {
         return None;
     }
@@ -76,10 +83,9 @@ pub fn target(
         .ok()
         .flatten()
         .map(|l| Credentials::new(l.username, l.password.expose()));
-    let inv: Option<CameraInventory> = device
-        .inventory
-        .clone()
-        .and_then(|v| serde_json::from_value(v).ok());
+    let stored = device.inventory.take();
+    let has_inventory = stored.is_some();
+    let inv: Option<CameraInventory> = stored.and_then(|v| serde_json::from_value(v).ok());
     let (mut describe_uri, mut sample_uri, mut snapshot_uri, mut expected) =
         (None, None, None, Expected::default());
     if let Some(inv) = &inv {
@@ -112,8 +118,11 @@ pub fn target(
         }
     }
     let scope = scope(access, id, &xaddr, device.address.as_deref());
+    let inventory_error = device.probe_error_kind.clone();
     Some(Target {
         device,
+        has_inventory,
+        inventory_error,
         xaddr,
         creds,
         scope,

@@ -1,20 +1,23 @@
 //! One camera's polling loop: when each step is due (first check jittered
 //! over the interval, a frozen stream re-sampled after `stall_secs`, a
-//! deferred sample moved to the next cycle), and where each cycle's results
-//! go (metrics, store, sink).
+//! deferred sample moved to the next cycle), when a missing inventory is
+//! asked for again (backoff; at once when the camera comes back), and where
+//! each cycle's results go (metrics, store, sink). The camera's target is
+//! kept in memory and re-read only when signalled.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use device_drivers::backoff::{AuthBackoff, BackoffPolicy};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Poller;
 use super::checks::Due;
 use super::target::{Target, target};
-use tgw_core::health::{Health, Transition};
+use super::{Poller, Signal};
+use crate::store::{Device, DeviceState};
+use tgw_core::health::{CheckResult, Health, Observation, Transition, Verdict};
 
 /// When each step of a camera's cycle is next due.
 struct Schedule {
@@ -45,56 +48,117 @@ impl Schedule {
     }
 }
 
+/// When a missing (or failed) inventory is next asked for.
+struct InventoryRetry {
+    policy: BackoffPolicy,
+    asked: u32,
+    next: Instant,
+}
+
+impl InventoryRetry {
+    fn due(&self, now: Instant) -> bool {
+        now >= self.next
+    }
+
+    fn asked(&mut self, now: Instant) {
+        self.asked = self.asked.saturating_add(1);
+        self.next = now + self.policy.delay(self.asked);
+    }
+
+    fn reset(&mut self, now: Instant) {
+        self.asked = 0;
+        self.next = now;
+    }
+}
+
 impl Poller {
     pub(super) async fn camera(
         self: Arc<Self>,
         id: String,
         mut health: Health,
-        wake: Arc<Notify>,
+        signal: Arc<Signal>,
         shutdown: CancellationToken,
     ) {
-        let village = self
-            .store
-            .device(&id)
-            .ok()
-            .flatten()
-            .and_then(|d| d.village);
-        let (check_every, describe_every, sample_every) = self.cfg.intervals(village.as_deref());
+        let mut t = self.load(&id, &mut health);
+        let intervals = |t: &Option<Target>| {
+            let village = t.as_ref().and_then(|t| t.device.village.as_deref());
+            self.cfg.intervals(village)
+        };
+        let (check_every, describe_every, sample_every) = intervals(&t);
         let mut s = Schedule::new(check_every, describe_every, sample_every);
-        let mut auth_backoff = AuthBackoff::new(BackoffPolicy {
+        let auth_policy = BackoffPolicy {
             initial: self.cfg.auth_backoff_secs,
             ..Default::default()
-        });
+        };
+        let mut auth_backoff = AuthBackoff::new(auth_policy);
+        let mut inv = InventoryRetry {
+            policy: BackoffPolicy {
+                initial: self.cfg.auth_backoff_secs.max(check_every),
+                ..Default::default()
+            },
+            asked: 0,
+            next: Instant::now(),
+        };
         loop {
             let forced = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(s.next_check) => false,
-                _ = wake.notified() => true,
+                _ = signal.wake.notified() => true,
             };
-            let Some(t) = target(
-                &self.store,
-                &id,
-                self.cfg.sample_sub_stream,
-                &self.cfg.camera_access,
-            ) else {
-                // No longer polled; the supervisor will stop this task.
+            let before = (health.verdict.clone(), health.rung);
+            if signal.reload.swap(false, Ordering::Relaxed) || forced {
+                let old = t.take();
+                t = self.load(&id, &mut health);
+                (s.check_every, s.describe_every, s.sample_every) = intervals(&t);
+                // A new login, or an inventory the login just fetched,
+                // deserves a try now, not after the old login's backoff.
+                let creds = |t: &Option<Target>| t.as_ref().and_then(|t| t.creds.clone());
+                let inventoried = |t: &Option<Target>| {
+                    t.as_ref()
+                        .is_some_and(|t| t.has_inventory && t.inventory_error.is_none())
+                };
+                if creds(&old) != creds(&t) || (inventoried(&t) && !inventoried(&old)) {
+                    auth_backoff = AuthBackoff::new(auth_policy);
+                }
+            }
+            let Some(tg) = &t else {
+                self.no_target(&id, &mut health);
                 s.next_check = Instant::now() + s.check_every;
                 continue;
             };
+            if tg.has_inventory && tg.inventory_error.is_none() {
+                inv.reset(Instant::now());
+            }
+            let seen_before = health.last_seen.is_some();
+            let was_offline = health.verdict == Verdict::Offline;
             let now = Instant::now();
             let describe_due = forced || now >= s.next_describe;
-            let sample_due = forced || now >= s.next_sample;
+            let sample_due = tg.has_inventory && (forced || now >= s.next_sample);
             let mut due = Due {
                 describe: describe_due,
                 sample: sample_due,
                 sample_deferred: false,
             };
             let tr = self
-                .cycle(&t, &mut health, &mut due, &mut auth_backoff, &shutdown)
+                .cycle(
+                    tg,
+                    before,
+                    &mut health,
+                    &mut due,
+                    &mut auth_backoff,
+                    &shutdown,
+                )
                 .await;
             let sample_due = sample_due && !due.sample_deferred;
             if shutdown.is_cancelled() {
                 return;
+            }
+            let reachable = health.consecutive_failures == 0 && health.last_seen.is_some();
+            let came_back = reachable && was_offline && seen_before;
+            let missing = !tg.has_inventory || tg.inventory_error.is_some();
+            if reachable && (came_back || (missing && inv.due(Instant::now()))) {
+                self.ask_inventory(&id, came_back);
+                inv.asked(Instant::now());
             }
             if describe_due {
                 s.next_describe = Instant::now() + s.describe_every;
@@ -103,7 +167,7 @@ impl Poller {
                 // After a sample without frames, look again once the stall
                 // period has passed, so a frozen stream is named within
                 // about `stall_secs`, not a whole sample interval later.
-                let frozen = t.sample_uri.is_some() && health.last_sample.is_none();
+                let frozen = tg.sample_uri.is_some() && health.last_sample.is_none();
                 let again = if frozen {
                     s.sample_every.min(self.cfg.stall_secs)
                 } else {
@@ -112,21 +176,78 @@ impl Poller {
                 s.next_sample = Instant::now() + again;
             }
             s.next_check = Instant::now() + s.check_every;
-            self.record(&id, &t, &health, &tr, describe_due || sample_due);
+            self.record(&id, &tg.device, &health, &tr, describe_due || sample_due);
         }
+    }
+
+    /// Reads camera `id`'s target from the store (on start and on a
+    /// change) and applies its inventory state to `health`.
+    fn load(&self, id: &str, health: &mut Health) -> Option<Target> {
+        let t = target(
+            &self.store,
+            id,
+            self.cfg.sample_sub_stream,
+            &self.cfg.camera_access,
+        )?;
+        let inventory = match (&t.inventory_error, t.has_inventory) {
+            (Some(kind), _) => Err(kind.clone()),
+            (None, true) => Ok(()),
+            // Not asked for yet: nothing to say.
+            (None, false) => return Some(t),
+        };
+        self.observe(health, Observation::Inventory(inventory));
+        Some(t)
+    }
+
+    /// Asks for camera `id`'s inventory on the probe channel.
+    fn ask_inventory(&self, id: &str, came_back: bool) {
+        let Some(tx) = &self.probe else {
+            return;
+        };
+        tracing::debug!(came_back, "asking for the inventory");
+        if tx.try_send(id.to_string()).is_err() {
+            tracing::debug!("probe queue full; the inventory is asked for again later");
+        }
+    }
+
+    /// A camera that is adopted but has no usable ONVIF address: checked as
+    /// unreachable, saying why. Nothing when it is no longer adopted (the
+    /// supervisor stops this task).
+    fn no_target(&self, id: &str, health: &mut Health) {
+        let Ok(Some(d)) = self.store.device(id) else {
+            return;
+        };
+        if d.state != DeviceState::Adopted {
+            return;
+        }
+        let (verdict, rung) = (health.verdict.clone(), health.rung);
+        self.observe(
+            health,
+            Observation::Check(CheckResult::Unreachable {
+                kind: "no-xaddr".into(),
+                detail: "the camera advertised no usable ONVIF address".into(),
+            }),
+        );
+        let tr: Vec<Transition> = (health.verdict != verdict || health.rung != rung)
+            .then(|| Transition {
+                from: verdict,
+                to: health.verdict.clone(),
+                rung_from: rung,
+                rung_to: health.rung,
+                at: self.clock.now_utc(),
+            })
+            .into_iter()
+            .collect();
+        self.record(id, &d, health, &tr, false);
     }
 
     /// Puts one cycle's results in the metrics, the store and the sink; a
     /// history point when the cycle described or sampled (`full`) or
     /// changed something, unless the data volume is low on space.
-    fn record(&self, id: &str, t: &Target, health: &Health, tr: &[Transition], full: bool) {
-        let village = t
-            .device
-            .village
-            .clone()
-            .unwrap_or_else(|| "unassigned".into());
+    fn record(&self, id: &str, device: &Device, health: &Health, tr: &[Transition], full: bool) {
+        let village = device.village.as_deref().unwrap_or("unassigned");
         self.metrics
-            .set_verdict(id, &village, health.verdict.label(), health.rung.as_str());
+            .set_verdict(id, village, health.verdict.label(), health.rung.as_str());
         if let Err(e) = self.store.save_health(id, health) {
             tracing::warn!(error = %e, "saving health failed");
         }
@@ -149,7 +270,7 @@ impl Poller {
             if let Err(e) = self.store.record_transition(id, t2) {
                 tracing::warn!(error = %e, "recording transition failed");
             }
-            self.sink.transition(&t.device, t2, health);
+            self.sink.transition(device, t2, health);
         }
         // History points are an optional write: skipped while the data
         // volume is low on space (the disk watchdog).
@@ -159,6 +280,6 @@ impl Poller {
         {
             tracing::warn!(error = %e, "recording history failed");
         }
-        self.sink.state(&t.device, health);
+        self.sink.state(device, health);
     }
 }

@@ -19,11 +19,11 @@ use crate::config::HealthSection;
 use crate::store::{Device, Store};
 use tgw_core::health::{Health, Reason, Transition, Verdict};
 
-const SEC: Duration = Duration::from_secs(1);
+pub(super) const SEC: Duration = Duration::from_secs(1);
 
 /// Every state the poller published, with when and for which host.
 #[derive(Default)]
-struct Recorder {
+pub(super) struct Recorder {
     states: Mutex<Vec<(Duration, String, Health)>>,
     t0: Option<Instant>,
 }
@@ -42,7 +42,7 @@ impl HealthSink for Recorder {
 
 impl Recorder {
     /// Camera `n`'s published states, oldest first.
-    fn of(&self, n: u8) -> Vec<Health> {
+    pub(super) fn of(&self, n: u8) -> Vec<Health> {
         let h = fake::host(n);
         self.states
             .lock()
@@ -54,19 +54,22 @@ impl Recorder {
     }
 }
 
-/// A running poller over scripted cameras `1..=n`.
-struct Rig {
-    cams: FakeCameras,
-    store: Store,
-    metrics: Arc<Metrics>,
-    sink: Arc<Recorder>,
+/// A running poller over scripted cameras `1..=n`, with the daemon's
+/// inventory path: ids asked for on the probe channel are probed through
+/// the same scripted cameras, recorded, counted, then woken.
+pub(super) struct Rig {
+    pub(super) cams: FakeCameras,
+    pub(super) store: Store,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) sink: Arc<Recorder>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
-    _wake: mpsc::Sender<String>,
+    /// What the API sends after a login change (`probe_tx`).
+    pub(super) probe: mpsc::Sender<String>,
     _dir: tempfile::TempDir,
 }
 
-fn cfg(check: u64, describe: u64, sample: u64) -> HealthSection {
+pub(super) fn cfg(check: u64, describe: u64, sample: u64) -> HealthSection {
     HealthSection {
         check_interval_secs: Duration::from_secs(check),
         describe_interval_secs: Duration::from_secs(describe),
@@ -81,17 +84,42 @@ impl Rig {
     }
 
     fn start_with(cfg: HealthSection, scripts: Vec<Script>, metrics: Arc<Metrics>) -> Rig {
+        Self::start_seeded(cfg, scripts, metrics, |store, n| {
+            fake::adopted(store, n);
+        })
+    }
+
+    /// Cameras `1..=n` scripted by `scripts` and recorded in the store by
+    /// `seed` (adopted with an inventory, adopted without one, ...).
+    pub(super) fn start_seeded(
+        cfg: HealthSection,
+        scripts: Vec<Script>,
+        metrics: Arc<Metrics>,
+        seed: impl Fn(&Store, u8),
+    ) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open_in_memory(dir.path()).expect("store");
         let cams = FakeCameras::new(cfg.call_timeout_ms);
         for (i, s) in scripts.into_iter().enumerate() {
             let n = u8::try_from(i + 1).expect("few cameras");
             cams.set(n, s);
-            fake::adopted(&store, n);
+            seed(&store, n);
         }
         let sink = Arc::new(Recorder {
             t0: Some(Instant::now()),
             ..Recorder::default()
+        });
+        let (wake_tx, wake_rx) = mpsc::channel(8);
+        let (probe_tx, mut probe_rx) = mpsc::channel::<String>(8);
+        let prober = crate::cameras::inventory::Prober::with_io(Arc::new(cams.clone()));
+        let (s2, m2) = (store.clone(), metrics.clone());
+        tokio::spawn(async move {
+            while let Some(id) = probe_rx.recv().await {
+                crate::cameras::inventory::probe_counted(&s2, &prober, &m2, &id).await;
+                if wake_tx.send(id).await.is_err() {
+                    break;
+                }
+            }
         });
         let poller = Poller::with_io(
             store.clone(),
@@ -100,8 +128,8 @@ impl Rig {
             sink.clone(),
             Arc::new(cams.clone()),
             Arc::new(TokioClock::starting_at(1_784_077_200_000)),
+            Some(probe_tx.clone()),
         );
-        let (wake_tx, wake_rx) = mpsc::channel(8);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(poller.run(shutdown.clone(), wake_rx));
         Rig {
@@ -111,13 +139,13 @@ impl Rig {
             sink,
             shutdown,
             task,
-            _wake: wake_tx,
+            probe: probe_tx,
             _dir: dir,
         }
     }
 
     /// Lets paused time run until `done` holds (at most `limit`).
-    async fn until(&self, what: &str, limit: Duration, done: impl Fn(&Rig) -> bool) {
+    pub(super) async fn until(&self, what: &str, limit: Duration, done: impl Fn(&Rig) -> bool) {
         let end = Instant::now() + limit;
         while !done(self) {
             assert!(Instant::now() < end, "still waiting for {what}");
@@ -125,7 +153,7 @@ impl Rig {
         }
     }
 
-    async fn stop(self) -> (FakeCameras, Arc<Recorder>) {
+    pub(super) async fn stop(self) -> (FakeCameras, Arc<Recorder>) {
         self.shutdown.cancel();
         let _ = self.task.await;
         (self.cams, self.sink)
@@ -355,6 +383,7 @@ async fn a_wake_checks_a_camera_fully_at_once() {
         Arc::new(super::NoSink),
         Arc::new(cams.clone()),
         Arc::new(TokioClock::starting_at(0)),
+        None,
     );
     let (wake_tx, wake_rx) = mpsc::channel(8);
     let shutdown = CancellationToken::new();
@@ -434,10 +463,21 @@ impl HealthSink for Count {
 /// unavailable.
 #[tokio::test]
 async fn snapshot_on_another_host_never_gets_the_camera_login() {
-    let digest = "WWW-Authenticate: Digest realm=\"cam\", nonce=\"n0\", qop=\"auth\"".to_string();
+    // One canned answer for both ONVIF calls: the camera accepts the login
+    // (a refused one would hold back the snapshot: the auth backoff).
+    let body = concat!(
+        r#"<?xml version="1.0"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>"#,
+        "<GetSystemDateAndTimeResponse><SystemDateAndTime><UTCDateTime><Time><Hour>1</Hour><Minute>0</Minute><Second>0</Second></Time>",
+        "<Date><Year>2026</Year><Month>1</Month><Day>1</Day></Date></UTCDateTime></SystemDateAndTime></GetSystemDateAndTimeResponse>",
+        "<GetDeviceInformationResponse><Manufacturer>Acme</Manufacturer><Model>Cam</Model></GetDeviceInformationResponse>",
+        "</s:Body></s:Envelope>"
+    );
     let camera = fake::HttpSpy::start(
         "127.0.0.1",
-        fake::http_response("401 Unauthorized", &[digest]),
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
     )
     .await;
     let basic = "WWW-Authenticate: Basic realm=\"cam\"".to_string();
@@ -464,6 +504,7 @@ async fn snapshot_on_another_host_never_gets_the_camera_login() {
         sink.clone(),
         Arc::new(io),
         clock,
+        None,
     );
     let (_wake_tx, wake_rx) = mpsc::channel(1);
     let shutdown = CancellationToken::new();

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Footprint bench (issue 18.6): `tgw run` polling 1,000 simulated cameras
+# (`tgw sim`), sampled every $EVERY s for $SECS s after all are adopted and a
+# $WARMUP s warm-up: RSS (steady = median, peak), CPU % of one core, open
+# fds, and RSS growth (mean of the last minute vs the first minute).
+#
+#   benches/footprint.sh [TGW_BIN]   (default: target/release/tgw)
+#   CAMERAS=1000 SECS=600 EVERY=5 WARMUP=60 benches/footprint.sh
+#
+# Loopback only: cameras on 127.41.0.1 upwards, gateway on 127.0.0.1:$PORT.
+# Not yet: the 200 horns with a broadcast a minute of issue 18.6.
+set -euo pipefail
+ulimit -n 8192 || true   # tgw sim: a TCP listener and a UDP socket per camera
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$root/target/release/tgw}
+n=${CAMERAS:-1000}
+secs=${SECS:-600}
+every=${EVERY:-5}
+warmup=${WARMUP:-60}
+port=${PORT:-18191}
+dir=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+trap cleanup EXIT
+
+"$bin" sim --cameras "$n" --bind 127.41.0.1 --wsd-port 13712 --no-multicast \
+  --password bench-pw --username admin > "$dir/manifest.json" 2>/dev/null &
+pids+=($!)
+sim=$!
+sleep 3
+cat > "$dir/gateway.toml" <<TOML
+[gateway]
+site = "bench"
+data_dir = "$dir"
+[township]
+code = "bench"
+name = "Bench"
+[discovery]
+interval_secs = 600
+multicast = false
+cidrs = ["127.41.0.0/22"]
+unicast_port = 13712
+wait_ms = 2000
+[[discovery.auto_adopt]]
+[health]
+check_interval_secs = 30
+[[credential_groups]]
+name = "all"
+username = "admin"
+password = "bench-pw"
+subnets = ["127.41.0.0/16"]
+[http]
+listen = "127.0.0.1:$port"
+TOML
+"$bin" run --config "$dir/gateway.toml" 2>"$dir/gw.log" &
+gw=$!
+pids+=($gw)
+metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
+for _ in $(seq 1 180); do
+  polled=$(metric 'tgw_cameras[{]')
+  [ "${polled:-0}" -ge "$n" ] && break
+  sleep 1
+done
+echo "cameras polled: $polled of $n (unchecked: $(metric tgw_cameras_unchecked))"
+sleep "$warmup"
+tck=$(getconf CLK_TCK)
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+fds() { ls "/proc/$1/fd" | wc -l; }
+out="$dir/samples"
+t0=$(date +%s.%N); c0=$(ticks $gw); s0=$(ticks $sim)
+end=$(( $(date +%s) + secs ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  echo "$(date +%s) $(rss_kb $gw) $(fds $gw)" >> "$out"
+  sleep "$every"
+done
+t1=$(date +%s.%N); c1=$(ticks $gw); s1=$(ticks $sim)
+checks=$(metric 'tgw_camera_checks_total[{]result="ok"')
+echo "--- $(date -u +%FT%TZ) $(uname -m), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+med=$(awk '{print $2}' "$out" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+awk -v med_kb="$med" -v wall="$(echo "$t1 - $t0" | bc)" -v cpu="$(( c1 - c0 ))" -v simcpu="$(( s1 - s0 ))" -v tck="$tck" '
+  { rss[NR] = $2 / 1024; fd[NR] = $3; if ($2 > peak) peak = $2; if ($3 > fdmax) fdmax = $3; fdsum += $3 }
+  END {
+    n = NR; med = med_kb / 1024; lo = rss[1]; for (i = 2; i <= n; i++) if (rss[i] < lo) lo = rss[i];
+    per = int(60 / '"$every"'); if (per < 1) per = 1; if (per > n) per = n;
+    for (i = 1; i <= per; i++) { a += rss[i]; b += rss[n - per + i] }
+    printf "samples %d over %.0f s\n", n, wall
+    printf "RSS steady (median) %.1f MiB, peak %.1f MiB, min %.1f MiB\n", med, peak / 1024, lo
+    printf "RSS growth first→last minute %+.1f %%\n", 100 * (b - a) / a
+    printf "CPU tgw run %.2f %% of one core (tgw sim %.2f %%)\n", 100 * cpu / tck / wall, 100 * simcpu / tck / wall
+    printf "fds mean %.0f, max %d\n", fdsum / n, fdmax
+  }' "$out"
+echo "ok checks counted: $checks; unchecked now: $(metric tgw_cameras_unchecked)"
