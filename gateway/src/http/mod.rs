@@ -30,6 +30,7 @@
 //! | `inventory` | township, villages, grids, devices, assign |
 //! | `credentials` | device logins and credential groups |
 //! | `inbox` | the discovery inbox: adopt, ignore |
+//! | `logins` | testing a camera's login, one login for many cameras, re-probing after a login change |
 //! | `cameras` | camera list, overview, one camera, transitions, snapshot, probe |
 //! | `live` | `/api/v1/events` (server-sent events) |
 //! | `speakers` | loudspeakers and the test tone |
@@ -55,6 +56,7 @@ mod extract;
 mod inbox;
 mod inventory;
 mod live;
+mod logins;
 mod routes;
 mod serve;
 mod session;
@@ -90,6 +92,7 @@ pub use extract::{Body, ClientIp, Ctx, Q, Validate};
 use extract::{Paging, check_ids, check_len, check_multiline, cookie, limit};
 pub use inbox::{AdoptBody, IdsBody};
 pub use inventory::AssignBody;
+pub use logins::{BulkCredentialsBody, LOGIN_TEST_DEADLINE, LoginTestBody};
 pub use routes::{Access, M, ROUTES, Route, find_route, openapi_doc};
 pub use serve::{ServeLimits, serve};
 pub use session::LoginBody;
@@ -133,6 +136,7 @@ pub struct AppState {
     timetable_file: Option<std::path::PathBuf>,
     clock: Arc<dyn Clock>,
     camera_access: Arc<[crate::config::CameraAccess]>,
+    login_tests: logins::LoginTests,
 }
 
 impl AppState {
@@ -169,6 +173,7 @@ impl AppState {
             timetable_file: None,
             clock: crate::base::clock::system(),
             camera_access: Arc::from(Vec::new()),
+            login_tests: logins::LoginTests::default(),
         })
     }
 

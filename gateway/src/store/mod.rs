@@ -32,6 +32,7 @@ pub mod credentials;
 pub mod data_dir;
 pub mod devices;
 pub mod history;
+pub mod lists;
 pub mod migrations;
 pub mod secrets;
 pub mod sessions;

@@ -205,6 +205,7 @@ mod inbox;
 mod live;
 mod lockout;
 mod login;
+mod logins;
 mod protocol;
 mod secrets;
 mod server;
