@@ -25,6 +25,7 @@
 //! | `extract` | [`Body`], [`Q`], [`Ctx`], [`ClientIp`], [`Validate`], paging and range checks |
 //! | `access` | the guard: bearer token / session cookie, role, CSRF |
 //! | `serve` | [`serve`]: the TCP server with header-read and idle timeouts and a connection cap |
+//! | `etag` | JSON lists with `X-Total-Count`, `ETag` and 304 on `If-None-Match` |
 //! | `audited` | audit entries: [`AppState`]`::audit` and the audited-mutation helper |
 //! | `session` | login, logout, who-am-i |
 //! | `inventory` | township, villages, grids, devices, assign |
@@ -52,6 +53,7 @@ mod cameras;
 mod credentials;
 mod dashboard;
 mod error;
+mod etag;
 mod extract;
 mod inbox;
 mod inventory;
@@ -298,5 +300,8 @@ pub fn router(state: AppState) -> Router {
     .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
     .layer(axum::middleware::map_response(access::harden))
+    // gzip when the client accepts it; the default predicate leaves out
+    // server-sent events (`/api/v1/events`), images and tiny bodies.
+    .layer(tower_http::compression::CompressionLayer::new())
     .with_state(state)
 }

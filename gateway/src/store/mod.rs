@@ -39,7 +39,7 @@ pub mod sessions;
 pub mod speakers;
 #[cfg(test)]
 pub(crate) mod testing;
-mod township;
+pub mod township;
 pub mod users;
 pub mod villages;
 
@@ -191,6 +191,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         apply_migrations(&mut conn, "inventory", MIGRATIONS)?;
         apply_migrations(&mut conn, "health", HEALTH_MIGRATIONS)?;
+        apply_migrations(&mut conn, "list_indexes", lists::LIST_INDEX_MIGRATIONS)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             key: Arc::new(key),

@@ -202,6 +202,7 @@ async fn login(app: &Router, user: &str, pw: &str) -> (String, String) {
 mod access;
 mod credential_groups;
 mod inbox;
+mod lists;
 mod live;
 mod lockout;
 mod login;
