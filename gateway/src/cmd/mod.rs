@@ -118,14 +118,10 @@ pub fn main() -> ExitCode {
     private_umask();
     let cli = Cli::parse();
     init_logging(&cli.cmd);
-    // A one-shot probe does one thing at a time: one thread, no worker pool
-    // to start (its CPU time is compared with ffprobe's and onvif-zeep's).
-    let mut builder = if matches!(cli.cmd, Cmd::Probe(_)) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let rt = match builder.enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             logging::say(format_args!("tgw: cannot start the runtime: {e}"));
