@@ -6,6 +6,7 @@
 //! | `fake` | (tests) scripted cameras behind [`device::CameraIo`], and a store seeded with them |
 //! | [`discovery`] | discovery rounds: WS-Discovery into the inbox, auto-adoption |
 //! | [`live`] | the dashboards' live hub as a health sink: camera states and transitions over SSE |
+//! | [`login_test`] | testing a login at once: clock, then one authenticated GetDeviceInformation |
 //! | [`inventory`] | fetching each camera's ONVIF inventory with bounded concurrency |
 //! | [`poller`] | the health poller: bounded concurrency, ladder checks, stream samples |
 //!
@@ -17,4 +18,5 @@ pub mod discovery;
 pub(crate) mod fake;
 pub mod inventory;
 pub mod live;
+pub mod login_test;
 pub mod poller;

@@ -6,15 +6,18 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
+use super::etag::json_list;
 use super::{
     ApiError, ApiResult, AppState, Ctx, Paging, Q, Validate, limit, speaker_inventory,
     speaker_store_err,
 };
 use crate::base::error::Error;
+use crate::store::lists::{CameraFilter, Page};
+use crate::store::township::CameraRow;
 use crate::store::{DeviceState, Store, StoreError};
 use tgw_core::health::Health;
 
@@ -39,12 +42,9 @@ pub struct CameraStatus {
     pub health: Option<Health>,
 }
 
-/// Cameras with their health.
-pub fn camera_statuses(store: &Store) -> Result<Vec<CameraStatus>, StoreError> {
-    Ok(store
-        .camera_rows()?
-        .into_iter()
-        .map(|c| CameraStatus {
+impl From<CameraRow> for CameraStatus {
+    fn from(c: CameraRow) -> Self {
+        CameraStatus {
             id: c.id,
             name: c.name,
             address: c.address,
@@ -53,7 +53,16 @@ pub fn camera_statuses(store: &Store) -> Result<Vec<CameraStatus>, StoreError> {
             manufacturer: c.manufacturer,
             model: c.model,
             health: c.health,
-        })
+        }
+    }
+}
+
+/// Cameras with their health.
+pub fn camera_statuses(store: &Store) -> Result<Vec<CameraStatus>, StoreError> {
+    Ok(store
+        .camera_rows()?
+        .into_iter()
+        .map(CameraStatus::from)
         .collect())
 }
 
@@ -89,32 +98,33 @@ fn verdict_of(c: &CameraStatus) -> &'static str {
     c.health.as_ref().map_or("unknown", |h| h.verdict.label())
 }
 
-pub(super) async fn cameras(State(st): State<AppState>, Q(q): Q<CameraQuery>) -> ApiResult {
-    let mut v = camera_statuses(&st.store)?;
-    let vendor = q.vendor.as_ref().map(|s| s.to_lowercase());
-    let text = q.q.as_ref().map(|s| s.to_lowercase());
-    v.retain(|c| {
-        q.village
-            .as_ref()
-            .is_none_or(|x| c.village.as_ref() == Some(x))
-            && q.grid.as_ref().is_none_or(|x| c.grid.as_ref() == Some(x))
-            && q.verdict.as_ref().is_none_or(|x| verdict_of(c) == x)
-            && vendor.as_ref().is_none_or(|x| {
-                c.manufacturer
-                    .as_ref()
-                    .is_some_and(|m| m.to_lowercase().contains(x))
-            })
-            && text.as_ref().is_none_or(|x| {
-                [&Some(c.id.clone()), &c.name, &c.address]
-                    .iter()
-                    .any(|f| f.as_ref().is_some_and(|f| f.to_lowercase().contains(x)))
-            })
-    });
-    Ok(Paging {
-        page: q.page,
-        per_page: q.per_page,
+pub(super) async fn cameras(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Q(q): Q<CameraQuery>,
+) -> ApiResult {
+    let filter = CameraFilter {
+        village: q.village,
+        grid: q.grid,
+        verdict: q.verdict,
+        vendor: q.vendor,
+        q: q.q,
+    };
+    let page = sql_page(q.page, q.per_page);
+    let (rows, total) = st.store.camera_page(&filter, page)?;
+    let v: Vec<CameraStatus> = rows.into_iter().map(CameraStatus::from).collect();
+    Ok(json_list(&headers, &v, total))
+}
+
+/// `page`/`per_page` (checked by [`Paging::check`]) as a SQL page.
+pub(super) fn sql_page(page: Option<u32>, per_page: Option<u32>) -> Page {
+    match per_page {
+        None => Page::default(),
+        Some(n) => Page {
+            offset: u64::from(page.unwrap_or(1).saturating_sub(1)) * u64::from(n),
+            limit: Some(u64::from(n)),
+        },
     }
-    .apply(v))
 }
 
 pub(super) async fn camera(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {

@@ -54,9 +54,7 @@ pub(super) async fn set_credentials(
             )
         },
     )?;
-    if let Some(tx) = &st.probe_tx {
-        let _ = tx.try_send(id.clone());
-    }
+    super::logins::probe_ids(&st, [&id]);
     Ok(Json(serde_json::json!({"id": id, "has_credentials": true})).into_response())
 }
 
@@ -80,6 +78,7 @@ pub(super) async fn clear_credentials(
         || st.store.clear_device_login(&id),
         |_| Some(serde_json::json!({"has_credentials": false})),
     )?;
+    super::logins::probe_ids(&st, [&id]);
     Ok(Json(serde_json::json!({"id": id, "has_credentials": false})).into_response())
 }
 
@@ -180,6 +179,9 @@ pub(super) async fn set_group(
             ),
         ));
     }
+    // Cameras the group reached before and reaches now re-read their login.
+    let mut touched = group_scope(&st, &name)?;
+    touched.extend(st.store.cameras_in_scope(&nets, &macs)?);
     let change = Change {
         ctx: &ctx,
         action: "credential_group.set",
@@ -200,6 +202,9 @@ pub(super) async fn set_group(
         },
         |_| Some(serde_json::json!({"username": b.username, "password": "***", "subnets": b.subnets, "mac_prefixes": macs, "priority": b.priority})),
     )?;
+    touched.sort();
+    touched.dedup();
+    super::logins::probe_ids(&st, &touched);
     Ok(Json(serde_json::json!({"name": name})).into_response())
 }
 
@@ -216,6 +221,27 @@ pub(super) async fn delete_group(
         target: Some(&name),
         before: None,
     };
+    let touched = group_scope(&st, &name)?;
     st.audited(change, || st.store.delete_group(&name), |_| None)?;
+    super::logins::probe_ids(&st, &touched);
     Ok(Json(serde_json::json!({"name": name, "deleted": true})).into_response())
+}
+
+/// The cameras group `name` (if it exists) reaches with its current scope.
+fn group_scope(st: &AppState, name: &str) -> Result<Vec<String>, ApiError> {
+    let Some(g) = st
+        .store
+        .credential_groups()?
+        .into_iter()
+        .find(|g| g.name == name)
+    else {
+        return Ok(Vec::new());
+    };
+    let nets: Vec<ipnet::Ipv4Net> = serde_json::from_str::<Vec<String>>(&g.subnets)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let macs: Vec<String> = serde_json::from_str(&g.mac_prefixes).unwrap_or_default();
+    Ok(st.store.cameras_in_scope(&nets, &macs)?)
 }

@@ -5,12 +5,10 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::Json;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header, request::Parts};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use super::{ApiError, BODY_LIMIT};
 use crate::auth::Principal;
@@ -170,24 +168,6 @@ impl Paging {
             return Err(Error::invalid(format!("per_page must be 1-1000, got {p}")));
         }
         Ok(())
-    }
-    pub(super) fn apply<T: Serialize>(&self, v: Vec<T>) -> Response {
-        let total = v.len();
-        let items: Vec<T> = match self.per_page {
-            None => v,
-            Some(n) => {
-                let page = self.page.unwrap_or(1) as usize;
-                v.into_iter()
-                    .skip((page - 1) * n as usize)
-                    .take(n as usize)
-                    .collect()
-            }
-        };
-        let mut r = Json(items).into_response();
-        if let Ok(h) = HeaderValue::from_str(&total.to_string()) {
-            r.headers_mut().insert("x-total-count", h);
-        }
-        r
     }
 }
 

@@ -3,16 +3,18 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
+use super::etag::json_list;
 use super::{
     ApiError, ApiResult, AppState, AssignBody, Body, Ctx, Paging, Q, Validate, check_ids,
     check_len, device_brief,
 };
 use crate::base::error::Error;
 use crate::store::DeviceState;
+use crate::store::lists::DeviceFilter;
 use crate::store::secrets::Password;
 
 #[derive(Deserialize, Default)]
@@ -31,13 +33,19 @@ impl Validate for PageQuery {
     }
 }
 
-pub(super) async fn inbox(State(st): State<AppState>, Q(q): Q<PageQuery>) -> ApiResult {
-    let v = st.store.devices(Some(DeviceState::Discovered))?;
-    Ok(Paging {
-        page: q.page,
-        per_page: q.per_page,
-    }
-    .apply(v))
+pub(super) async fn inbox(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Q(q): Q<PageQuery>,
+) -> ApiResult {
+    let filter = DeviceFilter {
+        state: Some(DeviceState::Discovered),
+        ..DeviceFilter::default()
+    };
+    let (v, total) = st
+        .store
+        .device_page(&filter, super::cameras::sql_page(q.page, q.per_page))?;
+    Ok(json_list(&headers, &v, total))
 }
 
 /// `POST /api/v1/inbox/adopt`

@@ -3,14 +3,17 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
+use super::etag::json_list;
 use super::{
     ApiError, ApiResult, AppState, Body, Ctx, Paging, Q, Validate, check_len, device_brief,
 };
 use crate::base::error::Error;
 use crate::store::DeviceState;
+use crate::store::lists::DeviceFilter;
 
 impl Validate for () {}
 
@@ -74,20 +77,21 @@ impl Validate for DeviceQuery {
     }
 }
 
-pub(super) async fn list_devices(State(st): State<AppState>, Q(q): Q<DeviceQuery>) -> ApiResult {
-    let mut v = st.store.devices(q.state)?;
-    v.retain(|d| {
-        q.village
-            .as_ref()
-            .is_none_or(|x| d.village.as_ref() == Some(x))
-            && q.grid.as_ref().is_none_or(|x| d.grid.as_ref() == Some(x))
-            && q.kind.as_ref().is_none_or(|x| d.kind == *x)
-    });
-    Ok(Paging {
-        page: q.page,
-        per_page: q.per_page,
-    }
-    .apply(v))
+pub(super) async fn list_devices(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Q(q): Q<DeviceQuery>,
+) -> ApiResult {
+    let filter = DeviceFilter {
+        state: q.state,
+        kind: q.kind,
+        village: q.village,
+        grid: q.grid,
+    };
+    let (v, total) = st
+        .store
+        .device_page(&filter, super::cameras::sql_page(q.page, q.per_page))?;
+    Ok(json_list(&headers, &v, total))
 }
 
 pub(super) async fn get_device(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {

@@ -25,11 +25,13 @@
 //! | `extract` | [`Body`], [`Q`], [`Ctx`], [`ClientIp`], [`Validate`], paging and range checks |
 //! | `access` | the guard: bearer token / session cookie, role, CSRF |
 //! | `serve` | [`serve`]: the TCP server with header-read and idle timeouts and a connection cap |
+//! | `etag` | JSON lists with `X-Total-Count`, `ETag` and 304 on `If-None-Match` |
 //! | `audited` | audit entries: [`AppState`]`::audit` and the audited-mutation helper |
 //! | `session` | login, logout, who-am-i |
 //! | `inventory` | township, villages, grids, devices, assign |
 //! | `credentials` | device logins and credential groups |
 //! | `inbox` | the discovery inbox: adopt, ignore |
+//! | `logins` | testing a camera's login, one login for many cameras, re-probing after a login change |
 //! | `cameras` | camera list, overview, one camera, transitions, snapshot, probe |
 //! | `live` | `/api/v1/events` (server-sent events) |
 //! | `speakers` | loudspeakers and the test tone |
@@ -51,10 +53,12 @@ mod cameras;
 mod credentials;
 mod dashboard;
 mod error;
+mod etag;
 mod extract;
 mod inbox;
 mod inventory;
 mod live;
+mod logins;
 mod routes;
 mod serve;
 mod session;
@@ -90,6 +94,7 @@ pub use extract::{Body, ClientIp, Ctx, Q, Validate};
 use extract::{Paging, check_ids, check_len, check_multiline, cookie, limit};
 pub use inbox::{AdoptBody, IdsBody};
 pub use inventory::AssignBody;
+pub use logins::{BulkCredentialsBody, LOGIN_TEST_DEADLINE, LoginTestBody};
 pub use routes::{Access, M, ROUTES, Route, find_route, openapi_doc};
 pub use serve::{ServeLimits, serve};
 pub use session::LoginBody;
@@ -133,6 +138,7 @@ pub struct AppState {
     timetable_file: Option<std::path::PathBuf>,
     clock: Arc<dyn Clock>,
     camera_access: Arc<[crate::config::CameraAccess]>,
+    login_tests: logins::LoginTests,
 }
 
 impl AppState {
@@ -169,6 +175,7 @@ impl AppState {
             timetable_file: None,
             clock: crate::base::clock::system(),
             camera_access: Arc::from(Vec::new()),
+            login_tests: logins::LoginTests::default(),
         })
     }
 
@@ -293,5 +300,8 @@ pub fn router(state: AppState) -> Router {
     .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
     .layer(axum::middleware::map_response(access::harden))
+    // gzip when the client accepts it; the default predicate leaves out
+    // server-sent events (`/api/v1/events`), images and tiny bodies.
+    .layer(tower_http::compression::CompressionLayer::new())
     .with_state(state)
 }

@@ -14,8 +14,8 @@ use serde::Serialize;
 use super::{AppState, AssignBody, BODY_LIMIT, SESSION_COOKIE};
 use super::{
     audit::*, broadcasts as bc, cameras::*, credentials::*, dashboard::*, inbox::*, inventory::*,
-    live::*, session::*, speakers::*, system::*, timetable as tt, timetable_view as ttv, unlock,
-    users::*,
+    live::*, logins::*, session::*, speakers::*, system::*, timetable as tt, timetable_view as ttv,
+    unlock, users::*,
 };
 use crate::auth::{self, Role};
 
@@ -162,6 +162,8 @@ pub const ROUTES: &[Route] = &[
     r!(Post "/api/v1/devices/{id}/assign", T, "inventory", "Adopt/move a device into a village and grid", post(assign), body = AssignBody),
     r!(Put "/api/v1/devices/{id}/credentials", T, "inventory", "Set the device's own login (write-only)", put(set_credentials), body = CredentialsBody),
     r!(Delete "/api/v1/devices/{id}/credentials", T, "inventory", "Remove the device's own login (its credential group applies)", delete(clear_credentials)),
+    r!(Post "/api/v1/devices/{id}/credentials/test", T, "inventory", "Test a login on the camera now: the stored one, or {username, password} (audited; 409 while a test of the camera runs); result ok | credentials-rejected | unreachable | not-onvif | timeout", post(test_credentials), body = LoginTestBody),
+    r!(Post "/api/v1/devices/credentials", T, "inventory", "One login for many cameras, or clear: true (one audit entry per camera); answers {id, ok, error?} per id", post(bulk_credentials), body = BulkCredentialsBody),
     r!(Get "/api/v1/credential-groups", T, "inventory", "Credential groups (never their passwords)", get(list_groups)),
     r!(Put "/api/v1/credential-groups/{name}", T, "inventory", "Create or replace a credential group", put(set_group), body = GroupBody),
     r!(Delete "/api/v1/credential-groups/{name}", T, "inventory", "Delete a credential group (audited)", delete(delete_group)),

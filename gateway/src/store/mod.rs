@@ -32,6 +32,7 @@ pub mod credentials;
 pub mod data_dir;
 pub mod devices;
 pub mod history;
+pub mod lists;
 pub mod migrations;
 mod poll_targets;
 pub mod secrets;
@@ -39,7 +40,7 @@ pub mod sessions;
 pub mod speakers;
 #[cfg(test)]
 pub(crate) mod testing;
-mod township;
+pub mod township;
 pub mod users;
 pub mod villages;
 
@@ -191,6 +192,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         apply_migrations(&mut conn, "inventory", MIGRATIONS)?;
         apply_migrations(&mut conn, "health", HEALTH_MIGRATIONS)?;
+        apply_migrations(&mut conn, "list_indexes", lists::LIST_INDEX_MIGRATIONS)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             key: Arc::new(key),

@@ -202,9 +202,11 @@ async fn login(app: &Router, user: &str, pw: &str) -> (String, String) {
 mod access;
 mod credential_groups;
 mod inbox;
+mod lists;
 mod live;
 mod lockout;
 mod login;
+mod logins;
 mod protocol;
 mod secrets;
 mod server;
