@@ -24,6 +24,7 @@ pub mod camera;
 mod cloud_horn;
 mod control;
 pub mod digest;
+pub mod events;
 pub mod fault;
 pub mod flavour;
 pub mod horns;
@@ -508,6 +509,7 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
             fault: watch::Sender::new(fault),
             udp: Mutex::new(Some(Arc::new(udp))),
             nonces: Mutex::default(),
+            events: Mutex::default(),
             digest_secret: random_secret(),
             multicast: cfg.multicast,
             clock: cfg.clock.clone(),
