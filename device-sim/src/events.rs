@@ -263,8 +263,7 @@ pub fn parse_xs_duration(s: &str) -> Option<Duration> {
             _ => return None,
         }
     }
-    (any && num.is_empty() && (0.0..1e9).contains(&secs))
-        .then(|| Duration::from_secs_f64(secs))
+    (any && num.is_empty() && (0.0..1e9).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`device`] | how a camera is reached: the [`device::CameraIo`] trait (ONVIF, DESCRIBE, sample, snapshot) and its real implementation |
 //! | `fake` | (tests) scripted cameras behind [`device::CameraIo`], and a store seeded with them |
+//! | [`events`] | ONVIF events: a PullPoint subscription per camera, tamper / video loss into health, events to MQTT and SSE |
 //! | [`discovery`] | discovery rounds: WS-Discovery into the inbox, auto-adoption |
 //! | [`live`] | the dashboards' live hub as a health sink: camera states and transitions over SSE |
 //! | [`inventory`] | fetching each camera's ONVIF inventory with bounded concurrency |
@@ -13,6 +14,7 @@
 
 pub mod device;
 pub mod discovery;
+pub mod events;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod inventory;

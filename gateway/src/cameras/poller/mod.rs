@@ -73,6 +73,9 @@ pub struct Poller {
     sink: Arc<dyn HealthSink>,
     checks: Semaphore,
     samples: Semaphore,
+    /// Camera-raised conditions (tamper, video loss) from the event loops,
+    /// applied before each cycle (`cameras::events::health`).
+    conditions: std::sync::OnceLock<Arc<crate::cameras::events::health::Conditions>>,
 }
 
 type Tasks = HashMap<String, (Arc<Notify>, tokio::task::JoinHandle<()>)>;
@@ -115,6 +118,7 @@ impl Poller {
         Arc::new(Self {
             checks: Semaphore::new(cfg.concurrency),
             samples: Semaphore::new(cfg.sample_concurrency),
+            conditions: std::sync::OnceLock::new(),
             store,
             cfg,
             th,
@@ -228,6 +232,12 @@ impl Poller {
             tasks.insert(id, (notify, h));
         }
         true
+    }
+
+    /// Makes every cycle apply the event loops' conditions first, so the
+    /// poller's saves keep a tamper or video loss while it lasts.
+    pub fn set_conditions(&self, c: Arc<crate::cameras::events::health::Conditions>) {
+        let _ = self.conditions.set(c);
     }
 
     fn jitter(d: Duration) -> Duration {

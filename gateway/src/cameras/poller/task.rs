@@ -89,6 +89,9 @@ impl Poller {
                 sample: sample_due,
                 sample_deferred: false,
             };
+            if let Some(c) = self.conditions.get() {
+                let _ = c.apply(&id, &mut health, self.clock.now_utc(), &self.th);
+            }
             let tr = self
                 .cycle(&t, &mut health, &mut due, &mut auth_backoff, &shutdown)
                 .await;
