@@ -225,6 +225,13 @@ impl EventState {
             .ok_or(EventError::NoSubscription)
     }
 
+    /// Ends every subscription now (the control endpoint does this when
+    /// [`Fault::ExpireSubscriptions`] is set, so no request is needed to
+    /// notice it).
+    pub fn expire_all(&mut self) {
+        self.subs.clear();
+    }
+
     /// Live subscriptions.
     pub fn subscriptions(&self) -> usize {
         self.subs.len()

@@ -271,6 +271,9 @@ impl Shared {
             .nodes
             .get(id)
             .ok_or_else(|| UnknownDevice(id.to_string()))?;
+        if let (Node::Camera(c), Some(Fault::ExpireSubscriptions)) = (node, &fault) {
+            server::lock(&c.events).expire_all();
+        }
         node.fault().send_replace(fault);
         Ok(())
     }

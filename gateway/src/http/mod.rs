@@ -47,6 +47,7 @@ mod access;
 mod audit;
 mod audited;
 mod broadcasts;
+mod camera_time;
 mod cameras;
 mod credentials;
 mod dashboard;
