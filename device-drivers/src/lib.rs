@@ -11,6 +11,7 @@
 //! | [`wsd`] | WS-Discovery Probe / ProbeMatches / Hello / Bye | [`wsd_io`] |
 //! | [`soap`] | SOAP 1.2 envelopes, WS-UsernameToken, faults | [`onvif_client`] |
 //! | [`onvif`] | ONVIF device and media responses | [`onvif_client`] |
+//! | [`onvif_events`] | ONVIF PullPoint events (create, pull, renew, unsubscribe), topic → kind, clock setters | [`onvif_client`] |
 //! | [`cred_scope`] | which hosts a camera's login may go to, and when Basic over plain HTTP is allowed | [`onvif_client`], `rtsp_probe` callers |
 //! | [`backoff`] | auth-failure backoff per device (pure state machine) | — |
 //! | [`rtsp`] | RTSP responses, SDP stream metadata, H.264 RTP packetising | [`rtsp_probe`] |
@@ -37,6 +38,7 @@ pub mod mdns_io;
 pub mod onvif;
 #[cfg(feature = "io")]
 pub mod onvif_client;
+pub mod onvif_events;
 pub mod rtp;
 #[cfg(feature = "io")]
 pub mod rtp_io;

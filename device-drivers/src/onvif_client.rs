@@ -563,6 +563,19 @@ impl OnvifClient {
         })
     }
 
+    /// Any authenticated operation at `url` (the event service, the clock
+    /// setters: see `onvif_events`), with the same authentication, clock
+    /// retry, body cap and timeout as the calls above.
+    pub async fn call_op<T>(
+        &self,
+        op: &'static str,
+        url: &str,
+        body: &str,
+        parse: fn(&[u8], usize) -> Result<T, SoapError>,
+    ) -> Result<T, OnvifError> {
+        self.call(op, url, body, parse).await
+    }
+
     async fn measure(&self, authenticated: bool) -> Result<ClockReading, OnvifError> {
         let wall0 = self.clock.now_utc();
         let t0 = Instant::now();

@@ -5,7 +5,8 @@
 //! - `POST /devices/{id}/fault` with body `offline`, `slow:2s`, ... or `clear`
 //!   (every [`crate::Fault`] string, including the stream faults
 //!   `stream-refused`, `frozen`, `low-fps:5`, `packet-loss:10`, `wrong-codec`
-//!   and `flapping:30`)
+//!   and `flapping:30`, and the event faults `tamper`, `video-loss`,
+//!   `motion` and `expire-subscriptions`)
 //! - `GET /devices/{id}/fault` → the current fault (`none` when clear)
 //! - `GET /devices/{id}/report` → a speaker's [`crate::SpeakerReport`] as JSON
 

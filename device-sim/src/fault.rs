@@ -58,12 +58,20 @@ pub enum Fault {
     LateAnswer(Duration),
     /// SIP horn: hangs up (sends BYE) this long after answering.
     HangUp(Duration),
+    /// Camera: the lens is covered (a tamper event holds while set).
+    Tamper,
+    /// Camera: the video signal is lost (an event holds while set).
+    VideoLoss,
+    /// Camera: motion is detected (an event holds while set).
+    Motion,
+    /// Camera: every event subscription ends the moment this is set.
+    ExpireSubscriptions,
 }
 
 /// A fault string that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown fault {0:?}: expected offline, slow:<N>ms|<N>s, wrong-password, clock-skew:<seconds>, auth-everything, malformed-xml, hang, stream-refused, frozen, low-fps:<N>, packet-loss:<percent>, wrong-codec or flapping:<seconds>|<N>ms; horns also: refuse:<status>, late-answer:<N>s|<N>ms, hang-up:<N>s|<N>ms"
+    "unknown fault {0:?}: expected offline, slow:<N>ms|<N>s, wrong-password, clock-skew:<seconds>, auth-everything, malformed-xml, hang, stream-refused, frozen, low-fps:<N>, packet-loss:<percent>, wrong-codec, flapping:<seconds>|<N>ms, tamper, video-loss, motion or expire-subscriptions; horns also: refuse:<status>, late-answer:<N>s|<N>ms, hang-up:<N>s|<N>ms"
 )]
 pub struct BadFault(pub String);
 
@@ -86,6 +94,10 @@ impl FromStr for Fault {
             ("stream-refused", None) => Ok(Fault::StreamRefused),
             ("frozen", None) => Ok(Fault::Frozen),
             ("wrong-codec", None) => Ok(Fault::WrongCodec),
+            ("tamper", None) => Ok(Fault::Tamper),
+            ("video-loss", None) => Ok(Fault::VideoLoss),
+            ("motion", None) => Ok(Fault::Motion),
+            ("expire-subscriptions", None) => Ok(Fault::ExpireSubscriptions),
             ("low-fps", Some(a)) => match a.parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(Fault::LowFps(n)),
                 _ => Err(bad()),
@@ -152,6 +164,10 @@ impl fmt::Display for Fault {
             Fault::Refuse(c) => write!(f, "refuse:{c}"),
             Fault::LateAnswer(d) => write!(f, "late-answer:{}ms", d.as_millis()),
             Fault::HangUp(d) => write!(f, "hang-up:{}ms", d.as_millis()),
+            Fault::Tamper => f.write_str("tamper"),
+            Fault::VideoLoss => f.write_str("video-loss"),
+            Fault::Motion => f.write_str("motion"),
+            Fault::ExpireSubscriptions => f.write_str("expire-subscriptions"),
         }
     }
 }
@@ -195,6 +211,10 @@ mod tests {
             Fault::Refuse(486),
             Fault::LateAnswer(Duration::from_secs(2)),
             Fault::HangUp(Duration::from_millis(300)),
+            Fault::Tamper,
+            Fault::VideoLoss,
+            Fault::Motion,
+            Fault::ExpireSubscriptions,
         ];
         for f in all {
             assert_eq!(f.to_string().parse::<Fault>(), Ok(f.clone()), "{f}");
@@ -243,6 +263,8 @@ mod tests {
             "refuse:200",
             "refuse",
             "late-answer:soon",
+            "tamper:1",
+            "expire",
         ] {
             let e = s.parse::<Fault>().unwrap_err();
             assert_eq!(e.0, s);

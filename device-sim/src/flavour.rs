@@ -107,6 +107,12 @@ impl Flavour {
         self.info().media2_path.is_some()
     }
 
+    /// Whether the camera offers the ONVIF event service (PullPoint):
+    /// TP-Link and no-name cameras here do not, as many cheap ones.
+    pub fn has_events(self) -> bool {
+        !matches!(self, Flavour::TpLink | Flavour::Generic)
+    }
+
     /// Hikvision quirk: a unicast Probe with whitespace between tags is ignored.
     pub fn rejects_whitespace_unicast_probe(self) -> bool {
         self == Flavour::Hikvision

@@ -24,6 +24,7 @@ pub mod camera;
 mod cloud_horn;
 mod control;
 pub mod digest;
+pub mod events;
 pub mod fault;
 pub mod flavour;
 pub mod horns;
@@ -270,6 +271,9 @@ impl Shared {
             .nodes
             .get(id)
             .ok_or_else(|| UnknownDevice(id.to_string()))?;
+        if let (Node::Camera(c), Some(Fault::ExpireSubscriptions)) = (node, &fault) {
+            server::lock(&c.events).expire_all();
+        }
         node.fault().send_replace(fault);
         Ok(())
     }
@@ -508,6 +512,7 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
             fault: watch::Sender::new(fault),
             udp: Mutex::new(Some(Arc::new(udp))),
             nonces: Mutex::default(),
+            events: Mutex::default(),
             digest_secret: random_secret(),
             multicast: cfg.multicast,
             clock: cfg.clock.clone(),

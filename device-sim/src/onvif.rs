@@ -13,6 +13,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::camera::{Camera, PROFILES, ProfileSpec};
 use crate::digest;
+use crate::events::EventState;
 use crate::fault::Fault;
 use crate::flavour::Flavour;
 
@@ -98,6 +99,21 @@ pub struct Reply {
     pub body: String,
     /// The operation answered (for logs), e.g. `GetProfiles`.
     pub operation: String,
+    /// A PullMessages that found nothing queued: the server waits up to
+    /// `wait` for an event, then answers with [`pull_again`] (`body` is the
+    /// empty answer, sent if nothing comes).
+    pub pull: Option<PendingPull>,
+}
+
+/// A long-poll PullMessages waiting for events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingPull {
+    /// Subscription id.
+    pub sub: u64,
+    /// Most messages to return.
+    pub limit: usize,
+    /// How long the camera holds the request.
+    pub wait: std::time::Duration,
 }
 
 /// Nonces seen in UsernameTokens within the freshness window (replay guard).
@@ -136,14 +152,22 @@ pub struct Ctx<'a> {
     pub digest_secret: &'a str,
     /// Replay guard.
     pub nonces: &'a mut NonceCache,
+    /// Event subscriptions and the settable clock.
+    pub events: &'a mut EventState,
 }
 
 impl Ctx<'_> {
-    /// The camera's own clock: real time plus any skew fault.
+    /// The camera's own clock: real time plus any skew fault, plus what
+    /// SetSystemDateAndTime / NTP moved it by.
     pub fn camera_now(&self) -> OffsetDateTime {
+        self.now_utc + self.skew() + self.events.clock_adjust
+    }
+
+    /// The skew fault's offset.
+    pub(crate) fn skew(&self) -> time::Duration {
         match self.fault {
-            Some(Fault::ClockSkew(s)) => self.now_utc + time::Duration::seconds(*s),
-            _ => self.now_utc,
+            Some(Fault::ClockSkew(s)) => time::Duration::seconds(*s),
+            _ => time::Duration::ZERO,
         }
     }
 
@@ -201,6 +225,7 @@ fn reply(status: u16, body: String, op: &str) -> Reply {
         www_authenticate: None,
         body,
         operation: op.to_string(),
+        pull: None,
     }
 }
 
@@ -276,10 +301,13 @@ fn handle_inner(ctx: &mut Ctx<'_>, req: &Request<'_>) -> Reply {
         return r;
     }
 
+    if let Some(r) = event_ops::handle(ctx, &v, req.target, op_node, ns, &op) {
+        return r;
+    }
     let cam = ctx.camera;
     let info = cam.flavour.info();
     let body = match (ns, op.as_str()) {
-        (_, "GetSystemDateAndTime") => Some(gsdt(&v, ctx.camera_now())),
+        (_, "GetSystemDateAndTime") => Some(gsdt(&v, ctx.camera_now(), ctx.events.ntp)),
         (NS_DEVICE, "GetDeviceInformation") => Some(v.body(
             tpl::DEVICE_INFO,
             &[
@@ -429,10 +457,10 @@ fn two(n: u8) -> String {
     n.to_string()
 }
 
-fn gsdt(v: &Vars<'_>, now: OffsetDateTime) -> String {
+fn gsdt(v: &Vars<'_>, now: OffsetDateTime, ntp: bool) -> String {
     let utc = now.to_offset(UtcOffset::UTC);
     let local = now.to_offset(UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC));
-    let date_time_type = if v.camera.flavour == Flavour::Axis {
+    let date_time_type = if ntp || v.camera.flavour == Flavour::Axis {
         "NTP"
     } else {
         "Manual"
@@ -469,8 +497,10 @@ fn services(v: &Vars<'_>) -> String {
     let mut list: Vec<(&str, &str, &str, &str)> = vec![
         (NS_DEVICE, info.device_path, "2", "40"),
         (NS_MEDIA, info.media_path, "2", "40"),
-        (NS_EVENTS, info.device_path, "2", "40"),
     ];
+    if cam.flavour.has_events() {
+        list.push((NS_EVENTS, info.device_path, "2", "40"));
+    }
     if let Some(p) = info.media2_path {
         list.push((NS_MEDIA2, p, "2", "40"));
     }
@@ -558,6 +588,9 @@ fn media_uri(v: &Vars<'_>, op_node: roxmltree::Node<'_, '_>, op: &str, media2: b
     };
     reply(200, v.envelope(&v.body(tpl, &[("uri", &uri)])), op)
 }
+
+mod event_ops;
+pub use event_ops::pull_again;
 
 #[cfg(test)]
 mod tests;

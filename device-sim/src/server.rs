@@ -47,6 +47,8 @@ pub(crate) struct CameraNode {
     /// The camera's WS-Discovery socket while it is online.
     pub udp: Mutex<Option<Arc<UdpSocket>>>,
     pub nonces: Mutex<NonceCache>,
+    /// Event subscriptions and the settable clock.
+    pub events: Mutex<crate::events::EventState>,
     pub digest_secret: String,
     pub multicast: Option<SocketAddrV4>,
     pub clock: Arc<dyn WallClock>,
@@ -549,14 +551,17 @@ async fn serve_soap(node: Arc<CameraNode>, req: Request<Incoming>) -> Response<F
     {
         return serve_snapshot(&node, fault.as_ref(), idx, &target, auth.as_deref()).await;
     }
-    let reply = {
+    let mut fault_rx = node.fault.subscribe();
+    let mut reply = {
         let mut nonces = lock(&node.nonces);
+        let mut events = lock(&node.events);
         let mut ctx = onvif::Ctx {
             camera: &node.cam,
             fault: fault.as_ref(),
             now_utc: node.clock.now_utc(),
             digest_secret: &node.digest_secret,
             nonces: &mut nonces,
+            events: &mut events,
         };
         onvif::handle(
             &mut ctx,
@@ -568,6 +573,32 @@ async fn serve_soap(node: Arc<CameraNode>, req: Request<Incoming>) -> Response<F
             },
         )
     };
+    if let Some(p) = reply.pull.filter(|p| !p.wait.is_zero()) {
+        // Long poll: hold the request until a fault change queues an event
+        // or the pull's timeout passes.
+        let deadline = tokio::time::Instant::now() + p.wait;
+        loop {
+            let timed_out = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => true,
+                r = fault_rx.changed() => r.is_err(),
+            };
+            let fault = node.fault.borrow().clone();
+            let mut nonces = lock(&node.nonces);
+            let mut events = lock(&node.events);
+            let mut ctx = onvif::Ctx {
+                camera: &node.cam,
+                fault: fault.as_ref(),
+                now_utc: node.clock.now_utc(),
+                digest_secret: &node.digest_secret,
+                nonces: &mut nonces,
+                events: &mut events,
+            };
+            reply = onvif::pull_again(&mut ctx, p);
+            if timed_out || reply.pull.is_none() {
+                break;
+            }
+        }
+    }
     debug!(device = %node.cam.id, operation = %reply.operation, status = reply.status, "SOAP");
     if let Some(Fault::Slow(d)) = fault {
         tokio::time::sleep(d).await;

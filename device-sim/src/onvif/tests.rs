@@ -34,8 +34,10 @@ struct Harness {
     cam: Camera,
     fault: Option<Fault>,
     nonces: NonceCache,
+    events: crate::events::EventState,
     now: OffsetDateTime,
     nonce_counter: u8,
+    target: String,
 }
 
 impl Harness {
@@ -44,8 +46,10 @@ impl Harness {
             cam: cam(f),
             fault: None,
             nonces: NonceCache::default(),
+            events: Default::default(),
             now: NOW,
             nonce_counter: 0,
+            target: "/onvif/device_service".into(),
         }
     }
 
@@ -56,10 +60,11 @@ impl Harness {
             now_utc: self.now,
             digest_secret: "k",
             nonces: &mut self.nonces,
+            events: &mut self.events,
         };
         let req = Request {
             method: "POST",
-            target: "/onvif/device_service",
+            target: &self.target,
             authorization: auth,
             body: body.as_bytes(),
         };
@@ -498,4 +503,180 @@ fn no_unrendered_placeholders() {
 fn render_placeholders() {
     assert_eq!(render("a{{x}}b{{y}}c", &[("x", "1")]), "a1bc");
     assert_eq!(render("a{{x", &[("x", "1")]), "a{{x");
+}
+
+mod events {
+    //! The event service and clock setters, read back with the gateway's
+    //! own parsers (`device_drivers::onvif_events`).
+    use std::time::Duration;
+
+    use device_drivers::onvif_events as ev;
+
+    use super::*;
+
+    const NS_EV: &str = "http://www.onvif.org/ver10/events/wsdl";
+
+    fn subscribe(h: &mut Harness) -> ev::Subscription {
+        let r = h.authed(&ev::create_pull_point_subscription(Duration::from_secs(60)));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let s = ev::parse_create_pull_point_subscription(r.body.as_bytes(), 1 << 20).unwrap();
+        h.target = format!("/{}", s.address.splitn(4, '/').nth(3).unwrap());
+        s
+    }
+
+    fn pull(h: &mut Harness) -> (Reply, ev::Pulled) {
+        let r = h.authed(&ev::pull_messages(Duration::from_secs(5), 50));
+        let p = ev::parse_pull_messages(r.body.as_bytes(), 1 << 20)
+            .unwrap_or_else(|e| panic!("{e}: {}", r.body));
+        (r, p)
+    }
+
+    /// Each flavour with events raises tamper under its vendor's topic,
+    /// which the gateway's table maps to `tamper`; new subscriptions start
+    /// with the state; an empty pull asks the server to wait.
+    #[test]
+    fn tamper_under_vendor_topics() {
+        for (f, topic) in [
+            (Flavour::Hikvision, "RuleEngine/TamperDetector/Tamper"),
+            (
+                Flavour::Dahua,
+                "VideoSource/GlobalSceneChange/ImagingService",
+            ),
+            (Flavour::Uniview, "RuleEngine/TamperDetector/Tamper"),
+            (Flavour::Axis, "VideoSource/Tampering"),
+        ] {
+            let mut h = Harness::new(f);
+            let s = subscribe(&mut h);
+            assert_eq!(s.termination_time, Some(NOW + Duration::from_secs(60)));
+            let (_, init) = pull(&mut h);
+            assert_eq!(init.messages.len(), 3, "{f:?}");
+            assert!(
+                init.messages
+                    .iter()
+                    .all(|m| m.operation == Some(ev::PropertyOperation::Initialized))
+            );
+            let (r, empty) = pull(&mut h);
+            assert!(empty.messages.is_empty());
+            assert_eq!(r.pull.map(|p| p.wait), Some(Duration::from_secs(5)));
+            h.fault = Some(Fault::Tamper);
+            let (r, p) = pull(&mut h);
+            assert_eq!(r.pull, None);
+            assert_eq!(p.messages.len(), 1, "{f:?}");
+            assert_eq!(p.messages[0].topic, topic);
+            assert_eq!(
+                ev::classify(&p.messages[0]),
+                Some((ev::EventKind::Tamper, Some(true)))
+            );
+            h.fault = Some(Fault::VideoLoss);
+            let (_, p) = pull(&mut h);
+            let got: Vec<_> = p.messages.iter().filter_map(ev::classify).collect();
+            assert_eq!(
+                got,
+                vec![
+                    (ev::EventKind::Tamper, Some(false)),
+                    (ev::EventKind::VideoLoss, Some(true))
+                ],
+                "{f:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cameras_without_events_say_so() {
+        for f in [Flavour::TpLink, Flavour::Generic] {
+            let mut h = Harness::new(f);
+            let r = h.authed(&ev::create_pull_point_subscription(Duration::from_secs(60)));
+            assert_eq!(r.status, 500, "{f:?}");
+            assert_eq!(fault_subcodes(&r), vec!["ter:ActionNotSupported"]);
+            let r = h.authed(&op(
+                NS_DEV,
+                "GetServices",
+                "<IncludeCapability>false</IncludeCapability>",
+            ));
+            let svc = device_drivers::onvif::parse_services(r.body.as_bytes(), 1 << 20).unwrap();
+            assert_eq!(svc.events(), None, "{f:?}");
+        }
+        let mut h = Harness::new(Flavour::Hikvision);
+        let r = h.authed(&op(
+            NS_DEV,
+            "GetServices",
+            "<IncludeCapability>false</IncludeCapability>",
+        ));
+        let svc = device_drivers::onvif::parse_services(r.body.as_bytes(), 1 << 20).unwrap();
+        assert!(svc.events().is_some());
+        let _ = NS_EV;
+    }
+
+    #[test]
+    fn expiry_renew_and_unsubscribe() {
+        let mut h = Harness::new(Flavour::Hikvision);
+        subscribe(&mut h);
+        let r = h.authed(&ev::renew(Duration::from_secs(120)));
+        let renewed = ev::parse_renew(r.body.as_bytes(), 1 << 20).unwrap();
+        assert_eq!(
+            renewed.termination_time,
+            Some(NOW + Duration::from_secs(120))
+        );
+        h.fault = Some(Fault::ExpireSubscriptions);
+        let r = h.authed(&ev::pull_messages(Duration::from_secs(5), 50));
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("does not exist"), "{}", r.body);
+        h.fault = None;
+        subscribe(&mut h);
+        let r = h.authed(&ev::unsubscribe());
+        ev::parse_unsubscribe(r.body.as_bytes(), 1 << 20).unwrap();
+        let r = h.authed(&ev::renew(Duration::from_secs(120)));
+        assert_eq!(r.status, 400);
+        // Time passes on the camera's clock: the subscription ends.
+        subscribe(&mut h);
+        h.now += Duration::from_secs(61);
+        let r = h.authed(&ev::pull_messages(Duration::from_secs(5), 50));
+        assert_eq!(r.status, 400);
+    }
+
+    #[test]
+    fn set_date_time_and_ntp_move_the_clock() {
+        let mut h = Harness::new(Flavour::Dahua);
+        h.fault = Some(Fault::ClockSkew(600));
+        let gsdt = |h: &mut Harness| {
+            let r = h.call(
+                &soap::envelope(&op(NS_DEV, "GetSystemDateAndTime", ""), None),
+                None,
+            );
+            device_drivers::onvif::parse_system_date_and_time(r.body.as_bytes(), 1 << 20).unwrap()
+        };
+        assert_eq!(gsdt(&mut h).utc, NOW + Duration::from_secs(600));
+        // The token must match the skewed clock to be accepted.
+        let t = h.token("s3cret", NOW + Duration::from_secs(600));
+        let r = h.call(
+            &soap::envelope(&ev::set_system_date_and_time(NOW, "CST-8"), Some(&t)),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        ev::parse_set_system_date_and_time(r.body.as_bytes(), 1 << 20).unwrap();
+        assert_eq!(gsdt(&mut h).utc, NOW);
+        assert_eq!(gsdt(&mut h).date_time_type.as_deref(), Some("Manual"));
+        // Off by an hour again, then NTP brings it back to real time.
+        let r = h.authed(&ev::set_system_date_and_time(
+            NOW + Duration::from_secs(3600),
+            "CST-8",
+        ));
+        assert_eq!(r.status, 200);
+        assert_eq!(gsdt(&mut h).utc, NOW + Duration::from_secs(3600));
+        let t = h.token("s3cret", NOW + Duration::from_secs(3600));
+        let r = h.call(&soap::envelope(&ev::set_ntp("192.0.2.1"), Some(&t)), None);
+        ev::parse_set_ntp(r.body.as_bytes(), 1 << 20).unwrap();
+        let t = h.token("s3cret", NOW + Duration::from_secs(3600));
+        let r = h.call(
+            &soap::envelope(&ev::set_date_time_ntp("CST-8"), Some(&t)),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(gsdt(&mut h).utc, NOW);
+        assert_eq!(gsdt(&mut h).date_time_type.as_deref(), Some("NTP"));
+        // A refusal names what was wrong.
+        let r = h.authed(&ev::set_system_date_and_time(NOW, "not a zone"));
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("POSIX"), "{}", r.body);
+    }
 }

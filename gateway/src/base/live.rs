@@ -68,6 +68,11 @@ pub enum LiveEvent {
         /// When (RFC 3339, UTC).
         at: String,
     },
+    /// An event a camera raised (tamper, video loss, motion, digital input).
+    CameraEvent {
+        /// As `camera/{id}/event` carries it (`type: "camera-event"` there).
+        event: serde_json::Value,
+    },
 }
 
 /// Fans health out to SSE subscribers.

@@ -271,6 +271,20 @@ impl Metrics {
         *self.outbox.source.lock().unwrap_or_else(|p| p.into_inner()) = Some(source);
     }
 
+    /// Registers a family another module keeps (`name` without the `tgw_`
+    /// prefix), e.g. the camera event loops' counters.
+    pub fn register_extra(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(name, help, metric);
+    }
+
     /// Counts one outcome.
     pub fn count(family: &Family<ResultLabel, Counter>, result: &str) {
         family

@@ -2,8 +2,10 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`clock_sync`] | setting a camera's clock (SetSystemDateAndTime / SetNTP) and re-measuring its offset |
 //! | [`device`] | how a camera is reached: the [`device::CameraIo`] trait (ONVIF, DESCRIBE, sample, snapshot) and its real implementation |
 //! | `fake` | (tests) scripted cameras behind [`device::CameraIo`], and a store seeded with them |
+//! | [`events`] | ONVIF events: a PullPoint subscription per camera, tamper / video loss into health, events to MQTT and SSE |
 //! | [`discovery`] | discovery rounds: WS-Discovery into the inbox, auto-adoption |
 //! | [`live`] | the dashboards' live hub as a health sink: camera states and transitions over SSE |
 //! | [`login_test`] | testing a login at once: clock, then one authenticated GetDeviceInformation |
@@ -12,8 +14,10 @@
 //!
 //! The ladder and verdict rules are pure and live in `tgw_core::health`.
 
+pub mod clock_sync;
 pub mod device;
 pub mod discovery;
+pub mod events;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod inventory;

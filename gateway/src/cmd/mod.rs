@@ -17,6 +17,7 @@
 //! | `status` | `tgw status`: camera health from a running gateway's API |
 //! | `schedule` | `tgw schedule check\|list\|show` (with `schedule_view`: list and show) |
 //! | `broadcast` | `tgw broadcast keygen\|sign\|verify`: signed emergency commands |
+//! | `camera` | `tgw camera sync-time`: set cameras' clocks |
 //! | `input` | `--config`/`--data-dir` store access, passwords from stdin or the terminal |
 //! | `output` | buffered stdout (a closed pipe is fine), text tables, the progress spinner |
 
@@ -36,6 +37,7 @@ mod demo_banner;
 mod demo_seed;
 
 mod broadcast;
+mod camera;
 mod check_config;
 mod devices;
 mod discover;
@@ -102,6 +104,9 @@ enum Cmd {
     /// (docs/warnings.md).
     #[command(subcommand)]
     Broadcast(broadcast::BroadcastCmd),
+    /// Cameras: set their clocks (technicians; audited).
+    #[command(subcommand)]
+    Camera(camera::CameraCmd),
     /// The status ladder and verdict of every camera, from a running gateway.
     Status {
         /// The gateway's HTTP address (default: from --config, else 127.0.0.1:8080).
@@ -191,6 +196,7 @@ async fn dispatch(cmd: Cmd, clock: std::sync::Arc<dyn Clock>) -> anyhow::Result<
             speaker::speaker_test(a, clock.as_ref()).await
         }
         Cmd::Devices(d) => devices::devices(d),
+        Cmd::Camera(c) => camera::camera_cmd(c, clock).await,
         Cmd::Speakers(c) => speakers::speakers_cmd(c),
         Cmd::User(u) => users::user_cmd(u),
         Cmd::Status { url, config, json } => status::status(url, config, json).await,

@@ -271,15 +271,72 @@ fn spawn_poller(
         sh.store.clone(),
         sh.cfg.health.clone(),
         sh.metrics.clone(),
-        sink,
+        sink.clone(),
         Some(sh.probe_tx.clone()),
     )?;
+    // ONVIF events (PullPoint) of every adopted camera that offers them.
+    let conditions = spawn_events(tasks, sh, live, sink)?;
+    poller.set_conditions(conditions);
     let sd = sh.shutdown.clone();
     tasks.spawn(async move {
         poller.run(sd, wake_rx).await;
         Ok(())
     });
     Ok(())
+}
+
+/// The camera event loops (`cameras::events`), reporting events to the
+/// live hub and the uplink and tamper / video loss to health through
+/// `health_sink`; returns the conditions the poller applies.
+fn spawn_events(
+    tasks: &mut Tasks,
+    sh: &Shared,
+    live: &crate::base::live::LiveHub,
+    health_sink: Arc<dyn HealthSink>,
+) -> anyhow::Result<Arc<crate::cameras::events::health::Conditions>> {
+    use crate::cameras::events::{self, EventFanout, EventSink};
+    let h = &sh.cfg.health;
+    let th = tgw_core::health::Thresholds {
+        offline_after: h.offline_after,
+        stall_after: h.stall_secs,
+        max_clock_drift: h.max_clock_drift_secs,
+        max_loss_pct: h.max_rtp_loss_pct,
+        ..Default::default()
+    };
+    let health = Arc::new(events::health::EventHealth::new(
+        sh.store.clone(),
+        sh.metrics.clone(),
+        health_sink,
+        sh.clock.clone(),
+        th,
+    ));
+    let conditions = health.conditions.clone();
+    let cfg = events::EventsConfig {
+        concurrency: h.concurrency,
+        camera_access: h.camera_access.clone(),
+        ..Default::default()
+    };
+    let io = events::io::RealEventIo::new(h.call_timeout_ms, cfg.pull_timeout, sh.clock.clone())?;
+    let sink: Arc<dyn EventSink> = Arc::new(EventFanout(vec![
+        Arc::new(live.clone()),
+        Arc::new(MqttSink(sh.publisher.clone())),
+    ]));
+    let metrics = Arc::new(events::EventMetrics::new(Some(&sh.metrics)));
+    let ev = events::Events::new(
+        sh.store.clone(),
+        cfg,
+        Arc::new(io),
+        sh.clock.clone(),
+        sink,
+        health,
+        metrics,
+    );
+    let sd = sh.shutdown.clone();
+    tasks.spawn(async move {
+        ev.run(sd).await;
+        Ok(())
+    });
+    Ok(conditions)
 }
 
 /// The HTTP endpoint (`[http]`): API, dashboard, metrics.

@@ -49,6 +49,7 @@ mod access;
 mod audit;
 mod audited;
 mod broadcasts;
+mod camera_time;
 mod cameras;
 mod credentials;
 mod dashboard;

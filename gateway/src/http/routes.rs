@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use super::{AppState, AssignBody, BODY_LIMIT, SESSION_COOKIE};
 use super::{
-    audit::*, broadcasts as bc, cameras::*, credentials::*, dashboard::*, inbox::*, inventory::*,
-    live::*, logins::*, session::*, speakers::*, system::*, timetable as tt, timetable_view as ttv,
-    unlock, users::*,
+    audit::*, broadcasts as bc, camera_time::*, cameras::*, credentials::*, dashboard::*, inbox::*,
+    inventory::*, live::*, logins::*, session::*, speakers::*, system::*, timetable as tt,
+    timetable_view as ttv, unlock, users::*,
 };
 use crate::auth::{self, Role};
 
@@ -176,6 +176,7 @@ pub const ROUTES: &[Route] = &[
     r!(Get "/api/v1/cameras/{id}/events", V, "cameras", "Verdict transitions of a camera, newest first", get(camera_events), query = &[("limit", "1-1000, default 200")]),
     r!(Get "/api/v1/cameras/{id}/snapshot", V, "cameras", "A JPEG snapshot fetched by the gateway with the camera's login", get(snapshot)),
     r!(Post "/api/v1/cameras/{id}/probe", T, "cameras", "Re-probe the camera now", post(probe_now)),
+    r!(Post "/api/v1/cameras/{id}/sync-time", T, "cameras", "Set the camera's clock (our UTC time with the township's zone, or an NTP server) and re-measure its offset (audited)", post(sync_time), body = SyncTimeBody),
     r!(Get "/api/v1/transitions", V, "cameras", "Recent transitions of all cameras", get(transitions), query = &[("limit", "1-1000, default 50")]),
     r!(Get "/api/v1/events", V, "cameras", "Server-sent events: health states and transitions", get(events)),
     r!(Get "/api/v1/speakers", V, "speakers", "Loudspeakers (never their passwords) with their last test result", get(speakers), query = &[("village", "village code"), ("kind", "rtp | rtp-multicast | sip | axis | cloud")]),

@@ -18,6 +18,7 @@
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
+pub mod camera_events;
 pub mod centre;
 pub mod commands;
 pub mod outbox;

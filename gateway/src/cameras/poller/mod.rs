@@ -100,6 +100,9 @@ pub struct Poller {
     /// Where a camera's inventory is asked for (the daemon's immediate
     /// probes, which wake the camera's task when done).
     probe: Option<mpsc::Sender<String>>,
+    /// Camera-raised conditions (tamper, video loss) from the event loops,
+    /// applied before each cycle (`cameras::events::health`).
+    conditions: std::sync::OnceLock<Arc<crate::cameras::events::health::Conditions>>,
 }
 
 /// How the supervisor (and wakes) reach a camera's task.
@@ -162,6 +165,7 @@ impl Poller {
         Arc::new(Self {
             checks: Semaphore::new(cfg.concurrency),
             samples: Semaphore::new(cfg.sample_concurrency),
+            conditions: std::sync::OnceLock::new(),
             store,
             cfg,
             th,
@@ -309,6 +313,12 @@ impl Poller {
             );
         }
         true
+    }
+
+    /// Makes every cycle apply the event loops' conditions first, so the
+    /// poller's saves keep a tamper or video loss while it lasts.
+    pub fn set_conditions(&self, c: Arc<crate::cameras::events::health::Conditions>) {
+        let _ = self.conditions.set(c);
     }
 
     fn jitter(d: Duration) -> Duration {

@@ -139,6 +139,9 @@ impl Poller {
                 sample: sample_due,
                 sample_deferred: false,
             };
+            if let Some(c) = self.conditions.get() {
+                let _ = c.apply(&id, &mut health, self.clock.now_utc(), &self.th);
+            }
             let tr = self
                 .cycle(
                     tg,

@@ -1,0 +1,138 @@
+//! Tamper and video loss as health reasons while they last.
+//!
+//! The event loop calls [`EventHealth::observe`] when a condition starts or
+//! ends: the camera's saved health gets an `Observation::Event`, and a
+//! verdict change is stored, counted and published through the same sinks
+//! as the poller's ([`HealthSink`]). The conditions also stay in
+//! [`Conditions`], which the poller applies to its own copy of the health
+//! before each cycle ([`Conditions::apply`]), so its next save keeps them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+
+use crate::base::clock::Clock;
+use crate::base::metrics::{Metrics, ToLabel};
+use crate::cameras::poller::HealthSink;
+use crate::store::{Device, Store};
+use tgw_core::health::{Health, Observation, Reason, Thresholds, Transition};
+
+/// The camera-raised conditions that hold now, per camera.
+#[derive(Default)]
+pub struct Conditions(Mutex<HashMap<String, BTreeSet<Reason>>>);
+
+impl Conditions {
+    /// Records that `reason` holds (or no longer holds) on camera `id`;
+    /// whether that changed anything.
+    pub fn set(&self, id: &str, reason: Reason, active: bool) -> bool {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let set = m.entry(id.to_string()).or_default();
+        if active {
+            set.insert(reason)
+        } else {
+            set.remove(&reason)
+        }
+    }
+
+    /// What holds on camera `id`.
+    pub fn of(&self, id: &str) -> BTreeSet<Reason> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Applies camera `id`'s conditions to `health` (the poller's hook,
+    /// called before each cycle); the transition, if that changed the
+    /// verdict.
+    pub fn apply(
+        &self,
+        id: &str,
+        health: &mut Health,
+        now: OffsetDateTime,
+        th: &Thresholds,
+    ) -> Option<Transition> {
+        let holding = self.of(id);
+        let mut last = None;
+        for reason in [Reason::Tamper, Reason::VideoLoss] {
+            let active = holding.contains(&reason);
+            if let Some(t) = health.observe(Observation::Event { reason, active }, now, th) {
+                last = Some(t);
+            }
+        }
+        last
+    }
+}
+
+/// Feeds camera-raised conditions into health.
+pub struct EventHealth {
+    store: Store,
+    metrics: Arc<Metrics>,
+    sink: Arc<dyn HealthSink>,
+    clock: Arc<dyn Clock>,
+    th: Thresholds,
+    /// What holds now, per camera (shared with the poller).
+    pub conditions: Arc<Conditions>,
+}
+
+impl EventHealth {
+    /// Feeds the store, `metrics` and `sink` (the poller's sinks).
+    pub fn new(
+        store: Store,
+        metrics: Arc<Metrics>,
+        sink: Arc<dyn HealthSink>,
+        clock: Arc<dyn Clock>,
+        th: Thresholds,
+    ) -> Self {
+        Self {
+            store,
+            metrics,
+            sink,
+            clock,
+            th,
+            conditions: Arc::default(),
+        }
+    }
+
+    /// `reason` started (`active`) or ended on `device`: its saved health
+    /// observes it; a verdict change is stored and published.
+    pub fn observe(&self, device: &Device, reason: Reason, active: bool) {
+        if !self.conditions.set(&device.id, reason, active) {
+            return;
+        }
+        let now = self.clock.now_utc();
+        let mut health = self
+            .store
+            .all_health()
+            .ok()
+            .and_then(|all| all.into_iter().find(|(id, _)| *id == device.id))
+            .map_or_else(|| Health::new(now), |(_, h)| h);
+        let tr = health.observe(Observation::Event { reason, active }, now, &self.th);
+        if let Err(e) = self.store.save_health(&device.id, &health) {
+            tracing::warn!(error = %e, "saving health after a camera event failed");
+        }
+        let village = device
+            .village
+            .clone()
+            .unwrap_or_else(|| "unassigned".into());
+        self.metrics.set_verdict(
+            &device.id,
+            &village,
+            health.verdict.label(),
+            health.rung.as_str(),
+        );
+        if let Some(t) = tr {
+            tracing::info!(from = %t.from, to = %t.to, reason = reason.as_str(), "camera verdict changed by its event");
+            self.metrics
+                .transitions
+                .get_or_create(&ToLabel {
+                    to: t.to.label().into(),
+                })
+                .inc();
+            if let Err(e) = self.store.record_transition(&device.id, &t) {
+                tracing::warn!(error = %e, "recording transition failed");
+            }
+            self.sink.transition(device, &t, &health);
+        }
+        self.sink.state(device, &health);
+    }
+}

@@ -1,0 +1,308 @@
+//! One camera's event loop: find the event service, subscribe, pull
+//! (long-poll), renew at half the granted time on the camera's clock,
+//! rebuild when the camera forgets the subscription or after repeated
+//! failures, back off exponentially, log errors once per camera per hour.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use device_drivers::onvif_client::{CameraInventory, OnvifError, OnvifErrorKind};
+use device_drivers::onvif_events::{EventKind, PropertyOperation, Pulled, classify};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{CameraEvent, EventSession, Events};
+use crate::cameras::poller::target;
+use crate::store::Device;
+use tgw_core::health::Reason;
+
+/// Errors are logged at most once per camera per this long.
+const LOG_EVERY: Duration = Duration::from_secs(3600);
+
+/// Logs a camera's errors once per [`LOG_EVERY`]; the rest at debug.
+struct LogGate(Option<Instant>);
+
+impl LogGate {
+    fn error(&mut self, what: &str, e: &OnvifError) {
+        let now = Instant::now();
+        if self.0.is_none_or(|t| now.duration_since(t) >= LOG_EVERY) {
+            self.0 = Some(now);
+            tracing::warn!(error = %e, "{what} (further event errors of this camera logged at debug for an hour)");
+        } else {
+            tracing::debug!(error = %e, "{what}");
+        }
+    }
+}
+
+/// When to renew: half the time granted, measured on the camera's clock
+/// (`current` and `termination` are both its times; without `current`,
+/// our time plus the measured offset stands in).
+pub(super) fn renew_in(
+    current: Option<OffsetDateTime>,
+    termination: Option<OffsetDateTime>,
+    our_now: OffsetDateTime,
+    offset_ms: i64,
+    asked: Duration,
+) -> Duration {
+    let camera_now = current.unwrap_or(our_now + time::Duration::milliseconds(offset_ms));
+    let granted = match termination {
+        Some(t) => Duration::try_from(t - camera_now).unwrap_or(Duration::ZERO),
+        None => asked,
+    };
+    (granted / 2).max(Duration::from_secs(1))
+}
+
+/// Whether the camera no longer knows the subscription (a fault or an HTTP
+/// error to a pull or renew): rebuild at once.
+fn gone(e: &OnvifError) -> bool {
+    matches!(
+        e.kind,
+        OnvifErrorKind::Fault(_) | OnvifErrorKind::Http { .. } | OnvifErrorKind::AuthRejected
+    )
+}
+
+impl Events {
+    /// The event service's address from the stored inventory, else asked
+    /// of the camera; `Ok(None)` when it has none.
+    async fn events_url(
+        &self,
+        device: &Device,
+        session: &dyn EventSession,
+    ) -> Result<Option<String>, OnvifError> {
+        let inv: Option<CameraInventory> = device
+            .inventory
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok());
+        if let Some(inv) = inv
+            && !inv.services.xaddrs.is_empty()
+        {
+            return Ok(inv.services.events().map(str::to_string));
+        }
+        session.events_url().await
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let base = Duration::from_secs(2).saturating_mul(1 << failures.min(10));
+        base.min(self.cfg.max_backoff)
+    }
+
+    /// Camera `id`'s loop, until `shutdown` or it turns out to offer no
+    /// event service.
+    pub(super) async fn camera(self: Arc<Self>, id: String, shutdown: CancellationToken) {
+        let mut known: HashMap<EventKind, bool> = HashMap::new();
+        let mut failures: u32 = 0;
+        let mut log = LogGate(None);
+        self.metrics.set_state(&id, "rebuilding");
+        loop {
+            if failures > 0 {
+                self.metrics.set_state(&id, "failing");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(self.backoff(failures - 1)) => {}
+                }
+            }
+            let Some(t) = target::target(&self.store, &id, true, &self.cfg.camera_access) else {
+                failures = failures.saturating_add(1);
+                continue;
+            };
+            let session = match self.io.session(&t.xaddr, t.creds.clone(), t.scope.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    log.error("event session not possible", &e);
+                    failures = failures.saturating_add(1);
+                    continue;
+                }
+            };
+            let built = {
+                let Ok(_slot) = self.slots.acquire().await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = self.subscribe(&t.device, &*session) => r,
+                }
+            };
+            let (address, mut renew_at) = match built {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    tracing::info!(
+                        "camera offers no ONVIF event service; not asking again until its inventory changes"
+                    );
+                    self.metrics.set_state(&id, "no-service");
+                    return;
+                }
+                Err(e) => {
+                    log.error("event subscription failed", &e);
+                    failures = failures.saturating_add(1);
+                    continue;
+                }
+            };
+            self.metrics.set_state(&id, "active");
+            let pulled_any = self
+                .subscribed(
+                    &t.device,
+                    &*session,
+                    &address,
+                    &mut renew_at,
+                    &mut known,
+                    &mut log,
+                    &shutdown,
+                )
+                .await;
+            if shutdown.is_cancelled() {
+                // Best effort: tell the camera, briefly.
+                let _ = tokio::time::timeout(Duration::from_secs(2), session.unsubscribe(&address))
+                    .await;
+                return;
+            }
+            self.metrics.set_state(&id, "rebuilding");
+            // A subscription that never delivered counts as a failure, so a
+            // camera that drops every new one is not hammered.
+            failures = if pulled_any {
+                0
+            } else {
+                failures.saturating_add(1)
+            };
+        }
+    }
+
+    /// Finds the service, measures the clock, creates the subscription:
+    /// its address and when to renew it.
+    async fn subscribe(
+        &self,
+        device: &Device,
+        session: &dyn EventSession,
+    ) -> Result<Option<(String, Instant)>, OnvifError> {
+        let Some(url) = self.events_url(device, session).await? else {
+            return Ok(None);
+        };
+        // An unknown offset only makes the renewal less exact.
+        let offset = session.clock_offset_ms().await.unwrap_or(0);
+        let s = session.create(&url, self.cfg.subscription).await?;
+        let d = renew_in(
+            s.current_time,
+            s.termination_time,
+            self.clock.now_utc(),
+            offset,
+            self.cfg.subscription,
+        );
+        Ok(Some((s.address, Instant::now() + d)))
+    }
+
+    /// Pulls and renews until the subscription must be rebuilt or shutdown;
+    /// whether any pull succeeded.
+    #[allow(clippy::too_many_arguments)]
+    async fn subscribed(
+        &self,
+        device: &Device,
+        session: &dyn EventSession,
+        address: &str,
+        renew_at: &mut Instant,
+        known: &mut HashMap<EventKind, bool>,
+        log: &mut LogGate,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let mut errors: u32 = 0;
+        let mut pulled_any = false;
+        loop {
+            if Instant::now() >= *renew_at {
+                let r = {
+                    let Ok(_slot) = self.slots.acquire().await else {
+                        return pulled_any;
+                    };
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return pulled_any,
+                        r = session.renew(address, self.cfg.subscription) => r,
+                    }
+                };
+                match r {
+                    Ok(r) => {
+                        let d = renew_in(
+                            r.current_time,
+                            r.termination_time,
+                            self.clock.now_utc(),
+                            0,
+                            self.cfg.subscription,
+                        );
+                        *renew_at = Instant::now() + d;
+                    }
+                    Err(e) => {
+                        log.error("renewing the event subscription failed", &e);
+                        errors += 1;
+                        if gone(&e) || errors >= self.cfg.rebuild_after {
+                            return pulled_any;
+                        }
+                        *renew_at = Instant::now() + Duration::from_secs(1);
+                    }
+                }
+            }
+            let until_renew = renew_at.saturating_duration_since(Instant::now());
+            let wait = self
+                .cfg
+                .pull_timeout
+                .min(until_renew)
+                .max(Duration::from_secs(1));
+            let r = tokio::select! {
+                _ = shutdown.cancelled() => return pulled_any,
+                r = session.pull(address, wait, self.cfg.message_limit) => r,
+            };
+            match r {
+                Ok(p) => {
+                    errors = 0;
+                    pulled_any = true;
+                    self.deliver(device, &p, known);
+                }
+                Err(e) => {
+                    log.error("pulling camera events failed", &e);
+                    errors += 1;
+                    if gone(&e) || errors >= self.cfg.rebuild_after {
+                        return pulled_any;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return pulled_any,
+                        _ = tokio::time::sleep(self.backoff(errors - 1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Classifies, de-duplicates and publishes one pull's messages.
+    pub(super) fn deliver(
+        &self,
+        device: &Device,
+        p: &Pulled,
+        known: &mut HashMap<EventKind, bool>,
+    ) {
+        self.metrics.count("dropped", p.dropped as u64);
+        for m in &p.messages {
+            let Some((kind, Some(active))) = classify(m) else {
+                self.metrics.count("unknown", 1);
+                continue;
+            };
+            let prev = known.insert(kind, active);
+            let initialized = m.operation == Some(PropertyOperation::Initialized);
+            // A subscription's opening state is news only when it differs
+            // from what we knew (nothing lost across a rebuild, no repeat).
+            if initialized && prev.unwrap_or(false) == active {
+                continue;
+            }
+            if prev == Some(active) && matches!(kind, EventKind::Tamper | EventKind::VideoLoss) {
+                continue;
+            }
+            self.metrics.count(kind.as_str(), 1);
+            let now = self.clock.now_utc();
+            let ev = CameraEvent::new(device, kind, active, &m.topic, m.utc_time, now);
+            tracing::info!(kind = ev.kind, state = ev.state, "camera event");
+            self.sink.event(&ev);
+            let reason = match kind {
+                EventKind::Tamper => Reason::Tamper,
+                EventKind::VideoLoss => Reason::VideoLoss,
+                _ => continue,
+            };
+            self.health.observe(device, reason, active);
+        }
+    }
+}

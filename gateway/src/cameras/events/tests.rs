@@ -1,0 +1,332 @@
+//! The event loops against scripted cameras on paused time: renewal at half
+//! the granted time on a skewed camera clock, rebuild after expiry with no
+//! event lost, a camera without events marked and left alone, a slow camera
+//! not delaying another, unknown topics counted.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::fake::{FakeEvents, Script};
+use super::health::EventHealth;
+use super::{CameraEvent, EventMetrics, EventSink, Events, EventsConfig};
+use crate::base::clock::{Clock, TokioClock};
+use crate::base::metrics::Metrics;
+use crate::cameras::fake;
+use crate::cameras::poller::HealthSink;
+use crate::store::{Device, Store};
+use tgw_core::health::{Health, Reason, Thresholds, Transition, Verdict};
+
+const SEC: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Rec {
+    events: Mutex<Vec<(Instant, CameraEvent)>>,
+    verdicts: Mutex<Vec<(String, Verdict)>>,
+}
+
+impl EventSink for Rec {
+    fn event(&self, e: &CameraEvent) {
+        self.events
+            .lock()
+            .unwrap()
+            .push((Instant::now(), e.clone()));
+    }
+}
+
+impl HealthSink for Rec {
+    fn state(&self, _: &Device, _: &Health) {}
+    fn transition(&self, d: &Device, t: &Transition, _: &Health) {
+        self.verdicts
+            .lock()
+            .unwrap()
+            .push((d.id.clone(), t.to.clone()));
+    }
+}
+
+impl Rec {
+    fn kinds(&self, id: &str) -> Vec<(&'static str, &'static str)> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| e.camera == id)
+            .map(|(_, e)| (e.kind, e.state))
+            .collect()
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Store,
+    fake: Arc<FakeEvents>,
+    rec: Arc<Rec>,
+    metrics: Arc<EventMetrics>,
+    shutdown: CancellationToken,
+    events: Arc<Events>,
+}
+
+fn world(cfg: EventsConfig) -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_in_memory(dir.path()).expect("store");
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(1_796_000_000_000));
+    let fake = FakeEvents::new(clock.clone());
+    let rec = Arc::new(Rec::default());
+    let metrics = Arc::new(EventMetrics::new(None));
+    let health = Arc::new(EventHealth::new(
+        store.clone(),
+        Arc::new(Metrics::new()),
+        rec.clone(),
+        clock.clone(),
+        Thresholds::default(),
+    ));
+    let events = Events::new(
+        store.clone(),
+        cfg,
+        Arc::new(fake.clone()),
+        clock,
+        rec.clone(),
+        health,
+        metrics.clone(),
+    );
+    World {
+        _dir: dir,
+        store,
+        fake,
+        rec,
+        metrics,
+        shutdown: CancellationToken::new(),
+        events,
+    }
+}
+
+impl World {
+    fn start(&self) {
+        tokio::spawn(self.events.clone().run(self.shutdown.clone()));
+    }
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within an hour");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A camera 10 minutes fast that grants 60 s is renewed after about 30 s,
+/// not after the 5.5 minutes a naive reading of its TerminationTime
+/// against our clock would give, and keeps being renewed.
+#[tokio::test(start_paused = true)]
+async fn renews_at_half_the_granted_time_on_a_skewed_clock() {
+    let w = world(EventsConfig::default());
+    let id = fake::adopted(&w.store, 1);
+    w.fake.set(
+        1,
+        Script {
+            offset_ms: 600_000,
+            ..Script::default()
+        },
+    );
+    w.start();
+    until("created", || w.fake.created(1) == 1).await;
+    let created = w.fake.calls(1, "create")[0];
+    until("renewed twice", || w.fake.calls(1, "renew").len() >= 2).await;
+    let renews = w.fake.calls(1, "renew");
+    let first = renews[0] - created;
+    assert!(
+        first >= 29 * SEC && first <= 31 * SEC,
+        "first renew after {first:?}"
+    );
+    let second = renews[1] - renews[0];
+    assert!(
+        second >= 29 * SEC && second <= 31 * SEC,
+        "second after {second:?}"
+    );
+    assert_eq!(w.fake.created(1), 1, "renewed, not rebuilt");
+    assert_eq!(w.metrics.state(&id), Some("active"));
+    w.shutdown.cancel();
+}
+
+/// Saves an ok health for camera `id` (as the poller would have).
+fn healthy(store: &Store, id: &str) {
+    use tgw_core::health::{CheckResult, Expected, Observation, StreamSample};
+    let th = Thresholds::default();
+    let now = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+    let mut h = Health::new(now);
+    h.observe(
+        Observation::Check(CheckResult::OnvifUp { clock_offset_ms: 0 }),
+        now,
+        &th,
+    );
+    h.observe(Observation::Auth { ok: true }, now, &th);
+    h.observe(Observation::Stream(Ok(())), now, &th);
+    h.observe(
+        Observation::Sample {
+            sample: Some(StreamSample {
+                frames: 45,
+                fps: 15.0,
+                bitrate_kbps: 500.0,
+                loss_pct: 0.0,
+                time_to_first_frame_ms: Some(120),
+                codec: Some("H264".into()),
+            }),
+            expected: Expected::default(),
+        },
+        now,
+        &th,
+    );
+    h.observe(Observation::Snapshot { ok: true }, now, &th);
+    assert_eq!(h.verdict, Verdict::Ok);
+    store.save_health(id, &h).unwrap();
+}
+
+/// Tamper degrades the camera and publishes an event; a subscription that
+/// expires is rebuilt, and a tamper cleared while it was gone still arrives
+/// (from the new subscription's Initialized state): nothing lost.
+#[tokio::test(start_paused = true)]
+async fn tamper_degrades_and_expiry_rebuilds_without_losing_events() {
+    let w = world(EventsConfig::default());
+    let id = fake::adopted(&w.store, 1);
+    healthy(&w.store, &id);
+    w.fake.set(1, Script::default());
+    w.start();
+    until("subscribed", || w.fake.created(1) == 1).await;
+    w.fake.tamper(1, true);
+    until("tamper event", || !w.rec.kinds(&id).is_empty()).await;
+    assert_eq!(w.rec.kinds(&id), vec![("tamper", "active")]);
+    let (_, h) = w.store.all_health().unwrap().remove(0);
+    assert_eq!(h.verdict, Verdict::Degraded([Reason::Tamper].into()));
+    assert_eq!(
+        w.rec
+            .verdicts
+            .lock()
+            .unwrap()
+            .last()
+            .map(|(_, v)| v.clone()),
+        Some(Verdict::Degraded([Reason::Tamper].into()))
+    );
+    // Expired, and the lens is uncovered before the gateway notices.
+    w.fake.expire(1);
+    w.fake.tamper(1, false);
+    until("rebuilt", || w.fake.created(1) == 2).await;
+    until("clear event", || w.rec.kinds(&id).len() == 2).await;
+    assert_eq!(
+        w.rec.kinds(&id),
+        vec![("tamper", "active"), ("tamper", "inactive")]
+    );
+    let (_, h) = w.store.all_health().unwrap().remove(0);
+    assert_eq!(h.verdict, Verdict::Ok);
+    // The same state again after another rebuild is not a new event.
+    w.fake.expire(1);
+    until("rebuilt again", || w.fake.created(1) == 3).await;
+    tokio::time::sleep(20 * SEC).await;
+    assert_eq!(w.rec.kinds(&id).len(), 2);
+    w.shutdown.cancel();
+}
+
+/// A camera without the event service is marked and asked only once.
+#[tokio::test(start_paused = true)]
+async fn no_service_is_marked_and_not_retried() {
+    let w = world(EventsConfig::default());
+    let id = fake::adopted(&w.store, 1);
+    w.fake.set(
+        1,
+        Script {
+            events: false,
+            ..Script::default()
+        },
+    );
+    w.start();
+    until("marked", || w.metrics.state(&id) == Some("no-service")).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(w.fake.calls(1, "services").len(), 1);
+    assert_eq!(w.fake.created(1), 0);
+    w.shutdown.cancel();
+}
+
+/// One camera whose pulls hang for an hour does not delay another's event,
+/// even with one short-call slot.
+#[tokio::test(start_paused = true)]
+async fn a_slow_camera_does_not_delay_another() {
+    let w = world(EventsConfig {
+        concurrency: 1,
+        ..EventsConfig::default()
+    });
+    fake::adopted(&w.store, 1);
+    let fast = fake::adopted(&w.store, 2);
+    w.fake.set(
+        1,
+        Script {
+            pull_delay: Duration::from_secs(3600),
+            ..Script::default()
+        },
+    );
+    w.fake.set(2, Script::default());
+    w.start();
+    until("both subscribed", || {
+        w.fake.created(1) == 1 && w.fake.created(2) == 1
+    })
+    .await;
+    let t0 = Instant::now();
+    w.fake.tamper(2, true);
+    until("fast camera's event", || !w.rec.kinds(&fast).is_empty()).await;
+    assert!(t0.elapsed() <= 2 * SEC, "took {:?}", t0.elapsed());
+    w.shutdown.cancel();
+}
+
+/// Unknown topics are counted, not published; the message limit holds.
+#[tokio::test(start_paused = true)]
+async fn unknown_topics_are_counted_not_published() {
+    let w = world(EventsConfig {
+        message_limit: 10,
+        ..EventsConfig::default()
+    });
+    let id = fake::adopted(&w.store, 1);
+    w.fake.set(1, Script::default());
+    w.start();
+    until("subscribed", || w.fake.created(1) == 1).await;
+    let pulls_before = w.fake.calls(1, "pull").len();
+    w.fake.junk(1, 95);
+    until("counted", || {
+        w.metrics
+            .events
+            .get_or_create(&super::metrics::KindLabel {
+                kind: "unknown".into(),
+            })
+            .get()
+            == 95
+    })
+    .await;
+    assert!(
+        w.fake.calls(1, "pull").len() - pulls_before >= 10,
+        "10 per pull"
+    );
+    assert!(w.rec.kinds(&id).is_empty());
+    w.shutdown.cancel();
+}
+
+/// The renewal arithmetic: camera times, our time plus offset, floors.
+#[test]
+fn renew_in_uses_the_cameras_clock() {
+    use super::task::renew_in;
+    let us = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let cam = us + Duration::from_secs(600);
+    let asked = Duration::from_secs(60);
+    // Both times from the camera.
+    assert_eq!(
+        renew_in(Some(cam), Some(cam + asked), us, 0, asked),
+        30 * SEC
+    );
+    // Only the termination: our time plus the measured offset.
+    assert_eq!(
+        renew_in(None, Some(cam + asked), us, 600_000, asked),
+        30 * SEC
+    );
+    // Nothing: what we asked for.
+    assert_eq!(renew_in(None, None, us, 0, asked), 30 * SEC);
+    // Already over: renew soon, not never.
+    assert_eq!(renew_in(Some(cam), Some(cam - asked), us, 0, asked), SEC);
+}

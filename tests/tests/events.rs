@@ -1,0 +1,217 @@
+//! ONVIF events end to end: `tgw run` subscribes to simulated cameras'
+//! PullPoint event services; a `tamper` fault raises a `camera/{id}/event`
+//! on MQTT and a degraded verdict (reason `tamper`) within one pull round,
+//! clearing it restores ok; a subscription the camera expires is rebuilt and
+//! the tamper raised meanwhile still arrives.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tgw_e2e::*;
+
+fn post(addr: &str, path: &str, body: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("control endpoint");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{path} {body}: {out}");
+}
+
+/// Camera events received on MQTT so far: (camera, kind, state).
+fn camera_events(sub: &MqttSub) -> Vec<(String, String, String)> {
+    sub.lines()
+        .into_iter()
+        .filter_map(|(_, p)| serde_json::from_str::<serde_json::Value>(&p).ok())
+        .filter(|v| v["type"] == "camera-event")
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            (s("camera"), s("kind"), s("state"))
+        })
+        .collect()
+}
+
+#[test]
+fn tamper_raises_an_event_and_degrades_and_expiry_loses_nothing() {
+    let Some(broker) = Mosquitto::start() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "mosquitto is required under CI"
+        );
+        eprintln!("skipped: mosquitto not installed");
+        return;
+    };
+    let base = test_net(83);
+    let o = base.octets();
+    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let (wsd, control, http) = (free_udp_port(), free_tcp_port(), free_tcp_port());
+    let control = format!("127.0.0.1:{control}");
+    let http = format!("127.0.0.1:{http}");
+    // cam-0001 is a Hikvision (TamperDetector), cam-0002 a Dahua
+    // (GlobalSceneChange).
+    let sim = SimProc::start(&[
+        "--cameras",
+        "2",
+        "--bind",
+        &base.to_string(),
+        "--wsd-port",
+        &wsd.to_string(),
+        "--no-multicast",
+        "--password",
+        "pw-events",
+        "--username",
+        "admin",
+        "--control",
+        &control,
+    ]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = format!(
+        r#"
+[gateway]
+site = "qingshan"
+id = "gw-ev"
+data_dir = "{data}"
+[township]
+code = "qingshan"
+name = "青山镇"
+[discovery]
+interval_secs = 10
+multicast = false
+cidrs = ["{cidr}"]
+unicast_port = {wsd}
+wait_ms = 500
+[[discovery.auto_adopt]]
+[health]
+check_interval_secs = 1
+describe_interval_secs = 5
+sample_interval_secs = 5
+sample_ms = 800
+call_timeout_ms = 1500
+stall_secs = 3
+[[credential_groups]]
+name = "batch"
+username = "admin"
+password = "pw-events"
+subnets = ["{cidr}"]
+[http]
+listen = "{http}"
+[mqtt]
+url = "{url}"
+keep_alive_secs = 5
+reconnect_min_ms = 100
+reconnect_max_secs = 1
+"#,
+        data = dir.path().display(),
+        url = broker.url(),
+    );
+    let cfg_path = dir.path().join("gateway.toml");
+    std::fs::write(&cfg_path, cfg).expect("config");
+    let token = api_token(&cfg_path);
+    let sub = MqttSub::start(
+        broker.port,
+        "tgw/v1/+/+/camera/+/event",
+        "events-e2e",
+        dir.path(),
+    );
+    let mut gw = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tgw run");
+
+    let sim_ids: Vec<(String, String)> = sim
+        .devices("camera")
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().expect("id").into(),
+                d["address"].as_str().expect("addr").into(),
+            )
+        })
+        .collect();
+    // (our id, verdict, reasons) of the camera at the sim's first address.
+    let first = || -> Option<(String, String, String)> {
+        let (status, body) = http_get_as(&http, "/api/v1/cameras", Some(&token))?;
+        (status == 200).then_some(())?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let c = v
+            .as_array()?
+            .iter()
+            .find(|c| c["address"] == sim_ids[0].1.as_str())?;
+        let h = &c["health"];
+        let reasons: Vec<&str> = h["reasons"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        Some((
+            c["id"].as_str()?.to_string(),
+            h["verdict"].as_str().unwrap_or("none").to_string(),
+            reasons.join(","),
+        ))
+    };
+    let (cam, _, _) = wait_for(Duration::from_secs(60), "camera ok", || {
+        first().filter(|(_, v, _)| v == "ok")
+    });
+    // Subscribed: the metrics say so.
+    wait_for(Duration::from_secs(30), "subscriptions active", || {
+        let (_, m) = http_get_as(&http, "/metrics", Some(&token))?;
+        m.lines()
+            .any(|l| l.starts_with("tgw_camera_event_subscriptions{state=\"active\"} 2"))
+            .then_some(())
+    });
+    let fault = format!("/devices/{}/fault", sim_ids[0].0);
+
+    // Tamper: an event and a degraded verdict within one pull round (10 s).
+    let t0 = Instant::now();
+    post(&control, &fault, "tamper");
+    wait_for(Duration::from_secs(10), "tamper event on MQTT", || {
+        camera_events(&sub)
+            .contains(&(cam.clone(), "tamper".into(), "active".into()))
+            .then_some(())
+    });
+    wait_for(Duration::from_secs(10), "degraded by tamper", || {
+        first().filter(|(_, v, r)| v == "degraded" && r.contains("tamper"))
+    });
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+
+    // Clearing restores ok.
+    post(&control, &fault, "clear");
+    wait_for(Duration::from_secs(10), "tamper cleared on MQTT", || {
+        camera_events(&sub)
+            .contains(&(cam.clone(), "tamper".into(), "inactive".into()))
+            .then_some(())
+    });
+    wait_for(Duration::from_secs(20), "ok again", || {
+        first().filter(|(_, v, _)| v == "ok")
+    });
+
+    // The camera expires every subscription, and the lens is covered right
+    // after: the gateway rebuilds, and the new subscription's state carries
+    // the tamper (nothing lost).
+    let before = camera_events(&sub).len();
+    post(&control, &fault, "expire-subscriptions");
+    post(&control, &fault, "tamper");
+    wait_for(Duration::from_secs(30), "tamper after the rebuild", || {
+        camera_events(&sub)[before..]
+            .contains(&(cam.clone(), "tamper".into(), "active".into()))
+            .then_some(())
+    });
+    wait_for(Duration::from_secs(10), "degraded again", || {
+        first().filter(|(_, v, r)| v == "degraded" && r.contains("tamper"))
+    });
+    // The other camera raised nothing.
+    assert!(
+        camera_events(&sub).iter().all(|(c, _, _)| *c == cam),
+        "{:?}",
+        camera_events(&sub)
+    );
+    let _ = gw.kill();
+    let _ = gw.wait();
+}
