@@ -44,6 +44,7 @@
 //! | `tests` | router-level tests, one module per concern, and their fixture |
 
 mod access;
+mod alarms;
 mod audit;
 mod audited;
 mod broadcasts;
@@ -55,6 +56,7 @@ mod extract;
 mod inbox;
 mod inventory;
 mod live;
+mod places;
 mod routes;
 mod serve;
 mod session;
@@ -64,6 +66,7 @@ mod system;
 mod tests;
 mod timetable;
 mod timetable_view;
+mod trends;
 mod unlock;
 mod users;
 

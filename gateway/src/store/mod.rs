@@ -25,6 +25,8 @@
 //! | [`users`] | dashboard and API users (argon2id hashes, roles) |
 //! | [`sessions`] | browser sessions and bearer API tokens (digests only) |
 //! | [`audit`] | the audit log |
+//! | [`places`] | devices' places on the map, acknowledged alarms (component `dashboard`) |
+//! | `trends` | downsampled health history and broadcast outcomes for charts |
 
 pub mod audit;
 mod credential_groups;
@@ -33,12 +35,14 @@ pub mod data_dir;
 pub mod devices;
 pub mod history;
 pub mod migrations;
+pub mod places;
 pub mod secrets;
 pub mod sessions;
 pub mod speakers;
 #[cfg(test)]
 pub(crate) mod testing;
 mod township;
+mod trends;
 pub mod users;
 pub mod villages;
 
@@ -190,6 +194,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         apply_migrations(&mut conn, "inventory", MIGRATIONS)?;
         apply_migrations(&mut conn, "health", HEALTH_MIGRATIONS)?;
+        apply_migrations(&mut conn, "dashboard", places::MIGRATIONS)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             key: Arc::new(key),
