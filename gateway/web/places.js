@@ -17,7 +17,7 @@ function buildTree(cams, spks) {
   const put = (d, list) => {
     const vn = node(root, vOf(d.village), villageName(d.village));
     const gn = d.grid ? node(vn, d.grid, gridName(d.grid)) : vn;
-    for (const n of [root, vn, gn]) n[list].push(d);
+    for (const n of new Set([root, vn, gn])) n[list].push(d);
   };
   for (const c of cams) put(c, 'cams');
   for (const s of spks) put(s, 'spks');
@@ -32,7 +32,7 @@ function treeView(root) {
   };
   const devs = (n, direct) => h('ul', { class: 'tdev' },
     direct.cams.map((c) => h('li', { 'data-id': c.id }, h('a', { href: '#camera/' + enc(c.id) }, c.name || c.id), ' ', verdictBadge(verdictOf(c)), c.health && c.health.reasons && c.health.reasons.length ? h('span', { class: 'small' }, ' ' + reasonsText(c.health.reasons)) : null)),
-    direct.spks.map((s) => h('li', { 'data-speaker': s.id }, '🔊 ', h('a', { href: '#speakers' }, s.name || s.id))));
+    direct.spks.map((s) => h('li', { 'data-speaker': s.id }, h('span', { class: 'glyph speaker' }), h('a', { href: '#speakers' }, s.name || s.id))));
   const sub = (n, depth) => {
     // Devices directly in this node (not in one of its children).
     const inKids = new Set([...n.kids.values()].flatMap((k) => k.cams.concat(k.spks)));
@@ -120,7 +120,7 @@ export async function places(main) {
     for (const it of items) {
       const p = placed.get(it.kind + ':' + it.id);
       if (!p) {
-        const li = h('li', { class: 'unplaced-item', 'data-kind': it.kind, 'data-id': it.id }, it.kind === 'speaker' ? '🔊 ' : '📷 ', it.name, ' ', it.verdict ? verdictBadge(it.verdict) : null);
+        const li = h('li', { class: 'unplaced-item', 'data-kind': it.kind, 'data-id': it.id }, h('span', { class: 'glyph ' + it.kind }), it.name, ' ', it.verdict ? verdictBadge(it.verdict) : null);
         dragging(li, it, (xy) => save(it.kind, it.id, xy));
         list.append(li);
         continue;

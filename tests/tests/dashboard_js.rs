@@ -29,5 +29,8 @@ fn dashboard_modules_and_translations_check() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "check-dashboard failed:\n{text}");
-    assert!(text.contains("check-dashboard:") && text.contains(": ok"), "{text}");
+    assert!(
+        text.contains("check-dashboard:") && text.contains(": ok"),
+        "{text}"
+    );
 }
