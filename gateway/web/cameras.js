@@ -56,7 +56,7 @@ export async function cameraDetail(main, id) {
     : h('p', { class: 'muted' }, t('unknown'));
   const profiles = h('table', { id: 'profiles' }, h('tr', {}, [t('name'), t('codec'), t('resolution'), t('fps'), t('bitrate'), t('stream')].map((x) => h('th', {}, x))),
     (inv.profiles || []).map((p) => { const v = (p.profile && p.profile.video) || {}; return h('tr', {}, h('td', {}, p.profile ? p.profile.name : ''), h('td', {}, v.encoding || ''), h('td', {}, v.width ? v.width + '×' + v.height : ''), h('td', {}, v.fps || ''), h('td', {}, v.bitrate_kbps ? v.bitrate_kbps + ' kbit/s' : ''), h('td', { class: 'small' }, p.stream_uri || '')); }));
-  const img = h('img', { class: 'snap', id: 'snapshot', alt: t('snapshot') });
+  const img = h('img', { class: 'snap', id: 'snapshot', alt: t('snapshot'), hidden: true, onload: () => { img.hidden = false; } });
   const snapErr = h('p', { class: 'small muted' });
   fetch('/api/v1/cameras/' + encodeURIComponent(id) + '/snapshot', { credentials: 'same-origin' }).then(async (s) => {
     if (s.ok && (s.headers.get('content-type') || '').startsWith('image/')) img.src = URL.createObjectURL(await s.blob());
