@@ -14,7 +14,7 @@ export function lineChart(id, title, points, unit, fixedMax) {
     box.append(svg('text', { x: CW / 2, y: CH / 2, 'text-anchor': 'middle', fill: '#888', 'font-size': 13 }, t('noData')));
     return h('figure', { class: 'chart-fig' }, h('figcaption', {}, title), box);
   }
-  const lo = Math.min(0, ...vals), hi = fixedMax ?? Math.max(...vals, lo + 1e-9);
+  const lo = Math.min(0, ...vals), hi = fixedMax ?? Math.max(0, ...vals, lo + 1e-9);
   const t0 = new Date(points[0].t).getTime(), t1 = new Date(points[points.length - 1].t).getTime() || t0 + 1;
   const X = (ts) => PAD + (CW - PAD - 6) * (t1 > t0 ? (new Date(ts).getTime() - t0) / (t1 - t0) : 0.5);
   const Y = (v) => CH - 16 - (CH - 28) * ((v - lo) / (hi - lo || 1));
@@ -26,6 +26,8 @@ export function lineChart(id, title, points, unit, fixedMax) {
   }
   box.append(svg('line', { x1: PAD, y1: CH - 16, x2: CW - 6, y2: CH - 16, stroke: '#ccd' }),
     svg('path', { d, fill: 'none', stroke: '#0b5cad', 'stroke-width': 2 }),
+    // Few points: each one as a dot too (one bucket draws no line).
+    vals.length < 40 ? points.filter((p) => typeof p.v === 'number').map((p) => svg('circle', { cx: X(p.t).toFixed(1), cy: Y(p.v).toFixed(1), r: 3, fill: '#0b5cad' })) : null,
     svg('text', { x: 2, y: 14, 'font-size': 11, fill: '#555' }, fmt(hi) + unit),
     svg('text', { x: 2, y: CH - 18, 'font-size': 11, fill: '#555' }, fmt(lo) + unit),
     svg('text', { x: PAD, y: CH - 3, 'font-size': 10, fill: '#777' }, fmtTime(points[0].t)),
