@@ -75,6 +75,8 @@ export async function api(method, path, body) {
 
 /** A server error in the user's language: the code's words, then the server's message. */
 export function errText(code, message) {
+  // Database and internal failures: their text is for the log, not the operator.
+  if (code === 'store' || code === 'internal') return t('e_' + code);
   if (code && has('e_' + code)) return t('e_' + code) + (message && S.lang === 'en' ? ': ' + message : message ? '（' + message + '）' : '');
   return message || '';
 }

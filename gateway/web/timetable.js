@@ -50,7 +50,7 @@ export async function timetable(main) {
       h('div', { class: 'small' }, targetText(e.targets)),
       h('div', { class: 'small' }, h('span', { class: 'ehorns' }, t('hornsN', e.horns)), e.quiet ? h('span', { class: 'quiet' }, ' · 🔇 ' + t('quietN', e.quiet)) : null)))
       : h('div', { class: 'small muted' }, t('nothing')))));
-  const warns = (wk.warnings || []).length ? h('ul', { id: 'week-warnings' }, wk.warnings.map((w) => h('li', { class: 'small', 'data-kind': w.kind }, h('strong', {}, w.kind), ' ', w.message, w.count > 1 ? ' (×' + w.count + ')' : '')))
+  const warns = (wk.warnings || []).length ? h('ul', { id: 'week-warnings' }, wk.warnings.map((w) => h('li', { class: 'small', 'data-kind': w.kind }, h('strong', {}, word('wk_', w.kind)), ' ', w.message, w.count > 1 ? ' (×' + w.count + ')' : '')))
     : h('p', { class: 'small muted' }, t('noWarnings'));
   const note = doc.source === 'file' ? h('p', { class: 'small muted', id: 'managed-in-file' }, t('managedInFile', doc.file)) : null;
 

@@ -51,6 +51,7 @@ const rs = (p) => readFileSync(join(root, p), 'utf8');
 const health = rs('core/src/health.rs');
 for (const m of health.matchAll(/Reason::\w+ => "([a-z-]+)"/g)) need('r_' + m[1], 'health reason');
 for (const m of health.matchAll(/Rung::\w+ => "([a-z-]+)"/g)) need('rung_' + m[1], 'health rung');
+for (const m of rs('core/src/schedule/check.rs').matchAll(/WarningKind::\w+ => "([a-z-]+)"/g)) need('wk_' + m[1], 'timetable warning kind');
 const err = rs('core/src/error.rs');
 for (const m of err.slice(err.indexOf('pub fn code')).matchAll(/ErrorKind::\w+ => "([a-z_]+)"/g)) need('e_' + m[1], 'error code');
 for (const m of rs('gateway/src/http/error.rs').matchAll(/StatusCode::\w+,\s*"([a-z_]+)"/g)) need('e_' + m[1], 'http error code');

@@ -23,7 +23,7 @@ const step = (s) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${s
 // Codes that must never reach the page as text: health reasons and rungs,
 // audit actions, and JavaScript leftovers.
 const RAW = [
-  /\b(credentials-rejected|clock-drift|rtp-loss|low-fps|low-bitrate|stream-unavailable|codec-mismatch|snapshot-unavailable|video-loss|inventory-failed|tcp-reachable|onvif-up)\b/,
+  /\b(credentials-rejected|clock-drift|rtp-loss|low-fps|low-bitrate|stream-unavailable|codec-mismatch|snapshot-unavailable|video-loss|inventory-failed|tcp-reachable|onvif-up|never-fires|calendar-gap|quiet-hours|no-horns|unknown-target)\b/,
   /\b(camera|device|user|broadcast|speaker|alarm|timetable|log_level|credential_group|asset)\.[a-z_]+\b/,
   /\bundefined\b|\bNaN\b|\[object Object\]/,
 ];
