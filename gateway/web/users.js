@@ -49,7 +49,7 @@ export async function users(main) {
     const holder = h('tr', { class: 'token-holder' });
     body.append(h('tr', { 'data-user': u.name, 'data-disabled': String(!!u.disabled) },
       h('td', {}, u.name), h('td', {}, rsel), h('td', { class: 'small' }, fmtTime(u.created_at)), h('td', {}, u.disabled ? t('disabled') : '—'),
-      h('td', { class: 'filters' },
+      h('td', {}, h('div', { class: 'filters' },
         self ? null : h('button', { class: 'secondary toggle-btn', onclick: () => patch(u.name, { disabled: !u.disabled }) }, u.disabled ? t('enable') : t('disable')),
         npw, h('button', { class: 'secondary resetpw-btn', onclick: () => { if (npw.value) patch(u.name, { password: npw.value }); else npw.focus(); } }, t('resetPw')),
         h('button', { class: 'secondary unlock-btn', onclick: async () => { try { await api('POST', '/api/v1/users/' + enc(u.name) + '/unlock'); toast(t('saved')); } catch (e) { toast(e.message); } } }, t('unlock')),
@@ -57,13 +57,18 @@ export async function users(main) {
         self ? null : h('button', { class: 'secondary danger-text delete-btn', onclick: async () => {
           if (!window.confirm(t('confirmDeleteUser', u.name))) return;
           try { await api('DELETE', '/api/v1/users/' + enc(u.name)); hooks.shell(); } catch (e) { toast(e.message); }
-        } }, t('del')))), holder);
+        } }, t('del'))))), holder);
   }
   const lv = (await api('GET', '/api/v1/log-level')).data;
+  // A filter is a level plus per-module directives (`retina::client=error,info`):
+  // the choices change the level and keep the directives.
   const cur = String(lv.filter || '');
-  const known = LEVELS.includes(cur);
-  const level = h('select', { id: 'log-level', disabled: !lv.changeable },
-    LEVELS.map((x) => h('option', { value: x, selected: x === cur }, t('lv_' + x) + ' (' + x + ')')),
+  const parts = cur.split(',').map((x) => x.trim()).filter(Boolean);
+  const extras = parts.filter((x) => x.includes('='));
+  const base = parts.find((x) => !x.includes('=')) || '';
+  const known = LEVELS.includes(base);
+  const level = h('select', { id: 'log-level', disabled: !lv.changeable, title: cur },
+    LEVELS.map((x) => h('option', { value: extras.concat([x]).join(','), selected: x === base }, t('lv_' + x))),
     known ? null : h('option', { value: cur, selected: true }, t('lv_custom') + ': ' + cur));
   const apply = h('button', { id: 'set-log-level', disabled: !lv.changeable, onclick: async () => { try { await api('PUT', '/api/v1/log-level', { filter: level.value }); toast(t('saved')); } catch (e) { toast(e.message); } } }, t('apply'));
   main.append(h('section', { class: 'panel' }, h('h2', {}, t('users')), h('table', { id: 'users' }, h('thead', {}, h('tr', {}, [t('user'), t('role'), t('created'), t('disabled'), t('actions')].map((x) => h('th', {}, x)))), body),

@@ -161,6 +161,8 @@ try {
   await page.waitForSelector('#users tr[data-user="walker"][data-disabled="true"]');
   const walker = (await api('GET', '/api/v1/users')).body.find((u) => u.name === 'walker');
   if (walker.role !== 'technician' || !walker.disabled) throw new Error('user edit not saved: ' + JSON.stringify(walker));
+  const lvText = await page.$eval('#log-level', (e) => e.selectedOptions[0].textContent);
+  if (lvText !== '信息（默认）') throw new Error('log level shown as ' + lvText);
   await page.screenshot({ path: join(SHOTS, 'users-zh.png') });
   step('user added, role changed, disabled');
 
