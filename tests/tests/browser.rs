@@ -342,3 +342,168 @@ fn add_user(cfg: &std::path::Path, name: &str, role: &str, password: &str) {
         "tgw user add failed"
     );
 }
+
+/// Every page in zh-CN and English in a real browser
+/// (tests/browser/walk.mjs) against `tgw run` with three simulated cameras
+/// auto-adopted into a village and one RTP horn: no missing key or raw
+/// code on any page, an offline alarm acknowledged with a note, a camera
+/// dragged onto the map that stays after a reload, a user edited and
+/// disabled, the emergency dialog closed with Escape. Screenshots of every
+/// page go to `docs/screenshots/`.
+#[test]
+fn dashboard_walk_in_chromium() {
+    if let Err(why) = prerequisites() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "browser suite prerequisites missing under CI: {why}"
+        );
+        eprintln!("SKIPPED dashboard_walk_in_chromium: {why}");
+        return;
+    }
+    let base = test_net(68);
+    let o = base.octets();
+    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let (wsd, control, http) = (free_udp_port(), free_tcp_port(), free_tcp_port());
+    let control = format!("127.0.0.1:{control}");
+    let http = format!("127.0.0.1:{http}");
+    let sim = SimProc::start(&[
+        "--cameras",
+        "3",
+        "--bind",
+        &base.to_string(),
+        "--wsd-port",
+        &wsd.to_string(),
+        "--no-multicast",
+        "--password",
+        "pw-walk",
+        "--username",
+        "admin",
+        "--control",
+        &control,
+    ]);
+    let mut cams: Vec<(String, String)> = sim
+        .devices("camera")
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().expect("address").to_string(),
+                c["id"].as_str().expect("id").to_string(),
+            )
+        })
+        .collect();
+    cams.sort_by_key(|(a, _)| {
+        a.split(':')
+            .next()
+            .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+            .map(u32::from)
+            .unwrap_or(0)
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = format!(
+        r#"
+[gateway]
+site = "qingshan"
+data_dir = "{data}"
+timezone = "Asia/Shanghai"
+[township]
+code = "qingshan"
+name = "青山镇"
+[[township.villages]]
+code = "dongcun"
+name = "东村"
+grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
+[[township.villages]]
+code = "xihe"
+name = "西河村"
+grids = [{{ code = "xihe-1", name = "西河村第一网格" }}]
+[discovery]
+interval_secs = 10
+multicast = false
+cidrs = ["{cidr}"]
+unicast_port = {wsd}
+wait_ms = 500
+[[discovery.auto_adopt]]
+cidr = "{cidr}"
+village = "dongcun"
+grid = "dongcun-1"
+[health]
+check_interval_secs = 1
+describe_interval_secs = 5
+sample_interval_secs = 30
+sample_ms = 500
+call_timeout_ms = 1000
+[[credential_groups]]
+name = "batch"
+username = "admin"
+password = "pw-walk"
+subnets = ["{cidr}"]
+[http]
+listen = "{http}"
+"#,
+        data = dir.path().display()
+    );
+    let cfg_path = dir.path().join("gateway.toml");
+    std::fs::write(&cfg_path, cfg).expect("config");
+    let password = "walk-Admin-pw";
+    add_user(&cfg_path, "admin", "admin", password);
+    let horn = std::net::UdpSocket::bind("127.0.0.1:0").expect("horn socket");
+    let csv = dir.path().join("speakers.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "id,name,kind,address,village,username,password\nspk-walk,西河村广场,rtp,{},xihe,,\n",
+            horn.local_addr().expect("horn addr")
+        ),
+    )
+    .expect("speakers csv");
+    let imported = tgw()
+        .args(["speakers", "import"])
+        .arg(&csv)
+        .arg("--config")
+        .arg(&cfg_path)
+        .status()
+        .expect("tgw speakers import");
+    assert!(imported.success(), "tgw speakers import failed");
+    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+    let mut gw = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("tgw run");
+    wait_for(Duration::from_secs(20), "gateway ready", || {
+        http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
+    });
+    let ids: Vec<&str> = cams.iter().map(|(_, id)| id.as_str()).collect();
+    let mut node = Command::new("node");
+    node.arg(workspace().join("tests/browser/walk.mjs"))
+        .env("BASE", format!("http://{http}"))
+        .env("CONTROL", &control)
+        .env("USER_NAME", "admin")
+        .env("PASS", password)
+        .env("SIM_IDS", ids.join(","))
+        .env("ARTIFACTS", workspace().join("target/browser-artifacts"))
+        .env("SHOTS", workspace().join("docs/screenshots"));
+    let out = run_with_timeout(node, Duration::from_secs(150));
+    let _ = gw.kill();
+    let _ = gw.wait();
+    drop(sim);
+    drop(horn);
+    eprintln!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+    assert!(
+        !logs.contains(password) && !logs.contains("pw-walk"),
+        "a password reached the gateway log"
+    );
+    let tail: Vec<&str> = logs.lines().rev().take(30).collect();
+    assert!(
+        out.status.success(),
+        "dashboard walk failed (artifacts in target/browser-artifacts); gateway log tail:\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+}

@@ -46,6 +46,7 @@
 //! | `tests` | router-level tests, one module per concern, and their fixture |
 
 mod access;
+mod alarms;
 mod audit;
 mod audited;
 mod broadcasts;
@@ -60,6 +61,7 @@ mod inbox;
 mod inventory;
 mod live;
 mod logins;
+mod places;
 mod routes;
 mod serve;
 mod session;
@@ -69,6 +71,7 @@ mod system;
 mod tests;
 mod timetable;
 mod timetable_view;
+mod trends;
 mod unlock;
 mod users;
 

@@ -12,6 +12,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use serde::Serialize;
 
 use super::{AppState, AssignBody, BODY_LIMIT, SESSION_COOKIE};
+use super::{alarms, places, trends};
 use super::{
     audit::*, broadcasts as bc, camera_time::*, cameras::*, credentials::*, dashboard::*, inbox::*,
     inventory::*, live::*, logins::*, session::*, speakers::*, system::*, timetable as tt,
@@ -226,6 +227,14 @@ pub const ROUTES: &[Route] = &[
     r!(Get "/api/v1/audit", A, "audit", "Audit log, newest first", get(audit_log), query = &[("limit", "1-1000, default 100"), ("before", "entries with a smaller id")]),
     r!(Get "/api/v1/log-level", A, "ops", "The log filter in force", get(get_log_level)),
     r!(Put "/api/v1/log-level", A, "ops", "Change the log filter at run time", put(set_log_level), body = LogLevelBody),
+    r!(Get "/api/v1/places", V, "places", "Devices placed on the township map (kind, id, x/y on the drawing, lon/lat)", get(places::list)),
+    r!(Put "/api/v1/places/{id}", T, "places", "Place a camera or speaker on the map by x/y (0..1) or lon/lat (audited)", put(places::put), body = places::PlaceBody),
+    r!(Delete "/api/v1/places/{id}", T, "places", "Take a device off the map (audited)", delete(places::delete), query = &[("kind", "camera (default) | speaker")]),
+    r!(Get "/api/v1/alarm-acks", V, "cameras", "Acknowledged alarms, newest first", get(alarms::acks), query = &[("limit", "1-1000, default 500")]),
+    r!(Post "/api/v1/alarms/{id}/ack", O, "cameras", "Acknowledge a camera's current alarm with a note (audited; the first acknowledgement stands)", post(alarms::ack), body = alarms::AckBody),
+    r!(Get "/api/v1/cameras/{id}/trends", V, "cameras", "A camera's fps, bitrate, loss, clock offset and availability, downsampled", get(trends::camera), query = &[("range", "24h (default, 15 min buckets) | 7d (2 h buckets)")]),
+    r!(Get "/api/v1/trends/villages", V, "cameras", "Each village's camera availability per day", get(trends::villages), query = &[("days", "1-90, default 30")]),
+    r!(Get "/api/v1/trends/broadcasts", V, "broadcasts", "Broadcasts per week by final state", get(trends::broadcasts), query = &[("weeks", "1-52, default 12")]),
 ];
 
 /// Finds the route for a method and matched path.

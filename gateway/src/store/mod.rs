@@ -25,6 +25,8 @@
 //! | [`users`] | dashboard and API users (argon2id hashes, roles) |
 //! | [`sessions`] | browser sessions and bearer API tokens (digests only) |
 //! | [`audit`] | the audit log |
+//! | [`places`] | devices' places on the map, acknowledged alarms (component `dashboard`) |
+//! | `trends` | downsampled health history and broadcast outcomes for charts |
 
 pub mod audit;
 mod credential_groups;
@@ -35,12 +37,14 @@ pub mod history;
 pub mod lists;
 pub mod migrations;
 mod poll_targets;
+pub mod places;
 pub mod secrets;
 pub mod sessions;
 pub mod speakers;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod township;
+mod trends;
 pub mod users;
 pub mod villages;
 
@@ -193,6 +197,7 @@ impl Store {
         apply_migrations(&mut conn, "inventory", MIGRATIONS)?;
         apply_migrations(&mut conn, "health", HEALTH_MIGRATIONS)?;
         apply_migrations(&mut conn, "list_indexes", lists::LIST_INDEX_MIGRATIONS)?;
+        apply_migrations(&mut conn, "dashboard", places::MIGRATIONS)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             key: Arc::new(key),

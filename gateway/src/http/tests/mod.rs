@@ -201,6 +201,7 @@ async fn login(app: &Router, user: &str, pw: &str) -> (String, String) {
 /// → 400 with a message, an oversized body → 413.
 mod access;
 mod credential_groups;
+mod dashboard;
 mod inbox;
 mod lists;
 mod live;
