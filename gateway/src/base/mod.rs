@@ -8,6 +8,7 @@
 //! | [`live`] | the live hub: health and broadcast events fanned out to dashboards over SSE |
 //! | [`logging`] | tracing setup (stderr, plain or JSON, `TGW_LOG`) and the runtime log-level handle |
 //! | [`metrics`] | the Prometheus registry and every metric family (`docs/metrics.md`) |
+//! | [`metrics_ops`] | the uplink, broadcast, speaker-test and process families |
 //! | [`shutdown`] | SIGINT/SIGTERM: the shutdown signal and a token cancelled by it |
 
 pub mod clock;
@@ -16,4 +17,5 @@ pub mod error;
 pub mod live;
 pub mod logging;
 pub mod metrics;
+pub mod metrics_ops;
 pub mod shutdown;

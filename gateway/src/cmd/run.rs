@@ -171,7 +171,10 @@ pub async fn run(
     let mut bcast = crate::broadcast::runtime::start_for_daemon(
         &cfg,
         &sh.store,
-        Arc::new(sh.publisher.clone()),
+        Arc::new(crate::broadcast::metered::Metered {
+            inner: Arc::new(sh.publisher.clone()),
+            metrics: sh.metrics.clone(),
+        }),
         live.clone(),
         opts.interfaces.first().copied(),
         sh.shutdown.clone(),
