@@ -9,7 +9,8 @@
 //! | [`logging`] | tracing setup (stderr, plain or JSON, `TGW_LOG`) and the runtime log-level handle |
 //! | [`metrics`] | the Prometheus registry and every metric family (`docs/metrics.md`) |
 //! | [`metrics_ops`] | the uplink, broadcast, speaker-test and process families |
-//! | [`shutdown`] | SIGINT/SIGTERM: the shutdown signal and a token cancelled by it |
+//! | [`notify`] | systemd's `sd_notify`: `READY=1`, `WATCHDOG=1`, `RELOADING=1`, `STOPPING=1` |
+//! | [`shutdown`] | SIGINT/SIGTERM: the shutdown signal and a token cancelled by it; SIGHUP: reload |
 
 pub mod clock;
 pub mod disk;
@@ -18,4 +19,5 @@ pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_ops;
+pub mod notify;
 pub mod shutdown;

@@ -7,6 +7,7 @@
 //! | [`run`] | `tgw run`: the long-lived gateway, its loops and their shutdown |
 //! | [`demo`] | `tgw demo`: the simulated township and the gateway in one process |
 //! | `check_config` | `tgw check-config` |
+//! | `reload` | live reloads (SIGHUP, `cmd/reload`): which keys apply, which are refused |
 //! | `sim` | `tgw sim`: the device simulator until stopped |
 //! | `discover` | `tgw discover`: WS-Discovery and SSDP sweeps |
 //! | `probe` | `tgw probe camera\|rtsp` |
@@ -39,6 +40,7 @@ mod discover;
 mod input;
 mod output;
 mod probe;
+mod reload;
 mod schedule;
 mod schedule_view;
 mod sim;
