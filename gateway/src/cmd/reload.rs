@@ -110,6 +110,34 @@ pub fn diff(old: &BTreeMap<String, toml::Value>, new: &BTreeMap<String, toml::Va
     d
 }
 
+/// After the reloadable parts of `new` were applied: sets `log.level` when
+/// it changed and logs what was applied and what was refused (by key).
+pub fn report(reloader: Option<&Reloader>, new: &crate::config::Config) {
+    let Some(r) = reloader else {
+        tracing::info!("configuration reloaded (township, credential groups)");
+        return;
+    };
+    match r.compare() {
+        Ok(d) => {
+            if d.applied.iter().any(|k| k == "log.level")
+                && let Some(h) = crate::base::logging::log_level_handle()
+                && let Err(e) = h.set(&new.log.level)
+            {
+                tracing::warn!(error = %e, "log.level not applied");
+            }
+            tracing::info!(applied = %d.applied.join(", "), "configuration reloaded");
+            if !d.refused.is_empty() {
+                tracing::warn!(
+                    keys = %d.refused.join(", "),
+                    "configuration reload refused for keys that need a restart; the running values stay in force: {}",
+                    d.refused.join(", ")
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "configuration reload failed"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,33 +190,5 @@ listen = "127.0.0.1:8080"
         let e = r.compare().unwrap_err().to_string();
         assert!(e.contains("gateway.toml: cannot read"), "{e}");
         assert!(Reloader::new(None).is_none());
-    }
-}
-
-/// After the reloadable parts of `new` were applied: sets `log.level` when
-/// it changed and logs what was applied and what was refused (by key).
-pub fn report(reloader: Option<&Reloader>, new: &crate::config::Config) {
-    let Some(r) = reloader else {
-        tracing::info!("configuration reloaded (township, credential groups)");
-        return;
-    };
-    match r.compare() {
-        Ok(d) => {
-            if d.applied.iter().any(|k| k == "log.level")
-                && let Some(h) = crate::base::logging::log_level_handle()
-                && let Err(e) = h.set(&new.log.level)
-            {
-                tracing::warn!(error = %e, "log.level not applied");
-            }
-            tracing::info!(applied = %d.applied.join(", "), "configuration reloaded");
-            if !d.refused.is_empty() {
-                tracing::warn!(
-                    keys = %d.refused.join(", "),
-                    "configuration reload refused for keys that need a restart; the running values stay in force: {}",
-                    d.refused.join(", ")
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %format!("{e:#}"), "configuration reload failed"),
     }
 }
