@@ -419,3 +419,129 @@ fn compose_file_and_board_parse() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+/// `tgw` with `stdin_text` on stdin; returns (success, stdout + stderr).
+fn tgw_stdin(args: &[&std::ffi::OsStr], stdin_text: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut c = tgw()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tgw");
+    if let Some(mut s) = c.stdin.take() {
+        let _ = s.write_all(stdin_text.as_bytes());
+    }
+    let out = c.wait_with_output().expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn backup_of_a_running_gateway_restores_elsewhere() {
+    use std::ffi::OsStr;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(&cfg, config(dir.path(), &http, "info")).expect("cfg");
+    let token = api_token_as(&cfg, "alice", "admin");
+    let mut run = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tgw run");
+    wait_for(Duration::from_secs(30), "the gateway", || {
+        http_get(&http, "/healthz")
+    });
+    let (code, users) = http_get_as(&http, "/api/v1/users", Some(&token)).expect("users");
+    assert_eq!(code, 200, "{users}");
+
+    // Backup while it runs, encrypted.
+    let archive = dir.path().join("tgw.bak");
+    let (ok, text) = tgw_stdin(
+        &[
+            OsStr::new("backup"),
+            OsStr::new("--config"),
+            cfg.as_os_str(),
+            OsStr::new("--out"),
+            archive.as_os_str(),
+            OsStr::new("--passphrase-stdin"),
+        ],
+        "backup-pass-1\n",
+    );
+    assert!(ok, "{text}");
+    let _ = run.kill();
+    let _ = run.wait();
+    let mode = std::fs::metadata(&archive)
+        .expect("archive")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let bytes = std::fs::read(&archive).expect("read");
+    assert!(
+        !bytes.windows(5).any(|w| w == b"alice"),
+        "the archive is encrypted"
+    );
+
+    let restore = |file: &std::path::Path, target: &std::path::Path, pass: &str, force: bool| {
+        let mut args = vec![
+            OsStr::new("restore"),
+            file.as_os_str(),
+            OsStr::new("--data-dir"),
+            target.as_os_str(),
+            OsStr::new("--passphrase-stdin"),
+        ];
+        if force {
+            args.push(OsStr::new("--force"));
+        }
+        tgw_stdin(&args, &format!("{pass}\n"))
+    };
+    let new_dir = dir.path().join("elsewhere");
+    let (ok, text) = restore(&archive, &new_dir, "not-it", false);
+    assert!(!ok && text.contains("wrong passphrase"), "{text}");
+    let cut = dir.path().join("cut.bak");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("cut");
+    let (ok, text) = restore(&cut, &new_dir, "backup-pass-1", false);
+    assert!(!ok && text.contains("truncated"), "{text}");
+    assert!(!text.contains("backup-pass-1"), "no passphrase in errors");
+    let (ok, text) = restore(&archive, &dir.path().join("data"), "backup-pass-1", false);
+    assert!(!ok && text.contains("not empty"), "{text}");
+    let (ok, text) = restore(&archive, &new_dir, "backup-pass-1", false);
+    assert!(ok, "{text}");
+
+    // A gateway on the restored directory knows the same users and tokens.
+    let http2 = format!("127.0.0.1:{}", free_tcp_port());
+    let cfg2 = dir.path().join("restored.toml");
+    std::fs::write(
+        &cfg2,
+        config(dir.path(), &http2, "info").replace(
+            &dir.path().join("data").display().to_string(),
+            &new_dir.display().to_string(),
+        ),
+    )
+    .expect("cfg2");
+    let mut run2 = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg2)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tgw run");
+    wait_for(Duration::from_secs(30), "the restored gateway", || {
+        http_get(&http2, "/healthz")
+    });
+    let (code, users2) = http_get_as(&http2, "/api/v1/users", Some(&token)).expect("users");
+    let _ = run2.kill();
+    let _ = run2.wait();
+    assert_eq!(code, 200, "the old token works: {users2}");
+    assert_eq!(users2, users);
+}

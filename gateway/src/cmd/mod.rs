@@ -7,6 +7,7 @@
 //! | [`run`] | `tgw run`: the long-lived gateway, its loops and their shutdown |
 //! | [`demo`] | `tgw demo`: the simulated township and the gateway in one process |
 //! | `check_config` | `tgw check-config` |
+//! | `backup` | `tgw backup`, `tgw restore`: the store, key and config in one archive |
 //! | `reload` | live reloads (SIGHUP, `cmd/reload`): which keys apply, which are refused |
 //! | `sim` | `tgw sim`: the device simulator until stopped |
 //! | `discover` | `tgw discover`: WS-Discovery and SSDP sweeps |
@@ -33,6 +34,7 @@ use crate::config::{Config, LogFormat};
 pub mod demo;
 pub mod run;
 
+mod backup;
 mod broadcast;
 mod check_config;
 mod devices;
@@ -101,6 +103,12 @@ enum Cmd {
     /// (docs/warnings.md).
     #[command(subcommand)]
     Broadcast(broadcast::BroadcastCmd),
+    /// Back up a gateway's store, secret key and configuration into one
+    /// archive (mode 0600, optionally encrypted); safe while it runs.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a data directory (runs the migrations of this
+    /// version).
+    Restore(backup::RestoreArgs),
     /// The status ladder and verdict of every camera, from a running gateway.
     Status {
         /// The gateway's HTTP address (default: from --config, else 127.0.0.1:8080).
@@ -190,5 +198,7 @@ async fn dispatch(cmd: Cmd, clock: std::sync::Arc<dyn Clock>) -> anyhow::Result<
         Cmd::Status { url, config, json } => status::status(url, config, json).await,
         Cmd::Schedule(c) => schedule::schedule_cmd(c, clock.as_ref()),
         Cmd::Broadcast(c) => broadcast::broadcast_cmd(c, clock.as_ref()),
+        Cmd::Backup(a) => backup::backup(a).map(|()| ExitCode::SUCCESS),
+        Cmd::Restore(a) => backup::restore(a).map(|()| ExitCode::SUCCESS),
     }
 }

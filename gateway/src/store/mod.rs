@@ -27,6 +27,7 @@
 //! | [`audit`] | the audit log |
 
 pub mod audit;
+pub mod backup;
 mod credential_groups;
 pub mod credentials;
 pub mod data_dir;
