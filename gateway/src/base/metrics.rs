@@ -81,6 +81,8 @@ pub struct OutboxStats {
     pub oldest_age_secs: f64,
     /// Messages lost to failed commits (disk full, I/O) since start.
     pub commit_errors: u64,
+    /// The uplink's connection and delivery counters (issue 16).
+    pub uplink: super::metrics_ops::UplinkStats,
 }
 
 /// Reads the outbox figures at scrape time.
@@ -124,6 +126,10 @@ pub struct Metrics {
     /// The disk watchdog's level and last reading (shared with the
     /// watchdog, `/readyz` and the writers that thin optional writes).
     disk: DiskState,
+    /// Broadcasts, horn outcomes, start skew, speaker tests (issue 16).
+    pub broadcasts: super::metrics_ops::BroadcastFamilies,
+    uplink: super::metrics_ops::UplinkFamilies,
+    process: super::metrics_ops::ProcessFamilies,
 }
 
 /// The outbox families and where their values come from.
@@ -223,6 +229,9 @@ impl Metrics {
         );
         let outbox = Outbox::register(&mut r);
         let disk_gauges = DiskGauges::register(&mut r);
+        let broadcasts = super::metrics_ops::BroadcastFamilies::register(&mut r);
+        let uplink = super::metrics_ops::UplinkFamilies::register(&mut r);
+        let process = super::metrics_ops::ProcessFamilies::register(&mut r);
         Self {
             registry: Mutex::new(r),
             checks,
@@ -241,6 +250,9 @@ impl Metrics {
             outbox,
             disk_gauges,
             disk: DiskState::default(),
+            broadcasts,
+            uplink,
+            process,
         }
     }
 
@@ -364,7 +376,11 @@ impl Metrics {
             }
             self.unchecked.set(unchecked);
         }
-        self.outbox.refresh();
+        if let Some(s) = self.outbox.refresh() {
+            self.uplink.refresh(&s.uplink);
+        }
+        self.process
+            .refresh(super::metrics_ops::ProcessStats::read());
         self.disk_gauges.refresh(&self.disk);
         let mut out = String::new();
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -412,13 +428,13 @@ impl Outbox {
         o
     }
 
-    fn refresh(&self) {
+    fn refresh(&self) -> Option<OutboxStats> {
         let source = self
             .source
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let Some(source) = source else { return };
+        let source = source?;
         let s = source();
         for (class, n) in &s.messages {
             self.messages
@@ -434,6 +450,7 @@ impl Outbox {
         if s.commit_errors > seen {
             self.commit_errors.inc_by(s.commit_errors - seen);
         }
+        Some(s)
     }
 }
 
@@ -565,6 +582,7 @@ mod tests {
             bytes: 123_456,
             oldest_age_secs: 42.5,
             commit_errors: e2.load(std::sync::atomic::Ordering::Relaxed),
+            ..Default::default()
         }));
         let text = m.encode();
         for want in [

@@ -8,7 +8,9 @@
 //! | [`live`] | the live hub: health and broadcast events fanned out to dashboards over SSE |
 //! | [`logging`] | tracing setup (stderr, plain or JSON, `TGW_LOG`) and the runtime log-level handle |
 //! | [`metrics`] | the Prometheus registry and every metric family (`docs/metrics.md`) |
-//! | [`shutdown`] | SIGINT/SIGTERM: the shutdown signal and a token cancelled by it |
+//! | [`metrics_ops`] | the uplink, broadcast, speaker-test and process families |
+//! | [`notify`] | systemd's `sd_notify`: `READY=1`, `WATCHDOG=1`, `RELOADING=1`, `STOPPING=1` |
+//! | [`shutdown`] | SIGINT/SIGTERM: the shutdown signal and a token cancelled by it; SIGHUP: reload |
 
 pub mod clock;
 pub mod disk;
@@ -16,4 +18,6 @@ pub mod error;
 pub mod live;
 pub mod logging;
 pub mod metrics;
+pub mod metrics_ops;
+pub mod notify;
 pub mod shutdown;

@@ -1,5 +1,5 @@
-//! Stopping on SIGINT (Ctrl-C) or SIGTERM: the one place that listens for
-//! the signals. `tgw run`, `tgw demo`, `tgw sim` and `tgw speaker test`
+//! Stopping on SIGINT (Ctrl-C) or SIGTERM, reloading on SIGHUP: the one
+//! place that listens for the signals. `tgw run`, `tgw demo`, `tgw sim` and `tgw speaker test`
 //! stop on them; everything else stops on a [`CancellationToken`].
 
 use tokio_util::sync::CancellationToken;
@@ -33,4 +33,28 @@ pub fn cancel_on_signal() -> CancellationToken {
         tracing::info!("shutting down");
     });
     token
+}
+
+/// Calls `on_hup` for every SIGHUP until `stop` is cancelled (`tgw run`:
+/// reload the configuration). Must be called inside a tokio runtime; if the
+/// handler cannot be installed, SIGHUP keeps its default and that is logged.
+pub fn on_sighup(stop: CancellationToken, on_hup: impl Fn() + Send + 'static) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with cmd/reload instead");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                s = hup.recv() => match s {
+                    Some(()) => on_hup(),
+                    None => break,
+                },
+            }
+        }
+    });
 }

@@ -9,12 +9,14 @@
 //! | [`render`] | a programme → PCM segments (one per repeat), the built-in chime, volume |
 //! | [`record`] | broadcasts, per-horn reports, fired occurrences, timetable versions, CAP alerts in SQLite |
 //! | [`feeds`] | polling CAP feeds over HTTP (a CAP document or an Atom feed of them) |
+//! | [`metered`] | a `ReportSink` that counts horn and broadcast reports in `/metrics` |
 //! | [`runtime`] | the task that owns the engine, scheduler and warning desk and drives the horns |
 
 pub use tgw_core::broadcast::*;
 
 pub mod audio;
 pub mod feeds;
+pub mod metered;
 pub mod record;
 pub mod render;
 pub mod runtime;

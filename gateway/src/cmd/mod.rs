@@ -7,6 +7,8 @@
 //! | [`run`] | `tgw run`: the long-lived gateway, its loops and their shutdown |
 //! | [`demo`] | `tgw demo`: the simulated township and the gateway in one process (with `demo_seed`: horns, timetable, inbox; `demo_banner`: where to look) |
 //! | `check_config` | `tgw check-config` |
+//! | `backup` | `tgw backup`, `tgw restore`: the store, key and config in one archive |
+//! | `reload` | live reloads (SIGHUP, `cmd/reload`): which keys apply, which are refused |
 //! | `sim` | `tgw sim`: the device simulator until stopped |
 //! | `discover` | `tgw discover`: WS-Discovery and SSDP sweeps |
 //! | `probe` | `tgw probe camera\|rtsp` |
@@ -36,6 +38,7 @@ pub mod run;
 mod demo_banner;
 mod demo_seed;
 
+mod backup;
 mod broadcast;
 mod camera;
 mod check_config;
@@ -44,6 +47,7 @@ mod discover;
 mod input;
 mod output;
 mod probe;
+mod reload;
 mod schedule;
 mod schedule_view;
 mod sim;
@@ -107,6 +111,12 @@ enum Cmd {
     /// Cameras: set their clocks (technicians; audited).
     #[command(subcommand)]
     Camera(camera::CameraCmd),
+    /// Back up a gateway's store, secret key and configuration into one
+    /// archive (mode 0600, optionally encrypted); safe while it runs.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a data directory (runs the migrations of this
+    /// version).
+    Restore(backup::RestoreArgs),
     /// The status ladder and verdict of every camera, from a running gateway.
     Status {
         /// The gateway's HTTP address (default: from --config, else 127.0.0.1:8080).
@@ -202,5 +212,7 @@ async fn dispatch(cmd: Cmd, clock: std::sync::Arc<dyn Clock>) -> anyhow::Result<
         Cmd::Status { url, config, json } => status::status(url, config, json).await,
         Cmd::Schedule(c) => schedule::schedule_cmd(c, clock.as_ref()),
         Cmd::Broadcast(c) => broadcast::broadcast_cmd(c, clock.as_ref()),
+        Cmd::Backup(a) => backup::backup(a).map(|()| ExitCode::SUCCESS),
+        Cmd::Restore(a) => backup::restore(a).map(|()| ExitCode::SUCCESS),
     }
 }

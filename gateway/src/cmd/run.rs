@@ -114,6 +114,8 @@ struct Shared {
 struct Requests {
     rediscover: Arc<Notify>,
     reload: Arc<Notify>,
+    /// The file as running, to name keys a reload cannot apply.
+    reloader: Option<Arc<super::reload::Reloader>>,
 }
 
 type Tasks = tokio::task::JoinSet<anyhow::Result<()>>;
@@ -133,7 +135,15 @@ pub async fn run(
     let mut tasks = Tasks::new();
     // [http/live] Health events for dashboards (SSE); also the poller's sink.
     let live = crate::base::live::LiveHub::default();
-    let requests = Requests::default();
+    let requests = Requests {
+        reloader: super::reload::Reloader::new(cfg.source.as_deref()).map(Arc::new),
+        ..Requests::default()
+    };
+    let reload_now = requests.reload.clone();
+    crate::base::shutdown::on_sighup(shutdown.clone(), move || {
+        tracing::info!("SIGHUP: reloading the configuration");
+        reload_now.notify_one();
+    });
     let broadcasts_cell = Arc::new(std::sync::OnceLock::new());
 
     // The uplink to the governance centre, when [mqtt] is configured.
@@ -178,7 +188,10 @@ pub async fn run(
     let mut bcast = crate::broadcast::runtime::start_for_daemon(
         &cfg,
         &sh.store,
-        Arc::new(sh.publisher.clone()),
+        Arc::new(crate::broadcast::metered::Metered {
+            inner: Arc::new(sh.publisher.clone()),
+            metrics: sh.metrics.clone(),
+        }),
         live.clone(),
         opts.interfaces.first().copied(),
         sh.shutdown.clone(),
@@ -214,7 +227,28 @@ pub async fn run(
         bcast.broadcasts.clone(),
     );
 
+    // The store, HTTP and the uplink (its outbox; the broker may still be
+    // unreachable) are up: tell systemd, then keep its watchdog fed.
+    let notifier = crate::base::notify::Notifier::from_env();
+    notifier.notify("READY=1");
+    if let Some(every) = notifier.watchdog_every() {
+        let (n, sd) = (notifier.clone(), sh.shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = sd.cancelled() => break,
+                    _ = tick.tick() => {
+                        n.notify("WATCHDOG=1");
+                        tracing::debug!("watchdog ping");
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
     sh.shutdown.cancelled().await;
+    notifier.notify("STOPPING=1");
     // Give tasks a moment to stop on the token, then abort the rest.
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), drain)
@@ -509,7 +543,7 @@ fn spawn_rounds(
                 _ = tick.tick() => {}
                 _ = requests.rediscover.notified() => tracing::info!("rediscovery requested"),
                 _ = requests.reload.notified() => {
-                    reload(cfg, &sh.store, &broadcasts).await;
+                    reload(cfg, &sh.store, &broadcasts, requests.reloader.as_deref()).await;
                     continue;
                 }
             }
@@ -560,9 +594,14 @@ fn spawn_rounds(
 /// `cmd/reload` from the centre: the township tree and credential groups
 /// from the configuration file, and the timetable file; a failure keeps
 /// the running ones.
-async fn reload(cfg: &Config, store: &Store, broadcasts: &Broadcasts) {
+async fn reload(
+    cfg: &Config,
+    store: &Store,
+    broadcasts: &Broadcasts,
+    reloader: Option<&super::reload::Reloader>,
+) {
     match reload_config(cfg, store) {
-        Ok(()) => tracing::info!("configuration reloaded (township, credential groups)"),
+        Ok(new) => super::reload::report(reloader, &new),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "configuration reload failed; keeping the running one")
         }
@@ -592,7 +631,7 @@ fn publish_meta(store: &Store, publisher: &Publisher, id: &str) {
 
 /// Re-reads the configuration file the gateway was started with and applies
 /// what can change at run time: the township tree and credential groups.
-fn reload_config(running: &Config, store: &Store) -> anyhow::Result<()> {
+fn reload_config(running: &Config, store: &Store) -> anyhow::Result<Config> {
     let path = running
         .source
         .as_ref()
@@ -610,5 +649,5 @@ fn reload_config(running: &Config, store: &Store) -> anyhow::Result<()> {
             g.priority,
         )?;
     }
-    Ok(())
+    Ok(cfg)
 }

@@ -267,6 +267,11 @@ pub(super) async fn speaker_test(
     });
     scrub(&mut v, &secret);
     st.speaker_tests.set_last(&id, v.clone());
+    st.metrics.broadcasts.speaker_test(if ok {
+        "ok"
+    } else {
+        rep.error_kind.as_deref().unwrap_or("failed")
+    });
     let summary = serde_json::json!({
         "tone_hz": b.tone_hz, "seconds": b.seconds, "answered": v["answered"],
         "packets": v["packets"], "skew_ms": v["skew_ms"], "error_kind": v["error_kind"], "error": v["errors"].get(0),

@@ -29,6 +29,7 @@
 //! | `trends` | downsampled health history and broadcast outcomes for charts |
 
 pub mod audit;
+pub mod backup;
 mod credential_groups;
 pub mod credentials;
 pub mod data_dir;

@@ -93,6 +93,8 @@ pub struct Metrics {
     /// Sessions lost to an incoming packet over `max_packet_bytes` (each
     /// also counts in `connection_errors`).
     pub oversized: AtomicU64,
+    /// Evictions per class, indexed by `Class as usize` (sum: `evicted`).
+    pub evicted_by_class: [AtomicU64; 4],
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -185,6 +187,28 @@ impl Metrics {
             bytes: s.bytes,
             oldest_age_secs,
             commit_errors: s.commit_errors,
+            uplink: crate::base::metrics_ops::UplinkStats {
+                connected: s.connected,
+                connections: s.connections,
+                connection_errors: s.connection_errors,
+                accepted: s.accepted,
+                rejected: vec![
+                    ("channel", s.rejected_channel),
+                    ("invalid", s.rejected_invalid),
+                    ("budget", s.rejected_budget),
+                ],
+                published: s.sent,
+                resent: s.resent,
+                acked: s.acked,
+                evicted: Class::ALL
+                    .iter()
+                    .map(|c| {
+                        let n = self.evicted_by_class[*c as usize].load(Ordering::Relaxed);
+                        (c.as_str(), n)
+                    })
+                    .collect(),
+                commands: s.commands,
+            },
         }
     }
 }

@@ -105,6 +105,14 @@ pub(crate) fn start_writer(
     ))
 }
 
+/// Evictions of one commit: the total and per class.
+fn count_evictions(m: &Metrics, out: &AcceptOutcome) {
+    m.evicted.fetch_add(out.evicted_total(), Ordering::Relaxed);
+    for (n, by_class) in out.evicted.iter().zip(&m.evicted_by_class) {
+        by_class.fetch_add(*n, Ordering::Relaxed);
+    }
+}
+
 fn publish_depth(m: &Metrics, d: &Depth) {
     m.depth.store(d.rows, Ordering::Relaxed);
     m.bytes.store(d.bytes, Ordering::Relaxed);
@@ -210,7 +218,7 @@ impl Writer {
                 m.acked.fetch_add(n_acks, Ordering::Relaxed);
                 m.accepted.fetch_add(out.accepted, Ordering::Relaxed);
                 m.coalesced.fetch_add(out.coalesced, Ordering::Relaxed);
-                m.evicted.fetch_add(out.evicted_total(), Ordering::Relaxed);
+                count_evictions(m, &out);
                 m.rejected_budget.fetch_add(out.refused, Ordering::Relaxed);
                 if out.evicted_total() > 0 || out.refused > 0 {
                     self.evicted_total += out.evicted_total();
@@ -279,9 +287,7 @@ impl Writer {
             self.metrics
                 .accepted
                 .fetch_add(o.accepted, Ordering::Relaxed);
-            self.metrics
-                .evicted
-                .fetch_add(o.evicted_total(), Ordering::Relaxed);
+            count_evictions(&self.metrics, &o);
         }
     }
 
@@ -335,5 +341,58 @@ pub(crate) fn new_message(
         ts: now.format(&Rfc3339).unwrap_or_default(),
         accepted_ms: utc_to_ms(now),
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Evictions are counted per class where the writer commits them
+    /// (`tgw_outbox_evicted_total{class}`), summing to the total.
+    #[test]
+    fn evictions_are_counted_by_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let clock = crate::base::clock::system();
+        let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(200));
+        let (thread, handle) = start_writer(
+            &dir.path().join("outbox.db"),
+            2_000,
+            false,
+            metrics.clone(),
+            clock.clone(),
+        )
+        .unwrap();
+        for i in 0..30 {
+            let m = new_message(
+                clock.as_ref(),
+                format!("camera/c{i}/event"),
+                Class::History,
+                false,
+                None,
+                body.clone(),
+            );
+            handle.pub_tx.try_send(m).unwrap();
+        }
+        drop(handle);
+        thread.join().unwrap();
+        let by_class: Vec<u64> = metrics
+            .evicted_by_class
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
+        let history = by_class[Class::History as usize];
+        assert!(history > 0, "history rows were evicted: {by_class:?}");
+        assert_eq!(
+            by_class.iter().sum::<u64>(),
+            metrics.evicted.load(Ordering::Relaxed)
+        );
+        let stats = metrics.outbox_stats(clock.as_ref());
+        assert!(
+            stats.uplink.evicted.contains(&("history", history)),
+            "{:?}",
+            stats.uplink.evicted
+        );
     }
 }

@@ -67,6 +67,12 @@ async fn speaker_test_plays_a_tone_and_is_audited() {
         "{v}"
     );
     assert!(rx.await.unwrap() >= 50, "the horn received the tone");
+    let m = call(&fx.app, Method::GET, "/metrics", Auth::None, None).await;
+    assert!(
+        m.body.contains(r#"tgw_speaker_tests_total{result="ok"} 1"#),
+        "the test is counted: {}",
+        m.body
+    );
     let list = call(
         &fx.app,
         Method::GET,
