@@ -61,7 +61,7 @@ pids+=($gw)
 url="http://127.0.0.1:$port/api/v1/cameras"
 auth="Authorization: Bearer $token"
 for i in $(seq 1 240); do
-  count=$(curl -s -o /dev/null -D - -H "$auth" "$url?per_page=1" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-total-count"{print $2}')
+  count=$(curl -s -o /dev/null -D - -H "$auth" "$url?per_page=1" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-total-count"{print $2}' || true)
   [ "${count:-0}" -ge "$n" ] && break
   sleep 0.5
 done
@@ -74,12 +74,12 @@ measure() { # label, path
   a=$(cpu_ms)
   for i in $(seq 1 "$reqs"); do curl -s -o /dev/null -H "$auth" "$2"; done
   b=$(cpu_ms)
-  echo "$1: $reqs requests, gateway CPU $((b - a)) ms ($(awk -v d=$((b - a)) -v r="$reqs" 'BEGIN{printf "%.2f", d/r}') ms each)"
+  echo "$1: $reqs requests, gateway CPU $((b - a)) ms ($(awk -v d=$((b - a)) -v r="$reqs" 'BEGIN{printf "%.2f", d/r}') ms each)" >&2
   echo $((b - a))
 }
-full=$(measure "full list ($n)" "$url" | tee /dev/stderr | tail -1)
-page=$(measure "page of 50 (page 7)" "$url?per_page=50&page=7" | tee /dev/stderr | tail -1)
-idle=$(measure "idle baseline (/healthz)" "http://127.0.0.1:$port/healthz" | tee /dev/stderr | tail -1)
+full=$(measure "full list ($n)" "$url")
+page=$(measure "page of 50 (page 7)" "$url?per_page=50&page=7")
+idle=$(measure "idle baseline (/healthz)" "http://127.0.0.1:$port/healthz")
 awk -v f="$full" -v p="$page" -v i="$idle" 'BEGIN{printf "page / full: %.1f %% (minus the /healthz baseline: %.1f %%)\n", 100*p/f, 100*(p-i)/((f-i)>0?(f-i):1)}'
 plain=$(curl -s -H "$auth" "$url" | wc -c)
 gz=$(curl -s -H "$auth" -H 'Accept-Encoding: gzip' "$url" | wc -c)
