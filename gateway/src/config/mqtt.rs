@@ -17,8 +17,15 @@ use super::{Config, ConfigError};
 #[serde(deny_unknown_fields)]
 pub struct MqttSection {
     /// Broker URL: `mqtt://HOST:PORT` (plain TCP, default port 1883) or
-    /// `mqtts://HOST:PORT` (TLS, default port 8883). Required.
-    pub url: String,
+    /// `mqtts://HOST:PORT` (TLS, default port 8883). This or `urls` is
+    /// required.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Several brokers (the nodes of a cluster, or a standby), tried in
+    /// turn: the next one after a failed connect or a lost connection
+    /// (`docs/fleet.md`). Instead of `url`; 1-16 entries. Default: none.
+    #[serde(default)]
+    pub urls: Vec<String>,
     /// MQTT client id. Default: `tgw-{site}-{gateway id}`.
     #[serde(default)]
     pub client_id: Option<String>,
@@ -88,7 +95,11 @@ pub struct MqttSection {
 impl fmt::Debug for MqttSection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MqttSection")
-            .field("url", &redact_url(&self.url))
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
             .field("client_id", &self.client_id)
             .field("username", &self.username)
             .field("password_env", &self.password_env)
@@ -123,10 +134,47 @@ pub struct BrokerUrl {
     pub tls: bool,
 }
 
+/// Most brokers in `mqtt.urls`.
+pub const MAX_BROKERS: usize = 16;
+
 impl MqttSection {
-    /// Parses `url`.
+    /// The first broker of [`brokers`](Self::brokers).
     pub fn broker(&self) -> Result<BrokerUrl> {
-        parse_broker_url(&self.url)
+        self.brokers()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::invalid("give `url` or `urls`"))
+    }
+
+    /// Parses `url`, or every entry of `urls`, in order; refuses both,
+    /// neither, more than [`MAX_BROKERS`] and the same broker twice.
+    pub fn brokers(&self) -> Result<Vec<BrokerUrl>> {
+        let list: Vec<&str> = match (&self.url, self.urls.is_empty()) {
+            (Some(u), true) => vec![u.as_str()],
+            (None, false) => self.urls.iter().map(String::as_str).collect(),
+            (Some(_), false) => {
+                return Err(Error::invalid("give `url` or `urls`, not both"));
+            }
+            (None, true) => return Err(Error::invalid("give `url` or `urls`")),
+        };
+        if list.len() > MAX_BROKERS {
+            return Err(Error::invalid(format!(
+                "{} brokers in `urls`; at most {MAX_BROKERS}",
+                list.len()
+            )));
+        }
+        let mut out: Vec<BrokerUrl> = Vec::with_capacity(list.len());
+        for u in list {
+            let b = parse_broker_url(u)?;
+            if out.iter().any(|o| o.host == b.host && o.port == b.port) {
+                return Err(Error::invalid(format!(
+                    "`{}` is in `urls` twice",
+                    redact_url(u)
+                )));
+            }
+            out.push(b);
+        }
+        Ok(out)
     }
 
     /// Resolves the password from `password_env`, if any.
@@ -266,14 +314,16 @@ impl Config {
                 None => format!("{origin}: mqtt.{key}: {msg}"),
             })
         };
-        let url = m.broker().map_err(|e| at("url", e.to_string()))?;
-        if url.tls && m.ca_file.is_none() {
-            return Err(at("url", "mqtts:// needs `ca_file`".into()));
+        let key = if m.url.is_some() { "url" } else { "urls" };
+        let brokers = m.brokers().map_err(|e| at(key, e.to_string()))?;
+        let tls = brokers.iter().any(|b| b.tls);
+        if tls && m.ca_file.is_none() {
+            return Err(at(key, "mqtts:// needs `ca_file`".into()));
         }
-        if !url.tls && (m.ca_file.is_some() || m.client_cert_file.is_some()) {
+        if !tls && (m.ca_file.is_some() || m.client_cert_file.is_some()) {
             return Err(at(
                 "ca_file",
-                "TLS files are given but the url is not mqtts://".into(),
+                "TLS files are given but no broker url is mqtts://".into(),
             ));
         }
         if m.client_cert_file.is_some() != m.client_key_file.is_some() {
