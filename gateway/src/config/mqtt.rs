@@ -86,6 +86,15 @@ pub struct MqttSection {
         deserialize_with = "de_reconnect_max"
     )]
     pub reconnect_max_secs: Duration,
+    /// QoS of the command subscription (`cmd/+`), 0 or 1. RabbitMQ keeps a
+    /// clean session's QoS 1 subscription in a durable queue on the node the
+    /// gateway was connected to: when that node dies, no other node accepts
+    /// the subscription until it is back, and the gateway cannot connect
+    /// anywhere. With a RabbitMQ cluster set `0` (a transient queue; the
+    /// centre repeats a command that got no reply), see `docs/fleet.md`.
+    /// Default: `1`.
+    #[serde(default = "default_command_qos", deserialize_with = "de_command_qos")]
+    pub command_qos: u8,
     /// fsync every outbox commit (SQLite `synchronous=FULL`), so accepted
     /// messages survive a power cut and not only a crash. Default: `true`.
     #[serde(default = "yes")]
@@ -241,6 +250,12 @@ fn broker_url(s: &str) -> std::result::Result<BrokerUrl, String> {
     Ok(BrokerUrl { host, port, tls })
 }
 
+fn default_command_qos() -> u8 {
+    1
+}
+fn de_command_qos<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u8, D::Error> {
+    de_bounded(d, 0, 1, "command_qos").map(|v| v as u8)
+}
 fn default_keep_alive() -> Duration {
     Duration::from_secs(30)
 }

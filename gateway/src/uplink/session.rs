@@ -308,7 +308,7 @@ async fn session(
     let mut inflight: HashMap<u16, Tracked> = HashMap::new();
     let mut acks: Vec<i64> = Vec::new();
     for f in ctx.filters {
-        if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+        if let Err(e) = client.try_subscribe(f.clone(), s.command_qos) {
             return lost(true, format!("subscribe: {e}"));
         }
     }

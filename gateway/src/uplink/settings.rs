@@ -27,6 +27,8 @@ pub(crate) struct Settings {
     pub(super) client_id: String,
     pub(super) credentials: Option<(String, String)>,
     pub(super) keep_alive: Duration,
+    /// QoS of the command subscription (`mqtt.command_qos`).
+    pub(super) command_qos: rumqttc::QoS,
     pub(super) connect_timeout: Duration,
     pub(super) max_packet: usize,
     pub(super) command_max: usize,
@@ -82,6 +84,11 @@ impl Settings {
                 .unwrap_or_else(|| format!("tgw-{site}-{gateway}")),
             credentials,
             keep_alive: m.keep_alive_secs,
+            command_qos: if m.command_qos == 0 {
+                rumqttc::QoS::AtMostOnce
+            } else {
+                rumqttc::QoS::AtLeastOnce
+            },
             connect_timeout: m.connect_timeout_secs,
             max_packet: m.max_packet_bytes,
             command_max: m.command_max_bytes,
