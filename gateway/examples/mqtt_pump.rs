@@ -6,7 +6,8 @@
 //! mqtt_pump CONFIG [--cameras N] [--interval-ms MS] [--publish-secs S] [--run-id K]
 //! ```
 //! Prints `ready boot=B` once started, and after the publishing window
-//! `drained last_seq=N` once the outbox is empty. SIGTERM/ctrl-c stops it
+//! `published ticks=N` (rounds of events accepted) and
+//! `drained accepted=…` once the outbox is empty. SIGTERM/ctrl-c stops it
 //! cleanly.
 
 use std::sync::Arc;
@@ -127,6 +128,8 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    // How many rounds of events were accepted (the fleet suite checks them).
+    println!("published ticks={n}");
     // Wait until everything accepted has been acknowledged, then report.
     while !shutdown.is_cancelled() {
         let m = uplink.metrics();

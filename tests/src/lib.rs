@@ -7,6 +7,8 @@
 // needs a real sleep, which the library code's time-injection rule bans.
 #![allow(clippy::disallowed_methods)]
 
+pub mod rabbit;
+
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::PathBuf;

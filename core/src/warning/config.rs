@@ -253,17 +253,6 @@ impl WarningsConfig {
                     format!("`{}` is not an http(s) URL", f.url),
                 ));
             }
-            // The gateway's HTTP client is built without TLS (it talks to
-            // cameras); a county feed over TLS comes in over MQTT (mqtts).
-            if f.url.starts_with("https:") {
-                return Err(err(
-                    format!("warnings.feeds[{i}].url"),
-                    format!(
-                        "`{}`: https feeds are not supported yet; use http on the county network or the MQTT topic (mqtts)",
-                        f.url
-                    ),
-                ));
-            }
             if !(10..=86_400).contains(&f.interval_secs) {
                 return Err(err(
                     format!("warnings.feeds[{i}].interval_secs"),

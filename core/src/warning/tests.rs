@@ -131,13 +131,16 @@ fn config_defaults_and_strictness() {
     assert_eq!(c.severity_map.moderate, Priority::Township);
     assert_eq!(c.severity_map.severe, Priority::Emergency);
     assert!(c.validate().is_ok());
+    // https feeds are fetched over rustls (gateway base/https.rs).
     let mut tls = c.clone();
     tls.feeds[0].url = "https://warn.example.cn/cap/atom.xml".into();
+    assert!(tls.validate().is_ok());
+    tls.feeds[0].url = "ftp://warn.example.cn/cap/atom.xml".into();
     assert!(
         tls.validate()
             .unwrap_err()
             .to_string()
-            .contains("https feeds are not supported")
+            .contains("http(s) URL")
     );
     assert!(cfg().validate().is_ok());
 }

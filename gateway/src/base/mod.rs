@@ -15,6 +15,7 @@
 pub mod clock;
 pub mod disk;
 pub mod error;
+pub mod https;
 pub mod live;
 pub mod logging;
 pub mod metrics;

@@ -21,7 +21,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_LINKS: usize = 4096;
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<bytes::Bytes> {
-    let unreachable = |e: reqwest::Error| Error::unavailable(format!("{url}: {e}"));
+    let unreachable = |e: reqwest::Error| {
+        Error::unavailable(format!("{url}: {}", crate::base::https::describe(&e)))
+    };
     let too_large = || {
         Error::new(
             ErrorKind::TooLarge,
@@ -50,15 +52,24 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Result<bytes::Bytes> {
     Ok(body.into())
 }
 
-/// Polls one feed until `shutdown`.
+/// Polls one feed until `shutdown`, trusting the system's CA roots.
 pub async fn poll(feed: Feed, broadcasts: Broadcasts, shutdown: CancellationToken) {
-    let client = match reqwest::Client::builder().no_proxy().build() {
-        Ok(c) => c,
+    match crate::base::https::client(None) {
+        Ok(client) => poll_with(client, feed, broadcasts, shutdown).await,
         Err(e) => {
             tracing::warn!(feed = %feed.url, error = %e, "CAP feed client could not be built");
-            return;
         }
-    };
+    }
+}
+
+/// Polls one feed with `client` (`base::https::client`: http, or https
+/// with the system roots and `http.outbound_ca_file`) until `shutdown`.
+pub async fn poll_with(
+    client: reqwest::Client,
+    feed: Feed,
+    broadcasts: Broadcasts,
+    shutdown: CancellationToken,
+) {
     let mut seen_links: HashSet<String> = HashSet::new();
     let mut order: VecDeque<String> = VecDeque::new();
     let mut failing = false;

@@ -1,6 +1,7 @@
 //! `[http]`: the local HTTP endpoint.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -41,6 +42,11 @@ pub struct HttpSection {
     /// as it is accepted. 1-100000, default 512.
     #[serde(default = "default_max_connections", deserialize_with = "de_max_conns")]
     pub max_connections: usize,
+    /// PEM file of extra CA certificates trusted, besides the system's, by
+    /// outbound HTTPS (CAP feeds, HTTPS device endpoints): a county's
+    /// private CA. Default: none (system roots only).
+    #[serde(default)]
+    pub outbound_ca_file: Option<PathBuf>,
 }
 
 impl Default for HttpSection {
@@ -52,6 +58,7 @@ impl Default for HttpSection {
             max_connections: default_max_connections(),
             password_hash_concurrency: default_hash_concurrency(),
             password_hash_wait_ms: default_hash_wait_ms(),
+            outbound_ca_file: None,
         }
     }
 }

@@ -141,10 +141,9 @@ impl Config {
     /// publishers: mqtts with a client certificate. True for `signed`.
     fn cap_publishers_authenticated(&self) -> bool {
         self.warnings.mqtt_trust != tgw_core::warning::MqttTrust::Broker
-            || self
-                .mqtt
-                .as_ref()
-                .is_some_and(|m| m.broker().is_ok_and(|u| u.tls) && m.client_cert_file.is_some())
+            || self.mqtt.as_ref().is_some_and(|m| {
+                m.brokers().is_ok_and(|b| b.iter().all(|u| u.tls)) && m.client_cert_file.is_some()
+            })
     }
 
     fn validate(&self, origin: &str, text: &str) -> Result<(), ConfigError> {

@@ -17,8 +17,15 @@ use super::{Config, ConfigError};
 #[serde(deny_unknown_fields)]
 pub struct MqttSection {
     /// Broker URL: `mqtt://HOST:PORT` (plain TCP, default port 1883) or
-    /// `mqtts://HOST:PORT` (TLS, default port 8883). Required.
-    pub url: String,
+    /// `mqtts://HOST:PORT` (TLS, default port 8883). This or `urls` is
+    /// required.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Several brokers (the nodes of a cluster, or a standby), tried in
+    /// turn: the next one after a failed connect or a lost connection
+    /// (`docs/fleet.md`). Instead of `url`; 1-16 entries. Default: none.
+    #[serde(default)]
+    pub urls: Vec<String>,
     /// MQTT client id. Default: `tgw-{site}-{gateway id}`.
     #[serde(default)]
     pub client_id: Option<String>,
@@ -79,6 +86,15 @@ pub struct MqttSection {
         deserialize_with = "de_reconnect_max"
     )]
     pub reconnect_max_secs: Duration,
+    /// QoS of the command subscription (`cmd/+`), 0 or 1. RabbitMQ keeps a
+    /// clean session's QoS 1 subscription in a durable queue on the node the
+    /// gateway was connected to: when that node dies, no other node accepts
+    /// the subscription until it is back, and the gateway cannot connect
+    /// anywhere. With a RabbitMQ cluster set `0` (a transient queue; the
+    /// centre repeats a command that got no reply), see `docs/fleet.md`.
+    /// Default: `1`.
+    #[serde(default = "default_command_qos", deserialize_with = "de_command_qos")]
+    pub command_qos: u8,
     /// fsync every outbox commit (SQLite `synchronous=FULL`), so accepted
     /// messages survive a power cut and not only a crash. Default: `true`.
     #[serde(default = "yes")]
@@ -88,7 +104,11 @@ pub struct MqttSection {
 impl fmt::Debug for MqttSection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MqttSection")
-            .field("url", &redact_url(&self.url))
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
             .field("client_id", &self.client_id)
             .field("username", &self.username)
             .field("password_env", &self.password_env)
@@ -123,10 +143,47 @@ pub struct BrokerUrl {
     pub tls: bool,
 }
 
+/// Most brokers in `mqtt.urls`.
+pub const MAX_BROKERS: usize = 16;
+
 impl MqttSection {
-    /// Parses `url`.
+    /// The first broker of [`brokers`](Self::brokers).
     pub fn broker(&self) -> Result<BrokerUrl> {
-        parse_broker_url(&self.url)
+        self.brokers()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::invalid("give `url` or `urls`"))
+    }
+
+    /// Parses `url`, or every entry of `urls`, in order; refuses both,
+    /// neither, more than [`MAX_BROKERS`] and the same broker twice.
+    pub fn brokers(&self) -> Result<Vec<BrokerUrl>> {
+        let list: Vec<&str> = match (&self.url, self.urls.is_empty()) {
+            (Some(u), true) => vec![u.as_str()],
+            (None, false) => self.urls.iter().map(String::as_str).collect(),
+            (Some(_), false) => {
+                return Err(Error::invalid("give `url` or `urls`, not both"));
+            }
+            (None, true) => return Err(Error::invalid("give `url` or `urls`")),
+        };
+        if list.len() > MAX_BROKERS {
+            return Err(Error::invalid(format!(
+                "{} brokers in `urls`; at most {MAX_BROKERS}",
+                list.len()
+            )));
+        }
+        let mut out: Vec<BrokerUrl> = Vec::with_capacity(list.len());
+        for u in list {
+            let b = parse_broker_url(u)?;
+            if out.iter().any(|o| o.host == b.host && o.port == b.port) {
+                return Err(Error::invalid(format!(
+                    "`{}` is in `urls` twice",
+                    redact_url(u)
+                )));
+            }
+            out.push(b);
+        }
+        Ok(out)
     }
 
     /// Resolves the password from `password_env`, if any.
@@ -193,6 +250,12 @@ fn broker_url(s: &str) -> std::result::Result<BrokerUrl, String> {
     Ok(BrokerUrl { host, port, tls })
 }
 
+fn default_command_qos() -> u8 {
+    1
+}
+fn de_command_qos<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u8, D::Error> {
+    de_bounded(d, 0, 1, "command_qos").map(|v| v as u8)
+}
 fn default_keep_alive() -> Duration {
     Duration::from_secs(30)
 }
@@ -266,14 +329,16 @@ impl Config {
                 None => format!("{origin}: mqtt.{key}: {msg}"),
             })
         };
-        let url = m.broker().map_err(|e| at("url", e.to_string()))?;
-        if url.tls && m.ca_file.is_none() {
-            return Err(at("url", "mqtts:// needs `ca_file`".into()));
+        let key = if m.url.is_some() { "url" } else { "urls" };
+        let brokers = m.brokers().map_err(|e| at(key, e.to_string()))?;
+        let tls = brokers.iter().any(|b| b.tls);
+        if tls && m.ca_file.is_none() {
+            return Err(at(key, "mqtts:// needs `ca_file`".into()));
         }
-        if !url.tls && (m.ca_file.is_some() || m.client_cert_file.is_some()) {
+        if !tls && (m.ca_file.is_some() || m.client_cert_file.is_some()) {
             return Err(at(
                 "ca_file",
-                "TLS files are given but the url is not mqtts://".into(),
+                "TLS files are given but no broker url is mqtts://".into(),
             ));
         }
         if m.client_cert_file.is_some() != m.client_key_file.is_some() {

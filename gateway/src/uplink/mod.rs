@@ -21,6 +21,7 @@ pub mod broker;
 pub mod camera_events;
 pub mod centre;
 pub mod commands;
+mod failover;
 pub mod outbox;
 pub mod scout;
 pub mod session;
@@ -516,6 +517,56 @@ mod tests {
         assert!(e.contains("mqtt.inflight"), "{e}");
         let e = parse("url = \"mqtt://x\"\ncolour = 1\n").unwrap_err();
         assert!(e.contains("colour"), "{e}");
+    }
+
+    /// `urls` lists brokers in order (mixed TLS and plain); `url` and
+    /// `urls` together, neither, an empty list, a duplicate, too many and
+    /// a bad entry are refused naming the key, without the password.
+    #[test]
+    fn broker_list_forms_and_refusals() {
+        let c = parse("urls = [\"mqtts://a:8883\", \"mqtt://b\", \"mqtt://127.0.0.1:1885\"]\nca_file = \"/c\"\n")
+            .unwrap();
+        let b = c.mqtt.unwrap().brokers().unwrap();
+        let got: Vec<_> = b.iter().map(|u| (u.host.as_str(), u.port, u.tls)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", 8883, true),
+                ("b", 1883, false),
+                ("127.0.0.1", 1885, false)
+            ]
+        );
+        for (text, want) in [
+            ("url = \"mqtt://a\"\nurls = [\"mqtt://b\"]\n", "not both"),
+            ("keep_alive_secs = 30\n", "give `url` or `urls`"),
+            ("urls = []\n", "give `url` or `urls`"),
+            ("urls = [\"mqtt://a:1883\", \"mqtt://a\"]\n", "twice"),
+            (
+                "urls = [\"mqtt://a\", \"http://u:s3cret@b\"]\n",
+                "mqtt.urls",
+            ),
+            ("urls = [\"mqtt://a\", \"mqtts://b\"]\n", "ca_file"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(want) && !e.contains("s3cret"), "{text}: {e}");
+        }
+        let many: Vec<String> = (0..17).map(|i| format!("\"mqtt://h{i}\"")).collect();
+        let e = parse(&format!("urls = [{}]\n", many.join(","))).unwrap_err();
+        assert!(e.contains("at most 16"), "{e}");
+    }
+
+    /// `for_broker` aims the settings at one broker, with TLS only where
+    /// its URL says `mqtts://`.
+    #[test]
+    fn settings_follow_the_broker_index() {
+        let c = parse("urls = [\"mqtt://a:1\", \"mqtt://b:2\"]\n").unwrap();
+        let m = c.mqtt.clone().unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::base::clock::ManualClock::at(0));
+        let s = settings::Settings::from_config(&c, &m, clock).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("a", 1));
+        let b = s.for_broker(1);
+        assert_eq!((b.host.as_str(), b.port, b.tls.is_none()), ("b", 2, true));
+        assert_eq!(s.for_broker(2).host, "a");
     }
 
     /// A missing CA file or a file without certificates is a clear start-up error.

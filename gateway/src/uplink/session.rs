@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::commands::{self, CommandHandler, CommandReply, ReplyCode, reply_body};
+use super::failover::Rotation;
 use super::outbox::OutRow;
 use super::scout::{self, Quarantine};
 use super::settings::Settings;
@@ -120,12 +121,13 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let mut h = h;
-    let mut attempt = 0u32;
+    let mut rotation = Rotation::new(s.brokers.len(), s.reconnect_min, s.reconnect_max);
     let mut conn_no = 0u64;
     let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_COMMANDS));
     let mut first_failure_logged = false;
     let mut quarantine = Quarantine::default();
     loop {
+        let s = s.for_broker(rotation.current());
         let filters = quarantine.filters(&s.topics, &handler.raw_topics(), Instant::now());
         let ctx = SessionCtx {
             s: &s,
@@ -135,7 +137,7 @@ pub(crate) async fn run(
             sem: &sem,
             filters: &filters,
         };
-        match session(&ctx, &mut h, &mut conn_no, &shutdown).await {
+        let delay = match session(&ctx, &mut h, &mut conn_no, &shutdown).await {
             SessionEnd::Shutdown => break,
             SessionEnd::Lost {
                 connected,
@@ -157,25 +159,23 @@ pub(crate) async fn run(
                         _ = find_oversized(&ctx, &mut quarantine) => {}
                     }
                 }
-                if connected && up >= STABLE_AFTER {
-                    attempt = 0;
-                    first_failure_logged = false;
-                }
+                let delay = rotation.failed(connected.then_some(up), rand::random::<f64>());
+                let next = s.for_broker(rotation.current());
+                let (broker, next) = (
+                    format!("{}:{}", s.host, s.port),
+                    format!("{}:{}", next.host, next.port),
+                );
+                let attempt = rotation.failures();
                 if connected {
-                    tracing::warn!(broker = %format!("{}:{}", s.host, s.port), error = %error, "mqtt connection lost; reconnecting");
+                    first_failure_logged = attempt > 1;
+                    tracing::warn!(broker = %broker, next = %next, error = %error, "mqtt connection lost; reconnecting");
                 } else if !first_failure_logged || attempt.is_multiple_of(10) {
                     first_failure_logged = true;
-                    tracing::warn!(broker = %format!("{}:{}", s.host, s.port), attempt, error = %error, "mqtt connect failed; retrying with backoff");
+                    tracing::warn!(broker = %broker, next = %next, attempt, error = %error, "mqtt connect failed; retrying with backoff");
                 }
+                delay
             }
-        }
-        let delay = backoff(
-            attempt,
-            s.reconnect_min,
-            s.reconnect_max,
-            rand::random::<f64>(),
-        );
-        attempt = attempt.saturating_add(1);
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(delay) => {}
@@ -308,7 +308,7 @@ async fn session(
     let mut inflight: HashMap<u16, Tracked> = HashMap::new();
     let mut acks: Vec<i64> = Vec::new();
     for f in ctx.filters {
-        if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+        if let Err(e) = client.try_subscribe(f.clone(), s.command_qos) {
             return lost(true, format!("subscribe: {e}"));
         }
     }

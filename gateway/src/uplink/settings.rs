@@ -10,18 +10,25 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::base::clock::Clock;
 use crate::base::error::{Error, Result};
-use crate::config::{Config, MqttSection};
+use crate::config::{BrokerUrl, Config, MqttSection};
 use tgw_core::uplink::topics::Topics;
 
 /// Everything a session needs, resolved once at start.
 #[derive(Clone)]
 pub(crate) struct Settings {
+    /// Every broker of `mqtt.url`/`mqtt.urls`, in order.
+    pub(super) brokers: Vec<BrokerUrl>,
+    /// The TLS client configuration, when any broker is `mqtts://`.
+    pub(super) tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// The broker this session uses (see [`Settings::for_broker`]).
     pub(super) host: String,
     pub(super) port: u16,
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
     pub(super) client_id: String,
     pub(super) credentials: Option<(String, String)>,
     pub(super) keep_alive: Duration,
+    /// QoS of the command subscription (`mqtt.command_qos`).
+    pub(super) command_qos: rumqttc::QoS,
     pub(super) connect_timeout: Duration,
     pub(super) max_packet: usize,
     pub(super) command_max: usize,
@@ -45,10 +52,15 @@ impl Settings {
         m: &MqttSection,
         clock: Arc<dyn Clock>,
     ) -> Result<Settings> {
-        let url = m
-            .broker()
+        let brokers = m
+            .brokers()
             .map_err(|e| Error::invalid(format!("mqtt.url: {e}")))?;
-        let tls = if url.tls { Some(tls_config(m)?) } else { None };
+        let tls_config = if brokers.iter().any(|b| b.tls) {
+            Some(tls_config(m)?)
+        } else {
+            None
+        };
+        let url = brokers[0].clone();
         let credentials = match &m.username {
             Some(u) => Some((
                 u.clone(),
@@ -63,13 +75,20 @@ impl Settings {
         Ok(Settings {
             host: url.host,
             port: url.port,
-            tls,
+            tls: tls_config.clone().filter(|_| url.tls),
+            brokers,
+            tls_config,
             client_id: m
                 .client_id
                 .clone()
                 .unwrap_or_else(|| format!("tgw-{site}-{gateway}")),
             credentials,
             keep_alive: m.keep_alive_secs,
+            command_qos: if m.command_qos == 0 {
+                rumqttc::QoS::AtMostOnce
+            } else {
+                rumqttc::QoS::AtLeastOnce
+            },
             connect_timeout: m.connect_timeout_secs,
             max_packet: m.max_packet_bytes,
             command_max: m.command_max_bytes,
@@ -83,6 +102,20 @@ impl Settings {
             started_at: clock.now_utc().format(&Rfc3339).unwrap_or_default(),
             clock,
         })
+    }
+}
+
+impl Settings {
+    /// These settings aimed at broker `i` of [`brokers`](Self::brokers)
+    /// (wrapping round).
+    pub(crate) fn for_broker(&self, i: usize) -> Settings {
+        let mut s = self.clone();
+        if let Some(b) = self.brokers.get(i % self.brokers.len().max(1)) {
+            s.host = b.host.clone();
+            s.port = b.port;
+            s.tls = self.tls_config.clone().filter(|_| b.tls);
+        }
+        s
     }
 }
 

@@ -208,9 +208,15 @@ pub fn start_for_daemon(
         shutdown.clone(),
     );
     let mut tasks = vec![h];
-    if cfg.warnings.enabled {
+    if cfg.warnings.enabled && !feeds.is_empty() {
+        let client = crate::base::https::client(
+            cfg.http
+                .as_ref()
+                .and_then(|h| h.outbound_ca_file.as_deref()),
+        )?;
         for f in feeds {
-            tasks.push(tokio::spawn(crate::broadcast::feeds::poll(
+            tasks.push(tokio::spawn(crate::broadcast::feeds::poll_with(
+                client.clone(),
                 f,
                 broadcasts.clone(),
                 shutdown.clone(),
