@@ -2,7 +2,8 @@
 //! PullPoint event services; a `tamper` fault raises a `camera/{id}/event`
 //! on MQTT and a degraded verdict (reason `tamper`) within one pull round,
 //! clearing it restores ok; a subscription the camera expires is rebuilt and
-//! the tamper raised meanwhile still arrives.
+//! the tamper raised meanwhile still arrives; `tgw camera sync-time` brings
+//! a camera 10 minutes fast to within 2 s.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -136,15 +137,15 @@ reconnect_max_secs = 1
             )
         })
         .collect();
-    // (our id, verdict, reasons) of the camera at the sim's first address.
-    let first = || -> Option<(String, String, String)> {
+    // (our id, verdict, reasons, clock offset ms) of the sim's camera `i`.
+    let cam_at = |i: usize| -> Option<(String, String, String, i64)> {
         let (status, body) = http_get_as(&http, "/api/v1/cameras", Some(&token))?;
         (status == 200).then_some(())?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         let c = v
             .as_array()?
             .iter()
-            .find(|c| c["address"] == sim_ids[0].1.as_str())?;
+            .find(|c| c["address"] == sim_ids[i].1.as_str())?;
         let h = &c["health"];
         let reasons: Vec<&str> = h["reasons"]
             .as_array()
@@ -154,8 +155,10 @@ reconnect_max_secs = 1
             c["id"].as_str()?.to_string(),
             h["verdict"].as_str().unwrap_or("none").to_string(),
             reasons.join(","),
+            h["clock_offset_ms"].as_i64().unwrap_or(i64::MAX),
         ))
     };
+    let first = || cam_at(0).map(|(id, v, r, _)| (id, v, r));
     let (cam, _, _) = wait_for(Duration::from_secs(60), "camera ok", || {
         first().filter(|(_, v, _)| v == "ok")
     });
@@ -212,6 +215,43 @@ reconnect_max_secs = 1
         "{:?}",
         camera_events(&sub)
     );
+
+    // Camera clocks: the second camera runs 10 minutes fast; `tgw camera
+    // sync-time` brings it within 2 s, as the poller then measures too.
+    post(
+        &control,
+        &format!("/devices/{}/fault", sim_ids[1].0),
+        "clock-skew:600",
+    );
+    let (cam2, _, _, _) = wait_for(Duration::from_secs(30), "10 minutes fast seen", || {
+        cam_at(1).filter(|(_, _, _, off)| (off - 600_000).abs() < 2_000)
+    });
+    let mut cmd = tgw();
+    cmd.args(["camera", "sync-time", &cam2, "--json", "--config"])
+        .arg(&cfg_path);
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let before = rep[0]["offset_before_ms"].as_i64().expect("before");
+    let after = rep[0]["offset_after_ms"].as_i64().expect("after");
+    assert!((before - 600_000).abs() < 2_000, "before {before}");
+    assert!(after.abs() <= 2_000, "after {after}");
+    wait_for(
+        Duration::from_secs(30),
+        "poller measures the synced clock",
+        || cam_at(1).filter(|(_, _, _, off)| off.abs() <= 2_000),
+    );
+    // An unknown camera is an error naming it, not a hang.
+    let mut cmd = tgw();
+    cmd.args(["camera", "sync-time", "cam-nope", "--config"])
+        .arg(&cfg_path);
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cam-nope"));
     let _ = gw.kill();
     let _ = gw.wait();
 }
