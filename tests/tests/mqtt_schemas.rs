@@ -144,6 +144,7 @@ fn schema_for(topic: &str) -> Option<&'static str> {
         "alarm" => "alarm",
         r if r.starts_with("reply/") => "reply",
         r if r.starts_with("cmd/") => "command",
+        r if r.starts_with("broadcast/") && r.contains("/horn/") => "broadcast-horn",
         r if r.starts_with("broadcast/") => "broadcast",
         r if r.starts_with("speaker/") && r.ends_with("/state") => "speaker-state",
         r if r.ends_with("/state") => "camera-state",

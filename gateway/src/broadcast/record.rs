@@ -403,7 +403,8 @@ impl Records {
     }
 
     /// Broadcasts still `queued` or `playing` (after a restart these were
-    /// cut off).
+    /// cut off), with their horns not yet final (queued, started, or
+    /// interrupted and waiting to resume).
     pub fn unfinished(&self) -> anyhow::Result<Vec<(String, Vec<String>)>> {
         self.store
             .with_conn(|c| {
@@ -416,7 +417,8 @@ impl Records {
                     let horns: Vec<String> = c
                         .prepare(
                             "SELECT speaker_id FROM broadcast_horn WHERE broadcast_id = ?1
-                             AND state IN ('queued', 'started')",
+                             AND (state IN ('queued', 'started') OR (state = 'interrupted'
+                               AND json_extract(detail, '$.resuming') = 1))",
                         )?
                         .query_map([&id], |r| r.get(0))?
                         .collect::<Result<_, _>>()?;
