@@ -91,7 +91,7 @@ impl Player for Recorder {
             PlayReport {
                 device: uri.to_string(),
                 kind: uri.kind().into(),
-                answered: true,
+                answered: device_drivers::speaker::Answered::Yes,
                 answer_ms: None,
                 codec: Some("PCMU".into()),
                 start_offset_ms: Some(0.0),
