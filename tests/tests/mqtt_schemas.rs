@@ -513,6 +513,26 @@ fn every_horn_report_of_a_23_horn_emergency_reaches_mqtt() {
                 .all(|v| v.last().is_some_and(|x| x["state"] == "done")))
         .then_some(r)
     };
+    // "Now playing" lists both while the emergency plays.
+    let active = |q: &str| -> Vec<String> {
+        let (st, out) = http_get_as(
+            &http,
+            &format!("/api/v1/broadcasts?state={q}"),
+            Some(&token),
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{out}");
+        serde_json::from_str::<Vec<Value>>(&out)
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let now = active("active");
+    assert!(now.contains(&em) && now.contains(&notice), "{now:?}");
+    let (st, out) = http_get_as(&http, "/api/v1/broadcasts?state=bogus", Some(&token)).unwrap();
+    assert_eq!(st, 400, "{out}");
+    assert!(out.contains("bogus"), "{out}");
     let em_reports = wait_for(Duration::from_secs(60), "every emergency horn done", || {
         final_of(&em)
     });
@@ -532,6 +552,11 @@ fn every_horn_report_of_a_23_horn_emergency_reaches_mqtt() {
         assert_eq!(v[2]["detail"]["resuming"], true, "{h}");
         assert_eq!(v[3]["detail"]["resumed"], true, "{h}");
     }
+    wait_for(Duration::from_secs(10), "nothing playing any more", || {
+        active("active").is_empty().then_some(())
+    });
+    let fin = active("finished");
+    assert!(fin.contains(&em) && fin.contains(&notice), "{fin:?}");
     // The record says the same.
     let (st, out) =
         http_get_as(&http, &format!("/api/v1/broadcasts/{notice}"), Some(&token)).unwrap();
