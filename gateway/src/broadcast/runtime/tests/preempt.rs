@@ -84,8 +84,31 @@ async fn a_preempted_broadcast_reports_interrupted_then_resumed() {
         ..chime("em", Priority::Emergency, "v1", OnPreempt::Drop)
     };
     b.submit(all).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // "Now playing": the emergency plays, the notice waits to resume; the
+    // one that dropped is finished.
     let r = Records::open(&w.store).unwrap();
+    let ids = |v: Vec<crate::broadcast::record::BroadcastRow>| {
+        let mut v: Vec<String> = v.into_iter().map(|b| b.id).collect();
+        v.sort();
+        v
+    };
+    let mine = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .filter(|x| ["em", "notice", "keep-off"].contains(&x.as_str()))
+            .collect()
+    };
+    assert_eq!(
+        mine(ids(r.list_in(10, &["queued", "playing"]).unwrap())),
+        ["em", "notice"]
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(mine(ids(r.list_in(10, &["queued", "playing"]).unwrap())).is_empty());
+    assert_eq!(
+        mine(ids(r.list_in(10, &["done"]).unwrap())),
+        ["em", "notice"]
+    );
+    assert_eq!(mine(ids(r.list(10).unwrap())), ["em", "keep-off", "notice"]);
     for h in ["h1", "h2"] {
         assert_eq!(
             history(&r, "notice", h),
