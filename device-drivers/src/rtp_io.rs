@@ -2,6 +2,14 @@
 //! multicast interface), DSCP EF, paced by one tokio interval anchored at an
 //! absolute start instant so that every horn of a broadcast sends frame k
 //! at `t0 + k·20 ms`. RTCP sender reports go to port + 1.
+//!
+//! Presence: a unicast stream's socket is connected to the horn, so an ICMP
+//! port-unreachable for one packet makes the next send (or receive) fail
+//! with `ConnectionRefused`: the stream stops with an error saying the horn
+//! is unreachable. RTCP goes out from a second socket connected to port + 1;
+//! a receiver report (RR, PT 201) coming back on either socket counts as
+//! the horn having been heard from ([`SendStats::receiver_reports`]). A horn
+//! that swallows packets silently leaves both at zero: nobody can tell.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -71,13 +79,57 @@ pub struct SendStats {
     pub skipped_frames: u64,
     /// Stopped by the cancellation token before the end.
     pub cancelled: bool,
+    /// RTCP receiver reports (PT 201) received from the horn.
+    pub receiver_reports: u64,
+}
+
+/// Whether `buf` is an RTCP compound packet starting with a receiver
+/// report (version 2, PT 201) or a sender report carrying report blocks
+/// (PT 200, RC > 0): a horn that reports what it received.
+pub fn is_receiver_report(buf: &[u8]) -> bool {
+    buf.len() >= 8
+        && buf[0] >> 6 == 2
+        && (buf[1] == 201 || (buf[1] == 200 && buf[0] & 0x1f > 0 && buf.len() >= 52))
+}
+
+/// The message of a stream stopped by an ICMP port-unreachable.
+fn unreachable(dest: SocketAddr, k: usize) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        format!(
+            "RTP to {dest}: unreachable: the horn's port refused packet {k} (ICMP port unreachable)"
+        ),
+    )
+}
+
+/// Drains what came back on `sock` without waiting: counts receiver
+/// reports, and says whether the kernel reported the peer refusing.
+fn drain(sock: &UdpSocket, reports: &mut u64) -> bool {
+    let mut buf = [0u8; 1500];
+    for _ in 0..64 {
+        match sock.try_recv(&mut buf) {
+            Ok(n) => {
+                if is_receiver_report(&buf[..n]) {
+                    *reports += 1;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// A UDP socket sending one RTP stream.
 #[derive(Debug)]
 pub struct RtpSender {
     sock: UdpSocket,
+    /// Unicast: the RTCP socket connected to port + 1 (receiver reports
+    /// come back here); multicast: none (SRs go out from `sock`).
+    rtcp: Option<UdpSocket>,
     target: RtpTarget,
+    /// Sent elsewhere than where the socket is connected (SIP answer).
+    retargeted: bool,
 }
 
 impl RtpSender {
@@ -115,8 +167,30 @@ impl RtpSender {
         };
         s.bind(&local.into())
             .map_err(|e| ctx("binding a local port", e))?;
+        let unicast = !target.dest.ip().is_multicast();
+        if unicast {
+            s.connect(&target.dest.into())
+                .map_err(|e| ctx("connecting the socket", e))?;
+        }
         let sock = UdpSocket::from_std(s.into()).map_err(|e| ctx("registering", e))?;
-        Ok(RtpSender { sock, target })
+        let rtcp = if unicast && target.rtcp_interval.is_some() {
+            let r = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+                .map_err(|e| ctx("binding the RTCP port", e))?;
+            let rdest = SocketAddr::new(target.dest.ip(), target.dest.port().wrapping_add(1));
+            r.connect(rdest)
+                .map_err(|e| ctx("connecting the RTCP socket", e))?;
+            r.set_nonblocking(true)
+                .map_err(|e| ctx("setting non-blocking", e))?;
+            Some(UdpSocket::from_std(r).map_err(|e| ctx("registering", e))?)
+        } else {
+            None
+        };
+        Ok(RtpSender {
+            sock,
+            rtcp,
+            target,
+            retargeted: false,
+        })
     }
 
     /// The local address bound.
@@ -134,6 +208,9 @@ impl RtpSender {
     pub fn retarget(&mut self, dest: SocketAddr, codec: Codec) {
         self.target.dest = dest;
         self.target.codec = codec;
+        // The answer may name another port: send unconnected from now on
+        // (presence is the SIP session's business then).
+        self.retargeted = true;
     }
 
     /// Sends `pcm` as 20 ms packets, frame k at `start + k·20 ms` (frames
@@ -189,10 +266,25 @@ impl RtpSender {
                     format!("RTP to {}: sending packet {k}: {e}", self.target.dest),
                 )
             };
-            self.sock
-                .send_to(&pkt, self.target.dest)
-                .await
-                .map_err(err)?;
+            let connected = !self.retargeted && !self.target.dest.ip().is_multicast();
+            let sent = if connected {
+                self.sock.send(&pkt).await
+            } else {
+                self.sock.send_to(&pkt, self.target.dest).await
+            };
+            match sent {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(unreachable(self.target.dest, k));
+                }
+                r => r.map_err(err)?,
+            };
+            if connected && drain(&self.sock, &mut stats.receiver_reports) {
+                return Err(unreachable(self.target.dest, k));
+            }
+            if let Some(r) = &self.rtcp {
+                // A refused RTCP port is fine: many horns only listen for RTP.
+                drain(r, &mut stats.receiver_reports);
+            }
             let now = Instant::now();
             if now.saturating_duration_since(due) > FRAME {
                 stats.late_frames += 1;
@@ -209,7 +301,11 @@ impl RtpSender {
                     .unwrap_or_default();
                 let sr = pk.sender_report(unix, pk.next_timestamp(), &cname);
                 // RTCP is best effort: a receiver without an RTCP port is fine.
-                if self.sock.send_to(&sr, rtcp_dest).await.is_ok() {
+                let sent = match &self.rtcp {
+                    Some(r) if !self.retargeted => r.send(&sr).await,
+                    _ => self.sock.send_to(&sr, rtcp_dest).await,
+                };
+                if sent.is_ok() {
                     stats.rtcp += 1;
                 }
             }
@@ -334,5 +430,96 @@ mod tests {
             .unwrap();
         assert_eq!((n, buf[1] & 0x7f), (172, 8));
         assert_eq!(from.ip(), Ipv4Addr::LOCALHOST);
+    }
+
+    /// Nothing listening on the horn's port: the kernel answers the first
+    /// packet with ICMP port-unreachable and the stream stops at once with
+    /// `ConnectionRefused`, saying the horn is unreachable.
+    #[tokio::test]
+    async fn refused_port_is_unreachable() {
+        let port = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        };
+        let dest: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
+        let tx = RtpSender::bind(RtpTarget::new(dest, Codec::Pcmu)).unwrap();
+        let e = tx
+            .send_paced(
+                &[0; 8000],
+                Instant::now(),
+                &CancellationToken::new(),
+                Arc::new(SystemClock),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+        assert!(e.to_string().contains("unreachable"), "{e}");
+        assert!(e.to_string().contains(&dest.to_string()), "{e}");
+    }
+
+    /// Binds a horn's RTP and RTCP ports (P, P + 1).
+    async fn port_pair() -> (UdpSocket, UdpSocket) {
+        for _ in 0..50 {
+            let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let p = a.local_addr().unwrap().port();
+            if p == u16::MAX {
+                continue;
+            }
+            if let Ok(b) = UdpSocket::bind(("127.0.0.1", p + 1)).await {
+                return (a, b);
+            }
+        }
+        panic!("no free UDP port pair");
+    }
+
+    /// A horn that swallows packets: the stream completes, nothing heard.
+    /// A horn that answers each sender report with a receiver report: heard.
+    #[tokio::test]
+    async fn receiver_reports_are_counted() {
+        let (rtp, rtcp) = port_pair().await;
+        let dest = rtp.local_addr().unwrap();
+        let mut t = RtpTarget::new(dest, Codec::Pcmu);
+        t.rtcp_interval = Some(Duration::from_millis(40));
+        let go = |t: RtpTarget| async move {
+            RtpSender::bind(t)
+                .unwrap()
+                .send_paced(
+                    &[0; 1600],
+                    Instant::now(),
+                    &CancellationToken::new(),
+                    Arc::new(SystemClock),
+                )
+                .await
+                .unwrap()
+        };
+        let silent = go(t.clone()).await;
+        assert_eq!(silent.packets, 10);
+        assert!(silent.rtcp > 0);
+        assert_eq!(silent.receiver_reports, 0);
+
+        // The horn answers SRs with an RR (V=2, RC=0, PT=201, length 1).
+        let answer = tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            loop {
+                let (n, from) = rtcp.recv_from(&mut buf).await.unwrap();
+                if n >= 8 && buf[1] == 200 {
+                    let rr = [0x80, 201, 0, 1, 1, 2, 3, 4];
+                    rtcp.send_to(&rr, from).await.unwrap();
+                }
+            }
+        });
+        let heard = go(t).await;
+        answer.abort();
+        assert!(heard.receiver_reports > 0, "{heard:?}");
+        drop(rtp);
+    }
+
+    #[test]
+    fn receiver_report_recognised() {
+        assert!(is_receiver_report(&[0x80, 201, 0, 1, 1, 2, 3, 4]));
+        assert!(!is_receiver_report(&[0x80, 200, 0, 6, 1, 2, 3, 4]));
+        assert!(!is_receiver_report(&[0x40, 201, 0, 1, 1, 2, 3, 4]));
+        assert!(!is_receiver_report(&[0x80, 201, 0]));
+        assert!(!is_receiver_report(&[0x80, 0, 0, 1, 1, 2, 3, 4]));
     }
 }

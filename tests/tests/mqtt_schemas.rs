@@ -144,6 +144,7 @@ fn schema_for(topic: &str) -> Option<&'static str> {
         "alarm" => "alarm",
         r if r.starts_with("reply/") => "reply",
         r if r.starts_with("cmd/") => "command",
+        r if r.starts_with("broadcast/") && r.contains("/horn/") => "broadcast-horn",
         r if r.starts_with("broadcast/") => "broadcast",
         r if r.starts_with("speaker/") && r.ends_with("/state") => "speaker-state",
         r if r.ends_with("/state") => "camera-state",
@@ -328,4 +329,271 @@ fn published_messages_and_replies_match_the_schemas() {
         "{}",
         last_status.1
     );
+}
+
+/// A 16-bit mono 8 kHz WAV of a `freq` tone.
+fn tone_wav(freq: f64, seconds: f64) -> Vec<u8> {
+    let n = (8000.0 * seconds) as usize;
+    let mut out = Vec::new();
+    let data = (n * 2) as u32;
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 0x0001_0001, 8000, 16000, 0x0010_0002] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for i in 0..n {
+        let s = ((2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin() * 12_000.0) as i16;
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// POSTs a raw body with a bearer token; returns status and body.
+fn post_raw(addr: &str, path: &str, token: &str, ctype: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").into(),
+    )
+}
+
+/// Issue 14.5: a township notice plays on 23 simulated horns, an emergency
+/// preempts it everywhere, then it resumes. Every per-horn change of both
+/// broadcasts reaches a `mosquitto_sub` subscriber on
+/// `broadcast/{id}/horn/{speaker}` (none coalesced away), each horn of the
+/// notice says `interrupted {by, resuming}` then `started {resumed}`, the
+/// API history says the same, and every broadcast and speaker message
+/// matches its schema.
+#[test]
+fn every_horn_report_of_a_23_horn_emergency_reaches_mqtt() {
+    use tgw_e2e::{SimProc, api_token_as, free_tcp_port, http_get, http_get_as, http_post_as};
+    use tgw_e2e::{run_with_timeout, test_net, tgw};
+    const N: usize = 23;
+    let Some(broker) = Mosquitto::start() else {
+        eprintln!("SKIPPED: mosquitto not installed (run scripts/install-peers)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let net = test_net(74).to_string();
+    let sim = SimProc::start(&[
+        "--cameras",
+        "0",
+        "--speakers",
+        &N.to_string(),
+        "--no-multicast",
+        "--bind",
+        &net,
+        "--control",
+        "127.0.0.1:0",
+        "--speaker-kinds",
+        "rtp",
+    ]);
+    let mut csv = String::from("id,kind,address,codec\n");
+    let horns: Vec<String> = sim
+        .devices("speaker")
+        .iter()
+        .map(|h| {
+            let id = h["id"].as_str().unwrap().to_string();
+            let uri = h["uri"].as_str().unwrap();
+            let addr = uri.trim_start_matches("rtp://").split('?').next().unwrap();
+            csv.push_str(&format!("{id},rtp,{addr},pcmu\n"));
+            id
+        })
+        .collect();
+    assert_eq!(horns.len(), N);
+    std::fs::write(d.join("horns.csv"), &csv).unwrap();
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let extra = format!("\n[http]\nlisten = \"{http}\"\n\n[broadcast]\nplayout_delay_ms = 300\n");
+    let cfg = d.join("gateway.toml");
+    std::fs::write(&cfg, mqtt_config(&d.join("data"), &broker.url(), &extra)).unwrap();
+    let mut imp = tgw();
+    imp.args(["speakers", "import"])
+        .arg(d.join("horns.csv"))
+        .arg("--config")
+        .arg(&cfg);
+    let out = run_with_timeout(imp, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = api_token_as(&cfg, "op", "operator");
+    let sub = MqttSub::start(broker.port, "tgw/v1/#", "horn-reports", d);
+    let mut gw = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(20), "gateway http", || {
+        http_get(&http, "/healthz")
+    });
+    let (st, body) = post_raw(
+        &http,
+        "/api/v1/audio-assets?name=tone.wav",
+        &token,
+        "audio/wav",
+        &tone_wav(1000.0, 2.0),
+    );
+    assert_eq!(st, 201, "{body}");
+    let asset: Value = serde_json::from_str(&body).unwrap();
+    let asset = format!("sha256:{}", asset["sha256"].as_str().unwrap());
+
+    let prefix = "tgw/v1/test-site/gw-t";
+    // Per broadcast and horn: the states seen on the per-horn topic (the
+    // measured `started` left out) and their details.
+    let reports = |bid: &str| {
+        let mut m: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+        let head = format!("{prefix}/broadcast/{bid}/horn/");
+        for (t, p) in sub.lines() {
+            if let Some(h) = t.strip_prefix(&head) {
+                let v: Value = serde_json::from_str(&p).unwrap();
+                if v["detail"]["measured"] != true {
+                    m.entry(h.to_string()).or_default().push(v);
+                }
+            }
+        }
+        m
+    };
+    let states = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|x| x["state"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let body =
+        format!(r#"{{"targets":["all"],"asset":"{asset}","repeat":2,"priority":"township"}}"#);
+    let (st, out) = http_post_as(&http, "/api/v1/broadcasts", &token, &body).unwrap();
+    assert_eq!(st, 202, "{out}");
+    let notice = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(
+        Duration::from_secs(20),
+        "the notice started on every horn",
+        || {
+            let r = reports(&notice);
+            (r.len() == N && r.values().all(|v| states(v).contains(&"started".into())))
+                .then_some(())
+        },
+    );
+    let body = format!(r#"{{"targets":["all"],"asset":"{asset}","confirm":true}}"#);
+    let (st, out) = http_post_as(&http, "/api/v1/emergency", &token, &body).unwrap();
+    assert_eq!(st, 202, "{out}");
+    let em = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let final_of = |bid: &str| {
+        let r = reports(bid);
+        (r.len() == N
+            && r.values()
+                .all(|v| v.last().is_some_and(|x| x["state"] == "done")))
+        .then_some(r)
+    };
+    // "Now playing" lists both while the emergency plays.
+    let active = |q: &str| -> Vec<String> {
+        let (st, out) = http_get_as(
+            &http,
+            &format!("/api/v1/broadcasts?state={q}"),
+            Some(&token),
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{out}");
+        serde_json::from_str::<Vec<Value>>(&out)
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let now = active("active");
+    assert!(now.contains(&em) && now.contains(&notice), "{now:?}");
+    let (st, out) = http_get_as(&http, "/api/v1/broadcasts?state=bogus", Some(&token)).unwrap();
+    assert_eq!(st, 400, "{out}");
+    assert!(out.contains("bogus"), "{out}");
+    let em_reports = wait_for(Duration::from_secs(60), "every emergency horn done", || {
+        final_of(&em)
+    });
+    for (h, v) in &em_reports {
+        assert_eq!(states(v), ["queued", "started", "done"], "{h}");
+    }
+    let notice_reports = wait_for(Duration::from_secs(60), "every notice horn done", || {
+        final_of(&notice)
+    });
+    for (h, v) in &notice_reports {
+        assert_eq!(
+            states(v),
+            ["queued", "started", "interrupted", "started", "done"],
+            "{h}: {v:?}"
+        );
+        assert_eq!(v[2]["detail"]["by"], em.as_str(), "{h}");
+        assert_eq!(v[2]["detail"]["resuming"], true, "{h}");
+        assert_eq!(v[3]["detail"]["resumed"], true, "{h}");
+    }
+    wait_for(Duration::from_secs(10), "nothing playing any more", || {
+        active("active").is_empty().then_some(())
+    });
+    let fin = active("finished");
+    assert!(fin.contains(&em) && fin.contains(&notice), "{fin:?}");
+    // The record says the same.
+    let (st, out) =
+        http_get_as(&http, &format!("/api/v1/broadcasts/{notice}"), Some(&token)).unwrap();
+    assert_eq!(st, 200, "{out}");
+    let rec: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rec["broadcast"]["state"], "done", "{rec}");
+    let interrupted = rec["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["state"] == "interrupted" && e["detail"]["by"] == em.as_str())
+        .count();
+    assert_eq!(interrupted, N, "{rec}");
+    // The broadcast topic counted every horn done.
+    wait_for(Duration::from_secs(10), "broadcast/{id} done", || {
+        sub.lines()
+            .into_iter()
+            .filter(|(t, _)| *t == format!("{prefix}/broadcast/{em}"))
+            .filter_map(|(_, p)| serde_json::from_str::<Value>(&p).ok())
+            .find(|v| v["state"] == "done" && v["counts"]["done"] == N)
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &gw.id().to_string()])
+        .status();
+    let _ = gw.wait();
+    let mut seen = std::collections::BTreeMap::new();
+    for (topic, payload) in sub.lines() {
+        let Some(name) = schema_for(&topic) else {
+            continue;
+        };
+        if !name.starts_with("broadcast") && name != "speaker-state" {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&payload).unwrap();
+        check(name, &v);
+        *seen.entry(name).or_insert(0) += 1;
+    }
+    for name in ["broadcast", "broadcast-horn", "speaker-state"] {
+        assert!(seen.contains_key(name), "no {name} message: {seen:?}");
+    }
 }

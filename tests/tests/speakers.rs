@@ -112,7 +112,7 @@ fn baresip_answers_and_records_the_tone() {
     let _ = bs.kill();
     let _ = bs.wait();
     assert!(ok, "{reps:?} {stderr}");
-    assert_eq!(reps[0]["answered"], true);
+    assert_eq!(reps[0]["answered"], "yes");
     assert_eq!(reps[0]["kind"], "sip");
     assert!(reps[0]["answer_ms"].as_f64().is_some());
     wait_stable(&dump);
@@ -396,7 +396,7 @@ fn cloud_horn_over_mqtt_plays_the_tone() {
     assert!(ok, "{reps:#?} {stderr}");
     let rep = &reps[0];
     assert_eq!(rep["kind"], "cloud", "{rep}");
-    assert_eq!(rep["answered"], true, "{rep}");
+    assert_eq!(rep["answered"], "yes", "{rep}");
     assert_eq!(rep["completed"], true, "{rep}");
     assert!(
         rep["start_offset_ms"].is_number(),
@@ -529,4 +529,42 @@ fn cancelled_cloud_broadcast_stops_the_horn() {
     std::thread::sleep(Duration::from_millis(600));
     let later = report(&control, "spk-0001");
     assert_eq!(later["audio_seconds"].as_f64(), Some(heard), "{later}");
+}
+
+/// Issue 14.5: nothing listening on an RTP horn's address (loopback: the
+/// kernel answers ICMP port unreachable) is `failed: unreachable`, exit 1;
+/// a horn that swallows the packets silently is `answered: unknown`, exit 0
+/// with a warning, and never `ok`.
+#[test]
+fn refused_rtp_horn_fails_and_silent_one_is_unknown() {
+    let out = run_with_timeout(
+        {
+            let mut c = tgw();
+            c.args([
+                "speaker",
+                "test",
+                "rtp://127.0.1.250:5004",
+                "--tone",
+                "1000",
+            ])
+            .args(["--seconds", "2"]);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("result:    failed: unreachable"), "{text}");
+    assert!(text.contains("answered:  no"), "{text}");
+    assert!(text.contains("unreachable"), "{text}");
+
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let uri = format!("rtp://{}", silent.local_addr().expect("addr"));
+    let (ok, reps, stderr) = speaker_test(&[&uri, "--tone", "1000", "--seconds", "1"]);
+    assert!(ok, "played to the end: exit 0: {reps:?} {stderr}");
+    assert_eq!(reps[0]["answered"], "unknown", "{reps:?}");
+    assert_eq!(reps[0]["result"], "unknown", "{reps:?}");
+    assert!(stderr.contains("warning:"), "{stderr}");
+    assert!(stderr.contains("never answered"), "{stderr}");
+    drop(silent);
 }

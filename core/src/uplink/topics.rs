@@ -65,6 +65,10 @@ pub fn speaker_state(id: &str) -> String {
 pub fn broadcast(id: &str) -> String {
     format!("broadcast/{id}")
 }
+/// Suffix `broadcast/{id}/horn/{speaker}`: one horn's reports in one broadcast.
+pub fn broadcast_horn(id: &str, speaker: &str) -> String {
+    format!("broadcast/{id}/horn/{speaker}")
+}
 /// Suffix of gateway-level alarms.
 pub const ALARM: &str = "alarm";
 /// Suffix `reply/{request_id}`.

@@ -247,6 +247,7 @@ impl CloudSpeaker {
             first_sent: None,
             skipped_frames: 0,
             cancelled: false,
+            heard: false,
         };
         let mut last = "none".to_string();
         let clock = self.clock.clone();

@@ -37,6 +37,8 @@ pub enum ErrorKind {
     Usage,
     /// A cloud horn reported an error (download failed, cannot play).
     CloudError,
+    /// The horn's address refused the stream (ICMP port unreachable).
+    Unreachable,
 }
 
 impl ErrorKind {
@@ -51,6 +53,7 @@ impl ErrorKind {
             ErrorKind::HungUp => "hung-up",
             ErrorKind::Usage => "usage",
             ErrorKind::CloudError => "cloud_error",
+            ErrorKind::Unreachable => "unreachable",
         }
     }
 }
@@ -84,6 +87,9 @@ pub struct StreamStats {
     pub skipped_frames: u64,
     /// Stopped by cancellation.
     pub cancelled: bool,
+    /// The horn sent something back while streaming (RTP: an RTCP
+    /// receiver report).
+    pub heard: bool,
 }
 
 /// One loudspeaker, whatever its protocol. Call in order: `prepare`
@@ -111,6 +117,11 @@ pub trait Speaker: Send {
     /// SIP: time from INVITE to answer; others `None`.
     fn answer_time(&self) -> Option<Duration> {
         None
+    }
+    /// Whether a successful `prepare` says nothing about the horn (plain
+    /// RTP): then only [`StreamStats::heard`] makes it answered.
+    fn one_way(&self) -> bool {
+        false
     }
     /// The codec in use once prepared.
     fn codec(&self) -> Option<Codec>;
@@ -161,6 +172,7 @@ pub(super) fn err(
 fn io_kind(e: &std::io::Error) -> ErrorKind {
     match e.kind() {
         std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        std::io::ErrorKind::ConnectionRefused => ErrorKind::Unreachable,
         _ => ErrorKind::Io,
     }
 }
@@ -213,6 +225,7 @@ async fn send(
         first_sent: st.first_sent,
         skipped_frames: st.skipped_frames,
         cancelled: st.cancelled,
+        heard: st.receiver_reports > 0,
     })
 }
 
@@ -259,6 +272,10 @@ impl Speaker for RtpSpeaker {
 
     fn health_check(&mut self) -> BoxFuture<'_, Result<String, SpeakerError>> {
         Box::pin(async { Ok("RTP is one-way: no answer to check".to_string()) })
+    }
+
+    fn one_way(&self) -> bool {
+        true
     }
 
     fn codec(&self) -> Option<Codec> {
@@ -519,6 +536,7 @@ impl Speaker for AxisSpeaker {
                 first_sent: st.first_sent,
                 skipped_frames: 0,
                 cancelled: st.cancelled,
+                heard: true,
             })
         })
     }
@@ -550,6 +568,29 @@ impl Speaker for AxisSpeaker {
     }
 }
 
+/// Whether a horn answered (see [`PlayReport::answered`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Answered {
+    /// It answered.
+    Yes,
+    /// It refused, was unreachable or never got ready.
+    No,
+    /// One-way RTP and nothing came back: nobody can tell.
+    Unknown,
+}
+
+impl Answered {
+    /// `yes`, `no`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answered::Yes => "yes",
+            Answered::No => "no",
+            Answered::Unknown => "unknown",
+        }
+    }
+}
+
 /// What happened to one horn of a broadcast.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PlayReport {
@@ -557,8 +598,11 @@ pub struct PlayReport {
     pub device: String,
     /// `rtp`, `rtp-multicast`, `sip`, `axis`, `cloud`.
     pub kind: String,
-    /// Whether it got ready (SIP: answered; HTTP: accepted the POST).
-    pub answered: bool,
+    /// Whether the horn answered: SIP answered the call, HTTP accepted the
+    /// POST, a cloud horn acknowledged, an RTP horn sent an RTCP receiver
+    /// report; `unknown` for an RTP horn that stayed silent (it may or may
+    /// not be playing), `no` when it refused or never got ready.
+    pub answered: Answered,
     /// SIP: milliseconds from INVITE to answer.
     pub answer_ms: Option<f64>,
     /// Codec used.
@@ -582,6 +626,25 @@ pub struct PlayReport {
     pub first_sent: Option<Instant>,
 }
 
+impl PlayReport {
+    /// `ok` (played to the end and answered), `unknown` (played, but a
+    /// one-way RTP horn sent nothing back: it may not have played),
+    /// `failed: KIND` (`unreachable`, `refused`, `timeout` ...).
+    pub fn result(&self) -> String {
+        if !(self.errors.is_empty() && self.completed) {
+            return format!(
+                "failed: {}",
+                self.error_kind.as_deref().unwrap_or("incomplete")
+            );
+        }
+        match self.answered {
+            Answered::Yes => "ok".into(),
+            Answered::Unknown => "unknown".into(),
+            Answered::No => "failed: no answer".into(),
+        }
+    }
+}
+
 /// Plays `pcm` on one prepared speaker from `t0`, then stops it. Never fails:
 /// every error lands in the report.
 async fn run_prepared(
@@ -595,7 +658,11 @@ async fn run_prepared(
     let mut rep = PlayReport {
         device: sp.describe(),
         kind: kind.to_string(),
-        answered: prepared.is_ok(),
+        answered: if prepared.is_ok() {
+            Answered::Yes
+        } else {
+            Answered::No
+        },
         answer_ms: sp.answer_time().map(|d| d.as_secs_f64() * 1e3),
         codec: sp.codec().map(|c| c.to_string()),
         start_offset_ms: None,
@@ -613,8 +680,15 @@ async fn run_prepared(
         return rep;
     }
     sp.start_at(t0);
+    let one_way = sp.one_way();
+    if one_way {
+        rep.answered = Answered::Unknown;
+    }
     match sp.stream(pcm, cancel).await {
         Ok(st) => {
+            if st.heard {
+                rep.answered = Answered::Yes;
+            }
             rep.packets = st.packets;
             rep.octets = st.octets;
             rep.skipped_frames = st.skipped_frames;
@@ -627,6 +701,9 @@ async fn run_prepared(
                 rep.octets = st.octets;
                 rep.skipped_frames = st.skipped_frames;
                 rep.first_sent = st.first_sent;
+            }
+            if e.kind == ErrorKind::Unreachable {
+                rep.answered = Answered::No;
             }
             rep.error_kind = Some(e.kind.as_str().into());
             rep.errors.push(e.to_string());
@@ -724,7 +801,7 @@ fn failed_task_report(uri: &SpeakerUri, errors: Vec<String>) -> PlayReport {
     PlayReport {
         device: uri.to_string(),
         kind: uri.kind().into(),
-        answered: false,
+        answered: Answered::No,
         answer_ms: None,
         codec: None,
         start_offset_ms: None,

@@ -311,51 +311,70 @@ impl Records {
 
     /// Broadcasts, newest first.
     pub fn list(&self, limit: usize) -> anyhow::Result<Vec<BroadcastRow>> {
-        self.rows(None, limit)
+        self.rows(None, limit, None)
     }
 
-    fn rows(&self, id: Option<&str>, limit: usize) -> anyhow::Result<Vec<BroadcastRow>> {
-        self.store.with_conn(|c| {
-            let mut st = c.prepare(
+    /// Broadcasts in one of `states` (`queued`, `playing`, `done` ...),
+    /// newest first: `["queued", "playing"]` is what is on the air or about
+    /// to be ("now playing"), the final states are the recent ones.
+    pub fn list_in(&self, limit: usize, states: &[&str]) -> anyhow::Result<Vec<BroadcastRow>> {
+        self.rows(None, limit, Some(states))
+    }
+
+    fn rows(
+        &self,
+        id: Option<&str>,
+        limit: usize,
+        states: Option<&[&str]>,
+    ) -> anyhow::Result<Vec<BroadcastRow>> {
+        let states = states.map(|s| serde_json::to_string(s).unwrap_or_default());
+        self.store
+            .with_conn(|c| {
+                let mut st = c.prepare(
                 "SELECT id, origin, title, priority, targets, horns, t0, state, created_at, ended_at
-                 FROM broadcast WHERE ?2 IS NULL OR id = ?2 ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+                 FROM broadcast WHERE (?2 IS NULL OR id = ?2)
+                   AND (?3 IS NULL OR state IN (SELECT value FROM json_each(?3)))
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?1",
             )?;
-            let rows = st
-                .query_map(params![limit as i64, id], |r| {
-                    Ok(BroadcastRow {
-                        id: r.get(0)?,
-                        origin: r.get(1)?,
-                        title: r.get(2)?,
-                        priority: r.get(3)?,
-                        targets: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
-                        horns: r.get::<_, i64>(5)? as u32,
-                        t0: r.get(6)?,
-                        state: r.get(7)?,
-                        created_at: r.get(8)?,
-                        ended_at: r.get(9)?,
-                        counts: Default::default(),
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut out = Vec::with_capacity(rows.len());
-            let mut cs = c.prepare(
+                let rows = st
+                    .query_map(params![limit as i64, id, states], |r| {
+                        Ok(BroadcastRow {
+                            id: r.get(0)?,
+                            origin: r.get(1)?,
+                            title: r.get(2)?,
+                            priority: r.get(3)?,
+                            targets: serde_json::from_str(&r.get::<_, String>(4)?)
+                                .unwrap_or_default(),
+                            horns: r.get::<_, i64>(5)? as u32,
+                            t0: r.get(6)?,
+                            state: r.get(7)?,
+                            created_at: r.get(8)?,
+                            ended_at: r.get(9)?,
+                            counts: Default::default(),
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut out = Vec::with_capacity(rows.len());
+                let mut cs = c.prepare(
                 "SELECT state, COUNT(*) FROM broadcast_horn WHERE broadcast_id = ?1 GROUP BY state",
             )?;
-            for mut b in rows {
-                for kv in cs.query_map([&b.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-                    let (k, v) = kv?;
-                    b.counts.insert(k, v as u32);
+                for mut b in rows {
+                    for kv in cs.query_map([&b.id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })? {
+                        let (k, v) = kv?;
+                        b.counts.insert(k, v as u32);
+                    }
+                    out.push(b);
                 }
-                out.push(b);
-            }
-            Ok(out)
-        })
-        .map_err(Into::into)
+                Ok(out)
+            })
+            .map_err(Into::into)
     }
 
     /// One broadcast.
     pub fn get(&self, id: &str) -> anyhow::Result<Option<(BroadcastRow, Vec<HornRow>)>> {
-        let Some(b) = self.rows(Some(id), 1)?.into_iter().next() else {
+        let Some(b) = self.rows(Some(id), 1, None)?.into_iter().next() else {
             return Ok(None);
         };
         let horns = self.store.with_conn(|c| {
@@ -403,7 +422,8 @@ impl Records {
     }
 
     /// Broadcasts still `queued` or `playing` (after a restart these were
-    /// cut off).
+    /// cut off), with their horns not yet final (queued, started, or
+    /// interrupted and waiting to resume).
     pub fn unfinished(&self) -> anyhow::Result<Vec<(String, Vec<String>)>> {
         self.store
             .with_conn(|c| {
@@ -416,7 +436,8 @@ impl Records {
                     let horns: Vec<String> = c
                         .prepare(
                             "SELECT speaker_id FROM broadcast_horn WHERE broadcast_id = ?1
-                             AND state IN ('queued', 'started')",
+                             AND (state IN ('queued', 'started') OR (state = 'interrupted'
+                               AND json_extract(detail, '$.resuming') = 1))",
                         )?
                         .query_map([&id], |r| r.get(0))?
                         .collect::<Result<_, _>>()?;

@@ -108,12 +108,19 @@ pub(super) async fn speaker_test(
         let started_at = rep.first_sent.map(wall);
         let ok = rep.errors.is_empty() && rep.completed;
         all_ok &= ok;
+        if ok && rep.answered == speaker::Answered::Unknown {
+            eprintln!(
+                "warning: {}: sent, but the horn never answered (RTP is one-way and it sent no RTCP receiver report): it may not have played",
+                rep.device
+            );
+        }
         if a.json {
             let mut v = serde_json::to_value(rep)?;
             v["started_at"] = serde_json::json!(started_at);
             v["t0"] = serde_json::json!(t0.map(wall));
             v["audio_seconds"] = serde_json::json!(audio_seconds);
             v["ok"] = serde_json::json!(ok);
+            v["result"] = serde_json::json!(rep.result());
             outln!(o, "{v}");
             continue;
         }
@@ -163,10 +170,12 @@ fn print_report(
     ok: bool,
 ) {
     outln!(o, "horn:      {} ({})", rep.device, rep.kind);
+    use device_drivers::speaker::Answered;
     let answered = match (rep.answered, rep.answer_ms) {
-        (true, Some(ms)) => format!("yes, after {ms:.0} ms"),
-        (true, None) => "yes".to_string(),
-        (false, _) => "no".to_string(),
+        (Answered::Yes, Some(ms)) => format!("yes, after {ms:.0} ms"),
+        (Answered::Yes, None) => "yes".to_string(),
+        (Answered::No, _) => "no".to_string(),
+        (Answered::Unknown, _) => "unknown (one-way RTP, no RTCP receiver report)".to_string(),
     };
     outln!(o, "answered:  {answered}");
     if let Some(c) = &rep.codec {
@@ -187,5 +196,6 @@ fn print_report(
     for e in &rep.errors {
         outln!(o, "error:     {e}");
     }
-    outln!(o, "result:    {}", if ok { "ok" } else { "FAILED" });
+    let _ = ok;
+    outln!(o, "result:    {}", rep.result());
 }

@@ -57,11 +57,47 @@ impl Validate for LimitQuery {
     }
 }
 
+/// `?limit=&state=` of the broadcast list.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<usize>,
+    state: Option<String>,
+}
+
+/// The states `?state=` names: `active` (queued or playing: "now
+/// playing"), `finished` (every final state), or one state.
+fn states_of(q: &str) -> Option<Vec<&'static str>> {
+    use crate::broadcast::engine::BroadcastStatus as B;
+    match q {
+        "active" => Some(vec!["queued", "playing"]),
+        "finished" => Some(vec!["done", "cancelled", "interrupted", "failed"]),
+        s => B::parse(s).map(|b| vec![b.as_str()]),
+    }
+}
+
+impl Validate for ListQuery {
+    fn validate(&self) -> Result<(), Error> {
+        LimitQuery { limit: self.limit }.validate()?;
+        match self.state.as_deref() {
+            Some(s) if states_of(s).is_none() => Err(Error::invalid(format!(
+                "state must be active, finished, queued, playing, done, cancelled, interrupted or failed, got `{}`",
+                s.escape_debug()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// `GET /api/v1/broadcasts`
-pub async fn list(State(st): State<AppState>, Q(q): Q<LimitQuery>) -> ApiResult {
-    let v = records(&st)?
-        .list(q.limit.unwrap_or(100))
-        .map_err(store_err)?;
+pub async fn list(State(st): State<AppState>, Q(q): Q<ListQuery>) -> ApiResult {
+    let limit = q.limit.unwrap_or(100);
+    let r = records(&st)?;
+    let v = match q.state.as_deref().and_then(states_of) {
+        Some(states) => r.list_in(limit, &states),
+        None => r.list(limit),
+    }
+    .map_err(store_err)?;
     Ok(Json(v).into_response())
 }
 

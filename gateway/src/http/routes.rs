@@ -183,7 +183,7 @@ pub const ROUTES: &[Route] = &[
     r!(Get "/api/v1/speakers", V, "speakers", "Loudspeakers (never their passwords) with their last test result", get(speakers), query = &[("village", "village code"), ("kind", "rtp | rtp-multicast | sip | axis | cloud")]),
     r!(Get "/api/v1/speakers/{id}", V, "speakers", "One loudspeaker with its last test result", get(speaker)),
     r!(Post "/api/v1/speakers/{id}/test", T, "speakers", "Play a test tone on one horn and report what happened (audited; 409 while a test of the horn runs)", post(speaker_test), body = SpeakerTestBody),
-    r!(Get "/api/v1/broadcasts", V, "broadcasts", "Broadcasts, newest first, with per-state horn counts", get(bc::list), query = &[("limit", "1-1000, default 100")]),
+    r!(Get "/api/v1/broadcasts", V, "broadcasts", "Broadcasts, newest first, with per-state horn counts", get(bc::list), query = &[("limit", "1-1000, default 100"), ("state", "active (queued or playing: now playing), finished, or one state")]),
     r!(Get "/api/v1/broadcasts/{id}", V, "broadcasts", "One broadcast: every horn's report and its history", get(bc::get_one)),
     r!(Post "/api/v1/broadcasts", O, "broadcasts", "Announce now: text (TTS), an asset or a programme, to targets (audited)", post(bc::announce), body = bc::AnnounceBody),
     r!(Post "/api/v1/broadcasts/{id}/cancel", O, "broadcasts", "Stop a broadcast everywhere (audited)", post(bc::cancel)),

@@ -244,7 +244,10 @@ pub(super) async fn speaker_test(
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
-    let ok = rep.errors.is_empty() && rep.completed;
+    // `ok` only when the horn answered: a one-way RTP horn that sent
+    // nothing back is `result: "unknown"`, never ok.
+    let result = rep.result();
+    let ok = result == "ok";
     let mut v = serde_json::json!({
         "id": id,
         "kind": s.kind,
@@ -253,6 +256,7 @@ pub(super) async fn speaker_test(
         "at": rfc(at_wall),
         "by": ctx.who.user,
         "ok": ok,
+        "result": result,
         "answered": rep.answered,
         "answer_ms": rep.answer_ms,
         "codec": rep.codec,
@@ -282,7 +286,11 @@ pub(super) async fn speaker_test(
         Some(&id),
         None,
         Some(summary),
-        if ok { "ok" } else { "device_error" },
+        match result.as_str() {
+            "ok" => "ok",
+            "unknown" => "unconfirmed",
+            _ => "device_error",
+        },
     );
     Ok(Json(v).into_response())
 }

@@ -302,6 +302,26 @@ impl Publisher {
         self.offer(topic.clone(), Class::State, false, Some(topic), body);
     }
 
+    /// `broadcast/{id}/horn/{speaker}`: every state change of one horn in one
+    /// broadcast; not retained, class state, never coalesced (a backlog
+    /// keeps every step: queued, started, interrupted, done ...).
+    pub fn broadcast_horn(&self, id: &str, speaker: &str, body: Value) {
+        if !topics::valid_level(id) || !topics::valid_level(speaker) {
+            if let Some(i) = &self.inner {
+                i.metrics.rejected_invalid.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::warn!(broadcast = %id.escape_debug(), speaker = %speaker.escape_debug(), "broadcast or speaker id cannot be an MQTT topic level; message dropped");
+            return;
+        }
+        self.offer(
+            topics::broadcast_horn(id, speaker),
+            Class::State,
+            false,
+            None,
+            body,
+        );
+    }
+
     /// `alarm`: a gateway-level alarm, not retained, highest class.
     pub fn alarm(&self, body: Value) {
         self.offer(topics::ALARM.into(), Class::Urgent, false, None, body);
@@ -460,7 +480,8 @@ impl Uplink {
 }
 
 /// Horn and broadcast reports from the broadcast runtime go out as retained
-/// `speaker/{id}/state` and `broadcast/{id}` messages.
+/// `speaker/{id}/state`, `broadcast/{id}` and uncoalesced
+/// `broadcast/{id}/horn/{speaker}` messages.
 impl crate::broadcast::runtime::ReportSink for Publisher {
     fn speaker_state(&self, id: &str, body: Value) {
         Publisher::speaker_state(self, id, body);
@@ -468,6 +489,10 @@ impl crate::broadcast::runtime::ReportSink for Publisher {
 
     fn broadcast_state(&self, id: &str, body: Value) {
         Publisher::broadcast_state(self, id, body);
+    }
+
+    fn broadcast_horn(&self, id: &str, speaker: &str, body: Value) {
+        Publisher::broadcast_horn(self, id, speaker, body);
     }
 }
 

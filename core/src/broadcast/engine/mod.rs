@@ -25,9 +25,11 @@
 //!   T0 = `start_at` exactly. Until then it does not hold its horns.
 //! - A pair still queued (including waiting to resume) once `now >
 //!   latest_start` is dropped with `Dropped { why: "expired" }`.
-//! - A preempted pair ([`OnPreempt`]) with `Resume` is queued again from
-//!   `segments_done`; with `Drop` (or if its `latest_start` has passed) it
-//!   ends `Interrupted { by }`.
+//! - A preempted pair ([`OnPreempt`]) with `Resume` is reported
+//!   `Interrupted { by, resuming: true }` and queued again from
+//!   `segments_done`; its next start is `Started { resumed: true }`. With
+//!   `Drop` (or if its `latest_start` has passed) it ends
+//!   `Interrupted { by, resuming: false }`.
 //! - Every (broadcast, horn) pair is reported `Queued` first and gets exactly
 //!   one final [`HornState`]; once every pair is final the engine emits
 //!   [`Action::BroadcastDone`] once and forgets the broadcast (its id may then
@@ -168,6 +170,7 @@ impl Engine {
                 phase: if ready { Phase::Waiting } else { Phase::Later },
                 from: 0,
                 t0: req.start_at,
+                resumed: false,
                 last: HornState::Queued { from_segment: 0 },
             });
         }
@@ -252,10 +255,13 @@ impl Engine {
                         StopReason::Cancelled | StopReason::StopAll => Some(HornState::Cancelled),
                         StopReason::Preempted { by } => {
                             if b.on_preempt == OnPreempt::Drop || b.expired(now) {
-                                Some(HornState::Interrupted { by: by.clone() })
+                                Some(HornState::Interrupted {
+                                    by: by.clone(),
+                                    resuming: false,
+                                })
                             } else {
                                 // Resume: back into the queue from where it stopped.
-                                let deadline = *deadline;
+                                let (deadline, by) = (*deadline, by.clone());
                                 let from = segments_done.max(b.pairs[i].from);
                                 let key = b.key();
                                 let p = &mut b.pairs[i];
@@ -268,7 +274,8 @@ impl Engine {
                                 ));
                                 p.phase = Phase::Waiting;
                                 p.from = from;
-                                p.last = HornState::Queued { from_segment: from };
+                                p.resumed = true;
+                                p.last = HornState::Interrupted { by, resuming: true };
                                 out.report(&b.id, &p.horn, p.last.clone());
                                 if let Some(h) = self.lines.horns.get_mut(horn) {
                                     h.occupant = None;

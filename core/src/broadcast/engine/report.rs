@@ -87,12 +87,24 @@ pub enum HornState {
     /// Waiting for the horn or for its start time; `from_segment > 0` means
     /// waiting to resume after preemption.
     Queued { from_segment: u32 },
-    /// Playing from `t0`.
-    Started { t0: Ms, from_segment: u32 },
+    /// Playing from `t0`; `resumed` once a preemption interrupted it before.
+    Started {
+        t0: Ms,
+        from_segment: u32,
+        #[serde(default)]
+        resumed: bool,
+    },
     /// Final: played to the end.
     Done,
-    /// Final: a higher priority took the horn and this one gave it up.
-    Interrupted { by: String },
+    /// A higher priority (`by`) took the horn. Final when `resuming` is
+    /// false; with `resuming` the pair waits to resume and a `Started` with
+    /// `resumed: true` follows (or a final state if it never gets the horn
+    /// back).
+    Interrupted {
+        by: String,
+        #[serde(default)]
+        resuming: bool,
+    },
     /// Final: the driver failed, or the horn did not stop in time.
     Failed { why: String },
     /// Final: cancelled or stopped by "stop all".
@@ -120,9 +132,13 @@ impl HornState {
         self.status().as_str()
     }
 
-    /// Whether no further state follows for this pair.
+    /// Whether no further state follows for this pair (an `Interrupted`
+    /// that is `resuming` is not final).
     pub fn is_final(&self) -> bool {
-        self.status().is_final()
+        match self {
+            HornState::Interrupted { resuming, .. } => !resuming,
+            s => s.status().is_final(),
+        }
     }
 }
 
@@ -177,7 +193,8 @@ impl HornStatus {
         HornStatus::ALL.into_iter().find(|h| h.as_str() == s)
     }
 
-    /// Whether no further state follows.
+    /// Whether no further state follows (for `Interrupted`: unless the pair
+    /// is resuming, see [`HornState::is_final`]).
     pub fn is_final(self) -> bool {
         !matches!(self, HornStatus::Queued | HornStatus::Started)
     }

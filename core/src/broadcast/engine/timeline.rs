@@ -32,6 +32,8 @@ pub(super) struct Pair {
     pub(super) from: u32,
     /// T0 of the current or last run.
     pub(super) t0: Ms,
+    /// A preemption interrupted it and it waits (or waited) to resume.
+    pub(super) resumed: bool,
     pub(super) last: HornState,
 }
 
@@ -342,6 +344,7 @@ impl Engine {
             p.last = HornState::Started {
                 t0,
                 from_segment: p.from,
+                resumed: p.resumed,
             };
             out.start(&b.id, hid, t0, p.from);
             out.report(&b.id, hid, p.last.clone());

@@ -14,6 +14,9 @@ pub trait ReportSink: Send + Sync + 'static {
     fn speaker_state(&self, id: &str, body: Value);
     /// A broadcast's row (`broadcast/{id}`).
     fn broadcast_state(&self, id: &str, body: Value);
+    /// One horn's report in one broadcast, every one of them, in order
+    /// (`broadcast/{id}/horn/{speaker}`, never coalesced).
+    fn broadcast_horn(&self, id: &str, speaker: &str, body: Value);
 }
 
 /// Reports go nowhere but the store and the live hub.
@@ -23,6 +26,7 @@ pub struct NoReports;
 impl ReportSink for NoReports {
     fn speaker_state(&self, _: &str, _: Value) {}
     fn broadcast_state(&self, _: &str, _: Value) {}
+    fn broadcast_horn(&self, _: &str, _: &str, _: Value) {}
 }
 
 impl Runtime {
@@ -41,10 +45,9 @@ impl Runtime {
         detail: Option<&Value>,
     ) {
         let at = rfc3339(self.clock.now_ms());
-        self.publisher.speaker_state(
-            horn,
-            json!({ "speaker": horn, "broadcast": broadcast, "state": state, "detail": detail, "at": at }),
-        );
+        let body = json!({ "speaker": horn, "broadcast": broadcast, "state": state, "detail": detail, "at": at });
+        self.publisher.broadcast_horn(broadcast, horn, body.clone());
+        self.publisher.speaker_state(horn, body);
         self.live.publish(LiveEvent::Horn {
             broadcast: broadcast.to_string(),
             speaker: horn.to_string(),

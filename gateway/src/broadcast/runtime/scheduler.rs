@@ -19,7 +19,9 @@ impl Runtime {
             Ok(list) => {
                 for (id, horns) in list {
                     for h in horns {
-                        self.report(&id, &h, "interrupted", Some(json!({ "by": "restart" })));
+                        let detail =
+                            json!({ "state": "interrupted", "by": "restart", "resuming": false });
+                        self.report(&id, &h, "interrupted", Some(detail));
                     }
                     self.finish_broadcast(&id, "interrupted");
                 }

@@ -95,6 +95,7 @@ impl Runtime {
                 report,
             } => {
                 let detail = json!({
+                    "measured": true,
                     "answered": report.answered,
                     "skew_ms": report.start_offset_ms,
                     "answer_ms": report.answer_ms,

@@ -25,7 +25,8 @@ fn ahead_of_time_fires_at_start_at_exactly() {
         states(&a, "r", "B"),
         vec![HornState::Started {
             t0: 10_000,
-            from_segment: 0
+            from_segment: 0,
+            resumed: false
         }]
     );
 
@@ -83,7 +84,10 @@ fn preemption_waits_for_each_stop() {
     assert_eq!(starts(&a), vec![("e".into(), v(&["A"]), 200 + LEAD, 0)]);
     assert_eq!(
         states(&a, "r", "A"),
-        vec![HornState::Queued { from_segment: 1 }]
+        vec![HornState::Interrupted {
+            by: "e".into(),
+            resuming: true
+        }]
     );
     let a = e.finished("r", "B", stopped(2), 260);
     assert_eq!(starts(&a), vec![("e".into(), v(&["B"]), 260 + LEAD, 0)]);
@@ -119,8 +123,9 @@ fn horns_freed_by_one_call_start_together() {
     assert_eq!(done(&a), v(&["r"]));
 }
 
-/// (3) After the emergency, a `Resume` routine continues from
-/// `segments_done` (Queued, then Started); a `Drop` one ends Interrupted.
+/// (3) After the emergency, a `Resume` routine is reported interrupted
+/// (resuming) and continues from `segments_done` with a `Started` marked
+/// `resumed`; a `Drop` one ends Interrupted.
 #[test]
 fn resume_and_drop_after_preemption() {
     let mut e = engine();
@@ -136,12 +141,28 @@ fn resume_and_drop_after_preemption() {
     a.extend(e.finished("d", "C", stopped(1), 150));
     assert_eq!(
         states(&a, "r", "A"),
-        vec![HornState::Queued { from_segment: 2 }]
+        vec![HornState::Interrupted {
+            by: "e".into(),
+            resuming: true
+        }]
     );
+    assert!(!states(&a, "r", "A")[0].is_final());
+    assert_eq!(
+        e.broadcast("r").unwrap().horns[0].state,
+        HornState::Interrupted {
+            by: "e".into(),
+            resuming: true
+        }
+    );
+    assert_eq!(e.horn("A").unwrap().waiting[0].from_segment, 2);
     assert_eq!(
         states(&a, "d", "C"),
-        vec![HornState::Interrupted { by: "e".into() }]
+        vec![HornState::Interrupted {
+            by: "e".into(),
+            resuming: false
+        }]
     );
+    assert!(states(&a, "d", "C")[0].is_final());
     assert_eq!(done(&a), v(&["d"]));
     let mut a = e.finished("e", "A", Outcome::Done, 5_000);
     a.extend(e.finished("e", "B", Outcome::Done, 5_000));
@@ -157,7 +178,8 @@ fn resume_and_drop_after_preemption() {
         states(&a, "r", "A"),
         vec![HornState::Started {
             t0: 5_150,
-            from_segment: 2
+            from_segment: 2,
+            resumed: true
         }]
     );
     assert_eq!(done(&a), v(&["e"]));
@@ -401,7 +423,10 @@ fn expiry() {
     let a = e.finished("r2", "D", stopped(1), 1_000_200);
     assert_eq!(
         states(&a, "r2", "D"),
-        vec![HornState::Interrupted { by: "e2".into() }]
+        vec![HornState::Interrupted {
+            by: "e2".into(),
+            resuming: false
+        }]
     );
 }
 
@@ -453,14 +478,18 @@ fn horn_state_json() {
     assert_eq!(
         j(&HornState::Started {
             t0: 5,
-            from_segment: 1
+            from_segment: 1,
+            resumed: true
         }),
-        r#"{"state":"started","t0":5,"from_segment":1}"#
+        r#"{"state":"started","t0":5,"from_segment":1,"resumed":true}"#
     );
     assert_eq!(j(&HornState::Done), r#"{"state":"done"}"#);
     assert_eq!(
-        j(&HornState::Interrupted { by: "e".into() }),
-        r#"{"state":"interrupted","by":"e"}"#
+        j(&HornState::Interrupted {
+            by: "e".into(),
+            resuming: false
+        }),
+        r#"{"state":"interrupted","by":"e","resuming":false}"#
     );
     assert_eq!(
         serde_json::to_string(&StopReason::StopAll).unwrap(),
@@ -472,9 +501,13 @@ fn horn_state_json() {
         HornState::Started {
             t0: 0,
             from_segment: 0,
+            resumed: false,
         },
         HornState::Done,
-        HornState::Interrupted { by: "e".into() },
+        HornState::Interrupted {
+            by: "e".into(),
+            resuming: false,
+        },
         HornState::Failed { why: "w".into() },
         HornState::Cancelled,
         HornState::Dropped {

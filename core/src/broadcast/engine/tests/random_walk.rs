@@ -80,9 +80,7 @@ impl World {
                     );
                     self.reported.insert(pair.clone());
                     let kind = match state {
-                        HornState::Queued { from_segment } if *from_segment > 0 => {
-                            "resumed".to_string()
-                        }
+                        HornState::Interrupted { resuming: true, .. } => "resumed".to_string(),
                         HornState::Failed { why } => format!("failed: {why}"),
                         s => format!("{s:?}")
                             .split([' ', '{'])

@@ -148,11 +148,26 @@ async fn an_emergency_preempts_a_routine_programme(w: &World, r: &Records, b: &B
         assert_eq!(final_state(r, "em-1", h), "done");
         let hist = history(r, long, h);
         assert_eq!(
-            hist.iter().filter(|s| *s == "queued").count(),
-            2,
-            "{h}: {hist:?}"
+            hist,
+            ["queued", "started", "interrupted", "started", "done"],
+            "{h}: the preemption is in the history"
         );
-        assert_eq!(hist.last().map(String::as_str), Some("done"));
+        let ev: Vec<_> = r
+            .events(long)
+            .unwrap()
+            .into_iter()
+            .filter(|(x, ..)| x.as_deref() == Some(h))
+            .collect();
+        let by = ev[2].3.as_ref().unwrap();
+        assert_eq!(
+            (by["by"].as_str(), by["resuming"].as_bool()),
+            (Some("em-1"), Some(true))
+        );
+        let again = ev[3].3.as_ref().unwrap();
+        assert_eq!(
+            (again["resumed"].as_bool(), again["from_segment"].as_u64()),
+            (Some(true), Some(1))
+        );
     }
     for h in ["h3", "h4"] {
         let p = plays(w, h, "15:00:00", "15:10:00");

@@ -10,6 +10,7 @@
 //! | `feeds` | a polled Atom feed starting a warning once |
 //! | `clock` | the wall clock jumping forward and back over schedules |
 //! | `volume` | per-horn volumes and the forced emergency volume |
+//! | `preempt` | a preempted broadcast's horns report `interrupted`, then a `resumed` start, in the record and to the uplink |
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +30,7 @@ mod cap_mqtt;
 mod clock;
 mod day;
 mod feeds;
+mod preempt;
 mod volume;
 
 /// One thing a horn played.
@@ -89,7 +91,7 @@ impl Player for Recorder {
             PlayReport {
                 device: uri.to_string(),
                 kind: uri.kind().into(),
-                answered: true,
+                answered: device_drivers::speaker::Answered::Yes,
                 answer_ms: None,
                 codec: Some("PCMU".into()),
                 start_offset_ms: Some(0.0),
@@ -316,6 +318,17 @@ fn start_runtime_with(
     keys: crate::broadcast::signed::KeySet,
     shutdown: CancellationToken,
 ) -> (Broadcasts, tokio::task::JoinHandle<()>) {
+    let sink = Arc::new(crate::broadcast::runtime::NoReports);
+    start_runtime_reporting(w, warnings, keys, sink, shutdown)
+}
+
+fn start_runtime_reporting(
+    w: &World,
+    warnings: tgw_core::warning::WarningsConfig,
+    keys: crate::broadcast::signed::KeySet,
+    publisher: Arc<dyn ReportSink>,
+    shutdown: CancellationToken,
+) -> (Broadcasts, tokio::task::JoinHandle<()>) {
     let settings = Settings {
         inline_render: true,
         ..Settings::default()
@@ -323,7 +336,7 @@ fn start_runtime_with(
     start(
         Parts {
             records: Records::open(&w.store).unwrap(),
-            publisher: std::sync::Arc::new(crate::broadcast::runtime::NoReports),
+            publisher,
             live: LiveHub::default(),
             speakers: Speakers::open(&w.store).unwrap(),
             assets: w.assets.clone(),
