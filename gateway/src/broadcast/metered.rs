@@ -45,6 +45,11 @@ impl ReportSink for Metered {
             .broadcast(id, s("state"), s("priority"), &counts);
         self.inner.broadcast_state(id, body);
     }
+
+    fn broadcast_horn(&self, id: &str, speaker: &str, body: Value) {
+        // Counted once, on `speaker_state`, which every report also takes.
+        self.inner.broadcast_horn(id, speaker, body);
+    }
 }
 
 #[cfg(test)]
