@@ -55,7 +55,8 @@ TOML
 "$bin" run --config "$dir/gateway.toml" 2>"$dir/gw.log" &
 gw=$!
 pids+=($gw)
-metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
+# (|| true: the gateway may not listen yet, and set -e would end the script)
+metric() { { curl -s "http://127.0.0.1:$port/metrics" || true; } | awk -v m="$1" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
 for _ in $(seq 1 180); do
   polled=$(metric 'tgw_cameras[{]')
   [ "${polled:-0}" -ge "$n" ] && break
