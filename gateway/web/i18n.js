@@ -69,7 +69,7 @@ export const T = {
     // places, map, trends (issue 15.2, 15.3)
     places: '分布', tree: '镇村网格树', township: '镇', worst: '最差状态', count: '数量', map: '地图', mapHint: '把左侧的设备拖到地图上标注位置；点击地图上的设备查看详情。', unplaced: '未标注位置的设备', placedAt: '已标注位置', unplace: '取消标注',
     devices: '设备', trends: '趋势', h24: '24 小时', d7: '7 天', d30: '30 天', availability: '在线率', loss: '丢包率', villageAvail: '各村在线率（30 天）', bcastWeekly: '每周广播结果', noData: '暂无数据', perCamera: '单台摄像机', lonlat: '经纬度', speakerShort: '喇叭',
-    week_of: '{0} 起一周', micro: '微网格', dk_camera: '摄像机', dk_speaker: '喇叭', st_resumed: '已恢复', answeredUnknown: '未知（喇叭不回应）', unreachableHorn: '无法送达（端口拒绝）', liveOnly: '只显示正在播放的广播',
+    week_of: '{0} 起一周', micro: '微网格', dk_camera: '摄像机', dk_speaker: '喇叭', st_resumed: '已恢复', answeredUnknown: '未知（喇叭不回应）', testUnconfirmed: '已播放，未确认', unreachableHorn: '无法送达（端口拒绝）', liveOnly: '只显示正在播放的广播',
     wk_overlap: '时间重叠', 'wk_never-fires': '从不播出', 'wk_calendar-gap': '日历缺少日期', 'wk_quiet-hours': '落在静音时段', 'wk_no-horns': '没有喇叭', 'wk_unknown-target': '范围不存在',
   },
   en: {
@@ -130,7 +130,7 @@ export const T = {
     confirmDeleteUser: 'Delete user “{0}”?', confirmRevoke: 'Revoke token “{0}”?', saved: 'Saved', lv_error: 'errors only', lv_warn: 'warnings', lv_info: 'info (default)', lv_debug: 'debug', lv_trace: 'trace (very verbose)', lv_custom: 'custom', unlock: 'Unlock',
     places: 'Places', tree: 'Township tree', township: 'Township', worst: 'Worst', count: 'Count', map: 'Map', mapHint: 'Drag a device from the list onto the map to place it; click a device on the map to open it.', unplaced: 'Devices without a position', placedAt: 'placed', unplace: 'Remove from map',
     devices: 'Devices', trends: 'Trends', h24: '24 h', d7: '7 days', d30: '30 days', availability: 'Availability', loss: 'Loss', villageAvail: 'Availability by village (30 days)', bcastWeekly: 'Broadcast outcomes per week', noData: 'No data yet', perCamera: 'Per camera', lonlat: 'Lon/lat', speakerShort: 'Horn',
-    week_of: 'week of {0}', micro: 'micro-grid', dk_camera: 'camera', dk_speaker: 'speaker', st_resumed: 'resumed', answeredUnknown: 'unknown (horn does not answer)', unreachableHorn: 'unreachable (port refused)', liveOnly: 'Only broadcasts playing now',
+    week_of: 'week of {0}', micro: 'micro-grid', dk_camera: 'camera', dk_speaker: 'speaker', st_resumed: 'resumed', answeredUnknown: 'unknown (horn does not answer)', testUnconfirmed: 'Played, not confirmed', unreachableHorn: 'unreachable (port refused)', liveOnly: 'Only broadcasts playing now',
     wk_overlap: 'overlap', 'wk_never-fires': 'never fires', 'wk_calendar-gap': 'calendar gap', 'wk_quiet-hours': 'in quiet hours', 'wk_no-horns': 'no horns', 'wk_unknown-target': 'unknown target',
   },
 };

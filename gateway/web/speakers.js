@@ -4,9 +4,13 @@ import { S, hooks, listeners, t, h, api, fmtTime, verdictBadge, villageName, gri
 export function testSummary(x) {
   if (!x) return h('span', { class: 'muted' }, t('never'));
   const answered = x.answered === 'unknown' ? t('answeredUnknown') : x.answered === true || x.answered === 'yes' ? t('answered') : t('notAnswered');
-  const bits = [x.ok ? t('testOk') : x.failed === 'unreachable' || x.error_kind === 'unreachable' ? t('unreachableHorn') : t('testFailed'), answered, t('packets', x.packets)];
+  // `result`: ok | unknown (played, the horn cannot confirm) | failed: KIND.
+  const result = x.result || (x.ok ? 'ok' : 'failed');
+  const unconfirmed = result === 'unknown';
+  const status = x.ok ? t('testOk') : unconfirmed ? t('testUnconfirmed') : x.error_kind === 'unreachable' || result.endsWith('unreachable') ? t('unreachableHorn') : t('testFailed');
+  const bits = [status, answered, t('packets', x.packets)];
   if (typeof x.skew_ms === 'number') bits.push(t('skew', x.skew_ms.toFixed(1)));
-  return h('span', { class: x.ok ? 'ok-text' : 'err', 'data-ok': String(!!x.ok) },
+  return h('span', { class: x.ok ? 'ok-text' : unconfirmed ? 'warn' : 'err', 'data-ok': String(!!x.ok), 'data-result': result },
     bits.join(' · '), x.errors && x.errors.length ? h('br') : null, x.errors && x.errors.length ? h('span', { class: 'small' }, kindText(x.error_kind) + ': ' + x.errors[0]) : null,
     h('br'), h('span', { class: 'small muted' }, fmtTime(x.at) + ' · ' + x.by + ' · ' + x.tone_hz + ' Hz / ' + x.seconds + ' s'));
 }

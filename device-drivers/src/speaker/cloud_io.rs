@@ -5,8 +5,9 @@
 //! ([`STOP_WAIT`]) for the horn's `stopped`.
 //! Messages and tokens are the pure [`crate::cloud`] core.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -45,12 +46,46 @@ struct AudioServer {
     _task: Task,
 }
 
+/// The audio servers in use, by configured address. Every cloud horn of a
+/// broadcast is told to fetch from the same `serve` address, so they share
+/// one listener and one token table (tokens are random per play); the last
+/// horn to let go of it closes it. Port 0 asks for a server of one's own.
+fn audio_servers() -> &'static tokio::sync::Mutex<HashMap<SocketAddr, Weak<AudioServer>>> {
+    static SERVERS: OnceLock<tokio::sync::Mutex<HashMap<SocketAddr, Weak<AudioServer>>>> =
+        OnceLock::new();
+    SERVERS.get_or_init(Default::default)
+}
+
+/// The audio server on `serve`: the one already running there, or a new one.
+async fn audio_server(serve: SocketAddr) -> std::io::Result<Arc<AudioServer>> {
+    let mut servers = audio_servers().lock().await;
+    servers.retain(|_, s| s.strong_count() > 0);
+    if serve.port() != 0
+        && let Some(s) = servers.get(&serve).and_then(Weak::upgrade)
+    {
+        return Ok(s);
+    }
+    let l = TcpListener::bind(serve).await?;
+    let addr = l.local_addr()?;
+    let tokens = Arc::new(Mutex::new(TokenTable::default()));
+    let task = Task(tokio::spawn(serve_audio(l, tokens.clone())));
+    let s = Arc::new(AudioServer {
+        addr,
+        tokens,
+        _task: task,
+    });
+    if serve.port() != 0 {
+        servers.insert(serve, Arc::downgrade(&s));
+    }
+    Ok(s)
+}
+
 /// A 4G / cloud horn (`cloud://HORN_ID@BROKER:PORT?serve=ADDR:PORT`).
 pub struct CloudSpeaker {
     uri: SpeakerUri,
     opts: DriverOptions,
     conn: Option<Conn>,
-    server: Option<AudioServer>,
+    server: Option<Arc<AudioServer>>,
     t0: Option<Instant>,
     clock: Arc<dyn WallClock>,
 }
@@ -434,7 +469,7 @@ impl Speaker for CloudSpeaker {
         Box::pin(async move {
             let (_, _, serve, _) = self.parts("prepare")?;
             if self.server.is_none() {
-                let l = TcpListener::bind(serve).await.map_err(|e| {
+                let server = audio_server(serve).await.map_err(|e| {
                     err(
                         &self.uri,
                         "prepare",
@@ -442,16 +477,7 @@ impl Speaker for CloudSpeaker {
                         format!("serving audio on {serve}: {e}"),
                     )
                 })?;
-                let addr = l
-                    .local_addr()
-                    .map_err(|e| err(&self.uri, "prepare", ErrorKind::Io, e.to_string()))?;
-                let tokens = Arc::new(Mutex::new(TokenTable::default()));
-                let task = Task(tokio::spawn(serve_audio(l, tokens.clone())));
-                self.server = Some(AudioServer {
-                    addr,
-                    tokens,
-                    _task: task,
-                });
+                self.server = Some(server);
             }
             self.connect("prepare").await
         })
@@ -555,6 +581,41 @@ mod tests {
         assert_eq!(get(addr, "/").await, "HTTP/1.1 404 Not Found");
         tokio::time::advance(Duration::from_secs(62)).await;
         assert_eq!(get(addr, &path).await, "HTTP/1.1 410 Gone");
+    }
+
+    /// Horns told to serve on one address share its server (a broadcast
+    /// to several cloud horns used to fail on the second with "address in
+    /// use"); once the last lets go, the address is free to bind again.
+    #[tokio::test]
+    async fn horns_on_one_serve_address_share_its_server() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let serve = free.local_addr().unwrap();
+        drop(free);
+        let a = audio_server(serve).await.unwrap();
+        let b = audio_server(serve).await.unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.addr, serve);
+        let path = a.tokens.lock().unwrap().insert(
+            "shared",
+            Arc::new(cloud::wav_bytes(&[0; 8], 8000)),
+            (Instant::now() + Duration::from_secs(60)).into_std(),
+        );
+        // A token issued through one horn is served to the other's listener.
+        assert_eq!(get(b.addr, &path).await, "HTTP/1.1 200 OK");
+        // Port 0: a server of its own.
+        let own = audio_server("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        assert!(!Arc::ptr_eq(&own, &a));
+        drop((a, b));
+        // The listener closes once the runtime has run the aborted task.
+        let mut again = None;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+            if let Ok(s) = audio_server(serve).await {
+                again = Some(s);
+                break;
+            }
+        }
+        assert_eq!(again.expect("address free again").addr, serve);
     }
 
     /// No broker listening: prepare fails with an error naming the broker.

@@ -271,10 +271,11 @@ pub(super) async fn speaker_test(
     });
     scrub(&mut v, &secret);
     st.speaker_tests.set_last(&id, v.clone());
-    st.metrics.broadcasts.speaker_test(if ok {
-        "ok"
-    } else {
-        rep.error_kind.as_deref().unwrap_or("failed")
+    st.metrics.broadcasts.speaker_test(match result.as_str() {
+        "ok" => "ok",
+        // Played, but the horn cannot or did not confirm it.
+        "unknown" => "unknown",
+        _ => rep.error_kind.as_deref().unwrap_or("failed"),
     });
     let summary = serde_json::json!({
         "tone_hz": b.tone_hz, "seconds": b.seconds, "answered": v["answered"],
