@@ -309,8 +309,10 @@ fn spawn_poller(
         Some(sh.probe_tx.clone()),
     )?;
     // ONVIF events (PullPoint) of every adopted camera that offers them.
-    let conditions = spawn_events(tasks, sh, live, sink)?;
-    poller.set_conditions(conditions);
+    if sh.cfg.health.events {
+        let conditions = spawn_events(tasks, sh, live, sink)?;
+        poller.set_conditions(conditions);
+    }
     let sd = sh.shutdown.clone();
     tasks.spawn(async move {
         poller.run(sd, wake_rx).await;

@@ -14,6 +14,11 @@ pub struct HealthSection {
     /// Poll camera health at all. Default: `true`.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Subscribe to the ONVIF events (PullPoint: tamper, video loss,
+    /// motion) of every adopted camera that offers them (docs/events.md).
+    /// Default: `true`.
+    #[serde(default = "yes")]
+    pub events: bool,
     /// Seconds between cheap checks (unauthenticated GetSystemDateAndTime)
     /// of each camera (1-3600). Default: `30`.
     #[serde(default = "default_check", deserialize_with = "de_secs_1")]
@@ -139,6 +144,7 @@ impl Default for HealthSection {
     fn default() -> Self {
         Self {
             enabled: true,
+            events: true,
             check_interval_secs: default_check(),
             describe_interval_secs: default_describe(),
             sample_interval_secs: default_sample_every(),
