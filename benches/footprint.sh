@@ -6,6 +6,8 @@
 #
 #   benches/footprint.sh [TGW_BIN]   (default: target/release/tgw)
 #   CAMERAS=1000 SECS=600 EVERY=5 WARMUP=60 benches/footprint.sh
+#   EVENTS=false benches/footprint.sh   (no ONVIF event subscriptions: the
+#   cost of events is the difference between the two runs)
 #
 # Loopback only: cameras on 127.41.0.1 upwards, gateway on 127.0.0.1:$PORT.
 # Not yet: the 200 horns with a broadcast a minute of issue 18.6.
@@ -44,6 +46,7 @@ wait_ms = 2000
 [[discovery.auto_adopt]]
 [health]
 check_interval_secs = 30
+events = ${EVENTS:-true}
 [[credential_groups]]
 name = "all"
 username = "admin"
@@ -92,3 +95,4 @@ awk -v med_kb="$med" -v wall="$(echo "$t1 - $t0" | bc)" -v cpu="$(( c1 - c0 ))" 
     printf "fds mean %.0f, max %d\n", fdsum / n, fdmax
   }' "$out"
 echo "ok checks counted: $checks; unchecked now: $(metric tgw_cameras_unchecked)"
+echo "event subscriptions active: $(metric 'tgw_camera_event_subscriptions[{]state="active"'), no-service: $(metric 'tgw_camera_event_subscriptions[{]state="no-service"'); events received: $(metric 'tgw_camera_events_total[{]')"

@@ -72,8 +72,9 @@ async fn speaker_test_plays_a_tone_and_is_audited() {
     assert!(rx.await.unwrap() >= 50, "the horn received the tone");
     let m = call(&fx.app, Method::GET, "/metrics", Auth::None, None).await;
     assert!(
-        m.body.contains(r#"tgw_speaker_tests_total{result="ok"} 1"#),
-        "the test is counted: {}",
+        m.body
+            .contains(r#"tgw_speaker_tests_total{result="unknown"} 1"#),
+        "the unconfirmed test is counted as unknown, not ok: {}",
         m.body
     );
     let list = call(
