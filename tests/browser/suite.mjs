@@ -94,7 +94,13 @@ try {
   await page.waitForSelector('#speakers tr[data-id="spk-browser"]', { timeout: 10000 });
   page.once('dialog', (d) => d.accept());
   await page.click('#speakers tr[data-id="spk-browser"] .test-btn');
-  await page.waitForSelector('#speakers tr[data-id="spk-browser"] .test-result [data-ok="true"]', { timeout: 15000 });
+  // The test horn is a UDP socket that sends no RTCP receiver report: the
+  // tone is played but cannot be confirmed, and the page must not say ok.
+  const res = await page.waitForSelector('#speakers tr[data-id="spk-browser"] .test-result [data-result]', { timeout: 15000 });
+  const shown = { result: await res.getAttribute('data-result'), ok: await res.getAttribute('data-ok'), text: await res.textContent() };
+  if (shown.result !== 'unknown' || shown.ok !== 'false' || !shown.text.includes('已播放，未确认')) {
+    throw new Error('silent horn test shown as ' + JSON.stringify(shown));
+  }
   if ((await page.content()).includes('spk-browser-Secret')) throw new Error('speaker password on the page');
   await page.screenshot({ path: join(ART, '05-speakers.png'), fullPage: true });
   step('speaker listed and tested with a tone');

@@ -580,6 +580,24 @@ pub fn have(program: &str) -> bool {
 }
 
 /// ffmpeg receiving `codec` RTP on 127.0.0.1:`port` for `seconds`, into `wav`.
+/// Waits until something on this machine has UDP port `port` bound (read
+/// from /proc/net/udp), e.g. a receiver started in the background.
+pub fn wait_udp_bound(port: u16, limit: Duration) {
+    let hex = format!(":{port:04X} ");
+    wait_for(limit, &format!("UDP port {port} to be bound"), || {
+        std::fs::read_to_string("/proc/net/udp")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| format!("{a} ").contains(&hex))
+            })
+            .then_some(())
+    });
+}
+
 pub fn ffmpeg_rtp_receiver(
     dir: &std::path::Path,
     port: u16,

@@ -244,6 +244,12 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
             .filter(|(id, _, _)| setup.ids.contains_key(*id))
             .map(|(id, _, what)| ((*id).to_string(), *what))
             .collect(),
+        // The simulator's wrong-password fault accepts the password with
+        // `#changed` appended (device-sim `Camera::accepted_password`).
+        changed_login: FAULTY
+            .iter()
+            .find(|(id, f, _)| *f == "wrong-password" && setup.ids.contains_key(*id))
+            .map(|(id, _, _)| ((*id).to_string(), format!("{password}#changed"))),
     };
     spawn_banner(banner, store.clone(), shutdown.clone());
     // Faults come and go, so health changes can be watched live.

@@ -39,6 +39,9 @@ pub(super) struct Banner {
     pub inbox: Vec<String>,
     /// Simulator ids with a fault from the start, and the fault.
     pub faulty: Vec<(String, &'static str)>,
+    /// The wrong-password camera (simulator id) and the login it takes now,
+    /// so the demo's user can fix it from the camera's page.
+    pub changed_login: Option<(String, String)>,
 }
 
 impl Banner {
@@ -69,6 +72,14 @@ impl Banner {
             .collect();
         let adopted = self.cameras - self.inbox.len();
         let tgw = tgw_command();
+        // Printed copy only: the simulated camera's password stays out of logs.
+        let fix = match (&self.changed_login, secret) {
+            (Some((sim, pw)), true) => format!(
+                "\x20 fix a login:       {} now takes admin / {pw}: set it on its page (摄像机 → 设置登录) and watch it turn 正常\n",
+                self.id(sim)
+            ),
+            _ => String::new(),
+        };
         format!(
             "\n{township} demo: {cameras} simulated cameras ({adopted} adopted, {n_inbox} left in the inbox) and {speakers} loudspeakers ({kinds})\n\
              \x20 dashboard (zh-CN): http://{http}/   log in as admin / {pw}\n\
@@ -79,6 +90,7 @@ impl Banner {
              \x20 MQTT ({broker}):  mosquitto_sub -h {bhost} -p {bport} -t 'tgw/v1/#' -v\n\
              \x20 to adopt (inbox):  {inbox}\n\
              \x20 faults from start: {faulty}; every 40 s another camera gets a fault for 60 s\n\
+             {fix}\
              \x20 inject a fault:    curl -X POST http://{ctl}/devices/cam-0003/fault -d offline   (simulator ids: cam-0003 is {c3} on the dashboard)\n\
              \x20 timetable:         held in the store, editable in the dashboard: morning and evening policy notices, a Friday fire-safety reminder,\n\
              \x20                    quiet hours in 青山社区 21:30-07:00, a demo notice every 15 minutes\n\
@@ -226,6 +238,7 @@ mod tests {
             ]),
             inbox: vec!["cam-0012".into()],
             faulty: vec![("cam-0005".into(), "wrong password")],
+            changed_login: Some(("cam-0005".into(), "cam-pw#changed".into())),
         }
     }
 
@@ -236,6 +249,13 @@ mod tests {
         let b = banner();
         let printed = b.text(true);
         assert!(printed.contains("admin / Secret-Admin-pw9"), "{printed}");
+        assert!(
+            printed.contains(
+                "fix a login:       cam-34bd86cc20 (cam-0005) now takes admin / cam-pw#changed"
+            ),
+            "{printed}"
+        );
+        assert!(!b.text(false).contains("cam-pw#changed"));
         assert!(
             printed.contains("to adopt (inbox):  cam-c08a321775 (cam-0012)"),
             "{printed}"
