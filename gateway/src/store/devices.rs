@@ -449,51 +449,10 @@ impl Store {
              FROM device d {filter} ORDER BY d.village_code IS NULL, d.village_code, d.id"
         );
         let mut st = conn.prepare(&sql)?;
-        let rows = st.query_map(args, |r| {
-            Ok((
-                Device {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    state: DeviceState::parse(&r.get::<_, String>(2)?),
-                    endpoint_ref: r.get(3)?,
-                    mac: r.get(4)?,
-                    name: r.get(5)?,
-                    manufacturer: r.get(6)?,
-                    model: r.get(7)?,
-                    firmware: r.get(8)?,
-                    serial: r.get(9)?,
-                    address: r.get(10)?,
-                    xaddrs: Vec::new(),
-                    scopes: Vec::new(),
-                    via: r.get(13)?,
-                    village: r.get(14)?,
-                    grid: r.get(15)?,
-                    has_credentials: r.get(16)?,
-                    inventory: None,
-                    inventory_at: r.get(18)?,
-                    probe_error_kind: r.get(19)?,
-                    probe_error: r.get(20)?,
-                    first_seen: r.get(21)?,
-                    last_seen: r.get(22)?,
-                    last_bye: r.get(23)?,
-                    driver: r.get(24)?,
-                    driver_address: r.get(25)?,
-                },
-                r.get::<_, String>(11)?,
-                r.get::<_, String>(12)?,
-                r.get::<_, Option<String>>(17)?,
-            ))
-        })?;
+        let rows = st.query_map(args, device_row)?;
         let mut out = Vec::new();
         for row in rows {
-            let (mut d, xaddrs, scopes, inv) = row?;
-            d.xaddrs = parse_json(&d.id, "xaddrs", &xaddrs)?;
-            d.scopes = parse_json(&d.id, "scopes", &scopes)?;
-            d.inventory = match inv {
-                Some(s) => Some(parse_json(&d.id, "inventory", &s)?),
-                None => None,
-            };
-            out.push(d);
+            out.push(finish_device(row?)?);
         }
         drop(st);
         drop(conn);
@@ -505,6 +464,60 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// One row of the device columns (`id, kind, state, … driver,
+/// driver_address`, as [`Store::devices`] selects them), with its JSON
+/// columns (`xaddrs`, `scopes`, `inventory`) still as text: parsing them is
+/// [`finish_device`]'s, outside the SQLite row callback.
+pub(super) type DeviceRow = (Device, String, String, Option<String>);
+
+/// Reads one row of the device columns.
+pub(super) fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+    Ok((
+        Device {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            state: DeviceState::parse(&r.get::<_, String>(2)?),
+            endpoint_ref: r.get(3)?,
+            mac: r.get(4)?,
+            name: r.get(5)?,
+            manufacturer: r.get(6)?,
+            model: r.get(7)?,
+            firmware: r.get(8)?,
+            serial: r.get(9)?,
+            address: r.get(10)?,
+            xaddrs: Vec::new(),
+            scopes: Vec::new(),
+            via: r.get(13)?,
+            village: r.get(14)?,
+            grid: r.get(15)?,
+            has_credentials: r.get(16)?,
+            inventory: None,
+            inventory_at: r.get(18)?,
+            probe_error_kind: r.get(19)?,
+            probe_error: r.get(20)?,
+            first_seen: r.get(21)?,
+            last_seen: r.get(22)?,
+            last_bye: r.get(23)?,
+            driver: r.get(24)?,
+            driver_address: r.get(25)?,
+        },
+        r.get::<_, String>(11)?,
+        r.get::<_, String>(12)?,
+        r.get::<_, Option<String>>(17)?,
+    ))
+}
+
+/// Parses a row's JSON columns into its device.
+pub(super) fn finish_device((mut d, xaddrs, scopes, inv): DeviceRow) -> Result<Device> {
+    d.xaddrs = parse_json(&d.id, "xaddrs", &xaddrs)?;
+    d.scopes = parse_json(&d.id, "scopes", &scopes)?;
+    d.inventory = match inv {
+        Some(s) => Some(parse_json(&d.id, "inventory", &s)?),
+        None => None,
+    };
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use rusqlite::ToSql;
 
 use super::township::CameraRow;
-use super::{Device, DeviceState, Result, Store, parse_json};
+use super::{Device, DeviceState, Result, Store};
 
 /// Migrations of the `list_indexes` component: indexes the list queries'
 /// plans use (see `EXPLAIN QUERY PLAN` in BENCHMARKS.md).
@@ -257,56 +257,10 @@ impl Store {
                 .prepare_cached(&count)?
                 .query_row(w.params().as_slice(), |r| r.get(0))?;
             let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(w.params().as_slice(), |r| {
-                let state: String = r.get(2)?;
-                Ok((
-                    Device {
-                        id: r.get(0)?,
-                        kind: r.get(1)?,
-                        state: match state.as_str() {
-                            "adopted" => DeviceState::Adopted,
-                            "ignored" => DeviceState::Ignored,
-                            _ => DeviceState::Discovered,
-                        },
-                        endpoint_ref: r.get(3)?,
-                        mac: r.get(4)?,
-                        name: r.get(5)?,
-                        manufacturer: r.get(6)?,
-                        model: r.get(7)?,
-                        firmware: r.get(8)?,
-                        serial: r.get(9)?,
-                        address: r.get(10)?,
-                        xaddrs: Vec::new(),
-                        scopes: Vec::new(),
-                        via: r.get(13)?,
-                        village: r.get(14)?,
-                        grid: r.get(15)?,
-                        has_credentials: r.get(16)?,
-                        inventory: None,
-                        inventory_at: r.get(18)?,
-                        probe_error_kind: r.get(19)?,
-                        probe_error: r.get(20)?,
-                        first_seen: r.get(21)?,
-                        last_seen: r.get(22)?,
-                        last_bye: r.get(23)?,
-                        driver: r.get(24)?,
-                        driver_address: r.get(25)?,
-                    },
-                    r.get::<_, String>(11)?,
-                    r.get::<_, String>(12)?,
-                    r.get::<_, Option<String>>(17)?,
-                ))
-            })?;
+            let rows = st.query_map(w.params().as_slice(), super::devices::device_row)?;
             let mut out = Vec::new();
             for row in rows {
-                let (mut d, xaddrs, scopes, inv) = row?;
-                d.xaddrs = parse_json(&d.id, "xaddrs", &xaddrs)?;
-                d.scopes = parse_json(&d.id, "scopes", &scopes)?;
-                d.inventory = match inv {
-                    Some(s) => Some(parse_json(&d.id, "inventory", &s)?),
-                    None => None,
-                };
-                out.push(d);
+                out.push(super::devices::finish_device(row?)?);
             }
             Ok((out, u64::try_from(total).unwrap_or(0)))
         })?;
