@@ -910,11 +910,39 @@ fn map_reqwest(e: reqwest::Error) -> OnvifErrorKind {
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    if e.is_connect() {
+    if e.is_connect() || dropped_without_answer(&e) {
         OnvifErrorKind::Connect(msg)
     } else {
         OnvifErrorKind::Protocol(msg)
     }
+}
+
+/// The peer took the connection and closed or reset it before sending a
+/// response. Nothing there speaks HTTP to us: that is unreachable (an offline
+/// camera behind a NAT or a device still booting does exactly this), not a
+/// protocol error.
+pub fn dropped_without_answer(e: &reqwest::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && h.is_incomplete_message()
+        {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, OnvifErrorKind> {

@@ -4,7 +4,8 @@
 // a camera dragged onto the map stays there after a reload; a user's role
 // edited and the user disabled; the emergency dialog closes on Escape and
 // leaves nothing that blocks clicks. Screenshots of every page (zh-CN) and
-// the overview (English) go to SHOTS (docs/screenshots/).
+// the overview (English) go to SHOTS (target/browser-artifacts/screenshots, or
+// docs/screenshots/ when the suite is run with TGW_SHOTS=docs/screenshots).
 //
 // Env: BASE, CONTROL (sim control), USER_NAME, PASS (an admin), SIM_IDS
 // (simulated cameras, comma-separated), ARTIFACTS, SHOTS.

@@ -349,7 +349,8 @@ fn add_user(cfg: &std::path::Path, name: &str, role: &str, password: &str) {
 /// code on any page, an offline alarm acknowledged with a note, a camera
 /// dragged onto the map that stays after a reload, a user edited and
 /// disabled, the emergency dialog closed with Escape. Screenshots of every
-/// page go to `docs/screenshots/`.
+/// page go to `target/browser-artifacts/screenshots/` (`TGW_SHOTS=docs/screenshots`
+/// refreshes the committed ones).
 #[test]
 fn dashboard_walk_in_chromium() {
     if let Err(why) = prerequisites() {
@@ -484,7 +485,14 @@ listen = "{http}"
         .env("PASS", password)
         .env("SIM_IDS", ids.join(","))
         .env("ARTIFACTS", workspace().join("target/browser-artifacts"))
-        .env("SHOTS", workspace().join("docs/screenshots"));
+        // The committed screenshots in docs/ are refreshed on purpose only
+        // (TGW_SHOTS=docs/screenshots); a test run never dirties the tree.
+        .env(
+            "SHOTS",
+            std::env::var_os("TGW_SHOTS")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| workspace().join("target/browser-artifacts/screenshots")),
+        );
     let out = run_with_timeout(node, Duration::from_secs(150));
     let _ = gw.kill();
     let _ = gw.wait();

@@ -253,7 +253,7 @@ fn transport_error(e: reqwest::Error, offset: Option<i64>) -> LoginTest {
     let e = e.without_url();
     let outcome = if e.is_timeout() {
         Outcome::Timeout
-    } else if e.is_connect() {
+    } else if e.is_connect() || device_drivers::onvif_client::dropped_without_answer(&e) {
         Outcome::Unreachable
     } else {
         Outcome::NotOnvif
@@ -315,6 +315,36 @@ mod tests {
         .await;
         assert_eq!(r.result, Outcome::Timeout, "{r:?}");
         assert!(r.message.contains("timed out"), "{r:?}");
+    }
+
+    /// A camera address that takes the connection and closes it without a
+    /// word (an offline camera behind a NAT, a device still booting) is
+    /// `unreachable`, not `not-onvif`.
+    #[tokio::test]
+    async fn a_connection_closed_without_an_answer_is_unreachable() {
+        let l = tokio::net::TcpListener::bind("127.0.9.71:0").await.unwrap();
+        let xaddr = format!("http://{}/onvif/device_service", l.local_addr().unwrap());
+        let closer = tokio::spawn(async move {
+            // Every connection the test makes: read the request head, then drop.
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 512];
+                let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+                drop(s);
+            }
+        });
+        let http = device_drivers::onvif_client::http_client(&ClientOptions::default()).unwrap();
+        let creds = Credentials::new("admin", "closed-Secret-pw");
+        let r = test_login(
+            &http,
+            &xaddr,
+            &creds,
+            Duration::from_secs(5),
+            Arc::new(device_drivers::onvif_client::SystemClock),
+        )
+        .await;
+        closer.abort();
+        assert_eq!(r.result, Outcome::Unreachable, "{r:?}");
+        assert!(!r.message.contains("closed-Secret-pw"), "{r:?}");
     }
 
     /// A message that quotes the password is redacted.
