@@ -58,6 +58,14 @@ async fn morning_and_noon(w: &World, r: &Records) {
         assert_eq!(d["state"], "done", "{d}");
     }
 
+    // Once every horn is done, the broadcast is no longer "now playing".
+    let active = r.list_in(100, &["queued", "playing"]).unwrap();
+    assert!(
+        active.iter().all(|x| x.id != bid),
+        "{bid} still listed as active after every horn is done: {:?}",
+        active.iter().map(|x| (&x.id, &x.state)).collect::<Vec<_>>()
+    );
+
     // 09:00: the rest-day schedule does not fire on a worked Saturday.
     until(w, "12:00:00").await;
     for h in ["h1", "h2", "h3", "h4"] {
