@@ -11,11 +11,14 @@ use device_sim::{Fault, SimConfig};
 
 use super::*;
 
-const SIM_PW: &str = "s1m-Secret-pw";
+pub(super) const SIM_PW: &str = "s1m-Secret-pw";
 
 /// One simulated camera on its own loopback address (`n` keeps tests
 /// apart), recorded and adopted in the fixture's store; its id there.
-async fn sim_camera(fx: &Fx, n: u8) -> (device_sim::Sim, String, device_sim::DeviceEntry) {
+pub(super) async fn sim_camera(
+    fx: &Fx,
+    n: u8,
+) -> (device_sim::Sim, String, device_sim::DeviceEntry) {
     let sim = device_sim::start(SimConfig {
         cameras: 1,
         bind: Ipv4Addr::new(127, 79, n, 1),

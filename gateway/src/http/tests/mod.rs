@@ -200,6 +200,7 @@ async fn login(app: &Router, user: &str, pw: &str) -> (String, String) {
 /// routes with a body: malformed JSON, an unknown field and a wrong type
 /// → 400 with a message, an oversized body → 413.
 mod access;
+mod camera_time;
 mod credential_groups;
 mod dashboard;
 mod inbox;
