@@ -8,6 +8,8 @@
 #   CAMERAS=1000 SECS=600 EVERY=5 WARMUP=60 benches/footprint.sh
 #   EVENTS=false benches/footprint.sh   (no ONVIF event subscriptions: the
 #   cost of events is the difference between the two runs)
+#   HEALTH_EXTRA=$'event_pulls = 1024\nevent_pull_wait_secs = 10'
+#   benches/footprint.sh   (more [health] lines: here back-to-back long polls)
 #
 # Loopback only: cameras on 127.41.0.1 upwards, gateway on 127.0.0.1:$PORT.
 # Not yet: the 200 horns with a broadcast a minute of issue 18.6.
@@ -47,6 +49,7 @@ wait_ms = 2000
 [health]
 check_interval_secs = 30
 events = ${EVENTS:-true}
+${HEALTH_EXTRA:-}
 [[credential_groups]]
 name = "all"
 username = "admin"

@@ -350,6 +350,9 @@ fn spawn_events(
     let cfg = events::EventsConfig {
         concurrency: h.concurrency,
         camera_access: h.camera_access.clone(),
+        pulls: h.event_pulls,
+        pull_timeout: h.event_pull_wait_secs,
+        pull_every: h.event_pull_every_secs,
         ..Default::default()
     };
     let io = events::io::RealEventIo::new(h.call_timeout_ms, cfg.pull_timeout, sh.clock.clone())?;

@@ -68,6 +68,19 @@ pub struct HealthSection {
     /// locks a camera account (1-3600). Default: `30`.
     #[serde(default = "default_auth_backoff", deserialize_with = "de_secs_1")]
     pub auth_backoff_secs: Duration,
+    /// ONVIF event pulls (PullMessages) in flight at once across cameras;
+    /// pulls go in turns, each holding a connection while it waits
+    /// (1-1024). Default: `64`.
+    #[serde(default = "default_event_pulls", deserialize_with = "de_concurrency")]
+    pub event_pulls: usize,
+    /// Seconds a camera holds one event pull when it has nothing to say
+    /// (PullMessages `Timeout`, 1-60). Default: `1`.
+    #[serde(default = "default_event_pull_wait", deserialize_with = "de_secs_60")]
+    pub event_pull_wait_secs: Duration,
+    /// Seconds from the start of a camera's empty event pull to its next
+    /// (at once after a pull that brought messages; 1-60). Default: `5`.
+    #[serde(default = "default_event_pull_every", deserialize_with = "de_secs_60")]
+    pub event_pull_every_secs: Duration,
     /// Per-village overrides of the intervals. Default: none.
     #[serde(default)]
     pub villages: Vec<HealthVillage>,
@@ -159,6 +172,9 @@ impl Default for HealthSection {
             max_rtp_loss_pct: default_loss(),
             history_days: default_history_days(),
             auth_backoff_secs: default_auth_backoff(),
+            event_pulls: default_event_pulls(),
+            event_pull_wait_secs: default_event_pull_wait(),
+            event_pull_every_secs: default_event_pull_every(),
             villages: Vec::new(),
             camera_access: Vec::new(),
         }
@@ -224,6 +240,18 @@ fn de_secs_1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Erro
 }
 fn de_opt_secs_1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     de_secs_1(d).map(Some)
+}
+fn de_secs_60<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 1, 60, "seconds").map(Duration::from_secs)
+}
+fn default_event_pulls() -> usize {
+    64
+}
+fn default_event_pull_wait() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_event_pull_every() -> Duration {
+    Duration::from_secs(5)
 }
 fn de_secs_5<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     de_bounded(d, 5, 86_400, "seconds").map(Duration::from_secs)

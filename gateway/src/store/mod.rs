@@ -27,9 +27,11 @@
 //! | [`audit`] | the audit log |
 //! | [`places`] | devices' places on the map, acknowledged alarms (component `dashboard`) |
 //! | `trends` | downsampled health history and broadcast outcomes for charts |
+//! | [`changes`] | a watch bumped by every write to devices or logins (the poller's supervisor waits on it) |
 
 pub mod audit;
 pub mod backup;
+pub mod changes;
 mod credential_groups;
 pub mod credentials;
 pub mod data_dir;
@@ -143,6 +145,7 @@ pub struct Store {
     conn: Arc<Mutex<Connection>>,
     key: Arc<SecretKey>,
     clock: Arc<dyn Clock>,
+    changes: Arc<tokio::sync::watch::Sender<changes::StoreChanges>>,
 }
 
 /// RFC 3339 with second precision, UTC.
@@ -199,11 +202,22 @@ impl Store {
         apply_migrations(&mut conn, "health", HEALTH_MIGRATIONS)?;
         apply_migrations(&mut conn, "list_indexes", lists::LIST_INDEX_MIGRATIONS)?;
         apply_migrations(&mut conn, "dashboard", places::MIGRATIONS)?;
+        let changes = Arc::new(tokio::sync::watch::Sender::new(
+            changes::StoreChanges::default(),
+        ));
+        changes::watch_writes(&mut conn, changes.clone());
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             key: Arc::new(key),
             clock,
+            changes,
         })
+    }
+
+    /// Counters of writes to devices and logins, bumped as they happen in
+    /// this process ([`changes`]).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<changes::StoreChanges> {
+        self.changes.subscribe()
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

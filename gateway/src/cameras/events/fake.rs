@@ -60,6 +60,26 @@ pub struct FakeEvents {
     clock: Arc<dyn Clock>,
     cams: Mutex<HashMap<String, Script>>,
     calls: Mutex<Vec<(String, &'static str, Instant)>>,
+    /// Pulls in flight now, and the most ever in flight at once.
+    inflight: Arc<Mutex<(usize, usize)>>,
+}
+
+/// Counts a pull out of flight when it ends, answered or dropped.
+struct InFlight(Arc<Mutex<(usize, usize)>>);
+
+impl InFlight {
+    fn start(c: &Arc<Mutex<(usize, usize)>>) -> Self {
+        let mut g = c.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 += 1;
+        g.1 = g.1.max(g.0);
+        InFlight(c.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).0 -= 1;
+    }
 }
 
 fn note(topic: &str, item: &str, active: bool, op: PropertyOperation) -> Notification {
@@ -93,7 +113,13 @@ impl FakeEvents {
             clock,
             cams: Mutex::default(),
             calls: Mutex::default(),
+            inflight: Arc::default(),
         })
+    }
+
+    /// The most pulls that were in flight at once, across cameras.
+    pub fn max_inflight(&self) -> usize {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 
     /// Scripts camera `n`.
@@ -248,7 +274,9 @@ impl EventSession for Session {
         limit: u32,
     ) -> BoxFuture<'a, Result<Pulled, OnvifError>> {
         self.fake.log(&self.host, "pull");
+        let flight = InFlight::start(&self.fake.inflight);
         async move {
+            let _flight = flight;
             let delay = self.with(|s| s.pull_delay);
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;

@@ -37,9 +37,11 @@ impl RealEventIo {
             timeout: call_timeout + pull_timeout,
             connect_timeout: call_timeout.min(Duration::from_secs(3)),
             max_body: ev::MAX_EVENT_BODY,
-            // Pulls follow one another at once: one idle connection per
-            // camera is reused by the next pull.
-            ..ClientOptions::default()
+            // Pulls go in turns, seconds apart per camera: an idle
+            // connection is kept only for the call that follows at once
+            // (create → first pull, a pull that brought messages → the
+            // next), not one idle socket with its buffers per camera.
+            pool_idle: Duration::from_secs(1),
         };
         let http = device_drivers::onvif_client::http_client(&opts)?;
         Ok(Self { http, opts, clock })

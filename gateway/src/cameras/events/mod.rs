@@ -1,9 +1,17 @@
 //! ONVIF events: one PullPoint subscription per adopted camera that offers
 //! the event service (`docs/events.md`).
 //!
-//! Each camera has its own task (one camera's slow PullMessages never delays
-//! another); short calls (clock, create, renew) take a slot of a semaphore
-//! (`concurrency`), the long-poll pulls do not (they are idle connections).
+//! Each camera has its own task; short calls (clock, create, renew) take a
+//! slot of a semaphore (`concurrency`). Pulls go **in turns**: at most
+//! `pulls` PullMessages are in flight (each holds an HTTP connection while
+//! the camera waits), each waits `pull_timeout` (1 s) on the camera and is
+//! cut `task::PULL_GRACE` after that, and a camera's next pull follows at
+//! once when one brought messages, else `pull_every` (5 s) after the last
+//! began. One slow camera holds one slot for at most 6 s, never another
+//! camera's. Worst-case latency of an event that happens between two pulls
+//! is the round: `max(pull_every, ceil(cameras / pulls) × pull_timeout)`,
+//! about 10.4 s for 667 subscribed cameras with the defaults; one that
+//! happens during a pull comes at once (BENCHMARKS.md "Footprint").
 //! A subscription is renewed at half the time the camera granted, measured
 //! on the camera's own clock; it is rebuilt after the camera forgets it or
 //! after repeated failures, and a new subscription's `Initialized` messages
@@ -35,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::base::clock::Clock;
 use crate::config::CameraAccess;
-use crate::store::{DeviceState, Store};
+use crate::store::Store;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -160,8 +168,16 @@ pub struct EventsConfig {
     pub concurrency: usize,
     /// Subscription length asked for (and renewed to).
     pub subscription: Duration,
-    /// How long one PullMessages waits on the camera.
+    /// How long one PullMessages waits on the camera (its `Timeout`).
     pub pull_timeout: Duration,
+    /// PullMessages in flight at once, across cameras: pulls go in turns,
+    /// each holding one HTTP connection (memory, fds) while it waits.
+    pub pulls: usize,
+    /// A camera's next pull after one that brought nothing starts this
+    /// long after that one started (at once after one that brought
+    /// messages). With `pull_timeout` ≥ this, pulls are back-to-back
+    /// long polls.
+    pub pull_every: Duration,
     /// Messages asked for per pull (the parser caps at
     /// `onvif_events::MAX_MESSAGES` whatever the camera sends).
     pub message_limit: u32,
@@ -180,7 +196,9 @@ impl Default for EventsConfig {
         Self {
             concurrency: 16,
             subscription: Duration::from_secs(120),
-            pull_timeout: Duration::from_secs(10),
+            pull_timeout: Duration::from_secs(1),
+            pulls: 64,
+            pull_every: Duration::from_secs(5),
             message_limit: 64,
             rebuild_after: 3,
             max_backoff: Duration::from_secs(300),
@@ -200,6 +218,8 @@ pub struct Events {
     pub(crate) health: Arc<health::EventHealth>,
     pub(crate) metrics: Arc<EventMetrics>,
     pub(crate) slots: Semaphore,
+    /// PullMessages in flight (`cfg.pulls`).
+    pub(crate) pulls: Semaphore,
 }
 
 struct Running {
@@ -220,6 +240,7 @@ impl Events {
     ) -> Arc<Self> {
         Arc::new(Self {
             slots: Semaphore::new(cfg.concurrency.max(1)),
+            pulls: Semaphore::new(cfg.pulls.max(1)),
             store,
             cfg,
             io,
@@ -241,18 +262,16 @@ impl Events {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            let devices = match self.store.devices(Some(DeviceState::Adopted)) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, "listing cameras for events failed");
-                    continue;
-                }
-            };
-            let wanted: HashMap<String, Option<String>> = devices
-                .into_iter()
-                .filter(|d| d.kind == "camera" && d.inventory.is_some())
-                .map(|d| (d.id, d.inventory_at))
-                .collect();
+            // Ids and inventory times only: parsing every inventory each
+            // rescan was most of the events' allocations (BENCHMARKS.md).
+            let wanted: HashMap<String, Option<String>> =
+                match self.store.adopted_camera_inventory_times() {
+                    Ok(d) => d.into_iter().collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listing cameras for events failed");
+                        continue;
+                    }
+                };
             tasks.retain(|id, r| {
                 let keep = wanted.get(id).is_some_and(|at| *at == r.inventory_at);
                 if !keep {

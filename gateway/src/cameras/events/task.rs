@@ -1,5 +1,6 @@
-//! One camera's event loop: find the event service, subscribe, pull
-//! (long-poll), renew at half the granted time on the camera's clock,
+//! One camera's event loop: find the event service, subscribe, pull (in
+//! turns with the other cameras: a short wait, then a pause), renew at half
+//! the granted time on the camera's clock,
 //! rebuild when the camera forgets the subscription or after repeated
 //! failures, back off exponentially, log errors once per camera per hour.
 
@@ -20,6 +21,10 @@ use tgw_core::health::Reason;
 
 /// Errors are logged at most once per camera per this long.
 const LOG_EVERY: Duration = Duration::from_secs(3600);
+
+/// How long past its wait a pull may take (the answer's transfer) before
+/// it is given up and its slot freed.
+pub(super) const PULL_GRACE: Duration = Duration::from_secs(5);
 
 /// Logs a camera's errors once per [`LOG_EVERY`]; the rest at debug.
 struct LogGate(Option<Instant>);
@@ -244,15 +249,47 @@ impl Events {
                 .pull_timeout
                 .min(until_renew)
                 .max(Duration::from_secs(1));
-            let r = tokio::select! {
-                _ = shutdown.cancelled() => return pulled_any,
-                r = session.pull(address, wait, self.cfg.message_limit) => r,
+            let started = Instant::now();
+            let r = {
+                // Pulls go in turns: at most `pulls` in flight (each holds
+                // an HTTP connection while the camera waits), fairly queued.
+                let slot = tokio::select! {
+                    _ = shutdown.cancelled() => return pulled_any,
+                    s = self.pulls.acquire() => s,
+                };
+                let Ok(_slot) = slot else {
+                    return pulled_any;
+                };
+                // A camera that holds a pull past its wait gives the slot
+                // back at once instead of after the client's timeout.
+                let cap = wait + PULL_GRACE;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return pulled_any,
+                    r = tokio::time::timeout(cap, session.pull(address, wait, self.cfg.message_limit)) => {
+                        r.unwrap_or_else(|_| Err(OnvifError {
+                            peer: device.address.clone().unwrap_or_else(|| device.id.clone()),
+                            operation: "PullMessages",
+                            kind: OnvifErrorKind::Timeout,
+                        }))
+                    }
+                }
             };
             match r {
                 Ok(p) => {
                     errors = 0;
                     pulled_any = true;
+                    let busy = !p.messages.is_empty() || p.dropped > 0;
                     self.deliver(device, &p, known);
+                    // A pull that brought messages is followed at once (more
+                    // may be queued); an empty one waits out `pull_every`
+                    // from its start (never past the renewal).
+                    if !busy {
+                        let next = (started + self.cfg.pull_every).min(*renew_at);
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return pulled_any,
+                            _ = tokio::time::sleep_until(next) => {}
+                        }
+                    }
                 }
                 Err(e) => {
                     log.error("pulling camera events failed", &e);

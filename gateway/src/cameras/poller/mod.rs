@@ -21,7 +21,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `mod.rs` | the [`Poller`], its supervisor (one task per adopted camera, from an ids-only scan), [`HealthSink`] |
+//! | `mod.rs` | the [`Poller`], its supervisor (one task per adopted camera, from an ids-only scan on a store change, [`SAFETY_RESCAN`] otherwise), [`HealthSink`] |
 //! | [`target`] | what is polled: a camera's address, login, streams, from the store on a change |
 //! | `task` | one camera's loop: the schedule (jitter, deferral, frozen re-sample) and recording results |
 //! | `checks` | one cycle's steps: cheap check, authenticated call with backoff, DESCRIBE, snapshot, sample |
@@ -52,6 +52,8 @@ mod task;
 mod tests;
 #[cfg(test)]
 mod tests_blind;
+#[cfg(test)]
+mod tests_changes;
 
 pub use target::{Target, target};
 
@@ -77,6 +79,15 @@ pub fn pool_idle(check_every: Duration) -> Duration {
         burst
     }
 }
+
+/// How often the supervisor re-reads the adopted ids without a change
+/// signal (writes by another process, such as a CLI on the same data
+/// directory).
+pub const SAFETY_RESCAN: Duration = Duration::from_secs(60);
+
+/// How long the supervisor lets a burst of store writes settle before it
+/// re-reads the adopted ids.
+pub const CHANGE_SETTLE: Duration = Duration::from_millis(250);
 
 /// A sink that drops everything.
 pub struct NoSink;
@@ -178,10 +189,15 @@ impl Poller {
     }
 
     /// Runs until `shutdown`: keeps one task per adopted camera, started and
-    /// stopped as cameras are adopted or removed. Ids on `wake` are re-read
-    /// and re-checked fully at once (after an inventory or a login change,
-    /// WS-Discovery Bye, "probe now"); an id without a task (just adopted)
-    /// makes the supervisor re-scan at once.
+    /// stopped as cameras are adopted or removed. The supervisor reacts to
+    /// the store's writes ([`crate::store::changes`]): a device write
+    /// (adoption, removal, village) re-reads the adopted ids after
+    /// [`CHANGE_SETTLE`], a login write (device login, credential group)
+    /// makes every task re-read its target before its next check; a slow
+    /// [`SAFETY_RESCAN`] catches writes from another process. Ids on `wake`
+    /// are re-read and re-checked fully at once (after an inventory or a
+    /// login change, WS-Discovery Bye, "probe now"); an id without a task
+    /// (just adopted) makes the supervisor re-scan at once.
     pub async fn run(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -194,14 +210,40 @@ impl Poller {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        let prune_every = Duration::from_secs(3600);
+        let mut changes = self.store.changes();
+        let mut seen = *changes.borrow_and_update();
+        let mut changes_open = true;
+        // When a burst of store writes has settled (a discovery sweep
+        // writes a thousand rows); wakes are served meanwhile.
+        let mut settle: Option<Instant> = None;
+        let mut tick = tokio::time::interval(SAFETY_RESCAN);
         let mut last_prune: Option<Instant> = None;
         let mut wake_open = true;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
+                r = changes.changed(), if changes_open && settle.is_none() => {
+                    match r {
+                        Ok(()) => settle = Some(Instant::now() + CHANGE_SETTLE),
+                        Err(_) => changes_open = false,
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(settle.unwrap_or_else(Instant::now)), if settle.is_some() => {
+                    settle = None;
+                    let now = *changes.borrow_and_update();
+                    if now.logins != seen.logins {
+                        for e in tasks.values() {
+                            e.signal.reload.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    let devices = now.devices != seen.devices;
+                    seen = now;
+                    if !devices {
+                        continue;
+                    }
+                }
                 id = wake.recv(), if wake_open => {
                     match id {
                         Some(id) => {
@@ -225,17 +267,24 @@ impl Poller {
             if !self.sync_tasks(&mut tasks, &mut saved, &shutdown) {
                 continue;
             }
-            if last_prune.is_none_or(|t| t.elapsed() >= prune_every) {
-                last_prune = Some(Instant::now());
-                match self.store.prune_health(self.cfg.history_days) {
-                    Ok(n) if n > 0 => tracing::info!(rows = n, "pruned health history"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "pruning health history failed"),
-                }
-            }
+            self.prune(&mut last_prune);
         }
         for (_, e) in tasks {
             e.handle.abort();
+        }
+    }
+
+    /// Prunes the health history at most once an hour.
+    fn prune(&self, last: &mut Option<Instant>) {
+        let every = Duration::from_secs(3600);
+        if last.is_some_and(|t| t.elapsed() < every) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.store.prune_health(self.cfg.history_days) {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "pruned health history"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning health history failed"),
         }
     }
 
