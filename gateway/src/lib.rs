@@ -10,6 +10,7 @@
 //! | [`cameras`] | discovery rounds, ONVIF inventory, the health poller |
 //! | [`speakers`] | the loudspeaker inventory: speakers, multicast zones, CSV import |
 //! | [`broadcast`] | the broadcast runtime: audio pipeline, render, records, CAP feeds |
+//! | [`gb28181`] | the GB/T 28181 uplink; `media`: live video relays (camera → PS over RTP) |
 //! | [`uplink`] | the MQTT uplink: durable outbox, session, commands from the centre, embedded broker |
 //! | [`auth`] | users, roles, argon2id, sessions, API tokens, login rate limiting, audit log |
 //! | [`http`] | the `/api/v1` API, embedded dashboard, `/healthz`, `/readyz`, `/metrics` |
@@ -21,6 +22,7 @@ pub mod broadcast;
 pub mod cameras;
 pub mod cmd;
 pub mod config;
+pub mod gb28181;
 pub mod http;
 pub mod speakers;
 pub mod store;

@@ -27,6 +27,7 @@ pub mod broadcast;
 pub mod credentials;
 pub mod discovery;
 pub mod gateway;
+pub mod gb28181_media;
 pub mod health;
 pub mod http;
 pub mod mqtt;
