@@ -259,3 +259,25 @@ fn opus_at_16_khz_keeps_its_frequency() {
     assert_eq!(p.format, "ogg/opus");
     assert_eq!(dominant(&p.pcm), 750.0);
 }
+
+/// A real recording: Chromium's MediaRecorder (`audio/webm;codecs=opus`,
+/// the fake microphone playing 700 Hz for 3 s, made by the browser e2e
+/// test). Segment and Cluster sizes are the 8-byte unknown value
+/// `01 ff ff ff ff ff ff ff` and there is no Duration: symphonia alone
+/// reads no packet of it.
+#[test]
+fn chromium_media_recorder_clip() {
+    let b = include_bytes!("../../../testdata/chromium_mediarecorder_opus.webm");
+    assert_eq!(&b[..4], &[0x1a, 0x45, 0xdf, 0xa3]);
+    let p = prepare(b, None, &AudioSettings::default()).unwrap();
+    assert_eq!(p.format, "webm/opus");
+    assert_eq!((p.source_rate, p.source_channels), (48_000, 1));
+    let secs = p.pcm.len() as f64 / 8000.0;
+    assert!((2.8..3.3).contains(&secs), "{secs} s");
+    // 700 Hz is between the 125 Hz bins of `dominant`: 625 or 750.
+    let f = dominant(&p.pcm[4000..]);
+    assert!((625.0..=750.0).contains(&f), "{f} Hz");
+    // Cut in the middle of a block: the part before decodes, no panic.
+    let cut = prepare(&b[..b.len() / 2], None, &AudioSettings::default()).unwrap();
+    assert!(cut.pcm.len() < p.pcm.len());
+}
