@@ -121,7 +121,7 @@ export function emergencyDialog() {
 }
 
 export async function uploadAsset(file) {
-  const r = await fetch('/api/v1/audio-assets?name=' + enc(file.name), { method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': S.me.csrf || '', 'Content-Type': 'application/octet-stream' }, body: file });
+  const r = await fetch('/api/v1/audio-assets?name=' + enc(file.name), { method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': S.me.csrf || '', 'Content-Type': file.type || 'application/octet-stream' }, body: file });
   const data = await r.json().catch(() => null);
   if (!r.ok) throw new Error((data && data.error && data.error.message) || String(r.status));
   return data;
@@ -250,7 +250,7 @@ export async function assetsPanel() {
   let list = [];
   let err = '';
   try { list = uploads((await api('GET', '/api/v1/audio-assets')).data); } catch (e) { err = e.message; }
-  const file = h('input', { type: 'file', id: 'asset-file', accept: 'audio/*,.mp3,.wav,.ogg,.flac' });
+  const file = h('input', { type: 'file', id: 'asset-file', accept: 'audio/*,.mp3,.wav,.ogg,.flac,.opus,.webm,.m4a,.mp4,.aac' });
   const out = h('p', { class: 'small', id: 'asset-result' }, err);
   const up = h('button', { id: 'asset-upload', disabled: !!err, onclick: async () => {
     const f = file.files && file.files[0];
@@ -259,10 +259,47 @@ export async function assetsPanel() {
     try { const a = await uploadAsset(f); toast(t('uploadedN', a.name)); hooks.shell(); } catch (e) { out.className = 'err'; out.textContent = e.message; up.disabled = false; }
   } }, t('upload'));
   return h('section', { class: 'panel', id: 'assets' }, h('h2', {}, t('assets')),
-    canOper() ? h('div', { class: 'filters' }, file, up) : null, out,
+    canOper() ? h('div', { class: 'filters' }, file, up) : null, canOper() ? recorder(out) : null, out,
     list.length ? h('table', { id: 'asset-table' }, h('tr', {}, [t('name'), t('format'), t('duration'), 'sha256'].map((x) => h('th', {}, x))),
       list.map((a) => h('tr', {}, h('td', {}, a.name), h('td', {}, a.format), h('td', {}, (a.duration_ms / 1000).toFixed(1) + ' s'), h('td', { class: 'small mono' }, a.sha256.slice(0, 16) + '…'))))
       : h('p', { class: 'muted' }, t('noAssets')));
+}
+
+// In-browser recording (MediaRecorder: Opus in WebM on Chromium, AAC in
+// MP4 on Safari): record, listen back, upload as an asset. Microphones open
+// only on HTTPS or localhost.
+function recorder(out) {
+  let rec = null, blob = null, url = '';
+  const player = h('audio', { id: 'rec-player', controls: true, hidden: true });
+  const state = h('span', { class: 'small', id: 'rec-state' });
+  const send = h('button', { id: 'rec-upload', disabled: true, onclick: async () => {
+    if (!blob) return;
+    send.disabled = true; out.className = 'small'; out.textContent = '…';
+    const ext = /mp4|aac/.test(blob.type) ? 'm4a' : /ogg/.test(blob.type) ? 'ogg' : 'webm';
+    const stamp = new Date().toLocaleString('sv-SE', { timeZone: 'Asia/Shanghai' }).replace(/[: ]/g, '-');
+    const f = new File([blob], t('recordingName') + '-' + stamp + '.' + ext, { type: blob.type });
+    try { const a = await uploadAsset(f); toast(t('uploadedN', a.name)); hooks.shell(); } catch (e) { out.className = 'err'; out.textContent = e.message; send.disabled = false; }
+  } }, t('uploadRecording'));
+  const stop = h('button', { id: 'rec-stop', class: 'secondary', disabled: true, onclick: () => { if (rec && rec.state !== 'inactive') rec.stop(); } }, t('stopRecording'));
+  const start = h('button', { id: 'rec-start', class: 'secondary', onclick: async () => {
+    if (!window.MediaRecorder || !navigator.mediaDevices) { out.className = 'err'; out.textContent = t('noRecorder'); return; }
+    let stream;
+    try { stream = await navigator.mediaDevices.getUserMedia({ audio: true }); } catch (e) { out.className = 'err'; out.textContent = t('micDenied') + ': ' + e.message; return; }
+    const type = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/mp4'].find((x) => MediaRecorder.isTypeSupported(x));
+    rec = new MediaRecorder(stream, type ? { mimeType: type } : {});
+    const parts = [];
+    rec.ondataavailable = (e) => { if (e.data.size) parts.push(e.data); };
+    rec.onstop = () => {
+      stream.getTracks().forEach((x) => x.stop());
+      blob = new Blob(parts, { type: rec.mimeType || type || 'audio/webm' });
+      if (url) URL.revokeObjectURL(url);
+      url = URL.createObjectURL(blob); player.src = url; player.hidden = false;
+      state.textContent = t('recordedBytes', blob.size); start.disabled = false; stop.disabled = true; send.disabled = false;
+    };
+    rec.start(250);
+    blob = null; send.disabled = true; player.hidden = true; start.disabled = true; stop.disabled = false; state.textContent = t('recordingNow');
+  } }, t('record'));
+  return h('div', { class: 'filters', id: 'recorder' }, start, stop, state, player, send);
 }
 
 export async function broadcastDetail(main, id) {

@@ -34,7 +34,7 @@ pub(super) struct SpeakerTestArgs {
     /// Length of the tone in seconds.
     #[arg(long, default_value_t = 3.0, requires = "tone")]
     seconds: f64,
-    /// An audio file (MP3, WAV, OGG/Vorbis, FLAC).
+    /// An audio file (MP3, WAV, OGG/Vorbis, FLAC, Opus in WebM/Ogg, AAC in MP4/M4A).
     #[arg(long)]
     file: Option<PathBuf>,
     /// A text spoken by the TTS engine.

@@ -457,13 +457,37 @@ impl Validate for UploadQuery {
     }
 }
 
+/// The file extension a `Content-Type` stands for, when the upload's name
+/// has none (a MediaRecorder blob: `audio/webm;codecs=opus`). Only a hint
+/// to the probe, which reads the bytes.
+pub fn ext_for_content_type(ct: &str) -> Option<&'static str> {
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    Some(match mime.as_str() {
+        "audio/webm" | "video/webm" => "webm",
+        "audio/ogg" | "audio/opus" | "application/ogg" => "ogg",
+        "audio/mp4" | "audio/m4a" | "audio/x-m4a" | "video/mp4" => "m4a",
+        "audio/aac" | "audio/aacp" => "aac",
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
+        "audio/flac" | "audio/x-flac" => "flac",
+        _ => return None,
+    })
+}
+
 /// `POST /api/v1/audio-assets?name=FILE`: the raw file as the body (MP3,
-/// WAV, OGG/Vorbis, FLAC); checked, normalised and stored.
+/// WAV, OGG/Vorbis, FLAC, Opus in WebM/Ogg, AAC in MP4/M4A/ADTS); checked,
+/// normalised and stored. A name without an extension gets one from the
+/// `Content-Type` (a hint only: the bytes decide).
 pub async fn upload(
     State(st): State<AppState>,
     ctx: Ctx,
     Q(q): Q<UploadQuery>,
-    _headers: HeaderMap,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let a = st.assets.clone().ok_or_else(|| {
@@ -474,7 +498,14 @@ pub async fn upload(
         )
     })?;
     let name = q.name.unwrap_or_else(|| "upload".into());
-    let n2 = name.clone();
+    let ct_ext = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ext_for_content_type);
+    let n2 = match ct_ext {
+        Some(ext) if std::path::Path::new(&name).extension().is_none() => format!("{name}.{ext}"),
+        _ => name.clone(),
+    };
     let res = tokio::task::spawn_blocking(move || a.import(&body, &n2))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
@@ -504,6 +535,30 @@ pub async fn upload(
                 "not_audio",
                 format!("{name}: {e:#}"),
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod clip_upload_tests {
+    use super::ext_for_content_type;
+
+    /// MediaRecorder and phone content types map to the extension the probe
+    /// is hinted with; unknown or non-audio types give no hint.
+    #[test]
+    fn content_types_hint_the_extension() {
+        for (ct, ext) in [
+            ("audio/webm;codecs=opus", Some("webm")),
+            ("Audio/WebM; codecs=\"opus\"", Some("webm")),
+            ("audio/ogg; codecs=opus", Some("ogg")),
+            ("audio/mp4;codecs=mp4a.40.2", Some("m4a")),
+            ("audio/x-m4a", Some("m4a")),
+            ("audio/aac", Some("aac")),
+            ("application/octet-stream", None),
+            ("text/html", None),
+            ("", None),
+        ] {
+            assert_eq!(ext_for_content_type(ct), ext, "{ct}");
         }
     }
 }

@@ -191,7 +191,7 @@ pub const ROUTES: &[Route] = &[
     r!(Post "/api/v1/emergency", O, "broadcasts", "Emergency broadcast: interrupts everything, ignores quiet hours, forced volume; needs confirm: true (audited)", post(bc::emergency), body = bc::AnnounceBody),
     r!(Get "/api/v1/alerts", V, "broadcasts", "Early warnings (CAP) received and what they caused", get(bc::alerts), query = &[("limit", "1-1000, default 100")]),
     r!(Get "/api/v1/audio-assets", V, "broadcasts", "Stored audio assets", get(bc::assets)),
-    r!(Post "/api/v1/audio-assets", O, "broadcasts", "Upload an audio file as the raw body (MP3, WAV, OGG/Vorbis, FLAC); checked and normalised (audited)", post(bc::upload).layer(DefaultBodyLimit::max(64 * 1024 * 1024)), query = &[("name", "file name, informational")]),
+    r!(Post "/api/v1/audio-assets", O, "broadcasts", "Upload an audio file as the raw body (MP3, WAV, OGG/Vorbis, FLAC, Opus in WebM/Ogg, AAC in MP4/M4A/ADTS); checked and normalised (audited)", post(bc::upload).layer(DefaultBodyLimit::max(64 * 1024 * 1024)), query = &[("name", "file name, informational")]),
     r!(Get "/api/v1/targets/resolve", V, "broadcasts", "The horns targets reach (timetable groups expanded), for confirming a broadcast", get(ttv::resolve_targets), query = &[("targets", "comma-separated: all, village:CODE, grid:CODE, zone:NAME, group:NAME, speaker:ID")]),
     r!(Get "/api/v1/timetable", V, "timetable", "The timetable in force: source (file | store), version, time zone, active scheme and the whole document", get(tt::timetable)),
     r!(Put "/api/v1/timetable", O, "timetable", "Replace the whole timetable document; validated (422 naming the key path), saved as a new version (audited; 409 when managed in a file)", put(tt::replace_timetable), body = tt::PartsBody),

@@ -24,7 +24,8 @@ pub struct Asset {
     pub sha256: String,
     /// The name it was uploaded under (informational), or `tts`.
     pub name: String,
-    /// Detected format: `mp3`, `wav`, `ogg/vorbis`, `flac`.
+    /// Detected format: `mp3`, `wav`, `ogg/vorbis`, `flac`, `webm/opus`,
+    /// `ogg/opus`, `mp4/aac`, `aac`.
     pub format: String,
     /// Size of the original, bytes.
     pub bytes: u64,

@@ -1,18 +1,22 @@
 //! Probing and decoding an upload with symphonia (MP3, WAV/PCM,
-//! OGG/Vorbis, FLAC), downmixed to mono `f32` and resampled as it decodes.
+//! OGG/Vorbis, FLAC, AAC-LC in MP4/M4A or ADTS; Ogg, WebM/Matroska and
+//! MP4 demuxing) and libopus for Opus tracks ([`super::opus`]), downmixed
+//! to mono `f32` and resampled as it decodes.
 //!
 //! Everything here reads untrusted bytes: no panics; [`DecodeLimits`]
 //! (sample rate, channels, duration, rate × duration × channels) checked on
 //! the container's declared parameters before decoding and again packet by
 //! packet while decoding (a tiny FLAC of silence can expand to hours);
 //! memory follows the 8 kHz output, not the source; and a file that ends
-//! before its header's frame count is refused as truncated.
+//! before its header's frame count is refused as truncated. A panic inside
+//! a demuxer on malformed input (symphonia has a few) is caught and
+//! reported as a corrupt file.
 
 use std::io::Cursor;
 use std::time::Duration;
 
 use symphonia::core::audio::{AudioBufferRef, SampleBuffer};
-use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
+use symphonia::core::codecs::{CODEC_TYPE_NULL, CODEC_TYPE_OPUS, Decoder, DecoderOptions};
 use symphonia::core::errors::Error;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::MediaSourceStream;
@@ -20,6 +24,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use super::AudioError;
+use super::opus::OpusTrack;
 
 /// Highest source sample rate accepted.
 pub const MAX_RATE: u32 = 192_000;
@@ -68,7 +73,8 @@ pub struct Decoded {
     pub rate: u32,
     /// Source channel count.
     pub channels: usize,
-    /// `mp3`, `wav`, `ogg/vorbis` or `flac`.
+    /// `mp3`, `wav`, `ogg/vorbis`, `flac`, `ogg/opus`, `webm/opus`,
+    /// `webm/vorbis`, `mp4/aac` or `aac` (ADTS).
     pub format: String,
 }
 
@@ -85,7 +91,52 @@ pub fn decode(
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
-    let mss = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
+    let mut n = 0;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_inner(bytes, ext_hint, limits, out_rate, &mut n)
+    }));
+    *packets += n;
+    r.unwrap_or_else(|_| {
+        Err(AudioError::Corrupt(format!(
+            "the {} demuxer failed on malformed data after {n} packets",
+            container(bytes)
+        )))
+    })
+}
+
+/// The container by its magic bytes (for names and messages only).
+fn container(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [b'O', b'g', b'g', b'S', ..] => "ogg",
+        [0x1a, 0x45, 0xdf, 0xa3, ..] => "webm",
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => "mp4",
+        [0xff, b, ..] if b & 0xf0 == 0xf0 => "adts",
+        [b'R', b'I', b'F', b'F', ..] => "wav",
+        _ => "audio",
+    }
+}
+
+/// What decodes the track: a symphonia codec, or libopus.
+enum Codec {
+    Symphonia(Box<dyn Decoder>),
+    Opus(OpusTrack),
+}
+
+fn decode_inner(
+    bytes: &[u8],
+    ext_hint: Option<&str>,
+    limits: &DecodeLimits,
+    out_rate: u32,
+    packets: &mut u64,
+) -> Result<Decoded, AudioError> {
+    // MediaRecorder's WebM (Segment and Clusters of unknown size) with the
+    // sizes filled in: symphonia's demuxer needs them.
+    let data = match container(bytes) {
+        "webm" => super::webm::with_known_sizes(bytes),
+        _ => None,
+    }
+    .unwrap_or_else(|| bytes.to_vec());
+    let mss = MediaSourceStream::new(Box::new(Cursor::new(data)), Default::default());
     let mut hint = Hint::new();
     if let Some(e) = ext_hint {
         hint.with_extension(&e.to_ascii_lowercase());
@@ -106,20 +157,31 @@ pub fn decode(
         .ok_or_else(|| AudioError::NotAudio("no audio track".into()))?;
     let params = track.codec_params.clone();
     let track_id = track.id;
+    let is_opus = params.codec == CODEC_TYPE_OPUS;
     let codec_name = symphonia::default::get_codecs()
         .get_codec(params.codec)
         .map(|d| d.short_name)
-        .unwrap_or("unknown");
-    let format = match codec_name {
-        n if n.starts_with("pcm") => "wav".to_string(),
-        "vorbis" => "ogg/vorbis".to_string(),
-        n => n.to_string(),
+        .unwrap_or(if is_opus { "opus" } else { "unknown" });
+    let format = match (codec_name, container(bytes)) {
+        (n, _) if n.starts_with("pcm") => "wav".to_string(),
+        ("vorbis" | "opus", "webm") => format!("webm/{codec_name}"),
+        ("vorbis" | "opus", _) => format!("ogg/{codec_name}"),
+        ("aac", "mp4") => "mp4/aac".to_string(),
+        (n, _) => n.to_string(),
     };
     let rate = check_declared(&params, limits)?;
+    // libopus decodes at 48 kHz whatever rate the container states.
+    let rate = if is_opus { OpusTrack::RATE } else { rate };
     let max_frames = (limits.max_duration.as_secs_f64() * f64::from(rate)).ceil() as u64;
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&params, &DecoderOptions::default())
-        .map_err(|e| AudioError::Unsupported(format!("{codec_name}: {}", describe(&e))))?;
+    let mut decoder = if is_opus {
+        Codec::Opus(OpusTrack::new(params.extra_data.as_deref())?)
+    } else {
+        Codec::Symphonia(
+            symphonia::default::get_codecs()
+                .make(&params, &DecoderOptions::default())
+                .map_err(|e| AudioError::Unsupported(format!("{codec_name}: {}", describe(&e))))?,
+        )
+    };
 
     let mut st = Stream {
         rate,
@@ -153,18 +215,32 @@ pub fn decode(
             continue;
         }
         *packets += 1;
-        let decoded = match decoder.decode(&packet) {
-            Ok(d) => d,
-            Err(e @ (Error::DecodeError(_) | Error::IoError(_))) => {
-                bad_packets += 1;
-                first_error.get_or_insert_with(|| {
-                    format!("packet {packets} (at {:.2} s): {}", st.secs(), describe(&e))
-                });
-                continue;
+        let bad = match &mut decoder {
+            Codec::Symphonia(d) => match d.decode(&packet) {
+                Ok(d) => {
+                    st.take(d)?;
+                    None
+                }
+                Err(e @ (Error::DecodeError(_) | Error::IoError(_))) => Some(describe(&e)),
+                Err(e) => return Err(AudioError::Corrupt(describe(&e))),
+            },
+            Codec::Opus(o) => {
+                st.mono.clear();
+                match o.decode(&packet.data, &mut st.mono) {
+                    Ok(_) => {
+                        st.channels = o.channels;
+                        st.take_mono(o.channels)?;
+                        None
+                    }
+                    Err(e) => Some(e),
+                }
             }
-            Err(e) => return Err(AudioError::Corrupt(describe(&e))),
         };
-        st.take(decoded)?;
+        if let Some(e) = bad {
+            bad_packets += 1;
+            first_error
+                .get_or_insert_with(|| format!("packet {packets} (at {:.2} s): {e}", st.secs()));
+        }
     }
     // A few damaged packets in a long MP3 are tolerated (the decoder resyncs);
     // more than that, or nothing decodable, is a corrupt file.
@@ -177,7 +253,7 @@ pub fn decode(
     if st.frames == 0 {
         return Err(AudioError::NoSamples);
     }
-    if let Some(n) = params.n_frames
+    if let Some(n) = declared_frames(&params, rate)
         && st.frames + FRAME_SLACK < n
     {
         return Err(AudioError::Truncated(format!(
@@ -220,7 +296,7 @@ fn check_declared(
         )));
     }
     let max_frames = (limits.max_duration.as_secs_f64() * f64::from(rate)).ceil() as u64;
-    if let Some(n) = params.n_frames {
+    if let Some(n) = declared_frames(params, rate) {
         if n > max_frames + FRAME_SLACK {
             return Err(AudioError::TooLong {
                 limit_secs: limits.max_duration.as_secs(),
@@ -236,6 +312,19 @@ fn check_declared(
         }
     }
     Ok(rate)
+}
+
+/// The declared length in frames at `rate`: Matroska and MP4 count it in
+/// their own time base (milliseconds, the track's timescale), not samples.
+fn declared_frames(params: &symphonia::core::codecs::CodecParameters, rate: u32) -> Option<u64> {
+    let n = params.n_frames?;
+    match params.time_base {
+        Some(tb) if tb.numer > 0 && tb.denom > 0 && (tb.numer, tb.denom) != (1, rate) => {
+            let t = tb.calc_time(n);
+            Some(((t.seconds as f64 + t.frac) * f64::from(rate)).ceil() as u64)
+        }
+        _ => Some(n),
+    }
 }
 
 fn budget_message(cost: u64, rate: u32, budget: u64) -> String {
@@ -269,13 +358,29 @@ impl Stream {
     /// One decoded packet: limits first, then downmix and resample.
     fn take(&mut self, decoded: AudioBufferRef<'_>) -> Result<(), AudioError> {
         let ch = decoded.spec().channels.count();
+        self.count(decoded.frames() as u64, ch)?;
+        self.mono.clear();
+        self.channels = mix_down(decoded, self.rate, &mut self.buf, &mut self.mono)?;
+        self.resampler.push(&self.mono, &mut self.out);
+        Ok(())
+    }
+
+    /// One packet already decoded to mono in `self.mono` (from `ch`
+    /// channels): limits, then resample.
+    fn take_mono(&mut self, ch: usize) -> Result<(), AudioError> {
+        self.count(self.mono.len() as u64, ch)?;
+        self.resampler.push(&self.mono, &mut self.out);
+        Ok(())
+    }
+
+    /// Counts `n` frames of `ch` channels against the limits.
+    fn count(&mut self, n: u64, ch: usize) -> Result<(), AudioError> {
         if ch > self.limits.max_channels {
             return Err(AudioError::Limit(format!(
                 "{ch} channels (at most {} accepted)",
                 self.limits.max_channels
             )));
         }
-        let n = decoded.frames() as u64;
         self.frames += n;
         self.decoded += n * ch as u64;
         if self.frames > self.max_frames {
@@ -290,9 +395,6 @@ impl Stream {
                 self.limits.sample_budget,
             )));
         }
-        self.mono.clear();
-        self.channels = mix_down(decoded, self.rate, &mut self.buf, &mut self.mono)?;
-        self.resampler.push(&self.mono, &mut self.out);
         Ok(())
     }
 }

@@ -2,7 +2,8 @@
 //! mono 16-bit PCM at one loudness, ready for any horn driver.
 //!
 //! ```text
-//! bytes ─ decode (symphonia: MP3, WAV, OGG/Vorbis, FLAC) ─ downmix to mono
+//! bytes ─ decode (symphonia: MP3, WAV, OGG/Vorbis, FLAC, AAC in MP4/ADTS;
+//!         libopus: Opus in Ogg or WebM) ─ downmix to mono
 //!       ─ resample to 8 kHz (windowed-sinc polyphase) ─ EBU R128 loudness
 //!       normalisation to one target ─ peak limiter ─ i16 PCM
 //! text  ─ TTS command (espeak-ng `cmn` by default) ─ WAV ─ same pipeline
@@ -13,6 +14,8 @@
 //! | [`decode`] | probing and decoding an upload under [`decode::DecodeLimits`], refusing corrupt/truncated/non-audio input, downmix, streaming resample |
 //! | [`resample`] | the fixed-quality windowed-sinc resampler to 8 kHz, batch or streaming |
 //! | [`loudness`] | EBU R128 integrated loudness, gain to the target, the limiter |
+//! | [`opus`] | libopus: one packet to mono PCM ([`opus::OpusDecoder`], also for live paging), Ogg/WebM Opus tracks (`OpusHead`, pre-skip) |
+//! | [`webm`] | filling in the unknown Segment/Cluster sizes of a streamed WebM (MediaRecorder) before demuxing |
 //! | [`tts`] | running the text-to-speech command without a shell, with a timeout |
 //! | [`assets`] | the content-addressed asset store in `DATA_DIR/assets/` |
 //!
@@ -23,8 +26,10 @@
 pub mod assets;
 pub mod decode;
 pub mod loudness;
+pub mod opus;
 pub mod resample;
 pub mod tts;
+pub mod webm;
 
 use std::path::Path;
 use std::time::Duration;
@@ -92,7 +97,9 @@ pub enum AudioError {
         limit: u64,
     },
     /// Not a format we decode.
-    #[error("not a recognised audio file (MP3, WAV, OGG/Vorbis or FLAC expected): {0}")]
+    #[error(
+        "not a recognised audio file (MP3, WAV, OGG/Vorbis, FLAC, Opus in WebM/Ogg or AAC in MP4/M4A/ADTS expected): {0}"
+    )]
     NotAudio(String),
     /// A recognised container with a codec we do not decode.
     #[error("unsupported audio codec: {0}")]
@@ -157,7 +164,8 @@ pub fn prepare(
 pub struct Prepared {
     /// Mono PCM at [`RATE`], normalised.
     pub pcm: Vec<i16>,
-    /// The detected container/codec, e.g. `mp3`, `wav`, `ogg/vorbis`, `flac`.
+    /// The detected container/codec, e.g. `mp3`, `wav`, `ogg/vorbis`, `flac`,
+    /// `webm/opus`, `ogg/opus`, `mp4/aac`, `aac`.
     pub format: String,
     /// The input's sample rate.
     pub source_rate: u32,
@@ -236,5 +244,7 @@ pub fn wav_bytes(pcm: &[i16], rate: u32) -> Vec<u8> {
     out
 }
 
+#[cfg(test)]
+mod clip_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use super::*;
 
-fn have(tool: &str) -> bool {
+pub(super) fn have(tool: &str) -> bool {
     let ok = Command::new(tool)
         .arg(if tool == "ffmpeg" {
             "-version"
@@ -64,7 +64,7 @@ fn goertzel(x: &[i16], freq: f64) -> f64 {
     s1 * s1 + s2 * s2 - c * s1 * s2
 }
 
-fn dominant(x: &[i16]) -> f64 {
+pub(super) fn dominant(x: &[i16]) -> f64 {
     (1..32)
         .map(|k| f64::from(k) * 125.0)
         .max_by(|a, b| goertzel(x, *a).total_cmp(&goertzel(x, *b)))
