@@ -11,7 +11,7 @@
 //! {"op":"active"}               → {"active":[RelayInfo…]}
 //! ```
 //!
-//! Arguments: `[max_relays] [rtp_port_min] [rtp_port_max] [setup_timeout_secs]`.
+//! Arguments: `[max_relays] [rtp_port_min] [rtp_port_max] [setup_timeout_secs] [camera_timeout_secs]`.
 //! Invites run concurrently; answers come in completion order. Exits at EOF.
 
 use std::io::Write as _;
@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         rtp_port_min: num(1, 30000) as u16,
         rtp_port_max: num(2, 30999) as u16,
         media_setup_timeout_secs: num(3, 10),
+        camera_timeout_secs: num(4, 10),
         ..Gb28181Media::default()
     };
     cfg.check().map_err(anyhow::Error::msg)?;

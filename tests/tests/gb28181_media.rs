@@ -54,7 +54,7 @@ struct Relay {
 }
 
 impl Relay {
-    /// `max` relays, RTP ports from `port_min`, `setup` seconds for ACK/connect.
+    /// `max` relays, `setup` seconds for ACK/connect, camera timeout 3 s.
     fn start(max: usize, setup: u64) -> Relay {
         let port_min = free_tcp_port().max(20000);
         let mut child = Command::new(relay_bin())
@@ -63,6 +63,7 @@ impl Relay {
                 port_min.to_string(),
                 (port_min + 200).to_string(),
                 setup.to_string(),
+                "3".to_string(),
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -148,6 +149,10 @@ impl Drop for Relay {
 }
 
 fn sim(tag: u8) -> SimProc {
+    sim_with_control(tag, &format!("127.0.0.1:{}", free_tcp_port()))
+}
+
+fn sim_with_control(tag: u8, control: &str) -> SimProc {
     SimProc::start(&[
         "--cameras",
         "1",
@@ -158,7 +163,24 @@ fn sim(tag: u8) -> SimProc {
         "--no-multicast",
         "--password",
         PASSWORD,
+        "--control",
+        control,
     ])
+}
+
+/// Sets a simulated camera's fault through the control endpoint.
+fn set_fault(control: &str, id: &str, fault: &str) {
+    let mut s = TcpStream::connect(control).expect("control endpoint");
+    write!(
+        s,
+        "POST /devices/{id}/fault HTTP/1.1\r\nHost: {control}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{fault}",
+        fault.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{fault}: {out}");
 }
 
 /// A live offer as a platform sends it.
@@ -293,7 +315,7 @@ fn prerequisites() -> bool {
 /// a wrong camera password → 500 naming the camera, not the password.
 #[test]
 fn refusals_and_cap() {
-    let sim = sim(61);
+    let sim = sim(84);
     let cam = sim.devices("camera")[0].clone();
     let mut relay = Relay::start(1, 5);
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -355,7 +377,7 @@ fn refusals_and_cap() {
 /// and frees its slot; an INVITE never ACKed ends after the setup timeout.
 #[test]
 fn closed_port_and_missing_ack_end_the_relay() {
-    let sim = sim(62);
+    let sim = sim(85);
     let cam = sim.devices("camera")[0].clone();
     let mut relay = Relay::start(2, 2);
     let closed = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -382,13 +404,39 @@ fn closed_port_and_missing_ack_end_the_relay() {
     relay.wait_idle("no ACK within 2 s");
 }
 
+/// A camera that stops sending (frozen) mid-relay: the relay ends as
+/// camera loss after the camera timeout (3 s) and frees its slot.
+#[test]
+fn camera_loss_ends_the_relay() {
+    let control = format!("127.0.0.1:{}", free_tcp_port());
+    let sim = sim_with_control(89, &control);
+    let cam = sim.devices("camera")[0].clone();
+    let mut relay = Relay::start(2, 10);
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = sink.local_addr().expect("addr").port();
+    let r = relay.invite(
+        "lost",
+        &cam,
+        PASSWORD,
+        &offer(port, "RTP/AVP", None, "0100000051"),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    relay.op("ack", "lost");
+    sink.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 2048];
+    sink.recv(&mut buf).expect("media flows before the fault");
+    set_fault(&control, cam["id"].as_str().expect("id"), "frozen");
+    relay.wait_idle("camera frozen for longer than the camera timeout");
+}
+
 /// UDP: the PS over RTP is H.264 640x360 with the offer's SSRC.
 #[test]
 fn udp_relay_plays() {
     if !prerequisites() {
         return;
     }
-    let sim = sim(63);
+    let sim = sim(86);
     let cam = sim.devices("camera")[0].clone();
     let mut relay = Relay::start(4, 10);
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -423,7 +471,7 @@ fn tcp_active_relay_plays() {
     if !prerequisites() {
         return;
     }
-    let sim = sim(64);
+    let sim = sim(87);
     let cam = sim.devices("camera")[0].clone();
     let mut relay = Relay::start(4, 10);
     let platform = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -453,7 +501,7 @@ fn tcp_passive_relay_plays() {
     if !prerequisites() {
         return;
     }
-    let sim = sim(65);
+    let sim = sim(88);
     let cam = sim.devices("camera")[0].clone();
     let mut relay = Relay::start(4, 10);
     let r = relay.invite(
