@@ -30,6 +30,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod backup_files;
 mod credential_groups;
 pub mod credentials;
 pub mod data_dir;
