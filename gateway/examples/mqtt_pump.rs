@@ -3,7 +3,7 @@
 //! (`tests/tests/mqtt_chaos.rs`) until `tgw run` publishes health itself.
 //!
 //! ```text
-//! mqtt_pump CONFIG [--cameras N] [--interval-ms MS] [--publish-secs S] [--run-id K]
+//! mqtt_pump CONFIG [--cameras N] [--interval-ms MS] [--publish-secs S] [--run-id K] [--progress-ms MS]
 //! ```
 //! Prints `ready boot=B` once started, and after the publishing window
 //! `published ticks=N` (rounds of events accepted) and
@@ -85,6 +85,23 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let publisher = uplink.publisher();
     println!("ready");
+    // `--progress-ms N`: a `progress sent=… acked=…` line every N ms (the
+    // fleet suite waits for messages in flight to an unanswering broker).
+    let progress = arg(&args, "--progress-ms", 0);
+    if progress > 0 {
+        let (u, sd) = (uplink.publisher(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_millis(progress));
+            while !sd.is_cancelled() {
+                t.tick().await;
+                let m = u.metrics();
+                println!(
+                    "progress sent={} acked={} resent={} depth={}",
+                    m.sent, m.acked, m.resent, m.depth
+                );
+            }
+        });
+    }
     {
         let sd = shutdown.clone();
         tokio::spawn(async move {

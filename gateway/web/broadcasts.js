@@ -31,12 +31,22 @@ export function targetText(list) {
   }).join(S.lang === 'en' ? ', ' : '、');
 }
 
+// A horn's `why` in the page's language: the engine's and the runtime's
+// fixed texts translated; a driver's own error after a translated prefix.
+const WHY = { 'expired': 'why_expired', 'quiet hours': 'why_quiet_hours', 'did not stop': 'why_did_not_stop' };
+export function whyText(why) {
+  const s = String(why);
+  if (WHY[s]) return t(WHY[s]);
+  const m = /^stopped unasked after (\d+) of (\d+) segments$/.exec(s);
+  return m ? t('why_stopped_unasked', m[1], m[2]) : t('why_driver', s);
+}
+
 // Why a horn ended as it did: the runtime's detail (why / by / errors).
 export function hornReason(d) {
   if (!d) return '';
   if (d.resumed) return t('st_resumed');
   if (d.by) return t('interruptedBy', d.by);
-  if (d.why) return String(d.why);
+  if (d.why) return whyText(d.why);
   if (Array.isArray(d.errors) && d.errors.length) return d.errors.join('; ');
   return '';
 }

@@ -5,6 +5,11 @@
 // longitude/latitude), coloured by verdict; a click opens the device.
 import { S, t, h, api, toast, enc, canTech, svg, verdictBadge, villageName, gridName, reasonsText } from './core.js';
 
+// A device's label in the tree and on the map: its own name, or its id when
+// it has none or the name is only its model (cameras announce their model as
+// their ONVIF name, so every camera of a model would read the same).
+export const deviceLabel = (d) => (d.name && d.name !== d.model ? d.name : d.id);
+
 const ORDER = ['ok', 'unknown', 'degraded', 'offline'];
 const worst = (vs) => vs.reduce((w, v) => (ORDER.indexOf(v) > ORDER.indexOf(w) ? v : w), 'ok');
 const W = 1000, H = 640;
@@ -31,7 +36,7 @@ function treeView(root) {
     return h('span', { class: 'tnode' }, h('strong', {}, n.name), ' ', h('span', { class: 'small muted tcount' }, t('cameras') + ' ' + n.cams.length + ' · ' + t('speakerShort') + ' ' + n.spks.length), ' ', w ? verdictBadge(w) : null);
   };
   const devs = (n, direct) => h('ul', { class: 'tdev' },
-    direct.cams.map((c) => h('li', { 'data-id': c.id }, h('a', { href: '#camera/' + enc(c.id) }, c.name || c.id), ' ', verdictBadge(verdictOf(c)), c.health && c.health.reasons && c.health.reasons.length ? h('span', { class: 'small' }, ' ' + reasonsText(c.health.reasons)) : null)),
+    direct.cams.map((c) => h('li', { 'data-id': c.id }, h('a', { href: '#camera/' + enc(c.id) }, deviceLabel(c)), ' ', verdictBadge(verdictOf(c)), c.health && c.health.reasons && c.health.reasons.length ? h('span', { class: 'small' }, ' ' + reasonsText(c.health.reasons)) : null)),
     direct.spks.map((s) => h('li', { 'data-speaker': s.id }, h('span', { class: 'glyph speaker' }), h('a', { href: '#speakers' }, s.name || s.id))));
   const sub = (n, depth) => {
     // Devices directly in this node (not in one of its children).
@@ -89,7 +94,7 @@ export async function places(main) {
   const save = async (kind, id, xy) => {
     try { await api('PUT', '/api/v1/places/' + enc(id), { kind, x: xy[0], y: xy[1] }); toast(t('placedAt') + ': ' + id); await redraw(); } catch (e) { toast(e.message); }
   };
-  const items = cams.map((c) => ({ kind: 'camera', id: c.id, name: c.name || c.id, verdict: c.health ? c.health.verdict : 'unknown', href: '#camera/' + enc(c.id) }))
+  const items = cams.map((c) => ({ kind: 'camera', id: c.id, name: deviceLabel(c), verdict: c.health ? c.health.verdict : 'unknown', href: '#camera/' + enc(c.id) }))
     .concat(spks.map((s) => ({ kind: 'speaker', id: s.id, name: s.name || s.id, verdict: null, href: '#speakers' })));
   // Drag with pointer events (mouse, touch, pen): from the list or a marker onto the map.
   const dragging = (start, it, onDrop) => {

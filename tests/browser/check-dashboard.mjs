@@ -73,6 +73,15 @@ for (const p of walk(join(root, 'gateway', 'src'))) {
   for (const m of s.matchAll(/audit(?:ed)?\([^;]*?"(login|logout)"/gs)) actions.add(m[1]);
 }
 for (const a of actions) need('a_' + a, 'audit action');
+// Fixed `why` texts of horn reports: each one in broadcasts.js's WHY table
+// (translated there); a driver's own error is shown after a translated prefix.
+const whyTable = (src['broadcasts.js'] || '').match(/const WHY = \{([^}]*)\}/);
+const whys = new Set(whyTable ? [...whyTable[1].matchAll(/'([^']+)':/g)].map((m) => m[1]) : []);
+const report = rs('core/src/broadcast/engine/report.rs');
+for (const m of [...report.matchAll(/DropReason::\w+ => "([^"]+)"/g), ...report.matchAll(/pub const \w+: &str = "([^"]+)"/g)]) {
+  if (!whys.has(m[1])) problems.push(`broadcasts.js: horn why ${JSON.stringify(m[1])} (core/src/broadcast/engine/report.rs) is not in WHY`);
+}
+for (const k of whys) if (!whyTable[1].includes(`'${k}': 'why_`)) problems.push(`broadcasts.js: WHY ${k} has no why_ key`);
 
 if (problems.length) { console.error(problems.join('\n')); console.error(`check-dashboard: ${problems.length} problem(s)`); process.exit(1); }
 console.log(`check-dashboard: ${files.length} modules, ${Object.keys(T['zh-CN']).length} keys, ${actions.size} audit actions: ok`);

@@ -140,6 +140,12 @@ try {
   if (await page.locator(`#unplaced li[data-id="${moveId}"]`).count()) throw new Error('placed camera still listed as unplaced');
   const placed = (await api('GET', '/api/v1/places')).body.find((p) => p.id === moveId);
   if (!placed || Math.abs(placed.x - 0.3) > 0.03 || Math.abs(placed.y - 0.4) > 0.03) throw new Error('placed at ' + JSON.stringify(placed));
+  // The marker reads the camera's own name, or its id when its name is only
+  // its model (every simulated camera announces its model as its name).
+  const cam = cams[1];
+  const want = cam.name && cam.name !== cam.model ? cam.name : cam.id;
+  const label = await page.textContent(`#map-markers g[data-id="${moveId}"] text`);
+  if (label !== want) throw new Error(`map label ${JSON.stringify(label)}, want ${JSON.stringify(want)} (model ${cam.model})`);
   // The tree counts the cameras and shows the worst verdict (one is offline).
   const rootText = await page.textContent('#place-tree > details > summary');
   if (!rootText.includes(String(cams.length)) || !(await page.$('#place-tree > details > summary [data-verdict="offline"]'))) throw new Error('tree root: ' + rootText);

@@ -147,6 +147,17 @@ impl Node {
         }
     }
 
+    /// Stops the node's process group with SIGSTOP: its sockets stay open
+    /// and take bytes, but nothing is answered (no PUBACK) until it is
+    /// killed.
+    pub fn freeze(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-STOP", "--", &format!("-{}", c.id())])
+                .status();
+        }
+    }
+
     /// The last lines of its log files, for failure messages.
     pub fn log_tail(&self) -> String {
         let mut s = String::new();

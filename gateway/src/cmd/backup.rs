@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::config::Config;
-use crate::store::backup::{self, Contents};
+use crate::store::backup;
 
 // Flags of `tgw backup`.
 #[derive(Args)]
@@ -50,24 +50,12 @@ fn passphrase(yes: bool) -> anyhow::Result<Option<String>> {
 /// `tgw backup`.
 pub fn backup(a: BackupArgs) -> anyhow::Result<()> {
     let cfg = Config::load(&a.config)?;
-    let dir = &cfg.gateway.data_dir;
     let pass = passphrase(a.passphrase_stdin)?;
-    let tmp = dir.join(format!(".backup-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    let db = backup::snapshot_db(dir, &tmp);
-    let _ = std::fs::remove_dir_all(&tmp);
-    let db = db?;
-    let key = std::fs::read(dir.join("secret.key"))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("secret.key").display()))?;
-    let config = std::fs::read(&a.config)?;
-    let contents = Contents {
-        files: vec![
-            ("tgw.db".into(), db),
-            ("secret.key".into(), key),
-            ("gateway.toml".into(), config),
-        ],
-    };
-    let bytes = backup::seal(&contents, pass.as_deref())?;
+    let bytes = crate::store::backup_files::build_archive(
+        &cfg.gateway.data_dir,
+        Some(&a.config),
+        pass.as_deref(),
+    )?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

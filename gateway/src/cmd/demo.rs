@@ -145,6 +145,12 @@ pub fn config_text(
     );
     let _ = writeln!(s, "[mqtt]\nurl = {}\n", q(broker));
     let _ = writeln!(s, "[http]\nlisten = \"{http}\"");
+    let backups = data_dir.join("backups");
+    let _ = writeln!(
+        s,
+        "\n# A backup at start, then every 24 h (a real gateway writes them to\n# another volume).\n[backup]\ndir = {}\nkeep = 3",
+        q(&backups.display().to_string())
+    );
     s
 }
 

@@ -39,6 +39,7 @@ mod demo_banner;
 mod demo_seed;
 
 mod backup;
+pub mod backup_schedule;
 mod broadcast;
 mod camera;
 mod check_config;

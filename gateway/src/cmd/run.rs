@@ -6,6 +6,7 @@
 //! - inventory refreshes, at most `inventory.concurrency` cameras at once;
 //! - the health poller (one task per adopted camera);
 //! - the disk-space watchdog of the data directory (`base::disk`);
+//! - scheduled backups when `[backup]` is configured (`backup_schedule`);
 //! - the HTTP endpoint when `[http]` is configured.
 
 use std::sync::Arc;
@@ -183,6 +184,7 @@ pub async fn run(
         sh.metrics.set_outbox_source(u.outbox_source());
     }
     spawn_disk_watchdog(&mut tasks, &sh);
+    spawn_backups(&mut tasks, &sh)?;
 
     // Broadcasts: the engine, the timetable, CAP feeds (issue 7).
     let mut bcast = crate::broadcast::runtime::start_for_daemon(
@@ -287,6 +289,25 @@ fn spawn_disk_watchdog(tasks: &mut Tasks, sh: &Shared) {
         watch.await;
         Ok(())
     });
+}
+
+/// Scheduled backups when `[backup]` is configured (`backup_schedule`);
+/// fails on an unset `backup.passphrase_env`.
+fn spawn_backups(tasks: &mut Tasks, sh: &Shared) -> anyhow::Result<()> {
+    let alarms = sh.publisher.clone();
+    if let Some(t) = super::backup_schedule::task(
+        &sh.cfg,
+        &sh.metrics,
+        sh.clock.clone(),
+        move |v| alarms.alarm(v),
+        sh.shutdown.clone(),
+    )? {
+        tasks.spawn(async move {
+            t.await;
+            Ok(())
+        });
+    }
+    Ok(())
 }
 
 /// The health poller (one task per adopted camera), reporting to the live

@@ -20,9 +20,11 @@
 //! | [`mqtt`] | `[mqtt]` and broker URLs |
 //! | [`audio`] | `[audio]` |
 //! | [`broadcast`] | `[broadcast]` |
+//! | [`backup`] | `[backup]`: scheduled backups |
 
 pub mod audio;
 pub mod audit;
+pub mod backup;
 pub mod broadcast;
 pub mod credentials;
 pub mod discovery;
@@ -45,6 +47,7 @@ use crate::base::error::ErrorKind;
 
 pub use audio::AudioSection;
 pub use audit::AuditSection;
+pub use backup::BackupSection;
 pub use broadcast::BroadcastSection;
 pub use credentials::CredentialGroupConfig;
 pub use discovery::{AutoAdoptRule, DiscoverySection, InventorySection};
@@ -103,6 +106,10 @@ pub struct Config {
     /// Default: off.
     #[serde(default)]
     pub warnings: tgw_core::warning::WarningsConfig,
+    /// Scheduled backups of the store, key and this file
+    /// (`docs/deploy.md`). Default: off.
+    #[serde(default)]
+    pub backup: Option<BackupSection>,
 }
 
 /// A configuration error, already formatted with file, key and line.
@@ -238,6 +245,15 @@ impl Config {
             }
         }
         self.validate_mqtt(origin, text)?;
+        if let Some(b) = &self.backup
+            && !b.dir.is_absolute()
+        {
+            return Err(at(
+                "backup.dir",
+                "[backup]",
+                format!("must be an absolute path, got {}", b.dir.display()),
+            ));
+        }
         let tts = &self.audio.tts_command;
         if tts.first().is_none_or(|p| p.is_empty()) {
             return Err(at(

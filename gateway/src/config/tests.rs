@@ -245,3 +245,46 @@ fn camera_access_defaults_strict_and_bad_hosts_are_named() {
     let e = Config::parse(&text, "t.toml").unwrap_err().to_string();
     assert!(e.contains("device"), "{e}");
 }
+
+#[test]
+fn backup_section_defaults_bounds_and_a_relative_dir() {
+    let c = Config::parse(
+        &format!("{MINIMAL}\n[backup]\ndir = \"/var/backups/tgw\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    let b = c.backup.unwrap();
+    assert_eq!((b.every_hours, b.keep, b.include_config), (24, 7, true));
+    assert_eq!(b.every(), Duration::from_secs(86_400));
+    assert_eq!(b.resolve_passphrase().unwrap(), None);
+    let e = Config::parse(
+        &format!("{MINIMAL}\n[backup]\ndir = \"backups\"\n"),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("backup.dir") && e.contains("absolute"), "{e}");
+    let e = Config::parse(
+        &format!("{MINIMAL}\n[backup]\ndir = \"/b\"\nevery_hours = 0\n"),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("every_hours must be between 1 and 720"), "{e}");
+    let e = Config::parse(
+        &format!(
+            "{MINIMAL}\n[backup]\ndir = \"/b\"\npassphrase_env = \"TGW_TEST_UNSET_BACKUP_PASS\"\n"
+        ),
+        "t.toml",
+    )
+    .unwrap()
+    .backup
+    .unwrap()
+    .resolve_passphrase()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("TGW_TEST_UNSET_BACKUP_PASS") && e.contains("not set"),
+        "{e}"
+    );
+}

@@ -32,6 +32,7 @@
 pub mod audit;
 pub mod backup;
 pub mod changes;
+pub mod backup_files;
 mod credential_groups;
 pub mod credentials;
 pub mod data_dir;
