@@ -1,0 +1,15 @@
+//! GB/T 28181 (2016/2022) signalling as a lower platform (下级平台), pure:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`manscdp`] | MANSCDP XML bodies: parse any, build Keepalive, paged Catalog, DeviceInfo, DeviceStatus, Alarm, catalog NOTIFY; GB2312 or UTF-8 |
+//! | [`register`] | registration + keepalive state machine with digest (MD5/SHA-256), refresh, re-register after 3 missed keepalives, 校时 date |
+//! | [`dialog`] | answers to the platform's requests, subscriptions and their in-dialog NOTIFYs |
+//!
+//! SIP messages themselves are [`crate::sip`]'s (one codec for horns and GB).
+//! The media side (PS muxing, the GB SDP, RTP senders) lives in its own
+//! modules beside these.
+
+pub mod dialog;
+pub mod manscdp;
+pub mod register;
