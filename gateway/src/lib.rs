@@ -11,6 +11,7 @@
 //! | [`speakers`] | the loudspeaker inventory: speakers, multicast zones, CSV import |
 //! | [`broadcast`] | the broadcast runtime: audio pipeline, render, records, CAP feeds |
 //! | [`uplink`] | the MQTT uplink: durable outbox, session, commands from the centre, embedded broker |
+//! | [`gb28181`] | the GB/T 28181 uplink: registration to video platforms, catalog, alarms, INVITE into media relays |
 //! | [`auth`] | users, roles, argon2id, sessions, API tokens, login rate limiting, audit log |
 //! | [`http`] | the `/api/v1` API, embedded dashboard, `/healthz`, `/readyz`, `/metrics` |
 //! | [`cmd`] | the `tgw` command line: `run`, `demo` and the subcommand groups |
@@ -21,6 +22,7 @@ pub mod broadcast;
 pub mod cameras;
 pub mod cmd;
 pub mod config;
+pub mod gb28181;
 pub mod http;
 pub mod speakers;
 pub mod store;

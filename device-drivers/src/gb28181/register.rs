@@ -186,6 +186,11 @@ impl Registration {
         &self.state
     }
 
+    /// A REGISTER (or the unregister) is still unanswered.
+    pub fn unregistering(&self) -> bool {
+        self.pending.is_some() && self.state == RegState::Idle
+    }
+
     /// Keepalives unanswered in a row now.
     pub fn missed(&self) -> u32 {
         self.missed

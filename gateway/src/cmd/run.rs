@@ -107,6 +107,8 @@ struct Shared {
     wake_tx: mpsc::Sender<String>,
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
+    /// The GB/T 28181 uplink and its health/event sink, when configured.
+    gb: Option<(crate::gb28181::Gb, Arc<crate::gb28181::GbSink>)>,
 }
 
 /// Requests from the centre and the API that the discovery loop serves.
@@ -169,7 +171,27 @@ pub async fn run(
     let publisher = uplink
         .as_ref()
         .map_or_else(Publisher::disabled, Uplink::publisher);
+    // The GB/T 28181 uplink to video platforms, when [gb28181] is configured.
+    let gb = match &cfg.gb28181 {
+        Some(g) => {
+            let (gb, tx, task) = crate::gb28181::spawn(
+                g.clone(),
+                store.clone(),
+                Arc::new(crate::gb28181::media_api::NoMedia),
+                clock.clone(),
+                shutdown.clone(),
+            )
+            .await?;
+            tasks.spawn(async move {
+                let _ = task.await;
+                Ok(())
+            });
+            Some((gb, Arc::new(crate::gb28181::GbSink(tx))))
+        }
+        None => None,
+    };
     let sh = Shared {
+        gb,
         cfg: cfg.clone(),
         store,
         metrics: Arc::new(Metrics::new()),
@@ -297,10 +319,14 @@ fn spawn_poller(
     live: &crate::base::live::LiveHub,
     wake_rx: mpsc::Receiver<String>,
 ) -> anyhow::Result<()> {
-    let sink: Arc<dyn HealthSink> = Arc::new(Fanout(vec![
+    let mut sinks: Vec<Arc<dyn HealthSink>> = vec![
         Arc::new(live.clone()),
         Arc::new(MqttSink(sh.publisher.clone())),
-    ]));
+    ];
+    if let Some((_, g)) = &sh.gb {
+        sinks.push(g.clone());
+    }
+    let sink: Arc<dyn HealthSink> = Arc::new(Fanout(sinks));
     let poller = Poller::new(
         sh.store.clone(),
         sh.cfg.health.clone(),
@@ -353,10 +379,14 @@ fn spawn_events(
         ..Default::default()
     };
     let io = events::io::RealEventIo::new(h.call_timeout_ms, cfg.pull_timeout, sh.clock.clone())?;
-    let sink: Arc<dyn EventSink> = Arc::new(EventFanout(vec![
+    let mut sinks: Vec<Arc<dyn EventSink>> = vec![
         Arc::new(live.clone()),
         Arc::new(MqttSink(sh.publisher.clone())),
-    ]));
+    ];
+    if let Some((_, g)) = &sh.gb {
+        sinks.push(g.clone());
+    }
+    let sink: Arc<dyn EventSink> = Arc::new(EventFanout(sinks));
     let metrics = Arc::new(events::EventMetrics::new(Some(&sh.metrics)));
     let ev = events::Events::new(
         sh.store.clone(),
@@ -396,6 +426,7 @@ fn spawn_http(
     .with_timezone(&cfg.gateway.timezone)
     .with_multicast_if(opts.interfaces.first().copied())
     .with_camera_access(cfg.health.camera_access.clone())
+    .with_gb(sh.gb.as_ref().map(|g| g.0.clone()))
     .with_broadcasts(
         bcast.broadcasts.clone(),
         bcast.assets.clone(),
