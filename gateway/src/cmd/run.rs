@@ -171,25 +171,7 @@ pub async fn run(
     let publisher = uplink
         .as_ref()
         .map_or_else(Publisher::disabled, Uplink::publisher);
-    // The GB/T 28181 uplink to video platforms, when [gb28181] is configured.
-    let gb = match &cfg.gb28181 {
-        Some(g) => {
-            let (gb, tx, task) = crate::gb28181::spawn(
-                g.clone(),
-                store.clone(),
-                Arc::new(crate::gb28181::media_api::NoMedia),
-                clock.clone(),
-                shutdown.clone(),
-            )
-            .await?;
-            tasks.spawn(async move {
-                let _ = task.await;
-                Ok(())
-            });
-            Some((gb, Arc::new(crate::gb28181::GbSink(tx))))
-        }
-        None => None,
-    };
+    let gb = spawn_gb(&mut tasks, &cfg, &store, &clock, &shutdown).await?;
     let sh = Shared {
         gb,
         cfg: cfg.clone(),
@@ -284,6 +266,33 @@ pub async fn run(
         u.join().await;
     }
     Ok(())
+}
+
+/// The GB/T 28181 uplink to video platforms, when `[gb28181]` is configured:
+/// its handle (status) and the sink health and events feed it.
+async fn spawn_gb(
+    tasks: &mut Tasks,
+    cfg: &Config,
+    store: &Store,
+    clock: &Arc<dyn Clock>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<(crate::gb28181::Gb, Arc<crate::gb28181::GbSink>)>> {
+    let Some(g) = &cfg.gb28181 else {
+        return Ok(None);
+    };
+    let (gb, tx, task) = crate::gb28181::spawn(
+        g.clone(),
+        store.clone(),
+        Arc::new(crate::gb28181::media_api::NoMedia),
+        clock.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    tasks.spawn(async move {
+        let _ = task.await;
+        Ok(())
+    });
+    Ok(Some((gb, Arc::new(crate::gb28181::GbSink(tx)))))
 }
 
 /// The disk-space watchdog of `gateway.data_dir`: its level is shared
