@@ -201,6 +201,19 @@ fn registers_keeps_alive_and_answers_catalog() {
         "grid under the village"
     );
     assert!(log_text.contains("encoding=\"GB2312\""));
+    // `tgw gb status` asks the same API.
+    let out = tgw()
+        .args(["gb", "status", "--url", &format!("http://{http}")])
+        .env("TGW_TOKEN", &token)
+        .output()
+        .expect("tgw gb status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("county") && text.contains("registered"),
+        "{text}"
+    );
+    assert!(text.contains("catalog 3 entries (0 cameras)"), "{text}");
     // Garbage at the gateway's SIP port.
     let status: serde_json::Value = serde_json::from_str(
         &http_get_as(&http, "/api/v1/gb28181", Some(&token))
