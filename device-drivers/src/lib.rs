@@ -16,6 +16,7 @@
 //! | [`backoff`] | auth-failure backoff per device (pure state machine) | — |
 //! | [`rtsp`] | RTSP responses, SDP stream metadata, H.264 RTP packetising | [`rtsp_probe`] |
 //! | [`rtsp_probe`] | RTSP DESCRIBE metadata and timed stream samples (on retina) | — |
+//! | [`gb28181`] | GB/T 28181 signalling: MANSCDP bodies, registration/keepalive, dialogs (the lower-platform side) | `tgw::gb28181` |
 //! | [`g711`] | G.711 µ-law / A-law codec, test tones | — |
 //! | [`gb28181`] | GB/T 28181 media: MPEG-PS muxer, INVITE SDP offer/answer, PS over RTP (RFC 4571 for TCP) | `tgw::gb28181::media` |
 //! | [`rtp`] | RTP packetising of 20 ms G.711 frames, RTCP sender reports, pacing math | [`rtp_io`] |

@@ -12,6 +12,7 @@
 //! | [`broadcast`] | the broadcast runtime: audio pipeline, render, records, CAP feeds |
 //! | [`gb28181`] | the GB/T 28181 uplink; `media`: live video relays (camera → PS over RTP) |
 //! | [`uplink`] | the MQTT uplink: durable outbox, session, commands from the centre, embedded broker |
+//! | [`gb28181`] | the GB/T 28181 uplink: registration to video platforms, catalog, alarms, INVITE into media relays |
 //! | [`auth`] | users, roles, argon2id, sessions, API tokens, login rate limiting, audit log |
 //! | [`http`] | the `/api/v1` API, embedded dashboard, `/healthz`, `/readyz`, `/metrics` |
 //! | [`cmd`] | the `tgw` command line: `run`, `demo` and the subcommand groups |

@@ -45,6 +45,7 @@ mod camera;
 mod check_config;
 mod devices;
 mod discover;
+mod gb;
 mod input;
 mod output;
 mod probe;
@@ -118,6 +119,9 @@ enum Cmd {
     /// Restore a backup into a data directory (runs the migrations of this
     /// version).
     Restore(backup::RestoreArgs),
+    /// The GB/T 28181 uplink of a running gateway (docs/gb28181.md).
+    #[command(subcommand)]
+    Gb(gb::GbCmd),
     /// The status ladder and verdict of every camera, from a running gateway.
     Status {
         /// The gateway's HTTP address (default: from --config, else 127.0.0.1:8080).
@@ -208,6 +212,7 @@ async fn dispatch(cmd: Cmd, clock: std::sync::Arc<dyn Clock>) -> anyhow::Result<
         }
         Cmd::Devices(d) => devices::devices(d),
         Cmd::Camera(c) => camera::camera_cmd(c, clock).await,
+        Cmd::Gb(c) => gb::gb_cmd(c).await,
         Cmd::Speakers(c) => speakers::speakers_cmd(c),
         Cmd::User(u) => users::user_cmd(u),
         Cmd::Status { url, config, json } => status::status(url, config, json).await,

@@ -108,6 +108,8 @@ struct Shared {
     wake_tx: mpsc::Sender<String>,
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
+    /// The GB/T 28181 uplink and its health/event sink, when configured.
+    gb: Option<(crate::gb28181::Gb, Arc<crate::gb28181::GbSink>)>,
 }
 
 /// Requests from the centre and the API that the discovery loop serves.
@@ -170,7 +172,9 @@ pub async fn run(
     let publisher = uplink
         .as_ref()
         .map_or_else(Publisher::disabled, Uplink::publisher);
+    let gb = spawn_gb(&mut tasks, &cfg, &store, &clock, &shutdown).await?;
     let sh = Shared {
+        gb,
         cfg: cfg.clone(),
         store,
         metrics: Arc::new(Metrics::new()),
@@ -266,6 +270,33 @@ pub async fn run(
     Ok(())
 }
 
+/// The GB/T 28181 uplink to video platforms, when `[gb28181]` is configured:
+/// its handle (status) and the sink health and events feed it.
+async fn spawn_gb(
+    tasks: &mut Tasks,
+    cfg: &Config,
+    store: &Store,
+    clock: &Arc<dyn Clock>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<(crate::gb28181::Gb, Arc<crate::gb28181::GbSink>)>> {
+    let Some(g) = &cfg.gb28181 else {
+        return Ok(None);
+    };
+    let (gb, tx, task) = crate::gb28181::spawn(
+        g.clone(),
+        store.clone(),
+        Arc::new(crate::gb28181::media::Relays::new(g.media(), clock.clone())),
+        clock.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    tasks.spawn(async move {
+        let _ = task.await;
+        Ok(())
+    });
+    Ok(Some((gb, Arc::new(crate::gb28181::GbSink(tx)))))
+}
+
 /// The disk-space watchdog of `gateway.data_dir`: its level is shared
 /// through the metrics (`/readyz`, `/metrics`, optional writes); each
 /// change goes out as a `disk_low` alarm.
@@ -318,10 +349,14 @@ fn spawn_poller(
     live: &crate::base::live::LiveHub,
     wake_rx: mpsc::Receiver<String>,
 ) -> anyhow::Result<()> {
-    let sink: Arc<dyn HealthSink> = Arc::new(Fanout(vec![
+    let mut sinks: Vec<Arc<dyn HealthSink>> = vec![
         Arc::new(live.clone()),
         Arc::new(MqttSink(sh.publisher.clone())),
-    ]));
+    ];
+    if let Some((_, g)) = &sh.gb {
+        sinks.push(g.clone());
+    }
+    let sink: Arc<dyn HealthSink> = Arc::new(Fanout(sinks));
     let poller = Poller::new(
         sh.store.clone(),
         sh.cfg.health.clone(),
@@ -377,10 +412,14 @@ fn spawn_events(
         ..Default::default()
     };
     let io = events::io::RealEventIo::new(h.call_timeout_ms, cfg.pull_timeout, sh.clock.clone())?;
-    let sink: Arc<dyn EventSink> = Arc::new(EventFanout(vec![
+    let mut sinks: Vec<Arc<dyn EventSink>> = vec![
         Arc::new(live.clone()),
         Arc::new(MqttSink(sh.publisher.clone())),
-    ]));
+    ];
+    if let Some((_, g)) = &sh.gb {
+        sinks.push(g.clone());
+    }
+    let sink: Arc<dyn EventSink> = Arc::new(EventFanout(sinks));
     let metrics = Arc::new(events::EventMetrics::new(Some(&sh.metrics)));
     let ev = events::Events::new(
         sh.store.clone(),
@@ -420,6 +459,7 @@ fn spawn_http(
     .with_timezone(&cfg.gateway.timezone)
     .with_multicast_if(opts.interfaces.first().copied())
     .with_camera_access(cfg.health.camera_access.clone())
+    .with_gb(sh.gb.as_ref().map(|g| g.0.clone()))
     .with_broadcasts(
         bcast.broadcasts.clone(),
         bcast.assets.clone(),

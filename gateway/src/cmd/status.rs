@@ -123,6 +123,49 @@ fn token_hint(t: &Target) -> String {
     s
 }
 
+/// `GET {path}` of a running gateway (address and token as for `tgw
+/// status`), as JSON; 401 says how to get a token.
+pub(super) async fn api_get(
+    url: Option<String>,
+    config: Option<PathBuf>,
+    path: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let t = target(url, config)?;
+    let url = format!("{}{path}", t.base);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut req = client.get(&url);
+    if let Some(tok) = &t.token {
+        req = req.bearer_auth(tok);
+    }
+    let resp = req.send().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the gateway at {}: {}",
+            t.base,
+            e.without_url()
+        )
+    })?;
+    anyhow::ensure!(
+        resp.status() != reqwest::StatusCode::UNAUTHORIZED,
+        "{url}: HTTP 401: {}",
+        token_hint(&t)
+    );
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {}", e.without_url()))?;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| anyhow::anyhow!("{url}: HTTP {status}, unexpected answer: {e}"))?;
+    anyhow::ensure!(
+        status.is_success(),
+        "{url}: HTTP {status}: {}",
+        v["message"].as_str().or(v["error"].as_str()).unwrap_or("")
+    );
+    Ok(v)
+}
+
 /// Asks `GET /api/v1/cameras` and prints one line per camera and a count
 /// on stderr, or JSON.
 pub(super) async fn status(

@@ -21,6 +21,7 @@
 //! | [`audio`] | `[audio]` |
 //! | [`broadcast`] | `[broadcast]` |
 //! | [`backup`] | `[backup]`: scheduled backups |
+//! | [`gb28181`] | `[gb28181]`: the GB/T 28181 uplink and its platforms |
 
 pub mod audio;
 pub mod audit;
@@ -30,6 +31,7 @@ pub mod credentials;
 pub mod discovery;
 pub mod gateway;
 pub mod gb28181_media;
+pub mod gb28181;
 pub mod health;
 pub mod http;
 pub mod mqtt;
@@ -110,6 +112,9 @@ pub struct Config {
     /// (`docs/deploy.md`). Default: off.
     #[serde(default)]
     pub backup: Option<BackupSection>,
+    /// The GB/T 28181 uplink to video platforms (`docs/gb28181.md`). Default: off.
+    #[serde(default)]
+    pub gb28181: Option<gb28181::Gb28181Section>,
 }
 
 /// A configuration error, already formatted with file, key and line.
@@ -220,6 +225,9 @@ impl Config {
             }
         }
         self.validate_credential_groups(&at)?;
+        if let Some(g) = &self.gb28181 {
+            g.validate(&at)?;
+        }
         let h = &self.health;
         if !(0.0..=100.0).contains(&h.max_rtp_loss_pct) {
             return Err(at(

@@ -1,2 +1,19 @@
+//! The GB/T 28181 uplink (`docs/gb28181.md`): the gateway as the township's
+//! lower platform (下级平台) registered to county/city video platforms.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `service` | the task: UDP socket, registration + keepalive per platform, answering Catalog/DeviceInfo/DeviceStatus, SUBSCRIBE/NOTIFY, INVITE/ACK/BYE/CANCEL into [`media_api::Media`], status |
+//! | [`catalog`] | the tree: township business group → villages → grids → cameras, with ids from `store::gb_ids` |
+//! | `sink` | health transitions and camera events into the task ([`GbSink`]) |
+//! | [`media_api`] | the seam to the media relays (PS over RTP) |
+//! | [`media`] | the relays: `Relays` implements `media_api::Media` |
+
+pub mod catalog;
 pub mod media;
 pub mod media_api;
+mod service;
+mod sink;
+
+pub use service::{Gb, GbStatus, PlatformStatus, spawn};
+pub use sink::{Change, GbSink};

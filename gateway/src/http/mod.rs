@@ -42,6 +42,7 @@
 //! | `unlock` | an admin lifts a user's login lockout and slow-down |
 //! | `audit` | the audit log |
 //! | `system` | `/readyz`, `/metrics`, the log level |
+//! | `gb28181` | the GB/T 28181 uplink status and a camera's GB id |
 //! | `dashboard` | the embedded single-page dashboard and its assets |
 //! | `tests` | router-level tests, one module per concern, and their fixture |
 
@@ -57,6 +58,7 @@ mod dashboard;
 mod error;
 mod etag;
 mod extract;
+mod gb28181;
 mod inbox;
 mod inventory;
 mod live;
@@ -143,6 +145,7 @@ pub struct AppState {
     clock: Arc<dyn Clock>,
     camera_access: Arc<[crate::config::CameraAccess]>,
     login_tests: logins::LoginTests,
+    gb: Option<crate::gb28181::Gb>,
 }
 
 impl AppState {
@@ -180,6 +183,7 @@ impl AppState {
             clock: crate::base::clock::system(),
             camera_access: Arc::from(Vec::new()),
             login_tests: logins::LoginTests::default(),
+            gb: None,
         })
     }
 
@@ -188,6 +192,12 @@ impl AppState {
     /// the camera's own host, never Basic over plain HTTP.
     pub fn with_camera_access(mut self, access: Vec<crate::config::CameraAccess>) -> Self {
         self.camera_access = Arc::from(access);
+        self
+    }
+
+    /// Enables `GET /api/v1/gb28181` with the running GB/T 28181 uplink.
+    pub fn with_gb(mut self, gb: Option<crate::gb28181::Gb>) -> Self {
+        self.gb = gb;
         self
     }
 

@@ -12,7 +12,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use serde::Serialize;
 
 use super::{AppState, AssignBody, BODY_LIMIT, SESSION_COOKIE};
-use super::{alarms, places, trends};
+use super::{alarms, gb28181 as gb, places, trends};
 use super::{
     audit::*, broadcasts as bc, camera_time::*, cameras::*, credentials::*, dashboard::*, inbox::*,
     inventory::*, live::*, logins::*, session::*, speakers::*, system::*, timetable as tt,
@@ -230,6 +230,8 @@ pub const ROUTES: &[Route] = &[
     r!(Get "/api/v1/places", V, "places", "Devices placed on the township map (kind, id, x/y on the drawing, lon/lat)", get(places::list)),
     r!(Put "/api/v1/places/{id}", T, "places", "Place a camera or speaker on the map by x/y (0..1) or lon/lat (audited)", put(places::put), body = places::PlaceBody),
     r!(Delete "/api/v1/places/{id}", T, "places", "Take a device off the map (audited)", delete(places::delete), query = &[("kind", "camera (default) | speaker")]),
+    r!(Get "/api/v1/gb28181", V, "gb28181", "GB/T 28181 uplink: per platform registration state, last keepalive, catalog size, live relays", get(gb::status)),
+    r!(Put "/api/v1/gb28181/cameras/{id}", T, "gb28181", "Set a camera's 20-digit GB/T 28181 id (type 131/132, unique; audited)", put(gb::put_camera), body = gb::GbIdBody),
     r!(Get "/api/v1/alarm-acks", V, "cameras", "Acknowledged alarms, newest first", get(alarms::acks), query = &[("limit", "1-1000, default 500")]),
     r!(Post "/api/v1/alarms/{id}/ack", O, "cameras", "Acknowledge a camera's current alarm with a note (audited; the first acknowledgement stands)", post(alarms::ack), body = alarms::AckBody),
     r!(Get "/api/v1/cameras/{id}/trends", V, "cameras", "A camera's fps, bitrate, loss, clock offset and availability, downsampled", get(trends::camera), query = &[("range", "24h (default, 15 min buckets) | 7d (2 h buckets)")]),

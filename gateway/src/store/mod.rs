@@ -26,6 +26,7 @@
 //! | [`sessions`] | browser sessions and bearer API tokens (digests only) |
 //! | [`audit`] | the audit log |
 //! | [`places`] | devices' places on the map, acknowledged alarms (component `dashboard`) |
+//! | [`gb_ids`] | GB/T 28181 ids of cameras, villages and grids (component `gb28181`) |
 //! | `trends` | downsampled health history and broadcast outcomes for charts |
 //! | [`changes`] | a watch bumped by every write to devices or logins (the poller's supervisor waits on it) |
 
@@ -37,6 +38,7 @@ mod credential_groups;
 pub mod credentials;
 pub mod data_dir;
 pub mod devices;
+pub mod gb_ids;
 pub mod history;
 pub mod lists;
 pub mod migrations;
@@ -203,6 +205,7 @@ impl Store {
         apply_migrations(&mut conn, "health", HEALTH_MIGRATIONS)?;
         apply_migrations(&mut conn, "list_indexes", lists::LIST_INDEX_MIGRATIONS)?;
         apply_migrations(&mut conn, "dashboard", places::MIGRATIONS)?;
+        apply_migrations(&mut conn, "gb28181", gb_ids::MIGRATIONS)?;
         let changes = Arc::new(tokio::sync::watch::Sender::new(
             changes::StoreChanges::default(),
         ));
