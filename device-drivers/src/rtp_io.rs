@@ -120,6 +120,16 @@ fn drain(sock: &UdpSocket, reports: &mut u64) -> bool {
     false
 }
 
+/// The numbering and counters one stream's packets share.
+struct Out<'a> {
+    pk: &'a mut Packetizer,
+    stats: &'a mut SendStats,
+    next_rtcp: &'a mut Instant,
+    cname: &'a str,
+    rtcp_dest: SocketAddr,
+    clock: &'a dyn WallClock,
+}
+
 /// A UDP socket sending one RTP stream.
 #[derive(Debug)]
 pub struct RtpSender {
@@ -259,55 +269,132 @@ impl RtpSender {
                 }
                 d = tick.tick() => d,
             };
-            let pkt = pk.packet(frame);
-            let err = |e: std::io::Error| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("RTP to {}: sending packet {k}: {e}", self.target.dest),
-                )
+            let mut out = Out {
+                pk: &mut pk,
+                stats: &mut stats,
+                next_rtcp: &mut next_rtcp,
+                cname: &cname,
+                rtcp_dest,
+                clock: &*clock,
             };
-            let connected = !self.retargeted && !self.target.dest.ip().is_multicast();
-            let sent = if connected {
-                self.sock.send(&pkt).await
-            } else {
-                self.sock.send_to(&pkt, self.target.dest).await
-            };
-            match sent {
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    return Err(unreachable(self.target.dest, k));
-                }
-                r => r.map_err(err)?,
-            };
-            if connected && drain(&self.sock, &mut stats.receiver_reports) {
+            self.emit(&mut out, frame, k, Some(due)).await?;
+        }
+        Ok(stats)
+    }
+
+    /// Sends one G.711 frame as packet `k` (RTCP sender reports on their
+    /// interval); `due` counts frames sent more than 20 ms late.
+    async fn emit(
+        &self,
+        o: &mut Out<'_>,
+        frame: &[u8],
+        k: usize,
+        due: Option<Instant>,
+    ) -> std::io::Result<()> {
+        let pkt = o.pk.packet(frame);
+        let err = |e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!("RTP to {}: sending packet {k}: {e}", self.target.dest),
+            )
+        };
+        let connected = !self.retargeted && !self.target.dest.ip().is_multicast();
+        let sent = if connected {
+            self.sock.send(&pkt).await
+        } else {
+            self.sock.send_to(&pkt, self.target.dest).await
+        };
+        match sent {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 return Err(unreachable(self.target.dest, k));
             }
-            if let Some(r) = &self.rtcp {
-                // A refused RTCP port is fine: many horns only listen for RTP.
-                drain(r, &mut stats.receiver_reports);
+            r => r.map_err(err)?,
+        };
+        if connected && drain(&self.sock, &mut o.stats.receiver_reports) {
+            return Err(unreachable(self.target.dest, k));
+        }
+        if let Some(r) = &self.rtcp {
+            // A refused RTCP port is fine: many horns only listen for RTP.
+            drain(r, &mut o.stats.receiver_reports);
+        }
+        let now = Instant::now();
+        if let Some(due) = due
+            && now.saturating_duration_since(due) > FRAME
+        {
+            o.stats.late_frames += 1;
+        }
+        o.stats.first_sent.get_or_insert(now);
+        o.stats.last_sent = Some(now);
+        o.stats.packets += 1;
+        o.stats.octets += frame.len() as u64;
+        if let Some(every) = self.target.rtcp_interval
+            && now >= *o.next_rtcp
+        {
+            *o.next_rtcp = now + every;
+            let unix = Duration::try_from(o.clock.now_utc() - time::OffsetDateTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            let sr = o.pk.sender_report(unix, o.pk.next_timestamp(), o.cname);
+            // RTCP is best effort: a receiver without an RTCP port is fine.
+            let sent = match &self.rtcp {
+                Some(r) if !self.retargeted => r.send(&sr).await,
+                _ => self.sock.send_to(&sr, o.rtcp_dest).await,
+            };
+            if sent.is_ok() {
+                o.stats.rtcp += 1;
             }
-            let now = Instant::now();
-            if now.saturating_duration_since(due) > FRAME {
-                stats.late_frames += 1;
-            }
-            stats.first_sent.get_or_insert(now);
-            stats.last_sent = Some(now);
-            stats.packets += 1;
-            stats.octets += frame.len() as u64;
-            if let Some(every) = self.target.rtcp_interval
-                && now >= next_rtcp
-            {
-                next_rtcp = now + every;
-                let unix = Duration::try_from(clock.now_utc() - time::OffsetDateTime::UNIX_EPOCH)
-                    .unwrap_or_default();
-                let sr = pk.sender_report(unix, pk.next_timestamp(), &cname);
-                // RTCP is best effort: a receiver without an RTCP port is fine.
-                let sent = match &self.rtcp {
-                    Some(r) if !self.retargeted => r.send(&sr).await,
-                    _ => self.sock.send_to(&sr, rtcp_dest).await,
-                };
-                if sent.is_ok() {
-                    stats.rtcp += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends a live stream: each 20 ms frame (160 samples of 8 kHz PCM;
+    /// shorter ones are padded with silence, longer ones split) as soon as
+    /// it arrives, one SSRC and continuous sequence numbers and timestamps
+    /// for the whole stream. The source paces it (the live page's playout
+    /// clock), so every horn of a page sends frame k at the same moment.
+    /// Ends when the source ends or at `cancel`.
+    pub async fn send_live(
+        &self,
+        mut frames: futures::stream::BoxStream<'static, Arc<[i16]>>,
+        cancel: &CancellationToken,
+        clock: Arc<dyn WallClock>,
+    ) -> std::io::Result<SendStats> {
+        use futures::StreamExt;
+        let (ssrc, seq, ts) = {
+            let mut r = rand::thread_rng();
+            (r.r#gen::<u32>(), r.r#gen::<u16>(), r.r#gen::<u32>())
+        };
+        let mut pk = Packetizer::new(self.target.codec, ssrc, seq, ts);
+        let rtcp_dest = SocketAddr::new(
+            self.target.dest.ip(),
+            self.target.dest.port().wrapping_add(1),
+        );
+        let cname = format!("tgw@{}", self.local_addr()?.ip());
+        let mut stats = SendStats::default();
+        let mut next_rtcp = Instant::now();
+        let mut k = 0usize;
+        loop {
+            let pcm = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    stats.cancelled = true;
+                    break;
                 }
+                f = frames.next() => match f {
+                    Some(f) => f,
+                    None => break,
+                },
+            };
+            for frame in rtp::frames(&pcm, self.target.codec) {
+                let mut out = Out {
+                    pk: &mut pk,
+                    stats: &mut stats,
+                    next_rtcp: &mut next_rtcp,
+                    cname: &cname,
+                    rtcp_dest,
+                    clock: &*clock,
+                };
+                self.emit(&mut out, &frame, k, None).await?;
+                k += 1;
             }
         }
         Ok(stats)
