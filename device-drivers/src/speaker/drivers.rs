@@ -835,7 +835,15 @@ pub async fn play(
     let mut sp = open(uri, opts);
     let prepared = sp.prepare(pcm.len()).await;
     let t0 = Instant::now() + playout_delay;
-    run_prepared(sp.as_mut(), prepared, uri.kind(), Source::Pcm(pcm), t0, cancel).await
+    run_prepared(
+        sp.as_mut(),
+        prepared,
+        uri.kind(),
+        Source::Pcm(pcm),
+        t0,
+        cancel,
+    )
+    .await
 }
 
 /// Plays `pcm` on every horn with one absolute start `t0`: all are prepared
@@ -858,7 +866,15 @@ pub async fn broadcast(
         tasks.push(tokio::spawn(async move {
             let mut sp = open(&uri, &opts);
             let prepared = sp.prepare(pcm.len()).await;
-            run_prepared(sp.as_mut(), prepared, uri.kind(), Source::Pcm(&pcm), t0, &cancel).await
+            run_prepared(
+                sp.as_mut(),
+                prepared,
+                uri.kind(),
+                Source::Pcm(&pcm),
+                t0,
+                &cancel,
+            )
+            .await
         }));
     }
     let mut out = Vec::with_capacity(tasks.len());
@@ -890,7 +906,15 @@ pub async fn play_at(
         p = sp.prepare(pcm.len()) => p,
         _ = cancel.cancelled() => Err(err(uri, "prepare", ErrorKind::Usage, "cancelled before the horn was ready")),
     };
-    run_prepared(sp.as_mut(), prepared, uri.kind(), Source::Pcm(pcm), t0, cancel).await
+    run_prepared(
+        sp.as_mut(),
+        prepared,
+        uri.kind(),
+        Source::Pcm(pcm),
+        t0,
+        cancel,
+    )
+    .await
 }
 
 /// Plays a live source on one horn from now until the source ends or
@@ -915,7 +939,15 @@ pub async fn play_live(
         _ = cancel.cancelled() => Err(err(uri, "prepare", ErrorKind::Usage, "cancelled before the horn was ready")),
     };
     let t0 = Instant::now();
-    run_prepared(sp.as_mut(), prepared, uri.kind(), Source::Live(frames), t0, cancel).await
+    run_prepared(
+        sp.as_mut(),
+        prepared,
+        uri.kind(),
+        Source::Live(frames),
+        t0,
+        cancel,
+    )
+    .await
 }
 
 fn failed_task(uri: &SpeakerUri, e: &tokio::task::JoinError) -> PlayReport {
