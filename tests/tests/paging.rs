@@ -306,19 +306,40 @@ async fn page_reaches_every_horn_and_a_second_page_is_busy() {
     let msg = busy["message"].as_str().unwrap_or_default();
     assert!(msg.contains(&id) && msg.contains("op-wang"), "{busy}");
 
+    // Figures for BENCHMARKS.md (printed, not asserted): first frame sent
+    // → first RTP packet at each horn, and the gateway's CPU for the page.
+    let sent_at = time::OffsetDateTime::now_utc();
+    let cpu0 = cpu_secs(rig.gw.id());
     speak(&mut ws, 1000.0, 150).await;
+    let cpu1 = cpu_secs(rig.gw.id());
     ws.send(Message::Text("{\"end\": true}".into()))
         .await
         .expect("end");
     let ended = next_of(&mut ws, "ended").await;
     assert_eq!(ended["reason"], "ended", "{ended}");
 
+    let mut delays = Vec::new();
     for h in &rig.horns {
         let r = rig.report(h);
         assert_eq!(r["dominant_tone_hz"], 1000, "{h}: {r}");
         assert!(
             r["audio_seconds"].as_f64().unwrap_or(0.0) >= 2.5,
             "{h}: {r}"
+        );
+        if let Some(first) = r["first_packet_at"].as_str().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        }) {
+            delays.push((first - sent_at).as_seconds_f64() * 1e3);
+        }
+    }
+    delays.sort_by(f64::total_cmp);
+    if !delays.is_empty() {
+        let pct = |p: f64| delays[((delays.len() - 1) as f64 * p).round() as usize];
+        eprintln!(
+            "BENCH live page to {n} horns: first frame sent -> first RTP packet at the horn p50 {:.1} ms p99 {:.1} ms; gateway CPU {:.2} s over 3 s of speech",
+            pct(0.5),
+            pct(0.99),
+            cpu1 - cpu0
         );
     }
     let b = wait_for(Duration::from_secs(10), "the page's record final", || {
@@ -432,6 +453,15 @@ async fn silent_client_page_ends_within_two_seconds() {
         },
     );
     assert_eq!(e["outcome"], "client-gone", "{e}");
+}
+
+/// utime + stime of a process, in seconds (Linux `/proc`, 100 ticks/s).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// POSTs a raw body with a bearer token; returns status and body.

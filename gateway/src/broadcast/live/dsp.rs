@@ -78,7 +78,7 @@ impl Decoder {
                         ),
                     ));
                 }
-                if payload.len() % 2 != 0 {
+                if !payload.len().is_multiple_of(2) {
                     return Err(bad(
                         "bad-frame",
                         format!("a pcm16 frame of {} bytes (odd)", payload.len()),

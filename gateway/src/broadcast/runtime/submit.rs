@@ -157,7 +157,7 @@ impl Runtime {
                         ..pending
                     },
                 );
-                self.to_engine(&id, 1, now);
+                self.hand_to_engine(&id, 1, now);
             }
             None => self.start_render(id, pending, now),
         }
@@ -281,44 +281,40 @@ impl Runtime {
             Ok(r) => {
                 let segments = r.segments.len() as u32;
                 p.rendered = Some(r);
-                self.to_engine(id, segments, now);
+                self.hand_to_engine(id, segments, now);
             }
         }
     }
 
     /// Hands a pending broadcast (rendered, or live) to the engine.
-    fn to_engine(&mut self, id: &str, segments: u32, now: Ms) {
+    fn hand_to_engine(&mut self, id: &str, segments: u32, now: Ms) {
         let Some(p) = self.pending.get(id) else {
             return;
         };
-        {
-            {
-                let start_at = p.spec.start_at.unwrap_or(now).max(now);
-                let latest_start = p.spec.latest_start.or_else(|| {
-                    (p.spec.priority != Priority::Emergency)
-                        .then(|| start_at + self.settings.queue_window.as_millis() as Ms)
-                });
-                let req = Request {
-                    id: id.to_string(),
-                    priority: p.spec.priority,
-                    horns: p.horns.clone(),
-                    start_at,
-                    latest_start,
-                    on_preempt: p.spec.on_preempt,
-                    segments,
-                };
-                match self.engine.submit(req, now) {
-                    Ok(acts) => self.apply(acts),
-                    Err(e) => {
-                        tracing::warn!(broadcast = %id, error = %e, "engine refused a broadcast");
-                        let horns = self.pending.remove(id).map(|p| p.horns).unwrap_or_default();
-                        self.live_horns.release(id);
-                        for h in &horns {
-                            self.report(id, h, "failed", Some(json!({ "why": e.to_string() })));
-                        }
-                        self.finish_broadcast(id, "failed");
-                    }
+        let start_at = p.spec.start_at.unwrap_or(now).max(now);
+        let latest_start = p.spec.latest_start.or_else(|| {
+            (p.spec.priority != Priority::Emergency)
+                .then(|| start_at + self.settings.queue_window.as_millis() as Ms)
+        });
+        let req = Request {
+            id: id.to_string(),
+            priority: p.spec.priority,
+            horns: p.horns.clone(),
+            start_at,
+            latest_start,
+            on_preempt: p.spec.on_preempt,
+            segments,
+        };
+        match self.engine.submit(req, now) {
+            Ok(acts) => self.apply(acts),
+            Err(e) => {
+                tracing::warn!(broadcast = %id, error = %e, "engine refused a broadcast");
+                let horns = self.pending.remove(id).map(|p| p.horns).unwrap_or_default();
+                self.live_horns.release(id);
+                for h in &horns {
+                    self.report(id, h, "failed", Some(json!({ "why": e.to_string() })));
                 }
+                self.finish_broadcast(id, "failed");
             }
         }
     }
