@@ -458,6 +458,68 @@ mod tests {
         assert_eq!(s.rtcp, 1);
     }
 
+    /// A live stream: every frame the source yields leaves at once as one
+    /// packet with consecutive sequence numbers and timestamps +160 (a
+    /// 100-sample frame is padded, a 320-sample one split); the stream ends
+    /// when the source does.
+    #[tokio::test]
+    async fn live_frames_are_sent_as_they_come() {
+        use futures::StreamExt;
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut target = RtpTarget::new(rx.local_addr().unwrap(), Codec::Pcmu);
+        target.rtcp_interval = None;
+        let tx = RtpSender::bind(target).unwrap();
+        let frames: Vec<Arc<[i16]>> = vec![
+            Arc::from(vec![100i16; 160]),
+            Arc::from(vec![0i16; 100]),
+            Arc::from(vec![0i16; 320]),
+        ];
+        let src = futures::stream::iter(frames).boxed();
+        let s = tx
+            .send_live(src, &CancellationToken::new(), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        assert!(!s.cancelled);
+        assert_eq!(s.packets, 4);
+        let mut buf = [0u8; 1500];
+        let mut heads = Vec::new();
+        for _ in 0..4 {
+            let n = rx.recv(&mut buf).await.unwrap();
+            assert_eq!(n, 12 + 160);
+            let seq = u16::from_be_bytes([buf[2], buf[3]]);
+            let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+            heads.push((seq, ts));
+        }
+        for w in heads.windows(2) {
+            assert_eq!(w[1].0, w[0].0.wrapping_add(1));
+            assert_eq!(w[1].1, w[0].1.wrapping_add(160));
+        }
+    }
+
+    /// Cancelling a live stream that has no frames ends it, marked cancelled.
+    #[tokio::test(start_paused = true)]
+    async fn live_cancel_stops_a_silent_source() {
+        use futures::StreamExt;
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = RtpSender::bind(RtpTarget::new(rx.local_addr().unwrap(), Codec::Pcma)).unwrap();
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            c2.cancel();
+        });
+        let s = tx
+            .send_live(
+                futures::stream::pending().boxed(),
+                &cancel,
+                Arc::new(SystemClock),
+            )
+            .await
+            .unwrap();
+        assert!(s.cancelled);
+        assert_eq!(s.packets, 0);
+    }
+
     /// A stream started 1 s after its start instant joins where the
     /// broadcast is: 50 frames skipped, the rest on the shared grid.
     #[tokio::test(start_paused = true)]
