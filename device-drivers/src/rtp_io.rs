@@ -120,6 +120,16 @@ fn drain(sock: &UdpSocket, reports: &mut u64) -> bool {
     false
 }
 
+/// The numbering and counters one stream's packets share.
+struct Out<'a> {
+    pk: &'a mut Packetizer,
+    stats: &'a mut SendStats,
+    next_rtcp: &'a mut Instant,
+    cname: &'a str,
+    rtcp_dest: SocketAddr,
+    clock: &'a dyn WallClock,
+}
+
 /// A UDP socket sending one RTP stream.
 #[derive(Debug)]
 pub struct RtpSender {
@@ -259,55 +269,132 @@ impl RtpSender {
                 }
                 d = tick.tick() => d,
             };
-            let pkt = pk.packet(frame);
-            let err = |e: std::io::Error| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("RTP to {}: sending packet {k}: {e}", self.target.dest),
-                )
+            let mut out = Out {
+                pk: &mut pk,
+                stats: &mut stats,
+                next_rtcp: &mut next_rtcp,
+                cname: &cname,
+                rtcp_dest,
+                clock: &*clock,
             };
-            let connected = !self.retargeted && !self.target.dest.ip().is_multicast();
-            let sent = if connected {
-                self.sock.send(&pkt).await
-            } else {
-                self.sock.send_to(&pkt, self.target.dest).await
-            };
-            match sent {
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    return Err(unreachable(self.target.dest, k));
-                }
-                r => r.map_err(err)?,
-            };
-            if connected && drain(&self.sock, &mut stats.receiver_reports) {
+            self.emit(&mut out, frame, k, Some(due)).await?;
+        }
+        Ok(stats)
+    }
+
+    /// Sends one G.711 frame as packet `k` (RTCP sender reports on their
+    /// interval); `due` counts frames sent more than 20 ms late.
+    async fn emit(
+        &self,
+        o: &mut Out<'_>,
+        frame: &[u8],
+        k: usize,
+        due: Option<Instant>,
+    ) -> std::io::Result<()> {
+        let pkt = o.pk.packet(frame);
+        let err = |e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!("RTP to {}: sending packet {k}: {e}", self.target.dest),
+            )
+        };
+        let connected = !self.retargeted && !self.target.dest.ip().is_multicast();
+        let sent = if connected {
+            self.sock.send(&pkt).await
+        } else {
+            self.sock.send_to(&pkt, self.target.dest).await
+        };
+        match sent {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 return Err(unreachable(self.target.dest, k));
             }
-            if let Some(r) = &self.rtcp {
-                // A refused RTCP port is fine: many horns only listen for RTP.
-                drain(r, &mut stats.receiver_reports);
+            r => r.map_err(err)?,
+        };
+        if connected && drain(&self.sock, &mut o.stats.receiver_reports) {
+            return Err(unreachable(self.target.dest, k));
+        }
+        if let Some(r) = &self.rtcp {
+            // A refused RTCP port is fine: many horns only listen for RTP.
+            drain(r, &mut o.stats.receiver_reports);
+        }
+        let now = Instant::now();
+        if let Some(due) = due
+            && now.saturating_duration_since(due) > FRAME
+        {
+            o.stats.late_frames += 1;
+        }
+        o.stats.first_sent.get_or_insert(now);
+        o.stats.last_sent = Some(now);
+        o.stats.packets += 1;
+        o.stats.octets += frame.len() as u64;
+        if let Some(every) = self.target.rtcp_interval
+            && now >= *o.next_rtcp
+        {
+            *o.next_rtcp = now + every;
+            let unix = Duration::try_from(o.clock.now_utc() - time::OffsetDateTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            let sr = o.pk.sender_report(unix, o.pk.next_timestamp(), o.cname);
+            // RTCP is best effort: a receiver without an RTCP port is fine.
+            let sent = match &self.rtcp {
+                Some(r) if !self.retargeted => r.send(&sr).await,
+                _ => self.sock.send_to(&sr, o.rtcp_dest).await,
+            };
+            if sent.is_ok() {
+                o.stats.rtcp += 1;
             }
-            let now = Instant::now();
-            if now.saturating_duration_since(due) > FRAME {
-                stats.late_frames += 1;
-            }
-            stats.first_sent.get_or_insert(now);
-            stats.last_sent = Some(now);
-            stats.packets += 1;
-            stats.octets += frame.len() as u64;
-            if let Some(every) = self.target.rtcp_interval
-                && now >= next_rtcp
-            {
-                next_rtcp = now + every;
-                let unix = Duration::try_from(clock.now_utc() - time::OffsetDateTime::UNIX_EPOCH)
-                    .unwrap_or_default();
-                let sr = pk.sender_report(unix, pk.next_timestamp(), &cname);
-                // RTCP is best effort: a receiver without an RTCP port is fine.
-                let sent = match &self.rtcp {
-                    Some(r) if !self.retargeted => r.send(&sr).await,
-                    _ => self.sock.send_to(&sr, rtcp_dest).await,
-                };
-                if sent.is_ok() {
-                    stats.rtcp += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends a live stream: each 20 ms frame (160 samples of 8 kHz PCM;
+    /// shorter ones are padded with silence, longer ones split) as soon as
+    /// it arrives, one SSRC and continuous sequence numbers and timestamps
+    /// for the whole stream. The source paces it (the live page's playout
+    /// clock), so every horn of a page sends frame k at the same moment.
+    /// Ends when the source ends or at `cancel`.
+    pub async fn send_live(
+        &self,
+        mut frames: futures::stream::BoxStream<'static, Arc<[i16]>>,
+        cancel: &CancellationToken,
+        clock: Arc<dyn WallClock>,
+    ) -> std::io::Result<SendStats> {
+        use futures::StreamExt;
+        let (ssrc, seq, ts) = {
+            let mut r = rand::thread_rng();
+            (r.r#gen::<u32>(), r.r#gen::<u16>(), r.r#gen::<u32>())
+        };
+        let mut pk = Packetizer::new(self.target.codec, ssrc, seq, ts);
+        let rtcp_dest = SocketAddr::new(
+            self.target.dest.ip(),
+            self.target.dest.port().wrapping_add(1),
+        );
+        let cname = format!("tgw@{}", self.local_addr()?.ip());
+        let mut stats = SendStats::default();
+        let mut next_rtcp = Instant::now();
+        let mut k = 0usize;
+        loop {
+            let pcm = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    stats.cancelled = true;
+                    break;
                 }
+                f = frames.next() => match f {
+                    Some(f) => f,
+                    None => break,
+                },
+            };
+            for frame in rtp::frames(&pcm, self.target.codec) {
+                let mut out = Out {
+                    pk: &mut pk,
+                    stats: &mut stats,
+                    next_rtcp: &mut next_rtcp,
+                    cname: &cname,
+                    rtcp_dest,
+                    clock: &*clock,
+                };
+                self.emit(&mut out, &frame, k, None).await?;
+                k += 1;
             }
         }
         Ok(stats)
@@ -369,6 +456,68 @@ mod tests {
         assert!(s.cancelled);
         assert_eq!(s.packets, 3, "frames at 0, 20, 40 ms");
         assert_eq!(s.rtcp, 1);
+    }
+
+    /// A live stream: every frame the source yields leaves at once as one
+    /// packet with consecutive sequence numbers and timestamps +160 (a
+    /// 100-sample frame is padded, a 320-sample one split); the stream ends
+    /// when the source does.
+    #[tokio::test]
+    async fn live_frames_are_sent_as_they_come() {
+        use futures::StreamExt;
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut target = RtpTarget::new(rx.local_addr().unwrap(), Codec::Pcmu);
+        target.rtcp_interval = None;
+        let tx = RtpSender::bind(target).unwrap();
+        let frames: Vec<Arc<[i16]>> = vec![
+            Arc::from(vec![100i16; 160]),
+            Arc::from(vec![0i16; 100]),
+            Arc::from(vec![0i16; 320]),
+        ];
+        let src = futures::stream::iter(frames).boxed();
+        let s = tx
+            .send_live(src, &CancellationToken::new(), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        assert!(!s.cancelled);
+        assert_eq!(s.packets, 4);
+        let mut buf = [0u8; 1500];
+        let mut heads = Vec::new();
+        for _ in 0..4 {
+            let n = rx.recv(&mut buf).await.unwrap();
+            assert_eq!(n, 12 + 160);
+            let seq = u16::from_be_bytes([buf[2], buf[3]]);
+            let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+            heads.push((seq, ts));
+        }
+        for w in heads.windows(2) {
+            assert_eq!(w[1].0, w[0].0.wrapping_add(1));
+            assert_eq!(w[1].1, w[0].1.wrapping_add(160));
+        }
+    }
+
+    /// Cancelling a live stream that has no frames ends it, marked cancelled.
+    #[tokio::test(start_paused = true)]
+    async fn live_cancel_stops_a_silent_source() {
+        use futures::StreamExt;
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = RtpSender::bind(RtpTarget::new(rx.local_addr().unwrap(), Codec::Pcma)).unwrap();
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            c2.cancel();
+        });
+        let s = tx
+            .send_live(
+                futures::stream::pending().boxed(),
+                &cancel,
+                Arc::new(SystemClock),
+            )
+            .await
+            .unwrap();
+        assert!(s.cancelled);
+        assert_eq!(s.packets, 0);
     }
 
     /// A stream started 1 s after its start instant joins where the

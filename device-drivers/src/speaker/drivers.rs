@@ -92,6 +92,15 @@ pub struct StreamStats {
     pub heard: bool,
 }
 
+/// A live source: 20 ms frames of i16 mono 8 kHz, paced by their producer.
+pub type LiveFrames = futures::stream::BoxStream<'static, Arc<[i16]>>;
+
+/// What a horn plays: PCM known in full, or a live stream.
+enum Source<'a> {
+    Pcm(&'a [i16]),
+    Live(LiveFrames),
+}
+
 /// One loudspeaker, whatever its protocol. Call in order: `prepare`
 /// (connect, call, authenticate: everything slow), `start_at(t0)`, `stream`,
 /// `stop`. `health_check` stands alone.
@@ -109,6 +118,27 @@ pub trait Speaker: Send {
         pcm: &'a [i16],
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>>;
+    /// Streams a live source (20 ms frames of i16 mono 8 kHz, paced by the
+    /// source) until it ends, `cancel`, or the horn hangs up. Drivers that
+    /// need the whole audio first (Axis HTTP with a length, cloud horns
+    /// fetching a file) refuse with [`ErrorKind::Usage`].
+    fn stream_live<'a>(
+        &'a mut self,
+        frames: LiveFrames,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>> {
+        let _ = (frames, cancel);
+        let device = self.describe();
+        Box::pin(async move {
+            Err(SpeakerError {
+                device,
+                op: "stream",
+                kind: ErrorKind::Usage,
+                detail: "this kind of horn cannot play a live page (RTP and SIP horns can)".into(),
+                partial: None,
+            })
+        })
+    }
     /// Ends the session (SIP BYE); harmless when there is none.
     fn stop(&mut self) -> BoxFuture<'_, Result<(), SpeakerError>>;
     /// Whether the horn answers (RTP: cannot tell, always Ok). Returns a
@@ -229,6 +259,28 @@ async fn send(
     })
 }
 
+async fn send_live(
+    uri: &SpeakerUri,
+    sender: Option<&RtpSender>,
+    frames: LiveFrames,
+    cancel: &CancellationToken,
+    clock: Arc<dyn WallClock>,
+) -> Result<StreamStats, SpeakerError> {
+    let s = sender.ok_or_else(|| err(uri, "stream", ErrorKind::Usage, "stream before prepare"))?;
+    let st = s
+        .send_live(frames, cancel, clock)
+        .await
+        .map_err(|e| err(uri, "stream", io_kind(&e), e.to_string()))?;
+    Ok(StreamStats {
+        packets: st.packets,
+        octets: st.octets,
+        first_sent: st.first_sent,
+        skipped_frames: 0,
+        cancelled: st.cancelled,
+        heard: st.receiver_reports > 0,
+    })
+}
+
 impl Speaker for RtpSpeaker {
     fn describe(&self) -> String {
         self.uri.to_string()
@@ -265,6 +317,20 @@ impl Speaker for RtpSpeaker {
         ))
     }
 
+    fn stream_live<'a>(
+        &'a mut self,
+        frames: LiveFrames,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>> {
+        Box::pin(send_live(
+            &self.uri,
+            self.sender.as_ref(),
+            frames,
+            cancel,
+            self.clock.clone(),
+        ))
+    }
+
     fn stop(&mut self) -> BoxFuture<'_, Result<(), SpeakerError>> {
         self.sender = None;
         Box::pin(async { Ok(()) })
@@ -296,6 +362,71 @@ pub struct SipSpeaker {
 }
 
 impl SipSpeaker {
+    fn stream_source<'a>(
+        &'a mut self,
+        src: Source<'a>,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>> {
+        Box::pin(async move {
+            let hung_up = self
+                .session
+                .as_ref()
+                .map(SipSession::hung_up)
+                .ok_or_else(|| {
+                    err(
+                        &self.uri,
+                        "stream",
+                        ErrorKind::Usage,
+                        "stream before prepare",
+                    )
+                })?;
+            let both = cancel.child_token();
+            let b2 = both.clone();
+            let h2 = hung_up.clone();
+            let watcher = tokio::spawn(async move {
+                h2.cancelled().await;
+                b2.cancel();
+            });
+            let r = match src {
+                Source::Pcm(pcm) => {
+                    send(
+                        &self.uri,
+                        self.sender.as_ref(),
+                        self.t0,
+                        pcm,
+                        &both,
+                        Arc::new(SystemClock),
+                    )
+                    .await
+                }
+                Source::Live(frames) => {
+                    send_live(
+                        &self.uri,
+                        self.sender.as_ref(),
+                        frames,
+                        &both,
+                        Arc::new(SystemClock),
+                    )
+                    .await
+                }
+            };
+            watcher.abort();
+            let st = r?;
+            if hung_up.is_cancelled() && !cancel.is_cancelled() {
+                self.session = None;
+                let mut e = err(
+                    &self.uri,
+                    "stream",
+                    ErrorKind::HungUp,
+                    format!("the horn hung up (BYE) after {} packets", st.packets),
+                );
+                e.partial = Some(st);
+                return Err(e);
+            }
+            Ok(st)
+        })
+    }
+
     fn target(&self) -> Option<SipTarget> {
         match &self.uri {
             SpeakerUri::Sip {
@@ -363,50 +494,15 @@ impl Speaker for SipSpeaker {
         pcm: &'a [i16],
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>> {
-        Box::pin(async move {
-            let hung_up = self
-                .session
-                .as_ref()
-                .map(SipSession::hung_up)
-                .ok_or_else(|| {
-                    err(
-                        &self.uri,
-                        "stream",
-                        ErrorKind::Usage,
-                        "stream before prepare",
-                    )
-                })?;
-            let both = cancel.child_token();
-            let b2 = both.clone();
-            let h2 = hung_up.clone();
-            let watcher = tokio::spawn(async move {
-                h2.cancelled().await;
-                b2.cancel();
-            });
-            let r = send(
-                &self.uri,
-                self.sender.as_ref(),
-                self.t0,
-                pcm,
-                &both,
-                Arc::new(SystemClock),
-            )
-            .await;
-            watcher.abort();
-            let st = r?;
-            if hung_up.is_cancelled() && !cancel.is_cancelled() {
-                self.session = None;
-                let mut e = err(
-                    &self.uri,
-                    "stream",
-                    ErrorKind::HungUp,
-                    format!("the horn hung up (BYE) after {} packets", st.packets),
-                );
-                e.partial = Some(st);
-                return Err(e);
-            }
-            Ok(st)
-        })
+        self.stream_source(Source::Pcm(pcm), cancel)
+    }
+
+    fn stream_live<'a>(
+        &'a mut self,
+        frames: LiveFrames,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<StreamStats, SpeakerError>> {
+        self.stream_source(Source::Live(frames), cancel)
     }
 
     fn stop(&mut self) -> BoxFuture<'_, Result<(), SpeakerError>> {
@@ -651,7 +747,7 @@ async fn run_prepared(
     sp: &mut dyn Speaker,
     prepared: Result<(), SpeakerError>,
     kind: &str,
-    pcm: &[i16],
+    src: Source<'_>,
     t0: Instant,
     cancel: &CancellationToken,
 ) -> PlayReport {
@@ -684,7 +780,11 @@ async fn run_prepared(
     if one_way {
         rep.answered = Answered::Unknown;
     }
-    match sp.stream(pcm, cancel).await {
+    let streamed = match src {
+        Source::Pcm(pcm) => sp.stream(pcm, cancel).await,
+        Source::Live(frames) => sp.stream_live(frames, cancel).await,
+    };
+    match streamed {
         Ok(st) => {
             if st.heard {
                 rep.answered = Answered::Yes;
@@ -735,7 +835,15 @@ pub async fn play(
     let mut sp = open(uri, opts);
     let prepared = sp.prepare(pcm.len()).await;
     let t0 = Instant::now() + playout_delay;
-    run_prepared(sp.as_mut(), prepared, uri.kind(), pcm, t0, cancel).await
+    run_prepared(
+        sp.as_mut(),
+        prepared,
+        uri.kind(),
+        Source::Pcm(pcm),
+        t0,
+        cancel,
+    )
+    .await
 }
 
 /// Plays `pcm` on every horn with one absolute start `t0`: all are prepared
@@ -758,7 +866,15 @@ pub async fn broadcast(
         tasks.push(tokio::spawn(async move {
             let mut sp = open(&uri, &opts);
             let prepared = sp.prepare(pcm.len()).await;
-            run_prepared(sp.as_mut(), prepared, uri.kind(), &pcm, t0, &cancel).await
+            run_prepared(
+                sp.as_mut(),
+                prepared,
+                uri.kind(),
+                Source::Pcm(&pcm),
+                t0,
+                &cancel,
+            )
+            .await
         }));
     }
     let mut out = Vec::with_capacity(tasks.len());
@@ -790,7 +906,48 @@ pub async fn play_at(
         p = sp.prepare(pcm.len()) => p,
         _ = cancel.cancelled() => Err(err(uri, "prepare", ErrorKind::Usage, "cancelled before the horn was ready")),
     };
-    run_prepared(sp.as_mut(), prepared, uri.kind(), pcm, t0, cancel).await
+    run_prepared(
+        sp.as_mut(),
+        prepared,
+        uri.kind(),
+        Source::Pcm(pcm),
+        t0,
+        cancel,
+    )
+    .await
+}
+
+/// Plays a live source on one horn from now until the source ends or
+/// `cancel` (a live page: the broadcast runtime runs one per horn). RTP
+/// and SIP horns play it; the others report a `usage` error. Never fails:
+/// every error lands in the report; `start_offset_ms` is from the moment
+/// the horn was ready.
+pub async fn play_live(
+    uri: &SpeakerUri,
+    opts: &DriverOptions,
+    frames: LiveFrames,
+    cancel: &CancellationToken,
+) -> PlayReport {
+    if cancel.is_cancelled() {
+        let mut rep = failed_task_report(uri, Vec::new());
+        rep.error_kind = None;
+        return rep;
+    }
+    let mut sp = open(uri, opts);
+    let prepared = tokio::select! {
+        p = sp.prepare(0) => p,
+        _ = cancel.cancelled() => Err(err(uri, "prepare", ErrorKind::Usage, "cancelled before the horn was ready")),
+    };
+    let t0 = Instant::now();
+    run_prepared(
+        sp.as_mut(),
+        prepared,
+        uri.kind(),
+        Source::Live(frames),
+        t0,
+        cancel,
+    )
+    .await
 }
 
 fn failed_task(uri: &SpeakerUri, e: &tokio::task::JoinError) -> PlayReport {

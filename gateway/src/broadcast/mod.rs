@@ -10,12 +10,14 @@
 //! | [`record`] | broadcasts, per-horn reports, fired occurrences, timetable versions, CAP alerts in SQLite |
 //! | [`feeds`] | polling CAP feeds over HTTP (a CAP document or an Atom feed of them) |
 //! | [`metered`] | a `ReportSink` that counts horn and broadcast reports in `/metrics` |
+//! | [`live`] | live paging (issue 14): codecs, jitter buffer, 8 kHz conditioning, the page session |
 //! | [`runtime`] | the task that owns the engine, scheduler and warning desk and drives the horns |
 
 pub use tgw_core::broadcast::*;
 
 pub mod audio;
 pub mod feeds;
+pub mod live;
 pub mod metered;
 pub mod record;
 pub mod render;

@@ -63,6 +63,7 @@ mod inbox;
 mod inventory;
 mod live;
 mod logins;
+mod paging;
 mod places;
 mod routes;
 mod serve;

@@ -12,7 +12,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use serde::Serialize;
 
 use super::{AppState, AssignBody, BODY_LIMIT, SESSION_COOKIE};
-use super::{alarms, gb28181 as gb, places, trends};
+use super::{alarms, gb28181 as gb, paging, places, trends};
 use super::{
     audit::*, broadcasts as bc, camera_time::*, cameras::*, credentials::*, dashboard::*, inbox::*,
     inventory::*, live::*, logins::*, session::*, speakers::*, system::*, timetable as tt,
@@ -189,6 +189,7 @@ pub const ROUTES: &[Route] = &[
     r!(Post "/api/v1/broadcasts/{id}/cancel", O, "broadcasts", "Stop a broadcast everywhere (audited)", post(bc::cancel)),
     r!(Post "/api/v1/broadcasts/stop-all", O, "broadcasts", "Stop every broadcast playing or queued; always allowed to operators (audited)", post(bc::stop_all)),
     r!(Post "/api/v1/emergency", O, "broadcasts", "Emergency broadcast: interrupts everything, ignores quiet hours, forced volume; needs confirm: true (audited)", post(bc::emergency), body = bc::AnnounceBody),
+    r!(Get "/api/v1/paging/live", O, "broadcasts", "Live paging (实时喊话) over a WebSocket: JSON start {targets, priority, codec, rate}, binary 20 ms frames, {\"end\": true}; a session also sends ?csrf= (docs/paging.md; audited)", get(paging::live), query = &[("csrf", "the session's CSRF token (cookie sessions only)")]),
     r!(Get "/api/v1/alerts", V, "broadcasts", "Early warnings (CAP) received and what they caused", get(bc::alerts), query = &[("limit", "1-1000, default 100")]),
     r!(Get "/api/v1/audio-assets", V, "broadcasts", "Stored audio assets", get(bc::assets)),
     r!(Post "/api/v1/audio-assets", O, "broadcasts", "Upload an audio file as the raw body (MP3, WAV, OGG/Vorbis, FLAC, Opus in WebM/Ogg, AAC in MP4/M4A/ADTS); checked and normalised (audited)", post(bc::upload).layer(DefaultBodyLimit::max(64 * 1024 * 1024)), query = &[("name", "file name, informational")]),

@@ -119,7 +119,9 @@ async fn serve_conn(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Some(limits.header_read_timeout));
-    let conn = builder.serve_connection(io, svc);
+    // With upgrades: the live paging WebSocket (http/paging.rs) takes the
+    // connection over; it watches its own idleness.
+    let conn = builder.serve_connection(io, svc).with_upgrades();
     let mut conn = std::pin::pin!(conn);
     // The watchdog ticks four times per idle timeout: a connection is closed
     // between 1 and 1.25 idle timeouts after it fell idle.

@@ -66,6 +66,28 @@ impl Broadcasts {
         rx.await.map_err(|_| Error::unavailable(STOPPED))?
     }
 
+    /// Starts a live page: `spec` (its recipe is not used) played from
+    /// `feed` until [`LiveFeed::end`]; `who` is named to a second page that
+    /// wants the same horns (refused with a `conflict`).
+    pub async fn submit_live(
+        &self,
+        spec: Spec,
+        feed: super::LiveFeed,
+        who: &str,
+    ) -> Result<Submitted> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::SubmitLive {
+                spec,
+                feed,
+                who: who.to_string(),
+                reply: tx,
+            })
+            .await
+            .map_err(|_| Error::unavailable(STOPPED))?;
+        rx.await.map_err(|_| Error::unavailable(STOPPED))?
+    }
+
     /// Cancels a broadcast everywhere; false when unknown or finished.
     pub async fn cancel(&self, id: &str) -> bool {
         let (tx, rx) = oneshot::channel();

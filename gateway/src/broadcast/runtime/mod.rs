@@ -17,6 +17,7 @@
 //! | [`handle`] | [`Broadcasts`], the handle the API, MQTT and CAP use; [`SignedRefusal`] |
 //! | `task` | the task loop: commands in, engine ticks, batches of finishes, engine actions out |
 //! | `submit` | a [`Spec`] → horns, volumes and driver URIs; rendering; the engine request |
+//! | [`live`] | live pages: [`LiveFeed`] (a stream instead of rendered PCM), their playout, one live page per horn |
 //! | [`playout`] | [`Player`], [`DriverPlayer`]; one engine Start carried out on the horns |
 //! | `scheduler` | fired timetable occurrences, occurrences missed while down, restart recovery |
 //! | `warning` | the early-warning desk glue (CAP documents and alerts, expiries) |
@@ -45,6 +46,7 @@ use tgw_core::schedule::Timetable;
 
 mod emergency;
 pub mod handle;
+pub mod live;
 pub mod playout;
 mod report;
 mod scheduler;
@@ -56,6 +58,7 @@ mod warning;
 
 pub use crate::base::clock::{Clock, SystemClock, TokioClock};
 pub use handle::{Broadcasts, SignedRefusal};
+pub use live::LiveFeed;
 pub use playout::{DriverPlayer, Player};
 pub use report::{NoReports, ReportSink};
 pub use spec::{CapOutcome, Settings, Spec, Submitted};
@@ -74,6 +77,13 @@ fn read(t: &Shared) -> Arc<Timetable> {
 
 enum Cmd {
     Submit(Spec, oneshot::Sender<Result<Submitted, Error>>),
+    /// A live page: `who` is named to a second page wanting its horns.
+    SubmitLive {
+        spec: Spec,
+        feed: LiveFeed,
+        who: String,
+        reply: oneshot::Sender<Result<Submitted, Error>>,
+    },
     Rendered(String, Result<Arc<Rendered>, Error>),
     Cancel(String, oneshot::Sender<bool>),
     StopAll(String, oneshot::Sender<usize>),
@@ -102,6 +112,8 @@ struct Pending {
     /// Gain volume per horn.
     volumes: HashMap<String, u8>,
     rendered: Option<Arc<Rendered>>,
+    /// A live page's audio (then `rendered` stays `None`).
+    live: Option<LiveFeed>,
 }
 
 struct Runtime {
@@ -126,6 +138,8 @@ struct Runtime {
     deferred: Vec<Action>,
     /// The `now` of the batch being handled.
     batch_now: Option<Ms>,
+    /// Horns held by live pages.
+    live_horns: live::LiveHorns,
 }
 
 fn rfc3339(ms: Ms) -> String {

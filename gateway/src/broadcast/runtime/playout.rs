@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use device_drivers::speaker::{DriverOptions, PlayReport, SpeakerUri};
+use device_drivers::speaker::{DriverOptions, LiveFrames, PlayReport, SpeakerUri};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -29,6 +29,20 @@ pub trait Player: Send + Sync + 'static {
         t0: Instant,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, PlayReport>;
+
+    /// Plays a live page's frames on one horn until they end or `cancel`.
+    /// Default: the speaker drivers with default options.
+    fn play_live(
+        &self,
+        horn: SpeakerUri,
+        frames: LiveFrames,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, PlayReport> {
+        Box::pin(async move {
+            device_drivers::speaker::play_live(&horn, &DriverOptions::default(), frames, &cancel)
+                .await
+        })
+    }
 }
 
 /// The speaker drivers.
@@ -47,6 +61,18 @@ impl Player for DriverPlayer {
             async move { device_drivers::speaker::play_at(&horn, &opts, &pcm, t0, &cancel).await },
         )
     }
+
+    fn play_live(
+        &self,
+        horn: SpeakerUri,
+        frames: LiveFrames,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, PlayReport> {
+        let opts = self.0.clone();
+        Box::pin(
+            async move { device_drivers::speaker::play_live(&horn, &opts, frames, &cancel).await },
+        )
+    }
 }
 
 impl Runtime {
@@ -55,6 +81,9 @@ impl Runtime {
             tracing::warn!(broadcast, "engine started an unknown broadcast");
             return;
         };
+        if p.live.is_some() {
+            return self.start_live(broadcast, horns, t0);
+        }
         let Some(rendered) = p.rendered.clone() else {
             return;
         };

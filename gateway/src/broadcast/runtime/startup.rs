@@ -113,6 +113,7 @@ pub fn start(
         expiries: Vec::new(),
         deferred: Vec::new(),
         batch_now: None,
+        live_horns: Default::default(),
     };
     let h = tokio::spawn(rt.run(rx, shutdown));
     (Broadcasts { tx, timetable }, h)

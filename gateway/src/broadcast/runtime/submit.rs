@@ -9,7 +9,7 @@ use device_drivers::speaker::SpeakerUri;
 use serde_json::json;
 
 use super::spec::{Spec, Submitted};
-use super::{Cmd, Pending, Runtime, read, rfc3339};
+use super::{Cmd, LiveFeed, Pending, Runtime, read, rfc3339};
 use crate::base::error::{Error, Result};
 use crate::broadcast::engine::Request;
 use crate::broadcast::render::{Rendered, render};
@@ -65,7 +65,19 @@ impl Runtime {
         Ok(uri)
     }
 
-    pub(super) fn submit(&mut self, mut spec: Spec, now: Ms) -> Result<Submitted> {
+    pub(super) fn submit(&mut self, spec: Spec, now: Ms) -> Result<Submitted> {
+        self.submit_with(spec, None, now)
+    }
+
+    /// [`Runtime::submit`], or with `live` (its feed and who asked) a live
+    /// page: no rendering, one segment, refused on horns another live
+    /// page holds.
+    pub(super) fn submit_with(
+        &mut self,
+        mut spec: Spec,
+        live: Option<(LiveFeed, String)>,
+        now: Ms,
+    ) -> Result<Submitted> {
         if spec.targets.is_empty() {
             return Err(Error::invalid("the broadcast names no targets"));
         }
@@ -91,6 +103,9 @@ impl Runtime {
             volumes,
             unusable,
         } = self.resolve(&spec, now)?;
+        if live.is_some() {
+            self.live_horns.check(&horns)?;
+        }
         let targets: Vec<String> = spec.targets.iter().map(|t| t.to_string()).collect();
         let detail = json!({ "start_at": spec.start_at.map(rfc3339), "volume": spec.recipe.volume, "repeat": spec.recipe.repeat });
         self.records
@@ -130,8 +145,22 @@ impl Runtime {
             uris,
             volumes,
             rendered: None,
+            live: None,
         };
-        self.start_render(id, pending, now);
+        match live {
+            Some((feed, who)) => {
+                self.live_horns.hold(&pending.horns, &id, &who);
+                self.pending.insert(
+                    id.clone(),
+                    Pending {
+                        live: Some(feed),
+                        ..pending
+                    },
+                );
+                self.hand_to_engine(&id, 1, now);
+            }
+            None => self.start_render(id, pending, now),
+        }
         Ok(submitted)
     }
 
@@ -252,31 +281,40 @@ impl Runtime {
             Ok(r) => {
                 let segments = r.segments.len() as u32;
                 p.rendered = Some(r);
-                let start_at = p.spec.start_at.unwrap_or(now).max(now);
-                let latest_start = p.spec.latest_start.or_else(|| {
-                    (p.spec.priority != Priority::Emergency)
-                        .then(|| start_at + self.settings.queue_window.as_millis() as Ms)
-                });
-                let req = Request {
-                    id: id.to_string(),
-                    priority: p.spec.priority,
-                    horns: p.horns.clone(),
-                    start_at,
-                    latest_start,
-                    on_preempt: p.spec.on_preempt,
-                    segments,
-                };
-                match self.engine.submit(req, now) {
-                    Ok(acts) => self.apply(acts),
-                    Err(e) => {
-                        tracing::warn!(broadcast = %id, error = %e, "engine refused a broadcast");
-                        let horns = self.pending.remove(id).map(|p| p.horns).unwrap_or_default();
-                        for h in &horns {
-                            self.report(id, h, "failed", Some(json!({ "why": e.to_string() })));
-                        }
-                        self.finish_broadcast(id, "failed");
-                    }
+                self.hand_to_engine(id, segments, now);
+            }
+        }
+    }
+
+    /// Hands a pending broadcast (rendered, or live) to the engine.
+    fn hand_to_engine(&mut self, id: &str, segments: u32, now: Ms) {
+        let Some(p) = self.pending.get(id) else {
+            return;
+        };
+        let start_at = p.spec.start_at.unwrap_or(now).max(now);
+        let latest_start = p.spec.latest_start.or_else(|| {
+            (p.spec.priority != Priority::Emergency)
+                .then(|| start_at + self.settings.queue_window.as_millis() as Ms)
+        });
+        let req = Request {
+            id: id.to_string(),
+            priority: p.spec.priority,
+            horns: p.horns.clone(),
+            start_at,
+            latest_start,
+            on_preempt: p.spec.on_preempt,
+            segments,
+        };
+        match self.engine.submit(req, now) {
+            Ok(acts) => self.apply(acts),
+            Err(e) => {
+                tracing::warn!(broadcast = %id, error = %e, "engine refused a broadcast");
+                let horns = self.pending.remove(id).map(|p| p.horns).unwrap_or_default();
+                self.live_horns.release(id);
+                for h in &horns {
+                    self.report(id, h, "failed", Some(json!({ "why": e.to_string() })));
                 }
+                self.finish_broadcast(id, "failed");
             }
         }
     }

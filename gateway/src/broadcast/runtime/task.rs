@@ -68,6 +68,14 @@ impl Runtime {
             Cmd::Submit(spec, reply) => {
                 let _ = reply.send(self.submit(spec, now));
             }
+            Cmd::SubmitLive {
+                spec,
+                feed,
+                who,
+                reply,
+            } => {
+                let _ = reply.send(self.submit_with(spec, Some((feed, who)), now));
+            }
             Cmd::Rendered(id, res) => self.rendered(&id, res, now),
             Cmd::Cancel(id, reply) => {
                 let _ = reply.send(self.cancel_now(&id, now));
@@ -80,7 +88,7 @@ impl Runtime {
                 let rendering: Vec<String> = self
                     .pending
                     .iter()
-                    .filter(|(_, p)| p.rendered.is_none())
+                    .filter(|(_, p)| p.rendered.is_none() && p.live.is_none())
                     .map(|(k, _)| k.clone())
                     .collect();
                 for id in rendering {
@@ -169,6 +177,7 @@ impl Runtime {
         self.apply(acts);
         if let Some(p) = self.pending.get(id)
             && p.rendered.is_none()
+            && p.live.is_none()
         {
             let horns = p.horns.clone();
             for h in &horns {
@@ -242,6 +251,7 @@ impl Runtime {
                         _ => "failed",
                     };
                     self.pending.remove(&broadcast);
+                    self.live_horns.release(&broadcast);
                     self.finish_broadcast(&broadcast, state);
                 }
             }

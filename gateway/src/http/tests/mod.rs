@@ -209,6 +209,7 @@ mod live;
 mod lockout;
 mod login;
 mod logins;
+mod paging;
 mod protocol;
 mod secrets;
 mod server;
