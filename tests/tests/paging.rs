@@ -1,7 +1,7 @@
 //! Live paging end to end (issue 14): `tgw run` with simulated RTP horns
 //! (`tgw sim`), paged by a headless client speaking the WebSocket protocol
 //! of `docs/paging.md` (tokio-tungstenite): refusals first (no login,
-//! viewer role, not a WebSocket, bad start message, opus not decoded yet),
+//! viewer role, not a WebSocket, bad start message, opus at 44.1 kHz),
 //! then a page of a 1 kHz tone that every horn hears, a second page on the
 //! same horns refused with 409 naming who is live, a page that preempts a
 //! routine broadcast which is interrupted and resumes after, and a client
@@ -231,7 +231,7 @@ fn targets_of(horns: &[String]) -> Vec<String> {
 }
 
 /// No login, a viewer, a plain GET, a bad start message, an unknown target
-/// and opus (not decoded yet): each refused with its status or code.
+/// and opus at a rate it cannot have: each refused with its status or code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_name_what_is_wrong() {
     let rig = Rig::start(91, 2);
@@ -268,14 +268,14 @@ async fn refusals_name_what_is_wrong() {
 
     let mut ws = rig.connect(Some(&rig.operator)).await.expect("ws");
     ws.send(Message::Text(
-        json!({"targets": ["all"], "priority": "township", "codec": "opus", "rate": 48000})
+        json!({"targets": ["all"], "priority": "township", "codec": "opus", "rate": 44100})
             .to_string()
             .into(),
     ))
     .await
     .expect("send");
     let e = next_json(&mut ws).await;
-    assert_eq!(e["code"], "codec-unsupported", "{e}");
+    assert_eq!(e["code"], "bad-rate", "{e}");
 }
 
 /// A headless client pages every simulated horn with a 1 kHz tone: the

@@ -1,6 +1,6 @@
 //! A live page's audio on its way to the horns: the client's frames
 //! decoded ([`Decoder`]: PCM s16le today; Opus is refused with
-//! `codec-unsupported` until a decoder is wired in), resampled to 8 kHz
+//! libopus through `audio/opus.rs`), resampled to 8 kHz
 //! (the asset pipeline's [`Resampler`]), limited to a ceiling, and cut into
 //! 20 ms frames. Pure: no IO, no clock.
 
@@ -39,13 +39,23 @@ fn bad(code: &'static str, message: impl Into<String>) -> DspError {
 pub const RATES: [u32; 2] = [16_000, 48_000];
 
 /// One frame's payload → mono i16 samples at the client's rate.
-#[derive(Debug)]
 pub enum Decoder {
     /// PCM s16le mono.
     Pcm16 {
         /// Largest payload accepted (100 ms at the rate).
         max_bytes: usize,
     },
+    /// One Opus packet per frame (libopus, `audio/opus.rs`), mono out.
+    Opus(Box<crate::broadcast::audio::opus::OpusDecoder>),
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decoder::Pcm16 { max_bytes } => write!(f, "Pcm16 {{ max_bytes: {max_bytes} }}"),
+            Decoder::Opus(d) => write!(f, "Opus {{ rate: {} }}", d.rate()),
+        }
+    }
 }
 
 impl Decoder {
@@ -58,10 +68,9 @@ impl Decoder {
             Codec::Pcm16 => Ok(Decoder::Pcm16 {
                 max_bytes: rate as usize / 10 * 2,
             }),
-            Codec::Opus => Err(bad(
-                "codec-unsupported",
-                "opus is not decoded on this gateway yet; send pcm16",
-            )),
+            Codec::Opus => crate::broadcast::audio::opus::OpusDecoder::new(rate)
+                .map(|d| Decoder::Opus(Box::new(d)))
+                .map_err(|e| bad("codec-unsupported", e.message().to_string())),
         }
     }
 
@@ -89,6 +98,10 @@ impl Decoder {
                     .map(|b| i16::from_le_bytes([b[0], b[1]]))
                     .collect())
             }
+            // An empty frame is a lost packet: libopus conceals it.
+            Decoder::Opus(d) => d
+                .decode(payload)
+                .map_err(|e| bad("bad-frame", e.message().to_string())),
         }
     }
 }
@@ -160,14 +173,47 @@ mod tests {
             .collect()
     }
 
-    /// Opus is refused with its code until the decoder is wired; rates
-    /// other than 16/48 kHz are refused; odd and oversized frames are
-    /// refused naming their size.
+    /// Opus frames decode to 20 ms of the tone; garbage is `bad-frame`
+    /// naming its size; a lost (empty) frame is concealed, not an error.
+    #[test]
+    fn opus_frames_decode_and_garbage_is_refused() {
+        let mut d = Decoder::new(Codec::Opus, 48_000).unwrap();
+        let mut enc = opusic_c::Encoder::new(
+            opusic_c::Channels::Mono,
+            opusic_c::SampleRate::Hz48000,
+            opusic_c::Application::Voip,
+        )
+        .unwrap();
+        let mut energy = 0f64;
+        for k in 0..10 {
+            let pcm: Vec<u16> = (0..960)
+                .map(|i| {
+                    let t = (k * 960 + i) as f32 / 48_000.0;
+                    ((t * 1000.0 * std::f32::consts::TAU).sin() * 12_000.0) as i16 as u16
+                })
+                .collect();
+            let mut out = vec![0u8; 4000];
+            let n = enc.encode_to_slice(&pcm, &mut out).unwrap();
+            let got = d.decode(&out[..n]).unwrap();
+            assert_eq!(got.len(), 960, "20 ms at 48 kHz");
+            if k > 2 {
+                energy += got.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+            }
+        }
+        assert!(energy / (7.0 * 960.0) > 1.0e6, "the tone came through");
+        assert_eq!(d.decode(&[]).unwrap().len(), 960, "a lost frame is concealed");
+        let e = d.decode(&[0xff; 700]).unwrap_err();
+        assert_eq!(e.code, "bad-frame", "{e}");
+        assert!(e.message.contains("700"), "{e}");
+    }
+
+    /// Rates other than 16/48 kHz are refused; odd and oversized frames
+    /// are refused naming their size.
     #[test]
     fn refusals_name_what_is_wrong() {
         assert_eq!(
-            Decoder::new(Codec::Opus, 48_000).unwrap_err().code,
-            "codec-unsupported"
+            Decoder::new(Codec::Opus, 44_100).unwrap_err().code,
+            "bad-rate"
         );
         assert_eq!(
             Decoder::new(Codec::Pcm16, 44_100).unwrap_err().code,

@@ -5,7 +5,7 @@
 //! queues and resumes around it like any other priority.
 //!
 //! ```text
-//! WebSocket frame ─► dsp::Decoder (pcm16; opus: codec-unsupported)
+//! WebSocket frame ─► dsp::Decoder (pcm16, or opus via libopus)
 //!   ─► dsp::Conditioner (→ 8 kHz, limiter, 20 ms frames)
 //!   ─► jitter::JitterBuffer (adaptive 40–200 ms) ─► playout clock (20 ms)
 //!   ─► AirTap (what aired) ─► LiveFeed ─► one task per horn (RTP, SIP)
