@@ -71,6 +71,7 @@ mod system;
 mod tests;
 mod timetable;
 mod timetable_view;
+pub mod tls;
 mod trends;
 mod unlock;
 mod users;
@@ -100,7 +101,7 @@ pub use inbox::{AdoptBody, IdsBody};
 pub use inventory::AssignBody;
 pub use logins::{BulkCredentialsBody, LOGIN_TEST_DEADLINE, LoginTestBody};
 pub use routes::{Access, M, ROUTES, Route, find_route, openapi_doc};
-pub use serve::{ServeLimits, serve};
+pub use serve::{ServeLimits, serve, serve_tls};
 pub use session::LoginBody;
 pub use speakers::SpeakerTestBody;
 use speakers::{SpeakerTests, speaker_inventory, speaker_store_err};
@@ -234,7 +235,8 @@ impl AppState {
         self
     }
 
-    /// Marks cookies `Secure` (the gateway is served behind TLS).
+    /// Marks cookies `Secure` and sends `Strict-Transport-Security` (the
+    /// gateway is served over TLS: `http.tls`).
     pub fn with_secure_cookies(mut self, on: bool) -> Self {
         self.secure_cookies = on;
         self
@@ -293,6 +295,7 @@ impl AppState {
 
 /// The HTTP routes, built from [`ROUTES`].
 pub fn router(state: AppState) -> Router {
+    let hsts = state.secure_cookies;
     let mut r: Router<AppState> = Router::new();
     for route in ROUTES {
         r = r.route(route.path, (route.handler)());
@@ -307,5 +310,8 @@ pub fn router(state: AppState) -> Router {
     // gzip when the client accepts it; the default predicate leaves out
     // server-sent events (`/api/v1/events`), images and tiny bodies.
     .layer(tower_http::compression::CompressionLayer::new())
+    .layer(axum::middleware::map_response(move |resp| {
+        access::hsts(resp, hsts)
+    }))
     .with_state(state)
 }
