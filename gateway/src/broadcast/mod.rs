@@ -14,6 +14,7 @@
 
 pub use tgw_core::broadcast::*;
 
+pub mod aired;
 pub mod audio;
 pub mod feeds;
 pub mod metered;

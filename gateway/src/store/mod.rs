@@ -39,6 +39,7 @@ pub mod lists;
 pub mod migrations;
 pub mod places;
 mod poll_targets;
+pub mod recordings;
 pub mod secrets;
 pub mod sessions;
 pub mod speakers;
@@ -199,6 +200,7 @@ impl Store {
         apply_migrations(&mut conn, "health", HEALTH_MIGRATIONS)?;
         apply_migrations(&mut conn, "list_indexes", lists::LIST_INDEX_MIGRATIONS)?;
         apply_migrations(&mut conn, "dashboard", places::MIGRATIONS)?;
+        apply_migrations(&mut conn, "recordings", recordings::MIGRATIONS)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             key: Arc::new(key),
