@@ -425,6 +425,7 @@ fn spawn_http(
     )
     .with_shutdown(sh.shutdown.clone())
     .with_secure_cookies(tls.is_some())
+    .with_aired(bcast.aired.clone())
     .with_hash_pool(cfg.http.as_ref().map_or_else(Default::default, |h| {
         crate::auth::HashPool::new(h.password_hash_concurrency, h.password_hash_wait())
     }));

@@ -62,6 +62,7 @@ mod inventory;
 mod live;
 mod logins;
 mod places;
+mod recordings;
 mod routes;
 mod serve;
 mod session;
@@ -144,6 +145,7 @@ pub struct AppState {
     clock: Arc<dyn Clock>,
     camera_access: Arc<[crate::config::CameraAccess]>,
     login_tests: logins::LoginTests,
+    aired: Option<crate::broadcast::aired::Aired>,
 }
 
 impl AppState {
@@ -181,6 +183,7 @@ impl AppState {
             clock: crate::base::clock::system(),
             camera_access: Arc::from(Vec::new()),
             login_tests: logins::LoginTests::default(),
+            aired: None,
         })
     }
 
@@ -232,6 +235,12 @@ impl AppState {
     pub fn with_log_level(mut self, f: LogLevelFn, current: &str) -> Self {
         self.log_level = Some(f);
         self.current_level = Arc::new(Mutex::new(current.to_string()));
+        self
+    }
+
+    /// The recordings of what aired (`/api/v1/recordings`).
+    pub fn with_aired(mut self, aired: crate::broadcast::aired::Aired) -> Self {
+        self.aired = Some(aired);
         self
     }
 

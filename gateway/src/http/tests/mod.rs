@@ -209,6 +209,7 @@ mod lockout;
 mod login;
 mod logins;
 mod protocol;
+mod recordings;
 mod secrets;
 mod server;
 mod snapshot;
