@@ -322,7 +322,8 @@ export async function broadcastDetail(main, id) {
     h('section', { class: 'panel', id: 'broadcast-detail', 'data-state': b.state }, h('h2', {}, t('broadcastDetail'), ' ', b.title, ' ',
       running && canOper() ? h('button', { class: 'secondary', id: 'cancel-broadcast', onclick: async () => { try { await api('POST', '/api/v1/broadcasts/' + enc(id) + '/cancel'); } catch (e) { toast(e.message); } } }, t('stop')) : null),
     kv([[t('id'), b.id], [t('state'), stateBadge(b.state)], [t('priority'), prioBadge(b.priority)], [t('origin'), b.origin], [t('targets'), targetText(b.targets)], [t('horns'), b.horns],
-      [t('t0'), fmtTime(b.t0)], [t('created'), fmtTime(b.created_at)], [t('ended'), fmtTime(b.ended_at)], [t('byState'), h('span', { class: 'counts' }, countsText(b.counts))]])),
+      [t('t0'), fmtTime(b.t0)], [t('created'), fmtTime(b.created_at)], [t('ended'), fmtTime(b.ended_at)], [t('byState'), h('span', { class: 'counts' }, countsText(b.counts))],
+      [t('airedRec'), b.priority === 'emergency' && !running ? h('a', { id: 'aired-download', href: '/api/v1/recordings/' + enc(b.id), download: b.id + '.wav' }, t('airedDownload')) : null]])),
     h('section', { class: 'panel' }, h('h2', {}, t('horns')), h('table', { id: 'horn-table' },
       h('tr', {}, [t('speaker'), t('name'), t('state'), t('time'), t('skewMs'), t('reason')].map((x) => h('th', {}, x))),
       r.data.horns.map((x) => {

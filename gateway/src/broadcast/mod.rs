@@ -15,6 +15,7 @@
 
 pub use tgw_core::broadcast::*;
 
+pub mod aired;
 pub mod audio;
 pub mod feeds;
 pub mod live;

@@ -59,6 +59,11 @@ pub struct DemoArgs {
     /// for running several demos on one machine, as the tests do.
     #[arg(long)]
     no_multicast: bool,
+    /// Serve the dashboard over HTTPS with a self-signed certificate kept in
+    /// the data directory (`[http] tls = "self-signed"`); the banner prints
+    /// its SHA-256 fingerprint.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Environment variable that fixes the demo dashboard's `admin` password
@@ -206,6 +211,14 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     // SAFETY: set before any other thread reads the environment for this name.
     unsafe_env_set(DEMO_PASSWORD_ENV, &password);
     let cfg = Config::parse(&setup.text, &setup.path.display().to_string())?;
+    // [http] tls: made (or reused) now so the banner names its fingerprint;
+    // `run` loads the same files.
+    let tls_fingerprint = match &cfg.http {
+        Some(h) => crate::http::tls::load(h, &data_dir, clock.now_utc())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map(|t| t.fingerprint),
+        None => None,
+    };
     let store = crate::cmd::run::open_store(&cfg)?;
     let admin_password = add_admin(&store)?;
     let token = crate::auth::Users::new(store.clone())?.create_token("admin", "demo")?;
@@ -236,6 +249,7 @@ pub async fn run(args: DemoArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
         speakers: args.speakers,
         speaker_kinds: kinds.into_iter().collect::<Vec<_>>().join(", "),
         http: args.http,
+        tls_fingerprint,
         admin_password,
         data_dir: data_dir.clone(),
         config: setup.path.clone(),
@@ -339,6 +353,9 @@ fn setup(
     };
     let township = device_sim::sample_township();
     let mut text = config_text(manifest, &township, data_dir, args.http, broker, &net);
+    if args.tls {
+        text.push_str("tls = \"self-signed\"\n");
+    }
     // [broadcast] The workday calendar, cloud horns' audio, and a key the
     // demo's "county platform" signs emergency broadcasts with.
     let calendar = data_dir.join("workdays.txt");

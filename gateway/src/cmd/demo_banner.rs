@@ -26,6 +26,8 @@ pub(super) struct Banner {
     /// Driver kinds of the horns, e.g. `rtp, sip, axis`.
     pub speaker_kinds: String,
     pub http: SocketAddr,
+    /// SHA-256 of the dashboard's certificate when it is served over HTTPS.
+    pub tls_fingerprint: Option<String>,
     pub admin_password: String,
     pub data_dir: PathBuf,
     pub config: PathBuf,
@@ -56,7 +58,16 @@ impl Banner {
 
     /// The banner's text; the admin password only when `secret`.
     pub(super) fn text(&self, secret: bool) -> String {
-        let http = self.http;
+        let http = match &self.tls_fingerprint {
+            Some(_) => format!("https://{}", self.http),
+            None => format!("http://{}", self.http),
+        };
+        let tls = match &self.tls_fingerprint {
+            Some(f) => {
+                format!("\x20 https certificate: SHA-256 {f} (compare with the browser's)\n")
+            }
+            None => String::new(),
+        };
         let dd = self.data_dir.display();
         let cfg = self.config.display();
         let pw = if secret {
@@ -82,8 +93,9 @@ impl Banner {
         };
         format!(
             "\n{township} demo: {cameras} simulated cameras ({adopted} adopted, {n_inbox} left in the inbox) and {speakers} loudspeakers ({kinds})\n\
-             \x20 dashboard (zh-CN): http://{http}/   log in as admin / {pw}\n\
-             \x20 API token:         {dd}/cli-token (admin; curl -H \"Authorization: Bearer $(cat {dd}/cli-token)\" http://{http}/api/v1/cameras)\n\
+             \x20 dashboard (zh-CN): {http}/   log in as admin / {pw}\n\
+             {tls}\
+             \x20 API token:         {dd}/cli-token (admin; curl -H \"Authorization: Bearer $(cat {dd}/cli-token)\" {http}/api/v1/cameras)\n\
              \x20 camera health:     {tgw} status --config {cfg}\n\
              \x20 devices:           {tgw} devices list --data-dir {dd}\n\
              \x20 configuration:     {cfg}\n\
@@ -224,6 +236,7 @@ mod tests {
             speakers: 5,
             speaker_kinds: "axis, cloud, rtp, rtp-multicast, sip".into(),
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_fingerprint: None,
             admin_password: "Secret-Admin-pw9".into(),
             data_dir: PathBuf::from("/d"),
             config: PathBuf::from("/d/gateway.toml"),

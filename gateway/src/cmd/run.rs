@@ -214,11 +214,8 @@ pub async fn run(
         spawn_poller(&mut tasks, &sh, &live, wake_rx)?;
     }
     if let Some(http) = &cfg.http {
-        let listener = tokio::net::TcpListener::bind(http.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", http.listen))?;
-        tracing::info!(addr = %http.listen, "http listening");
-        spawn_http(&mut tasks, &sh, listener, &live, &bcast, &opts)?;
+        let (listener, tls) = bind_http(http, &sh).await?;
+        spawn_http(&mut tasks, &sh, listener, tls, &live, &bcast, &opts)?;
     }
     if cfg.discovery.enabled && cfg.discovery.listen && cfg.discovery.multicast {
         spawn_hello_listeners(&mut tasks, &sh, &opts);
@@ -438,11 +435,35 @@ fn spawn_events(
     Ok(conditions)
 }
 
+/// The `[http]` listener and its TLS (`http.tls`), the certificate's
+/// fingerprint logged for the technician.
+async fn bind_http(
+    http: &crate::config::HttpSection,
+    sh: &Shared,
+) -> anyhow::Result<(tokio::net::TcpListener, Option<crate::http::tls::Tls>)> {
+    let tls = crate::http::tls::load(http, &sh.cfg.gateway.data_dir, sh.clock.now_utc())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind(http.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", http.listen))?;
+    match &tls {
+        Some(t) => tracing::info!(
+            addr = %http.listen,
+            sha256 = %t.fingerprint,
+            cert = %t.cert_file.display(),
+            "https listening; certificate fingerprint for the technician"
+        ),
+        None => tracing::info!(addr = %http.listen, "http listening"),
+    }
+    Ok((listener, tls))
+}
+
 /// The HTTP endpoint (`[http]`): API, dashboard, metrics.
 fn spawn_http(
     tasks: &mut Tasks,
     sh: &Shared,
     listener: tokio::net::TcpListener,
+    tls: Option<crate::http::tls::Tls>,
     live: &crate::base::live::LiveHub,
     bcast: &Started,
     opts: &wsd_io::DiscoverOptions,
@@ -467,6 +488,8 @@ fn spawn_http(
         cfg.broadcast.timetable.clone(),
     )
     .with_shutdown(sh.shutdown.clone())
+    .with_secure_cookies(tls.is_some())
+    .with_aired(bcast.aired.clone())
     .with_hash_pool(cfg.http.as_ref().map_or_else(Default::default, |h| {
         crate::auth::HashPool::new(h.password_hash_concurrency, h.password_hash_wait())
     }));
@@ -493,9 +516,11 @@ fn spawn_http(
         .unwrap_or_else(|| (&crate::config::HttpSection::default()).into());
     let sd = sh.shutdown.clone();
     tasks.spawn(async move {
-        crate::http::serve(listener, app, limits, sd)
-            .await
-            .map_err(anyhow::Error::from)
+        match tls {
+            Some(t) => crate::http::serve_tls(listener, app, limits, t.acceptor, sd).await,
+            None => crate::http::serve(listener, app, limits, sd).await,
+        }
+        .map_err(anyhow::Error::from)
     });
     Ok(())
 }

@@ -49,6 +49,27 @@ pub struct BroadcastSection {
     /// scope. Default: none (signed commands are refused).
     #[serde(default)]
     pub keys: Vec<tgw_core::broadcast::signed::KeyConfig>,
+    /// Days a recording of what aired (emergencies, live pages) is kept
+    /// (1-3650); pruned hourly. Default: `180`.
+    #[serde(default = "default_keep_days", deserialize_with = "de_keep_days")]
+    pub recordings_keep_days: u64,
+    /// Most megabytes of recordings kept (1-1000000); beyond it the oldest
+    /// go first. Default: `2048`.
+    #[serde(default = "default_rec_mb", deserialize_with = "de_rec_mb")]
+    pub recordings_max_mb: u64,
+}
+
+fn default_keep_days() -> u64 {
+    180
+}
+fn de_keep_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 1, 3650, "recordings_keep_days")
+}
+fn default_rec_mb() -> u64 {
+    2048
+}
+fn de_rec_mb<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_bounded(d, 1, 1_000_000, "recordings_max_mb")
 }
 
 impl Default for BroadcastSection {
@@ -64,6 +85,8 @@ impl Default for BroadcastSection {
             default_volume: default_volume(),
             cloud_serve: None,
             keys: Vec::new(),
+            recordings_keep_days: default_keep_days(),
+            recordings_max_mb: default_rec_mb(),
         }
     }
 }

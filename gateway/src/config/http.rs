@@ -47,6 +47,38 @@ pub struct HttpSection {
     /// private CA. Default: none (system roots only).
     #[serde(default)]
     pub outbound_ca_file: Option<PathBuf>,
+    /// TLS on `listen`: `"off"` (plain HTTP, for loopback and `tgw demo`),
+    /// `"files"` (the operator's certificate chain and key, `tls_cert_file`
+    /// and `tls_key_file`), or `"self-signed"` (generated on first start
+    /// into the data directory, reused, regenerated when expired or when
+    /// `tls_names` change). With TLS on, session cookies are `Secure` and
+    /// responses carry `Strict-Transport-Security`. Default: `"off"`.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// PEM certificate chain (leaf first) served when `tls = "files"`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// DNS names and IP addresses the self-signed certificate is issued
+    /// for (1-16 names). Default: `["localhost"]` plus the `listen` address
+    /// when it is not a wildcard.
+    #[serde(default)]
+    pub tls_names: Vec<String>,
+}
+
+/// `http.tls`: how the dashboard and API are served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plain HTTP.
+    #[default]
+    Off,
+    /// The operator's certificate and key (`tls_cert_file`, `tls_key_file`).
+    Files,
+    /// A self-signed certificate generated and kept in the data directory.
+    SelfSigned,
 }
 
 impl Default for HttpSection {
@@ -59,6 +91,10 @@ impl Default for HttpSection {
             password_hash_concurrency: default_hash_concurrency(),
             password_hash_wait_ms: default_hash_wait_ms(),
             outbound_ca_file: None,
+            tls: TlsMode::Off,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_names: Vec::new(),
         }
     }
 }
@@ -67,6 +103,55 @@ impl HttpSection {
     /// The longest wait for a password worker.
     pub fn password_hash_wait(&self) -> Duration {
         Duration::from_millis(self.password_hash_wait_ms)
+    }
+
+    /// Whether the endpoint is served over TLS.
+    pub fn tls_on(&self) -> bool {
+        self.tls != TlsMode::Off
+    }
+
+    /// The TLS keys checked together: `files` needs both files, the other
+    /// modes none; names are 1-253 bytes, at most 16.
+    pub fn validate_tls(&self) -> Result<(), String> {
+        let files = self.tls_cert_file.is_some() || self.tls_key_file.is_some();
+        match self.tls {
+            TlsMode::Files if self.tls_cert_file.is_none() => {
+                return Err("http.tls = \"files\" needs http.tls_cert_file".into());
+            }
+            TlsMode::Files if self.tls_key_file.is_none() => {
+                return Err("http.tls = \"files\" needs http.tls_key_file".into());
+            }
+            TlsMode::Off | TlsMode::SelfSigned if files => {
+                return Err(
+                    "http.tls_cert_file / http.tls_key_file need http.tls = \"files\"".into(),
+                );
+            }
+            _ => {}
+        }
+        if self.tls_names.len() > 16 {
+            return Err("http.tls_names: at most 16 names".into());
+        }
+        if let Some(n) = self
+            .tls_names
+            .iter()
+            .find(|n| n.is_empty() || n.len() > 253 || n.contains(char::is_whitespace))
+        {
+            return Err(format!("http.tls_names: invalid name {n:?}"));
+        }
+        Ok(())
+    }
+
+    /// The names of the self-signed certificate: `tls_names`, or
+    /// `localhost` plus a non-wildcard `listen` address.
+    pub fn self_signed_names(&self) -> Vec<String> {
+        if !self.tls_names.is_empty() {
+            return self.tls_names.clone();
+        }
+        let mut v = vec!["localhost".to_string()];
+        if !self.listen.ip().is_unspecified() {
+            v.push(self.listen.ip().to_string());
+        }
+        v
     }
 }
 

@@ -171,6 +171,9 @@ impl Config {
             let needle = key.trim_start_matches("gateway.");
             return Err(at(key, needle, msg));
         }
+        if let Some(Err(msg)) = self.http.as_ref().map(HttpSection::validate_tls) {
+            return Err(at("http.tls", "tls", msg));
+        }
         if let Err(e) = self.warnings.validate() {
             return Err(at("warnings", "[warnings]", e.to_string()));
         }

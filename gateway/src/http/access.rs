@@ -136,6 +136,18 @@ fn method_not_allowed(method: &Method, path: &str) -> Response {
 /// Headers on every response: no MIME sniffing, no framing, no referrer;
 /// and a 413 from a body limit outside the JSON extractor (raw uploads)
 /// turned into the JSON error envelope.
+/// `Strict-Transport-Security` (one year) on every response when the
+/// gateway is served over TLS.
+pub(super) async fn hsts(mut resp: Response, on: bool) -> Response {
+    if on {
+        resp.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
+}
+
 pub(super) async fn harden(resp: Response) -> Response {
     let json = resp
         .headers()

@@ -65,6 +65,7 @@ mod live;
 mod logins;
 mod paging;
 mod places;
+mod recordings;
 mod routes;
 mod serve;
 mod session;
@@ -74,6 +75,7 @@ mod system;
 mod tests;
 mod timetable;
 mod timetable_view;
+pub mod tls;
 mod trends;
 mod unlock;
 mod users;
@@ -103,7 +105,7 @@ pub use inbox::{AdoptBody, IdsBody};
 pub use inventory::AssignBody;
 pub use logins::{BulkCredentialsBody, LOGIN_TEST_DEADLINE, LoginTestBody};
 pub use routes::{Access, M, ROUTES, Route, find_route, openapi_doc};
-pub use serve::{ServeLimits, serve};
+pub use serve::{ServeLimits, serve, serve_tls};
 pub use session::LoginBody;
 pub use speakers::SpeakerTestBody;
 use speakers::{SpeakerTests, speaker_inventory, speaker_store_err};
@@ -147,6 +149,7 @@ pub struct AppState {
     camera_access: Arc<[crate::config::CameraAccess]>,
     login_tests: logins::LoginTests,
     gb: Option<crate::gb28181::Gb>,
+    aired: Option<crate::broadcast::aired::Aired>,
 }
 
 impl AppState {
@@ -185,6 +188,7 @@ impl AppState {
             camera_access: Arc::from(Vec::new()),
             login_tests: logins::LoginTests::default(),
             gb: None,
+            aired: None,
         })
     }
 
@@ -245,7 +249,14 @@ impl AppState {
         self
     }
 
-    /// Marks cookies `Secure` (the gateway is served behind TLS).
+    /// The recordings of what aired (`/api/v1/recordings`).
+    pub fn with_aired(mut self, aired: crate::broadcast::aired::Aired) -> Self {
+        self.aired = Some(aired);
+        self
+    }
+
+    /// Marks cookies `Secure` and sends `Strict-Transport-Security` (the
+    /// gateway is served over TLS: `http.tls`).
     pub fn with_secure_cookies(mut self, on: bool) -> Self {
         self.secure_cookies = on;
         self
@@ -304,6 +315,7 @@ impl AppState {
 
 /// The HTTP routes, built from [`ROUTES`].
 pub fn router(state: AppState) -> Router {
+    let hsts = state.secure_cookies;
     let mut r: Router<AppState> = Router::new();
     for route in ROUTES {
         r = r.route(route.path, (route.handler)());
@@ -318,5 +330,8 @@ pub fn router(state: AppState) -> Router {
     // gzip when the client accepts it; the default predicate leaves out
     // server-sent events (`/api/v1/events`), images and tiny bodies.
     .layer(tower_http::compression::CompressionLayer::new())
+    .layer(axum::middleware::map_response(move |resp| {
+        access::hsts(resp, hsts)
+    }))
     .with_state(state)
 }

@@ -12,7 +12,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use serde::Serialize;
 
 use super::{AppState, AssignBody, BODY_LIMIT, SESSION_COOKIE};
-use super::{alarms, gb28181 as gb, paging, places, trends};
+use super::{alarms, gb28181 as gb, paging, places, recordings, trends};
 use super::{
     audit::*, broadcasts as bc, camera_time::*, cameras::*, credentials::*, dashboard::*, inbox::*,
     inventory::*, live::*, logins::*, session::*, speakers::*, system::*, timetable as tt,
@@ -184,6 +184,8 @@ pub const ROUTES: &[Route] = &[
     r!(Get "/api/v1/speakers/{id}", V, "speakers", "One loudspeaker with its last test result", get(speaker)),
     r!(Post "/api/v1/speakers/{id}/test", T, "speakers", "Play a test tone on one horn and report what happened (audited; 409 while a test of the horn runs)", post(speaker_test), body = SpeakerTestBody),
     r!(Get "/api/v1/broadcasts", V, "broadcasts", "Broadcasts, newest first, with per-state horn counts", get(bc::list), query = &[("limit", "1-1000, default 100"), ("state", "active (queued or playing: now playing), finished, or one state")]),
+    r!(Get "/api/v1/recordings", V, "broadcasts", "Recordings of what aired (emergencies, live pages), newest first; id = the broadcast's id", get(recordings::list), query = &[("page", "1-10000, default 1"), ("per_page", "1-1000, default 50")]),
+    r!(Get "/api/v1/recordings/{id}", V, "broadcasts", "Download a recording (audio/wav, 8 kHz G.711 µ-law; audited; 409 unless done)", get(recordings::download)),
     r!(Get "/api/v1/broadcasts/{id}", V, "broadcasts", "One broadcast: every horn's report and its history", get(bc::get_one)),
     r!(Post "/api/v1/broadcasts", O, "broadcasts", "Announce now: text (TTS), an asset or a programme, to targets (audited)", post(bc::announce), body = bc::AnnounceBody),
     r!(Post "/api/v1/broadcasts/{id}/cancel", O, "broadcasts", "Stop a broadcast everywhere (audited)", post(bc::cancel)),

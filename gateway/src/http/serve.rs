@@ -5,6 +5,11 @@
 //! such as `/api/v1/events` counts as in flight until its body ends) and no
 //! byte moved; after `idle_timeout` of that it is closed. A connection
 //! accepted beyond `max_connections` is closed at once.
+//!
+//! With TLS ([`serve_tls`]) the handshake runs in the connection's own task
+//! within `header_read_timeout`: a client that stalls or fails it (garbage
+//! bytes, a plain HTTP request, a refused certificate) holds its slot at
+//! most that long and is then dropped; the accept loop never waits on it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -55,6 +60,28 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_inner(listener, app, limits, None, shutdown).await
+}
+
+/// [`serve`] over TLS: each connection's handshake with `acceptor` must end
+/// within `header_read_timeout`.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    serve_inner(listener, app, limits, Some(acceptor), shutdown).await
+}
+
+async fn serve_inner(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer) = tokio::select! {
@@ -76,8 +103,16 @@ pub async fn serve(
         };
         let app = app.clone();
         let sd = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_conn(stream, peer, app, limits, sd).await;
+            match tls {
+                None => serve_conn(stream, peer, app, limits, sd).await,
+                Some(acceptor) => {
+                    if let Some(s) = handshake(&acceptor, stream, peer, limits, &sd).await {
+                        serve_conn(s, peer, app, limits, sd).await;
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -87,15 +122,42 @@ pub async fn serve(
     Ok(())
 }
 
+/// The TLS handshake of one connection, bounded by `header_read_timeout`
+/// and the shutdown; `None` (logged at debug) when it failed or stalled.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    limits: ServeLimits,
+    shutdown: &CancellationToken,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    tokio::select! {
+        () = shutdown.cancelled() => None,
+        r = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => match r {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "https handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "https handshake timed out");
+                None
+            }
+        },
+    }
+}
+
 /// One connection: hyper HTTP/1 with the header-read timeout, and a
 /// watchdog that closes it after `idle_timeout` idle.
-async fn serve_conn(
-    stream: TcpStream,
+async fn serve_conn<S>(
+    stream: S,
     peer: std::net::SocketAddr,
     app: Router,
     limits: ServeLimits,
     shutdown: CancellationToken,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(AtomicU64::new(0));
     let inflight = Arc::new(AtomicUsize::new(0));
     let io = TokioIo::new(Counted {
@@ -199,12 +261,12 @@ impl http_body::Body for Tracked {
 }
 
 /// A stream that counts reads and writes that moved bytes.
-struct Counted {
-    inner: TcpStream,
+struct Counted<S> {
+    inner: S,
     activity: Arc<AtomicU64>,
 }
 
-impl AsyncRead for Counted {
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -220,7 +282,7 @@ impl AsyncRead for Counted {
     }
 }
 
-impl AsyncWrite for Counted {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

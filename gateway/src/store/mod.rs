@@ -44,6 +44,7 @@ pub mod lists;
 pub mod migrations;
 pub mod places;
 mod poll_targets;
+pub mod recordings;
 pub mod secrets;
 pub mod sessions;
 pub mod speakers;
@@ -206,6 +207,7 @@ impl Store {
         apply_migrations(&mut conn, "list_indexes", lists::LIST_INDEX_MIGRATIONS)?;
         apply_migrations(&mut conn, "dashboard", places::MIGRATIONS)?;
         apply_migrations(&mut conn, "gb28181", gb_ids::MIGRATIONS)?;
+        apply_migrations(&mut conn, "recordings", recordings::MIGRATIONS)?;
         let changes = Arc::new(tokio::sync::watch::Sender::new(
             changes::StoreChanges::default(),
         ));

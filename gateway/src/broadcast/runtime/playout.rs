@@ -101,6 +101,17 @@ impl Runtime {
             cancels.push(t);
             ids.push(h);
         }
+        if from == 0 && p.spec.priority == crate::broadcast::Priority::Emergency {
+            let volume = p.volumes.values().next().copied().unwrap_or(100);
+            let inline = self.settings.inline_render;
+            record_aired(
+                self.settings.aired.as_ref(),
+                broadcast,
+                &rendered,
+                volume,
+                inline,
+            );
+        }
         let _ = self
             .records
             .set_state(broadcast, "playing", Some(&rfc3339(t0)), false);
@@ -127,6 +138,47 @@ impl Runtime {
             tx: self.tx.clone(),
         };
         ctx.run();
+    }
+}
+
+/// Records an emergency as rendered for its horns (segments at `volume`,
+/// the gaps as silence) on a blocking thread (in the task with `inline`,
+/// as rendering: paused-time tests): once per broadcast (a later
+/// Start of more horns finds it recorded), and a failure is logged and
+/// marked on the recording, never on the broadcast.
+fn record_aired(
+    aired: Option<&crate::broadcast::aired::Aired>,
+    broadcast: &str,
+    rendered: &Arc<Rendered>,
+    volume: u8,
+    inline: bool,
+) {
+    let Some(aired) = aired.cloned() else { return };
+    let (id, rendered) = (broadcast.to_string(), rendered.clone());
+    let record = move || {
+        let mut w = match aired.start(&id, crate::broadcast::aired::AiredKind::Emergency) {
+            Ok(w) => w,
+            Err(e) if e.kind() == crate::base::error::ErrorKind::Conflict => return,
+            Err(_) => return, // logged and marked failed by the recorder
+        };
+        let segs = rendered.at_volume(volume);
+        let gap = vec![0i16; (rendered.gap.as_millis() as usize).saturating_mul(8)];
+        for (i, seg) in segs.iter().enumerate() {
+            if i > 0 && w.push(&gap).is_err() {
+                return;
+            }
+            if w.push(seg).is_err() {
+                return;
+            }
+        }
+        if let Ok(info) = w.finish() {
+            tracing::info!(broadcast = %id, duration_ms = info.duration_ms, "emergency recorded");
+        } // else: logged and marked failed by the recorder
+    };
+    if inline {
+        record();
+    } else {
+        tokio::task::spawn_blocking(record);
     }
 }
 

@@ -38,6 +38,9 @@ pub struct Settings {
     /// thread (tests on paused time, where a blocking thread lets the
     /// clock run ahead).
     pub inline_render: bool,
+    /// The recorder of what aired: every emergency is recorded as rendered
+    /// for the horns (`None`: not recorded).
+    pub aired: Option<crate::broadcast::aired::Aired>,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             multicast_if: None,
             driver: DriverOptions::default(),
             inline_render: false,
+            aired: None,
         }
     }
 }

@@ -147,6 +147,8 @@ pub struct Started {
     pub assets: AssetStore,
     /// The runtime task and the feed pollers.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The recorder of what aired (for the API's recordings).
+    pub aired: crate::broadcast::aired::Aired,
 }
 
 /// Starts the runtime from the configuration, with the system clock and
@@ -167,6 +169,9 @@ pub fn start_for_daemon(
         &cfg.gateway.data_dir,
         crate::broadcast::audio::AudioSettings::from(&cfg.audio),
     )?;
+    let aired =
+        crate::broadcast::aired::Aired::open(store.clone(), &cfg.gateway.data_dir, clock.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let keys =
         KeySet::from_config(&b.keys).map_err(|e| anyhow::anyhow!("[broadcast] keys: {e}"))?;
     let cloud = match (&cfg.mqtt, b.cloud_serve) {
@@ -187,6 +192,7 @@ pub fn start_for_daemon(
         tz: jiff::tz::TimeZone::get(&b.timezone)?,
         cloud,
         multicast_if,
+        aired: Some(aired.clone()),
         ..Settings::default()
     };
     let driver = settings.driver.clone();
@@ -209,6 +215,13 @@ pub fn start_for_daemon(
         shutdown.clone(),
     );
     let mut tasks = vec![h];
+    tasks.push(tokio::spawn(crate::broadcast::aired::prune_every(
+        aired.clone(),
+        Duration::from_secs(b.recordings_keep_days * 86_400),
+        b.recordings_max_mb.saturating_mul(1 << 20),
+        Duration::from_secs(3600),
+        shutdown.clone(),
+    )));
     if cfg.warnings.enabled && !feeds.is_empty() {
         let client = crate::base::https::client(
             cfg.http
@@ -228,5 +241,6 @@ pub fn start_for_daemon(
         broadcasts,
         assets,
         tasks,
+        aired,
     })
 }

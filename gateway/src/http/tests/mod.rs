@@ -211,6 +211,7 @@ mod login;
 mod logins;
 mod paging;
 mod protocol;
+mod recordings;
 mod secrets;
 mod server;
 mod snapshot;

@@ -26,6 +26,7 @@ use crate::broadcast::{OnPreempt, Priority, Target};
 use crate::speakers::{Codec, DriverKind, NewSpeaker};
 use tgw_core::schedule::{Calendar, Timetable};
 
+mod aired;
 mod cap_mqtt;
 mod clock;
 mod day;
