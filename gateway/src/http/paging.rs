@@ -173,9 +173,44 @@ async fn start_message(ws: &mut WebSocket) -> Result<Start, Value> {
     Ok(start)
 }
 
-/// The recorder of what aired plugs in here (none yet).
-fn air_tap(_st: &AppState, _page: &str) -> Option<AirTap> {
-    None
+/// The recording of one live page, finished when the page ends.
+type Recording = std::sync::Arc<std::sync::Mutex<Option<crate::broadcast::aired::AiredWriter>>>;
+
+/// What aired is recorded (`broadcast/aired.rs`) when the gateway keeps
+/// recordings: the tap pushes every 8 kHz frame sent to the horns. A
+/// recording that cannot be written is marked failed; the page goes on.
+fn air_tap(st: &AppState, page: &str) -> (Option<AirTap>, Option<Recording>) {
+    let Some(aired) = st.aired.as_ref() else {
+        return (None, None);
+    };
+    match aired.start(page, crate::broadcast::aired::AiredKind::LivePage) {
+        Ok(w) => {
+            let rec: Recording = std::sync::Arc::new(std::sync::Mutex::new(Some(w)));
+            let r2 = rec.clone();
+            let tap: AirTap = Box::new(move |f| {
+                if let Some(w) = r2.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    // A failed write marks the recording failed (logged there).
+                    let _ = w.push(f);
+                }
+            });
+            (Some(tap), Some(rec))
+        }
+        Err(e) => {
+            tracing::warn!(page, error = %e, "live page not recorded");
+            (None, None)
+        }
+    }
+}
+
+/// Ends the page's recording (if any) once the page has ended.
+fn finish_recording(page: &str, rec: Option<Recording>) {
+    let Some(rec) = rec else { return };
+    let w = rec.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(w) = w
+        && let Err(e) = w.finish()
+    {
+        tracing::warn!(page, error = %e, "live page recording failed");
+    }
 }
 
 async fn page(st: AppState, ctx: Ctx, mut ws: WebSocket) {
@@ -247,12 +282,13 @@ async fn page(st: AppState, ctx: Ctx, mut ws: WebSocket) {
         rt.cancel(&id).await;
         return;
     }
+    let (tap, recording) = air_tap(&st, &id);
     let session = Session {
         id: id.clone(),
         feed,
         decoder,
         conditioner: Conditioner::new(start.rate),
-        tap: air_tap(&st, &id),
+        tap,
         records: crate::broadcast::record::Records::open(&st.store).ok(),
     };
     let (mut sink, mut stream) = ws.split();
@@ -291,6 +327,7 @@ async fn page(st: AppState, ctx: Ctx, mut ws: WebSocket) {
     }
     let res = run.await;
     reader.abort();
+    finish_recording(&id, recording);
     // Horns still queued behind a higher priority are cancelled; those
     // playing have played it all.
     rt.cancel(&id).await;

@@ -32,8 +32,8 @@
 
 pub mod audit;
 pub mod backup;
-pub mod changes;
 pub mod backup_files;
+pub mod changes;
 mod credential_groups;
 pub mod credentials;
 pub mod data_dir;

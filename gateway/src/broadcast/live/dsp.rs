@@ -201,7 +201,11 @@ mod tests {
             }
         }
         assert!(energy / (7.0 * 960.0) > 1.0e6, "the tone came through");
-        assert_eq!(d.decode(&[]).unwrap().len(), 960, "a lost frame is concealed");
+        assert_eq!(
+            d.decode(&[]).unwrap().len(),
+            960,
+            "a lost frame is concealed"
+        );
         let e = d.decode(&[0xff; 700]).unwrap_err();
         assert_eq!(e.code, "bad-frame", "{e}");
         assert!(e.message.contains("700"), "{e}");
