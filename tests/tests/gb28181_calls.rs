@@ -3,13 +3,14 @@
 //! and records what it hears), with one `tgw sim` camera adopted by
 //! discovery and polled by health every second. The platform subscribes to
 //! the catalog and to alarms, then INVITEs: an unknown channel → 404; the
-//! camera's channel (from the catalog) with an offer whose `m=video` port is
-//! a UDP socket here → 200 with an SDP answer, ACK, RTP with the offer's
-//! `y=` SSRC whose payloads `ffprobe -f mpeg` reads as H.264 at the main
-//! stream's 1280x720; a second
-//! INVITE over `max_relays = 1` → 486; BYE → 200 and the RTP stops. Then
-//! the camera goes offline (sim fault) and the platform hears a catalog
-//! NOTIFY with Status OFF and an Alarm NOTIFY.
+//! camera's channel (from the catalog NOTIFY) with an offer whose `m=video`
+//! port is a UDP socket here → 200 with an SDP answer, ACK, RTP with the
+//! offer's `y=` SSRC whose payloads `ffprobe -f mpeg` reads as H.264 at the
+//! main stream's 1280x720; a second INVITE over `max_relays = 1` → 486;
+//! BYE → 200 and the RTP stops. SIPp (`tests/sipp/gb_invite.xml`) then
+//! plays the camera from another port (answers go where the INVITE came
+//! from). Last the camera goes offline (sim fault) and the platform hears a
+//! catalog NOTIFY with Status OFF and an Alarm NOTIFY.
 // Waiting on child processes and sockets needs real time.
 #![allow(clippy::disallowed_methods)]
 
@@ -276,6 +277,90 @@ fn receive(sock: &UdpSocket) -> (Vec<u32>, Vec<u8>) {
     (ssrcs, ps)
 }
 
+struct Sipp(Child);
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIPp (`tests/sipp/gb_invite.xml`) INVITEs `channel`; the stream is
+/// checked here; our INFO on its dialog makes it send BYE.
+fn sipp_plays(dir: &Path, plat: &Platform, gw: SocketAddr, channel: &str, http: &str, token: &str) {
+    let rtp = UdpSocket::bind("127.0.0.1:0").expect("rtp socket");
+    let rtp_port = rtp.local_addr().expect("addr").port();
+    let scenario = std::fs::read_to_string(workspace().join("tests/sipp/gb_invite.xml"))
+        .expect("scenario")
+        .replace("CHANNEL", channel)
+        .replace("RTPPORT", &rtp_port.to_string());
+    let sf = dir.join("invite.xml");
+    std::fs::write(&sf, scenario).expect("write scenario");
+    let port = free_udp_port();
+    let trace = dir.join("sipp-invite.log");
+    let mut sipp = Sipp(
+        Command::new("sipp")
+            .arg("-sf")
+            .arg(&sf)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+            .args(["-nostdin", "-timeout", "60s", "-timeout_error"])
+            .args(["-trace_msg", "-message_file"])
+            .arg(&trace)
+            .arg(gw.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sipp"),
+    );
+    let up = wait_for(
+        Duration::from_secs(30),
+        "SIPp's call up or SIPp ended",
+        || {
+            if let Some(code) = sipp.0.try_wait().ok().flatten() {
+                return Some(Err(code));
+            }
+            gb_status(http, token)
+                .filter(|s| s["relays"].as_array().is_some_and(|r| !r.is_empty()))
+                .map(Ok)
+        },
+    );
+    if let Err(code) = up {
+        panic!(
+            "SIPp ended ({code}) before its call was up: {}\n--- tgw:\n{}",
+            std::fs::read_to_string(&trace).unwrap_or_default(),
+            std::fs::read_to_string(dir.join("tgw.log")).unwrap_or_default()
+        );
+    }
+    let (ssrcs, ps) = receive(&rtp);
+    assert_eq!(ssrcs, vec![100_000_001], "SIPp's call: SSRC");
+    let video = probe(&ps);
+    assert_eq!(
+        (video["codec_name"].as_str(), video["width"].as_u64()),
+        (Some("h264"), Some(1280)),
+        "{video}"
+    );
+    let relays = gb_status(http, token).expect("status")["relays"].clone();
+    let call_id = relays[0]["call_id"]
+        .as_str()
+        .expect("SIPp's relay")
+        .to_string();
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    plat.request(to, "INFO", channel, &call_id, 2, None, "", None);
+    let code = wait_for(Duration::from_secs(30), "SIPp done", || {
+        sipp.0.try_wait().ok().flatten()
+    });
+    let log = std::fs::read_to_string(&trace).unwrap_or_default();
+    assert!(code.success(), "SIPp failed: {log}");
+    assert!(
+        log.contains("SIP/2.0 200 OK") && log.contains("BYE sip:"),
+        "{log}"
+    );
+    wait_for(Duration::from_secs(10), "no relay after SIPp's BYE", || {
+        gb_status(http, token).filter(|s| s["relays"].as_array().is_some_and(Vec::is_empty))
+    });
+}
+
 /// The id of a camera item (type 131) with Status ON in a Catalog body.
 fn on_camera(b: &str) -> Option<String> {
     if !b.contains("<CmdType>Catalog</CmdType>") {
@@ -499,6 +584,14 @@ fn invite_plays_ps_and_offline_camera_notifies() {
     let mut buf = vec![0u8; 65536];
     while rtp.recv(&mut buf).is_ok() {
         assert!(Instant::now() < deadline, "RTP goes on after BYE");
+    }
+
+    // The same through SIPp as the platform, from another port: the gateway
+    // knows it by its From and answers where the INVITE came from.
+    if have("sipp") {
+        sipp_plays(dir.path(), &plat, gw, &channel, &http, &token);
+    } else {
+        eprintln!("sipp part skipped: sipp (sip-tester) not installed");
     }
 
     // The camera goes offline: a catalog NOTIFY with OFF, and an alarm.

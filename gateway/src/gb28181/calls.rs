@@ -115,6 +115,7 @@ impl Svc {
                 .send(InviteDone {
                     platform: i,
                     call_id,
+                    from,
                     result,
                 })
                 .await;
@@ -131,7 +132,9 @@ impl Svc {
         *answered = true;
         let (req, tag) = (req.clone(), tag.clone());
         let contact = format!("<sip:{}@{}>", self.cfg.id, self.local);
-        let to = self.platforms[d.platform].addr;
+        // Where the INVITE came from (its Via, with rport), not necessarily
+        // the platform's registrar address.
+        let to = d.from;
         let b = match d.result {
             Ok(sdp) => dialog::answer(
                 &req,

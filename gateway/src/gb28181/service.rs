@@ -138,6 +138,8 @@ struct Svc {
 struct InviteDone {
     platform: usize,
     call_id: String,
+    /// Where the INVITE came from: the final answer goes there too.
+    from: SocketAddr,
     result: Result<String, MediaError>,
 }
 
