@@ -88,6 +88,10 @@ pub struct Subscription {
     pub expires: u32,
     /// When it was (re)subscribed, in the caller's seconds.
     pub since_secs: u64,
+    /// The address the SUBSCRIBE came from, set by the IO side: NOTIFYs go
+    /// back there (through NAT, as the answer did), not to a Contact the
+    /// platform may not be reachable at.
+    pub source: Option<std::net::SocketAddr>,
 }
 
 impl Subscription {
@@ -132,6 +136,7 @@ impl Subscription {
             cseq: 0,
             expires,
             since_secs: now_secs,
+            source: None,
         })
     }
 

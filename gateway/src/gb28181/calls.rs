@@ -27,10 +27,11 @@ impl Svc {
         let subs = &mut self.platforms[i].subs;
         let existing = subs.iter().position(|s| s.call_id == call_id);
         let tag = existing.map_or(tag, |k| subs[k].local_tag.clone());
-        let Some(sub) = Subscription::from_request(&req, kind.0, kind.1, &tag, now_s) else {
+        let Some(mut sub) = Subscription::from_request(&req, kind.0, kind.1, &tag, now_s) else {
             self.answer(from, &req, 400, None).await;
             return;
         };
+        sub.source = Some(from);
         if let Some(k) = existing {
             subs.remove(k);
         }
@@ -64,7 +65,10 @@ impl Svc {
             &branch,
             now_s,
         );
-        self.send(self.platforms[i].addr, &bytes).await;
+        let to = self.platforms[i].subs[k]
+            .source
+            .unwrap_or(self.platforms[i].addr);
+        self.send(to, &bytes).await;
     }
 
     /// Sends `body_for(sub SN)` to every live subscription of `kind`, dropping expired ones.
