@@ -51,7 +51,7 @@ function pttControl(idp, big) {
   };
   const start = async () => {
     if (cur) return;
-    err.textContent = '';
+    err.textContent = ''; err.dataset.code = '';
     const targets = picker.value();
     if (!targets.length) { err.textContent = t('needTargets'); return; }
     if (!navigator.mediaDevices || !window.AudioWorkletNode) { err.textContent = t('pgNoMic'); return; }

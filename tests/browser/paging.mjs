@@ -1,7 +1,7 @@
 // Live paging suite: Debian's Chromium (fake microphone playing TONE, a
 // WAV) pages one horn from the push-to-talk control on the broadcasts page
-// (toggle mode) for about 3 s. While it is live, a second tab on the phone
-// page (#paging) tries to page the same horn and must show the busy error
+// (hold to talk) for about 3 s. While it is live, a second tab on the phone
+// page (#paging, toggle mode) tries to page the same horn and must show the busy error
 // naming who is live. Started by tests/tests/browser.rs (test
 // `live_page_from_chromium_plays_on_an_ffmpeg_horn`), which checks the horn
 // (ffmpeg) heard the tone. Never downloads a browser.
@@ -49,12 +49,14 @@ try {
   if (await page.textContent('#paging h2 >> nth=0') === null || !(await page.textContent('#paging h2')).includes('实时喊话')) throw new Error('paging panel not in Chinese');
   step('broadcasts page with the push-to-talk control');
 
-  // Target the one horn, township priority, toggle mode.
+  // Target the one horn, township priority, hold to talk (the default):
+  // the mouse stays down until the end.
   await page.uncheck('#pg-all');
   await page.fill('#pg-extra', 'speaker:' + HORN);
   await page.selectOption('#pg-priority', 'township');
-  await page.selectOption('#pg-mode', 'toggle');
-  await page.click('#pg-talk');
+  if (await page.inputValue('#pg-mode') !== 'hold') throw new Error('hold to talk is not the default');
+  await page.hover('#pg-talk');
+  await page.mouse.down();
   await page.waitForSelector('#pg-status[data-state="live"]', { timeout: 15000 });
   step('live: ' + await page.textContent('#pg-status'));
   await page.waitForSelector(`#pg-horns [data-speaker="${HORN}"][data-state="started"]`, { timeout: 10000 });
@@ -63,15 +65,23 @@ try {
   if (!(peak > 0.05)) throw new Error('level meter shows no sound: ' + peak);
   await page.screenshot({ path: join(ART, 'paging-live.png'), fullPage: true });
 
-  // A second tab (the phone page) pages the same horn: refused, busy, naming the page and who speaks.
+  // A second tab (the phone page, toggle mode) pages the same horn: refused, busy, naming the page and who speaks.
   const phone = await ctx.newPage();
   watch(phone);
   await phone.setViewportSize({ width: 390, height: 800 });
   await phone.goto(BASE + '/#paging');
   await phone.waitForSelector('#paging #pg-talk.big', { timeout: 10000 });
   await phone.uncheck('#pg-all');
-  await phone.fill('#pg-extra', 'speaker:' + HORN);
   await phone.selectOption('#pg-mode', 'toggle');
+  // First a horn that does not exist: refused with its code in words.
+  await phone.fill('#pg-extra', 'speaker:no-such-horn');
+  await phone.click('#pg-talk');
+  await phone.waitForSelector('#pg-error[data-code]:not([data-code=""])', { timeout: 15000 });
+  const nohorn = { code: await phone.getAttribute('#pg-error', 'data-code'), text: await phone.textContent('#pg-error') };
+  if (nohorn.code !== 'invalid' || !nohorn.text.includes('没有喇叭')) throw new Error('unknown horn not refused as invalid: ' + JSON.stringify(nohorn));
+  if (await stateOf(phone) !== 'idle') throw new Error('refused page not idle: ' + await stateOf(phone));
+  step('unknown horn refused: ' + nohorn.text);
+  await phone.fill('#pg-extra', 'speaker:' + HORN);
   await phone.click('#pg-talk');
   await phone.waitForSelector('#pg-error[data-code="busy"]', { timeout: 15000 });
   const busy = await phone.textContent('#pg-error');
@@ -81,9 +91,9 @@ try {
   await phone.screenshot({ path: join(ART, 'paging-phone-busy.png'), fullPage: true });
   await phone.close();
 
-  // About 3 s of tone in all, then release.
+  // About 3 s of tone in all, then release the button.
   await page.waitForFunction(() => Number(document.querySelector('#pg-status').dataset.frames || 0) >= 150, null, { timeout: 15000 });
-  await page.click('#pg-talk');
+  await page.mouse.up();
   await page.waitForSelector('#pg-status[data-state="ended"]', { timeout: 15000 });
   const ended = await page.textContent('#pg-status');
   step('ended: ' + ended);

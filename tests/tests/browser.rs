@@ -669,7 +669,7 @@ listen = "{http}"
 
 /// Live paging end to end (tests/browser/paging.mjs): Chromium's fake
 /// microphone plays a 600 Hz tone; an operator pages one RTP horn (ffmpeg)
-/// from the push-to-talk control on the broadcasts page for about 3 s
+/// holding the push-to-talk button on the broadcasts page for about 3 s
 /// (AudioWorklet → 20 ms pcm16 frames at 16 kHz over the WebSocket); a
 /// second tab on the phone page paging the same horn meanwhile gets the
 /// busy error naming who is live. The horn records the tone.
