@@ -14,8 +14,9 @@ import { users } from './users.js';
 import { places } from './places.js';
 import { trends } from './trends.js';
 import { alarmCue } from './alarms.js';
+import { paging } from './paging.js';
 
-const VIEWS = { overview, cameras, camera: cameraDetail, inbox, places, trends, speakers, broadcasts, broadcast: broadcastDetail, timetable, alerts, audit, users };
+const VIEWS = { overview, cameras, camera: cameraDetail, inbox, places, trends, speakers, broadcasts, broadcast: broadcastDetail, timetable, alerts, audit, users, paging };
 
 function setLang(l) {
   S.lang = l;
@@ -77,7 +78,7 @@ function shell() {
   const pages = ['overview', 'cameras', 'inbox', 'places', 'trends', 'speakers', 'broadcasts', 'timetable', 'alerts'];
   if (S.me.role === 'admin') pages.push('audit', 'users');
   const route = (location.hash.slice(1) || 'overview').split('/')[0].split('?')[0];
-  const active = (p) => route === p || (route === 'camera' && p === 'cameras') || (route === 'broadcast' && p === 'broadcasts');
+  const active = (p) => route === p || (route === 'camera' && p === 'cameras') || ((route === 'broadcast' || route === 'paging') && p === 'broadcasts');
   const nav = h('nav', {}, pages.map((p) => h('a', { href: '#' + p, id: 'nav-' + p, class: active(p) ? 'active' : null }, t(p))));
   const header = h('header', {},
     h('h1', {}, (S.me.township || '') + ' · ' + t('title')), nav,

@@ -1,6 +1,7 @@
 // Broadcasts: now playing, announce, assets, recent ones, one broadcast's
 // per-horn report, and the emergency dialog.
 import { S, hooks, listeners, t, h, api, fmtTime, verdictBadge, villageName, gridName, toast, debounce, enc, canOper, canTech, kv, reasonText, reasonsText, rungText, actionText, kindText, word, errText, villageSelect, gridSelect, svg } from './core.js';
+import { pagingPanel } from './paging.js';
 
 // ---------------------------------------------------------------- broadcasts (issue 7)
 // Live broadcasts and per-horn states come from the same SSE stream as
@@ -213,6 +214,7 @@ export async function broadcasts(main) {
   main.append(actions,
     h('section', { class: 'panel' }, h('h2', {}, t('liveBroadcasts')), liveBox),
     canOper() ? await announcePanel() : null,
+    pagingPanel(),
     h('section', { class: 'panel' }, h('h2', {}, t('recent')), recentBox),
     await assetsPanel());
   draw();

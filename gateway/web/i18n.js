@@ -5,6 +5,11 @@
 // ct_ login test result, ev_ camera event kind, st_ horn state, p_ priority.
 export const T = {
   'zh-CN': {
+    pgTitle: '实时喊话', pgMobile: '手机版', pgHold: '按住说话', pgToggle: '点一下开始，再点一下结束', pgMode: '方式', pgTalk: '按下喊话', pgTalking: '● 正在喊话…', pgLevel: '音量', pgHornsLive: '喇叭状态', pgIdle: '未在喊话', pgConnecting: '正在连接…', pgEnding: '正在结束…',
+    pgLive: '正在喊话：{0} 个喇叭（{1}）', pgEnded: '喊话已结束：{0} 秒，{1}', pgError: '喊话出错：{0}', pgNoMic: '此浏览器无法打开麦克风（需要 HTTPS）', pgClosed: '连接已断开（会话过期或无权限，请刷新页面）',
+    'pg_e_bad-start': '开始消息格式错误', 'pg_e_bad-rate': '采样率不支持', 'pg_e_codec-unsupported': '编码不支持', pg_e_busy: '喇叭正被他人喊话占用', pg_e_invalid: '所选范围内没有喇叭', pg_e_unavailable: '喊话服务暂不可用', 'pg_e_bad-frame': '音频帧错误', 'pg_e_start-timeout': '开始超时', pg_e_forbidden: '权限不足', pg_e_csrf: '页面已过期，请刷新',
+    'a_paging.start': '开始喊话', 'a_paging.end': '结束喊话', 'a_camera.gb_id': '设置国标编号',
+    pg_r_ended: '正常结束', 'pg_r_client-gone': '连接中断', 'pg_r_bad-frames': '音频帧错误过多', pg_r_shutdown: '网关关闭',
     title: '镇综治中心网关', login: '登录', user: '用户名', password: '密码', logout: '退出',
     badLogin: '用户名或密码错误', locked: '尝试次数过多，请稍后再试',
     overview: '总览', cameras: '摄像机', inbox: '待认领设备', speakers: '喇叭', audit: '审计日志', users: '用户',
@@ -74,6 +79,11 @@ export const T = {
     why_expired: '已过最晚开始时间', why_quiet_hours: '处于静音时段', why_did_not_stop: '喇叭未停止', why_stopped_unasked: '播放 {0}/{1} 段后自行中断', why_driver: '喇叭报错：{0}',
   },
   en: {
+    pgTitle: 'Live paging', pgMobile: 'phone page', pgHold: 'Hold to talk', pgToggle: 'Press to start, press again to stop', pgMode: 'Mode', pgTalk: 'Push to talk', pgTalking: '● Live…', pgLevel: 'Level', pgHornsLive: 'Horns', pgIdle: 'Not live', pgConnecting: 'Connecting…', pgEnding: 'Ending…',
+    pgLive: 'Live on {0} horns ({1})', pgEnded: 'Page ended: {0} s, {1}', pgError: 'Paging error: {0}', pgNoMic: 'This browser cannot open the microphone (HTTPS needed)', pgClosed: 'Connection closed (session expired or not allowed; reload the page)',
+    'pg_e_bad-start': 'Malformed start message', 'pg_e_bad-rate': 'Unsupported sample rate', 'pg_e_codec-unsupported': 'Unsupported codec', pg_e_busy: 'A horn is live with another page', pg_e_invalid: 'No horn matches the targets', pg_e_unavailable: 'Live paging is unavailable', 'pg_e_bad-frame': 'Bad audio frame', 'pg_e_start-timeout': 'Start timed out', pg_e_forbidden: 'Not allowed for your role', pg_e_csrf: 'Page expired; reload it',
+    'a_paging.start': 'live page started', 'a_paging.end': 'live page ended', 'a_camera.gb_id': 'set GB/T 28181 ID',
+    pg_r_ended: 'ended', 'pg_r_client-gone': 'connection lost', 'pg_r_bad-frames': 'too many bad frames', pg_r_shutdown: 'gateway shut down',
     title: 'Township Gateway', login: 'Log in', user: 'User name', password: 'Password', logout: 'Log out',
     badLogin: 'Wrong user name or password', locked: 'Too many attempts; try again later',
     overview: 'Overview', cameras: 'Cameras', inbox: 'Discovery inbox', speakers: 'Speakers', audit: 'Audit log', users: 'Users',

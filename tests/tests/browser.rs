@@ -666,3 +666,160 @@ listen = "{http}"
         "the horn did not hear the 700 Hz clip: share {on:.3} at 700 Hz, {off:.3} at 1500 Hz"
     );
 }
+
+/// Live paging end to end (tests/browser/paging.mjs): Chromium's fake
+/// microphone plays a 600 Hz tone; an operator pages one RTP horn (ffmpeg)
+/// holding the push-to-talk button on the broadcasts page for about 3 s
+/// (AudioWorklet → 20 ms pcm16 frames at 16 kHz over the WebSocket); a
+/// second tab on the phone page paging the same horn meanwhile gets the
+/// busy error naming who is live. The horn records the tone.
+#[test]
+fn live_page_from_chromium_plays_on_an_ffmpeg_horn() {
+    if let Err(why) = prerequisites() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "browser suite prerequisites missing under CI: {why}"
+        );
+        eprintln!("SKIPPED live_page_from_chromium_plays_on_an_ffmpeg_horn: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    // The fake microphone: 10 s of 600 Hz, 48 kHz mono (Chromium loops it).
+    let tone = dir.path().join("tone.wav");
+    let pcm: Vec<i16> = (0..480_000)
+        .map(|i| ((i as f64 * 600.0 / 48_000.0 * std::f64::consts::TAU).sin() * 12_000.0) as i16)
+        .collect();
+    let data = 2 * pcm.len() as u32;
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&[1, 0, 1, 0]); // PCM, mono
+    wav.extend_from_slice(&48_000u32.to_le_bytes());
+    wav.extend_from_slice(&96_000u32.to_le_bytes());
+    wav.extend_from_slice(&[2, 0, 16, 0]); // block align 2, 16 bits
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data.to_le_bytes());
+    for s in &pcm {
+        wav.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(&tone, wav).expect("tone.wav");
+
+    // The horn: ffmpeg receiving PCMU over RTP into out.wav.
+    let port = rtp_port_pair();
+    let mut ff = ffmpeg_rtp_receiver(dir.path(), port, "pcmu", 120);
+    wait_udp_bound(port, Duration::from_secs(10));
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let cfg = format!(
+        r#"
+[gateway]
+site = "qingshan"
+data_dir = "{data}"
+timezone = "Asia/Shanghai"
+[township]
+code = "qingshan"
+name = "青山镇"
+[[township.villages]]
+code = "dongcun"
+name = "东村"
+grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
+[discovery]
+enabled = false
+[health]
+enabled = false
+[http]
+listen = "{http}"
+"#,
+        data = dir.path().display()
+    );
+    let cfg_path = dir.path().join("gateway.toml");
+    std::fs::write(&cfg_path, cfg).expect("config");
+    let password = "browser-Page-pw";
+    add_user(&cfg_path, "duty", "operator", password);
+    let csv_path = dir.path().join("speakers.csv");
+    std::fs::write(
+        &csv_path,
+        format!(
+            "id,name,kind,address,village,username,password\nhorn-1,东村喇叭,rtp,127.0.0.1:{port},dongcun,,\n"
+        ),
+    )
+    .expect("speakers csv");
+    let imported = tgw()
+        .args(["speakers", "import"])
+        .arg(&csv_path)
+        .arg("--config")
+        .arg(&cfg_path)
+        .status()
+        .expect("tgw speakers import");
+    assert!(imported.success(), "tgw speakers import failed");
+    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+    let mut gw = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("tgw run");
+    wait_for(Duration::from_secs(20), "gateway ready", || {
+        http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
+    });
+    let artifacts = workspace().join("target/browser-artifacts");
+    let mut node = Command::new("node");
+    node.arg(workspace().join("tests/browser/paging.mjs"))
+        .env("BASE", format!("http://{http}"))
+        .env("USER_NAME", "duty")
+        .env("PASS", password)
+        .env("TONE", &tone)
+        .env("HORN", "horn-1")
+        .env("ARTIFACTS", &artifacts);
+    let out = run_with_timeout(node, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}\n{stderr}");
+    let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "paging browser suite failed (screenshots in {}); gateway log tail:\n{}",
+        artifacts.display(),
+        logs.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+    );
+    let page: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PAGE "))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .expect("PAGE line");
+    assert!(
+        page["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{page}"
+    );
+    assert!(page["frames"].as_u64().unwrap_or(0) >= 150, "{page}");
+    // The horn heard the page: at least 2 s of it recorded.
+    let wav_path = dir.path().join("out.wav");
+    wait_for(
+        Duration::from_secs(30),
+        "the horn to record the page",
+        || read_wav_i16(&wav_path).filter(|(_, s)| s.len() >= 16_000),
+    );
+    wait_stable(&wav_path);
+    let _ = Command::new("kill")
+        .args(["-INT", &ff.id().to_string()])
+        .status();
+    let _ = wait_for(Duration::from_secs(15), "ffmpeg to finish", || {
+        ff.try_wait().ok().flatten()
+    });
+    let _ = gw.kill();
+    let _ = gw.wait();
+    let (rate, samples) = read_wav_i16(&wav_path).expect("ffmpeg's WAV");
+    let on = tone_share(&samples, 600.0, rate);
+    let off = tone_share(&samples, 1500.0, rate);
+    eprintln!(
+        "horn recorded {} samples at {rate} Hz: share {on:.3} at 600 Hz, {off:.3} at 1500 Hz",
+        samples.len()
+    );
+    assert!(
+        on > 0.5 && off < 0.05,
+        "the horn did not hear the 600 Hz page: share {on:.3} at 600 Hz, {off:.3} at 1500 Hz ({} samples)",
+        samples.len()
+    );
+}

@@ -34,6 +34,13 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("alerts.js", include_str!("../../web/alerts.js"), JS),
     ("audit.js", include_str!("../../web/audit.js"), JS),
     ("users.js", include_str!("../../web/users.js"), JS),
+    ("paging.js", include_str!("../../web/paging.js"), JS),
+    // The live paging AudioWorklet (a module: `script-src` 'self' via default-src).
+    (
+        "paging-worklet.js",
+        include_str!("../../web/paging-worklet.js"),
+        JS,
+    ),
     (
         "app.css",
         include_str!("../../web/app.css"),

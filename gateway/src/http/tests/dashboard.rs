@@ -1,13 +1,19 @@
 //! The dashboard's assets: content types, ETags and 304s, the module
-//! graph (every `import … from './x.js'` is served), the favicon.
+//! graph (every `import … from './x.js'` and every AudioWorklet module
+//! loaded with `audioWorklet.addModule('/assets/x.js')` is served), the favicon.
 
 use super::*;
 
 fn imports(js: &str) -> Vec<String> {
+    let worklets = js
+        .split("audioWorklet.addModule('/assets/")
+        .skip(1)
+        .filter_map(|l| l.split('\'').next());
     js.lines()
         .filter_map(|l| l.trim().strip_prefix("import "))
         .filter_map(|l| l.split(" from './").nth(1))
         .filter_map(|l| l.split('\'').next())
+        .chain(worklets)
         .map(str::to_string)
         .collect()
 }
