@@ -388,6 +388,29 @@ fn declared_parameters_over_the_limits_are_refused_before_decoding() {
     assert!(e.contains("sample rate"), "{e}");
 }
 
+/// The case itself: a FLAC of 890 s of silence at 384 kHz (made by
+/// `ffmpeg -f lavfi -i anullsrc=r=384000:cl=mono -t 890 -c:a flac`, 159 KiB)
+/// is refused from its header, before a single packet is decoded.
+#[test]
+fn a_flac_declaring_384_khz_for_890_s_is_refused_before_decoding() {
+    let limits = decode::DecodeLimits::for_duration(std::time::Duration::from_secs(900));
+    let mut packets = 0;
+    let e = decode::decode(
+        include_bytes!("../../../testdata/flac_384khz_890s_silence.flac"),
+        Some("flac"),
+        &limits,
+        RATE,
+        &mut packets,
+    )
+    .expect_err("384 kHz FLAC")
+    .to_string();
+    assert!(
+        e.contains("sample rate 384000 Hz") && e.contains("limit"),
+        "{e}"
+    );
+    assert_eq!(packets, 0, "decoded {packets} packets first");
+}
+
 /// A FLAC written to a pipe declares no length: the budget is enforced
 /// while decoding, stopping within a few packets of it.
 #[test]
