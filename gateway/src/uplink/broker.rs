@@ -344,6 +344,29 @@ mod tests {
         assert_eq!(st.retained.map.len(), MAX_RETAINED_BYTES / 900_004);
     }
 
+    /// A subscriber that does not read gets at most CLIENT_QUEUE_BYTES
+    /// queued; what goes beyond is dropped for it, not buffered without
+    /// bound (the broker's memory stays bounded by a stalled client).
+    #[test]
+    fn a_stalled_subscriber_queues_at_most_its_byte_cap() {
+        let (tx, mut rx) = mpsc::channel(100_000);
+        let c = Client {
+            filters: vec!["#".into()],
+            tx,
+            queued: Arc::default(),
+        };
+        let packet = Bytes::from(vec![0u8; 1 << 20]);
+        for _ in 0..40 {
+            c.offer(&packet);
+        }
+        assert_eq!(c.queued.load(Ordering::Relaxed), CLIENT_QUEUE_BYTES);
+        let mut n = 0;
+        while rx.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, CLIENT_QUEUE_BYTES >> 20, "40 offered, 16 MiB queued");
+    }
+
     /// A packet over MAX_PACKET closes that connection; the broker goes on.
     #[tokio::test]
     async fn oversized_packet_closes_the_connection() {
