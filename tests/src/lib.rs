@@ -773,6 +773,61 @@ pub fn baresip_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
     rec
 }
 
+/// Starts baresip as an auto-answering SIP horn on a free loopback port
+/// and waits for its SIP port: `(child, port, recordings dir)`. A baresip
+/// that exits or has not bound its port within 10 s (a port taken between
+/// picking and binding, a slow start on a loaded machine) is killed and
+/// started again on another port, at most 3 times; then the test fails with
+/// baresip's own log.
+pub fn start_baresip(dir: &std::path::Path) -> (Child, u16, std::path::PathBuf) {
+    let mut logs = String::new();
+    for attempt in 1..=3 {
+        let port = free_udp_port();
+        let rec = baresip_config(dir, port);
+        let log_path = dir.join(format!("baresip-{attempt}.log"));
+        let log = std::fs::File::create(&log_path).expect("baresip log");
+        let mut child = Command::new("baresip")
+            .arg("-f")
+            .arg(dir)
+            .stdin(Stdio::piped()) // its menu reads stdin: keep it open, quiet
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn baresip");
+        let hex = format!(":{port:04X} ");
+        let start = Instant::now();
+        let bound = loop {
+            let up = std::fs::read_to_string("/proc/net/udp")
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .any(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|a| format!("{a} ").contains(&hex))
+                });
+            if up {
+                break true;
+            }
+            if child.try_wait().ok().flatten().is_some()
+                || start.elapsed() > Duration::from_secs(10)
+            {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if bound {
+            return (child, port, rec);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        eprintln!("baresip attempt {attempt} did not bind UDP {port}: {text}");
+        logs.push_str(&format!("attempt {attempt} (port {port}):\n{text}\n"));
+    }
+    panic!("baresip never bound its SIP port in 3 attempts:\n{logs}");
+}
+
 /// `tgw demo` in a child process on free ports, its own loopback /24 and
 /// no multicast (so demos in parallel tests never see each other), with
 /// its stderr collected; killed on drop.

@@ -89,21 +89,12 @@ fn baresip_answers_and_records_the_tone() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_udp_port();
-    let rec = baresip_config(dir.path(), port);
-    let mut bs = Command::new("baresip")
-        .arg("-f")
-        .arg(dir.path())
-        .stdin(Stdio::piped()) // its menu reads stdin: keep it open, quiet
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn baresip");
+    // baresip on its SIP port (restarted on another port if it does not
+    // bind); on a loaded machine its user agent may still refuse the first
+    // call: a call that is not answered is tried again (at most three
+    // times), an answered one must record.
+    let (mut bs, port, rec) = start_baresip(dir.path());
     let uri = format!("sip:horn@127.0.0.1:{port}");
-    // baresip binds its SIP port once started; on a loaded machine its user
-    // agent may still refuse the first call: a call that is not answered is
-    // tried again (at most three times), an answered one must record.
-    wait_udp_bound(port, Duration::from_secs(15));
     let mut attempt = 0;
     let (ok, reps, stderr) = loop {
         attempt += 1;
