@@ -516,52 +516,50 @@ listen = "{http}"
     );
 }
 
-/// A recorded clip end to end (tests/browser/record.mjs): Chromium's fake
-/// microphone plays a 700 Hz tone; an operator records it on the broadcasts
-/// page with MediaRecorder (Opus in WebM, unknown-size clusters), listens
-/// back, uploads it (the asset is `webm/opus`, about as long as recorded)
-/// and broadcasts it to an RTP horn played by ffmpeg, which records the
-/// tone.
-#[test]
-fn clip_recorded_in_chromium_plays_on_an_ffmpeg_horn() {
-    if let Err(why) = prerequisites() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "browser suite prerequisites missing under CI: {why}"
-        );
-        eprintln!("SKIPPED clip_recorded_in_chromium_plays_on_an_ffmpeg_horn: {why}");
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tmp");
-    // The fake microphone: 10 s of 700 Hz, 48 kHz mono (Chromium loops it).
-    let tone = dir.path().join("tone.wav");
-    let pcm: Vec<i16> = (0..480_000)
-        .map(|i| ((i as f64 * 700.0 / 48_000.0 * std::f64::consts::TAU).sin() * 12_000.0) as i16)
-        .collect();
-    let data = 2 * pcm.len() as u32;
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&[1, 0, 1, 0]); // PCM, mono
-    wav.extend_from_slice(&48_000u32.to_le_bytes());
-    wav.extend_from_slice(&96_000u32.to_le_bytes());
-    wav.extend_from_slice(&[2, 0, 16, 0]); // block align 2, 16 bits
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&data.to_le_bytes());
-    for s in &pcm {
-        wav.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(&tone, wav).expect("tone.wav");
+/// Chromium with a fake microphone paging one RTP horn played by ffmpeg:
+/// what the clip and live-paging cases share. The microphone is 10 s of
+/// `hz` at 48 kHz mono (Chromium loops it); the gateway has one operator
+/// `duty` and the horn `horn-1` in village `dongcun`.
+struct MicHornRig {
+    dir: tempfile::TempDir,
+    ff: std::process::Child,
+    gw: std::process::Child,
+    http: String,
+    tone: std::path::PathBuf,
+    password: &'static str,
+}
 
-    // The horn: ffmpeg receiving PCMU over RTP into out.wav.
-    let port = rtp_port_pair();
-    let mut ff = ffmpeg_rtp_receiver(dir.path(), port, "pcmu", 120);
-    wait_udp_bound(port, Duration::from_secs(10));
-    let http = format!("127.0.0.1:{}", free_tcp_port());
-    let cfg = format!(
-        r#"
+impl MicHornRig {
+    fn start(hz: f64, password: &'static str) -> MicHornRig {
+        let dir = tempfile::tempdir().expect("tmp");
+        let tone = dir.path().join("tone.wav");
+        let pcm: Vec<i16> = (0..480_000)
+            .map(|i| ((i as f64 * hz / 48_000.0 * std::f64::consts::TAU).sin() * 12_000.0) as i16)
+            .collect();
+        let data = 2 * pcm.len() as u32;
+        let mut wav = Vec::new();
+        wav.extend_from_slice(b"RIFF");
+        wav.extend_from_slice(&(36 + data).to_le_bytes());
+        wav.extend_from_slice(b"WAVEfmt ");
+        wav.extend_from_slice(&16u32.to_le_bytes());
+        wav.extend_from_slice(&[1, 0, 1, 0]); // PCM, mono
+        wav.extend_from_slice(&48_000u32.to_le_bytes());
+        wav.extend_from_slice(&96_000u32.to_le_bytes());
+        wav.extend_from_slice(&[2, 0, 16, 0]); // block align 2, 16 bits
+        wav.extend_from_slice(b"data");
+        wav.extend_from_slice(&data.to_le_bytes());
+        for s in &pcm {
+            wav.extend_from_slice(&s.to_le_bytes());
+        }
+        std::fs::write(&tone, wav).expect("tone.wav");
+
+        // The horn: ffmpeg receiving PCMU over RTP into out.wav.
+        let port = rtp_port_pair();
+        let ff = ffmpeg_rtp_receiver(dir.path(), port, "pcmu", 120);
+        wait_udp_bound(port, Duration::from_secs(10));
+        let http = format!("127.0.0.1:{}", free_tcp_port());
+        let cfg = format!(
+            r#"
 [gateway]
 site = "qingshan"
 data_dir = "{data}"
@@ -580,59 +578,123 @@ enabled = false
 [http]
 listen = "{http}"
 "#,
-        data = dir.path().display()
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
-    let password = "browser-Rec-pw";
-    add_user(&cfg_path, "duty", "operator", password);
-    let csv_path = dir.path().join("speakers.csv");
-    std::fs::write(
-        &csv_path,
-        format!(
-            "id,name,kind,address,village,username,password\nhorn-1,东村喇叭,rtp,127.0.0.1:{port},dongcun,,\n"
-        ),
-    )
-    .expect("speakers csv");
-    let imported = tgw()
-        .args(["speakers", "import"])
-        .arg(&csv_path)
-        .arg("--config")
-        .arg(&cfg_path)
-        .status()
-        .expect("tgw speakers import");
-    assert!(imported.success(), "tgw speakers import failed");
-    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("tgw run");
-    wait_for(Duration::from_secs(20), "gateway ready", || {
-        http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
-    });
-    let artifacts = workspace().join("target/browser-artifacts");
-    let mut node = Command::new("node");
-    node.arg(workspace().join("tests/browser/record.mjs"))
-        .env("BASE", format!("http://{http}"))
-        .env("USER_NAME", "duty")
-        .env("PASS", password)
-        .env("TONE", &tone)
-        .env("HORN", "horn-1")
-        .env("ARTIFACTS", &artifacts);
-    let out = run_with_timeout(node, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}\n{stderr}");
-    let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "record browser suite failed (screenshots in {}); gateway log tail:\n{}",
-        artifacts.display(),
-        logs.lines().rev().take(30).collect::<Vec<_>>().join("\n")
-    );
+            data = dir.path().display()
+        );
+        let cfg_path = dir.path().join("gateway.toml");
+        std::fs::write(&cfg_path, cfg).expect("config");
+        add_user(&cfg_path, "duty", "operator", password);
+        let csv_path = dir.path().join("speakers.csv");
+        std::fs::write(
+            &csv_path,
+            format!(
+                "id,name,kind,address,village,username,password\nhorn-1,东村喇叭,rtp,127.0.0.1:{port},dongcun,,\n"
+            ),
+        )
+        .expect("speakers csv");
+        let imported = tgw()
+            .args(["speakers", "import"])
+            .arg(&csv_path)
+            .arg("--config")
+            .arg(&cfg_path)
+            .status()
+            .expect("tgw speakers import");
+        assert!(imported.success(), "tgw speakers import failed");
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+        let gw = tgw()
+            .args(["run", "--config"])
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tgw run");
+        wait_for(Duration::from_secs(20), "gateway ready", || {
+            http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
+        });
+        MicHornRig {
+            dir,
+            ff,
+            gw,
+            http,
+            tone,
+            password,
+        }
+    }
+
+    /// Runs `tests/browser/{script}` against the gateway; its stdout, after
+    /// asserting it succeeded (the gateway's log tail if not).
+    fn run_script(&self, script: &str) -> String {
+        let artifacts = workspace().join("target/browser-artifacts");
+        let mut node = Command::new("node");
+        node.arg(workspace().join("tests/browser").join(script))
+            .env("BASE", format!("http://{}", self.http))
+            .env("USER_NAME", "duty")
+            .env("PASS", self.password)
+            .env("TONE", &self.tone)
+            .env("HORN", "horn-1")
+            .env("ARTIFACTS", &artifacts);
+        let out = run_with_timeout(node, Duration::from_secs(120));
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{stdout}\n{stderr}");
+        let logs = std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "{script} failed (screenshots in {}); gateway log tail:\n{}",
+            artifacts.display(),
+            logs.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+        );
+        stdout
+    }
+
+    /// Waits for the horn to have recorded at least 2 s (`what` names it),
+    /// stops ffmpeg and the gateway, and returns the horn's recording.
+    fn horn_recording(mut self, what: &str) -> (u32, Vec<i16>) {
+        let wav_path = self.dir.path().join("out.wav");
+        wait_for(Duration::from_secs(30), what, || {
+            read_wav_i16(&wav_path).filter(|(_, s)| s.len() >= 16_000)
+        });
+        wait_stable(&wav_path);
+        let _ = Command::new("kill")
+            .args(["-INT", &self.ff.id().to_string()])
+            .status();
+        let _ = wait_for(Duration::from_secs(15), "ffmpeg to finish", || {
+            self.ff.try_wait().ok().flatten()
+        });
+        let _ = self.gw.kill();
+        let _ = self.gw.wait();
+        read_wav_i16(&wav_path).expect("ffmpeg's WAV")
+    }
+}
+
+/// Skips a browser case outside CI when Chromium, node or ffmpeg is
+/// missing; under CI that fails it.
+fn browser_prerequisites(case: &str) -> bool {
+    match prerequisites() {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "browser suite prerequisites missing under CI: {why}"
+            );
+            eprintln!("SKIPPED {case}: {why}");
+            false
+        }
+    }
+}
+
+/// A recorded clip end to end (tests/browser/record.mjs): Chromium's fake
+/// microphone plays a 700 Hz tone; an operator records it on the broadcasts
+/// page with MediaRecorder (Opus in WebM, unknown-size clusters), listens
+/// back, uploads it (the asset is `webm/opus`, about as long as recorded)
+/// and broadcasts it to an RTP horn played by ffmpeg, which records the
+/// tone.
+#[test]
+fn clip_recorded_in_chromium_plays_on_an_ffmpeg_horn() {
+    if !browser_prerequisites("clip_recorded_in_chromium_plays_on_an_ffmpeg_horn") {
+        return;
+    }
+    let rig = MicHornRig::start(700.0, "browser-Rec-pw");
+    let stdout = rig.run_script("record.mjs");
     let asset: serde_json::Value = stdout
         .lines()
         .find_map(|l| l.strip_prefix("ASSET "))
@@ -642,23 +704,7 @@ listen = "{http}"
     let ms = asset["duration_ms"].as_u64().expect("duration_ms");
     // 3 s recorded (MediaRecorder starts and stops within a few 100 ms).
     assert!((2000..=4500).contains(&ms), "clip of {ms} ms");
-    // The horn hears the clip: wait until ffmpeg has recorded it all.
-    let wav_path = dir.path().join("out.wav");
-    wait_for(
-        Duration::from_secs(30),
-        "the horn to record the clip",
-        || read_wav_i16(&wav_path).filter(|(_, s)| s.len() >= 16_000),
-    );
-    wait_stable(&wav_path);
-    let _ = Command::new("kill")
-        .args(["-INT", &ff.id().to_string()])
-        .status();
-    let _ = wait_for(Duration::from_secs(15), "ffmpeg to finish", || {
-        ff.try_wait().ok().flatten()
-    });
-    let _ = gw.kill();
-    let _ = gw.wait();
-    let (rate, samples) = read_wav_i16(&wav_path).expect("ffmpeg's WAV");
+    let (rate, samples) = rig.horn_recording("the horn to record the clip");
     let on = tone_share(&samples, 700.0, rate);
     let off = tone_share(&samples, 1500.0, rate);
     assert!(
@@ -675,115 +721,11 @@ listen = "{http}"
 /// busy error naming who is live. The horn records the tone.
 #[test]
 fn live_page_from_chromium_plays_on_an_ffmpeg_horn() {
-    if let Err(why) = prerequisites() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "browser suite prerequisites missing under CI: {why}"
-        );
-        eprintln!("SKIPPED live_page_from_chromium_plays_on_an_ffmpeg_horn: {why}");
+    if !browser_prerequisites("live_page_from_chromium_plays_on_an_ffmpeg_horn") {
         return;
     }
-    let dir = tempfile::tempdir().expect("tmp");
-    // The fake microphone: 10 s of 600 Hz, 48 kHz mono (Chromium loops it).
-    let tone = dir.path().join("tone.wav");
-    let pcm: Vec<i16> = (0..480_000)
-        .map(|i| ((i as f64 * 600.0 / 48_000.0 * std::f64::consts::TAU).sin() * 12_000.0) as i16)
-        .collect();
-    let data = 2 * pcm.len() as u32;
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&[1, 0, 1, 0]); // PCM, mono
-    wav.extend_from_slice(&48_000u32.to_le_bytes());
-    wav.extend_from_slice(&96_000u32.to_le_bytes());
-    wav.extend_from_slice(&[2, 0, 16, 0]); // block align 2, 16 bits
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&data.to_le_bytes());
-    for s in &pcm {
-        wav.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(&tone, wav).expect("tone.wav");
-
-    // The horn: ffmpeg receiving PCMU over RTP into out.wav.
-    let port = rtp_port_pair();
-    let mut ff = ffmpeg_rtp_receiver(dir.path(), port, "pcmu", 120);
-    wait_udp_bound(port, Duration::from_secs(10));
-    let http = format!("127.0.0.1:{}", free_tcp_port());
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-timezone = "Asia/Shanghai"
-[township]
-code = "qingshan"
-name = "青山镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
-[discovery]
-enabled = false
-[health]
-enabled = false
-[http]
-listen = "{http}"
-"#,
-        data = dir.path().display()
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
-    let password = "browser-Page-pw";
-    add_user(&cfg_path, "duty", "operator", password);
-    let csv_path = dir.path().join("speakers.csv");
-    std::fs::write(
-        &csv_path,
-        format!(
-            "id,name,kind,address,village,username,password\nhorn-1,东村喇叭,rtp,127.0.0.1:{port},dongcun,,\n"
-        ),
-    )
-    .expect("speakers csv");
-    let imported = tgw()
-        .args(["speakers", "import"])
-        .arg(&csv_path)
-        .arg("--config")
-        .arg(&cfg_path)
-        .status()
-        .expect("tgw speakers import");
-    assert!(imported.success(), "tgw speakers import failed");
-    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("tgw run");
-    wait_for(Duration::from_secs(20), "gateway ready", || {
-        http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
-    });
-    let artifacts = workspace().join("target/browser-artifacts");
-    let mut node = Command::new("node");
-    node.arg(workspace().join("tests/browser/paging.mjs"))
-        .env("BASE", format!("http://{http}"))
-        .env("USER_NAME", "duty")
-        .env("PASS", password)
-        .env("TONE", &tone)
-        .env("HORN", "horn-1")
-        .env("ARTIFACTS", &artifacts);
-    let out = run_with_timeout(node, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}\n{stderr}");
-    let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "paging browser suite failed (screenshots in {}); gateway log tail:\n{}",
-        artifacts.display(),
-        logs.lines().rev().take(30).collect::<Vec<_>>().join("\n")
-    );
+    let rig = MicHornRig::start(600.0, "browser-Page-pw");
+    let stdout = rig.run_script("paging.mjs");
     let page: serde_json::Value = stdout
         .lines()
         .find_map(|l| l.strip_prefix("PAGE "))
@@ -795,22 +737,7 @@ listen = "{http}"
     );
     assert!(page["frames"].as_u64().unwrap_or(0) >= 150, "{page}");
     // The horn heard the page: at least 2 s of it recorded.
-    let wav_path = dir.path().join("out.wav");
-    wait_for(
-        Duration::from_secs(30),
-        "the horn to record the page",
-        || read_wav_i16(&wav_path).filter(|(_, s)| s.len() >= 16_000),
-    );
-    wait_stable(&wav_path);
-    let _ = Command::new("kill")
-        .args(["-INT", &ff.id().to_string()])
-        .status();
-    let _ = wait_for(Duration::from_secs(15), "ffmpeg to finish", || {
-        ff.try_wait().ok().flatten()
-    });
-    let _ = gw.kill();
-    let _ = gw.wait();
-    let (rate, samples) = read_wav_i16(&wav_path).expect("ffmpeg's WAV");
+    let (rate, samples) = rig.horn_recording("the horn to record the page");
     let on = tone_share(&samples, 600.0, rate);
     let off = tone_share(&samples, 1500.0, rate);
     eprintln!(
