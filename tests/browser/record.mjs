@@ -7,29 +7,9 @@
 //
 // Env: BASE, USER_NAME, PASS (an operator), TONE (WAV path), HORN (speaker
 // id), ARTIFACTS (screenshot dir). Prints `ASSET <json>` and `BROADCAST <id>`.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-
-const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`missing env ${k}`); return v; };
-const BASE = env('BASE'), USER = env('USER_NAME'), PASS = env('PASS'), TONE = env('TONE'), HORN = env('HORN'), ART = env('ARTIFACTS');
-mkdirSync(ART, { recursive: true });
-const profile = mkdtempSync(join(tmpdir(), 'tgw-chromium-'));
-const t0 = Date.now();
-const step = (s) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
-
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${TONE}`,
-    '--autoplay-policy=no-user-gesture-required'],
-  viewport: { width: 1366, height: 900 },
-  locale: 'zh-CN',
-  timezoneId: 'UTC',
-});
-const page = ctx.pages()[0] || await ctx.newPage();
+import { BASE, USER, PASS, HORN, ART, profile, step, ctx, page } from './mic.mjs';
 const consoleErrors = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
