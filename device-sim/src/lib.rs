@@ -13,6 +13,7 @@
 //! | [`digest`] | pure server-side HTTP Digest |
 //! | [`speaker`] | pure RTP / G.711 / Goertzel core of a speaker |
 //! | [`horns`] | IO of the multicast-zone, SIP auto-answer and Axis HTTP horns |
+//! | [`gb_platform`] | a simulated upper GB/T 28181 platform (REGISTER with digest, keepalives, catalog query) with NAT and dropped-keepalive faults, for the e2e suite |
 //! | [`rtsp`] | pure RTSP server core: clips, SDP, sessions, RTP numbering (IO in `rtsp::serve`) |
 //! | `server` | tokio IO: per-camera task (SOAP + snapshots, RTSP, WS-Discovery), multicast responder, speaker sockets |
 //! | `control` | the optional HTTP control endpoint (faults, manifest) |
@@ -27,6 +28,7 @@ pub mod digest;
 pub mod events;
 pub mod fault;
 pub mod flavour;
+pub mod gb_platform;
 pub mod horns;
 pub mod onvif;
 pub mod rtsp;

@@ -4,7 +4,10 @@
 //! answers keepalives, and queries the catalog after each keepalive; the
 //! test reads SIPp's message trace. Failure paths first: a wrong password
 //! ends as `rejected` in the API with no retry storm; garbage SIP is
-//! ignored with a log line and the registration survives it.
+//! ignored with a log line and the registration survives it. Over TCP
+//! (SIPp `-t t1`, `transport = "tcp"`): registered with the digest and the
+//! catalog answered on the one connection; SIPp gone → `unreachable`, and
+//! a SIPp back on the port gets a fresh REGISTER on a new connection.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,8 +24,13 @@ impl Drop for Sipp {
     }
 }
 
-/// SIPp as the platform on `port`, checking digests against `password`.
+/// SIPp as the platform on UDP `port`, checking digests against `password`.
 fn sipp(dir: &Path, port: u16, password: &str) -> Sipp {
+    sipp_on(dir, port, password, false)
+}
+
+/// SIPp as the platform on `port`, UDP or TCP (`-t t1`: one connection).
+fn sipp_on(dir: &Path, port: u16, password: &str, tcp: bool) -> Sipp {
     let scenario = std::fs::read_to_string(workspace().join("tests/sipp/gb_platform.xml"))
         .expect("scenario")
         .replace("PASSWORD", password);
@@ -36,6 +44,8 @@ fn sipp(dir: &Path, port: u16, password: &str) -> Sipp {
             "127.0.0.1",
             "-p",
             &port.to_string(),
+            "-t",
+            if tcp { "t1" } else { "u1" },
             "-nostdin",
             "-trace_msg",
             "-message_file",
@@ -45,11 +55,23 @@ fn sipp(dir: &Path, port: u16, password: &str) -> Sipp {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn sipp");
-    wait_udp_bound(port, Duration::from_secs(10));
+    if !tcp {
+        wait_udp_bound(port, Duration::from_secs(10));
+    }
     Sipp(child)
 }
 
 fn config(dir: &Path, platform_port: u16, http: &str, password: &str) -> std::path::PathBuf {
+    config_on(dir, platform_port, http, password, "udp")
+}
+
+fn config_on(
+    dir: &Path,
+    platform_port: u16,
+    http: &str,
+    password: &str,
+    transport: &str,
+) -> std::path::PathBuf {
     let cfg = format!(
         r#"
 [gateway]
@@ -80,6 +102,7 @@ domain = "3402000000"
 address = "127.0.0.1:{platform_port}"
 password = "{password}"
 keepalive_secs = 5
+transport = "{transport}"
 "#,
         data = dir.join("data").display()
     );
@@ -243,4 +266,80 @@ fn registers_keeps_alive_and_answers_catalog() {
                 .filter(|p| p["state"] == "registered" && p["last_keepalive_at"] != before)
         },
     );
+}
+
+/// SIP over TCP: SIPp (`-t t1`) challenges the REGISTER and checks the
+/// digest; keepalives and the paged catalog travel on the gateway's one
+/// connection; the API names the transport.
+#[test]
+fn registers_over_tcp_and_answers_catalog() {
+    if !have("sipp") {
+        eprintln!("skipped: sipp (sip-tester) not installed; scripts/install-peers installs it");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_tcp_port();
+    let _sipp = sipp_on(dir.path(), port, "pw-gb-tcp", true);
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let cfg = config_on(dir.path(), port, &http, "pw-gb-tcp", "tcp");
+    let token = api_token(&cfg);
+    let _gw = start(&cfg, &dir.path().join("tgw.log"));
+    let p = wait_for(Duration::from_secs(30), "registered over TCP", || {
+        platform(&http, &token).filter(|p| p["state"] == "registered")
+    });
+    assert_eq!(p["transport"], "tcp", "{p}");
+    let m = wait_for(Duration::from_secs(30), "catalog pages over TCP", || {
+        let m = messages(dir.path());
+        (m.matches("<CmdType>Catalog</CmdType>").count() >= 3).then_some(m)
+    });
+    assert!(m.contains("SIP/2.0/TCP"), "Via names TCP: {m}");
+    assert!(m.contains("<SumNum>3</SumNum>"), "{m}");
+    assert!(
+        m.matches("REGISTER sip:").count() >= 2,
+        "challenge answered"
+    );
+}
+
+/// The TCP connection drops (SIPp killed): the API says `unreachable` with
+/// the reason; a platform back on the same port gets a new connection and
+/// a new REGISTER (challenged and verified again) without a restart.
+#[test]
+fn tcp_connection_drop_registers_again() {
+    if !have("sipp") {
+        eprintln!("skipped: sipp (sip-tester) not installed; scripts/install-peers installs it");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(&first).expect("dir");
+    std::fs::create_dir_all(&second).expect("dir");
+    let port = free_tcp_port();
+    let sipp1 = sipp_on(&first, port, "pw-gb-tcp", true);
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let cfg = config_on(dir.path(), port, &http, "pw-gb-tcp", "tcp");
+    let token = api_token(&cfg);
+    let log = dir.path().join("tgw.log");
+    let _gw = start(&cfg, &log);
+    wait_for(Duration::from_secs(30), "registered over TCP", || {
+        platform(&http, &token).filter(|p| p["state"] == "registered")
+    });
+    drop(sipp1);
+    let p = wait_for(
+        Duration::from_secs(20),
+        "unreachable after the drop",
+        || platform(&http, &token).filter(|p| p["state"] == "unreachable"),
+    );
+    assert!(p["reason"].as_str().unwrap_or("").contains("TCP"), "{p}");
+    let _sipp2 = sipp_on(&second, port, "pw-gb-tcp", true);
+    wait_for(Duration::from_secs(30), "registered again", || {
+        platform(&http, &token).filter(|p| p["state"] == "registered")
+    });
+    wait_for(
+        Duration::from_secs(10),
+        "a REGISTER at the new platform",
+        || messages(&second).contains("REGISTER sip:").then_some(()),
+    );
+    let l = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(l.contains("connection to the platform lost"), "{l}");
 }

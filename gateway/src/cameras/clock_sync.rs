@@ -158,3 +158,36 @@ pub async fn sync_time(
         offset_after_ms: after.offset_ms,
     })
 }
+
+/// A time reference other than our own clock: the offset of a trusted
+/// clock from ours, e.g. the 校时 `Date` of a GB/T 28181 platform's 200 OK
+/// (`[gb28181] time_source = true`). The poller's clock checks then measure
+/// each camera against it: a camera agreeing with the platform is not
+/// drifting even when our own clock is off. Until the first reading, cameras
+/// are measured against our clock as before.
+#[derive(Debug, Default)]
+pub struct TimeReference {
+    reading: std::sync::Mutex<Option<(i64, String)>>,
+}
+
+impl TimeReference {
+    /// The reference is `offset_ms` ahead of our clock, says `source`.
+    pub fn set(&self, offset_ms: i64, source: &str) {
+        *self.reading.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((offset_ms, source.to_string()));
+    }
+
+    /// The reference minus our clock, ms, and who said so.
+    pub fn get(&self) -> Option<(i64, String)> {
+        self.reading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A camera's offset from our clock turned into its offset from the
+    /// reference (unchanged while there is no reading).
+    pub fn relative(&self, camera_offset_ms: i64) -> i64 {
+        camera_offset_ms - self.get().map_or(0, |r| r.0)
+    }
+}

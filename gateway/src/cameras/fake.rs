@@ -39,6 +39,8 @@ pub struct Script {
     pub frames: u64,
     /// How long a sample takes.
     pub sample_takes: Duration,
+    /// The camera's clock minus ours, as GetSystemDateAndTime measures it.
+    pub clock_offset_ms: i64,
 }
 
 impl Default for Script {
@@ -50,6 +52,7 @@ impl Default for Script {
             rtsp_auth_ok: true,
             frames: 75,
             sample_takes: Duration::ZERO,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -236,7 +239,7 @@ impl OnvifSession for Session {
                     daylight_savings: None,
                     tz: None,
                 },
-                offset_ms: 0,
+                offset_ms: s.clock_offset_ms,
                 needed_auth: false,
             })
         }

@@ -366,6 +366,10 @@ fn spawn_poller(
         let conditions = spawn_events(tasks, sh, live, sink)?;
         poller.set_conditions(conditions);
     }
+    // 校时 from a GB/T 28181 platform, when `[gb28181] time_source = true`.
+    if let Some(r) = sh.gb.as_ref().and_then(|(gb, _)| gb.time_reference()) {
+        poller.set_time_reference(r);
+    }
     let sd = sh.shutdown.clone();
     tasks.spawn(async move {
         poller.run(sd, wake_rx).await;

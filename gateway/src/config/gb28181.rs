@@ -17,8 +17,8 @@ pub struct Gb28181Section {
     pub id: String,
     /// The township's civil code, 6 or 8 digits (6 are padded with `00`). Required.
     pub civil_code: String,
-    /// SIP over UDP (TCP: not yet, see `docs/gb28181.md`). Default `0.0.0.0:5060`;
-    /// port 0 takes any free port.
+    /// SIP over UDP, and inbound SIP over TCP on the same address (the port
+    /// UDP got when 0). Default `0.0.0.0:5060`; port 0 takes any free port.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// The address SDP answers and Contact carry when behind NAT. Default:
@@ -46,6 +46,11 @@ pub struct Gb28181Section {
     /// Media: seconds without a camera frame before a relay ends. 1-300, default 10.
     #[serde(default)]
     pub camera_timeout_secs: Option<u64>,
+    /// 校时: the platforms' clock (the `Date` of each 200 OK to REGISTER)
+    /// becomes the reference the camera clock checks measure drift against,
+    /// instead of our own clock. Default false.
+    #[serde(default)]
+    pub time_source: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -63,7 +68,7 @@ pub enum Transport {
     /// UDP (default).
     #[default]
     Udp,
-    /// TCP (refused by validation until supported).
+    /// TCP: one outbound connection, made again with backoff when it drops.
     Tcp,
 }
 
@@ -211,13 +216,6 @@ impl Gb28181Section {
                     "must be a SIP domain (digits, letters, dots)".into(),
                 ));
             }
-            if p.transport == Transport::Tcp {
-                return Err(at(
-                    &key("transport"),
-                    "transport",
-                    "\"tcp\" is not supported yet; use \"udp\"".into(),
-                ));
-            }
             match (&p.password, &p.password_env) {
                 (Some(_), Some(_)) => {
                     return Err(at(
@@ -312,8 +310,13 @@ charset = "utf-8"
         assert!(e.contains("gb28181.civil_code"), "{e}");
         let e = parse(&GOOD.replace("password = \"12345678\"", "")).unwrap_err();
         assert!(e.contains("password"), "{e}");
-        let e = parse(&GOOD.replace("transport = \"udp\"", "transport = \"tcp\"")).unwrap_err();
-        assert!(e.contains("gb28181.platforms[0].transport"), "{e}");
+        let e = parse(&GOOD.replace("transport = \"udp\"", "transport = \"sctp\"")).unwrap_err();
+        assert!(e.contains("transport"), "{e}");
+        let tcp = parse(&GOOD.replace("transport = \"udp\"", "transport = \"tcp\"")).unwrap();
+        assert_eq!(
+            tcp.gb28181.unwrap().platforms[0].transport,
+            super::Transport::Tcp
+        );
         let e = parse(&GOOD.replace("charset = \"utf-8\"", "charset = \"latin1\"")).unwrap_err();
         assert!(e.contains("charset"), "{e}");
         let e = parse(&format!("{GOOD}\nbogus = 1\n")).unwrap_err();

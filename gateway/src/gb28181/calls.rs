@@ -57,11 +57,12 @@ impl Svc {
         let branch = self.platforms[i].reg.branch();
         let now_s = self.now().as_secs();
         let local = self.local;
+        let tcp = self.platforms[i].reg.config().tcp;
         let bytes = self.platforms[i].subs[k].notify(
             body,
             manscdp::CONTENT_TYPE,
             local,
-            false,
+            tcp,
             &branch,
             now_s,
         );

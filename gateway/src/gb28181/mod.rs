@@ -3,7 +3,8 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `service` | the task: UDP socket, registration + keepalive per platform, answering Catalog/DeviceInfo/DeviceStatus, SUBSCRIBE/NOTIFY, INVITE/ACK/BYE/CANCEL into [`media_api::Media`], status |
+//! | `service` | the task: registration + keepalive per platform, answering Catalog/DeviceInfo/DeviceStatus, SUBSCRIBE/NOTIFY, INVITE/ACK/BYE/CANCEL into [`media_api::Media`], status |
+//! | `transport` (in `service`) | UDP on `listen`, outbound TCP per `transport = "tcp"` platform (reconnect with backoff), inbound TCP |
 //! | [`catalog`] | the tree: township business group → villages → grids → cameras, with ids from `store::gb_ids` |
 //! | `sink` | health transitions and camera events into the task ([`GbSink`]) |
 //! | [`media_api`] | the seam to the media relays (PS over RTP) |

@@ -1,4 +1,4 @@
-//! The GB/T 28181 task: one UDP socket, one registration per platform, the
+//! The GB/T 28181 task: UDP and TCP (`transport`), one registration per platform, the
 //! platform's requests answered (MESSAGE queries, SUBSCRIBE, INVITE/ACK/BYE/
 //! CANCEL), health changes turned into catalog NOTIFYs and alarms. Pure
 //! protocol work is `device_drivers::gb28181`'s; this is the IO around it.
@@ -13,7 +13,6 @@ use device_drivers::gb28181::manscdp::{self, Charset, Root};
 use device_drivers::gb28181::register::{self, Event, Out, RegState, RegisterConfig, Registration};
 use device_drivers::sip::{self, Message, Request};
 use serde::Serialize;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -21,13 +20,16 @@ use tokio_util::sync::CancellationToken;
 use super::catalog::{self, Catalog};
 use super::media_api::{Media, MediaError, RelayInfo};
 use super::sink::Change;
-use crate::base::clock::Clock;
+use crate::base::clock::{Clock, utc_to_ms};
 use crate::base::error::{Error, ErrorKind};
-use crate::config::gb28181::Gb28181Section;
+use crate::cameras::clock_sync::TimeReference;
+use crate::config::gb28181::{Gb28181Section, Transport};
 use crate::store::{Store, fmt_time};
 
 #[path = "calls.rs"]
 mod calls;
+#[path = "transport.rs"]
+mod transport;
 
 /// How often the catalog is rebuilt to notice adoptions and removals.
 const REFRESH: Duration = Duration::from_secs(30);
@@ -41,6 +43,8 @@ pub struct PlatformStatus {
     pub server_id: String,
     /// Its address.
     pub address: String,
+    /// `udp` or `tcp`.
+    pub transport: &'static str,
     /// `idle`, `registering`, `registered`, `rejected`, `unreachable`.
     pub state: &'static str,
     /// The refusal (status and reason) when rejected.
@@ -82,6 +86,8 @@ struct Shared {
     platforms: Mutex<Vec<PlatformStatus>>,
     sizes: Mutex<(usize, usize)>,
     media: Arc<dyn Media>,
+    /// 校时 for the camera clock checks (`time_source = true`).
+    time_ref: Option<Arc<TimeReference>>,
 }
 
 /// A handle on the running service: status for the API and CLI.
@@ -108,6 +114,12 @@ impl Gb {
             relays: self.shared.media.active(),
         }
     }
+
+    /// The platforms' clock (校时) for the camera clock checks, when
+    /// `[gb28181] time_source = true`.
+    pub fn time_reference(&self) -> Option<Arc<TimeReference>> {
+        self.shared.time_ref.clone()
+    }
 }
 
 struct Platform {
@@ -118,6 +130,8 @@ struct Platform {
     subs: Vec<Subscription>,
     /// INVITEs by Call-ID: the request, our tag, answered yet.
     invites: HashMap<String, (Request, String, bool)>,
+    /// UDP: always; TCP: while the connection is up (timers run only then).
+    link_up: bool,
 }
 
 struct Svc {
@@ -125,7 +139,7 @@ struct Svc {
     civil8: String,
     store: Store,
     clock: Arc<dyn Clock>,
-    sock: Arc<UdpSocket>,
+    net: transport::Transport,
     local: SocketAddr,
     shared: Arc<Shared>,
     platforms: Vec<Platform>,
@@ -168,15 +182,7 @@ pub async fn spawn(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(Gb, mpsc::Sender<Change>, tokio::task::JoinHandle<()>), Error> {
-    let sock = UdpSocket::bind(cfg.listen).await.map_err(|e| {
-        Error::new(
-            ErrorKind::Unavailable,
-            format!("gb28181.listen {}: cannot bind: {e}", cfg.listen),
-        )
-    })?;
-    let bound = sock
-        .local_addr()
-        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+    let (mut net, bound) = transport::Transport::bind(cfg.listen).await?;
     let t0 = Instant::now();
     let mut platforms = Vec::new();
     let mut statuses = Vec::new();
@@ -191,7 +197,7 @@ pub async fn spawn(
             domain: p.domain.clone(),
             server: p.address,
             local,
-            tcp: false,
+            tcp: p.transport == Transport::Tcp,
             password,
             expires: p.register_expires_secs,
             keepalive: Duration::from_secs(u64::from(p.keepalive_secs)),
@@ -205,11 +211,19 @@ pub async fn spawn(
             reg: Registration::new(rc, Duration::ZERO),
             subs: Vec::new(),
             invites: HashMap::new(),
+            link_up: p.transport == Transport::Udp,
         });
+        if p.transport == Transport::Tcp {
+            net.connect(i, p.address);
+        }
         statuses.push(PlatformStatus {
             name: p.name.clone(),
             server_id: p.server_id.clone(),
             address: p.address.to_string(),
+            transport: match p.transport {
+                Transport::Udp => "udp",
+                Transport::Tcp => "tcp",
+            },
             state: "idle",
             reason: None,
             registered_at: None,
@@ -226,6 +240,7 @@ pub async fn spawn(
         platforms: Mutex::new(statuses),
         sizes: Mutex::new((0, 0)),
         media,
+        time_ref: cfg.time_source.then(Arc::default),
     });
     let (tx, rx) = mpsc::channel(1024);
     let (invite_tx, invite_rx) = mpsc::channel(64);
@@ -240,7 +255,7 @@ pub async fn spawn(
         cfg,
         store,
         clock,
-        sock: Arc::new(sock),
+        net,
         local,
         shared: shared.clone(),
         platforms,
@@ -265,9 +280,7 @@ impl Svc {
     }
 
     async fn send(&self, to: SocketAddr, bytes: &[u8]) {
-        if let Err(e) = self.sock.send_to(bytes, to).await {
-            tracing::warn!(peer = %to, error = %e, "GB/T 28181: send failed");
-        }
+        self.net.send(to, bytes).await;
     }
 
     async fn run(
@@ -285,6 +298,7 @@ impl Svc {
             let next = self
                 .platforms
                 .iter()
+                .filter(|p| p.link_up)
                 .filter_map(|p| p.reg.next_deadline())
                 .min()
                 .map(|d| self.t0 + d)
@@ -292,10 +306,7 @@ impl Svc {
                 .min(next_refresh);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                r = self.sock.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.datagram(&buf[..n], from).await,
-                    Err(e) => tracing::warn!(error = %e, "GB/T 28181: receive failed"),
-                },
+                m = self.net.recv(&mut buf) => self.inbound(m).await,
                 Some(c) = changes.recv() => self.change(c).await,
                 Some(d) = invites.recv() => self.invite_done(d).await,
                 _ = tokio::time::sleep_until(next) => {
@@ -324,11 +335,13 @@ impl Svc {
         }
         let until = Instant::now() + Duration::from_secs(2);
         while self.platforms.iter().any(|p| p.reg.unregistering()) {
-            let Ok(Ok((n, from))) = tokio::time::timeout_at(until, self.sock.recv_from(buf)).await
-            else {
+            let Ok(m) = tokio::time::timeout_at(until, self.net.recv(buf)).await else {
                 break;
             };
-            if let Ok(Message::Response(r)) = sip::parse(&buf[..n]) {
+            let transport::Inbound::Sip { data, from } = m else {
+                continue;
+            };
+            if let Ok(Message::Response(r)) = sip::parse(&data) {
                 let now = self.now();
                 for i in 0..self.platforms.len() {
                     if self.platforms[i].addr == from {
@@ -341,10 +354,14 @@ impl Svc {
         for i in 0..self.platforms.len() {
             self.update_status(i, |s| s.state = "idle");
         }
+        self.net.close();
         tracing::info!("GB/T 28181 stopped");
     }
 
     async fn tick(&mut self, i: usize) {
+        if !self.platforms[i].link_up {
+            return;
+        }
         let now = self.now();
         let outs = self.platforms[i].reg.on_tick(now);
         self.apply(i, outs).await;
@@ -375,6 +392,12 @@ impl Svc {
                                 .and_then(register::parse_date)
                                 .map(|t| t - now_utc.unix_timestamp());
                             tracing::info!(platform = %name, expires, clock_offset_secs = ?offset, "GB/T 28181 registered");
+                            if let (Some(r), Some(t)) = (
+                                &self.shared.time_ref,
+                                date.as_deref().and_then(register::parse_date),
+                            ) {
+                                r.set(t * 1000 - utc_to_ms(now_utc), &name);
+                            }
                             self.update_status(i, |s| {
                                 s.registered_at = Some(fmt_time(now_utc));
                                 s.clock_offset_secs = offset;

@@ -172,7 +172,10 @@ impl Poller {
                 self.observe(
                     health,
                     Observation::Check(CheckResult::OnvifUp {
-                        clock_offset_ms: reading.offset_ms,
+                        clock_offset_ms: self
+                            .time_ref
+                            .get()
+                            .map_or(reading.offset_ms, |r| r.relative(reading.offset_ms)),
                     }),
                 );
                 true

@@ -54,6 +54,8 @@ mod tests;
 mod tests_blind;
 #[cfg(test)]
 mod tests_changes;
+#[cfg(test)]
+mod tests_time;
 
 pub use target::{Target, target};
 
@@ -114,6 +116,9 @@ pub struct Poller {
     /// Camera-raised conditions (tamper, video loss) from the event loops,
     /// applied before each cycle (`cameras::events::health`).
     conditions: std::sync::OnceLock<Arc<crate::cameras::events::health::Conditions>>,
+    /// A clock other than ours that camera clocks are checked against
+    /// (校时 from a GB/T 28181 platform), when configured.
+    time_ref: std::sync::OnceLock<Arc<crate::cameras::clock_sync::TimeReference>>,
 }
 
 /// How the supervisor (and wakes) reach a camera's task.
@@ -177,6 +182,7 @@ impl Poller {
             checks: Semaphore::new(cfg.concurrency),
             samples: Semaphore::new(cfg.sample_concurrency),
             conditions: std::sync::OnceLock::new(),
+            time_ref: std::sync::OnceLock::new(),
             store,
             cfg,
             th,
@@ -368,6 +374,12 @@ impl Poller {
     /// poller's saves keep a tamper or video loss while it lasts.
     pub fn set_conditions(&self, c: Arc<crate::cameras::events::health::Conditions>) {
         let _ = self.conditions.set(c);
+    }
+
+    /// Makes clock checks measure cameras against `r` (once it has a
+    /// reading) instead of our own clock.
+    pub fn set_time_reference(&self, r: Arc<crate::cameras::clock_sync::TimeReference>) {
+        let _ = self.time_ref.set(r);
     }
 
     fn jitter(d: Duration) -> Duration {

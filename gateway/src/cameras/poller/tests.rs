@@ -66,6 +66,8 @@ pub(super) struct Rig {
     task: tokio::task::JoinHandle<()>,
     /// What the API sends after a login change (`probe_tx`).
     pub(super) probe: mpsc::Sender<String>,
+    /// The poller itself (its setters).
+    pub(super) poller: Arc<Poller>,
     _dir: tempfile::TempDir,
 }
 
@@ -131,7 +133,7 @@ impl Rig {
             Some(probe_tx.clone()),
         );
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(poller.run(shutdown.clone(), wake_rx));
+        let task = tokio::spawn(poller.clone().run(shutdown.clone(), wake_rx));
         Rig {
             cams,
             store,
@@ -140,6 +142,7 @@ impl Rig {
             shutdown,
             task,
             probe: probe_tx,
+            poller,
             _dir: dir,
         }
     }
