@@ -1,20 +1,24 @@
 // Live paging suite: Debian's Chromium (fake microphone playing TONE, a
-// WAV) pages one horn from the push-to-talk control on the broadcasts page
-// (hold to talk) for about 3 s. While it is live, a second tab on the phone
+// WAV) pages one horn, or two with SIP_HORN (a SIP horn), from the
+// push-to-talk control on the broadcasts page (hold to talk) for about 3 s. While it is live, a second tab on the phone
 // page (#paging, toggle mode) tries to page the same horn and must show the busy error
 // naming who is live. Started by tests/tests/browser.rs (test
-// `live_page_from_chromium_plays_on_an_ffmpeg_horn`), which checks the horn
-// (ffmpeg) heard the tone. Never downloads a browser.
+// `live_page_from_chromium_plays_on_ffmpeg_and_baresip_horns`), which
+// checks both horns (ffmpeg, baresip) heard the tone. Never downloads a browser.
 //
 // Env: BASE, USER_NAME, PASS (an operator), TONE (WAV path), HORN (speaker
-// id), ARTIFACTS (screenshot dir). Prints `PAGE <json>` (the page's id,
+// id), SIP_HORN (optional: a second speaker id, paged too), ADMIN_USER and
+// ADMIN_PASS (optional: an admin who then downloads the recording of what
+// aired from the page's audit entry), ARTIFACTS (screenshot dir). Prints `PAGE <json>` (the page's id,
 // frames sent, the ended text).
-import { rmSync } from 'node:fs';
+import { rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BASE, USER, PASS, HORN, ART, profile, step, ctx, page } from './mic.mjs';
 const consoleErrors = [];
 const watch = (p) => { p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); }); p.on('pageerror', (e) => consoleErrors.push(String(e))); };
 watch(page);
+const SIP_HORN = process.env.SIP_HORN || '';
+const ADMIN_USER = process.env.ADMIN_USER || '', ADMIN_PASS = process.env.ADMIN_PASS || '';
 const stateOf = (p) => p.getAttribute('#pg-status', 'data-state');
 let ok = false;
 try {
@@ -32,7 +36,7 @@ try {
   // Target the one horn, township priority, hold to talk (the default):
   // the mouse stays down until the end.
   await page.uncheck('#pg-all');
-  await page.fill('#pg-extra', 'speaker:' + HORN);
+  await page.fill('#pg-extra', ['speaker:' + HORN, ...(SIP_HORN ? ['speaker:' + SIP_HORN] : [])].join(' '));
   await page.selectOption('#pg-priority', 'township');
   if (await page.inputValue('#pg-mode') !== 'hold') throw new Error('hold to talk is not the default');
   await page.hover('#pg-talk');
@@ -41,6 +45,11 @@ try {
   step('live: ' + await page.textContent('#pg-status'));
   await page.waitForSelector(`#pg-horns [data-speaker="${HORN}"][data-state="started"]`, { timeout: 10000 });
   step('the horn is live in the horn list');
+  if (SIP_HORN) {
+    // The SIP horn is called when the page starts: live once it answered.
+    await page.waitForSelector(`#pg-horns [data-speaker="${SIP_HORN}"][data-state="started"]`, { timeout: 15000 });
+    step('the SIP horn answered and is live');
+  }
   const peak = Number(await page.getAttribute('#pg-level', 'data-peak'));
   if (!(peak > 0.05)) throw new Error('level meter shows no sound: ' + peak);
   await page.screenshot({ path: join(ART, 'paging-live.png'), fullPage: true });
@@ -81,6 +90,30 @@ try {
   console.log('PAGE ' + JSON.stringify({ ...info, ended }));
   if (!ended.includes('正常结束')) throw new Error('page did not end normally: ' + ended);
   await page.screenshot({ path: join(ART, 'paging-ended.png'), fullPage: true });
+  if (ADMIN_USER) {
+    // What aired, from the page's audit entry: an admin (who reads the
+    // audit log) downloads the recording by its link; the download is
+    // audited in turn.
+    await page.click('#logout');
+    await page.waitForSelector('#login-user', { timeout: 10000 });
+    await page.fill('#login-user', ADMIN_USER);
+    await page.fill('#login-password', ADMIN_PASS);
+    await page.click('#login-submit');
+    await page.waitForSelector('#nav-audit', { timeout: 10000 });
+    await page.click('#nav-audit');
+    const link = `#audit tr[data-action="paging.end"] a.audit-recording[data-recording="${info.id}"]`;
+    await page.waitForSelector(link, { timeout: 10000 });
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 10000 }), page.click(link)]);
+    const wav = readFileSync(await dl.path());
+    const rec = { id: info.id, file: dl.suggestedFilename(), bytes: wav.length, riff: wav.toString('latin1', 0, 4) };
+    console.log('RECORDING ' + JSON.stringify(rec));
+    if (rec.riff !== 'RIFF' || rec.bytes < 58 + 16000) throw new Error('the recording is not a WAV of at least 2 s: ' + JSON.stringify(rec));
+    step('recording downloaded from the audit entry: ' + rec.bytes + ' bytes');
+    await page.click('#nav-overview').catch(() => {});
+    await page.click('#nav-audit');
+    await page.waitForSelector(`#audit tr[data-action="recording.download"]`, { timeout: 10000 });
+    await page.screenshot({ path: join(ART, 'paging-audit.png'), fullPage: true });
+  }
   // (The 401 of the session check before login is a failed resource, not a script error.)
   const bad = consoleErrors.filter((e) => !/Failed to load resource|EventSource|net::ERR/.test(e));
   if (bad.length) throw new Error('console errors: ' + bad.join(' | '));

@@ -202,8 +202,8 @@ fn signed_emergency_and_cap_warning_reach_real_and_simulated_horns() {
     }
     let ff_port = rtp_port_pair();
     csv.push_str(&format!("ffmpeg-horn,rtp,127.0.0.1:{ff_port},west,pcmu\n"));
-    let sip_port = free_udp_port();
-    let rec = baresip_config(d, sip_port);
+    // baresip on its SIP port (restarted on another one if it does not bind).
+    let (mut bs, sip_port, rec) = start_baresip(d);
     csv.push_str(&format!(
         "baresip-horn,sip,sip:horn@127.0.0.1:{sip_port},west,pcmu\n"
     ));
@@ -305,18 +305,10 @@ geocodes = ["320115"]
     assert_eq!(st, 422, "{body}");
     assert!(body.contains("notes.txt"), "{body}");
 
-    let mut bs = Command::new("baresip")
-        .arg("-f")
-        .arg(d)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn baresip");
     let ff_dir = d.join("ff");
     std::fs::create_dir_all(&ff_dir).expect("mkdir");
     let mut ff = ffmpeg_rtp_receiver(&ff_dir, ff_port, "pcmu", 6);
-    std::thread::sleep(Duration::from_millis(800));
+    wait_udp_bound(ff_port, Duration::from_secs(10));
 
     // The county's signed emergency command.
     let envelope = sign(d, &asset, "em-e2e-1");
@@ -365,6 +357,10 @@ geocodes = ["320115"]
     }
     // ffmpeg recorded the tone; baresip answered and recorded it.
     let _ = ff.wait();
+    // ffmpeg has exited (-t 6): a socket keeps its horn's port open for the
+    // CAP warning below, whose RTP would otherwise be refused (ICMP port
+    // unreachable fails an RTP horn) and the warning end `failed`.
+    let _ff_port = std::net::UdpSocket::bind(("127.0.0.1", ff_port)).expect("ffmpeg's port");
     let (rate, samples) = read_wav_i16(&ff_dir.join("out.wav")).expect("ffmpeg wav");
     let on = tone_share(&samples, 1000.0, rate);
     let off = tone_share(&samples, 400.0, rate);

@@ -519,18 +519,41 @@ listen = "{http}"
 /// Chromium with a fake microphone paging one RTP horn played by ffmpeg:
 /// what the clip and live-paging cases share. The microphone is 10 s of
 /// `hz` at 48 kHz mono (Chromium loops it); the gateway has one operator
-/// `duty` and the horn `horn-1` in village `dongcun`.
+/// `duty` and the horn `horn-1` in village `dongcun`; with `sip`, also the
+/// SIP horn `horn-2` there, an auto-answering baresip
+/// (`tests/src::start_baresip`) that records what it decodes.
 struct MicHornRig {
     dir: tempfile::TempDir,
     ff: std::process::Child,
+    /// baresip and its recordings folder.
+    sip: Option<(std::process::Child, std::path::PathBuf)>,
     gw: std::process::Child,
     http: String,
     tone: std::path::PathBuf,
     password: &'static str,
 }
 
+/// The password of the rig's admin `chief` (reads the audit log).
+const MIC_ADMIN_PW: &str = "browser-Chief-pw";
+
+impl Drop for MicHornRig {
+    fn drop(&mut self) {
+        let _ = self.gw.kill();
+        let _ = self.gw.wait();
+        let _ = self.ff.kill();
+        let _ = self.ff.wait();
+        if let Some((bs, _)) = self.sip.as_mut() {
+            let _ = bs.kill();
+            let _ = bs.wait();
+        }
+    }
+}
+
 impl MicHornRig {
-    fn start(hz: f64, password: &'static str) -> MicHornRig {
+    fn start(hz: f64, password: &'static str, sip: bool) -> MicHornRig {
+        // `tgw` is built (when stale) before any horn waits for a stream:
+        // a build of minutes under a waiting ffmpeg lost the page's audio.
+        let _ = tgw_bin();
         let dir = tempfile::tempdir().expect("tmp");
         let tone = dir.path().join("tone.wav");
         let pcm: Vec<i16> = (0..480_000)
@@ -557,6 +580,16 @@ impl MicHornRig {
         let port = rtp_port_pair();
         let ff = ffmpeg_rtp_receiver(dir.path(), port, "pcmu", 120);
         wait_udp_bound(port, Duration::from_secs(10));
+        let mut horns = format!("horn-1,东村喇叭,rtp,127.0.0.1:{port},dongcun,,\n");
+        let sip = sip.then(|| {
+            let bs_dir = dir.path().join("baresip");
+            std::fs::create_dir_all(&bs_dir).expect("baresip dir");
+            let (bs, sip_port, rec) = start_baresip(&bs_dir);
+            horns.push_str(&format!(
+                "horn-2,东村喇叭2,sip,sip:horn@127.0.0.1:{sip_port},dongcun,,\n"
+            ));
+            (bs, rec)
+        });
         let http = format!("127.0.0.1:{}", free_tcp_port());
         let cfg = format!(
             r#"
@@ -583,12 +616,11 @@ listen = "{http}"
         let cfg_path = dir.path().join("gateway.toml");
         std::fs::write(&cfg_path, cfg).expect("config");
         add_user(&cfg_path, "duty", "operator", password);
+        add_user(&cfg_path, "chief", "admin", MIC_ADMIN_PW);
         let csv_path = dir.path().join("speakers.csv");
         std::fs::write(
             &csv_path,
-            format!(
-                "id,name,kind,address,village,username,password\nhorn-1,东村喇叭,rtp,127.0.0.1:{port},dongcun,,\n"
-            ),
+            format!("id,name,kind,address,village,username,password\n{horns}"),
         )
         .expect("speakers csv");
         let imported = tgw()
@@ -613,6 +645,7 @@ listen = "{http}"
         MicHornRig {
             dir,
             ff,
+            sip,
             gw,
             http,
             tone,
@@ -622,7 +655,7 @@ listen = "{http}"
 
     /// Runs `tests/browser/{script}` against the gateway; its stdout, after
     /// asserting it succeeded (the gateway's log tail if not).
-    fn run_script(&self, script: &str) -> String {
+    fn run_script(&self, script: &str, env: &[(&str, &str)]) -> String {
         let artifacts = workspace().join("target/browser-artifacts");
         let mut node = Command::new("node");
         node.arg(workspace().join("tests/browser").join(script))
@@ -631,7 +664,9 @@ listen = "{http}"
             .env("PASS", self.password)
             .env("TONE", &self.tone)
             .env("HORN", "horn-1")
-            .env("ARTIFACTS", &artifacts);
+            .env("SIP_HORN", if self.sip.is_some() { "horn-2" } else { "" })
+            .env("ARTIFACTS", &artifacts)
+            .envs(env.iter().copied());
         let out = run_with_timeout(node, Duration::from_secs(120));
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -644,6 +679,29 @@ listen = "{http}"
             logs.lines().rev().take(30).collect::<Vec<_>>().join("\n")
         );
         stdout
+    }
+
+    /// The SIP horn's recording (baresip's decoded `…-dec.wav`) once it has
+    /// at least 2 s and baresip has closed it (the call ended); baresip is
+    /// stopped then.
+    fn sip_recording(&mut self) -> (u32, Vec<i16>) {
+        let (bs, rec) = self.sip.as_mut().expect("a rig with a SIP horn");
+        let dump = wait_for(
+            Duration::from_secs(30),
+            "baresip's decoded recording",
+            || {
+                std::fs::read_dir(&*rec)
+                    .ok()?
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+                    .filter(|p| read_wav_i16(p).is_some_and(|(r, s)| s.len() as u32 >= 2 * r))
+            },
+        );
+        wait_stable(&dump);
+        let _ = bs.kill();
+        let _ = bs.wait();
+        read_wav_i16(&dump).expect("baresip's WAV")
     }
 
     /// Waits for the horn to have recorded at least 2 s (`what` names it),
@@ -693,8 +751,8 @@ fn clip_recorded_in_chromium_plays_on_an_ffmpeg_horn() {
     if !browser_prerequisites("clip_recorded_in_chromium_plays_on_an_ffmpeg_horn") {
         return;
     }
-    let rig = MicHornRig::start(700.0, "browser-Rec-pw");
-    let stdout = rig.run_script("record.mjs");
+    let rig = MicHornRig::start(700.0, "browser-Rec-pw", false);
+    let stdout = rig.run_script("record.mjs", &[]);
     let asset: serde_json::Value = stdout
         .lines()
         .find_map(|l| l.strip_prefix("ASSET "))
@@ -714,18 +772,33 @@ fn clip_recorded_in_chromium_plays_on_an_ffmpeg_horn() {
 }
 
 /// Live paging end to end (tests/browser/paging.mjs): Chromium's fake
-/// microphone plays a 600 Hz tone; an operator pages one RTP horn (ffmpeg)
-/// holding the push-to-talk button on the broadcasts page for about 3 s
-/// (AudioWorklet → 20 ms pcm16 frames at 16 kHz over the WebSocket); a
-/// second tab on the phone page paging the same horn meanwhile gets the
-/// busy error naming who is live. The horn records the tone.
+/// microphone plays a 600 Hz tone; an operator pages two real horns, one
+/// RTP horn (ffmpeg) and one SIP horn (baresip, called when the page
+/// starts), holding the push-to-talk button on the broadcasts page for
+/// about 3 s (AudioWorklet → 20 ms pcm16 frames at 16 kHz over the
+/// WebSocket); a second tab on the phone page paging the RTP horn
+/// meanwhile gets the busy error naming who is live. Both horns record the
+/// tone; baresip's call is ended by our BYE when the page ends. An admin
+/// then downloads the recording of what aired from the page's audit entry
+/// (a WAV of at least 2 s) and sees the download audited.
 #[test]
-fn live_page_from_chromium_plays_on_an_ffmpeg_horn() {
-    if !browser_prerequisites("live_page_from_chromium_plays_on_an_ffmpeg_horn") {
+fn live_page_from_chromium_plays_on_ffmpeg_and_baresip_horns() {
+    if !browser_prerequisites("live_page_from_chromium_plays_on_ffmpeg_and_baresip_horns") {
         return;
     }
-    let rig = MicHornRig::start(600.0, "browser-Page-pw");
-    let stdout = rig.run_script("paging.mjs");
+    if !have("baresip") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "baresip missing under CI"
+        );
+        eprintln!("SKIPPED live_page_from_chromium_plays_on_ffmpeg_and_baresip_horns: no baresip");
+        return;
+    }
+    let mut rig = MicHornRig::start(600.0, "browser-Page-pw", true);
+    let stdout = rig.run_script(
+        "paging.mjs",
+        &[("ADMIN_USER", "chief"), ("ADMIN_PASS", MIC_ADMIN_PW)],
+    );
     let page: serde_json::Value = stdout
         .lines()
         .find_map(|l| l.strip_prefix("PAGE "))
@@ -736,12 +809,34 @@ fn live_page_from_chromium_plays_on_an_ffmpeg_horn() {
         "{page}"
     );
     assert!(page["frames"].as_u64().unwrap_or(0) >= 150, "{page}");
-    // The horn heard the page: at least 2 s of it recorded.
+    // The recording of what aired, downloaded from the page's audit entry.
+    let rec: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RECORDING "))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .expect("RECORDING line");
+    assert_eq!(rec["id"], page["id"], "{rec}");
+    assert_eq!(rec["riff"], "RIFF", "{rec}");
+    assert!(rec["bytes"].as_u64().unwrap_or(0) >= 58 + 16_000, "{rec}");
+    // The SIP horn heard the page: at least 2 s of it decoded by baresip.
+    let (rate, samples) = rig.sip_recording();
+    let on = tone_share(&samples, 600.0, rate);
+    let off = tone_share(&samples, 1500.0, rate);
+    eprintln!(
+        "baresip recorded {} samples at {rate} Hz: share {on:.3} at 600 Hz, {off:.3} at 1500 Hz",
+        samples.len()
+    );
+    assert!(
+        on > 0.5 && off < 0.05,
+        "the SIP horn did not hear the 600 Hz page: share {on:.3} at 600 Hz, {off:.3} at 1500 Hz ({} samples)",
+        samples.len()
+    );
+    // The RTP horn heard it: at least 2 s of it recorded.
     let (rate, samples) = rig.horn_recording("the horn to record the page");
     let on = tone_share(&samples, 600.0, rate);
     let off = tone_share(&samples, 1500.0, rate);
     eprintln!(
-        "horn recorded {} samples at {rate} Hz: share {on:.3} at 600 Hz, {off:.3} at 1500 Hz",
+        "ffmpeg recorded {} samples at {rate} Hz: share {on:.3} at 600 Hz, {off:.3} at 1500 Hz",
         samples.len()
     );
     assert!(

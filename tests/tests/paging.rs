@@ -355,6 +355,41 @@ async fn page_reaches_every_horn_and_a_second_page_is_busy() {
     assert!(after["duration_ms"].as_u64().unwrap_or(0) >= 2500, "{e}");
     assert_eq!(after["targets"].as_array().map(Vec::len), Some(n), "{e}");
     assert_eq!(rig.audit("paging.start").len(), 2, "the busy one too");
+
+    // What aired is downloadable from the audit entry: the entry names its
+    // recording, whose link serves the WAV of the tone; the download is
+    // audited in turn.
+    let rec = &e["recording"];
+    assert_eq!(rec["id"], id.as_str(), "{e}");
+    assert_eq!(rec["kind"], "live-page", "{e}");
+    assert_eq!(rec["state"], "done", "{e}");
+    assert!(rec["duration_ms"].as_i64().unwrap_or(0) >= 2500, "{e}");
+    let href = rec["href"].as_str().expect("href");
+    assert_eq!(href, format!("/api/v1/recordings/{id}"));
+    let (status, wav) = get_bytes(&rig.http, href, &rig.admin);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&wav));
+    let pcm = mulaw_wav_samples(&wav).expect("an 8 kHz µ-law WAV");
+    assert!(pcm.len() >= 20_000, "{} samples", pcm.len());
+    let (on, off) = (
+        tone_share(&pcm, 1000.0, 8000),
+        tone_share(&pcm, 400.0, 8000),
+    );
+    assert!(
+        on > 0.8 && off < 0.05,
+        "recording: 1 kHz share {on:.3}, 400 Hz {off:.3}"
+    );
+    let dl = rig.audit("recording.download");
+    assert_eq!(
+        dl.first().map(|d| d["target"].clone()),
+        Some(json!(id)),
+        "{dl:?}"
+    );
+    // The start entry links the same recording.
+    let started = rig.audit("paging.start");
+    assert!(
+        started.iter().any(|s| s["recording"]["id"] == id.as_str()),
+        "{started:?}"
+    );
 }
 
 /// A routine broadcast plays; a live page on the same horns preempts it
@@ -462,6 +497,65 @@ fn cpu_secs(pid: u32) -> f64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// GETs `path` with a bearer token; returns the status and the raw body
+/// (a WAV is not text).
+fn get_bytes(addr: &str, path: &str, token: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let at = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&out[..at]).to_ascii_lowercase();
+    assert!(
+        !head.contains("transfer-encoding: chunked"),
+        "a chunked download: {head}"
+    );
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, out[at + 4..].to_vec())
+}
+
+/// The samples of an 8 kHz mono G.711 µ-law WAV (format 7), or None.
+fn mulaw_wav_samples(b: &[u8]) -> Option<Vec<i16>> {
+    if b.get(0..4)? != b"RIFF" || b.get(8..12)? != b"WAVE" {
+        return None;
+    }
+    let mut off = 12usize;
+    let mut mulaw = false;
+    while off + 8 <= b.len() {
+        let id = &b[off..off + 4];
+        let len = u32::from_le_bytes(b[off + 4..off + 8].try_into().ok()?) as usize;
+        let body = b.get(off + 8..off + 8 + len)?;
+        if id == b"fmt " && body.len() >= 16 {
+            let rate = u32::from_le_bytes(body[4..8].try_into().ok()?);
+            mulaw = u16::from_le_bytes([body[0], body[1]]) == 7 && rate == 8000;
+        } else if id == b"data" {
+            return mulaw.then(|| body.iter().map(|&u| ulaw(u)).collect());
+        }
+        off += 8 + len + (len & 1);
+    }
+    None
+}
+
+/// G.711 µ-law to linear.
+fn ulaw(u: u8) -> i16 {
+    let u = !u;
+    let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+    (if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
 }
 
 /// POSTs a raw body with a bearer token; returns status and body.
