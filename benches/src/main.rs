@@ -11,6 +11,7 @@
 //! cargo run --release -p tgw-benches -- health-steady [--cameras 1000] [--seconds 120]
 //! cargo run --release -p tgw-benches -- mqtt [--messages 200000] [--queued 1000000] [--fsync true]
 //! cargo run --release -p tgw-benches -- horns [--horns 200] [--runs 5]   (issue 5, see horns.rs)
+//! cargo run --release -p tgw-benches -- gb-catalog [--cameras 1000] [--runs 5] [--page-size 20]   (issue 17, see gb_catalog.rs)
 //! cargo run --release -p tgw-benches -- broadcast-schedule|broadcast-emergency|broadcast-preempt|broadcast-year   (issue 7, see broadcast.rs)
 //! ```
 //!
@@ -40,6 +41,7 @@ use tgw::store::Login;
 use tgw::store::secrets::Password;
 
 mod broadcast;
+mod gb_catalog;
 mod horns;
 mod mqtt;
 mod rtsp_health;
@@ -59,6 +61,7 @@ usage: tgw-bench <discovery|inventory|sweep16|all|rtsp-vs-ffprobe|health-sweep|h
   broadcast-schedule: --horns N (200) --runs R (5) --interval S (10) --seconds S (2)
   broadcast-emergency: --horns N (200) --runs R (5) --tts BOOL (true); broadcast-preempt: --horns N --runs R
   broadcast-year: --horns N (500) --runs R (3)
+  gb-catalog: --cameras N (1000) --runs R (5) --page-size P (20)
 
 Run with a release build: cargo run --release -p tgw-benches -- all";
 
@@ -196,6 +199,22 @@ async fn main() {
             );
         }
         match broadcast::main(which, &argv[1..]).await {
+            Ok((line, human)) => emit(&line, &human),
+            Err(e) => {
+                eprintln!("tgw-bench: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    // `gb-catalog` (issue 17) parses its own options: see benches/src/gb_catalog.rs.
+    if argv.first().map(String::as_str) == Some("gb-catalog") {
+        if cfg!(debug_assertions) {
+            eprintln!(
+                "tgw-bench: warning: debug build; figures are only meaningful with --release"
+            );
+        }
+        match gb_catalog::main(&argv[1..]).await {
             Ok((line, human)) => emit(&line, &human),
             Err(e) => {
                 eprintln!("tgw-bench: {e:#}");

@@ -15,8 +15,9 @@ import { places } from './places.js';
 import { trends } from './trends.js';
 import { alarmCue } from './alarms.js';
 import { paging } from './paging.js';
+import { gb28181 } from './gb28181.js';
 
-const VIEWS = { overview, cameras, camera: cameraDetail, inbox, places, trends, speakers, broadcasts, broadcast: broadcastDetail, timetable, alerts, audit, users, paging };
+const VIEWS = { overview, cameras, camera: cameraDetail, inbox, places, trends, speakers, broadcasts, broadcast: broadcastDetail, timetable, alerts, audit, users, paging, gb28181 };
 
 function setLang(l) {
   S.lang = l;
@@ -75,7 +76,7 @@ function connectLive() {
 }
 
 function shell() {
-  const pages = ['overview', 'cameras', 'inbox', 'places', 'trends', 'speakers', 'broadcasts', 'timetable', 'alerts'];
+  const pages = ['overview', 'cameras', 'inbox', 'places', 'trends', 'speakers', 'broadcasts', 'timetable', 'alerts', 'gb28181'];
   if (S.me.role === 'admin') pages.push('audit', 'users');
   const route = (location.hash.slice(1) || 'overview').split('/')[0].split('?')[0];
   const active = (p) => route === p || (route === 'camera' && p === 'cameras') || ((route === 'broadcast' || route === 'paging') && p === 'broadcasts');

@@ -91,7 +91,7 @@ export function fmtTime(s) {
 }
 export const verdictBadge = (v) => h('span', { class: 'v ' + (v || 'unknown'), 'data-verdict': v || 'unknown' }, t(v || 'unknown'));
 export const villageName = (code) => { const v = S.villages.find((x) => x.code === code); return v ? v.name : (code || t('unassigned')); };
-export const gridName = (code) => { for (const v of S.villages) for (const g of v.grids) if (g[0] === code) return g[1]; return code || '—'; };
+export const gridName = (code) => { for (const v of S.villages) for (const g of v.grids.concat(v.micro_grids || [])) if (g[0] === code) return g[1]; return code || '—'; };
 export function toast(msg) { const e = h('div', { class: 'toast', role: 'status' }, msg); document.body.append(e); setTimeout(() => e.remove(), 3500); }
 export function debounce(f, ms) { let id = null; return () => { if (id) return; id = setTimeout(() => { id = null; f(); }, ms); }; }
 export const enc = encodeURIComponent;
@@ -117,5 +117,8 @@ export function villageSelect(id, value, withAll) {
 }
 export function gridSelect(id, village, value) {
   const v = S.villages.find((x) => x.code === village);
-  return h('select', { id }, h('option', { value: '' }, t('grid') + ': —'), (v ? v.grids : []).map((g) => h('option', { value: g[0], selected: g[0] === value }, g[1])));
+  // Each grid, then its micro-grids (微网格) indented under it.
+  const opts = (v ? v.grids : []).flatMap((g) => [h('option', { value: g[0], selected: g[0] === value }, g[1])]
+    .concat((v.micro_grids || []).filter((m) => m[2] === g[0]).map((m) => h('option', { value: m[0], selected: m[0] === value, class: 'micro' }, '\u3000' + m[1]))));
+  return h('select', { id }, h('option', { value: '' }, t('grid') + ': —'), opts);
 }

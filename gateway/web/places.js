@@ -1,4 +1,4 @@
-// Where things are: the township → village → grid → device tree with
+// Where things are: the township → village → grid → micro-grid → device tree with
 // counts and the worst verdict per node, beside an offline map of the
 // township (an SVG of its villages drawn here, no tiles, no network) on
 // which devices are placed by dragging them from the list (or by
@@ -18,11 +18,22 @@ function buildTree(cams, spks) {
   const vOf = (code) => code || '';
   const root = { name: S.me.township || t('township'), kids: new Map(), cams: [], spks: [] };
   const node = (parent, key, name) => { let n = parent.kids.get(key); if (!n) { n = { name, kids: new Map(), cams: [], spks: [] }; parent.kids.set(key, n); } return n; };
-  for (const v of S.villages) { const vn = node(root, v.code, v.name); for (const g of v.grids) node(vn, g[0], g[1]); }
+  // Grid or micro-grid code → the nodes from its village down to it.
+  const chains = new Map();
+  for (const v of S.villages) {
+    const vn = node(root, v.code, v.name);
+    for (const g of v.grids) chains.set(g[0], [vn, node(vn, g[0], g[1])]);
+    for (const m of v.micro_grids || []) {
+      const up = chains.get(m[2]) || [vn];
+      const mn = node(up[up.length - 1], m[0], m[1]);
+      mn.micro = true;
+      chains.set(m[0], up.concat([mn]));
+    }
+  }
   const put = (d, list) => {
-    const vn = node(root, vOf(d.village), villageName(d.village));
-    const gn = d.grid ? node(vn, d.grid, gridName(d.grid)) : vn;
-    for (const n of new Set([root, vn, gn])) n[list].push(d);
+    let chain = d.grid ? chains.get(d.grid) : null;
+    if (!chain) { const vn = node(root, vOf(d.village), villageName(d.village)); chain = d.grid ? [vn, node(vn, d.grid, gridName(d.grid))] : [vn]; }
+    for (const n of new Set([root, ...chain])) n[list].push(d);
   };
   for (const c of cams) put(c, 'cams');
   for (const s of spks) put(s, 'spks');
@@ -33,7 +44,7 @@ function treeView(root) {
   const verdictOf = (c) => (c.health ? c.health.verdict : 'unknown');
   const line = (n) => {
     const w = n.cams.length ? worst(n.cams.map(verdictOf)) : null;
-    return h('span', { class: 'tnode' }, h('strong', {}, n.name), ' ', h('span', { class: 'small muted tcount' }, t('cameras') + ' ' + n.cams.length + ' · ' + t('speakerShort') + ' ' + n.spks.length), ' ', w ? verdictBadge(w) : null);
+    return h('span', { class: 'tnode' }, h('strong', {}, n.name), ' ', n.micro ? h('span', { class: 'small muted tmicro' }, t('micro'), ' ') : null, h('span', { class: 'small muted tcount' }, t('cameras') + ' ' + n.cams.length + ' · ' + t('speakerShort') + ' ' + n.spks.length), ' ', w ? verdictBadge(w) : null);
   };
   const devs = (n, direct) => h('ul', { class: 'tdev' },
     direct.cams.map((c) => h('li', { 'data-id': c.id }, h('a', { href: '#camera/' + enc(c.id) }, deviceLabel(c)), ' ', verdictBadge(verdictOf(c)), c.health && c.health.reasons && c.health.reasons.length ? h('span', { class: 'small' }, ' ' + reasonsText(c.health.reasons)) : null)),
@@ -64,7 +75,9 @@ function drawing() {
     const g = svg('g', { class: 'map-village', 'data-village': v.code },
       svg('rect', { x: x + 6, y: y + 6, width: cw - 12, height: ch - 12, rx: 10, fill: '#fff', stroke: '#9db4cf', 'stroke-width': 2 }),
       svg('text', { x: x + 18, y: y + 30, 'font-size': 18, fill: '#12263f' }, v.name));
-    (v.grids || []).forEach((gr, j) => g.append(svg('text', { x: x + 18, y: y + 52 + j * 16, 'font-size': 12, fill: '#778' }, gr[1])));
+    // Grids, each followed by its micro-grids (indented).
+    const lines = (v.grids || []).flatMap((gr) => [[gr[1], 0]].concat((v.micro_grids || []).filter((m) => m[2] === gr[0]).map((m) => [m[1], 1])));
+    lines.forEach(([name, indent], j) => g.append(svg('text', { x: x + 18 + indent * 14, y: y + 52 + j * 16, 'font-size': indent ? 11 : 12, fill: '#778', class: indent ? 'map-micro' : 'map-grid' }, name)));
     el.append(g);
   });
   return el;

@@ -3,7 +3,8 @@
 // and no raw code in the rendered text; an alarm acknowledged with a note;
 // a camera dragged onto the map stays there after a reload; a user's role
 // edited and the user disabled; the emergency dialog closes on Escape and
-// leaves nothing that blocks clicks. Screenshots of every page (zh-CN) and
+// leaves nothing that blocks clicks; on the GB/T 28181 page a platform's
+// state reads in words and a camera's GB id is edited (a bad one refused). Screenshots of every page (zh-CN) and
 // the overview (English) go to SHOTS (target/browser-artifacts/screenshots, or
 // docs/screenshots/ when the suite is run with TGW_SHOTS=docs/screenshots).
 //
@@ -28,7 +29,7 @@ const RAW = [
   /\b(camera|device|user|broadcast|speaker|alarm|timetable|log_level|credential_group|asset)\.[a-z_]+\b/,
   /\bundefined\b|\bNaN\b|\[object Object\]/,
 ];
-const PAGES = ['overview', 'cameras', 'camera', 'inbox', 'places', 'trends', 'speakers', 'broadcasts', 'timetable', 'alerts', 'audit', 'users'];
+const PAGES = ['overview', 'cameras', 'camera', 'inbox', 'places', 'trends', 'speakers', 'broadcasts', 'timetable', 'alerts', 'gb28181', 'audit', 'users'];
 
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -122,6 +123,27 @@ try {
   await page.waitForFunction(() => document.getElementById('login-test-result')?.textContent === '账号已保存', null, { timeout: 5000 });
   if ((await page.content()).includes('pw-walk') || (await page.inputValue('#login-pw-in')) !== '') throw new Error('password left on the page');
   step('camera login tested (' + verdict + ') and saved write-only');
+
+  // The GB/T 28181 page: the silent platform is listed with its state in
+  // words; a technician's (here admin's) new id for a camera is kept, a
+  // malformed one is refused on the page before it reaches the API.
+  await page.goto(BASE + '/?lang=zh-CN#gb28181');
+  await page.waitForSelector('#gb-platforms tr[data-platform="county"]');
+  const gbState = await page.textContent('#gb-platforms tr[data-platform="county"] .gb-state');
+  if (!/注册中|平台无应答|未注册/.test(gbState)) throw new Error('GB platform state shows: ' + gbState);
+  const gbRow = `#gb-cameras tr[data-id="${camId}"]`;
+  await page.waitForSelector(gbRow);
+  await page.fill(`${gbRow} .gb-id-in`, '3402000000132');
+  await page.click(`${gbRow} .gb-id-save`);
+  await page.waitForSelector('.toast >> text=国标编号须为 20 位数字', { timeout: 5000 });
+  await page.fill(`${gbRow} .gb-id-in`, '34020000001320000077');
+  await page.click(`${gbRow} .gb-id-save`);
+  for (const deadline = Date.now() + 10000; ; await page.waitForTimeout(200)) {
+    const list = (await api('GET', '/api/v1/gb28181/cameras')).body || [];
+    if (list.some((c) => c.id === camId && c.gb_id === '34020000001320000077')) break;
+    if (Date.now() > deadline) throw new Error('GB id not saved: ' + JSON.stringify(list));
+  }
+  step('GB/T 28181 page: platform state in words, camera id edited (bad id refused)');
 
   // The map: drag the second camera from the list onto the map, reload, it stays.
   const moveId = cams[1].id;

@@ -348,7 +348,8 @@ fn add_user(cfg: &std::path::Path, name: &str, role: &str, password: &str) {
 /// auto-adopted into a village and one RTP horn: no missing key or raw
 /// code on any page, an offline alarm acknowledged with a note, a camera
 /// dragged onto the map that stays after a reload, a user edited and
-/// disabled, the emergency dialog closed with Escape. Screenshots of every
+/// disabled, the emergency dialog closed with Escape, a camera's GB/T 28181
+/// id edited on the GB page (a silent platform shown). Screenshots of every
 /// page go to `target/browser-artifacts/screenshots/` (`TGW_SHOTS=docs/screenshots`
 /// refreshes the committed ones).
 #[test]
@@ -399,6 +400,7 @@ fn dashboard_walk_in_chromium() {
             .map(u32::from)
             .unwrap_or(0)
     });
+    let gb_platform = std::net::UdpSocket::bind("127.0.0.1:0").expect("gb platform socket");
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = format!(
         r#"
@@ -440,8 +442,21 @@ password = "pw-walk"
 subnets = ["{cidr}"]
 [http]
 listen = "{http}"
+# The GB/T 28181 page: a platform that never answers (a bound, silent
+# socket), so the page shows it registering, then not answering.
+[gb28181]
+id = "34020000002000000099"
+civil_code = "340200"
+listen = "127.0.0.1:0"
+[[gb28181.platforms]]
+name = "county"
+server_id = "34020000002000000001"
+domain = "3402000000"
+address = "{gb_platform}"
+password = "pw-gb-walk"
 "#,
-        data = dir.path().display()
+        data = dir.path().display(),
+        gb_platform = gb_platform.local_addr().expect("gb platform addr")
     );
     let cfg_path = dir.path().join("gateway.toml");
     std::fs::write(&cfg_path, cfg).expect("config");
@@ -498,6 +513,7 @@ listen = "{http}"
     let _ = gw.wait();
     drop(sim);
     drop(horn);
+    drop(gb_platform);
     eprintln!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -505,7 +521,7 @@ listen = "{http}"
     );
     let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
     assert!(
-        !logs.contains(password) && !logs.contains("pw-walk"),
+        !logs.contains(password) && !logs.contains("pw-walk") && !logs.contains("pw-gb-walk"),
         "a password reached the gateway log"
     );
     let tail: Vec<&str> = logs.lines().rev().take(30).collect();

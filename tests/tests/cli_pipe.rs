@@ -121,3 +121,70 @@ fn every_listing_command_survives_a_closed_pipe() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("Broken pipe"));
     }
 }
+
+/// Progress (`tgw discover`, `tgw backup`) is drawn on a terminal only:
+/// with stdout and stderr pipes, and with `--json`, no escape code comes
+/// out, and `--json` output is plain JSON.
+#[test]
+fn no_progress_codes_in_pipes_or_json() {
+    let port = free_udp_port().to_string();
+    let out = tgw()
+        .args([
+            "discover",
+            "--json",
+            "--no-multicast",
+            "--cidr",
+            "127.77.0.0/30",
+            "--port",
+            &port,
+            "--timeout",
+            "0.2",
+        ])
+        .output()
+        .expect("tgw discover");
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{so}{se}");
+    assert!(
+        !so.contains('\x1b') && !se.contains('\x1b'),
+        "{so:?} {se:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&so).expect("plain JSON on stdout");
+    assert!(v.is_array(), "{v}");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gateway]\nsite = \"p\"\ndata_dir = \"{}\"\n[township]\ncode = \"p\"\nname = \"青山镇\"\n[discovery]\nenabled = false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    let users = tgw()
+        .args(["user", "list", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("tgw user list");
+    assert!(users.status.success(), "the data directory is created");
+    let out = tgw()
+        .args(["backup", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("b.tgwb"))
+        .output()
+        .expect("tgw backup");
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{so}{se}");
+    assert!(so.contains("backup written"), "{so}");
+    assert!(
+        !so.contains('\x1b') && !se.contains('\x1b'),
+        "{so:?} {se:?}"
+    );
+}

@@ -138,6 +138,15 @@ fn platform(http: &str, token: &str) -> Option<serde_json::Value> {
     Some(v["platforms"][0].clone())
 }
 
+/// The value of series `series` (name and labels as exposed) in `/metrics`.
+fn metric(http: &str, token: &str, series: &str) -> Option<f64> {
+    let (status, body) = http_get_as(http, "/metrics", Some(token))?;
+    (status == 200).then_some(())?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn messages(dir: &Path) -> String {
     std::fs::read(dir.join("messages.log"))
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -163,6 +172,15 @@ fn wrong_password_is_rejected_without_retry_storm() {
         platform(&http, &token).filter(|p| p["state"] == "rejected")
     });
     assert!(p["reason"].as_str().unwrap_or("").starts_with("403"), "{p}");
+    // The metrics say the same: one platform rejected, one rejection counted.
+    let m = |s: &str| metric(&http, &token, s);
+    assert_eq!(m(r#"tgw_gb_platforms{state="rejected"}"#), Some(1.0));
+    assert_eq!(m(r#"tgw_gb_platforms{state="registered"}"#), Some(0.0));
+    assert_eq!(
+        m(r#"tgw_gb_registrations_total{result="rejected"}"#),
+        Some(1.0)
+    );
+    assert_eq!(m(r#"tgw_gb_registrations_total{result="ok"}"#), Some(0.0));
     // The log says when it tries again (5 min; the hold itself is the unit
     // test `wrong_password_is_rejected_without_storm` in paused time), and by
     // then exactly the two REGISTERs of the one attempt went out.
@@ -224,6 +242,20 @@ fn registers_keeps_alive_and_answers_catalog() {
         "grid under the village"
     );
     assert!(log_text.contains("encoding=\"GB2312\""));
+    // The metrics (docs/metrics.md): registered, keepalives sent and
+    // answered, the catalog pages counted, no relay, no PS sent.
+    let m = |s: &str| metric(&http, &token, s);
+    assert_eq!(m(r#"tgw_gb_platforms{state="registered"}"#), Some(1.0));
+    assert_eq!(m(r#"tgw_gb_platforms{state="rejected"}"#), Some(0.0));
+    assert!(m(r#"tgw_gb_registrations_total{result="ok"}"#) >= Some(1.0));
+    assert!(m("tgw_gb_keepalives_sent_total") >= Some(1.0));
+    assert!(m("tgw_gb_keepalives_answered_total") >= Some(1.0));
+    assert!(m("tgw_gb_keepalives_sent_total") >= m("tgw_gb_keepalives_answered_total"));
+    assert!(m(r#"tgw_gb_catalog_messages_total{kind="response"}"#) >= Some(2.0));
+    assert_eq!(m("tgw_gb_relays"), Some(0.0));
+    assert_eq!(m("tgw_gb_relays_started_total"), Some(0.0));
+    assert_eq!(m("tgw_gb_ps_bytes_total"), Some(0.0));
+    assert_eq!(m(r#"tgw_gb_relays_failed_total{reason="busy"}"#), Some(0.0));
     // `tgw gb status` asks the same API.
     let out = tgw()
         .args(["gb", "status", "--url", &format!("http://{http}")])

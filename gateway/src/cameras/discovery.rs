@@ -389,7 +389,8 @@ fn auto_adopt(
             .filter(|g| {
                 villages.iter().any(|v| {
                     village.as_ref().is_none_or(|vc| &v.code == vc)
-                        && v.grids.iter().any(|(c, _)| c == g)
+                        && (v.grids.iter().any(|(c, _)| c == g)
+                            || v.micro_grids.iter().any(|(c, _, _)| c == g))
                 })
             });
         store.adopt(id, village.as_deref(), grid.as_deref())?;

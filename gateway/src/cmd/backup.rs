@@ -51,11 +51,13 @@ fn passphrase(yes: bool) -> anyhow::Result<Option<String>> {
 pub fn backup(a: BackupArgs) -> anyhow::Result<()> {
     let cfg = Config::load(&a.config)?;
     let pass = passphrase(a.passphrase_stdin)?;
-    let bytes = crate::store::backup_files::build_archive(
-        &cfg.gateway.data_dir,
-        Some(&a.config),
-        pass.as_deref(),
-    )?;
+    let bytes = super::progress::during("building the archive", false, || {
+        crate::store::backup_files::build_archive(
+            &cfg.gateway.data_dir,
+            Some(&a.config),
+            pass.as_deref(),
+        )
+    })?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

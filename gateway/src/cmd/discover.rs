@@ -72,7 +72,10 @@ pub(super) async fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs_f64(a.timeout),
         ..Default::default()
     };
-    let bar = super::output::spinner("{spinner} probes {pos}/{len} · found {msg} · {elapsed}");
+    let bar = super::progress::spinner(
+        "{spinner} probes {pos}/{len} · found {msg} · {elapsed}",
+        a.json,
+    );
     let b2 = bar.clone();
     let ssdp_opts = device_drivers::ssdp_io::SearchOptions {
         interfaces: opts.interfaces.clone(),

@@ -21,7 +21,8 @@
 //! | `broadcast` | `tgw broadcast keygen\|sign\|verify`: signed emergency commands |
 //! | `camera` | `tgw camera sync-time`: set cameras' clocks |
 //! | `input` | `--config`/`--data-dir` store access, passwords from stdin or the terminal |
-//! | `output` | buffered stdout (a closed pipe is fine), text tables, the progress spinner |
+//! | `output` | buffered stdout (a closed pipe is fine), text tables |
+//! | `progress` | spinners on stderr for long work, drawn only on a terminal and never with `--json` |
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,7 @@ mod gb;
 mod input;
 mod output;
 mod probe;
+mod progress;
 mod reload;
 mod schedule;
 mod schedule_view;

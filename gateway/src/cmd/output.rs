@@ -1,12 +1,7 @@
 //! What commands print: a buffered stdout where a closed pipe (`| head`)
 //! is not an error ([`outln!`], [`out!`], [`emit`]), left-aligned text
-//! tables that count East Asian wide characters as two columns, and the
-//! progress spinner on stderr (hidden when stderr is not a terminal).
-
-use std::io::IsTerminal as _;
-use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressStyle};
+//! tables that count East Asian wide characters as two columns. Progress
+//! on stderr is `progress`'s.
 
 use crate::broadcast::Target;
 
@@ -95,20 +90,6 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// A spinner on stderr with `template` (indicatif syntax), ticking; hidden
-/// when stderr is not a terminal.
-pub(super) fn spinner(template: &str) -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 #[cfg(test)]

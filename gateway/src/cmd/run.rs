@@ -187,6 +187,9 @@ pub async fn run(
     if let Some(u) = &uplink {
         sh.metrics.set_outbox_source(u.outbox_source());
     }
+    if let Some((gb, _)) = &sh.gb {
+        crate::gb28181::metrics::register(&sh.metrics, gb.clone());
+    }
     spawn_disk_watchdog(&mut tasks, &sh);
     spawn_backups(&mut tasks, &sh)?;
 

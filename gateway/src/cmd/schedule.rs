@@ -288,6 +288,11 @@ fn horns_from_csv(path: &Path, cfg: Option<&Config>) -> anyhow::Result<Vec<HornI
                 township
                     .grids
                     .insert(g.code.to_string(), v.code.to_string());
+                for m in &g.micro_grids {
+                    township
+                        .grids
+                        .insert(m.code.to_string(), v.code.to_string());
+                }
             }
         }
         let list = parse_csv(&text, &township).map_err(|errs| {

@@ -205,6 +205,15 @@ impl Config {
                         format!("grid code `{}` is used twice", g.code),
                     ));
                 }
+                for (k, m) in g.micro_grids.iter().enumerate() {
+                    if !grids.insert(m.code.clone()) {
+                        return Err(at(
+                            &format!("township.villages[{i}].grids[{j}].micro_grids[{k}].code"),
+                            &format!("\"{}\"", m.code),
+                            format!("grid or micro-grid code `{}` is used twice", m.code),
+                        ));
+                    }
+                }
             }
         }
         for (i, r) in self.discovery.auto_adopt.iter().enumerate() {

@@ -62,4 +62,20 @@ pub struct GridConfig {
     pub code: Ident,
     /// Display name, e.g. `东村第一网格`. Required.
     pub name: String,
+    /// Micro-grids (微网格) of this grid: the same shape, codes unique
+    /// across grids and micro-grids of the township. Devices are adopted
+    /// into a micro-grid by giving its code as their grid. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub micro_grids: Vec<MicroGridConfig>,
+}
+
+/// `micro_grids = [{ code = "...", name = "..." }]` of a grid.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicroGridConfig {
+    /// Unique code across the township's grids and micro-grids, e.g.
+    /// `dongcun-1-a`. Required.
+    pub code: Ident,
+    /// Display name, e.g. `东村第一网格第一微网格`. Required.
+    pub name: String,
 }

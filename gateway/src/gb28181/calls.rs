@@ -83,6 +83,9 @@ impl Svc {
             self.platforms[i].subs.retain(|s| s.remaining(now_s) > 0);
             for k in 0..self.platforms[i].subs.len() {
                 if self.platforms[i].subs[k].kind == kind {
+                    if kind == SubKind::Catalog {
+                        crate::gb28181::metrics::counters().catalog("notify", 1);
+                    }
                     let body = body_for(self.platforms[i].subs[k].sn, self.platforms[i].charset);
                     self.notify(i, k, body).await;
                 }
@@ -97,10 +100,12 @@ impl Svc {
         }
         let channel = dialog::user_of(&req.uri).unwrap_or_default().to_string();
         let Some(ch) = self.catalog.channels.get(&channel).cloned() else {
+            crate::gb28181::metrics::counters().relay_failed("not_found");
             self.answer(from, &req, 404, None).await;
             return;
         };
         let Some(source) = media_source(&self.store, &ch.device_id, &channel) else {
+            crate::gb28181::metrics::counters().relay_failed("no_source");
             self.answer(from, &req, 500, None).await;
             return;
         };
@@ -128,6 +133,7 @@ impl Svc {
     }
 
     pub(super) async fn invite_done(&mut self, d: InviteDone) {
+        crate::gb28181::metrics::counters().invite_result(&d.result);
         let Some((req, tag, answered)) = self.platforms[d.platform].invites.get_mut(&d.call_id)
         else {
             // Cancelled meanwhile.

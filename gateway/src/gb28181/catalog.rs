@@ -1,7 +1,8 @@
 //! The catalog tree the platform sees: one 业务分组 (business group) for the
-//! township, its villages and their grids as 虚拟组织 (virtual
-//! organisations) with `ParentID` links, and the adopted cameras under their
-//! grid (else village, else the group), each with its status from our health
+//! township, its villages, their grids and the grids' micro-grids (微网格)
+//! as 虚拟组织 (virtual organisations) with `ParentID` links, and the
+//! adopted cameras under their micro-grid or grid (else village, else the
+//! group), each with its status from our health
 //! verdict (degraded counts as ON) and its map position when known.
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ pub struct Channel {
 /// The whole tree, and the cameras by GB id.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    /// Business group, villages, grids, cameras, in that order.
+    /// Business group, villages, grids, micro-grids, cameras, in that order.
     pub items: Vec<CatalogItem>,
     /// Cameras by GB id.
     pub channels: HashMap<String, Channel>,
@@ -69,7 +70,12 @@ pub fn build(store: &Store, civil8: &str) -> Result<Catalog, StoreError> {
     let v_refs: Vec<String> = villages.iter().map(|v| v.code.clone()).collect();
     let g_refs: Vec<String> = villages
         .iter()
-        .flat_map(|v| v.grids.iter().map(|g| g.0.clone()))
+        .flat_map(|v| {
+            v.grids
+                .iter()
+                .map(|g| g.0.clone())
+                .chain(v.micro_grids.iter().map(|m| m.0.clone()))
+        })
         .collect();
     let c_refs: Vec<String> = cameras.iter().map(|c| c.id.clone()).collect();
     let v_ids = store.gb_ids_assign(civil8, GbKind::Village, &v_refs)?;
@@ -118,6 +124,11 @@ pub fn build(store: &Store, civil8: &str) -> Result<Catalog, StoreError> {
             ));
         }
     }
+    for v in &villages {
+        for (code, name, grid) in &v.micro_grids {
+            items.push(org(g_ids[code].clone(), name.clone(), g_ids[grid].clone()));
+        }
+    }
     let mut channels = HashMap::new();
     for c in &cameras {
         let gb = c_ids[&c.id].clone();
@@ -162,8 +173,9 @@ mod tests {
     use super::*;
     use crate::store::testing::{sighting, store};
 
-    /// Villages hang off the group, grids off their village, cameras off
-    /// their grid; a never-polled camera is OFF; ids survive a rebuild.
+    /// Villages hang off the group, grids off their village, micro-grids
+    /// off their grid, cameras off their grid or micro-grid; a never-polled
+    /// camera is OFF; ids survive a rebuild.
     #[test]
     fn tree_links_and_status() {
         let (_d, s) = store();
@@ -196,6 +208,26 @@ mod tests {
                 "grid under its village"
             );
         }
+        // A micro-grid hangs off its grid, and a camera in it off the micro-grid.
+        let mut cfg =
+            crate::config::Config::parse(include_str!("../../../config/gateway.example.toml"), "x")
+                .unwrap();
+        cfg.township.villages.truncate(1);
+        s.sync_township(&cfg.township).unwrap();
+        s.adopt(&a, None, Some("dongcun-1-b")).unwrap();
+        let cat = build(&s, "34020000").unwrap();
+        let grid = cat.items.iter().find(|i| i.name == "东村第一网格").unwrap();
+        let micro = cat
+            .items
+            .iter()
+            .find(|i| i.name == "东村第一网格二组")
+            .unwrap();
+        assert_eq!(micro.kind, ItemKind::VirtualOrg);
+        assert_eq!(micro.parent_id.as_ref(), Some(&grid.device_id));
+        assert_eq!(
+            cat.item_of(&a).unwrap().parent_id.as_ref(),
+            Some(&micro.device_id)
+        );
         let again = build(&s, "34020000").unwrap();
         assert_eq!(again.item_of(&a).unwrap().device_id, cam.device_id);
         assert!(online(Some(&Verdict::Degraded(Default::default()))));

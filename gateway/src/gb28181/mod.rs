@@ -9,10 +9,12 @@
 //! | `sink` | health transitions and camera events into the task ([`GbSink`]) |
 //! | [`media_api`] | the seam to the media relays (PS over RTP) |
 //! | [`media`] | the relays: `Relays` implements `media_api::Media` |
+//! | [`metrics`] | `tgw_gb_*` metrics: counters, and scrape-time gauges of the running service |
 
 pub mod catalog;
 pub mod media;
 pub mod media_api;
+pub mod metrics;
 mod service;
 mod sink;
 

@@ -382,8 +382,12 @@ impl Svc {
         let now_utc = self.clock.now_utc();
         for o in outs {
             match o {
-                Out::Send(b) => self.send(self.platforms[i].addr, &b).await,
+                Out::Send(b) => {
+                    super::metrics::counters().sent(&b);
+                    self.send(self.platforms[i].addr, &b).await;
+                }
                 Out::Event(e) => {
+                    super::metrics::counters().event(&e);
                     let name = self.platforms[i].name.clone();
                     match &e {
                         Event::Registered { expires, date } => {
@@ -594,6 +598,9 @@ impl Svc {
             }
             _ => Vec::new(),
         };
+        if m.cmd_type == "Catalog" {
+            super::metrics::counters().catalog("response", bodies.len() as u64);
+        }
         for b in bodies {
             let (_, bytes) = self.platforms[i].reg.message(b, manscdp::CONTENT_TYPE);
             self.send(self.platforms[i].addr, &bytes).await;

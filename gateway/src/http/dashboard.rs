@@ -35,6 +35,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("audit.js", include_str!("../../web/audit.js"), JS),
     ("users.js", include_str!("../../web/users.js"), JS),
     ("paging.js", include_str!("../../web/paging.js"), JS),
+    ("gb28181.js", include_str!("../../web/gb28181.js"), JS),
     // The live paging AudioWorklet (a module: `script-src` 'self' via default-src).
     (
         "paging-worklet.js",

@@ -234,6 +234,7 @@ pub const ROUTES: &[Route] = &[
     r!(Put "/api/v1/places/{id}", T, "places", "Place a camera or speaker on the map by x/y (0..1) or lon/lat (audited)", put(places::put), body = places::PlaceBody),
     r!(Delete "/api/v1/places/{id}", T, "places", "Take a device off the map (audited)", delete(places::delete), query = &[("kind", "camera (default) | speaker")]),
     r!(Get "/api/v1/gb28181", V, "gb28181", "GB/T 28181 uplink: per platform registration state, last keepalive, catalog size, live relays", get(gb::status)),
+    r!(Get "/api/v1/gb28181/cameras", V, "gb28181", "Every adopted camera with its 20-digit GB/T 28181 id (null until assigned)", get(gb::cameras)),
     r!(Put "/api/v1/gb28181/cameras/{id}", T, "gb28181", "Set a camera's 20-digit GB/T 28181 id (type 131/132, unique; audited)", put(gb::put_camera), body = gb::GbIdBody),
     r!(Get "/api/v1/alarm-acks", V, "cameras", "Acknowledged alarms, newest first", get(alarms::acks), query = &[("limit", "1-1000, default 500")]),
     r!(Post "/api/v1/alarms/{id}/ack", O, "cameras", "Acknowledge a camera's current alarm with a note (audited; the first acknowledgement stands)", post(alarms::ack), body = alarms::AckBody),

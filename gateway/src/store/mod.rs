@@ -208,6 +208,7 @@ impl Store {
         apply_migrations(&mut conn, "dashboard", places::MIGRATIONS)?;
         apply_migrations(&mut conn, "gb28181", gb_ids::MIGRATIONS)?;
         apply_migrations(&mut conn, "recordings", recordings::MIGRATIONS)?;
+        apply_migrations(&mut conn, "micro_grids", villages::MICRO_GRID_MIGRATIONS)?;
         let changes = Arc::new(tokio::sync::watch::Sender::new(
             changes::StoreChanges::default(),
         ));

@@ -1,5 +1,7 @@
-//! The township's places: township, villages and grids, kept in step with
-//! the `[township]` configuration.
+//! The township's places: township, villages, grids and micro-grids
+//! (微网格), kept in step with the `[township]` configuration. A
+//! micro-grid is a `grid` row with a `parent_code` (component
+//! `micro_grids`), so a device's `grid_code` may name either.
 
 use rusqlite::params;
 use serde::Serialize;
@@ -18,7 +20,14 @@ pub struct VillageRow {
     pub kind: String,
     /// (code, name) of each grid.
     pub grids: Vec<(String, String)>,
+    /// (code, name, grid code) of each micro-grid.
+    pub micro_grids: Vec<(String, String, String)>,
 }
+
+/// Migrations of the `micro_grids` component: a grid row with a parent
+/// grid is a micro-grid.
+pub const MICRO_GRID_MIGRATIONS: &[&str] =
+    &["ALTER TABLE grid ADD COLUMN parent_code TEXT REFERENCES grid(code) ON DELETE CASCADE;"];
 
 /// Village codes, and (grid code, village code) pairs.
 pub type PlaceCodes = (Vec<String>, Vec<(String, String)>);
@@ -47,10 +56,20 @@ impl Store {
             for g in &v.grids {
                 tx.execute(
                     "INSERT INTO grid (code, village_code, name) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(code) DO UPDATE SET village_code = excluded.village_code, name = excluded.name",
+                     ON CONFLICT(code) DO UPDATE SET village_code = excluded.village_code, name = excluded.name,
+                       parent_code = NULL",
                     params![g.code.as_str(), v.code.as_str(), g.name],
                 )?;
                 keep_g.push(g.code.0.clone());
+                for m in &g.micro_grids {
+                    tx.execute(
+                        "INSERT INTO grid (code, village_code, name, parent_code) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(code) DO UPDATE SET village_code = excluded.village_code,
+                           name = excluded.name, parent_code = excluded.parent_code",
+                        params![m.code.as_str(), v.code.as_str(), m.name, g.code.as_str()],
+                    )?;
+                    keep_g.push(m.code.0.clone());
+                }
             }
         }
         let kv = serde_json::to_string(&keep_v).unwrap_or_default();
@@ -78,14 +97,23 @@ impl Store {
                     name: r.get(1)?,
                     kind: r.get(2)?,
                     grids: Vec::new(),
+                    micro_grids: Vec::new(),
                 })
             })?
             .collect::<std::result::Result<_, _>>()?;
-        let mut gs =
-            conn.prepare("SELECT code, name FROM grid WHERE village_code = ?1 ORDER BY code")?;
+        let mut gs = conn.prepare(
+            "SELECT code, name FROM grid WHERE village_code = ?1 AND parent_code IS NULL ORDER BY code",
+        )?;
+        let mut ms = conn.prepare(
+            "SELECT code, name, parent_code FROM grid
+             WHERE village_code = ?1 AND parent_code IS NOT NULL ORDER BY parent_code, code",
+        )?;
         for v in &mut out {
             v.grids = gs
                 .query_map([&v.code], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            v.micro_grids = ms
+                .query_map([&v.code], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<std::result::Result<_, _>>()?;
         }
         Ok(out)
@@ -128,5 +156,55 @@ mod tests {
         let d = s.device(&a.id).unwrap().unwrap();
         assert_eq!(d.village, None);
         assert_eq!(d.state, DeviceState::Adopted);
+    }
+
+    /// Micro-grids (the example's `dongcun-1-a`, `dongcun-1-b`) are kept
+    /// apart from grids, take devices like a grid, and go when the
+    /// configuration drops them (their devices stay, unassigned to them).
+    #[test]
+    fn micro_grids_sync_and_take_devices() {
+        let (_d, s) = store();
+        let mut cfg =
+            Config::parse(include_str!("../../../config/gateway.example.toml"), "x").unwrap();
+        s.sync_township(&cfg.township).unwrap();
+        let v = s.villages().unwrap();
+        let dong = v.iter().find(|v| v.code == "dongcun").unwrap();
+        assert!(dong.grids.iter().all(|g| !g.0.starts_with("dongcun-1-")));
+        assert_eq!(
+            dong.micro_grids
+                .iter()
+                .map(|m| (m.0.as_str(), m.2.as_str()))
+                .collect::<Vec<_>>(),
+            [("dongcun-1-a", "dongcun-1"), ("dongcun-1-b", "dongcun-1")]
+        );
+        let a = s
+            .record_sighting(&sighting("urn:uuid:m1", [10, 21, 3, 9]))
+            .unwrap();
+        s.adopt(&a.id, None, Some("dongcun-1-a")).unwrap();
+        let d = s.device(&a.id).unwrap().unwrap();
+        assert_eq!(
+            d.village.as_deref(),
+            Some("dongcun"),
+            "village from the micro-grid"
+        );
+        assert_eq!(d.grid.as_deref(), Some("dongcun-1-a"));
+        assert!(
+            s.adopt(&a.id, Some("xinhe"), Some("dongcun-1-a")).is_err(),
+            "a micro-grid of another village"
+        );
+        for v in &mut cfg.township.villages {
+            for g in &mut v.grids {
+                g.micro_grids.clear();
+            }
+        }
+        s.sync_township(&cfg.township).unwrap();
+        let dong = s
+            .villages()
+            .unwrap()
+            .into_iter()
+            .find(|v| v.code == "dongcun")
+            .unwrap();
+        assert!(dong.micro_grids.is_empty());
+        assert_eq!(s.device(&a.id).unwrap().unwrap().grid, None);
     }
 }

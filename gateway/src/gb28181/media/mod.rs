@@ -195,6 +195,9 @@ impl Relays {
         guard.disarm();
         tokio::spawn(async move {
             let end = job.run().await;
+            if let Some(r) = end.failure() {
+                crate::gb28181::metrics::counters().relay_failed(r);
+            }
             match end {
                 relay::End::Bye => tracing::info!(parent: &span, "relay ended: {end}"),
                 _ => tracing::warn!(parent: &span, "relay ended: {end}"),

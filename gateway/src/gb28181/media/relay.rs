@@ -38,6 +38,19 @@ pub(super) enum End {
     Send(String),
 }
 
+impl End {
+    /// The `tgw_gb_relays_failed_total` reason, `None` for a BYE.
+    pub(super) fn failure(&self) -> Option<&'static str> {
+        match self {
+            End::Bye => None,
+            End::NoAck => Some("no_ack"),
+            End::NoConnection(_) => Some("no_connection"),
+            End::Camera(_) => Some("camera_lost"),
+            End::Send(_) => Some("send"),
+        }
+    }
+}
+
 impl std::fmt::Display for End {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -182,6 +195,9 @@ impl Job {
             .packets
             .fetch_add(packets.len() as u64, Ordering::Relaxed);
         self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        let c = crate::gb28181::metrics::counters();
+        c.ps_packets.inc_by(packets.len() as u64);
+        c.ps_bytes.inc_by(bytes as u64);
         Ok(())
     }
 }
