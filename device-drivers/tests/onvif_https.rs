@@ -3,6 +3,7 @@
 //! error naming the camera, the call and the certificate problem, and
 //! answers GetSystemDateAndTime once the CA is trusted.
 #![cfg(feature = "io")]
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
