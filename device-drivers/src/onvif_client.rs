@@ -213,11 +213,43 @@ impl OnvifError {
     }
 }
 
+/// The TLS client configuration of HTTPS device endpoints, set once at
+/// start by the daemon (system roots plus `http.outbound_ca_file`).
+static DEVICE_TLS: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+
+/// Sets the rustls configuration [`http_client`] uses for `https://`
+/// device URLs (ONVIF over HTTPS, snapshots, event pulls). Only the first
+/// call counts; it returns whether this one did. Without it, an https
+/// device URL is refused as untrusted (no roots).
+pub fn set_tls(config: rustls::ClientConfig) -> bool {
+    DEVICE_TLS.set(config).is_ok()
+}
+
 /// Builds the `reqwest::Client` to share between cameras: HTTP/1.1, no proxy
-/// (cameras are on the LAN), the connect timeout of `opts`.
+/// (cameras are on the LAN), the connect timeout of `opts`; `https://` with
+/// the configuration given to [`set_tls`].
 pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, reqwest::Error> {
+    http_client_with_tls(opts, DEVICE_TLS.get().cloned())
+}
+
+/// [`http_client`] with an explicit TLS configuration (`None`: no trusted
+/// roots, every https endpoint is refused as `UnknownIssuer`).
+pub fn http_client_with_tls(
+    opts: &ClientOptions,
+    tls: Option<rustls::ClientConfig>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let tls = tls.unwrap_or_else(|| {
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+    });
     reqwest::Client::builder()
         .no_proxy()
+        .use_preconfigured_tls(tls)
         .connect_timeout(opts.connect_timeout)
         // Calls to one camera come in bursts (an inventory, a describe cycle)
         // separated by tens of seconds: keep one connection briefly, not one

@@ -135,6 +135,15 @@ impl Node {
         );
     }
 
+    /// The Erlang VM's OS process id (from its pid file), for CPU figures.
+    pub fn os_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Kills the node's whole process group with SIGKILL (no clean
     /// shutdown: connections die with it) and waits for it.
     pub fn kill(&mut self) {

@@ -49,6 +49,14 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig> {
     .with_no_client_auth())
 }
 
+/// Makes HTTPS device endpoints (ONVIF, snapshots, event pulls through
+/// `device_drivers::onvif_client::http_client`) trust the same roots as
+/// [`client`]: the system's plus `extra_ca`. Called once by `tgw run`.
+pub fn install_device_tls(extra_ca: Option<&Path>) -> Result<()> {
+    device_drivers::onvif_client::set_tls(client_config(extra_ca)?);
+    Ok(())
+}
+
 /// A reqwest client for outbound HTTP and HTTPS (no proxy from the
 /// environment) with [`client_config`].
 pub fn client(extra_ca: Option<&Path>) -> Result<reqwest::Client> {

@@ -131,6 +131,13 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
+    // Before any device client is made: https device URLs trust the
+    // system roots plus http.outbound_ca_file.
+    crate::base::https::install_device_tls(
+        cfg.http
+            .as_ref()
+            .and_then(|h| h.outbound_ca_file.as_deref()),
+    )?;
     let prober = Prober::new(cfg.inventory.call_timeout_ms)?;
     let opts = discovery::options(&cfg.discovery)?;
     let (probe_tx, probe_rx) = mpsc::channel::<String>(1024);
