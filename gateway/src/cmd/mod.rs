@@ -141,6 +141,12 @@ enum Cmd {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     private_umask();
+    // `tgw probe` is a one-shot tool (compared with ffprobe and onvif-zeep,
+    // issue 18.5): it skips the full command tree, the config and the
+    // multi-thread runtime (`probe::main`).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "probe") {
+        return probe::main();
+    }
     let cli = Cli::parse();
     init_logging(&cli.cmd);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -207,6 +213,8 @@ async fn dispatch(cmd: Cmd, clock: std::sync::Arc<dyn Clock>) -> anyhow::Result<
         }
         Cmd::Sim(a) => sim::sim(a).await,
         Cmd::Discover(a) => discover::discover(a).await,
+        // Reached only through `Cli` in tests: `main` sends `tgw probe` to
+        // `probe::main`.
         Cmd::Probe(p) => probe::probe_cmd(p).await,
         Cmd::Demo(a) => demo::run(a, clock).await.map(|_| ExitCode::SUCCESS),
         Cmd::Speaker(speaker::SpeakerCmd::Test(a)) => {

@@ -1,10 +1,15 @@
 //! `tgw probe camera|rtsp`: one device's ONVIF inventory, or one RTSP
 //! stream's metadata and a timed sample.
+//!
+//! A one-shot tool that technicians run by hand and scripts run in loops,
+//! compared with ffprobe and onvif-zeep (issue 18.5, BENCHMARKS.md): its
+//! start-up ([`main`]) parses only its own arguments, opens no store, reads
+//! no config, loads no TLS roots and runs on a current-thread runtime.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
 
 use super::output::{emit, out, outln};
 
@@ -60,6 +65,47 @@ pub(super) enum ProbeCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `tgw probe`, parsed on its own (`tgw probe --help` is this command's).
+#[derive(Parser)]
+#[command(
+    name = "tgw probe",
+    bin_name = "tgw probe",
+    version,
+    about = "Probe one device."
+)]
+struct ProbeCli {
+    #[command(subcommand)]
+    cmd: ProbeCmd,
+}
+
+/// Entry point of `tgw probe ...` (called by `cmd::main` before anything
+/// else is set up): its arguments, warnings on stderr, a current-thread
+/// runtime (one device, a handful of sequential calls).
+pub(super) fn main() -> ExitCode {
+    let cli = ProbeCli::parse_from(std::env::args_os().skip(1));
+    crate::base::logging::init(
+        "warn,retina::client::parse=error",
+        crate::base::logging::Format::Plain,
+    );
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            crate::base::logging::say(format_args!("tgw: cannot start the runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(probe_cmd(cli.cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            crate::base::logging::say(format_args!("tgw: {e:#}"));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs `tgw probe camera` or `tgw probe rtsp`.
