@@ -8,6 +8,7 @@
 //! | [`ps`] | MPEG-PS muxer for live video |
 //! | [`sdp`] | the platform's INVITE offer and our answer |
 //! | [`rtp_ps`] | PS over RTP, RFC 4571 framing for TCP |
+//! | [`voice`] | voice broadcast: the Broadcast notify and answer, our audio offer, G.711 RTP in |
 //!
 //! SIP messages themselves are [`crate::sip`]'s (one codec for horns and GB).
 
@@ -17,3 +18,4 @@ pub mod ps;
 pub mod register;
 pub mod rtp_ps;
 pub mod sdp;
+pub mod voice;

@@ -28,6 +28,9 @@ use crate::store::{Store, fmt_time};
 
 #[path = "calls.rs"]
 mod calls;
+#[path = "voice.rs"]
+mod voice;
+pub use voice::VoiceDeps;
 
 /// How often the catalog is rebuilt to notice adoptions and removals.
 const REFRESH: Duration = Duration::from_secs(30);
@@ -82,6 +85,7 @@ struct Shared {
     platforms: Mutex<Vec<PlatformStatus>>,
     sizes: Mutex<(usize, usize)>,
     media: Arc<dyn Media>,
+    voice: voice::Voice,
 }
 
 /// A handle on the running service: status for the API and CLI.
@@ -226,6 +230,7 @@ pub async fn spawn(
         platforms: Mutex::new(statuses),
         sizes: Mutex::new((0, 0)),
         media,
+        voice: voice::Voice::new(shutdown.clone()),
     });
     let (tx, rx) = mpsc::channel(1024);
     let (invite_tx, invite_rx) = mpsc::channel(64);
@@ -434,6 +439,9 @@ impl Svc {
                 return;
             }
         };
+        if self.shared.voice.route(&msg) {
+            return;
+        }
         match msg {
             Message::Response(r) => {
                 let now = self.now();
@@ -568,6 +576,10 @@ impl Svc {
                     &self.local_time(),
                     cs,
                 )]
+            }
+            (Root::Notify, "Broadcast") => {
+                self.broadcast(i, &m).await;
+                Vec::new()
             }
             _ => Vec::new(),
         };
