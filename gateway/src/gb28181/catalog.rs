@@ -79,7 +79,11 @@ pub fn build(store: &Store, civil8: &str) -> Result<Catalog, StoreError> {
     let v_ids = store.gb_ids_assign(civil8, GbKind::Village, &v_refs)?;
     let g_ids = store.gb_ids_assign(civil8, GbKind::Grid, &g_refs)?;
     let c_ids = store.gb_ids_assign(civil8, GbKind::Camera, &c_refs)?;
-    let speakers = store.speaker_rows(None)?;
+    // No speaker table until the speakers component has migrated: no horns.
+    let speakers = store.speaker_rows(None).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "GB/T 28181 catalog: no speakers read");
+        Vec::new()
+    });
     let s_refs: Vec<String> = speakers.iter().map(|s| s.id.clone()).collect();
     let s_ids = store.gb_ids_assign(civil8, GbKind::Speaker, &s_refs)?;
     let group = group_id(civil8);
@@ -246,6 +250,8 @@ mod tests {
     fn speakers_are_voice_channels() {
         use crate::store::speakers::{SpeakerBatch, SpeakerWrite};
         let (_d, s) = store();
+        s.migrate("speakers", crate::store::migrations::SPEAKER_MIGRATIONS)
+            .unwrap();
         let villages = s.villages().unwrap();
         let v = &villages[0];
         let w = SpeakerWrite {
