@@ -9,6 +9,7 @@
 //! | [`sdp`] | the platform's INVITE offer and our answer |
 //! | [`rtp_ps`] | PS over RTP, RFC 4571 framing for TCP |
 //! | [`stream`] | SIP over TCP: messages cut from the stream by `Content-Length`, CRLF pings, size cap |
+//! | [`voice`] | voice broadcast: the Broadcast notify and answer, our audio offer, G.711 RTP in |
 //!
 //! SIP messages themselves are [`crate::sip`]'s (one codec for horns and GB).
 
@@ -19,3 +20,4 @@ pub mod register;
 pub mod rtp_ps;
 pub mod sdp;
 pub mod stream;
+pub mod voice;

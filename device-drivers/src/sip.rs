@@ -629,6 +629,20 @@ pub enum Event {
     Ended,
 }
 
+/// How an INVITE differs from a horn call's (GB/T 28181 voice broadcast:
+/// the device calls the platform): who we are, extra headers, our own SDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteAs {
+    /// Our user part in From and Contact (a channel id).
+    pub from_user: String,
+    /// The host part of From (a SIP domain).
+    pub from_host: String,
+    /// Extra headers of the INVITE (`Subject`).
+    pub headers: Vec<(String, String)>,
+    /// The SDP offer, instead of [`sdp_offer`]'s.
+    pub sdp: String,
+}
+
 /// States of [`InviteClient`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallState {
@@ -662,11 +676,22 @@ pub struct InviteClient {
     remote_target: String,
     last_ack: Option<Vec<u8>>,
     bye: Option<(Vec<u8>, Duration)>,
+    invite_as: Option<InviteAs>,
 }
 
 impl InviteClient {
     /// A new call; returns it and the INVITE to send.
     pub fn new(cfg: CallConfig, now: Duration) -> (InviteClient, Vec<u8>) {
+        InviteClient::new_as(cfg, None, now)
+    }
+
+    /// A new call made as `invite_as` says (identity, headers, offer);
+    /// returns it and the INVITE to send.
+    pub fn new_as(
+        cfg: CallConfig,
+        invite_as: Option<InviteAs>,
+        now: Duration,
+    ) -> (InviteClient, Vec<u8>) {
         let remote_target = format!("sip:{}@{}", cfg.user, cfg.remote);
         let mut c = InviteClient {
             state: CallState::Calling,
@@ -686,6 +711,7 @@ impl InviteClient {
             remote_target,
             last_ack: None,
             bye: None,
+            invite_as,
             cfg,
         };
         c.invite = c.build_invite(None);
@@ -716,14 +742,11 @@ impl InviteClient {
             format!("SIP/2.0/UDP {};branch={branch};rport", self.cfg.local),
         );
         h.push("Max-Forwards", "70");
-        h.push(
-            "From",
-            format!(
-                "<sip:tgw@{}>;tag={}",
-                self.cfg.local.ip(),
-                self.cfg.from_tag
-            ),
-        );
+        let from = match &self.invite_as {
+            Some(a) => format!("<sip:{}@{}>", a.from_user, a.from_host),
+            None => format!("<sip:tgw@{}>", self.cfg.local.ip()),
+        };
+        h.push("From", format!("{from};tag={}", self.cfg.from_tag));
         let to = format!("<sip:{}@{}>", self.cfg.user, self.cfg.remote);
         h.push(
             "To",
@@ -746,21 +769,35 @@ impl InviteClient {
     fn build_invite(&mut self, auth: Option<(&'static str, String)>) -> Request {
         let uri = self.remote_target.clone();
         let mut r = self.base("INVITE", &uri, self.cseq, None);
+        let user = self
+            .invite_as
+            .as_ref()
+            .map_or("tgw", |a| a.from_user.as_str());
         r.headers
-            .push("Contact", format!("<sip:tgw@{}>", self.cfg.local));
+            .push("Contact", format!("<sip:{user}@{}>", self.cfg.local));
         r.headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS");
-        for (k, v) in self
-            .cfg
-            .auto_answer
-            .headers(&self.cfg.remote.ip().to_string())
-        {
-            r.headers.push(k, v);
+        if self.invite_as.is_none() {
+            for (k, v) in self
+                .cfg
+                .auto_answer
+                .headers(&self.cfg.remote.ip().to_string())
+            {
+                r.headers.push(k, v);
+            }
         }
         if let Some((k, v)) = auth {
             r.headers.push(k, v);
         }
         r.headers.push("Content-Type", "application/sdp");
-        r.body = sdp_offer(self.cfg.rtp, &self.cfg.codecs, self.cfg.session_id).into_bytes();
+        r.body = match &self.invite_as {
+            Some(a) => {
+                for (k, v) in &a.headers {
+                    r.headers.push(k, v.clone());
+                }
+                a.sdp.clone().into_bytes()
+            }
+            None => sdp_offer(self.cfg.rtp, &self.cfg.codecs, self.cfg.session_id).into_bytes(),
+        };
         r
     }
 

@@ -168,7 +168,9 @@ pub fn parse(body: &[u8]) -> Result<Manscdp, ManscdpError> {
         .and_then(xml::text)
         .ok_or_else(|| missing("SN"))?;
     let sn = sn_text.parse().map_err(|_| ManscdpError::Sn(sn_text))?;
+    // A Broadcast notify names its voice channel in TargetID, not DeviceID.
     let device_id = xml::child(root, "DeviceID")
+        .or_else(|| xml::child(root, "TargetID").filter(|_| cmd_type == "Broadcast"))
         .and_then(xml::text)
         .ok_or_else(|| missing("DeviceID"))?;
     let mut fields = Vec::new();
@@ -235,6 +237,8 @@ pub enum ItemKind {
     VirtualOrg,
     /// A camera channel (type 131/132).
     Camera,
+    /// A voice output channel (type 137): a horn the platform can broadcast to.
+    VoiceOutput,
 }
 
 /// One catalog entry.
@@ -276,7 +280,7 @@ fn write_item(s: &mut String, it: &CatalogItem) {
         el(s, "Event", e);
     }
     match it.kind {
-        ItemKind::Camera => {
+        ItemKind::Camera | ItemKind::VoiceOutput => {
             el(s, "Manufacturer", it.manufacturer.as_deref().unwrap_or(""));
             el(s, "Model", it.model.as_deref().unwrap_or(""));
             el(s, "Owner", "Owner");

@@ -375,3 +375,50 @@ fn baresip_answer_capture() {
     let bye = req(&c.hangup(Duration::from_secs(1)).unwrap());
     assert_eq!(bye.uri, ack.uri);
 }
+
+/// A call made as a GB/T 28181 channel (voice broadcast): From and Contact
+/// name the channel, the Subject and our own offer are sent, no auto-answer
+/// headers; the platform's 200 is acknowledged and its BYE ends the call.
+#[test]
+fn invite_as_a_gb_channel() {
+    let a = InviteAs {
+        from_user: "34020000001370000001".into(),
+        from_host: "3402000000".into(),
+        headers: vec![("Subject".into(), "p:0,c:0".into())],
+        sdp: "v=0\r\nm=audio 40002 RTP/AVP 8 0\r\na=recvonly\r\n".into(),
+    };
+    let (mut c, bytes) = InviteClient::new_as(cfg(None), Some(a), Duration::ZERO);
+    let inv = req(&bytes);
+    assert!(
+        inv.headers
+            .get("From")
+            .unwrap()
+            .starts_with("<sip:34020000001370000001@3402000000>;tag=ft")
+    );
+    assert!(
+        inv.headers
+            .get("Contact")
+            .unwrap()
+            .contains("34020000001370000001@")
+    );
+    assert_eq!(inv.headers.get("Subject"), Some("p:0,c:0"));
+    assert!(inv.headers.get("Answer-Mode").is_none() && inv.headers.get("Call-Info").is_none());
+    assert!(String::from_utf8_lossy(&inv.body).contains("a=recvonly"));
+    let ev = c.on_message(
+        &answer(&inv, 200, "OK", PCMA_ANSWER, &[]),
+        Duration::from_millis(10),
+    );
+    assert!(
+        matches!(ev.last(), Some(Event::Answered(x)) if x.codec == Codec::Pcma),
+        "{ev:?}"
+    );
+    assert_eq!(sends(&ev)[0].method, "ACK");
+    let mut bye = inv.clone();
+    bye.method = "BYE".into();
+    bye.headers.set("CSeq", "2 BYE");
+    let ev = c.on_message(&Message::Request(bye), Duration::from_millis(20));
+    assert!(
+        matches!(ev.last(), Some(Event::Failed(CallError::HungUp))),
+        "{ev:?}"
+    );
+}

@@ -213,6 +213,9 @@ pub async fn run(
         sh.shutdown.clone(),
     )?;
     let _ = broadcasts_cell.set(bcast.broadcasts.clone());
+    if let Some((gb, _)) = &sh.gb {
+        gb.set_voice(gb_voice(&cfg, &bcast));
+    }
     for h in std::mem::take(&mut bcast.tasks) {
         tasks.spawn(async move {
             let _ = h.await;
@@ -302,6 +305,16 @@ async fn spawn_gb(
         Ok(())
     });
     Ok(Some((gb, Arc::new(crate::gb28181::GbSink(tx)))))
+}
+
+/// Horns as GB/T 28181 voice channels: a platform's broadcasts become live
+/// pages on this runtime, recorded and audited.
+fn gb_voice(cfg: &Config, bcast: &Started) -> crate::gb28181::VoiceDeps {
+    crate::gb28181::VoiceDeps {
+        broadcasts: bcast.broadcasts.clone(),
+        aired: Some(bcast.aired.clone()),
+        audit: cfg.audit.retention(),
+    }
 }
 
 /// The disk-space watchdog of `gateway.data_dir`: its level is shared

@@ -3,7 +3,9 @@
 //! as 虚拟组织 (virtual organisations) with `ParentID` links, and the
 //! adopted cameras under their micro-grid or grid (else village, else the
 //! group), each with its status from our health
-//! verdict (degraded counts as ON) and its map position when known.
+//! verdict (degraded counts as ON) and its map position when known; and
+//! every speaker as a voice output channel (type 137) under its grid (else
+//! village, else the group), which the platform can broadcast to.
 
 use std::collections::HashMap;
 
@@ -31,6 +33,8 @@ pub struct Catalog {
     pub items: Vec<CatalogItem>,
     /// Cameras by GB id.
     pub channels: HashMap<String, Channel>,
+    /// Speakers (voice output channels): GB id → speaker id.
+    pub voice: HashMap<String, String>,
 }
 
 impl Catalog {
@@ -81,6 +85,13 @@ pub fn build(store: &Store, civil8: &str) -> Result<Catalog, StoreError> {
     let v_ids = store.gb_ids_assign(civil8, GbKind::Village, &v_refs)?;
     let g_ids = store.gb_ids_assign(civil8, GbKind::Grid, &g_refs)?;
     let c_ids = store.gb_ids_assign(civil8, GbKind::Camera, &c_refs)?;
+    // No speaker table until the speakers component has migrated: no horns.
+    let speakers = store.speaker_rows(None).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "GB/T 28181 catalog: no speakers read");
+        Vec::new()
+    });
+    let s_refs: Vec<String> = speakers.iter().map(|s| s.id.clone()).collect();
+    let s_ids = store.gb_ids_assign(civil8, GbKind::Speaker, &s_refs)?;
     let group = group_id(civil8);
     let org = |id: String, name: String, parent: String| CatalogItem {
         device_id: id,
@@ -165,7 +176,38 @@ pub fn build(store: &Store, civil8: &str) -> Result<Catalog, StoreError> {
             },
         );
     }
-    Ok(Catalog { items, channels })
+    let mut voice = HashMap::new();
+    for s in &speakers {
+        let gb = s_ids[&s.id].clone();
+        let parent = s
+            .grid
+            .as_ref()
+            .and_then(|g| g_ids.get(g))
+            .or_else(|| s.village.as_ref().and_then(|v| v_ids.get(v)))
+            .cloned()
+            .unwrap_or_else(|| group.clone());
+        items.push(CatalogItem {
+            device_id: gb.clone(),
+            kind: ItemKind::VoiceOutput,
+            name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+            parent_id: Some(parent),
+            civil_code: civil8.to_string(),
+            business_group_id: Some(group.clone()),
+            manufacturer: None,
+            model: Some(s.kind.clone()),
+            address: None,
+            online: true,
+            longitude: None,
+            latitude: None,
+            event: None,
+        });
+        voice.insert(gb, s.id.clone());
+    }
+    Ok(Catalog {
+        items,
+        channels,
+        voice,
+    })
 }
 
 #[cfg(test)]
@@ -232,5 +274,53 @@ mod tests {
         assert_eq!(again.item_of(&a).unwrap().device_id, cam.device_id);
         assert!(online(Some(&Verdict::Degraded(Default::default()))));
         assert!(!online(Some(&Verdict::Offline)));
+    }
+
+    /// Each speaker is a voice output channel (type 137) under its village,
+    /// found by GB id in `voice`; its id survives a rebuild.
+    #[test]
+    fn speakers_are_voice_channels() {
+        use crate::store::speakers::{SpeakerBatch, SpeakerWrite};
+        let (_d, s) = store();
+        s.migrate("speakers", crate::store::migrations::SPEAKER_MIGRATIONS)
+            .unwrap();
+        let villages = s.villages().unwrap();
+        let v = &villages[0];
+        let w = SpeakerWrite {
+            id: "horn-1",
+            name: Some("东口喇叭"),
+            kind: "rtp",
+            address: "127.0.0.1:5004",
+            village: Some(&v.code),
+            grid: None,
+            zone: None,
+            codec: "pcmu",
+            volume: None,
+            username: None,
+            password: None,
+        };
+        s.upsert_speakers(&SpeakerBatch {
+            speakers: vec![w],
+            ..Default::default()
+        })
+        .unwrap();
+        let cat = build(&s, "34020000").unwrap();
+        let (gb, speaker) = cat.voice.iter().next().unwrap();
+        assert_eq!(speaker, "horn-1");
+        assert_eq!(&gb[10..13], "137");
+        let item = cat.items.iter().find(|i| &i.device_id == gb).unwrap();
+        assert_eq!(item.kind, ItemKind::VoiceOutput);
+        assert_eq!(item.name, "东口喇叭");
+        let village = cat.items.iter().find(|i| i.name == v.name).unwrap();
+        assert_eq!(item.parent_id.as_ref(), Some(&village.device_id));
+        assert!(!cat.channels.contains_key(gb), "not a camera");
+        assert_eq!(
+            build(&s, "34020000")
+                .unwrap()
+                .voice
+                .get(gb)
+                .map(String::as_str),
+            Some("horn-1")
+        );
     }
 }

@@ -30,6 +30,9 @@ use crate::store::{Store, fmt_time};
 mod calls;
 #[path = "transport.rs"]
 mod transport;
+#[path = "voice.rs"]
+mod voice;
+pub use voice::VoiceDeps;
 
 /// How often the catalog is rebuilt to notice adoptions and removals.
 const REFRESH: Duration = Duration::from_secs(30);
@@ -88,6 +91,7 @@ struct Shared {
     media: Arc<dyn Media>,
     /// 校时 for the camera clock checks (`time_source = true`).
     time_ref: Option<Arc<TimeReference>>,
+    voice: voice::Voice,
 }
 
 /// A handle on the running service: status for the API and CLI.
@@ -241,6 +245,7 @@ pub async fn spawn(
         sizes: Mutex::new((0, 0)),
         media,
         time_ref: cfg.time_source.then(Arc::default),
+        voice: voice::Voice::new(shutdown.clone()),
     });
     let (tx, rx) = mpsc::channel(1024);
     let (invite_tx, invite_rx) = mpsc::channel(64);
@@ -461,6 +466,9 @@ impl Svc {
                 return;
             }
         };
+        if self.shared.voice.route(&msg) {
+            return;
+        }
         match msg {
             Message::Response(r) => {
                 let now = self.now();
@@ -595,6 +603,10 @@ impl Svc {
                     &self.local_time(),
                     cs,
                 )]
+            }
+            (Root::Notify, "Broadcast") => {
+                self.broadcast(i, &m).await;
+                Vec::new()
             }
             _ => Vec::new(),
         };

@@ -1,7 +1,8 @@
 //! GB/T 28181 ids (component `gb28181`): one 20-digit id per camera, village
-//! and grid, assigned once and kept, so the county platform's tree does not
-//! reshuffle when cameras come and go. An id is civil code (8) + industry
-//! `00` + type (3: 131 camera, 216 virtual organisation) + serial (7).
+//! and grid, and one per speaker (a voice output channel), assigned once and
+//! kept, so the county platform's tree does not reshuffle when cameras come
+//! and go. An id is civil code (8) + industry `00` + type (3: 131 camera,
+//! 137 voice output, 216 virtual organisation) + serial (7).
 
 use std::collections::HashMap;
 
@@ -30,6 +31,8 @@ pub enum GbKind {
     Village,
     /// A grid (virtual organisation, type 216).
     Grid,
+    /// A speaker as a voice output channel (type 137).
+    Speaker,
 }
 
 impl GbKind {
@@ -38,6 +41,7 @@ impl GbKind {
             GbKind::Camera => "camera",
             GbKind::Village => "village",
             GbKind::Grid => "grid",
+            GbKind::Speaker => "speaker",
         }
     }
 
@@ -45,6 +49,7 @@ impl GbKind {
         match self {
             GbKind::Camera => "131",
             GbKind::Village | GbKind::Grid => "216",
+            GbKind::Speaker => "137",
         }
     }
 }
