@@ -69,7 +69,7 @@ type Conns = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
 
 /// The sockets and connections.
 pub(super) struct Transport {
-    udp: UdpSocket,
+    udp: Arc<UdpSocket>,
     /// Open TCP connections by peer address, to their writers.
     conns: Conns,
     /// Platform addresses reached over TCP only.
@@ -98,7 +98,7 @@ impl Transport {
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
         let (tx, rx) = mpsc::channel(1024);
         let t = Transport {
-            udp,
+            udp: Arc::new(udp),
             conns: Arc::default(),
             tcp_peers: HashSet::new(),
             tx,
@@ -131,21 +131,16 @@ impl Transport {
     /// Sends `bytes` to `to`: over its TCP connection when there is one,
     /// dropped when `to` is a TCP platform not connected now, else UDP.
     pub(super) async fn send(&self, to: SocketAddr, bytes: &[u8]) {
-        let conn = lock(&self.conns).get(&to).cloned();
-        match conn {
-            Some(w) => {
-                if let Err(e) = w.try_send(bytes.to_vec()) {
-                    tracing::warn!(peer = %to, error = %e, "GB/T 28181: TCP send queue full or closed; message dropped");
-                }
-            }
-            None if self.tcp_peers.contains(&to) => {
-                tracing::debug!(peer = %to, "GB/T 28181: not connected over TCP; message dropped");
-            }
-            None => {
-                if let Err(e) = self.udp.send_to(bytes, to).await {
-                    tracing::warn!(peer = %to, error = %e, "GB/T 28181: send failed");
-                }
-            }
+        send_via(&self.udp, &self.conns, &self.tcp_peers, to, bytes).await;
+    }
+
+    /// A handle that sends as [`Transport::send`] does, for tasks of their
+    /// own (a voice broadcast call's INVITE, ACK and BYE).
+    pub(super) fn sender(&self) -> Sender {
+        Sender {
+            udp: self.udp.clone(),
+            conns: self.conns.clone(),
+            tcp_peers: Arc::new(self.tcp_peers.clone()),
         }
     }
 
@@ -169,6 +164,46 @@ impl Transport {
 impl Drop for Transport {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// Sends through the service's sockets from another task.
+#[derive(Clone)]
+pub(super) struct Sender {
+    udp: Arc<UdpSocket>,
+    conns: Conns,
+    tcp_peers: Arc<HashSet<SocketAddr>>,
+}
+
+impl Sender {
+    /// As [`Transport::send`].
+    pub(super) async fn send(&self, to: SocketAddr, bytes: &[u8]) {
+        send_via(&self.udp, &self.conns, &self.tcp_peers, to, bytes).await;
+    }
+}
+
+async fn send_via(
+    udp: &UdpSocket,
+    conns: &Conns,
+    tcp_peers: &HashSet<SocketAddr>,
+    to: SocketAddr,
+    bytes: &[u8],
+) {
+    let conn = lock(conns).get(&to).cloned();
+    match conn {
+        Some(w) => {
+            if let Err(e) = w.try_send(bytes.to_vec()) {
+                tracing::warn!(peer = %to, error = %e, "GB/T 28181: TCP send queue full or closed; message dropped");
+            }
+        }
+        None if tcp_peers.contains(&to) => {
+            tracing::debug!(peer = %to, "GB/T 28181: not connected over TCP; message dropped");
+        }
+        None => {
+            if let Err(e) = udp.send_to(bytes, to).await {
+                tracing::warn!(peer = %to, error = %e, "GB/T 28181: send failed");
+            }
+        }
     }
 }
 

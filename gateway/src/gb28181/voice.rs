@@ -105,7 +105,7 @@ struct Call {
     timeout: Duration,
     deps: VoiceDeps,
     store: Store,
-    sip: Arc<UdpSocket>,
+    sip: super::transport::Sender,
     shared: Arc<Shared>,
 }
 
@@ -274,7 +274,7 @@ impl Svc {
             timeout: Duration::from_secs(media.media_setup_timeout_secs),
             deps,
             store: self.store.clone(),
-            sip: self.sock.clone(),
+            sip: self.net.sender(),
             shared: self.shared.clone(),
         }))
     }
@@ -298,9 +298,7 @@ async fn events(
     for e in evs {
         match e {
             Event::Send(b) => {
-                if let Err(err) = c.sip.send_to(&b, c.platform_addr).await {
-                    tracing::warn!(peer = %c.platform_addr, error = %err, "GB/T 28181: send failed");
-                }
+                c.sip.send(c.platform_addr, &b).await;
             }
             Event::Provisional(_) | Event::Ended => {}
             Event::Answered(a) => {
