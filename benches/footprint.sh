@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Footprint bench (issue 18.6): `tgw run` polling 1,000 simulated cameras
-# (`tgw sim`), sampled every $EVERY s for $SECS s after all are adopted and a
-# $WARMUP s warm-up: RSS (steady = median, peak), CPU % of one core, open
-# fds, and RSS growth (mean of the last minute vs the first minute).
+# (`tgw sim`, ONVIF events subscribed) and driving 200 simulated horns with
+# a broadcast every minute (timetable), sampled every $EVERY s for $SECS s
+# after all cameras are polled and a $WARMUP s warm-up: RSS (steady =
+# median, peak), CPU % of one core, open fds, RSS growth (mean of the last
+# minute vs the first minute), broadcasts and horn outcomes in the window.
 #
 #   benches/footprint.sh [TGW_BIN]   (default: target/release/tgw)
 #   CAMERAS=1000 SECS=600 EVERY=5 WARMUP=60 benches/footprint.sh
@@ -10,9 +12,17 @@
 #   cost of events is the difference between the two runs)
 #   HEALTH_EXTRA=$'event_pulls = 1024\nevent_pull_wait_secs = 10'
 #   benches/footprint.sh   (more [health] lines: here back-to-back long polls)
+#   HORNS=0 benches/footprint.sh   (cameras only)
+#   MALLOC_ARENA_MAX=2 benches/footprint.sh   (passed on to `tgw run` only)
 #
-# Loopback only: cameras on 127.41.0.1 upwards, gateway on 127.0.0.1:$PORT.
-# Not yet: the 200 horns with a broadcast a minute of issue 18.6.
+# Horns: a second `tgw sim --cameras 0 --speakers $HORNS` on 127.42.0.1
+# upwards (RTP, SIP and Axis horns in turn), imported with `tgw speakers
+# import`; the timetable (`[broadcast] timetable`) plays a short TTS notice
+# (espeak-ng) on all of them at every minute from 2 minutes after the start
+# to the end of the window (at most 96 minutes: the timetable's limit).
+#
+# Loopback only: cameras on 127.41.0.1 upwards, horns on 127.42.0.1 upwards,
+# gateway on 127.0.0.1:$PORT.
 set -euo pipefail
 ulimit -n 8192 || true   # tgw sim: a TCP listener and a UDP socket per camera
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +32,9 @@ secs=${SECS:-600}
 every=${EVERY:-5}
 warmup=${WARMUP:-60}
 port=${PORT:-18191}
+horns=${HORNS:-200}
+arena=${MALLOC_ARENA_MAX:-}
+unset MALLOC_ARENA_MAX
 dir=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
@@ -31,6 +44,14 @@ trap cleanup EXIT
   --password bench-pw --username admin > "$dir/manifest.json" 2>/dev/null &
 pids+=($!)
 sim=$!
+hsim=
+if [ "$horns" -gt 0 ]; then
+  "$bin" sim --cameras 0 --speakers "$horns" --speaker-kinds rtp,sip,axis \
+    --bind 127.42.0.1 --wsd-port 13713 --no-multicast --password bench-pw \
+    > "$dir/horns.json" 2>/dev/null &
+  pids+=($!)
+  hsim=$!
+fi
 sleep 3
 cat > "$dir/gateway.toml" <<TOML
 [gateway]
@@ -58,6 +79,35 @@ subnets = ["127.41.0.0/16"]
 [http]
 listen = "127.0.0.1:$port"
 TOML
+if [ "$horns" -gt 0 ]; then
+  # The manifest's `uri` per horn → the speaker CSV (docs/speakers.md); no
+  # village (the bench's [township] has none): the timetable targets `all`.
+  { echo "id,name,kind,address,village,grid,zone,codec,volume,ttl,username,password"
+    head -n1 "$dir/horns.json" | jq -r '.devices[] | select(.kind == "speaker") |
+      (.uri | capture("^(?<s>[a-z]+):(//)?((?<u>[^:@]+):(?<p>[^@]*)@)?(?<a>[^?]+)")) as $u |
+      [.id, .id, .speaker_kind,
+       (if .speaker_kind == "sip" then "sip:\($u.u)@\($u.a)" else $u.a end),
+       "", "", "", "pcmu", "80", "", ($u.u // ""), ($u.p // "")] | @csv'
+  } > "$dir/speakers.csv"
+  "$bin" speakers import "$dir/speakers.csv" --config "$dir/gateway.toml" >/dev/null
+  # A broadcast at every minute from 2 minutes on, past the window's end.
+  mins=$(( (secs + warmup + 300) / 60 )); [ "$mins" -gt 96 ] && mins=96
+  at=$(for i in $(seq 2 $(( mins + 1 ))); do printf '"%s",' "$(date -u -d "+$i min" +%H:%M)"; done)
+  cat > "$dir/timetable.toml" <<TT
+timezone = "UTC"
+[[programme]]
+id = "bench"
+items = [ { tts = "bench notice" } ]
+priority = "routine"
+[[schedule]]
+id = "every-minute"
+programme = "bench"
+targets = ["all"]
+at = [${at%,}]
+TT
+  printf '[broadcast]\ntimetable = "%s"\n' "$dir/timetable.toml" >> "$dir/gateway.toml"
+fi
+[ -n "$arena" ] && export MALLOC_ARENA_MAX=$arena
 "$bin" run --config "$dir/gateway.toml" 2>"$dir/gw.log" &
 gw=$!
 pids+=($gw)
@@ -75,6 +125,7 @@ ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 fds() { ls "/proc/$1/fd" | wc -l; }
 out="$dir/samples"
+b0=$(metric 'tgw_broadcasts_finished_total[{]')
 t0=$(date +%s.%N); c0=$(ticks $gw); s0=$(ticks $sim)
 end=$(( $(date +%s) + secs ))
 while [ "$(date +%s)" -lt "$end" ]; do
@@ -83,7 +134,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 t1=$(date +%s.%N); c1=$(ticks $gw); s1=$(ticks $sim)
 checks=$(metric 'tgw_camera_checks_total[{]result="ok"')
-echo "--- $(date -u +%FT%TZ) $(uname -m), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+b1=$(metric 'tgw_broadcasts_finished_total[{]')
+echo "--- $(date -u +%FT%TZ) $(uname -m), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); load $(cut -d' ' -f1-3 /proc/loadavg); MALLOC_ARENA_MAX=${arena:-unset}"
 med=$(awk '{print $2}' "$out" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
 awk -v med_kb="$med" -v wall="$(echo "$t1 - $t0" | bc)" -v cpu="$(( c1 - c0 ))" -v simcpu="$(( s1 - s0 ))" -v tck="$tck" '
   { rss[NR] = $2 / 1024; fd[NR] = $3; if ($2 > peak) peak = $2; if ($3 > fdmax) fdmax = $3; fdsum += $3 }
@@ -99,3 +151,6 @@ awk -v med_kb="$med" -v wall="$(echo "$t1 - $t0" | bc)" -v cpu="$(( c1 - c0 ))" 
   }' "$out"
 echo "ok checks counted: $checks; unchecked now: $(metric tgw_cameras_unchecked)"
 echo "event subscriptions active: $(metric 'tgw_camera_event_subscriptions[{]state="active"'), no-service: $(metric 'tgw_camera_event_subscriptions[{]state="no-service"'); events received: $(metric 'tgw_camera_events_total[{]')"
+if [ "$horns" -gt 0 ]; then
+  echo "horns: $horns; broadcasts ended in the window: $(( b1 - b0 )) (done: $(metric 'tgw_broadcasts_finished_total[{]state="done"') since start); horn outcomes since start: done $(metric 'tgw_broadcast_horn_outcomes_total[{].*outcome="done"'), failed $(metric 'tgw_broadcast_horn_outcomes_total[{].*outcome="failed"'), dropped $(metric 'tgw_broadcast_horn_outcomes_total[{].*outcome="dropped"')"
+fi

@@ -1,6 +1,7 @@
 //! Scripted event cameras for paused-time tests, keyed by device address
 //! host (`10.0.0.n`, as `cameras::fake` adopts them): clock offset, event
-//! service or not, granted time, a pull delay, queued messages, expiry.
+//! service or not, granted time, a pull delay, queued messages, expiry, a
+//! password that refuses other logins.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,8 @@ pub struct Script {
     pub live: u32,
     /// Subscriptions created so far.
     pub created: u32,
+    /// When set, a create with another password is refused (wrong login).
+    pub password: Option<&'static str>,
 }
 
 impl Default for Script {
@@ -51,6 +54,7 @@ impl Default for Script {
             queued: VecDeque::new(),
             live: 0,
             created: 0,
+            password: None,
         }
     }
 }
@@ -197,13 +201,14 @@ impl FakeEvents {
 struct Session {
     fake: Arc<FakeEvents>,
     host: String,
+    password: Option<String>,
 }
 
 impl EventIo for Arc<FakeEvents> {
     fn session(
         &self,
         xaddr: &str,
-        _creds: Option<Credentials>,
+        creds: Option<Credentials>,
         _scope: CredentialScope,
     ) -> Result<Box<dyn EventSession>, OnvifError> {
         let host = url::Url::parse(xaddr)
@@ -213,6 +218,7 @@ impl EventIo for Arc<FakeEvents> {
         Ok(Box::new(Session {
             fake: self.clone(),
             host,
+            password: creds.map(|c| c.password.expose().to_string()),
         }))
     }
 }
@@ -244,6 +250,18 @@ impl EventSession for Session {
         _termination: Duration,
     ) -> BoxFuture<'a, Result<Subscription, OnvifError>> {
         self.fake.log(&self.host, "create");
+        let refused = self.with(|s| {
+            s.password
+                .is_some_and(|p| self.password.as_deref() != Some(p))
+        });
+        if refused {
+            let e = OnvifError {
+                peer: self.host.clone(),
+                operation: "CreatePullPointSubscription",
+                kind: OnvifErrorKind::AuthRejected,
+            };
+            return async move { Err(e) }.boxed();
+        }
         let (now, sub) = self.with(|s| {
             s.created += 1;
             s.live = s.created;

@@ -39,9 +39,11 @@ use device_drivers::onvif_events::{EventKind, Pulled, Renewed, Subscription};
 use futures::future::BoxFuture;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::base::clock::Clock;
+use crate::cameras::poller::{CHANGE_SETTLE, SAFETY_RESCAN};
 use crate::config::CameraAccess;
 use crate::store::Store;
 
@@ -185,7 +187,8 @@ pub struct EventsConfig {
     pub rebuild_after: u32,
     /// Longest wait between attempts after failures.
     pub max_backoff: Duration,
-    /// How often the adopted cameras are listed again.
+    /// How often the adopted cameras are listed again without a store
+    /// change signal (writes by another process).
     pub rescan: Duration,
     /// `[[health.camera_access]]`: where logins may go.
     pub camera_access: Vec<CameraAccess>,
@@ -202,7 +205,7 @@ impl Default for EventsConfig {
             message_limit: 64,
             rebuild_after: 3,
             max_backoff: Duration::from_secs(300),
-            rescan: Duration::from_secs(5),
+            rescan: SAFETY_RESCAN,
             camera_access: Vec::new(),
         }
     }
@@ -253,53 +256,45 @@ impl Events {
 
     /// Runs until `shutdown`: one task per adopted camera with an inventory.
     /// A task that ended (no event service) is started again only when the
-    /// camera's inventory changes.
+    /// camera's inventory changes. Like the poller's supervisor, it waits on
+    /// the store's writes ([`crate::store::changes`]): a device write
+    /// (adoption, removal, inventory) re-reads the adopted ids and inventory
+    /// times after [`CHANGE_SETTLE`]; a login write restarts the loops that
+    /// are failing (a corrected password is tried at once, not after their
+    /// backoff); `cfg.rescan` ([`SAFETY_RESCAN`]) catches writes from
+    /// another process.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tasks: HashMap<String, Running> = HashMap::new();
+        let mut changes = self.store.changes();
+        let mut seen = *changes.borrow_and_update();
+        let mut changes_open = true;
+        let mut settle: Option<Instant> = None;
         let mut tick = tokio::time::interval(self.cfg.rescan);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
-            }
-            // Ids and inventory times only: parsing every inventory each
-            // rescan was most of the events' allocations (BENCHMARKS.md).
-            let wanted: HashMap<String, Option<String>> =
-                match self.store.adopted_camera_inventory_times() {
-                    Ok(d) => d.into_iter().collect(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "listing cameras for events failed");
-                        continue;
+                r = changes.changed(), if changes_open && settle.is_none() => {
+                    match r {
+                        Ok(()) => settle = Some(Instant::now() + CHANGE_SETTLE),
+                        Err(_) => changes_open = false,
                     }
-                };
-            tasks.retain(|id, r| {
-                let keep = wanted.get(id).is_some_and(|at| *at == r.inventory_at);
-                if !keep {
-                    r.handle.abort();
-                    self.metrics.forget(id);
-                }
-                keep
-            });
-            for (id, inventory_at) in wanted {
-                if tasks.contains_key(&id) {
                     continue;
                 }
-                let me = self.clone();
-                let sd = shutdown.child_token();
-                let span = tracing::info_span!("events", device = %id);
-                let id2 = id.clone();
-                let handle = tokio::spawn(tracing::Instrument::instrument(
-                    async move { me.camera(id2, sd).await },
-                    span,
-                ));
-                tasks.insert(
-                    id,
-                    Running {
-                        inventory_at,
-                        handle,
-                    },
-                );
+                _ = tokio::time::sleep_until(settle.unwrap_or_else(Instant::now)), if settle.is_some() => {
+                    settle = None;
+                    let now = *changes.borrow_and_update();
+                    if now.logins != seen.logins {
+                        self.restart_failing(&mut tasks, &shutdown);
+                    }
+                    let devices = now.devices != seen.devices;
+                    seen = now;
+                    if !devices {
+                        continue;
+                    }
+                }
             }
+            self.sync_tasks(&mut tasks, &shutdown);
         }
         // Give the loops a moment to unsubscribe, then stop them.
         let drain = async {
@@ -315,5 +310,74 @@ impl Events {
                 r.handle.abort();
             }
         }
+    }
+
+    /// Starts a loop for each adopted camera without one (or whose
+    /// inventory changed) and stops those of cameras no longer adopted.
+    /// Reads ids and inventory times only: parsing every inventory on each
+    /// scan was most of the events' allocations (BENCHMARKS.md).
+    fn sync_tasks(
+        self: &Arc<Self>,
+        tasks: &mut HashMap<String, Running>,
+        shutdown: &CancellationToken,
+    ) {
+        let wanted: HashMap<String, Option<String>> =
+            match self.store.adopted_camera_inventory_times() {
+                Ok(d) => d.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing cameras for events failed");
+                    return;
+                }
+            };
+        tasks.retain(|id, r| {
+            let keep = wanted.get(id).is_some_and(|at| *at == r.inventory_at);
+            if !keep {
+                r.handle.abort();
+                self.metrics.forget(id);
+            }
+            keep
+        });
+        for (id, inventory_at) in wanted {
+            if tasks.contains_key(&id) {
+                continue;
+            }
+            let handle = self.spawn_camera(id.clone(), shutdown);
+            tasks.insert(
+                id,
+                Running {
+                    inventory_at,
+                    handle,
+                },
+            );
+        }
+    }
+
+    /// Restarts the loops that are failing (after a login change: the new
+    /// login is tried now, not after their backoff).
+    fn restart_failing(
+        self: &Arc<Self>,
+        tasks: &mut HashMap<String, Running>,
+        shutdown: &CancellationToken,
+    ) {
+        for (id, r) in tasks.iter_mut() {
+            if self.metrics.state(id) == Some("failing") {
+                r.handle.abort();
+                r.handle = self.spawn_camera(id.clone(), shutdown);
+            }
+        }
+    }
+
+    fn spawn_camera(
+        self: &Arc<Self>,
+        id: String,
+        shutdown: &CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let sd = shutdown.child_token();
+        let span = tracing::info_span!("events", device = %id);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move { me.camera(id, sd).await },
+            span,
+        ))
     }
 }

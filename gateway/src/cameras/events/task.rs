@@ -59,6 +59,32 @@ pub(super) fn renew_in(
     (granted / 2).max(Duration::from_secs(1))
 }
 
+/// What a loop keeps of its camera's row while subscribed: what events,
+/// health sinks and errors read (id, kind, state, name, address, village,
+/// grid), not its scopes, service addresses, identity strings or
+/// inventory.
+fn slim(d: Device) -> Device {
+    Device {
+        endpoint_ref: None,
+        mac: None,
+        manufacturer: None,
+        model: None,
+        firmware: None,
+        serial: None,
+        xaddrs: Vec::new(),
+        scopes: Vec::new(),
+        via: None,
+        inventory: None,
+        probe_error: None,
+        first_seen: String::new(),
+        last_seen: String::new(),
+        last_bye: None,
+        driver: None,
+        driver_address: None,
+        ..d
+    }
+}
+
 /// Whether the camera no longer knows the subscription (a fault or an HTTP
 /// error to a pull or renew): rebuild at once.
 fn gone(e: &OnvifError) -> bool {
@@ -112,7 +138,7 @@ impl Events {
                 failures = failures.saturating_add(1);
                 continue;
             };
-            let session = match self.io.session(&t.xaddr, t.creds.clone(), t.scope.clone()) {
+            let session = match self.io.session(&t.xaddr, t.creds, t.scope) {
                 Ok(s) => s,
                 Err(e) => {
                     log.error("event session not possible", &e);
@@ -120,13 +146,16 @@ impl Events {
                     continue;
                 }
             };
+            // Held for the subscription's life (one per subscribed camera):
+            // the rest of the target is dropped here.
+            let device = slim(t.device);
             let built = {
                 let Ok(_slot) = self.slots.acquire().await else {
                     return;
                 };
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    r = self.subscribe(&t.device, &*session) => r,
+                    r = self.subscribe(&device, &*session) => r,
                 }
             };
             let (address, mut renew_at) = match built {
@@ -147,7 +176,7 @@ impl Events {
             self.metrics.set_state(&id, "active");
             let pulled_any = self
                 .subscribed(
-                    &t.device,
+                    &device,
                     &*session,
                     &address,
                     &mut renew_at,

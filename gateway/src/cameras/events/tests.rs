@@ -16,6 +16,7 @@ use crate::base::clock::{Clock, TokioClock};
 use crate::base::metrics::Metrics;
 use crate::cameras::fake;
 use crate::cameras::poller::HealthSink;
+use crate::store::secrets::Password;
 use crate::store::{Device, Store};
 use tgw_core::health::{Health, Reason, Thresholds, Transition, Verdict};
 
@@ -387,6 +388,74 @@ async fn inventory_change_resubscribes_and_removal_stops() {
         pulls,
         "no pulls after removal"
     );
+    w.shutdown.cancel();
+}
+
+/// The supervisor waits on the store's writes, not on its rescan: a camera
+/// adopted while the loops run is subscribed at once, one removed is no
+/// longer pulled at once, and a corrected login is tried at once by a camera
+/// whose loop is failing (backing off for minutes).
+#[tokio::test(start_paused = true)]
+async fn store_writes_are_seen_at_once_not_at_the_rescan() {
+    let w = world(EventsConfig::default());
+    assert!(
+        w.events.cfg.rescan >= 60 * SEC,
+        "the rescan is a safety net"
+    );
+    let first = fake::adopted(&w.store, 1);
+    for n in 1..=2 {
+        w.fake.set(n, Script::default());
+    }
+    w.fake.set(
+        3,
+        Script {
+            password: Some("right"),
+            ..Script::default()
+        },
+    );
+    w.start();
+    until("camera 1 subscribed", || w.fake.created(1) == 1).await;
+    tokio::time::sleep(2 * SEC).await;
+    let t = Instant::now();
+    fake::adopted(&w.store, 2);
+    until("camera 2 subscribed", || w.fake.created(2) == 1).await;
+    assert!(
+        t.elapsed() < 2 * SEC,
+        "adoption seen after {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    w.store.ignore(&first).expect("no longer adopted");
+    until("camera 1 forgotten", || w.metrics.state(&first).is_none()).await;
+    assert!(
+        t.elapsed() < 2 * SEC,
+        "removal seen after {:?}",
+        t.elapsed()
+    );
+    let pulls = w.fake.calls(1, "pull").len();
+    tokio::time::sleep(120 * SEC).await;
+    assert_eq!(w.fake.calls(1, "pull").len(), pulls, "pulled after removal");
+    // Camera 3 refuses the stored login ("secret"): its loop backs off
+    // longer and longer (2 s, 4 s, … 64 s after the 6th refusal).
+    let third = fake::adopted(&w.store, 3);
+    until("refused 6 times", || w.fake.calls(3, "create").len() >= 6).await;
+    assert_eq!(w.metrics.state(&third), Some("failing"));
+    tokio::time::sleep(SEC).await;
+    let t = Instant::now();
+    w.store
+        .set_device_login(&third, "admin", &Password::new("right"))
+        .expect("login");
+    until("camera 3 subscribed", || w.fake.created(3) == 1).await;
+    assert!(
+        t.elapsed() < 2 * SEC,
+        "new login tried after {:?}",
+        t.elapsed()
+    );
+    until("camera 3 active", || {
+        w.metrics.state(&third) == Some("active")
+    })
+    .await;
+    assert_eq!(w.fake.created(2), 1, "a working camera is not resubscribed");
     w.shutdown.cancel();
 }
 
