@@ -245,6 +245,27 @@ pub async fn run(
 
     // The store, HTTP and the uplink (its outbox; the broker may still be
     // unreachable) are up: tell systemd, then keep its watchdog fed.
+    let notifier = notify_ready(&mut tasks, &sh);
+    sh.shutdown.cancelled().await;
+    notifier.notify("STOPPING=1");
+    // Give tasks a moment to stop on the token, then abort the rest.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop within 5 s; aborting them");
+    }
+    // Flush the outbox writer and say goodbye on the status topic.
+    if let Some(u) = uplink {
+        u.join().await;
+    }
+    Ok(())
+}
+
+/// Tells systemd READY=1 and, when it asks for a watchdog, pings it from a
+/// task until shutdown.
+fn notify_ready(tasks: &mut Tasks, sh: &Shared) -> crate::base::notify::Notifier {
     let notifier = crate::base::notify::Notifier::from_env();
     notifier.notify("READY=1");
     if let Some(every) = notifier.watchdog_every() {
@@ -263,21 +284,7 @@ pub async fn run(
             Ok(())
         });
     }
-    sh.shutdown.cancelled().await;
-    notifier.notify("STOPPING=1");
-    // Give tasks a moment to stop on the token, then abort the rest.
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!("some tasks did not stop within 5 s; aborting them");
-    }
-    // Flush the outbox writer and say goodbye on the status topic.
-    if let Some(u) = uplink {
-        u.join().await;
-    }
-    Ok(())
+    notifier
 }
 
 /// The GB/T 28181 uplink to video platforms, when `[gb28181]` is configured:
