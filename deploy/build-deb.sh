@@ -19,9 +19,9 @@ install -d -m 0755 "$stage/DEBIAN" "$stage/usr/bin" "$stage/lib/systemd/system" 
 install -m 0755 "$bin" "$stage/usr/bin/tgw"
 strip --strip-all "$stage/usr/bin/tgw"
 install -m 0644 "$here/tgw.service" "$stage/lib/systemd/system/tgw.service"
-install -m 0640 "$top/config/gateway.example.toml" "$stage/etc/tgw/gateway.toml"
+install -m 0640 "$here/debian/gateway.toml" "$stage/etc/tgw/gateway.toml"
 install -m 0644 "$top/docs/deploy.md" "$stage/usr/share/doc/tgw/deploy.md"
-install -m 0644 "$top/config/timetable.example.toml" "$top/config/speakers.example.csv" \
+install -m 0644 "$top/config/gateway.example.toml" "$top/config/timetable.example.toml" "$top/config/speakers.example.csv" \
   "$here/prometheus/tgw-rules.yml" "$here/grafana/tgw-township.json" \
   "$stage/usr/share/doc/tgw/examples/"
 printf 'Township Gateway\nLicense: MIT OR Apache-2.0\n' > "$stage/usr/share/doc/tgw/copyright"

@@ -107,9 +107,14 @@ step "dpkg -i $(basename "$deb")"
 ct sh -c 'cat > /root/tgw.deb' < "$deb" || fail "copying the package in"
 ct dpkg -i /root/tgw.deb > "$work/dpkg-install.log" 2>&1 || { cat "$work/dpkg-install.log" >&2; fail "dpkg -i"; }
 ct journalctl -u tgw --no-pager -o cat > "$work/install-journal.log" 2>&1
-# postinst starts the service with the shipped example configuration; it
-# may refuse (the example names credentials in environment variables).
-echo "first start with the example config: $(ct systemctl show -P ActiveState tgw); $(grep '^tgw: ' "$work/install-journal.log" | tail -n1)"
+# postinst starts the service with the shipped configuration
+# (deploy/debian/gateway.toml): it must come up as it is, HTTPS on 8443.
+shipped_up() { [ "$(ct systemctl show -P ActiveState tgw)" = active ]; }
+until_ok 30 shipped_up || { cat "$work/install-journal.log" >&2; fail "the shipped configuration did not start: $(ct systemctl show -P ActiveState tgw)"; }
+code=""
+shipped_https() { code=$(ct curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:8443/healthz 2>/dev/null); [ "$code" = 200 ]; }
+until_ok 30 shipped_https || fail "the shipped configuration serves no https://127.0.0.1:8443/healthz (last: $code)"
+echo "first start with the shipped config: active, https://127.0.0.1:8443/healthz 200"
 ct getent passwd tgw >/dev/null || fail "postinst made no user tgw"
 [ "$(ct stat -c '%a %U' /var/lib/tgw)" = "700 tgw" ] || fail "/var/lib/tgw is $(ct stat -c '%a %U' /var/lib/tgw)"
 [ "$(ct stat -c '%a %U:%G' /etc/tgw/gateway.toml)" = "640 root:tgw" ] || fail "gateway.toml mode"

@@ -265,6 +265,7 @@ fn debian_package_builds_and_its_scripts_install_upgrade_and_purge() {
         "./lib/systemd/system/tgw.service",
         "-rw-r----- root/root",
         "./etc/tgw/gateway.toml",
+        "./usr/share/doc/tgw/examples/gateway.example.toml",
     ] {
         assert!(list.contains(want), "{want} missing in\n{list}");
     }
