@@ -13,6 +13,7 @@
 //! cargo run --release -p tgw-benches -- horns [--horns 200] [--runs 5]   (issue 5, see horns.rs)
 //! cargo run --release -p tgw-benches -- gb-catalog [--cameras 1000] [--runs 5] [--page-size 20]   (issue 17, see gb_catalog.rs)
 //! cargo run --release -p tgw-benches -- broadcast-schedule|broadcast-emergency|broadcast-preempt|broadcast-year   (issue 7, see broadcast.rs)
+//! cargo run --release -p tgw-benches --features count-allocations -- allocs [--cameras 20] [--seconds 10]   (issue 18.3, see allocs.rs)
 //! ```
 //!
 //! The issue-3 benches are in [`rtsp_health`]; `rtsp-vs-ffprobe` and
@@ -40,6 +41,8 @@ use tgw::cameras::inventory::Prober;
 use tgw::store::Login;
 use tgw::store::secrets::Password;
 
+#[cfg(feature = "count-allocations")]
+mod allocs;
 mod broadcast;
 mod gb_catalog;
 mod horns;
@@ -62,6 +65,7 @@ usage: tgw-bench <discovery|inventory|sweep16|all|rtsp-vs-ffprobe|health-sweep|h
   broadcast-emergency: --horns N (200) --runs R (5) --tts BOOL (true); broadcast-preempt: --horns N --runs R
   broadcast-year: --horns N (500) --runs R (3)
   gb-catalog: --cameras N (1000) --runs R (5) --page-size P (20)
+  allocs: --cameras N (20) --seconds S (10); needs --features count-allocations
 
 Run with a release build: cargo run --release -p tgw-benches -- all";
 
@@ -215,6 +219,28 @@ async fn main() {
             );
         }
         match gb_catalog::main(&argv[1..]).await {
+            Ok((line, human)) => emit(&line, &human),
+            Err(e) => {
+                eprintln!("tgw-bench: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    // `allocs` (issue 18.3) parses its own options: see benches/src/allocs.rs.
+    if argv.first().map(String::as_str) == Some("allocs") {
+        if cfg!(debug_assertions) {
+            eprintln!(
+                "tgw-bench: warning: debug build; figures are only meaningful with --release"
+            );
+        }
+        #[cfg(feature = "count-allocations")]
+        let r = allocs::main(&argv[1..]).await;
+        #[cfg(not(feature = "count-allocations"))]
+        let r: anyhow::Result<(Value, String)> = Err(anyhow::anyhow!(
+            "allocs needs the counting allocator: cargo run --release -p tgw-benches --features count-allocations -- allocs"
+        ));
+        match r {
             Ok((line, human)) => emit(&line, &human),
             Err(e) => {
                 eprintln!("tgw-bench: {e:#}");

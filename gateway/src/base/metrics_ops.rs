@@ -371,7 +371,7 @@ impl BroadcastFamilies {
     pub fn speaker_test(&self, result: &str) {
         self.speaker_tests
             .get_or_create(&super::metrics::ResultLabel {
-                result: result.into(),
+                result: result.to_string().into(),
             })
             .inc();
     }

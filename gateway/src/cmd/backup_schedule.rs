@@ -339,7 +339,9 @@ mod tests {
         fn runs(&self, r: &str) -> u64 {
             self.metrics
                 .runs
-                .get_or_create(&ResultLabel { result: r.into() })
+                .get_or_create(&ResultLabel {
+                    result: r.to_string().into(),
+                })
                 .get()
         }
     }

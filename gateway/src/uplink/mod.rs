@@ -274,6 +274,18 @@ impl Publisher {
         self.device(id, topics::camera_state(id), Class::State, true, body);
     }
 
+    /// [`camera_state`](Self::camera_state) with a body already written as
+    /// JSON text (`centre::state_text`: an object without envelope keys),
+    /// so the check path builds no `Value`.
+    pub fn camera_state_text(&self, id: &str, body: String) {
+        if self.inner.is_none() || !self.valid_device(id) {
+            return;
+        }
+        let topic = topics::camera_state(id);
+        let key = Some(topic.clone());
+        self.offer_text(topic, Class::State, true, key, body);
+    }
+
     /// `camera/{id}/meta`: retained, class metadata, coalesced per camera.
     pub fn camera_meta(&self, id: &str, body: Value) {
         self.device(id, topics::camera_meta(id), Class::Metadata, true, body);
@@ -337,15 +349,23 @@ impl Publisher {
     }
 
     fn device(&self, id: &str, topic: String, class: Class, retain: bool, body: Value) {
-        if !topics::valid_level(id) {
-            if let Some(i) = &self.inner {
-                i.metrics.rejected_invalid.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(device = %id.escape_debug(), "device id cannot be an MQTT topic level; message dropped");
-            }
+        if !self.valid_device(id) {
             return;
         }
         let key = retain.then(|| topic.clone());
         self.offer(topic, class, retain, key, body);
+    }
+
+    /// Whether `id` can be a topic level (counted and logged when not).
+    fn valid_device(&self, id: &str) -> bool {
+        if topics::valid_level(id) {
+            return true;
+        }
+        if let Some(i) = &self.inner {
+            i.metrics.rejected_invalid.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(device = %id.escape_debug(), "device id cannot be an MQTT topic level; message dropped");
+        }
+        false
     }
 
     fn offer(&self, topic: String, class: Class, retain: bool, key: Option<String>, body: Value) {
@@ -362,6 +382,20 @@ impl Publisher {
             obj.remove(*k);
         }
         let body = Value::Object(obj).to_string();
+        self.offer_text(topic, class, retain, key, body);
+    }
+
+    /// Queues `body` (a JSON object's text without envelope keys) for the
+    /// outbox writer: refused when too large or when the writer is behind.
+    fn offer_text(
+        &self,
+        topic: String,
+        class: Class,
+        retain: bool,
+        key: Option<String>,
+        body: String,
+    ) {
+        let Some(inner) = &self.inner else { return };
         if body.len() + topic.len() + 256 > inner.max_body {
             inner
                 .metrics
@@ -635,6 +669,32 @@ mod tests {
         assert_eq!(got.ts, "2026-07-15T01:00:00.123Z");
         let s = m.snapshot();
         assert_eq!((s.rejected_channel, s.rejected_invalid), (1, 3));
+    }
+
+    /// A state body given as text goes where `camera_state` puts one
+    /// (topic, coalescing key, retained, class state) and is refused alike
+    /// for a bad id or a body over the packet limit.
+    #[test]
+    fn camera_state_text_is_camera_state() {
+        Publisher::disabled().camera_state_text("c", "{}".into()); // no-op
+        let (tx, mut rx) = mpsc::channel(4);
+        let m = Arc::new(Metrics::default());
+        let clock = Arc::new(crate::base::clock::ManualClock::at(1_784_077_200_123));
+        let p = Publisher::new(tx, m.clone(), 4096, clock);
+        p.camera_state_text("cam-1", "{\"verdict\":\"ok\"}".into());
+        p.camera_state("cam-1", serde_json::json!({"verdict": "ok"}));
+        p.camera_state_text("a/b", "{}".into());
+        p.camera_state_text("cam-1", format!("{{\"big\":\"{}\"}}", "x".repeat(5000)));
+        let text = rx.try_recv().unwrap();
+        let value = rx.try_recv().unwrap();
+        assert!(rx.try_recv().is_err());
+        for got in [&text, &value] {
+            assert_eq!(got.topic, "camera/cam-1/state");
+            assert_eq!(got.coalesce_key.as_deref(), Some("camera/cam-1/state"));
+            assert!(got.retain && got.class == Class::State);
+            assert_eq!(got.body, "{\"verdict\":\"ok\"}");
+        }
+        assert_eq!(m.snapshot().rejected_invalid, 2);
     }
 
     /// What `/metrics` shows of the outbox: rows per class, bytes, the
