@@ -50,37 +50,37 @@ pub enum Added {
 
 /// What [`Table::on_tick`] and [`Table::on_response`] ask for.
 #[derive(Debug, PartialEq, Eq)]
-pub enum TxnOut {
+pub enum TxnOut<L = String> {
     /// Send (a retransmission or a request the window now admits).
     Send(Vec<u8>),
     /// Unanswered for Timer F: given up. `label` is what the caller gave to `add`.
-    TimedOut { key: String, label: String },
+    TimedOut { key: String, label: L },
 }
 
 #[derive(Debug)]
-struct Pending {
+struct Pending<L> {
     key: String,
-    label: String,
+    label: L,
     bytes: Vec<u8>,
 }
 
 #[derive(Debug)]
-struct Live {
-    p: Pending,
+struct Live<L> {
+    p: Pending<L>,
     deadline_f: Duration,
     next_send: Duration,
     interval: Duration,
 }
 
-/// One platform's outstanding requests.
+/// One platform's outstanding requests; `L` labels each (for the caller: where to, which SN).
 #[derive(Debug)]
-pub struct Table {
+pub struct Table<L = String> {
     window: usize,
-    live: Vec<Live>,
-    queue: VecDeque<Pending>,
+    live: Vec<Live<L>>,
+    queue: VecDeque<Pending<L>>,
 }
 
-impl Table {
+impl<L> Table<L> {
     /// A table admitting `window` (at least 1) outstanding requests.
     pub fn new(window: usize) -> Self {
         Self {
@@ -101,7 +101,7 @@ impl Table {
     }
 
     /// Starts a transaction for `bytes` keyed `key` (see [`key_of_request`]).
-    pub fn add(&mut self, key: String, bytes: Vec<u8>, label: String, now: Duration) -> Added {
+    pub fn add(&mut self, key: String, bytes: Vec<u8>, label: L, now: Duration) -> Added {
         let p = Pending { key, label, bytes };
         if self.live.len() < self.window && self.queue.is_empty() {
             Added::Send(self.start(p, now))
@@ -113,7 +113,7 @@ impl Table {
         }
     }
 
-    fn start(&mut self, p: Pending, now: Duration) -> Vec<u8> {
+    fn start(&mut self, p: Pending<L>, now: Duration) -> Vec<u8> {
         let bytes = p.bytes.clone();
         self.live.push(Live {
             p,
@@ -124,7 +124,7 @@ impl Table {
         bytes
     }
 
-    fn fill(&mut self, now: Duration, out: &mut Vec<TxnOut>) {
+    fn fill(&mut self, now: Duration, out: &mut Vec<TxnOut<L>>) {
         while self.live.len() < self.window {
             let Some(p) = self.queue.pop_front() else {
                 break;
@@ -136,7 +136,7 @@ impl Table {
     /// A response with `key` and `status` came: a final one ends the
     /// transaction (and admits the next); a provisional one slows resends to T2.
     /// Returns true when the key was ours.
-    pub fn on_response(&mut self, key: &str, status: u16, now: Duration) -> (bool, Vec<TxnOut>) {
+    pub fn on_response(&mut self, key: &str, status: u16, now: Duration) -> (bool, Vec<TxnOut<L>>) {
         let mut out = Vec::new();
         let Some(k) = self.live.iter().position(|l| l.p.key == key) else {
             return (false, out);
@@ -153,7 +153,7 @@ impl Table {
     }
 
     /// Resends what is due, gives up on what passed Timer F.
-    pub fn on_tick(&mut self, now: Duration) -> Vec<TxnOut> {
+    pub fn on_tick(&mut self, now: Duration) -> Vec<TxnOut<L>> {
         let mut out = Vec::new();
         let mut k = 0;
         while k < self.live.len() {
@@ -175,6 +175,14 @@ impl Table {
         }
         self.fill(now, &mut out);
         out
+    }
+
+    /// The label given to `add` for the live transaction `key`.
+    pub fn label_of(&self, key: &str) -> Option<&L> {
+        self.live
+            .iter()
+            .find(|l| l.p.key == key)
+            .map(|l| &l.p.label)
     }
 
     /// When [`Table::on_tick`] has work next.
@@ -201,7 +209,7 @@ mod tests {
     /// Unanswered: resent at 0.5, 1.5, 3.5, 7.5, 11.5, … s (T1 doubling to T2), given up at 32 s once.
     #[test]
     fn retransmit_schedule_and_timeout() {
-        let mut t = Table::new(8);
+        let mut t = Table::<String>::new(8);
         assert_eq!(
             t.add("a".into(), b"REQ".to_vec(), "Catalog SN 7".into(), ms(0)),
             Added::Send(b"REQ".to_vec())
@@ -240,16 +248,16 @@ mod tests {
     /// A 200 ends it: no resend after; a 100 Trying slows resends to every T2.
     #[test]
     fn final_response_stops_provisional_slows() {
-        let mut t = Table::new(8);
+        let mut t = Table::<String>::new(8);
         t.add("a".into(), b"A".to_vec(), String::new(), ms(0));
         t.add("b".into(), b"B".to_vec(), String::new(), ms(0));
-        assert_eq!(t.on_response("a", 200, ms(100)).0, true);
-        assert_eq!(t.on_response("zzz", 200, ms(100)).0, false);
-        assert_eq!(t.on_response("b", 100, ms(100)).0, true);
+        assert!(t.on_response("a", 200, ms(100)).0);
+        assert!(!t.on_response("zzz", 200, ms(100)).0);
+        assert!(t.on_response("b", 100, ms(100)).0);
         assert_eq!(t.next_deadline(), Some(ms(4100)));
         assert!(t.on_tick(ms(4000)).is_empty());
         assert_eq!(t.on_tick(ms(4100)), vec![TxnOut::Send(b"B".to_vec())]);
-        assert_eq!(t.on_response("b", 486, ms(4200)).0, true);
+        assert!(t.on_response("b", 486, ms(4200)).0);
         assert_eq!(t.outstanding(), 0);
         assert!(t.on_tick(ms(60_000)).is_empty());
     }
@@ -257,7 +265,7 @@ mod tests {
     /// Window 2: the third waits until one is answered (or times out), in order.
     #[test]
     fn window_admits_next_on_answer_or_timeout() {
-        let mut t = Table::new(2);
+        let mut t = Table::<String>::new(2);
         assert!(matches!(
             t.add("1".into(), b"1".to_vec(), String::new(), ms(0)),
             Added::Send(_)
@@ -292,7 +300,7 @@ mod tests {
     /// Past MAX_QUEUED waiting, a request is refused, not buffered forever.
     #[test]
     fn full_queue_refuses() {
-        let mut t = Table::new(1);
+        let mut t = Table::<String>::new(1);
         t.add("0".into(), Vec::new(), String::new(), ms(0));
         for n in 0..MAX_QUEUED {
             assert_eq!(
