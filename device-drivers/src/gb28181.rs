@@ -20,4 +20,5 @@ pub mod register;
 pub mod rtp_ps;
 pub mod sdp;
 pub mod stream;
+pub mod txn;
 pub mod voice;

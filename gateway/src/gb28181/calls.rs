@@ -69,7 +69,9 @@ impl Svc {
         let to = self.platforms[i].subs[k]
             .source
             .unwrap_or(self.platforms[i].addr);
-        self.send(to, &bytes).await;
+        let sub = &self.platforms[i].subs[k];
+        let what = format!("NOTIFY {:?} SN {}", sub.kind, sub.sn);
+        self.send_request(i, to, bytes, what).await;
     }
 
     /// Sends `body_for(sub SN)` to every live subscription of `kind`, dropping expired ones.

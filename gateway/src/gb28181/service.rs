@@ -11,6 +11,7 @@ use std::time::Duration;
 use device_drivers::gb28181::dialog::{self, SubKind, Subscription};
 use device_drivers::gb28181::manscdp::{self, Charset, Root};
 use device_drivers::gb28181::register::{self, Event, Out, RegState, RegisterConfig, Registration};
+use device_drivers::gb28181::txn;
 use device_drivers::sip::{self, Message, Request};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -30,12 +31,16 @@ use crate::store::{Store, fmt_time};
 mod calls;
 #[path = "transport.rs"]
 mod transport;
+#[path = "txns.rs"]
+mod txns;
 #[path = "voice.rs"]
 mod voice;
 pub use voice::VoiceDeps;
 
 /// How often the catalog is rebuilt to notice adoptions and removals.
 const REFRESH: Duration = Duration::from_secs(30);
+/// Requests (catalog pages, answers, NOTIFYs) outstanding per UDP platform.
+const WINDOW: usize = 8;
 
 /// One platform, as status pages show it.
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +141,9 @@ struct Platform {
     invites: HashMap<String, (Request, String, bool)>,
     /// UDP: always; TCP: while the connection is up (timers run only then).
     link_up: bool,
+    /// UDP only: our requests until answered (resends, window); labels are
+    /// (destination, what it is for the log).
+    txns: txn::Table<(SocketAddr, String)>,
 }
 
 struct Svc {
@@ -216,6 +224,7 @@ pub async fn spawn(
             subs: Vec::new(),
             invites: HashMap::new(),
             link_up: p.transport == Transport::Udp,
+            txns: txn::Table::new(WINDOW),
         });
         if p.transport == Transport::Tcp {
             net.connect(i, p.address);
@@ -304,7 +313,8 @@ impl Svc {
                 .platforms
                 .iter()
                 .filter(|p| p.link_up)
-                .filter_map(|p| p.reg.next_deadline())
+                .flat_map(|p| [p.reg.next_deadline(), p.txns.next_deadline()])
+                .flatten()
                 .min()
                 .map(|d| self.t0 + d)
                 .unwrap_or(next_refresh)
@@ -370,6 +380,8 @@ impl Svc {
         let now = self.now();
         let outs = self.platforms[i].reg.on_tick(now);
         self.apply(i, outs).await;
+        let outs = self.platforms[i].txns.on_tick(now);
+        self.txn_outs(i, outs).await;
     }
 
     fn update_status(&self, i: usize, f: impl FnOnce(&mut PlatformStatus)) {
@@ -472,6 +484,15 @@ impl Svc {
         match msg {
             Message::Response(r) => {
                 let now = self.now();
+                if let Some(key) = txn::key_of_response(&r) {
+                    for i in 0..self.platforms.len() {
+                        let (ours, outs) = self.platforms[i].txns.on_response(&key, r.status, now);
+                        if ours {
+                            self.txn_outs(i, outs).await;
+                            return;
+                        }
+                    }
+                }
                 for i in 0..self.platforms.len() {
                     let outs = self.platforms[i].reg.on_response(&r, now);
                     if !outs.is_empty() {
@@ -615,7 +636,9 @@ impl Svc {
         }
         for b in bodies {
             let (_, bytes) = self.platforms[i].reg.message(b, manscdp::CONTENT_TYPE);
-            self.send(self.platforms[i].addr, &bytes).await;
+            let to = self.platforms[i].addr;
+            let what = format!("{} SN {}", m.cmd_type, m.sn);
+            self.send_request(i, to, bytes, what).await;
         }
     }
 
