@@ -144,6 +144,45 @@ impl Drop for SimProc {
     }
 }
 
+/// `n` simulated RTP horns on [`test_net`]`(tag)` (a `tgw sim` with a
+/// control endpoint), written to `csv` as a speakers CSV in village `east`
+/// with codec pcmu: the sim, its control address and the horn ids.
+pub fn sim_rtp_horns(tag: u8, n: usize, csv: &std::path::Path) -> (SimProc, String, Vec<String>) {
+    let net = test_net(tag).to_string();
+    let sim = SimProc::start(&[
+        "--cameras",
+        "0",
+        "--speakers",
+        &n.to_string(),
+        "--no-multicast",
+        "--bind",
+        &net,
+        "--control",
+        "127.0.0.1:0",
+        "--speaker-kinds",
+        "rtp",
+    ]);
+    let control = sim.manifest["control"]
+        .as_str()
+        .expect("control")
+        .to_string();
+    let mut text = String::from("id,kind,address,village,codec\n");
+    let mut horns = Vec::new();
+    for h in sim.devices("speaker") {
+        let uri = h["uri"].as_str().expect("uri");
+        let addr = uri
+            .trim_start_matches("rtp://")
+            .split('?')
+            .next()
+            .unwrap_or_default();
+        let id = h["id"].as_str().unwrap_or_default().to_string();
+        text.push_str(&format!("{id},rtp,{addr},east,pcmu\n"));
+        horns.push(id);
+    }
+    std::fs::write(csv, &text).expect("csv");
+    (sim, control, horns)
+}
+
 /// Whether we may create network namespaces (root with `ip`).
 pub fn can_netns() -> bool {
     Command::new("id")

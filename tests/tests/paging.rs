@@ -46,38 +46,7 @@ impl Rig {
     fn start(tag: u8, n: usize) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let net = test_net(tag).to_string();
-        let sim = SimProc::start(&[
-            "--cameras",
-            "0",
-            "--speakers",
-            &n.to_string(),
-            "--no-multicast",
-            "--bind",
-            &net,
-            "--control",
-            "127.0.0.1:0",
-            "--speaker-kinds",
-            "rtp",
-        ]);
-        let control = sim.manifest["control"]
-            .as_str()
-            .expect("control")
-            .to_string();
-        let mut csv = String::from("id,kind,address,village,codec\n");
-        let mut horns = Vec::new();
-        for h in sim.devices("speaker") {
-            let uri = h["uri"].as_str().expect("uri");
-            let addr = uri
-                .trim_start_matches("rtp://")
-                .split('?')
-                .next()
-                .unwrap_or_default();
-            let id = h["id"].as_str().unwrap_or_default().to_string();
-            csv.push_str(&format!("{id},rtp,{addr},east,pcmu\n"));
-            horns.push(id);
-        }
-        std::fs::write(d.join("horns.csv"), &csv).expect("csv");
+        let (sim, control, horns) = sim_rtp_horns(tag, n, &d.join("horns.csv"));
         let http = format!("127.0.0.1:{}", free_tcp_port());
         let extra =
             format!("\n[http]\nlisten = \"{http}\"\n\n[broadcast]\nplayout_delay_ms = 100\n");
