@@ -14,6 +14,9 @@
 #   benches/footprint.sh   (more [health] lines: here back-to-back long polls)
 #   HORNS=0 benches/footprint.sh   (cameras only)
 #   MALLOC_ARENA_MAX=2 benches/footprint.sh   (passed on to `tgw run` only)
+#   GW_ENV="LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" \
+#   benches/footprint.sh   (more environment for `tgw run` only: another
+#   allocator side by side, GLIBC_TUNABLES, ...)
 #
 # Horns: a second `tgw sim --cameras 0 --speakers $HORNS` on 127.42.0.1
 # upwards (RTP, SIP and Axis horns in turn), imported with `tgw speakers
@@ -108,7 +111,8 @@ TT
   printf '[broadcast]\ntimetable = "%s"\n' "$dir/timetable.toml" >> "$dir/gateway.toml"
 fi
 [ -n "$arena" ] && export MALLOC_ARENA_MAX=$arena
-"$bin" run --config "$dir/gateway.toml" 2>"$dir/gw.log" &
+# shellcheck disable=SC2086 # GW_ENV is a list of NAME=VALUE words
+env ${GW_ENV:-} "$bin" run --config "$dir/gateway.toml" 2>"$dir/gw.log" &
 gw=$!
 pids+=($gw)
 # (|| true: the gateway may not listen yet, and set -e would end the script)
@@ -135,7 +139,7 @@ done
 t1=$(date +%s.%N); c1=$(ticks $gw); s1=$(ticks $sim)
 checks=$(metric 'tgw_camera_checks_total[{]result="ok"')
 b1=$(metric 'tgw_broadcasts_finished_total[{]')
-echo "--- $(date -u +%FT%TZ) $(uname -m), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); load $(cut -d' ' -f1-3 /proc/loadavg); MALLOC_ARENA_MAX=${arena:-unset}"
+echo "--- $(date -u +%FT%TZ) $(uname -m), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); load $(cut -d' ' -f1-3 /proc/loadavg); MALLOC_ARENA_MAX=${arena:-unset}; GW_ENV=${GW_ENV:-unset}"
 med=$(awk '{print $2}' "$out" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
 awk -v med_kb="$med" -v wall="$(echo "$t1 - $t0" | bc)" -v cpu="$(( c1 - c0 ))" -v simcpu="$(( s1 - s0 ))" -v tck="$tck" '
   { rss[NR] = $2 / 1024; fd[NR] = $3; if ($2 > peak) peak = $2; if ($3 > fdmax) fdmax = $3; fdsum += $3 }
@@ -149,6 +153,7 @@ awk -v med_kb="$med" -v wall="$(echo "$t1 - $t0" | bc)" -v cpu="$(( c1 - c0 ))" 
     printf "CPU tgw run %.2f %% of one core (tgw sim %.2f %%)\n", 100 * cpu / tck / wall, 100 * simcpu / tck / wall
     printf "fds mean %.0f, max %d\n", fdsum / n, fdmax
   }' "$out"
+echo "at the end: $(grep -E '^(RssAnon|RssFile|Threads)' /proc/$gw/status | tr -s ' \t' ' ' | paste -sd';')"
 echo "ok checks counted: $checks; unchecked now: $(metric tgw_cameras_unchecked)"
 echo "event subscriptions active: $(metric 'tgw_camera_event_subscriptions[{]state="active"'), no-service: $(metric 'tgw_camera_event_subscriptions[{]state="no-service"'); events received: $(metric 'tgw_camera_events_total[{]')"
 if [ "$horns" -gt 0 ]; then
