@@ -62,6 +62,15 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Labels of automatic camera clock syncs.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClockSyncLabels {
+    /// `set` or `ntp` (`[health] clock_sync`).
+    pub mode: &'static str,
+    /// `ok`, `still_drifting`, `refused`, `auth`, `unreachable`, `error`.
+    pub result: &'static str,
+}
+
 /// `class` label of the outbox gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabel {
@@ -122,6 +131,8 @@ pub struct Metrics {
     pub inventory_failures: Family<KindLabel, Counter>,
     /// Adopted cameras not checked yet (set at scrape time).
     pub unchecked: Gauge,
+    /// Automatic camera clock syncs by mode and result.
+    pub clock_syncs: Family<ClockSyncLabels, Counter>,
     outbox: Outbox,
     disk_gauges: DiskGauges,
     /// The disk watchdog's level and last reading (shared with the
@@ -228,6 +239,12 @@ impl Metrics {
             "Adopted cameras whose first health check has not finished",
             unchecked.clone(),
         );
+        let clock_syncs = Family::<ClockSyncLabels, Counter>::default();
+        r.register(
+            "camera_clock_syncs",
+            "Automatic camera clock syncs ([health] clock_sync) by mode and result",
+            clock_syncs.clone(),
+        );
         let outbox = Outbox::register(&mut r);
         let disk_gauges = DiskGauges::register(&mut r);
         let broadcasts = super::metrics_ops::BroadcastFamilies::register(&mut r);
@@ -248,6 +265,7 @@ impl Metrics {
             verdicts: Mutex::new(HashMap::new()),
             inventory_failures,
             unchecked,
+            clock_syncs,
             outbox,
             disk_gauges,
             disk: DiskState::default(),

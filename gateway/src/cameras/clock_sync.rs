@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use device_drivers::onvif_client::{ClientOptions, Credentials, OnvifClient, OnvifError};
-use device_drivers::onvif_events as ev;
 use serde::Serialize;
 use tgw_core::error::ErrorKind;
 
 use crate::base::clock::{Clock, OnvifClock};
 use crate::base::error::Error;
+use crate::cameras::device::{ClockSetting, OnvifSession};
 use crate::cameras::poller::target;
 use crate::config::CameraAccess;
 use crate::store::Store;
@@ -40,6 +40,21 @@ impl SyncMode {
     fn tz(&self) -> &str {
         match self {
             SyncMode::Manual { tz } | SyncMode::Ntp { tz, .. } => tz,
+        }
+    }
+
+    /// What to send: for a manual setting, the time `now` (ours, or the
+    /// reference's).
+    pub fn setting(&self, now: time::OffsetDateTime) -> ClockSetting {
+        match self {
+            SyncMode::Manual { tz } => ClockSetting::Manual {
+                utc: now,
+                tz: tz.clone(),
+            },
+            SyncMode::Ntp { server, tz } => ClockSetting::Ntp {
+                server: server.clone(),
+                tz: tz.clone(),
+            },
         }
     }
 }
@@ -117,36 +132,9 @@ pub async fn sync_time(
         .map_err(device_err)?
         .with_clock(Arc::new(OnvifClock(clock.clone())));
     let before = client.measure_clock().await.ok().map(|r| r.offset_ms);
-    let url = client.device_url().to_string();
-    match mode {
-        SyncMode::Manual { tz } => {
-            let body = ev::set_system_date_and_time(clock.now_utc(), tz);
-            client
-                .call_op(
-                    "SetSystemDateAndTime",
-                    &url,
-                    &body,
-                    ev::parse_set_system_date_and_time,
-                )
-                .await
-                .map_err(device_err)?;
-        }
-        SyncMode::Ntp { server, tz } => {
-            client
-                .call_op("SetNTP", &url, &ev::set_ntp(server), ev::parse_set_ntp)
-                .await
-                .map_err(device_err)?;
-            client
-                .call_op(
-                    "SetSystemDateAndTime",
-                    &url,
-                    &ev::set_date_time_ntp(tz),
-                    ev::parse_set_system_date_and_time,
-                )
-                .await
-                .map_err(device_err)?;
-        }
-    }
+    OnvifSession::set_clock(&client, &mode.setting(clock.now_utc()))
+        .await
+        .map_err(device_err)?;
     let after = client.measure_clock().await.map_err(device_err)?;
     Ok(SyncReport {
         camera: id.to_string(),

@@ -64,6 +64,26 @@ pub trait CameraIo: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<u8>, OnvifError>>;
 }
 
+/// How a camera's clock is set (`cameras::clock_sync`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClockSetting {
+    /// SetSystemDateAndTime, DateTimeType Manual: `utc` (sent in whole
+    /// seconds) with the POSIX zone `tz`.
+    Manual {
+        /// The time to set.
+        utc: time::OffsetDateTime,
+        /// POSIX TZ, e.g. `CST-8`.
+        tz: String,
+    },
+    /// SetNTP to `server`, then SetSystemDateAndTime with DateTimeType NTP.
+    Ntp {
+        /// IPv4 address or DNS name.
+        server: String,
+        /// POSIX TZ.
+        tz: String,
+    },
+}
+
 /// The ONVIF calls made within one session with a camera.
 pub trait OnvifSession: Send + Sync {
     /// GetSystemDateAndTime, unauthenticated (retried authenticated when the
@@ -75,6 +95,10 @@ pub trait OnvifSession: Send + Sync {
 
     /// The full inventory (device information, MAC, clock, profiles, URIs).
     fn inventory(&self) -> BoxFuture<'_, Result<CameraInventory, OnvifError>>;
+
+    /// Sets the camera's clock (authenticated; measure the clock first, so
+    /// the WS-UsernameToken carries the camera's own time).
+    fn set_clock<'a>(&'a self, how: &'a ClockSetting) -> BoxFuture<'a, Result<(), OnvifError>>;
 }
 
 impl OnvifSession for OnvifClient {
@@ -88,6 +112,29 @@ impl OnvifSession for OnvifClient {
 
     fn inventory(&self) -> BoxFuture<'_, Result<CameraInventory, OnvifError>> {
         OnvifClient::inventory(self).boxed()
+    }
+
+    fn set_clock<'a>(&'a self, how: &'a ClockSetting) -> BoxFuture<'a, Result<(), OnvifError>> {
+        use device_drivers::onvif_events as ev;
+        async move {
+            let url = self.device_url().to_string();
+            let body = match how {
+                ClockSetting::Manual { utc, tz } => ev::set_system_date_and_time(*utc, tz),
+                ClockSetting::Ntp { server, tz } => {
+                    self.call_op("SetNTP", &url, &ev::set_ntp(server), ev::parse_set_ntp)
+                        .await?;
+                    ev::set_date_time_ntp(tz)
+                }
+            };
+            self.call_op(
+                "SetSystemDateAndTime",
+                &url,
+                &body,
+                ev::parse_set_system_date_and_time,
+            )
+            .await
+        }
+        .boxed()
     }
 }
 

@@ -20,7 +20,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use crate::cameras::device::{CameraIo, OnvifSession};
+use crate::base::clock::Clock;
+use crate::cameras::device::{CameraIo, ClockSetting, OnvifSession};
 use crate::store::secrets::Password;
 use crate::store::{Sighting, Store};
 
@@ -39,8 +40,16 @@ pub struct Script {
     pub frames: u64,
     /// How long a sample takes.
     pub sample_takes: Duration,
-    /// The camera's clock minus ours, as GetSystemDateAndTime measures it.
+    /// The camera's clock minus ours, as GetSystemDateAndTime measures it;
+    /// SetSystemDateAndTime moves it (to the time sent, in whole seconds,
+    /// measured against the wall clock given with
+    /// [`FakeCameras::set_wall_clock`]), NTP sets it to 0.
     pub clock_offset_ms: i64,
+    /// SetSystemDateAndTime / SetNTP answer a SOAP fault (the camera
+    /// refuses to have its clock set).
+    pub set_clock_refused: bool,
+    /// How long setting the clock takes.
+    pub set_clock_takes: Duration,
 }
 
 impl Default for Script {
@@ -53,6 +62,8 @@ impl Default for Script {
             frames: 75,
             sample_takes: Duration::ZERO,
             clock_offset_ms: 0,
+            set_clock_refused: false,
+            set_clock_takes: Duration::ZERO,
         }
     }
 }
@@ -65,7 +76,7 @@ pub struct Call {
     /// The camera's host.
     pub host: String,
     /// `clock`, `auth`, `inventory`, `describe`, `snapshot`, `sample`,
-    /// `sample-end`.
+    /// `sample-end`, `set-clock`, `set-clock-end`.
     pub op: &'static str,
 }
 
@@ -75,6 +86,8 @@ pub struct Inner {
     call_timeout: Duration,
     scripts: Mutex<HashMap<String, Script>>,
     calls: Mutex<Vec<Call>>,
+    /// "Our" wall clock, which a set camera clock is measured against.
+    wall: Mutex<Option<Arc<dyn Clock>>>,
 }
 
 /// Scripted cameras.
@@ -146,7 +159,19 @@ impl FakeCameras {
             call_timeout,
             scripts: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
+            wall: Mutex::new(None),
         }))
+    }
+
+    /// The wall clock the cameras' offsets are relative to (the poller's),
+    /// needed for SetSystemDateAndTime.
+    pub fn set_wall_clock(&self, clock: Arc<dyn Clock>) {
+        *lock(&self.0.wall) = Some(clock);
+    }
+
+    /// Camera `n`'s script now (with what setting its clock changed).
+    pub fn script(&self, n: u8) -> Option<Script> {
+        lock(&self.0.scripts).get(&host(n)).cloned()
     }
 
     /// Adds (or rescripts) camera `n`.
@@ -287,6 +312,55 @@ impl OnvifSession for Session {
             Ok(inventory(n))
         }
         .boxed()
+    }
+
+    fn set_clock<'a>(&'a self, how: &'a ClockSetting) -> BoxFuture<'a, Result<(), OnvifError>> {
+        self.set(how).boxed()
+    }
+}
+
+impl Session {
+    /// Sets the scripted camera's clock as `how` says.
+    async fn set(&self, how: &ClockSetting) -> Result<(), OnvifError> {
+        let op = "SetSystemDateAndTime";
+        let s = self.inner.log(&self.host, "set-clock");
+        tokio::time::sleep(s.set_clock_takes).await;
+        self.inner.log(&self.host, "set-clock-end");
+        if s.hang {
+            tokio::time::sleep(self.inner.call_timeout).await;
+            return Err(onvif_err(&self.host, op, OnvifErrorKind::Timeout));
+        }
+        if !s.up {
+            let refused = OnvifErrorKind::Connect("connection refused".into());
+            return Err(onvif_err(&self.host, op, refused));
+        }
+        if !s.auth_ok {
+            return Err(onvif_err(&self.host, op, OnvifErrorKind::AuthRejected));
+        }
+        if s.set_clock_refused {
+            let fault = device_drivers::soap::SoapFault {
+                code: "env:Receiver".into(),
+                subcodes: vec!["ter:ActionNotSupported".into()],
+                reason: "Setting the time is not allowed".into(),
+            };
+            return Err(onvif_err(&self.host, op, OnvifErrorKind::Fault(fault)));
+        }
+        let offset_ms = match how {
+            ClockSetting::Manual { utc, .. } => {
+                let Some(wall) = lock(&self.inner.wall).clone() else {
+                    let why = "fake: no wall clock set".into();
+                    return Err(onvif_err(&self.host, op, OnvifErrorKind::Protocol(why)));
+                };
+                // Whole seconds, as on the wire.
+                let sent = utc.unix_timestamp() * 1000;
+                sent - wall.now_ms()
+            }
+            ClockSetting::Ntp { .. } => 0,
+        };
+        if let Some(sc) = lock(&self.inner.scripts).get_mut(&self.host) {
+            sc.clock_offset_ms = offset_ms;
+        }
+        Ok(())
     }
 }
 

@@ -6,7 +6,10 @@
 //! Everything else (listen addresses, the data directory, the broker, TLS,
 //! discovery, health and broadcast settings, …) is read once at start: a
 //! change to it is refused with a warning naming the keys, and the running
-//! values stay in force until a restart.
+//! values stay in force until a restart. That includes the automatic
+//! camera clock sync (`health.clock_sync`, `clock_sync_after_secs`,
+//! `clock_sync_ntp_server`, `clock_sync_min_interval_secs`): the poller
+//! reads it once when it starts, so turning it on or off takes a restart.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -176,6 +179,22 @@ listen = "127.0.0.1:8080"
         let d = r.compare().unwrap();
         assert!(d.applied.is_empty(), "{d:?}");
         assert_eq!(d.refused, vec!["http.listen", "mqtt.url"]);
+    }
+
+    #[test]
+    fn the_automatic_clock_sync_needs_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("gateway.toml");
+        std::fs::write(&f, BASE).unwrap();
+        let r = Reloader::new(Some(&f)).unwrap();
+        let on = format!("{BASE}[health]\nclock_sync = \"set\"\nclock_sync_after_secs = 120\n");
+        std::fs::write(&f, on).unwrap();
+        let d = r.compare().unwrap();
+        assert!(d.applied.is_empty(), "{d:?}");
+        assert_eq!(
+            d.refused,
+            vec!["health.clock_sync", "health.clock_sync_after_secs"]
+        );
     }
 
     #[test]

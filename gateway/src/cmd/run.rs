@@ -400,6 +400,9 @@ fn spawn_poller(
     if let Some(r) = sh.gb.as_ref().and_then(|(gb, _)| gb.time_reference()) {
         poller.set_time_reference(r);
     }
+    // `[health] clock_sync`: drifting cameras' clocks set automatically.
+    let tz = crate::cameras::clock_sync::posix_tz(&sh.cfg.gateway.timezone);
+    poller.set_clock_sync(tz, sh.cfg.audit.retention());
     let sd = sh.shutdown.clone();
     tasks.spawn(async move {
         poller.run(sd, wake_rx).await;

@@ -81,6 +81,34 @@ pub struct HealthSection {
     /// (at once after a pull that brought messages; 1-60). Default: `5`.
     #[serde(default = "default_event_pull_every", deserialize_with = "de_secs_60")]
     pub event_pull_every_secs: Duration,
+    /// Set a camera's clock automatically when the poller measures it more
+    /// than `clock_sync_after_secs` off: `"off"`, `"set"`
+    /// (SetSystemDateAndTime with the reference time, the township's zone
+    /// as a POSIX TZ: the gateway's clock, or a GB/T 28181 platform's with
+    /// `[gb28181] time_source = true`) or `"ntp"` (SetNTP to
+    /// `clock_sync_ntp_server`, then DateTimeType NTP). At most one attempt
+    /// per camera per `clock_sync_min_interval_secs`, 4 at once, each
+    /// audited as `camera.sync_time.auto` (docs/health.md). Default: `"off"`.
+    #[serde(default)]
+    pub clock_sync: ClockSync,
+    /// Drift in seconds beyond which `clock_sync` acts (1-86400; at least
+    /// `max_clock_drift_secs`: a camera within the allowed drift is left
+    /// alone). Default: `60`, or `max_clock_drift_secs` when that is larger.
+    #[serde(default, deserialize_with = "de_opt_secs_1")]
+    pub clock_sync_after_secs: Option<Duration>,
+    /// The NTP server (IPv4 address or DNS name) cameras are pointed at
+    /// with `clock_sync = "ntp"`; required then, unused otherwise.
+    /// Default: none.
+    #[serde(default)]
+    pub clock_sync_ntp_server: Option<String>,
+    /// Seconds from one automatic attempt on a camera to the next, whether
+    /// the last one worked or was refused: a camera that refuses is not
+    /// asked every check (600-604800). Default: `21600` (6 h).
+    #[serde(
+        default = "default_clock_sync_every",
+        deserialize_with = "de_clock_sync_every"
+    )]
+    pub clock_sync_min_interval_secs: Duration,
     /// Per-village overrides of the intervals. Default: none.
     #[serde(default)]
     pub villages: Vec<HealthVillage>,
@@ -89,6 +117,31 @@ pub struct HealthSection {
     /// Basic over plain HTTP). Default: none.
     #[serde(default)]
     pub camera_access: Vec<CameraAccess>,
+}
+
+/// `[health] clock_sync`: whether and how cameras' clocks are set
+/// automatically.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockSync {
+    /// Never (the technician's `sync-time` only).
+    #[default]
+    Off,
+    /// SetSystemDateAndTime with the reference time.
+    Set,
+    /// SetNTP to `clock_sync_ntp_server`, then DateTimeType NTP.
+    Ntp,
+}
+
+impl ClockSync {
+    /// `off`, `set`, `ntp` (the config value and the metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockSync::Off => "off",
+            ClockSync::Set => "set",
+            ClockSync::Ntp => "ntp",
+        }
+    }
 }
 
 /// `[[health.camera_access]]`: what a technician allowed for one camera's
@@ -175,6 +228,10 @@ impl Default for HealthSection {
             event_pulls: default_event_pulls(),
             event_pull_wait_secs: default_event_pull_wait(),
             event_pull_every_secs: default_event_pull_every(),
+            clock_sync: ClockSync::Off,
+            clock_sync_after_secs: None,
+            clock_sync_ntp_server: None,
+            clock_sync_min_interval_secs: default_clock_sync_every(),
             villages: Vec::new(),
             camera_access: Vec::new(),
         }
@@ -196,6 +253,60 @@ impl HealthSection {
     }
 }
 
+impl HealthSection {
+    /// The drift beyond which `clock_sync` acts: `clock_sync_after_secs`,
+    /// else 60 s or `max_clock_drift_secs` when that is larger.
+    pub fn clock_sync_after(&self) -> Duration {
+        self.clock_sync_after_secs
+            .unwrap_or_else(|| Duration::from_secs(60).max(self.max_clock_drift_secs))
+    }
+
+    /// The `clock_sync*` keys agree: a threshold no lower than the allowed
+    /// drift, an NTP server (a host: IPv4 address or DNS name) for `"ntp"`.
+    pub(super) fn validate_clock_sync(&self) -> Result<(), (&'static str, String)> {
+        if let Some(after) = self.clock_sync_after_secs
+            && after < self.max_clock_drift_secs
+        {
+            return Err((
+                "health.clock_sync_after_secs",
+                format!(
+                    "must be at least health.max_clock_drift_secs ({} s), got {} s: a camera within the allowed drift is not set",
+                    self.max_clock_drift_secs.as_secs(),
+                    after.as_secs()
+                ),
+            ));
+        }
+        match (&self.clock_sync_ntp_server, self.clock_sync) {
+            (None, ClockSync::Ntp) => Err((
+                "health.clock_sync_ntp_server",
+                "required with clock_sync = \"ntp\" (the server cameras are pointed at)".into(),
+            )),
+            (Some(s), _) if !ntp_host(s) => Err((
+                "health.clock_sync_ntp_server",
+                format!(
+                    "`{s}` is not an IPv4 address or a DNS name (1-253 letters, digits, `.`, `-`)"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An IPv4 address or a DNS name: what SetNTP's `NTPManual` takes.
+fn ntp_host(s: &str) -> bool {
+    (1..=253).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && !s.starts_with(['.', '-'])
+        && !s.ends_with(['.', '-'])
+}
+
+fn default_clock_sync_every() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+fn de_clock_sync_every<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_bounded(d, 600, 604_800, "seconds").map(Duration::from_secs)
+}
 fn default_check() -> Duration {
     Duration::from_secs(30)
 }

@@ -54,7 +54,7 @@ pub use broadcast::BroadcastSection;
 pub use credentials::CredentialGroupConfig;
 pub use discovery::{AutoAdoptRule, DiscoverySection, InventorySection};
 pub use gateway::{GatewaySection, LogFormat, LogSection};
-pub use health::{CameraAccess, HealthSection, HealthVillage};
+pub use health::{CameraAccess, ClockSync, HealthSection, HealthVillage};
 pub use http::HttpSection;
 pub use mqtt::{BrokerUrl, MqttSection, parse_broker_url, redact_url};
 pub use township::{GridConfig, TownshipSection, VillageConfig, VillageKind};
@@ -254,6 +254,10 @@ impl Config {
                 "history_days",
                 "must be between 1 and 3650".into(),
             ));
+        }
+        if let Err((key, msg)) = h.validate_clock_sync() {
+            let needle = key.trim_start_matches("health.");
+            return Err(at(key, needle, msg));
         }
         for (i, v) in h.villages.iter().enumerate() {
             if !villages.contains(&v.code) {

@@ -288,3 +288,53 @@ fn backup_section_defaults_bounds_and_a_relative_dir() {
         "{e}"
     );
 }
+
+#[test]
+fn clock_sync_defaults_off_and_its_keys_are_checked_together() {
+    let c = Config::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!(c.health.clock_sync, ClockSync::Off);
+    assert_eq!(c.health.clock_sync_after(), Duration::from_secs(60));
+    assert_eq!(
+        c.health.clock_sync_min_interval_secs,
+        Duration::from_secs(6 * 3600)
+    );
+    // A larger allowed drift raises the default threshold with it.
+    let t = format!("{MINIMAL}\n[health]\nmax_clock_drift_secs = 120\nclock_sync = \"set\"\n");
+    let c = Config::parse(&t, "t.toml").unwrap();
+    assert_eq!(c.health.clock_sync, ClockSync::Set);
+    assert_eq!(c.health.clock_sync_after(), Duration::from_secs(120));
+    let t = format!(
+        "{MINIMAL}\n[health]\nclock_sync = \"ntp\"\nclock_sync_ntp_server = \"ntp.county.example\"\nclock_sync_after_secs = 30\nclock_sync_min_interval_secs = 3600\n"
+    );
+    let c = Config::parse(&t, "t.toml").unwrap();
+    assert_eq!(c.health.clock_sync, ClockSync::Ntp);
+    assert_eq!(c.health.clock_sync_after(), Duration::from_secs(30));
+    assert_eq!(
+        c.health.clock_sync_min_interval_secs,
+        Duration::from_secs(3600)
+    );
+
+    for (extra, want) in [
+        ("clock_sync = \"sometimes\"", "unknown variant `sometimes`"),
+        (
+            "clock_sync = \"ntp\"",
+            "health.clock_sync_ntp_server: required",
+        ),
+        (
+            "clock_sync = \"ntp\"\nclock_sync_ntp_server = \"ntp server;rm\"",
+            "is not an IPv4 address or a DNS name",
+        ),
+        (
+            "max_clock_drift_secs = 10\nclock_sync_after_secs = 5",
+            "health.clock_sync_after_secs (line 16): must be at least health.max_clock_drift_secs (10 s), got 5 s",
+        ),
+        (
+            "clock_sync_min_interval_secs = 60",
+            "seconds must be between 600 and 604800, got 60",
+        ),
+    ] {
+        let t = format!("{MINIMAL}\n[health]\n{extra}\n");
+        let e = Config::parse(&t, "t.toml").unwrap_err().to_string();
+        assert!(e.contains(want), "{extra}: {e}");
+    }
+}

@@ -12,11 +12,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Poller;
+use super::auto_sync::Ask;
 use super::target::Target;
 use crate::base::metrics::Metrics;
 use crate::cameras::device::OnvifSession;
 use tgw_core::health::{
-    CheckResult, Health, Observation, Rung, StreamFailure, StreamSample, Transition, Verdict,
+    CheckResult, Health, Observation, Reason, Rung, StreamFailure, StreamSample, Transition,
+    Verdict,
 };
 
 /// Maps an ONVIF error of the cheap check onto the ladder.
@@ -83,8 +85,23 @@ impl Poller {
         shutdown: &CancellationToken,
     ) -> Vec<Transition> {
         let (verdict, rung) = before;
-        self.observe_cycle(t, health, due, auth_backoff, shutdown)
+        let measured = self
+            .observe_cycle(t, health, due, auth_backoff, shutdown)
             .await;
+        if let (Some(offset_ms), Some(a)) = (measured, self.auto_sync.get()) {
+            // After the cycle's authenticated call: a login refused now
+            // is not sent to set the clock.
+            let login_refused = matches!(&health.verdict,
+                Verdict::Degraded(r) if r.contains(&Reason::CredentialsRejected));
+            let ask = Ask {
+                id: &t.device.id,
+                xaddr: &t.xaddr,
+                creds: t.creds.as_ref(),
+                offset_ms,
+                login_refused,
+            };
+            a.consider(ask, self.time_ref.get().cloned(), shutdown);
+        }
         if health.verdict == verdict && health.rung == rung {
             return Vec::new();
         }
@@ -104,7 +121,8 @@ impl Poller {
     }
 
     /// The steps of one cycle; returns early on shutdown or when the camera
-    /// does not answer its cheap check.
+    /// does not answer its cheap check. The clock offset the cheap check
+    /// measured (from the reference), when the cycle ran to its end.
     async fn observe_cycle(
         &self,
         t: &Target,
@@ -112,7 +130,7 @@ impl Poller {
         due: &mut Due,
         auth_backoff: &mut AuthBackoff,
         shutdown: &CancellationToken,
-    ) {
+    ) -> Option<i64> {
         let session = match self.io.onvif(&t.xaddr, t.creds.clone()) {
             Ok(c) => c,
             Err(e) => {
@@ -123,37 +141,35 @@ impl Poller {
                         detail: e.to_string(),
                     }),
                 );
-                return;
+                return None;
             }
         };
-        let Some(reachable) = self.cheap_check(&*session, health, shutdown).await else {
-            return;
-        };
+        let (reachable, measured) = self.cheap_check(&*session, health, shutdown).await?;
         if !reachable {
-            return;
+            return None;
         }
-        if due.describe
-            && self
-                .describe_steps(t, &*session, health, auth_backoff, shutdown)
-                .await
-                .is_none()
-        {
-            return;
+        if due.describe {
+            self.describe_steps(t, &*session, health, auth_backoff, shutdown)
+                .await?;
         }
         if due.sample {
             self.sample_step(t, health, due, auth_backoff, shutdown)
                 .await;
         }
+        if shutdown.is_cancelled() {
+            return None;
+        }
+        measured
     }
 
-    /// GetSystemDateAndTime under a check slot: whether the camera answers
-    /// (`None` on shutdown).
+    /// GetSystemDateAndTime under a check slot: whether the camera answers,
+    /// and the clock offset it measured (`None` on shutdown).
     async fn cheap_check(
         &self,
         session: &dyn OnvifSession,
         health: &mut Health,
         shutdown: &CancellationToken,
-    ) -> Option<bool> {
+    ) -> Option<(bool, Option<i64>)> {
         let check = {
             let _permit = self.checks.acquire().await.ok()?;
             let started = Instant::now();
@@ -169,16 +185,17 @@ impl Poller {
         Some(match check {
             Ok(reading) => {
                 Metrics::count(&self.metrics.checks, "ok");
+                let offset_ms = self
+                    .time_ref
+                    .get()
+                    .map_or(reading.offset_ms, |r| r.relative(reading.offset_ms));
                 self.observe(
                     health,
                     Observation::Check(CheckResult::OnvifUp {
-                        clock_offset_ms: self
-                            .time_ref
-                            .get()
-                            .map_or(reading.offset_ms, |r| r.relative(reading.offset_ms)),
+                        clock_offset_ms: offset_ms,
                     }),
                 );
-                true
+                (true, Some(offset_ms))
             }
             Err(e) => {
                 Metrics::count(&self.metrics.checks, e.kind_label());
@@ -192,7 +209,7 @@ impl Poller {
                     check_result(&e.kind, e.to_string())
                 };
                 self.observe(health, Observation::Check(check));
-                auth_only
+                (auth_only, None)
             }
         })
     }

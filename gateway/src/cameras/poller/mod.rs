@@ -25,6 +25,7 @@
 //! | [`target`] | what is polled: a camera's address, login, streams, from the store on a change |
 //! | `task` | one camera's loop: the schedule (jitter, deferral, frozen re-sample) and recording results |
 //! | `checks` | one cycle's steps: cheap check, authenticated call with backoff, DESCRIBE, snapshot, sample |
+//! | [`auto_sync`] | `[health] clock_sync`: a camera's clock set in a task of its own when a check finds it beyond the threshold (rate-limited, 4 at once, audited) |
 //! | `tests` | the poller's rules against scripted cameras ([`crate::cameras::device::CameraIo`]) on paused time |
 
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ use crate::config::HealthSection;
 use crate::store::{Device, Store};
 use tgw_core::health::{Health, Thresholds, Transition};
 
+pub mod auto_sync;
 mod checks;
 pub mod target;
 mod task;
@@ -54,6 +56,8 @@ mod tests;
 mod tests_blind;
 #[cfg(test)]
 mod tests_changes;
+#[cfg(test)]
+mod tests_sync;
 #[cfg(test)]
 mod tests_time;
 
@@ -119,6 +123,8 @@ pub struct Poller {
     /// A clock other than ours that camera clocks are checked against
     /// (校时 from a GB/T 28181 platform), when configured.
     time_ref: std::sync::OnceLock<Arc<crate::cameras::clock_sync::TimeReference>>,
+    /// The automatic clock sync (`[health] clock_sync`), when enabled.
+    auto_sync: std::sync::OnceLock<Arc<auto_sync::AutoSync>>,
 }
 
 /// How the supervisor (and wakes) reach a camera's task.
@@ -183,6 +189,7 @@ impl Poller {
             samples: Semaphore::new(cfg.sample_concurrency),
             conditions: std::sync::OnceLock::new(),
             time_ref: std::sync::OnceLock::new(),
+            auto_sync: std::sync::OnceLock::new(),
             store,
             cfg,
             th,
@@ -380,6 +387,30 @@ impl Poller {
     /// reading) instead of our own clock.
     pub fn set_time_reference(&self, r: Arc<crate::cameras::clock_sync::TimeReference>) {
         let _ = self.time_ref.set(r);
+    }
+
+    /// Sets cameras' clocks automatically as `[health] clock_sync` says
+    /// ([`auto_sync`]), with the township's zone `tz` (POSIX); audit rows
+    /// kept as `keep` says. False (nothing done) when it is `"off"`.
+    pub fn set_clock_sync(&self, tz: String, keep: crate::config::audit::AuditRetention) -> bool {
+        let Some(a) = auto_sync::AutoSync::new(
+            &self.cfg,
+            tz,
+            keep,
+            self.io.clone(),
+            self.store.clone(),
+            self.metrics.clone(),
+            self.clock.clone(),
+        ) else {
+            return false;
+        };
+        tracing::info!(
+            mode = self.cfg.clock_sync.as_str(),
+            after_s = self.cfg.clock_sync_after().as_secs(),
+            every_s = self.cfg.clock_sync_min_interval_secs.as_secs(),
+            "camera clocks are set automatically when they drift"
+        );
+        self.auto_sync.set(Arc::new(a)).is_ok()
     }
 
     fn jitter(d: Duration) -> Duration {

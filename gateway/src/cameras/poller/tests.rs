@@ -41,6 +41,18 @@ impl HealthSink for Recorder {
 }
 
 impl Recorder {
+    /// Camera `n`'s published states with when, oldest first.
+    pub(super) fn timed(&self, n: u8) -> Vec<(Duration, Health)> {
+        let h = fake::host(n);
+        self.states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, host, _)| *host == h)
+            .map(|(at, _, s)| (*at, s.clone()))
+            .collect()
+    }
+
     /// Camera `n`'s published states, oldest first.
     pub(super) fn of(&self, n: u8) -> Vec<Health> {
         let h = fake::host(n);
@@ -123,13 +135,16 @@ impl Rig {
                 }
             }
         });
+        let clock: Arc<dyn crate::base::clock::Clock> =
+            Arc::new(TokioClock::starting_at(1_784_077_200_000));
+        cams.set_wall_clock(clock.clone());
         let poller = Poller::with_io(
             store.clone(),
             cfg,
             metrics.clone(),
             sink.clone(),
             Arc::new(cams.clone()),
-            Arc::new(TokioClock::starting_at(1_784_077_200_000)),
+            clock,
             Some(probe_tx.clone()),
         );
         let shutdown = CancellationToken::new();

@@ -1,0 +1,175 @@
+//! The automatic camera clock sync end to end (`[health] clock_sync =
+//! "set"`, docs/health.md § Camera clocks): `tgw run` against `tgw sim`,
+//! whose SetSystemDateAndTime really moves a camera's clock. A camera 10
+//! minutes fast ends within 2 s of our clock without any operator action,
+//! and the audit API shows the automatic row (`camera.sync_time.auto`,
+//! actor `system`, the offsets before and after); a camera 30 s fast
+//! (drifting, under the 60 s threshold) is left alone. Checks every 1 s, so
+//! the test takes seconds; no sleeps: the API is polled with a deadline.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tgw_e2e::*;
+
+/// (our id, reasons, clock offset ms) of the camera at `address`.
+fn camera(http: &str, token: &str, address: &str) -> Option<(String, String, i64)> {
+    let (status, body) = http_get_as(http, "/api/v1/cameras", Some(token))?;
+    (status == 200).then_some(())?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let c = v.as_array()?.iter().find(|c| c["address"] == address)?;
+    let h = &c["health"];
+    let reasons: Vec<&str> = h["reasons"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    Some((
+        c["id"].as_str()?.to_string(),
+        reasons.join(","),
+        h["clock_offset_ms"].as_i64()?,
+    ))
+}
+
+/// The automatic clock sync rows of the audit log.
+fn auto_rows(http: &str, token: &str) -> Option<Vec<serde_json::Value>> {
+    let (status, body) = http_get_as(http, "/api/v1/audit?limit=1000", Some(token))?;
+    (status == 200).then_some(())?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    Some(
+        v.as_array()?
+            .iter()
+            .filter(|e| e["action"] == "camera.sync_time.auto")
+            .cloned()
+            .collect(),
+    )
+}
+
+#[test]
+fn a_camera_ten_minutes_fast_is_set_without_an_operator_and_audited() {
+    let base = test_net(91);
+    let o = base.octets();
+    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let (wsd, http) = (free_udp_port(), free_tcp_port());
+    let http = format!("127.0.0.1:{http}");
+    // The first camera is 10 minutes fast, the second 30 s.
+    let sim = SimProc::start(&[
+        "--cameras",
+        "2",
+        "--bind",
+        &base.to_string(),
+        "--wsd-port",
+        &wsd.to_string(),
+        "--no-multicast",
+        "--password",
+        "pw-clock",
+        "--username",
+        "admin",
+        "--fault",
+        "cam-0001=clock-skew:600",
+        "--fault",
+        "cam-0002=clock-skew:30",
+    ]);
+    let cams: Vec<(String, String)> = sim
+        .devices("camera")
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().expect("id").into(),
+                d["address"].as_str().expect("addr").into(),
+            )
+        })
+        .collect();
+    assert_eq!(cams[0].0, "cam-0001", "{cams:?}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = format!(
+        r#"
+[gateway]
+site = "qingshan"
+data_dir = "{data}"
+[township]
+code = "qingshan"
+name = "青山镇"
+[discovery]
+interval_secs = 10
+multicast = false
+cidrs = ["{cidr}"]
+unicast_port = {wsd}
+wait_ms = 500
+[[discovery.auto_adopt]]
+[health]
+events = false
+check_interval_secs = 1
+describe_interval_secs = 5
+sample_interval_secs = 30
+call_timeout_ms = 1500
+clock_sync = "set"
+clock_sync_after_secs = 60
+[[credential_groups]]
+name = "batch"
+username = "admin"
+password = "pw-clock"
+subnets = ["{cidr}"]
+[http]
+listen = "{http}"
+"#,
+        data = dir.path().display()
+    );
+    let cfg_path = dir.path().join("gateway.toml");
+    std::fs::write(&cfg_path, cfg).expect("config");
+    // The audit log is for admins.
+    let token = api_token_as(&cfg_path, "e2e", "admin");
+    let mut gw = tgw()
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tgw run");
+
+    let (id, reasons, off) = wait_for(Duration::from_secs(60), "camera 1 set", || {
+        camera(&http, &token, &cams[0].1).filter(|(_, _, off)| off.abs() <= 2_000)
+    });
+    assert!(!reasons.contains("clock-drift"), "{reasons}");
+    let rows = wait_for(Duration::from_secs(10), "the audit row", || {
+        auto_rows(&http, &token).filter(|r| !r.is_empty())
+    });
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let r = &rows[0];
+    assert_eq!(r["target"], id.as_str(), "{r:#}");
+    assert_eq!(
+        (&r["actor"], &r["outcome"]),
+        (&"system".into(), &"ok".into())
+    );
+    let before = r["after"]["offset_before_ms"].as_i64().expect("before");
+    let after = r["after"]["offset_after_ms"].as_i64().expect("after");
+    assert!((before - 600_000).abs() < 2_000, "{r:#}");
+    assert!(after.abs() <= 2_000, "{r:#}");
+    assert!(
+        !r.to_string().contains("pw-clock"),
+        "login in the audit: {r:#}"
+    );
+
+    // The second camera is drifting, and left alone: 30 s is under the
+    // threshold. A few more checks of both, then nothing new.
+    let (_, reasons2, off2) = wait_for(Duration::from_secs(10), "camera 2 checked", || {
+        camera(&http, &token, &cams[1].1)
+    });
+    assert!((off2 - 30_000).abs() < 2_000, "{off2}");
+    assert!(reasons2.contains("clock-drift"), "{reasons2}");
+    let (_, m) = wait_for(Duration::from_secs(10), "metrics", || {
+        http_get_as(&http, "/metrics", Some(&token))
+    });
+    assert!(
+        m.lines()
+            .any(|l| l == "tgw_camera_clock_syncs_total{mode=\"set\",result=\"ok\"} 1"),
+        "{m}"
+    );
+    let (_, _, again) = camera(&http, &token, &cams[0].1).expect("camera 1");
+    assert!(
+        again.abs() <= 2_000,
+        "camera 1 stays set: {again} (was {off})"
+    );
+    assert_eq!(auto_rows(&http, &token).map(|r| r.len()), Some(1));
+    let _ = gw.kill();
+    let _ = gw.wait();
+}
