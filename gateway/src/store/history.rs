@@ -29,11 +29,11 @@ impl Store {
     /// Saves a camera's current health (JSON of [`tgw_core::health::Health`]).
     pub fn save_health(&self, id: &str, health: &tgw_core::health::Health) -> Result<()> {
         let json = serde_json::to_string(health).unwrap_or_default();
-        self.conn().execute(
+        self.conn().prepare_cached(
             "INSERT INTO health_state (device_id, health, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(device_id) DO UPDATE SET health = excluded.health, updated_at = excluded.updated_at",
-            params![id, json, self.now_str()],
-        )?;
+        )?
+        .execute(params![id, json, self.now_str()])?;
         Ok(())
     }
 
@@ -61,10 +61,11 @@ impl Store {
             tgw_core::health::Verdict::Degraded(r) => r.iter().map(|r| r.as_str()).collect(),
             _ => Vec::new(),
         };
-        self.conn().execute(
+        self.conn().prepare_cached(
             "INSERT INTO health_event (device_id, at, verdict_from, verdict_to, reasons, rung_from, rung_to)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
+        )?
+        .execute(params![
                 id,
                 fmt_time(t.at),
                 t.from.label(),
@@ -84,10 +85,11 @@ impl Store {
             _ => Vec::new(),
         };
         let s = h.last_sample.as_ref();
-        self.conn().execute(
+        self.conn().prepare_cached(
             "INSERT INTO health_history (device_id, at, rung, verdict, reasons, clock_offset_ms, fps, bitrate_kbps, loss_pct)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+        )?
+        .execute(params![
                 id,
                 self.now_str(),
                 h.rung.as_str(),
