@@ -186,3 +186,6 @@ impl EventSession for RealSession {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests;
