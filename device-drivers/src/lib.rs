@@ -8,6 +8,7 @@
 //! | [`xml`] | safe, prefix-agnostic XML reading (size cap, DTD refused) | — |
 //! | [`ssdp`] | SSDP M-SEARCH / search responses / NOTIFY (network speakers) | [`ssdp_io`] |
 //! | [`mdns`] | mDNS / DNS-SD queries and answers (PTR, SRV, TXT, A; compression) for horns | [`mdns_io`] |
+//! | [`wsa`] | WS-Addressing 1.0 request headers and echoed reference parameters (event calls) | [`onvif_client`] |
 //! | [`wsd`] | WS-Discovery Probe / ProbeMatches / Hello / Bye | [`wsd_io`] |
 //! | [`soap`] | SOAP 1.2 envelopes, WS-UsernameToken, faults | [`onvif_client`] |
 //! | [`onvif`] | ONVIF device and media responses | [`onvif_client`] |
@@ -56,6 +57,7 @@ pub mod speaker;
 pub mod ssdp;
 #[cfg(feature = "io")]
 pub mod ssdp_io;
+pub mod wsa;
 pub mod wsd;
 #[cfg(feature = "io")]
 pub mod wsd_io;

@@ -8,6 +8,11 @@
 //! HTTP Digest when the camera answers `401` with a Digest challenge; the
 //! client remembers which worked. Passwords live in [`Secret`], whose `Debug`
 //! and `Display` print `***`, and never reach an error or a log line.
+//! Event-service calls ([`OnvifClient::call_addressed`]) also carry
+//! WS-Addressing headers ([`crate::wsa`]): the action, `To` (the URL posted
+//! to), a fresh MessageID per message, an anonymous ReplyTo and the
+//! subscription's reference parameters; other calls carry none (some
+//! cameras refuse WS-Addressing on the device and media services).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +27,7 @@ use crate::onvif::{
     self, DeviceInformation, MediaVersion, NetworkInterface, Profile, Services, SystemDateTime,
 };
 use crate::soap::{self, SoapError, SoapFault, UsernameToken};
+use crate::wsa;
 use crate::xml::XmlError;
 
 /// A password: `Debug` and `Display` print `***`.
@@ -338,6 +344,46 @@ impl fmt::Debug for OnvifClient {
 
 type Parser<T> = fn(&[u8], usize) -> Result<T, SoapError>;
 
+/// The WS-Addressing part of an event call: its action and the reference
+/// parameters to echo (`wsa:To` is the URL the call is posted to).
+#[derive(Debug, Clone, Copy)]
+pub struct Addressed<'a> {
+    /// `wsa:Action` (an `onvif_events::ACTION_*`).
+    pub action: &'a str,
+    /// Echoed as header blocks (`Subscription::reference_parameters`).
+    pub reference_parameters: &'a [wsa::Element],
+}
+
+/// One request: its body and, for event calls, its addressing.
+#[derive(Debug, Clone, Copy)]
+struct Msg<'a> {
+    body: &'a str,
+    wsa: Option<Addressed<'a>>,
+}
+
+impl<'a> Msg<'a> {
+    fn plain(body: &'a str) -> Self {
+        Msg { body, wsa: None }
+    }
+
+    /// The envelope, with a fresh MessageID when addressed.
+    fn envelope(&self, url: &str, security: Option<&UsernameToken>) -> String {
+        match self.wsa {
+            Some(a) => {
+                let id = wsa::message_id(rand::random::<[u8; 16]>());
+                let addressing = wsa::Addressing {
+                    action: a.action,
+                    to: url,
+                    message_id: &id,
+                    reference_parameters: a.reference_parameters,
+                };
+                soap::envelope_with(self.body, security, Some(&addressing))
+            }
+            None => soap::envelope(self.body, security),
+        }
+    }
+}
+
 impl OnvifClient {
     /// A client for the device service at `device_xaddr` (userinfo in the URL
     /// is dropped), with its own HTTP client. Prefer [`with_http`](Self::with_http)
@@ -445,10 +491,10 @@ impl OnvifClient {
         &self,
         op: &'static str,
         url: &str,
-        body: &str,
+        msg: Msg<'_>,
         authenticated: bool,
     ) -> Result<Vec<u8>, OnvifError> {
-        match tokio::time::timeout(self.opts.timeout, self.post_inner(url, body, authenticated))
+        match tokio::time::timeout(self.opts.timeout, self.post_inner(url, msg, authenticated))
             .await
         {
             Ok(r) => r.map_err(|k| self.err(op, k)),
@@ -459,7 +505,7 @@ impl OnvifClient {
     async fn post_inner(
         &self,
         url: &str,
-        body: &str,
+        msg: Msg<'_>,
         authenticated: bool,
     ) -> Result<Vec<u8>, OnvifErrorKind> {
         let creds = if authenticated {
@@ -478,7 +524,7 @@ impl OnvifClient {
                 let mut st = self.state();
                 match (creds, st.mode) {
                     (Some(c), AuthMode::HttpDigest) => {
-                        let env = soap::envelope(body, None);
+                        let env = msg.envelope(url, None);
                         let auth = match st.digest.as_mut() {
                             Some(ch) => Some(digest_header(ch, c, &path, env.as_bytes())?),
                             None => None,
@@ -494,9 +540,9 @@ impl OnvifClient {
                             rand::random::<[u8; 16]>(),
                             created,
                         );
-                        (soap::envelope(body, Some(&token)), None)
+                        (msg.envelope(url, Some(&token)), None)
                     }
-                    (None, _) => (soap::envelope(body, None), None),
+                    (None, _) => (msg.envelope(url, None), None),
                 }
             };
             let mut req = self
@@ -544,11 +590,11 @@ impl OnvifClient {
         &self,
         op: &'static str,
         url: &str,
-        body: &str,
+        msg: Msg<'_>,
         authenticated: bool,
         parse: Parser<T>,
     ) -> Result<T, OnvifError> {
-        let bytes = self.post(op, url, body, authenticated).await?;
+        let bytes = self.post(op, url, msg, authenticated).await?;
         parse(&bytes, self.opts.max_body).map_err(|e| {
             self.err(
                 op,
@@ -570,7 +616,17 @@ impl OnvifClient {
         body: &str,
         parse: Parser<T>,
     ) -> Result<T, OnvifError> {
-        let first = self.call_once(op, url, body, true, parse).await;
+        self.call_msg(op, url, Msg::plain(body), parse).await
+    }
+
+    async fn call_msg<T>(
+        &self,
+        op: &'static str,
+        url: &str,
+        msg: Msg<'_>,
+        parse: Parser<T>,
+    ) -> Result<T, OnvifError> {
+        let first = self.call_once(op, url, msg, true, parse).await;
         let r = match first {
             Err(e)
                 if e.is_auth()
@@ -580,7 +636,7 @@ impl OnvifClient {
                 let before = self.clock_offset_ms();
                 match self.measure(false).await {
                     Ok(reading) if (reading.offset_ms - before).abs() > 1000 => {
-                        self.call_once(op, url, body, true, parse).await
+                        self.call_once(op, url, msg, true, parse).await
                     }
                     _ => Err(e),
                 }
@@ -608,6 +664,25 @@ impl OnvifClient {
         self.call(op, url, body, parse).await
     }
 
+    /// [`call_op`](Self::call_op) with WS-Addressing headers: the event
+    /// service's calls (`addressed.action`, `wsa:To` = `url`, a fresh
+    /// `wsa:MessageID` per message, `wsa:ReplyTo` anonymous and the
+    /// subscription's reference parameters echoed).
+    pub async fn call_addressed<T>(
+        &self,
+        op: &'static str,
+        url: &str,
+        addressed: Addressed<'_>,
+        body: &str,
+        parse: fn(&[u8], usize) -> Result<T, SoapError>,
+    ) -> Result<T, OnvifError> {
+        let msg = Msg {
+            body,
+            wsa: Some(addressed),
+        };
+        self.call_msg(op, url, msg, parse).await
+    }
+
     async fn measure(&self, authenticated: bool) -> Result<ClockReading, OnvifError> {
         let wall0 = self.clock.now_utc();
         let t0 = Instant::now();
@@ -615,7 +690,7 @@ impl OnvifClient {
             .call_once(
                 "GetSystemDateAndTime",
                 &self.device_url,
-                &onvif::get_system_date_and_time(),
+                Msg::plain(&onvif::get_system_date_and_time()),
                 authenticated,
                 onvif::parse_system_date_and_time,
             )
@@ -1260,6 +1335,7 @@ mod tests {
         fault_on: Option<&'static str>,
         port: u16,
         calls: Mutex<Vec<String>>,
+        bodies: Mutex<Vec<String>>,
     }
 
     impl Cam {
@@ -1270,6 +1346,7 @@ mod tests {
         fn handle(&self, req: Req) -> Resp {
             let op = req.op();
             self.calls.lock().unwrap().push(op.clone());
+            self.bodies.lock().unwrap().push(req.body.clone());
             let now = BASE + time::Duration::seconds(self.skew_s.load(Ordering::SeqCst));
             if op != "GetSystemDateAndTime" || self.auth_for_all {
                 if self.digest {
@@ -1351,6 +1428,10 @@ mod tests {
                 "GetSnapshotUri" => {
                     ok(include_str!("../testdata/onvif/agsh-mockup/GetSnapshotUri.xml").into())
                 }
+                "PullMessages" => ok(include_str!(
+                    "../testdata/onvif/synthetic/axis.PullMessages.tampering.xml"
+                )
+                .into()),
                 _ => fault(400, "ter:ActionNotSupported", "unknown action"),
             }
         }
@@ -1444,6 +1525,74 @@ mod tests {
                 "GetDeviceInformation"
             ]
         );
+    }
+
+    /// Event calls carry WS-Addressing (action, `To` = the URL posted to, a
+    /// fresh MessageID per message, anonymous ReplyTo, the subscription's
+    /// reference parameters) next to the login, with WS-UsernameToken and
+    /// with HTTP Digest (whose body hash covers them); other calls carry
+    /// none.
+    #[tokio::test]
+    async fn event_calls_are_addressed_and_others_are_not() {
+        use crate::onvif_events as ev;
+        for digest in [false, true] {
+            let (cam, url) = start(Cam {
+                digest,
+                ..Cam::default()
+            })
+            .await;
+            let c = client(&url, PASS);
+            let sub = ev::parse_create_pull_point_subscription(
+                include_bytes!("../testdata/onvif/synthetic/axis.CreatePullPointSubscription.xml"),
+                1 << 20,
+            )
+            .unwrap();
+            let events = format!("http://127.0.0.1:{}/onvif/services", cam.port);
+            let addressed = Addressed {
+                action: ev::ACTION_PULL_MESSAGES,
+                reference_parameters: &sub.reference_parameters,
+            };
+            for _ in 0..2 {
+                let p = c
+                    .call_addressed(
+                        "PullMessages",
+                        &events,
+                        addressed,
+                        &ev::pull_messages(Duration::from_secs(1), 8),
+                        ev::parse_pull_messages,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(p.messages.len(), 3, "digest {digest}");
+            }
+            c.device_information().await.unwrap();
+            let bodies = cam.bodies.lock().unwrap().clone();
+            let headers = |b: &str| {
+                let d = crate::xml::parse(b).unwrap();
+                wsa::request_headers(d.root_element()).unwrap()
+            };
+            let pulls: Vec<wsa::RequestHeaders> = bodies
+                .iter()
+                .filter(|b| b.contains("<PullMessages"))
+                .map(|b| headers(b))
+                .collect();
+            assert!(pulls.len() >= 2, "digest {digest}");
+            for h in &pulls {
+                assert_eq!(h.action.as_deref(), Some(ev::ACTION_PULL_MESSAGES));
+                assert_eq!(h.to.as_deref(), Some(events.as_str()));
+                assert_eq!(h.reply_to.as_deref(), Some(wsa::ANONYMOUS));
+                assert_eq!(h.reference_parameters, sub.reference_parameters);
+            }
+            let last = pulls.len() - 1;
+            assert_ne!(pulls[0].message_id, pulls[last].message_id);
+            assert!(pulls[0].message_id.is_some());
+            let info = bodies
+                .iter()
+                .rfind(|b| b.contains("<GetDeviceInformation"))
+                .unwrap();
+            assert_eq!(headers(info), wsa::RequestHeaders::default());
+            assert!(!info.contains(wsa::NS_WSA));
+        }
     }
 
     /// A wrong password is reported as AuthRejected without a blind retry

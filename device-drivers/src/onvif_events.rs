@@ -8,6 +8,14 @@
 //! [`Pulled::dropped`], not parsed), topic length ([`MAX_TOPIC_LEN`]) and
 //! simple items per message ([`MAX_ITEMS`]). Unknown topics are not errors:
 //! [`classify`] returns `None` for them and the caller counts them.
+//!
+//! Event calls are WS-Addressed (ONVIF Core: the event service uses
+//! WS-Addressing; several cameras refuse PullMessages, Renew or Unsubscribe
+//! without `wsa:Action`): each operation's input action is an `ACTION_*`
+//! constant here, and a subscription's reference parameters (Axis puts the
+//! subscription id there, not in the URL) are kept in
+//! [`Subscription::reference_parameters`] to be echoed on every call to it
+//! ([`crate::wsa`]).
 
 use std::time::Duration;
 
@@ -16,10 +24,27 @@ use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::onvif::{NS_DEVICE, NS_EVENTS, NS_SCHEMA};
 use crate::soap::{self, SoapError};
+use crate::wsa;
 use crate::xml::{self, XmlError};
 
 /// WS-BaseNotification namespace (`wsnt:`).
 pub const NS_WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
+
+/// `wsa:Action` of CreatePullPointSubscription (ONVIF `event.wsdl`).
+pub const ACTION_CREATE_PULL_POINT: &str =
+    "http://www.onvif.org/ver10/events/wsdl/EventPortType/CreatePullPointSubscriptionRequest";
+
+/// `wsa:Action` of PullMessages (ONVIF `event.wsdl`).
+pub const ACTION_PULL_MESSAGES: &str =
+    "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription/PullMessagesRequest";
+
+/// `wsa:Action` of Renew (WS-BaseNotification `bw-2.wsdl`).
+pub const ACTION_RENEW: &str =
+    "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/RenewRequest";
+
+/// `wsa:Action` of Unsubscribe (WS-BaseNotification `bw-2.wsdl`).
+pub const ACTION_UNSUBSCRIBE: &str =
+    "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest";
 
 /// Default cap on an event-service answer: 256 KiB.
 pub const MAX_EVENT_BODY: usize = 256 * 1024;
@@ -140,6 +165,10 @@ pub fn set_ntp(server: &str) -> String {
 pub struct Subscription {
     /// Where PullMessages, Renew and Unsubscribe go.
     pub address: String,
+    /// The `SubscriptionReference`'s reference parameters, echoed as
+    /// header blocks on every call to the subscription (empty for cameras
+    /// that put everything in the address).
+    pub reference_parameters: Vec<wsa::Element>,
     /// The camera's clock when it answered.
     pub current_time: Option<OffsetDateTime>,
     /// When the subscription ends, on the camera's clock.
@@ -328,8 +357,9 @@ pub fn parse_create_pull_point_subscription(
 ) -> Result<Subscription, SoapError> {
     soap::with_body(bytes, max, |body| {
         let resp = response(body, "CreatePullPointSubscriptionResponse")?;
-        let address = xml::child(resp, "SubscriptionReference")
-            .and_then(|r| xml::child(r, "Address"))
+        let reference = xml::child(resp, "SubscriptionReference")
+            .ok_or(SoapError::Xml(XmlError::Missing("SubscriptionReference")))?;
+        let address = xml::child(reference, "Address")
             .and_then(xml::text)
             .ok_or(SoapError::Xml(XmlError::Missing("SubscriptionReference")))?;
         let url = url::Url::parse(&address)
@@ -339,9 +369,12 @@ pub fn parse_create_pull_point_subscription(
                 "subscription address is not http(s)".into(),
             ));
         }
+        let reference_parameters = wsa::reference_parameters(reference)
+            .map_err(|e| SoapError::Protocol(format!("subscription reference: {e}")))?;
         let (current_time, termination_time) = times(resp);
         Ok(Subscription {
             address,
+            reference_parameters,
             current_time,
             termination_time,
         })

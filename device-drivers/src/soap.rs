@@ -104,10 +104,32 @@ pub fn password_digest(nonce: &[u8], created: &str, password: &str) -> String {
 /// A compact SOAP 1.2 envelope around `body` (already XML), with an optional
 /// WS-Security header.
 pub fn envelope(body: &str, security: Option<&UsernameToken>) -> String {
-    let header = match security {
-        Some(t) => format!("<s:Header>{}</s:Header>", t.to_xml()),
-        None => String::new(),
-    };
+    envelope_with(body, security, None)
+}
+
+/// [`envelope`] plus optional WS-Addressing header blocks (`wsa:Action`,
+/// `wsa:MessageID`, `wsa:ReplyTo`, `wsa:To` and echoed reference
+/// parameters; the `Header` then declares `wsa`).
+pub fn envelope_with(
+    body: &str,
+    security: Option<&UsernameToken>,
+    addressing: Option<&crate::wsa::Addressing<'_>>,
+) -> String {
+    let mut header = String::new();
+    if let Some(a) = addressing {
+        header.push_str(r#"<s:Header xmlns:wsa=""#);
+        header.push_str(crate::wsa::NS_WSA);
+        header.push_str(r#"">"#);
+        a.write(&mut header);
+    } else if security.is_some() {
+        header.push_str("<s:Header>");
+    }
+    if let Some(t) = security {
+        header.push_str(&t.to_xml());
+    }
+    if !header.is_empty() {
+        header.push_str("</s:Header>");
+    }
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="{SOAP_ENV_NS}">{header}<s:Body>{body}</s:Body></s:Envelope>"#
     )

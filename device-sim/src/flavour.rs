@@ -113,6 +113,16 @@ impl Flavour {
         !matches!(self, Flavour::TpLink | Flavour::Generic)
     }
 
+    /// Axis quirk (as the public kerberos-io/onvif report describes): event
+    /// calls must be WS-Addressed. Every one needs `wsa:Action`, and a
+    /// subscription is named by the `SubscriptionId` reference parameter
+    /// echoed as a SOAP header (its address is the shared
+    /// `/onvif/services`), not by its URL; a call without it is refused.
+    /// Other flavours ignore WS-Addressing headers.
+    pub fn requires_ws_addressing(self) -> bool {
+        self == Flavour::Axis
+    }
+
     /// Hikvision quirk: a unicast Probe with whitespace between tags is ignored.
     pub fn rejects_whitespace_unicast_probe(self) -> bool {
         self == Flavour::Hikvision
@@ -281,6 +291,8 @@ mod tests {
         assert_eq!(Flavour::for_index(7), Flavour::Dahua);
         assert!(Flavour::Hikvision.rejects_whitespace_unicast_probe());
         assert!(Flavour::TpLink.requires_probe_types());
+        assert!(Flavour::Axis.requires_ws_addressing());
+        assert!(!Flavour::Hikvision.requires_ws_addressing());
         assert!(!Flavour::Dahua.has_media2());
         assert!(Flavour::Uniview.has_media2());
         assert_eq!(Flavour::Axis.info().device_path, "/onvif/services");

@@ -2,8 +2,10 @@
 //! PullPoint event services; a `tamper` fault raises a `camera/{id}/event`
 //! on MQTT and a degraded verdict (reason `tamper`) within one pull round,
 //! clearing it restores ok; a subscription the camera expires is rebuilt and
-//! the tamper raised meanwhile still arrives; `tgw camera sync-time` brings
-//! a camera 10 minutes fast to within 2 s.
+//! the tamper raised meanwhile still arrives; the Axis camera, which only
+//! answers WS-Addressed event calls that echo its subscription's reference
+//! parameter, raises its tamper too; `tgw camera sync-time` brings a camera
+//! 10 minutes fast to within 2 s.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -54,10 +56,11 @@ fn tamper_raises_an_event_and_degrades_and_expiry_loses_nothing() {
     let control = format!("127.0.0.1:{control}");
     let http = format!("127.0.0.1:{http}");
     // cam-0001 is a Hikvision (TamperDetector), cam-0002 a Dahua
-    // (GlobalSceneChange).
+    // (GlobalSceneChange), cam-0003 a Uniview, cam-0004 a TP-Link (no
+    // events), cam-0005 an Axis (Tampering; strict WS-Addressing).
     let sim = SimProc::start(&[
         "--cameras",
-        "2",
+        "5",
         "--bind",
         &base.to_string(),
         "--wsd-port",
@@ -166,7 +169,7 @@ reconnect_max_secs = 1
     wait_for(Duration::from_secs(30), "subscriptions active", || {
         let (_, m) = http_get_as(&http, "/metrics", Some(&token))?;
         m.lines()
-            .any(|l| l.starts_with("tgw_camera_event_subscriptions{state=\"active\"} 2"))
+            .any(|l| l.starts_with("tgw_camera_event_subscriptions{state=\"active\"} 4"))
             .then_some(())
     });
     let fault = format!("/devices/{}/fault", sim_ids[0].0);
@@ -195,6 +198,23 @@ reconnect_max_secs = 1
         first().filter(|(_, v, _)| v == "ok")
     });
 
+    // The Axis camera refuses event calls without `wsa:Action` or without
+    // its `SubscriptionId` reference parameter: its tamper still arrives.
+    let (axis, _, _, _) = cam_at(4).expect("the Axis camera is listed");
+    let axis_fault = format!("/devices/{}/fault", sim_ids[4].0);
+    post(&control, &axis_fault, "tamper");
+    wait_for(Duration::from_secs(10), "Axis tamper on MQTT", || {
+        camera_events(&sub)
+            .contains(&(axis.clone(), "tamper".into(), "active".into()))
+            .then_some(())
+    });
+    post(&control, &axis_fault, "clear");
+    wait_for(Duration::from_secs(10), "Axis tamper cleared", || {
+        camera_events(&sub)
+            .contains(&(axis.clone(), "tamper".into(), "inactive".into()))
+            .then_some(())
+    });
+
     // The camera expires every subscription, and the lens is covered right
     // after: the gateway rebuilds, and the new subscription's state carries
     // the tamper (nothing lost).
@@ -209,9 +229,11 @@ reconnect_max_secs = 1
     wait_for(Duration::from_secs(10), "degraded again", || {
         first().filter(|(_, v, r)| v == "degraded" && r.contains("tamper"))
     });
-    // The other camera raised nothing.
+    // The other cameras raised nothing.
     assert!(
-        camera_events(&sub).iter().all(|(c, _, _)| *c == cam),
+        camera_events(&sub)
+            .iter()
+            .all(|(c, _, _)| *c == cam || *c == axis),
         "{:?}",
         camera_events(&sub)
     );

@@ -253,6 +253,7 @@ fn truncated_event_answers_never_panic() {
         "synthetic/hikvision.PullMessages.tamper.xml",
         "synthetic/dahua.PullMessages.scene.xml",
         "synthetic/axis.PullMessages.tampering.xml",
+        "synthetic/axis.CreatePullPointSubscription.xml",
     ] {
         let full = file(name);
         for end in (0..full.len()).step_by(7) {
@@ -261,5 +262,167 @@ fn truncated_event_answers_never_panic() {
             let _ = parse_create_pull_point_subscription(part, MAX_EVENT_BODY);
             let _ = parse_renew(part, MAX_EVENT_BODY);
         }
+    }
+}
+
+const AXIS_EVENT_NS: &str = "http://www.axis.com/2009/event";
+
+/// Axis (after the public kerberos-io/onvif report): a generic
+/// `/onvif/services` address and the subscription id as a reference
+/// parameter, which is kept; a capture without one keeps none.
+#[test]
+fn axis_create_keeps_its_reference_parameters() {
+    let s = parse_create_pull_point_subscription(
+        &file("synthetic/axis.CreatePullPointSubscription.xml"),
+        MAX_EVENT_BODY,
+    )
+    .unwrap();
+    assert_eq!(s.address, "http://192.0.2.20/onvif/services");
+    assert_eq!(s.reference_parameters.len(), 1);
+    let id = &s.reference_parameters[0];
+    assert_eq!(
+        (
+            id.namespace.as_deref(),
+            id.name.as_str(),
+            id.text().as_str()
+        ),
+        (Some(AXIS_EVENT_NS), "SubscriptionId", "297")
+    );
+    assert_eq!(s.termination_time, Some(t("2026-12-06T09:01:00Z")));
+    let agsh = parse_create_pull_point_subscription(
+        &filled("agsh-mockup/events.CreatePullPointSubscription.xml"),
+        MAX_EVENT_BODY,
+    )
+    .unwrap();
+    assert!(agsh.reference_parameters.is_empty());
+}
+
+fn create_answer(reference_parameters: &str) -> String {
+    format!(
+        concat!(
+            r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://www.w3.org/2005/08/addressing">"#,
+            "<s:Body><CreatePullPointSubscriptionResponse><SubscriptionReference>",
+            "<a:Address>http://192.0.2.20/onvif/services</a:Address>{}",
+            "</SubscriptionReference></CreatePullPointSubscriptionResponse></s:Body></s:Envelope>"
+        ),
+        reference_parameters
+    )
+}
+
+/// Too many, too deep, too large or reserved reference parameters refuse
+/// the subscription with an error that says so (a subscription we cannot
+/// address is no subscription); a DTD or broken XML is refused as ever.
+#[test]
+fn hostile_reference_parameters_refuse_the_subscription() {
+    let many: String = (0..=wsa::MAX_PARAMETERS)
+        .map(|i| format!("<P xmlns=\"urn:v\">{i}</P>"))
+        .collect();
+    let big = format!("<P xmlns=\"urn:v\">{}</P>", "9".repeat(4096));
+    let deep = format!(
+        "<P xmlns=\"urn:v\">{}{}</P>",
+        "<Q>".repeat(9),
+        "</Q>".repeat(9)
+    );
+    let reserved = r#"<wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"/>"#;
+    for (what, inner) in [
+        ("many", many.as_str()),
+        ("big", &big),
+        ("deep", &deep),
+        ("reserved", reserved),
+    ] {
+        let body = create_answer(&format!(
+            "<a:ReferenceParameters>{inner}</a:ReferenceParameters>"
+        ));
+        match parse_create_pull_point_subscription(body.as_bytes(), MAX_EVENT_BODY) {
+            Err(SoapError::Protocol(m)) => {
+                assert!(m.contains("reference parameter"), "{what}: {m}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let ok = create_answer(&format!(
+        "<a:ReferenceParameters><Id xmlns=\"{AXIS_EVENT_NS}\">7</Id></a:ReferenceParameters>"
+    ));
+    let s = parse_create_pull_point_subscription(ok.as_bytes(), MAX_EVENT_BODY).unwrap();
+    assert_eq!(s.reference_parameters[0].text(), "7");
+    let dtd = format!(
+        r#"<!DOCTYPE x [<!ENTITY e "eee">]>{}"#,
+        create_answer("<a:ReferenceParameters><Id>&e;</Id></a:ReferenceParameters>")
+    );
+    assert_eq!(
+        parse_create_pull_point_subscription(dtd.as_bytes(), MAX_EVENT_BODY),
+        Err(SoapError::Xml(XmlError::Dtd))
+    );
+    let broken = create_answer("<a:ReferenceParameters><Id>");
+    assert!(matches!(
+        parse_create_pull_point_subscription(broken.as_bytes(), MAX_EVENT_BODY),
+        Err(SoapError::Xml(_))
+    ));
+}
+
+/// Each event call's envelope, as the client sends it, parses back with
+/// its action, `To`, a MessageID, an anonymous ReplyTo, the echoed
+/// subscription id, the operation in the body and a UsernameToken the
+/// camera accepts.
+#[test]
+fn event_envelopes_carry_addressing_and_parse_back() {
+    let sub = parse_create_pull_point_subscription(
+        &file("synthetic/axis.CreatePullPointSubscription.xml"),
+        MAX_EVENT_BODY,
+    )
+    .unwrap();
+    let events_url = "http://192.0.2.20/onvif/services";
+    let now = t("2026-12-06T09:00:00Z");
+    let cases: [(&str, String, &str, &[wsa::Element]); 4] = [
+        (
+            ACTION_CREATE_PULL_POINT,
+            create_pull_point_subscription(Duration::from_secs(60)),
+            "CreatePullPointSubscription",
+            &[],
+        ),
+        (
+            ACTION_PULL_MESSAGES,
+            pull_messages(Duration::from_secs(1), 64),
+            "PullMessages",
+            &sub.reference_parameters,
+        ),
+        (
+            ACTION_RENEW,
+            renew(Duration::from_secs(120)),
+            "Renew",
+            &sub.reference_parameters,
+        ),
+        (
+            ACTION_UNSUBSCRIBE,
+            unsubscribe(),
+            "Unsubscribe",
+            &sub.reference_parameters,
+        ),
+    ];
+    for (action, body, op, refs) in cases {
+        let token = soap::UsernameToken::new("root", "pw", [7; 16], now);
+        let id = wsa::message_id([3; 16]);
+        let a = wsa::Addressing {
+            action,
+            to: events_url,
+            message_id: &id,
+            reference_parameters: refs,
+        };
+        let env = soap::envelope_with(&body, Some(&token), Some(&a));
+        let doc = xml::parse(&env).unwrap_or_else(|e| panic!("{op}: {e}: {env}"));
+        let h = wsa::request_headers(doc.root_element()).unwrap();
+        assert_eq!(h.action.as_deref(), Some(action), "{op}");
+        assert_eq!(h.to.as_deref(), Some(events_url), "{op}");
+        assert_eq!(h.message_id.as_deref(), Some(id.as_str()), "{op}");
+        assert_eq!(h.reply_to.as_deref(), Some(wsa::ANONYMOUS), "{op}");
+        assert_eq!(h.reference_parameters, refs, "{op}");
+        let first = xml::child(doc.root_element(), "Body")
+            .and_then(|b| b.children().find(|c| c.is_element()))
+            .map(|n| n.tag_name().name().to_string());
+        assert_eq!(first.as_deref(), Some(op));
+        soap::verify_username_token(&env, "root", "pw", now, time::Duration::seconds(5))
+            .unwrap_or_else(|e| panic!("{op}: {e}"));
+        // Compact: no whitespace between tags.
+        assert!(!env.contains(">\n") && !env.contains("> <"), "{op}");
     }
 }

@@ -2,10 +2,20 @@
 //! CreatePullPointSubscription, PullMessages (long-poll, see
 //! [`super::PendingPull`]), Renew, Unsubscribe, SetSystemDateAndTime and
 //! SetNTP. State lives in [`crate::events::EventState`].
+//!
+//! A flavour that [requires WS-Addressing](Flavour::requires_ws_addressing)
+//! (Axis) refuses an event call without the right `wsa:Action`, hands out
+//! subscriptions as `/onvif/services` plus a `SubscriptionId` reference
+//! parameter, and refuses a call on a subscription that does not echo it
+//! (`wsa5:InvalidAddressingHeader`); the others name subscriptions by URL
+//! and ignore WS-Addressing.
 
 use std::time::Duration;
 
-use device_drivers::xml;
+use device_drivers::onvif_events::{
+    ACTION_CREATE_PULL_POINT, ACTION_PULL_MESSAGES, ACTION_RENEW, ACTION_UNSUBSCRIBE,
+};
+use device_drivers::{wsa, xml};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
@@ -14,6 +24,8 @@ use crate::events::{Condition, EventError, Message, parse_xs_duration};
 use crate::flavour::Flavour;
 
 const NS_WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
+/// Namespace of Axis's `SubscriptionId` reference parameter.
+pub const NS_AXIS_EVENT: &str = "http://www.axis.com/2009/event";
 const DEFAULT_TERMINATION: Duration = Duration::from_secs(60);
 const MAX_PULL_WAIT: Duration = Duration::from_secs(60);
 
@@ -41,6 +53,65 @@ fn termination(node: Option<roxmltree::Node<'_, '_>>, now: OffsetDateTime) -> Op
     }
     let at = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
     Some((at - now).try_into().unwrap_or(Duration::ZERO))
+}
+
+/// A strict camera's check of a request's WS-Addressing: the action must
+/// be `action`; the `SubscriptionId` reference parameter, if echoed.
+fn addressed(
+    v: &Vars<'_>,
+    op_node: roxmltree::Node<'_, '_>,
+    op: &str,
+    action: &str,
+) -> Result<Option<u64>, Reply> {
+    let refuse = |sub: &str, why: &str| reply(400, v.fault("Sender", sub, why), op);
+    let h = wsa::request_headers(op_node.document().root_element())
+        .map_err(|e| refuse("wsa5:InvalidAddressingHeader", &e.to_string()))?;
+    match h.action.as_deref() {
+        None => {
+            return Err(refuse(
+                "wsa5:MessageAddressingHeaderRequired",
+                "wsa:Action header is required",
+            ));
+        }
+        Some(a) if a != action => {
+            return Err(refuse(
+                "wsa5:ActionNotSupported",
+                &format!("action {a} is not {op}'s"),
+            ));
+        }
+        Some(_) => {}
+    }
+    Ok(h.reference_parameters
+        .iter()
+        .find(|p| p.name == "SubscriptionId" && p.namespace.as_deref() == Some(NS_AXIS_EVENT))
+        .and_then(|p| p.text().trim().parse().ok()))
+}
+
+/// Which subscription a PullMessages, Renew or Unsubscribe is for: on a
+/// strict camera the echoed reference parameter (after the action check),
+/// else the id in the URL.
+fn subscription(
+    ctx: &Ctx<'_>,
+    v: &Vars<'_>,
+    target: &str,
+    op_node: roxmltree::Node<'_, '_>,
+    op: &str,
+    action: &str,
+) -> Result<u64, Reply> {
+    if !ctx.camera.flavour.requires_ws_addressing() {
+        return sub_id(target).ok_or_else(|| no_sub(v, op, EventError::NoSubscription));
+    }
+    addressed(v, op_node, op, action)?.ok_or_else(|| {
+        reply(
+            400,
+            v.fault(
+                "Sender",
+                "wsa5:InvalidAddressingHeader",
+                "no SubscriptionId reference parameter: which subscription?",
+            ),
+            op,
+        )
+    })
 }
 
 fn bad(v: &Vars<'_>, op: &str, why: &str) -> Reply {
@@ -72,8 +143,12 @@ pub(super) fn handle(
     let now = ctx.camera_now();
     ctx.events.sync(ctx.fault, now);
     let events = ctx.camera.flavour.has_events();
+    let strict = ctx.camera.flavour.requires_ws_addressing();
     Some(match (ns, op) {
         (NS_EVENTS, "CreatePullPointSubscription") if events => {
+            if strict && let Err(r) = addressed(v, op_node, op, ACTION_CREATE_PULL_POINT) {
+                return Some(r);
+            }
             let Some(want) = termination(xml::child(op_node, "InitialTerminationTime"), now) else {
                 return Some(bad(
                     v,
@@ -84,17 +159,26 @@ pub(super) fn handle(
             match ctx.events.create(now, want) {
                 Ok((id, end)) => {
                     let path = ctx.camera.flavour.info().device_path;
-                    let addr = ctx.camera.service_xaddr(&format!("{path}/pullpoint/{id}"));
+                    let (addr, params) = if strict {
+                        let p = format!(
+                            r#"<wsa5:ReferenceParameters><dom0:SubscriptionId xmlns:dom0="{NS_AXIS_EVENT}">{id}</dom0:SubscriptionId></wsa5:ReferenceParameters>"#
+                        );
+                        (ctx.camera.service_xaddr(path), p)
+                    } else {
+                        let a = ctx.camera.service_xaddr(&format!("{path}/pullpoint/{id}"));
+                        (a, String::new())
+                    };
                     let body = format!(
                         concat!(
                             r#"<tev:CreatePullPointSubscriptionResponse xmlns:tev="{ev}" xmlns:wsnt="{nt}" xmlns:wsa5="http://www.w3.org/2005/08/addressing">"#,
-                            "<tev:SubscriptionReference><wsa5:Address>{addr}</wsa5:Address></tev:SubscriptionReference>",
+                            "<tev:SubscriptionReference><wsa5:Address>{addr}</wsa5:Address>{params}</tev:SubscriptionReference>",
                             "<wsnt:CurrentTime>{now}</wsnt:CurrentTime><wsnt:TerminationTime>{end}</wsnt:TerminationTime>",
                             "</tev:CreatePullPointSubscriptionResponse>"
                         ),
                         ev = NS_EVENTS,
                         nt = NS_WSNT,
                         addr = xml::escape(&addr),
+                        params = params,
                         now = stamp(now),
                         end = stamp(end),
                     );
@@ -104,8 +188,9 @@ pub(super) fn handle(
             }
         }
         (NS_EVENTS, "PullMessages") if events => {
-            let Some(id) = sub_id(target) else {
-                return Some(no_sub(v, op, EventError::NoSubscription));
+            let id = match subscription(ctx, v, target, op_node, op, ACTION_PULL_MESSAGES) {
+                Ok(id) => id,
+                Err(r) => return Some(r),
             };
             let wait = xml::child(op_node, "Timeout")
                 .and_then(xml::text)
@@ -125,8 +210,9 @@ pub(super) fn handle(
             pull_again(ctx, p)
         }
         (NS_WSNT, "Renew") if events => {
-            let Some(id) = sub_id(target) else {
-                return Some(no_sub(v, op, EventError::NoSubscription));
+            let id = match subscription(ctx, v, target, op_node, op, ACTION_RENEW) {
+                Ok(id) => id,
+                Err(r) => return Some(r),
             };
             let Some(want) = termination(xml::child(op_node, "TerminationTime"), now) else {
                 return Some(bad(v, op, "TerminationTime is not a duration or time"));
@@ -144,10 +230,11 @@ pub(super) fn handle(
             }
         }
         (NS_WSNT, "Unsubscribe") if events => {
-            let r = sub_id(target)
-                .ok_or(EventError::NoSubscription)
-                .and_then(|id| ctx.events.unsubscribe(id));
-            match r {
+            let id = match subscription(ctx, v, target, op_node, op, ACTION_UNSUBSCRIBE) {
+                Ok(id) => id,
+                Err(r) => return Some(r),
+            };
+            match ctx.events.unsubscribe(id) {
                 Ok(()) => reply(
                     200,
                     v.envelope(&format!(

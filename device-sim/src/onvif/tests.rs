@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use device_drivers::soap::{self, UsernameToken};
-use device_drivers::xml;
+use device_drivers::{wsa, xml};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -38,6 +38,8 @@ struct Harness {
     now: OffsetDateTime,
     nonce_counter: u8,
     target: String,
+    /// The last subscription's reference parameters.
+    refs: Vec<wsa::Element>,
 }
 
 impl Harness {
@@ -50,6 +52,7 @@ impl Harness {
             now: NOW,
             nonce_counter: 0,
             target: "/onvif/device_service".into(),
+            refs: Vec::new(),
         }
     }
 
@@ -81,6 +84,21 @@ impl Harness {
     fn authed(&mut self, op_xml: &str) -> Reply {
         let t = self.token("s3cret", self.now);
         self.call(&soap::envelope(op_xml, Some(&t)), None)
+    }
+
+    /// [`authed`](Self::authed) with WS-Addressing, as the gateway sends
+    /// event calls: `action`, `To` the target, `refs` echoed.
+    fn addressed(&mut self, op_xml: &str, action: &str, refs: &[wsa::Element]) -> Reply {
+        let t = self.token("s3cret", self.now);
+        let to = format!("http://{}:8080{}", self.cam.ip, self.target);
+        let id = wsa::message_id([self.nonce_counter; 16]);
+        let a = wsa::Addressing {
+            action,
+            to: &to,
+            message_id: &id,
+            reference_parameters: refs,
+        };
+        self.call(&soap::envelope_with(op_xml, Some(&t), Some(&a)), None)
     }
 }
 
@@ -516,16 +534,28 @@ mod events {
 
     const NS_EV: &str = "http://www.onvif.org/ver10/events/wsdl";
 
+    /// Subscribes as the gateway does (WS-Addressed); later calls go to
+    /// the subscription's address, with `h.refs` its reference parameters.
     fn subscribe(h: &mut Harness) -> ev::Subscription {
-        let r = h.authed(&ev::create_pull_point_subscription(Duration::from_secs(60)));
+        let r = h.addressed(
+            &ev::create_pull_point_subscription(Duration::from_secs(60)),
+            ev::ACTION_CREATE_PULL_POINT,
+            &[],
+        );
         assert_eq!(r.status, 200, "{}", r.body);
         let s = ev::parse_create_pull_point_subscription(r.body.as_bytes(), 1 << 20).unwrap();
         h.target = format!("/{}", s.address.splitn(4, '/').nth(3).unwrap());
+        h.refs = s.reference_parameters.clone();
         s
     }
 
     fn pull(h: &mut Harness) -> (Reply, ev::Pulled) {
-        let r = h.authed(&ev::pull_messages(Duration::from_secs(5), 50));
+        let refs = h.refs.clone();
+        let r = h.addressed(
+            &ev::pull_messages(Duration::from_secs(5), 50),
+            ev::ACTION_PULL_MESSAGES,
+            &refs,
+        );
         let p = ev::parse_pull_messages(r.body.as_bytes(), 1 << 20)
             .unwrap_or_else(|e| panic!("{e}: {}", r.body));
         (r, p)
@@ -632,6 +662,80 @@ mod events {
         h.now += Duration::from_secs(61);
         let r = h.authed(&ev::pull_messages(Duration::from_secs(5), 50));
         assert_eq!(r.status, 400);
+    }
+
+    /// Axis is strict about WS-Addressing, failure paths first: a create
+    /// without or with the wrong `wsa:Action`, then calls on the
+    /// subscription without the action (what the gateway sent before it
+    /// spoke WS-Addressing), without the `SubscriptionId` reference
+    /// parameter, or with another one, are refused and change nothing; the
+    /// properly addressed calls work. Other flavours take either.
+    #[test]
+    fn axis_refuses_event_calls_without_ws_addressing() {
+        let mut h = Harness::new(Flavour::Axis);
+        h.target = "/onvif/services".into();
+        let create = ev::create_pull_point_subscription(Duration::from_secs(60));
+        let r = h.authed(&create);
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(fault_subcodes(&r), ["wsa5:MessageAddressingHeaderRequired"]);
+        let r = h.addressed(&create, ev::ACTION_PULL_MESSAGES, &[]);
+        assert_eq!(fault_subcodes(&r), ["wsa5:ActionNotSupported"]);
+        assert_eq!(h.events.subscriptions(), 0);
+
+        let s = subscribe(&mut h);
+        assert_eq!(
+            s.address,
+            format!("http://{}:8080/onvif/services", h.cam.ip)
+        );
+        assert_eq!(s.reference_parameters.len(), 1);
+        let pull_body = ev::pull_messages(Duration::from_secs(5), 50);
+        let r = h.authed(&pull_body);
+        assert_eq!(fault_subcodes(&r), ["wsa5:MessageAddressingHeaderRequired"]);
+        assert!(matches!(
+            ev::parse_pull_messages(r.body.as_bytes(), 1 << 20),
+            Err(soap::SoapError::Fault(_))
+        ));
+        let r = h.addressed(&pull_body, ev::ACTION_PULL_MESSAGES, &[]);
+        assert_eq!(fault_subcodes(&r), ["wsa5:InvalidAddressingHeader"]);
+        assert!(r.body.contains("SubscriptionId"), "{}", r.body);
+        let mut other = s.reference_parameters.clone();
+        other[0].content = vec![wsa::Content::Text("99".into())];
+        let r = h.addressed(&pull_body, ev::ACTION_PULL_MESSAGES, &other);
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("does not exist"), "{}", r.body);
+        let renew_body = ev::renew(Duration::from_secs(120));
+        for (body, action) in [
+            (renew_body.as_str(), ev::ACTION_RENEW),
+            (&ev::unsubscribe(), ev::ACTION_UNSUBSCRIBE),
+        ] {
+            let r = h.authed(body);
+            assert_eq!(fault_subcodes(&r), ["wsa5:MessageAddressingHeaderRequired"]);
+            let r = h.addressed(body, action, &[]);
+            assert_eq!(fault_subcodes(&r), ["wsa5:InvalidAddressingHeader"]);
+        }
+        assert_eq!(h.events.subscriptions(), 1, "nothing was ended");
+
+        let (_, init) = pull(&mut h);
+        assert_eq!(init.messages.len(), 3);
+        let refs = h.refs.clone();
+        let r = h.addressed(&renew_body, ev::ACTION_RENEW, &refs);
+        let renewed = ev::parse_renew(r.body.as_bytes(), 1 << 20).unwrap();
+        assert_eq!(
+            renewed.termination_time,
+            Some(NOW + Duration::from_secs(120))
+        );
+        let r = h.addressed(&ev::unsubscribe(), ev::ACTION_UNSUBSCRIBE, &refs);
+        ev::parse_unsubscribe(r.body.as_bytes(), 1 << 20).unwrap();
+        assert_eq!(h.events.subscriptions(), 0);
+
+        // Lenient flavours: by URL, with or without WS-Addressing.
+        let mut h = Harness::new(Flavour::Hikvision);
+        let s = subscribe(&mut h);
+        assert!(s.reference_parameters.is_empty());
+        let r = h.authed(&pull_body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = h.authed(&create);
+        assert_eq!(r.status, 200, "{}", r.body);
     }
 
     #[test]

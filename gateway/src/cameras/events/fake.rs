@@ -1,7 +1,8 @@
 //! Scripted event cameras for paused-time tests, keyed by device address
 //! host (`10.0.0.n`, as `cameras::fake` adopts them): clock offset, event
 //! service or not, granted time, a pull delay, queued messages, expiry, a
-//! password that refuses other logins.
+//! password that refuses other logins, subscriptions named by a
+//! WS-Addressing reference parameter (Axis) instead of their URL.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use device_drivers::onvif_events::{
     Notification, PropertyOperation, Pulled, Renewed, Subscription,
 };
 use device_drivers::soap::SoapFault;
+use device_drivers::wsa;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
@@ -41,6 +43,9 @@ pub struct Script {
     pub created: u32,
     /// When set, a create with another password is refused (wrong login).
     pub password: Option<&'static str>,
+    /// Subscriptions share one address and are told apart by a reference
+    /// parameter (`SubscriptionId`), which every call must echo.
+    pub by_reference: bool,
 }
 
 impl Default for Script {
@@ -55,6 +60,7 @@ impl Default for Script {
             live: 0,
             created: 0,
             password: None,
+            by_reference: false,
         }
     }
 }
@@ -97,6 +103,24 @@ fn note(topic: &str, item: &str, active: bool, op: PropertyOperation) -> Notific
 }
 
 const TAMPER: (&str, &str) = ("RuleEngine/TamperDetector/Tamper", "IsTamper");
+
+const AXIS_EVENT_NS: &str = "http://www.axis.com/2009/event";
+
+/// Whether `sub` names the live subscription of `s`: by its URL, or (a
+/// `by_reference` camera) by the reference parameter it must echo.
+fn names_live(s: &Script, sub: &Subscription) -> bool {
+    let n = if s.by_reference {
+        sub.reference_parameters
+            .iter()
+            .find(|p| p.name == "SubscriptionId" && p.namespace.as_deref() == Some(AXIS_EVENT_NS))
+            .and_then(|p| p.text().parse::<u32>().ok())
+    } else {
+        sub.address
+            .rsplit_once("/pullpoint/")
+            .and_then(|(_, n)| n.parse::<u32>().ok())
+    };
+    s.live > 0 && n == Some(s.live)
+}
 
 fn fault(host: &str, op: &'static str) -> OnvifError {
     OnvifError {
@@ -262,7 +286,7 @@ impl EventSession for Session {
             };
             return async move { Err(e) }.boxed();
         }
-        let (now, sub) = self.with(|s| {
+        let (now, sub, by_ref) = self.with(|s| {
             s.created += 1;
             s.live = s.created;
             let tamper = s.holding.get("tamper").copied().unwrap_or(false);
@@ -272,12 +296,26 @@ impl EventSession for Session {
                 tamper,
                 PropertyOperation::Initialized,
             )]);
-            (self.fake.camera_now(s), (s.live, s.grant))
+            (self.fake.camera_now(s), (s.live, s.grant), s.by_reference)
         });
-        let address = format!("http://{}/pullpoint/{}", self.host, sub.0);
+        let (address, reference_parameters) = if by_ref {
+            let id = wsa::Element {
+                namespace: Some(AXIS_EVENT_NS.into()),
+                name: "SubscriptionId".into(),
+                attributes: Vec::new(),
+                content: vec![wsa::Content::Text(sub.0.to_string())],
+            };
+            (format!("http://{}/onvif/services", self.host), vec![id])
+        } else {
+            (
+                format!("http://{}/pullpoint/{}", self.host, sub.0),
+                Vec::new(),
+            )
+        };
         async move {
             Ok(Subscription {
                 address,
+                reference_parameters,
                 current_time: Some(now),
                 termination_time: Some(now + sub.1),
             })
@@ -287,7 +325,7 @@ impl EventSession for Session {
 
     fn pull<'a>(
         &'a self,
-        sub: &'a str,
+        sub: &'a Subscription,
         timeout: Duration,
         limit: u32,
     ) -> BoxFuture<'a, Result<Pulled, OnvifError>> {
@@ -302,7 +340,7 @@ impl EventSession for Session {
             let deadline = Instant::now() + timeout;
             loop {
                 let got = self.with(|s| {
-                    if !sub.ends_with(&format!("/{}", s.live)) || s.live == 0 {
+                    if !names_live(s, sub) {
                         return Err(());
                     }
                     let n = (limit as usize).min(s.queued.len());
@@ -328,14 +366,11 @@ impl EventSession for Session {
 
     fn renew<'a>(
         &'a self,
-        sub: &'a str,
+        sub: &'a Subscription,
         _termination: Duration,
     ) -> BoxFuture<'a, Result<Renewed, OnvifError>> {
         self.fake.log(&self.host, "renew");
-        let r = self.with(|s| {
-            (s.live > 0 && sub.ends_with(&format!("/{}", s.live)))
-                .then(|| (self.fake.camera_now(s), s.grant))
-        });
+        let r = self.with(|s| names_live(s, sub).then(|| (self.fake.camera_now(s), s.grant)));
         let host = self.host.clone();
         async move {
             let (now, grant) = r.ok_or_else(|| fault(&host, "Renew"))?;
@@ -347,7 +382,7 @@ impl EventSession for Session {
         .boxed()
     }
 
-    fn unsubscribe<'a>(&'a self, _sub: &'a str) -> BoxFuture<'a, Result<(), OnvifError>> {
+    fn unsubscribe<'a>(&'a self, _sub: &'a Subscription) -> BoxFuture<'a, Result<(), OnvifError>> {
         self.fake.log(&self.host, "unsubscribe");
         self.with(|s| s.live = 0);
         async move { Ok(()) }.boxed()

@@ -3,14 +3,16 @@
 //! timeout is the pull timeout plus the ordinary call timeout, so a
 //! long-poll PullMessages is not cut short; answers are capped at
 //! `onvif_events::MAX_EVENT_BODY`. A subscription address on another host
-//! than the camera's is refused before any login goes there.
+//! than the camera's is refused before any login goes there. Every event
+//! call is WS-Addressed (its action, `To`, a MessageID, ReplyTo, and on a
+//! subscription its reference parameters echoed): `docs/events.md`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use device_drivers::cred_scope::{CredentialScope, Withheld};
 use device_drivers::onvif_client::{
-    ClientOptions, Credentials, OnvifClient, OnvifError, OnvifErrorKind,
+    Addressed, ClientOptions, Credentials, OnvifClient, OnvifError, OnvifErrorKind,
 };
 use device_drivers::onvif_events::{self as ev, Pulled, Renewed, Subscription};
 use futures::FutureExt;
@@ -61,6 +63,14 @@ impl EventIo for RealEventIo {
     }
 }
 
+/// A call on subscription `sub`: `action`, its reference parameters echoed.
+fn addressed<'a>(action: &'a str, sub: &'a Subscription) -> Addressed<'a> {
+    Addressed {
+        action,
+        reference_parameters: &sub.reference_parameters,
+    }
+}
+
 struct RealSession {
     client: OnvifClient,
     scope: CredentialScope,
@@ -99,11 +109,16 @@ impl EventSession for RealSession {
     ) -> BoxFuture<'a, Result<Subscription, OnvifError>> {
         async move {
             self.check("CreatePullPointSubscription", url)?;
+            let addressed = Addressed {
+                action: ev::ACTION_CREATE_PULL_POINT,
+                reference_parameters: &[],
+            };
             let s = self
                 .client
-                .call_op(
+                .call_addressed(
                     "CreatePullPointSubscription",
                     url,
+                    addressed,
                     &ev::create_pull_point_subscription(termination),
                     ev::parse_create_pull_point_subscription,
                 )
@@ -116,16 +131,17 @@ impl EventSession for RealSession {
 
     fn pull<'a>(
         &'a self,
-        sub: &'a str,
+        sub: &'a Subscription,
         timeout: Duration,
         limit: u32,
     ) -> BoxFuture<'a, Result<Pulled, OnvifError>> {
         async move {
-            self.check("PullMessages", sub)?;
+            self.check("PullMessages", &sub.address)?;
             self.client
-                .call_op(
+                .call_addressed(
                     "PullMessages",
-                    sub,
+                    &sub.address,
+                    addressed(ev::ACTION_PULL_MESSAGES, sub),
                     &ev::pull_messages(timeout, limit),
                     ev::parse_pull_messages,
                 )
@@ -136,25 +152,32 @@ impl EventSession for RealSession {
 
     fn renew<'a>(
         &'a self,
-        sub: &'a str,
+        sub: &'a Subscription,
         termination: Duration,
     ) -> BoxFuture<'a, Result<Renewed, OnvifError>> {
         async move {
-            self.check("Renew", sub)?;
+            self.check("Renew", &sub.address)?;
             self.client
-                .call_op("Renew", sub, &ev::renew(termination), ev::parse_renew)
+                .call_addressed(
+                    "Renew",
+                    &sub.address,
+                    addressed(ev::ACTION_RENEW, sub),
+                    &ev::renew(termination),
+                    ev::parse_renew,
+                )
                 .await
         }
         .boxed()
     }
 
-    fn unsubscribe<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<(), OnvifError>> {
+    fn unsubscribe<'a>(&'a self, sub: &'a Subscription) -> BoxFuture<'a, Result<(), OnvifError>> {
         async move {
-            self.check("Unsubscribe", sub)?;
+            self.check("Unsubscribe", &sub.address)?;
             self.client
-                .call_op(
+                .call_addressed(
                     "Unsubscribe",
-                    sub,
+                    &sub.address,
+                    addressed(ev::ACTION_UNSUBSCRIBE, sub),
                     &ev::unsubscribe(),
                     ev::parse_unsubscribe,
                 )
@@ -163,3 +186,6 @@ impl EventSession for RealSession {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -85,21 +85,23 @@ pub trait EventSession: Send + Sync {
         url: &'a str,
         termination: Duration,
     ) -> BoxFuture<'a, Result<Subscription, OnvifError>>;
-    /// PullMessages, waiting on the camera up to `timeout`.
+    /// PullMessages, waiting on the camera up to `timeout`. Calls on a
+    /// subscription go to its address with its reference parameters
+    /// echoed (WS-Addressing, `docs/events.md`).
     fn pull<'a>(
         &'a self,
-        sub: &'a str,
+        sub: &'a Subscription,
         timeout: Duration,
         limit: u32,
     ) -> BoxFuture<'a, Result<Pulled, OnvifError>>;
     /// Renew for `termination`.
     fn renew<'a>(
         &'a self,
-        sub: &'a str,
+        sub: &'a Subscription,
         termination: Duration,
     ) -> BoxFuture<'a, Result<Renewed, OnvifError>>;
     /// Unsubscribe.
-    fn unsubscribe<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<(), OnvifError>>;
+    fn unsubscribe<'a>(&'a self, sub: &'a Subscription) -> BoxFuture<'a, Result<(), OnvifError>>;
 }
 
 /// One event a camera raised, as published.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use device_drivers::onvif_client::{CameraInventory, OnvifError, OnvifErrorKind};
-use device_drivers::onvif_events::{EventKind, PropertyOperation, Pulled, classify};
+use device_drivers::onvif_events::{EventKind, PropertyOperation, Pulled, Subscription, classify};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -158,7 +158,7 @@ impl Events {
                     r = self.subscribe(&device, &*session) => r,
                 }
             };
-            let (address, mut renew_at) = match built {
+            let (sub, mut renew_at) = match built {
                 Ok(Some(s)) => s,
                 Ok(None) => {
                     tracing::info!(
@@ -178,7 +178,7 @@ impl Events {
                 .subscribed(
                     &device,
                     &*session,
-                    &address,
+                    &sub,
                     &mut renew_at,
                     &mut known,
                     &mut log,
@@ -187,8 +187,8 @@ impl Events {
                 .await;
             if shutdown.is_cancelled() {
                 // Best effort: tell the camera, briefly.
-                let _ = tokio::time::timeout(Duration::from_secs(2), session.unsubscribe(&address))
-                    .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), session.unsubscribe(&sub)).await;
                 return;
             }
             self.metrics.set_state(&id, "rebuilding");
@@ -203,12 +203,13 @@ impl Events {
     }
 
     /// Finds the service, measures the clock, creates the subscription:
-    /// its address and when to renew it.
+    /// the subscription (its address and reference parameters) and when to
+    /// renew it.
     async fn subscribe(
         &self,
         device: &Device,
         session: &dyn EventSession,
-    ) -> Result<Option<(String, Instant)>, OnvifError> {
+    ) -> Result<Option<(Subscription, Instant)>, OnvifError> {
         let Some(url) = self.events_url(device, session).await? else {
             return Ok(None);
         };
@@ -222,7 +223,7 @@ impl Events {
             offset,
             self.cfg.subscription,
         );
-        Ok(Some((s.address, Instant::now() + d)))
+        Ok(Some((s, Instant::now() + d)))
     }
 
     /// Pulls and renews until the subscription must be rebuilt or shutdown;
@@ -232,7 +233,7 @@ impl Events {
         &self,
         device: &Device,
         session: &dyn EventSession,
-        address: &str,
+        sub: &Subscription,
         renew_at: &mut Instant,
         known: &mut HashMap<EventKind, bool>,
         log: &mut LogGate,
@@ -248,7 +249,7 @@ impl Events {
                     };
                     tokio::select! {
                         _ = shutdown.cancelled() => return pulled_any,
-                        r = session.renew(address, self.cfg.subscription) => r,
+                        r = session.renew(sub, self.cfg.subscription) => r,
                     }
                 };
                 match r {
@@ -294,7 +295,7 @@ impl Events {
                 let cap = wait + PULL_GRACE;
                 tokio::select! {
                     _ = shutdown.cancelled() => return pulled_any,
-                    r = tokio::time::timeout(cap, session.pull(address, wait, self.cfg.message_limit)) => {
+                    r = tokio::time::timeout(cap, session.pull(sub, wait, self.cfg.message_limit)) => {
                         r.unwrap_or_else(|_| Err(OnvifError {
                             peer: device.address.clone().unwrap_or_else(|| device.id.clone()),
                             operation: "PullMessages",

@@ -228,6 +228,32 @@ async fn tamper_degrades_and_expiry_rebuilds_without_losing_events() {
     w.shutdown.cancel();
 }
 
+/// An Axis-like camera that hands out one address for every subscription
+/// and tells them apart by a reference parameter: the loop keeps the
+/// parameter with the subscription, so pulls find it, renewals keep it
+/// alive (not rebuilt), and a tamper arrives.
+#[tokio::test(start_paused = true)]
+async fn subscriptions_named_by_reference_parameter_are_pulled_and_renewed() {
+    let w = world(EventsConfig::default());
+    let id = fake::adopted(&w.store, 1);
+    w.fake.set(
+        1,
+        Script {
+            by_reference: true,
+            ..Script::default()
+        },
+    );
+    w.start();
+    until("subscribed", || w.fake.created(1) == 1).await;
+    until("renewed twice", || w.fake.calls(1, "renew").len() >= 2).await;
+    w.fake.tamper(1, true);
+    until("tamper event", || !w.rec.kinds(&id).is_empty()).await;
+    assert_eq!(w.rec.kinds(&id), vec![("tamper", "active")]);
+    assert_eq!(w.fake.created(1), 1, "renewed, not rebuilt");
+    assert_eq!(w.metrics.state(&id), Some("active"));
+    w.shutdown.cancel();
+}
+
 /// A camera without the event service is marked and asked only once.
 #[tokio::test(start_paused = true)]
 async fn no_service_is_marked_and_not_retried() {
