@@ -99,6 +99,8 @@ pub struct ClientOptions {
     pub max_body: usize,
     /// How long [`http_client`] keeps an idle connection (at most one per
     /// host). Default 10 s; the health poller sets it from its cadence.
+    /// Zero keeps none: every call has its own connection, closed when
+    /// its answer is read.
     pub pool_idle: Duration,
 }
 
@@ -261,7 +263,7 @@ pub fn http_client_with_tls(
         // separated by tens of seconds: keep one connection briefly, not one
         // idle socket per camera for 30 s (1,000 cameras).
         .pool_idle_timeout(opts.pool_idle)
-        .pool_max_idle_per_host(1)
+        .pool_max_idle_per_host(usize::from(!opts.pool_idle.is_zero()))
         .tcp_nodelay(true)
         .build()
 }

@@ -70,7 +70,8 @@ pub struct HealthSection {
     pub auth_backoff_secs: Duration,
     /// ONVIF event pulls (PullMessages) in flight at once across cameras;
     /// pulls go in turns, each holding a connection while it waits
-    /// (1-1024). Default: `64`.
+    /// (1-1024). Default: `32` (about 32 pulls a second; 1,000 cameras and
+    /// 200 horns within 5 % of a core, BENCHMARKS.md "Footprint").
     #[serde(default = "default_event_pulls", deserialize_with = "de_concurrency")]
     pub event_pulls: usize,
     /// Seconds a camera holds one event pull when it has nothing to say
@@ -356,7 +357,7 @@ fn de_secs_60<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Err
     de_bounded(d, 1, 60, "seconds").map(Duration::from_secs)
 }
 fn default_event_pulls() -> usize {
-    64
+    32
 }
 fn default_event_pull_wait() -> Duration {
     Duration::from_secs(1)

@@ -39,11 +39,12 @@ impl RealEventIo {
             timeout: call_timeout + pull_timeout,
             connect_timeout: call_timeout.min(Duration::from_secs(3)),
             max_body: ev::MAX_EVENT_BODY,
-            // Pulls go in turns, seconds apart per camera: an idle
-            // connection is kept only for the call that follows at once
-            // (create → first pull, a pull that brought messages → the
-            // next), not one idle socket with its buffers per camera.
-            pool_idle: Duration::from_secs(1),
+            // Pulls go in turns, seconds apart per camera: no idle
+            // connection is kept. Kept for 1 s (only the call that follows
+            // at once reused it), the idle ones about doubled the open
+            // connections, each with hyper's read and write buffers
+            // (BENCHMARKS.md, "Footprint").
+            pool_idle: Duration::ZERO,
         };
         let http = device_drivers::onvif_client::http_client(&opts)?;
         Ok(Self { http, opts, clock })
