@@ -2,12 +2,24 @@
 //! in child processes, unique loopback networks per test, and network
 //! namespaces for peers that ignore loopback.
 //!
+//! - `gateway`: [`GatewayConfig`] (a `gateway.toml` from the sections a
+//!   suite needs) and [`start_gateway`] / [`GatewayStart`] (`tgw run`,
+//!   waited for until it serves HTTP);
+//! - `process`: [`KillOnDrop`] and [`SpawnKilled::spawn_killed`], so that
+//!   every child process dies with its test, passed or panicked;
+//! - `rabbit`: a RabbitMQ cluster with MQTT for the fleet suite.
+//!
 //! Every test stays on 127.0.0.0/8 or inside namespaces it creates.
 // These helpers drive child processes from synchronous tests; polling them
 // needs a real sleep, which the library code's time-injection rule bans.
 #![allow(clippy::disallowed_methods)]
 
+mod gateway;
+mod process;
 pub mod rabbit;
+
+pub use gateway::{Gateway, GatewayConfig, GatewayStart, start_gateway};
+pub use process::{KillOnDrop, SpawnKilled};
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, UdpSocket};
@@ -101,6 +113,13 @@ pub fn test_net(tag: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, tag.max(2), p, 1)
 }
 
+/// The /24 that `base` is in, as `A.B.C.0/24` (for a discovery sweep or a
+/// credential group over [`test_net`]).
+pub fn cidr24(base: Ipv4Addr) -> String {
+    let o = base.octets();
+    format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+}
+
 /// A simulated township running in a child `tgw sim` process.
 pub struct SimProc {
     child: Child,
@@ -128,6 +147,34 @@ impl SimProc {
         SimProc { child, manifest }
     }
 
+    /// `n` simulated ONVIF cameras from `base` up, answering unicast
+    /// WS-Discovery Probes on UDP `wsd_port` (no multicast), login `admin`
+    /// / `password`; `extra` arguments follow (`--control`, `--fault`).
+    pub fn cameras(
+        n: usize,
+        base: Ipv4Addr,
+        wsd_port: u16,
+        password: &str,
+        extra: &[&str],
+    ) -> SimProc {
+        let (n, base, wsd) = (n.to_string(), base.to_string(), wsd_port.to_string());
+        let mut args = vec![
+            "--cameras",
+            &n,
+            "--bind",
+            &base,
+            "--wsd-port",
+            &wsd,
+            "--no-multicast",
+            "--password",
+            password,
+            "--username",
+            "admin",
+        ];
+        args.extend_from_slice(extra);
+        SimProc::start(&args)
+    }
+
     /// The manifest's devices of a kind.
     pub fn devices(&self, kind: &str) -> Vec<serde_json::Value> {
         self.manifest["devices"]
@@ -142,6 +189,23 @@ impl Drop for SimProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Injects `fault` (`offline`, `frozen`, `clear`, ...) into the simulated
+/// device `device` through the simulator's control endpoint `control`.
+pub fn sim_fault(control: &str, device: &str, fault: &str) {
+    use std::io::{Read, Write};
+    let path = format!("/devices/{device}/fault");
+    let mut s = std::net::TcpStream::connect(control).expect("control endpoint");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {control}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{fault}",
+        fault.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{path} {fault}: {out}");
 }
 
 /// `n` simulated RTP horns on [`test_net`]`(tag)` (a `tgw sim` with a
@@ -574,30 +638,13 @@ impl Drop for MqttSub {
     }
 }
 
-/// A minimal gateway configuration for MQTT tests.
+/// A minimal gateway configuration for MQTT tests
+/// ([`GatewayConfig::test_site`]); `extra` continues its `[mqtt]` table
+/// (more keys, then any further tables).
 pub fn mqtt_config(data_dir: &std::path::Path, url: &str, extra: &str) -> String {
-    format!(
-        r#"[gateway]
-site = "test-site"
-id = "gw-t"
-data_dir = "{}"
-
-[township]
-code = "test-site"
-name = "Test"
-
-[discovery]
-enabled = false
-
-[mqtt]
-url = "{url}"
-keep_alive_secs = 5
-reconnect_min_ms = 100
-reconnect_max_secs = 1
-{extra}
-"#,
-        data_dir.display()
-    )
+    GatewayConfig::test_site(data_dir, url)
+        .section("[mqtt]", extra)
+        .render()
 }
 
 // --- speakers (issue 5) ---

@@ -1,0 +1,59 @@
+//! Child processes that end with their test: killed and reaped when the
+//! test returns or panics, so a failed assertion never leaves a `tgw run`,
+//! a simulator or a peer running (and holding its ports) after the test.
+
+use std::ops::{Deref, DerefMut};
+use std::process::{Child, Command};
+
+/// A child process killed (SIGKILL) and waited for when dropped. It derefs
+/// to the [`Child`], so `id`, `try_wait`, `kill` and `wait` work as usual.
+pub struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    /// Guards `child`.
+    pub fn new(child: Child) -> KillOnDrop {
+        KillOnDrop(child)
+    }
+
+    /// Kills it now and waits for it to exit (what dropping it does).
+    pub fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Deref for KillOnDrop {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `Command::spawn` with its child in a [`KillOnDrop`].
+pub trait SpawnKilled {
+    /// Spawns the command (panicking with `what` and the reason if it
+    /// cannot start); the child dies when the guard is dropped.
+    fn spawn_killed(&mut self, what: &str) -> KillOnDrop;
+}
+
+impl SpawnKilled for Command {
+    fn spawn_killed(&mut self, what: &str) -> KillOnDrop {
+        match self.spawn() {
+            Ok(child) => KillOnDrop(child),
+            Err(e) => panic!("spawn {what}: {e}"),
+        }
+    }
+}
