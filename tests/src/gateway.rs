@@ -23,6 +23,13 @@ use std::time::Duration;
 use crate::process::{KillOnDrop, SpawnKilled};
 use crate::{http_get, tgw, wait_for};
 
+/// The gateway's GB/T 28181 id in [`GatewayConfig::gb28181`].
+pub const GB_GATEWAY_ID: &str = "34020000002000000099";
+/// The platform's id in [`GatewayConfig::gb_platform`].
+pub const GB_PLATFORM_ID: &str = "34020000002000000001";
+/// The platform's SIP domain in [`GatewayConfig::gb_platform`].
+pub const GB_DOMAIN: &str = "3402000000";
+
 /// A gateway configuration: `[gateway]` (site `qingshan`, the data
 /// directory), `[township]` (`qingshan`, 青山镇) with its villages, then
 /// the sections in the order they were added. A `[table]` added twice is
@@ -109,6 +116,11 @@ impl GatewayConfig {
         self.section("[discovery]", "enabled = false")
     }
 
+    /// `[health] enabled = false`.
+    pub fn no_health(self) -> GatewayConfig {
+        self.section("[health]", "enabled = false")
+    }
+
     /// Discovery by unicast Probe sweep only: `cidr`, simulated cameras
     /// answering on UDP `wsd_port`, every 10 s, no multicast.
     pub fn camera_sweep(self, cidr: &str, wsd_port: u16) -> GatewayConfig {
@@ -158,6 +170,32 @@ impl GatewayConfig {
                 "url = \"{url}\"\nkeep_alive_secs = 5\nreconnect_min_ms = 100\nreconnect_max_secs = 1"
             ),
         )
+    }
+
+    /// `[gb28181]`: the gateway as lower platform [`GB_GATEWAY_ID`] (civil
+    /// code 340200) on an ephemeral loopback port, and `extra` keys.
+    pub fn gb28181(self, extra: &str) -> GatewayConfig {
+        self.section(
+            "[gb28181]",
+            &format!("id = \"{GB_GATEWAY_ID}\"\ncivil_code = \"340200\"\nlisten = \"127.0.0.1:0\""),
+        )
+        .section("[gb28181]", extra)
+    }
+
+    /// A `[[gb28181.platforms]]` entry: the platform `county`
+    /// ([`GB_PLATFORM_ID`], domain [`GB_DOMAIN`]) at `address`, with
+    /// `password` and `extra` keys.
+    pub fn gb_platform(self, address: &str, password: &str, extra: &str) -> GatewayConfig {
+        let mut body = format!(
+            "name = \"county\"\nserver_id = \"{GB_PLATFORM_ID}\"\ndomain = \"{GB_DOMAIN}\"\n\
+             address = \"{address}\"\npassword = \"{password}\""
+        );
+        let extra = extra.trim_matches('\n');
+        if !extra.is_empty() {
+            body.push('\n');
+            body.push_str(extra);
+        }
+        self.section("[[gb28181.platforms]]", &body)
     }
 
     /// A section under `header` (`"[gb28181]"`, `"[[gb28181.platforms]]"`)

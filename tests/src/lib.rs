@@ -18,7 +18,9 @@ mod gateway;
 mod process;
 pub mod rabbit;
 
-pub use gateway::{Gateway, GatewayConfig, GatewayStart, start_gateway};
+pub use gateway::{
+    GB_DOMAIN, GB_GATEWAY_ID, GB_PLATFORM_ID, Gateway, GatewayConfig, GatewayStart, start_gateway,
+};
 pub use process::{KillOnDrop, SpawnKilled};
 
 use std::io::{BufRead, BufReader};
@@ -360,6 +362,22 @@ pub fn api_token_as(config: &std::path::Path, user: &str, role: &str) -> String 
         .expect("tgw user token");
     assert!(out.status.success(), "tgw user token");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `tgw speakers import CSV --config CONFIG` (at most 60 s), asserting it
+/// succeeded.
+pub fn import_speakers(config: &std::path::Path, csv: &std::path::Path) {
+    let mut imp = tgw();
+    imp.args(["speakers", "import"])
+        .arg(csv)
+        .arg("--config")
+        .arg(config);
+    let out = run_with_timeout(imp, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "tgw speakers import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A JSON POST on loopback with a bearer token, returning (status, body).
