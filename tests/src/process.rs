@@ -2,8 +2,9 @@
 //! test returns or panics, so a failed assertion never leaves a `tgw run`,
 //! a simulator or a peer running (and holding its ports) after the test.
 
+use std::io::Read;
 use std::ops::{Deref, DerefMut};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output};
 
 /// A child process killed (SIGKILL) and waited for when dropped. It derefs
 /// to the [`Child`], so `id`, `try_wait`, `kill` and `wait` work as usual.
@@ -19,6 +20,31 @@ impl KillOnDrop {
     pub fn stop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+
+    /// [`Child::wait_with_output`] for a guarded child: reads its piped
+    /// stdout and stderr to the end, then waits for it.
+    pub fn wait_with_output(mut self) -> std::io::Result<Output> {
+        let err = self.0.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = e.read_to_end(&mut buf);
+                buf
+            })
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut out) = self.0.stdout.take() {
+            out.read_to_end(&mut stdout)?;
+        }
+        let stderr = err
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default();
+        let status = self.0.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
     }
 }
 

@@ -188,10 +188,12 @@ fn offer_port(invite: &str) -> u16 {
         .unwrap_or_else(|| panic!("no m=audio port: {invite}"))
 }
 
+/// The gateway, its horns and the platform (fields drop in this order: the
+/// gateway stops before its data directory goes).
 struct Rig {
-    _dir: tempfile::TempDir,
-    _sim: SimProc,
     _gw: Gateway,
+    _sim: SimProc,
+    _dir: tempfile::TempDir,
     http: String,
     control: String,
     admin: String,
@@ -255,9 +257,9 @@ impl Rig {
         }
         assert_eq!(channels.len(), n, "{}", body(&cat));
         Rig {
-            _dir: dir,
-            _sim: sim,
             _gw: gw,
+            _sim: sim,
+            _dir: dir,
             http,
             control,
             admin,
