@@ -75,14 +75,18 @@ impl GatewayConfig {
     }
 
     /// `[gateway] id`.
-    pub fn id(mut self, id: &str) -> GatewayConfig {
-        self.gateway.push(format!("id = \"{id}\""));
-        self
+    pub fn id(self, id: &str) -> GatewayConfig {
+        self.gateway(&format!("id = \"{id}\""))
     }
 
     /// `[gateway] timezone`.
-    pub fn timezone(mut self, tz: &str) -> GatewayConfig {
-        self.gateway.push(format!("timezone = \"{tz}\""));
+    pub fn timezone(self, tz: &str) -> GatewayConfig {
+        self.gateway(&format!("timezone = \"{tz}\""))
+    }
+
+    /// More `[gateway]` keys, as TOML text.
+    pub fn gateway(mut self, keys: &str) -> GatewayConfig {
+        self.gateway.push(keys.trim_matches('\n').into());
         self
     }
 
@@ -367,6 +371,11 @@ impl Gateway {
     /// Kills it and waits for it to exit (its log is complete then).
     pub fn stop(&mut self) {
         self.child.stop();
+    }
+
+    /// SIGTERM, then waits (at most `limit`) for its clean shutdown.
+    pub fn terminate(&mut self, limit: Duration) {
+        self.child.terminate(limit);
     }
 
     /// Its log so far (empty unless started with [`GatewayStart::log`]).

@@ -2,9 +2,13 @@
 //! test returns or panics, so a failed assertion never leaves a `tgw run`,
 //! a simulator or a peer running (and holding its ports) after the test.
 
+// Waiting for a child to exit needs real time.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::Read;
 use std::ops::{Deref, DerefMut};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
 
 /// A child process killed (SIGKILL) and waited for when dropped. It derefs
 /// to the [`Child`], so `id`, `try_wait`, `kill` and `wait` work as usual.
@@ -20,6 +24,26 @@ impl KillOnDrop {
     pub fn stop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+
+    /// Sends SIGTERM and waits for it to exit (a clean shutdown), failing
+    /// the test if it takes longer than `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "process {} did not exit within {limit:?} of SIGTERM",
+                self.0.id()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// [`Child::wait_with_output`] for a guarded child: reads its piped
