@@ -6,6 +6,16 @@ use std::time::Duration;
 
 use tgw_e2e::*;
 
+/// `[discovery]` keys of these tests: a round every 10 s on 127.0.0.1,
+/// multicast to the test's own group port (not the simulators of other
+/// tests), 1 s for answers.
+fn multicast_discovery(group: u16) -> String {
+    format!(
+        "interval_secs = 10\ninterfaces = [\"127.0.0.1\"]\n\
+         multicast_group = \"239.255.255.250:{group}\"\nwait_ms = 1000"
+    )
+}
+
 #[test]
 fn run_discovers_adopts_and_inventories_without_leaking_secrets() {
     let base = test_net(51);
@@ -51,13 +61,10 @@ fn run_discovers_adopts_and_inventories_without_leaking_secrets() {
         cfg = cfg.village(v, v, &grids);
     }
     let cfg_path = cfg
+        .section("[discovery]", &multicast_discovery(group))
         .section(
             "[discovery]",
-            &format!(
-                "interval_secs = 10\ninterfaces = [\"127.0.0.1\"]\n\
-                 multicast_group = \"239.255.255.250:{group}\"\ncidrs = [\"{cidr}\"]\n\
-                 unicast_port = {wsd}\nwait_ms = 1000"
-            ),
+            &format!("cidrs = [\"{cidr}\"]\nunicast_port = {wsd}"),
         )
         .auto_adopt()
         .section(
@@ -160,14 +167,10 @@ fn run_round_puts_ssdp_speakers_into_the_inbox() {
     let http = format!("127.0.0.1:{}", free_tcp_port());
     let cfg_path = GatewayConfig::new(dir.path())
         .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+        .section("[discovery]", &multicast_discovery(group))
         .section(
             "[discovery]",
-            &format!(
-                "interval_secs = 10\ninterfaces = [\"127.0.0.1\"]\n\
-                 multicast_group = \"239.255.255.250:{group}\"\n\
-                 ssdp_group = \"239.255.255.250:{ssdp}\"\nmdns = false\nonvif_audio = false\n\
-                 wait_ms = 1000"
-            ),
+            &format!("ssdp_group = \"239.255.255.250:{ssdp}\"\nmdns = false\nonvif_audio = false"),
         )
         .http(&http)
         .write(dir.path().join("gateway.toml"));
@@ -244,13 +247,10 @@ fn run_round_finds_mdns_and_onvif_audio_horns_and_adopts_one() {
     let http = format!("127.0.0.1:{}", free_tcp_port());
     let cfg_path = GatewayConfig::new(dir.path())
         .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+        .section("[discovery]", &multicast_discovery(group))
         .section(
             "[discovery]",
-            &format!(
-                "interval_secs = 10\ninterfaces = [\"127.0.0.1\"]\n\
-                 multicast_group = \"239.255.255.250:{group}\"\nssdp = false\n\
-                 mdns_group = \"224.0.0.251:{mdns}\"\nwait_ms = 1000"
-            ),
+            &format!("ssdp = false\nmdns_group = \"224.0.0.251:{mdns}\""),
         )
         .section("[inventory]", "probe_unadopted = false")
         .http(&http)
