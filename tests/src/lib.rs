@@ -2,12 +2,26 @@
 //! in child processes, unique loopback networks per test, and network
 //! namespaces for peers that ignore loopback.
 //!
+//! - `gateway`: [`GatewayConfig`] (a `gateway.toml` from the sections a
+//!   suite needs) and [`start_gateway`] / [`GatewayStart`] (`tgw run`,
+//!   waited for until it serves HTTP);
+//! - `process`: [`KillOnDrop`] and [`SpawnKilled::spawn_killed`], so that
+//!   every child process dies with its test, passed or panicked;
+//! - `rabbit`: a RabbitMQ cluster with MQTT for the fleet suite.
+//!
 //! Every test stays on 127.0.0.0/8 or inside namespaces it creates.
 // These helpers drive child processes from synchronous tests; polling them
 // needs a real sleep, which the library code's time-injection rule bans.
 #![allow(clippy::disallowed_methods)]
 
+mod gateway;
+mod process;
 pub mod rabbit;
+
+pub use gateway::{
+    GB_DOMAIN, GB_GATEWAY_ID, GB_PLATFORM_ID, Gateway, GatewayConfig, GatewayStart, start_gateway,
+};
+pub use process::{KillOnDrop, SpawnKilled};
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, UdpSocket};
@@ -59,8 +73,7 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+        .spawn_killed("command");
     let start = Instant::now();
     loop {
         if let Some(_status) = child.try_wait().expect("wait") {
@@ -101,9 +114,17 @@ pub fn test_net(tag: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, tag.max(2), p, 1)
 }
 
-/// A simulated township running in a child `tgw sim` process.
+/// The /24 that `base` is in, as `A.B.C.0/24` (for a discovery sweep or a
+/// credential group over [`test_net`]).
+pub fn cidr24(base: Ipv4Addr) -> String {
+    let o = base.octets();
+    format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+}
+
+/// A simulated township running in a child `tgw sim` process (killed on
+/// drop).
 pub struct SimProc {
-    child: Child,
+    _child: KillOnDrop,
     /// The manifest printed on its first stdout line.
     pub manifest: serde_json::Value,
 }
@@ -116,8 +137,7 @@ impl SimProc {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn tgw sim");
+            .spawn_killed("tgw sim");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout)
@@ -125,7 +145,38 @@ impl SimProc {
             .expect("manifest line");
         let manifest: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("manifest is not JSON ({e}): {line:?}"));
-        SimProc { child, manifest }
+        SimProc {
+            _child: child,
+            manifest,
+        }
+    }
+
+    /// `n` simulated ONVIF cameras from `base` up, answering unicast
+    /// WS-Discovery Probes on UDP `wsd_port` (no multicast), login `admin`
+    /// / `password`; `extra` arguments follow (`--control`, `--fault`).
+    pub fn cameras(
+        n: usize,
+        base: Ipv4Addr,
+        wsd_port: u16,
+        password: &str,
+        extra: &[&str],
+    ) -> SimProc {
+        let (n, base, wsd) = (n.to_string(), base.to_string(), wsd_port.to_string());
+        let mut args = vec![
+            "--cameras",
+            &n,
+            "--bind",
+            &base,
+            "--wsd-port",
+            &wsd,
+            "--no-multicast",
+            "--password",
+            password,
+            "--username",
+            "admin",
+        ];
+        args.extend_from_slice(extra);
+        SimProc::start(&args)
     }
 
     /// The manifest's devices of a kind.
@@ -137,11 +188,21 @@ impl SimProc {
     }
 }
 
-impl Drop for SimProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Injects `fault` (`offline`, `frozen`, `clear`, ...) into the simulated
+/// device `device` through the simulator's control endpoint `control`.
+pub fn sim_fault(control: &str, device: &str, fault: &str) {
+    use std::io::{Read, Write};
+    let path = format!("/devices/{device}/fault");
+    let mut s = std::net::TcpStream::connect(control).expect("control endpoint");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {control}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{fault}",
+        fault.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{path} {fault}: {out}");
 }
 
 /// `n` simulated RTP horns on [`test_net`]`(tag)` (a `tgw sim` with a
@@ -277,18 +338,7 @@ pub fn api_token(config: &std::path::Path) -> String {
 /// An API token for a new user `user` with `role` (`viewer`, `operator`,
 /// `technician`, `admin`), made as [`api_token`] does.
 pub fn api_token_as(config: &std::path::Path, user: &str, role: &str) -> String {
-    use std::io::Write;
-    let mut add = tgw()
-        .args(["user", "add", user, "--role", role, "--config"])
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("tgw user add");
-    if let Some(mut stdin) = add.stdin.take() {
-        let _ = writeln!(stdin, "e2e-viewer-password");
-    }
-    assert!(add.wait().expect("tgw user add").success(), "tgw user add");
+    add_user(config, user, role, "e2e-viewer-password");
     let out = tgw()
         .args(["user", "token", user, "--config"])
         .arg(config)
@@ -296,6 +346,38 @@ pub fn api_token_as(config: &std::path::Path, user: &str, role: &str) -> String 
         .expect("tgw user token");
     assert!(out.status.success(), "tgw user token");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `tgw speakers import CSV --config CONFIG` (at most 60 s), asserting it
+/// succeeded.
+pub fn import_speakers(config: &std::path::Path, csv: &std::path::Path) {
+    let mut imp = tgw();
+    imp.args(["speakers", "import"])
+        .arg(csv)
+        .arg("--config")
+        .arg(config);
+    let out = run_with_timeout(imp, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "tgw speakers import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `tgw user add USER --role ROLE` for the gateway of `config`, the
+/// password on stdin.
+pub fn add_user(config: &std::path::Path, user: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut add = tgw()
+        .args(["user", "add", user, "--role", role, "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn_killed("tgw user add");
+    if let Some(mut stdin) = add.stdin.take() {
+        let _ = writeln!(stdin, "{password}");
+    }
+    assert!(add.wait().expect("tgw user add").success(), "tgw user add");
 }
 
 /// A JSON POST on loopback with a bearer token, returning (status, body).
@@ -324,6 +406,40 @@ pub fn http_post_as(addr: &str, path: &str, token: &str, json: &str) -> Option<(
         body.to_string()
     };
     Some((status, body))
+}
+
+/// POSTs a raw `body` of type `ctype` with a bearer token on loopback;
+/// returns the status and the body of the answer.
+pub fn http_post_raw(
+    addr: &str,
+    path: &str,
+    token: &str,
+    ctype: &str,
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    s.write_all(body).expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
 }
 
 /// [`http_get`] with an optional bearer token.
@@ -499,7 +615,7 @@ impl Drop for Mosquitto {
 /// A `mosquitto_sub -v` writing every message to a file, with a persistent
 /// QoS 1 session (it reconnects by itself across broker restarts).
 pub struct MqttSub {
-    child: Child,
+    _child: KillOnDrop,
     /// The output file: one `topic payload` line per message.
     pub path: PathBuf,
 }
@@ -527,9 +643,11 @@ impl MqttSub {
             .args(["-k", "5", "-v", "-t", filter, "-t", &marker])
             .stdout(out)
             .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto_sub (mosquitto-clients)");
-        let sub = MqttSub { child, path };
+            .spawn_killed("mosquitto_sub (mosquitto-clients)");
+        let sub = MqttSub {
+            _child: child,
+            path,
+        };
         let start = std::time::Instant::now();
         loop {
             let _ = Command::new("mosquitto_pub")
@@ -567,37 +685,13 @@ impl MqttSub {
     }
 }
 
-impl Drop for MqttSub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal gateway configuration for MQTT tests.
+/// A minimal gateway configuration for MQTT tests
+/// ([`GatewayConfig::test_site`]); `extra` continues its `[mqtt]` table
+/// (more keys, then any further tables).
 pub fn mqtt_config(data_dir: &std::path::Path, url: &str, extra: &str) -> String {
-    format!(
-        r#"[gateway]
-site = "test-site"
-id = "gw-t"
-data_dir = "{}"
-
-[township]
-code = "test-site"
-name = "Test"
-
-[discovery]
-enabled = false
-
-[mqtt]
-url = "{url}"
-keep_alive_secs = 5
-reconnect_min_ms = 100
-reconnect_max_secs = 1
-{extra}
-"#,
-        data_dir.display()
-    )
+    GatewayConfig::test_site(data_dir, url)
+        .section("[mqtt]", extra)
+        .render()
 }
 
 // --- speakers (issue 5) ---
@@ -625,7 +719,6 @@ pub fn have(program: &str) -> bool {
     ok
 }
 
-/// ffmpeg receiving `codec` RTP on 127.0.0.1:`port` for `seconds`, into `wav`.
 /// Waits until something on this machine has UDP port `port` bound (read
 /// from /proc/net/udp), e.g. a receiver started in the background.
 pub fn wait_udp_bound(port: u16, limit: Duration) {
@@ -644,12 +737,14 @@ pub fn wait_udp_bound(port: u16, limit: Duration) {
     });
 }
 
+/// ffmpeg receiving `codec` RTP on 127.0.0.1:`port` for `seconds`, into
+/// `dir/out.wav` (killed when dropped).
 pub fn ffmpeg_rtp_receiver(
     dir: &std::path::Path,
     port: u16,
     codec: &str,
     seconds: u32,
-) -> std::process::Child {
+) -> KillOnDrop {
     let (pt, name) = if codec == "pcma" {
         (8, "PCMA")
     } else {
@@ -689,8 +784,7 @@ pub fn ffmpeg_rtp_receiver(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ffmpeg")
+        .spawn_killed("ffmpeg")
 }
 
 /// An even free UDP port whose odd neighbour (RTCP) is free too.
@@ -759,6 +853,30 @@ pub fn read_wav_i16(path: &std::path::Path) -> Option<(u32, Vec<i16>)> {
     None
 }
 
+/// A 16-bit mono 8 kHz WAV file of a `freq` tone lasting `seconds`.
+pub fn tone_wav(freq: f64, seconds: f64) -> Vec<u8> {
+    let n = (8000.0 * seconds) as usize;
+    let data = (n * 2) as u32;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&16000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for i in 0..n {
+        let s = (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin() * 12_000.0;
+        out.extend_from_slice(&(s as i16).to_le_bytes());
+    }
+    out
+}
+
 /// Share of the signal's energy at `freq` (0..1, Goertzel over the whole
 /// signal): about 1 for a clean tone at `freq`, about 0 elsewhere.
 pub fn tone_share(samples: &[i16], freq: f64, rate: u32) -> f64 {
@@ -818,7 +936,7 @@ pub fn baresip_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
 /// picking and binding, a slow start on a loaded machine) is killed and
 /// started again on another port, at most 3 times; then the test fails with
 /// baresip's own log.
-pub fn start_baresip(dir: &std::path::Path) -> (Child, u16, std::path::PathBuf) {
+pub fn start_baresip(dir: &std::path::Path) -> (KillOnDrop, u16, std::path::PathBuf) {
     let mut logs = String::new();
     for attempt in 1..=3 {
         let port = free_udp_port();
@@ -831,8 +949,7 @@ pub fn start_baresip(dir: &std::path::Path) -> (Child, u16, std::path::PathBuf) 
             .stdin(Stdio::piped()) // its menu reads stdin: keep it open, quiet
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
-            .spawn()
-            .expect("spawn baresip");
+            .spawn_killed("baresip");
         let hex = format!(":{port:04X} ");
         let start = Instant::now();
         let bound = loop {
@@ -858,8 +975,7 @@ pub fn start_baresip(dir: &std::path::Path) -> (Child, u16, std::path::PathBuf) 
         if bound {
             return (child, port, rec);
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        child.stop();
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         eprintln!("baresip attempt {attempt} did not bind UDP {port}: {text}");
         logs.push_str(&format!("attempt {attempt} (port {port}):\n{text}\n"));
@@ -871,7 +987,7 @@ pub fn start_baresip(dir: &std::path::Path) -> (Child, u16, std::path::PathBuf) 
 /// no multicast (so demos in parallel tests never see each other), with
 /// its stderr collected; killed on drop.
 pub struct DemoProc {
-    child: Child,
+    child: KillOnDrop,
     /// The gateway's HTTP address (`127.0.0.1:PORT`).
     pub http: String,
     /// The data directory (gateway.toml, cli-token, the store).
@@ -904,8 +1020,7 @@ impl DemoProc {
             .env("TGW_DEMO_ADMIN_PASSWORD", "demo-admin-pw")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tgw demo");
+            .spawn_killed("tgw demo");
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
         std::thread::spawn(move || {
@@ -963,12 +1078,5 @@ impl DemoProc {
             http_get_as(&self.http, path, Some(&self.token())).expect("demo HTTP answer");
         assert_eq!(status, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
-    }
-}
-
-impl Drop for DemoProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

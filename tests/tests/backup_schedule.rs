@@ -4,54 +4,36 @@
 //! `tgw restore` reads back; an unset `passphrase_env` stops the start.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use tgw_e2e::*;
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Writes `dir/gateway.toml`: discovery off, backups into
+/// `backup_dir` every hour (2 kept), encrypted with `$TGW_TEST_BACKUP_PASS`.
+fn config(dir: &Path, http: &str, backup_dir: &Path) -> PathBuf {
+    GatewayConfig::new(dir.join("data"))
+        .site("backup-test")
+        .township("backup-test", "备份测试镇")
+        .no_discovery()
+        .http(http)
+        .section(
+            "[backup]",
+            &format!(
+                "dir = \"{}\"\nevery_hours = 1\nkeep = 2\n\
+                 passphrase_env = \"TGW_TEST_BACKUP_PASS\"",
+                backup_dir.display()
+            ),
+        )
+        .write(dir.join("gateway.toml"))
 }
 
-fn config(dir: &Path, http: &str, backup_dir: &Path) -> String {
-    format!(
-        r#"[gateway]
-site = "backup-test"
-data_dir = "{data}"
-[township]
-code = "backup-test"
-name = "备份测试镇"
-[discovery]
-enabled = false
-[http]
-listen = "{http}"
-[backup]
-dir = "{backups}"
-every_hours = 1
-keep = 2
-passphrase_env = "TGW_TEST_BACKUP_PASS"
-"#,
-        data = dir.join("data").display(),
-        backups = backup_dir.display()
-    )
-}
-
-fn start(cfg: &Path, log: &Path) -> Kill {
-    Kill(
-        tgw()
-            .args(["run", "--config"])
-            .arg(cfg)
-            .env("TGW_TEST_BACKUP_PASS", "sched-pass-1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
+fn start(cfg: &Path, http: &str, log: &Path) -> Gateway {
+    GatewayStart::new(cfg, http)
+        .env("TGW_TEST_BACKUP_PASS", "sched-pass-1")
+        .log(log)
+        .start()
 }
 
 fn metrics_with(http: &str, want: &[&str]) -> String {
@@ -72,10 +54,9 @@ fn an_unwritable_destination_is_reported_and_leaves_no_archive() {
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, b"not a directory").unwrap();
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, config(dir.path(), &http, &blocker.join("backups"))).unwrap();
+    let cfg = config(dir.path(), &http, &blocker.join("backups"));
     let log = dir.path().join("run.log");
-    let _run = start(&cfg, &log);
+    let _run = start(&cfg, &http, &log);
     metrics_with(
         &http,
         &[
@@ -98,8 +79,7 @@ fn an_unwritable_destination_is_reported_and_leaves_no_archive() {
 fn an_unset_passphrase_variable_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, config(dir.path(), &http, &dir.path().join("b"))).unwrap();
+    let cfg = config(dir.path(), &http, &dir.path().join("b"));
     let mut cmd = tgw();
     cmd.args(["run", "--config"])
         .arg(&cfg)
@@ -117,9 +97,8 @@ fn a_scheduled_archive_is_whole_private_and_restores_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let backups = dir.path().join("backups");
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, config(dir.path(), &http, &backups)).unwrap();
-    let mut run = start(&cfg, &dir.path().join("run.log"));
+    let cfg = config(dir.path(), &http, &backups);
+    let mut run = start(&cfg, &http, &dir.path().join("run.log"));
     let m = metrics_with(
         &http,
         &[
@@ -131,8 +110,7 @@ fn a_scheduled_archive_is_whole_private_and_restores_elsewhere() {
         !m.contains("tgw_backup_last_success_timestamp_seconds 0\n"),
         "{m}"
     );
-    let _ = run.0.kill();
-    let _ = run.0.wait();
+    run.stop();
     let names: Vec<String> = std::fs::read_dir(&backups)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -157,8 +135,7 @@ fn a_scheduled_archive_is_whole_private_and_restores_elsewhere() {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_killed("tgw restore");
         use std::io::Write;
         c.stdin
             .take()

@@ -6,7 +6,6 @@
 //! one through `PUT /api/v1/devices/{id}/credentials` turns it ok without a
 //! restart; the other stays rejected. Intervals are shortened (check 1 s).
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use tgw_e2e::*;
@@ -55,74 +54,24 @@ fn a_wrong_password_camera_is_reported_and_a_fixed_login_turns_it_ok() {
         return;
     };
     let base = test_net(67);
-    let o = base.octets();
-    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let cidr = cidr24(base);
     let (wsd, http) = (free_udp_port(), free_tcp_port());
     let http = format!("127.0.0.1:{http}");
-    let sim = SimProc::start(&[
-        "--cameras",
-        "2",
-        "--bind",
-        &base.to_string(),
-        "--wsd-port",
-        &wsd.to_string(),
-        "--no-multicast",
-        "--password",
-        "pw-right",
-        "--username",
-        "admin",
-    ]);
+    let sim = SimProc::cameras(2, base, wsd, "pw-right", &[]);
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-id = "gw-blind"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[discovery]
-interval_secs = 10
-multicast = false
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 500
-[[discovery.auto_adopt]]
-[health]
-check_interval_secs = 1
-describe_interval_secs = 5
-sample_interval_secs = 5
-sample_ms = 800
-call_timeout_ms = 1500
-auth_backoff_secs = 2
-[[credential_groups]]
-name = "batch"
-username = "admin"
-password = "pw-wrong"
-subnets = ["{cidr}"]
-[http]
-listen = "{http}"
-[mqtt]
-url = "{url}"
-keep_alive_secs = 5
-reconnect_min_ms = 100
-reconnect_max_secs = 1
-"#,
-        data = dir.path().display(),
-        url = broker.url(),
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
+    let cfg_path = GatewayConfig::new(dir.path())
+        .id("gw-blind")
+        .camera_sweep(&cidr, wsd)
+        .auto_adopt()
+        .fast_health()
+        .section("[health]", "auth_backoff_secs = 2")
+        .credential_group("admin", "pw-wrong", &cidr)
+        .http(&http)
+        .mqtt(&broker.url())
+        .write(dir.path().join("gateway.toml"));
     let token = api_token_as(&cfg_path, "tech", "technician");
     let sub = MqttSub::start(broker.port, "tgw/v1/#", "blind-early", dir.path());
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tgw run");
+    let _gw = start_gateway(&cfg_path, &http);
     let addrs: Vec<String> = sim
         .devices("camera")
         .iter()
@@ -202,7 +151,4 @@ reconnect_max_secs = 1
         "the other camera is unaffected: {}",
         other.2
     );
-
-    let _ = gw.kill();
-    let _ = gw.wait();
 }

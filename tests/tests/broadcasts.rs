@@ -11,65 +11,12 @@
 // Waiting for child processes needs real time.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use tgw_e2e::*;
-
-/// POSTs a raw body with a bearer token; returns status and body.
-fn post_raw(addr: &str, path: &str, token: &str, ctype: &str, body: &[u8]) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write");
-    s.write_all(body).expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_string();
-    (status, body)
-}
-
-/// A 16-bit mono WAV of a `freq` tone.
-fn tone_wav(freq: f64, seconds: f64) -> Vec<u8> {
-    let n = (8000.0 * seconds) as usize;
-    let pcm: Vec<i16> = (0..n)
-        .map(|i| ((2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin() * 12_000.0) as i16)
-        .collect();
-    let mut out = Vec::new();
-    let data = (n * 2) as u32;
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&8000u32.to_le_bytes());
-    out.extend_from_slice(&16000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data.to_le_bytes());
-    for s in pcm {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out
-}
 
 fn pub_mqtt(port: u16, topic: &str, body: &str) {
     let st = Command::new("mosquitto_pub")
@@ -169,45 +116,17 @@ fn signed_emergency_and_cap_warning_reach_real_and_simulated_horns() {
     let d = dir.path();
 
     // Simulated RTP horns, plus ffmpeg (RTP) and baresip (SIP).
-    let net = test_net(61).to_string();
-    let sim = SimProc::start(&[
-        "--cameras",
-        "0",
-        "--speakers",
-        "3",
-        "--no-multicast",
-        "--bind",
-        &net,
-        "--control",
-        "127.0.0.1:0",
-        "--speaker-kinds",
-        "rtp",
-    ]);
-    let control = sim.manifest["control"]
-        .as_str()
-        .expect("control")
-        .to_string();
-    let mut csv = String::from("id,kind,address,village,codec\n");
-    for h in sim.devices("speaker") {
-        let uri = h["uri"].as_str().expect("uri");
-        let addr = uri
-            .trim_start_matches("rtp://")
-            .split('?')
-            .next()
-            .unwrap_or_default();
-        csv.push_str(&format!(
-            "{},rtp,{addr},east,pcmu\n",
-            h["id"].as_str().unwrap_or_default()
-        ));
-    }
+    let csv_path = d.join("horns.csv");
+    let (sim, control, _) = sim_rtp_horns(61, 3, &csv_path);
+    let mut csv = std::fs::read_to_string(&csv_path).expect("csv");
     let ff_port = rtp_port_pair();
     csv.push_str(&format!("ffmpeg-horn,rtp,127.0.0.1:{ff_port},west,pcmu\n"));
     // baresip on its SIP port (restarted on another one if it does not bind).
-    let (mut bs, sip_port, rec) = start_baresip(d);
+    let (_bs, sip_port, rec) = start_baresip(d);
     csv.push_str(&format!(
         "baresip-horn,sip,sip:horn@127.0.0.1:{sip_port},west,pcmu\n"
     ));
-    std::fs::write(d.join("horns.csv"), &csv).expect("csv");
+    std::fs::write(&csv_path, &csv).expect("csv");
 
     // Keys and configuration.
     let mut kg = tgw();
@@ -227,64 +146,32 @@ fn signed_emergency_and_cap_warning_reach_real_and_simulated_horns() {
         })
         .expect("keygen prints public_key = \"...\"");
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let extra = format!(
-        r#"
-[http]
-listen = "{http}"
-
-[broadcast]
-playout_delay_ms = 300
-
-[[broadcast.keys]]
-id = "county-1"
-public_key = "{public}"
-scope = ["all"]
-
-[warnings]
-enabled = true
-mqtt_topic = "county/cap/+"
-repeat = 3
-interval_secs = 30
-
-[[warnings.areas]]
-village = "west"
-geocodes = ["320115"]
-"#
-    );
-    let mut cfg = mqtt_config(d, &mosq.url(), &extra);
-    cfg = cfg.replace(
-        "[township]\ncode = \"test-site\"\nname = \"Test\"\n",
-        "[township]\ncode = \"test-site\"\nname = \"Test\"\n\n[[township.villages]]\ncode = \"east\"\nname = \"东村\"\n\n[[township.villages]]\ncode = \"west\"\nname = \"西村\"\n",
-    );
-    let cfg_path = d.join("gateway.toml");
-    std::fs::write(&cfg_path, &cfg).expect("config");
-    let mut imp = tgw();
-    imp.args(["speakers", "import"])
-        .arg(d.join("horns.csv"))
-        .arg("--config")
-        .arg(&cfg_path);
-    let out = run_with_timeout(imp, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cfg_path = GatewayConfig::test_site(d, &mosq.url())
+        .village("east", "东村", &[])
+        .village("west", "西村", &[])
+        .http(&http)
+        .section("[broadcast]", "playout_delay_ms = 300")
+        .section(
+            "[[broadcast.keys]]",
+            &format!("id = \"county-1\"\npublic_key = \"{public}\"\nscope = [\"all\"]"),
+        )
+        .section(
+            "[warnings]",
+            "enabled = true\nmqtt_topic = \"county/cap/+\"\nrepeat = 3\ninterval_secs = 30",
+        )
+        .section(
+            "[[warnings.areas]]",
+            "village = \"west\"\ngeocodes = [\"320115\"]",
+        )
+        .write(d.join("gateway.toml"));
+    import_speakers(&cfg_path, &csv_path);
     let token = api_token_as(&cfg_path, "county-op", "operator");
 
     let sub = MqttSub::start(mosq.port, "tgw/v1/#", "e2e-bc", d);
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("tgw run");
-    wait_for(Duration::from_secs(20), "gateway http", || {
-        http_get(&http, "/healthz")
-    });
+    let _gw = GatewayStart::new(&cfg_path, &http).inherit_stderr().start();
 
     // The announcement: a 3 s 1 kHz tone, uploaded as an asset.
-    let (st, body) = post_raw(
+    let (st, body) = http_post_raw(
         &http,
         "/api/v1/audio-assets?name=tone.wav",
         &token,
@@ -295,7 +182,7 @@ geocodes = ["320115"]
     let asset: Value = serde_json::from_str(&body).expect("asset JSON");
     let asset = format!("sha256:{}", asset["sha256"].as_str().expect("sha256"));
     // Not audio: refused, named.
-    let (st, body) = post_raw(
+    let (st, body) = http_post_raw(
         &http,
         "/api/v1/audio-assets?name=notes.txt",
         &token,
@@ -497,9 +384,4 @@ geocodes = ["320115"]
         http_get(&http, "/healthz").is_some(),
         "the gateway survived hostile CAP"
     );
-
-    let _ = bs.kill();
-    let _ = bs.wait();
-    let _ = gw.kill();
-    let _ = gw.wait();
 }

@@ -9,10 +9,15 @@
 //! `tests/browser/node_modules/playwright-core`. Without them the test is
 //! skipped with a message, except under `CI=true`, where it fails.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use tgw_e2e::*;
+
+/// The health checks of the dashboard suites: every second, no stream
+/// samples to speak of (every 30 s, 500 ms).
+const BROWSER_HEALTH: &str = "check_interval_secs = 1\ndescribe_interval_secs = 5\n\
+    sample_interval_secs = 30\nsample_ms = 500\ncall_timeout_ms = 1000";
 
 fn prerequisites() -> Result<(), String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -40,26 +45,11 @@ fn dashboard_in_chromium() {
         return;
     }
     let base = test_net(66);
-    let o = base.octets();
-    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let cidr = cidr24(base);
     let (wsd, control, http) = (free_udp_port(), free_tcp_port(), free_tcp_port());
     let control = format!("127.0.0.1:{control}");
     let http = format!("127.0.0.1:{http}");
-    let sim = SimProc::start(&[
-        "--cameras",
-        "3",
-        "--bind",
-        &base.to_string(),
-        "--wsd-port",
-        &wsd.to_string(),
-        "--no-multicast",
-        "--password",
-        "pw-browser",
-        "--username",
-        "admin",
-        "--control",
-        &control,
-    ]);
+    let sim = SimProc::cameras(3, base, wsd, "pw-browser", &["--control", &control]);
     let cam = sim.devices("camera").into_iter().next().expect("a camera");
     let (sim_id, sim_addr) = (
         cam["id"].as_str().expect("id").to_string(),
@@ -67,42 +57,13 @@ fn dashboard_in_chromium() {
     );
     let dir = tempfile::tempdir().expect("tmp");
     // No auto_adopt rule: discovered cameras wait in the inbox.
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
-[discovery]
-interval_secs = 10
-multicast = false
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 500
-[health]
-check_interval_secs = 1
-describe_interval_secs = 5
-sample_interval_secs = 30
-sample_ms = 500
-call_timeout_ms = 1000
-[[credential_groups]]
-name = "batch"
-username = "admin"
-password = "pw-browser"
-subnets = ["{cidr}"]
-[http]
-listen = "{http}"
-"#,
-        data = dir.path().display()
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
+    let cfg_path = GatewayConfig::new(dir.path())
+        .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+        .camera_sweep(&cidr, wsd)
+        .section("[health]", BROWSER_HEALTH)
+        .credential_group("admin", "pw-browser", &cidr)
+        .http(&http)
+        .write(dir.path().join("gateway.toml"));
     let password = "browser-Admin-pw";
     add_user(&cfg_path, "admin", "admin", password);
     // A loudspeaker: an RTP "horn" that is a UDP socket held by this test.
@@ -114,25 +75,11 @@ listen = "{http}"
         format!("id,name,kind,address,village,username,password\nspk-browser,东村广场,rtp,{horn_addr},dongcun,horn,spk-browser-Secret\n"),
     )
     .expect("speakers csv");
-    let imported = tgw()
-        .args(["speakers", "import"])
-        .arg(&csv)
-        .arg("--config")
-        .arg(&cfg_path)
-        .status()
-        .expect("tgw speakers import");
-    assert!(imported.success(), "tgw speakers import failed");
-    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("tgw run");
-    wait_for(Duration::from_secs(20), "gateway ready", || {
-        http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
-    });
+    import_speakers(&cfg_path, &csv);
+    let mut gw = GatewayStart::new(&cfg_path, &http)
+        .log(dir.path().join("gateway.log"))
+        .start();
+    gw.wait_ready();
     let artifacts = workspace().join("target/browser-artifacts");
     let mut node = Command::new("node");
     node.arg(workspace().join("tests/browser/suite.mjs"))
@@ -144,14 +91,13 @@ listen = "{http}"
         .env("SIM_ADDR", &sim_addr)
         .env("ARTIFACTS", &artifacts);
     let out = run_with_timeout(node, Duration::from_secs(120));
-    let _ = gw.kill();
-    let _ = gw.wait();
+    gw.stop();
     drop(sim);
     drop(horn);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}\n{stderr}");
-    let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+    let logs = gw.log();
     assert!(
         !logs.contains(password)
             && !logs.contains("pw-browser")
@@ -236,57 +182,20 @@ fn broadcasts_in_chromium() {
         csv.push_str(&line);
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-timezone = "Asia/Shanghai"
-[township]
-code = "qingshan"
-name = "青山镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
-[[township.villages]]
-code = "xihe"
-name = "西河村"
-grids = [{{ code = "xihe-1", name = "西河村第一网格" }}]
-[discovery]
-enabled = false
-[health]
-enabled = false
-[http]
-listen = "{http}"
-"#,
-        data = dir.path().display()
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
+    let cfg_path = two_villages(dir.path())
+        .no_discovery()
+        .no_health()
+        .http(&http)
+        .write(dir.path().join("gateway.toml"));
     let password = "browser-Oper-pw";
     add_user(&cfg_path, "duty", "operator", password);
     let csv_path = dir.path().join("speakers.csv");
     std::fs::write(&csv_path, csv).expect("speakers csv");
-    let imported = tgw()
-        .args(["speakers", "import"])
-        .arg(&csv_path)
-        .arg("--config")
-        .arg(&cfg_path)
-        .status()
-        .expect("tgw speakers import");
-    assert!(imported.success(), "tgw speakers import failed");
-    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("tgw run");
-    wait_for(Duration::from_secs(20), "gateway ready", || {
-        http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
-    });
+    import_speakers(&cfg_path, &csv_path);
+    let mut gw = GatewayStart::new(&cfg_path, &http)
+        .log(dir.path().join("gateway.log"))
+        .start();
+    gw.wait_ready();
     let ids: Vec<&str> = horns.iter().filter_map(|d| d["id"].as_str()).collect();
     let artifacts = workspace().join("target/browser-artifacts");
     let mut node = Command::new("node");
@@ -298,13 +207,12 @@ listen = "{http}"
         .env("HORNS", ids.join(","))
         .env("ARTIFACTS", &artifacts);
     let out = run_with_timeout(node, Duration::from_secs(180));
-    let _ = gw.kill();
-    let _ = gw.wait();
+    gw.stop();
     drop(sim);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}\n{stderr}");
-    let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+    let logs = gw.log();
     assert!(
         !logs.contains(password),
         "a password reached the gateway log"
@@ -324,23 +232,13 @@ listen = "{http}"
     );
 }
 
-/// `tgw user add NAME --role ROLE`, the password on stdin.
-fn add_user(cfg: &std::path::Path, name: &str, role: &str, password: &str) {
-    let mut add = tgw()
-        .args(["user", "add", name, "--role", role, "--config"])
-        .arg(cfg)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("tgw user add");
-    {
-        use std::io::Write;
-        let mut stdin = add.stdin.take().expect("stdin");
-        writeln!(stdin, "{password}").expect("write password");
-    }
-    assert!(
-        add.wait().expect("tgw user add").success(),
-        "tgw user add failed"
-    );
+/// `[gateway] timezone` Asia/Shanghai and two villages, 东村 (`dongcun`,
+/// grid `dongcun-1`) and 西河村 (`xihe`, grid `xihe-1`).
+fn two_villages(dir: &std::path::Path) -> GatewayConfig {
+    GatewayConfig::new(dir)
+        .timezone("Asia/Shanghai")
+        .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+        .village("xihe", "西河村", &[("xihe-1", "西河村第一网格")])
 }
 
 /// Every page in zh-CN and English in a real browser
@@ -363,26 +261,11 @@ fn dashboard_walk_in_chromium() {
         return;
     }
     let base = test_net(68);
-    let o = base.octets();
-    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let cidr = cidr24(base);
     let (wsd, control, http) = (free_udp_port(), free_tcp_port(), free_tcp_port());
     let control = format!("127.0.0.1:{control}");
     let http = format!("127.0.0.1:{http}");
-    let sim = SimProc::start(&[
-        "--cameras",
-        "3",
-        "--bind",
-        &base.to_string(),
-        "--wsd-port",
-        &wsd.to_string(),
-        "--no-multicast",
-        "--password",
-        "pw-walk",
-        "--username",
-        "admin",
-        "--control",
-        &control,
-    ]);
+    let sim = SimProc::cameras(3, base, wsd, "pw-walk", &["--control", &control]);
     let mut cams: Vec<(String, String)> = sim
         .devices("camera")
         .iter()
@@ -402,64 +285,28 @@ fn dashboard_walk_in_chromium() {
     });
     let gb_platform = std::net::UdpSocket::bind("127.0.0.1:0").expect("gb platform socket");
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-timezone = "Asia/Shanghai"
-[township]
-code = "qingshan"
-name = "青山镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
-[[township.villages]]
-code = "xihe"
-name = "西河村"
-grids = [{{ code = "xihe-1", name = "西河村第一网格" }}]
-[discovery]
-interval_secs = 10
-multicast = false
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 500
-[[discovery.auto_adopt]]
-cidr = "{cidr}"
-village = "dongcun"
-grid = "dongcun-1"
-[health]
-check_interval_secs = 1
-describe_interval_secs = 5
-sample_interval_secs = 30
-sample_ms = 500
-call_timeout_ms = 1000
-[[credential_groups]]
-name = "batch"
-username = "admin"
-password = "pw-walk"
-subnets = ["{cidr}"]
-[http]
-listen = "{http}"
-# The GB/T 28181 page: a platform that never answers (a bound, silent
-# socket), so the page shows it registering, then not answering.
-[gb28181]
-id = "34020000002000000099"
-civil_code = "340200"
-listen = "127.0.0.1:0"
-[[gb28181.platforms]]
-name = "county"
-server_id = "34020000002000000001"
-domain = "3402000000"
-address = "{gb_platform}"
-password = "pw-gb-walk"
-"#,
-        data = dir.path().display(),
-        gb_platform = gb_platform.local_addr().expect("gb platform addr")
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
+    let cfg_path = two_villages(dir.path())
+        .camera_sweep(&cidr, wsd)
+        .section(
+            "[[discovery.auto_adopt]]",
+            &format!("cidr = \"{cidr}\"\nvillage = \"dongcun\"\ngrid = \"dongcun-1\""),
+        )
+        .section("[health]", BROWSER_HEALTH)
+        .credential_group("admin", "pw-walk", &cidr)
+        .http(&http)
+        // The GB/T 28181 page: a platform that never answers (a bound,
+        // silent socket), so the page shows it registering, then not
+        // answering.
+        .gb28181("")
+        .gb_platform(
+            &gb_platform
+                .local_addr()
+                .expect("gb platform addr")
+                .to_string(),
+            "pw-gb-walk",
+            "",
+        )
+        .write(dir.path().join("gateway.toml"));
     let password = "walk-Admin-pw";
     add_user(&cfg_path, "admin", "admin", password);
     let horn = std::net::UdpSocket::bind("127.0.0.1:0").expect("horn socket");
@@ -472,25 +319,11 @@ password = "pw-gb-walk"
         ),
     )
     .expect("speakers csv");
-    let imported = tgw()
-        .args(["speakers", "import"])
-        .arg(&csv)
-        .arg("--config")
-        .arg(&cfg_path)
-        .status()
-        .expect("tgw speakers import");
-    assert!(imported.success(), "tgw speakers import failed");
-    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("tgw run");
-    wait_for(Duration::from_secs(20), "gateway ready", || {
-        http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
-    });
+    import_speakers(&cfg_path, &csv);
+    let mut gw = GatewayStart::new(&cfg_path, &http)
+        .log(dir.path().join("gateway.log"))
+        .start();
+    gw.wait_ready();
     let ids: Vec<&str> = cams.iter().map(|(_, id)| id.as_str()).collect();
     let mut node = Command::new("node");
     node.arg(workspace().join("tests/browser/walk.mjs"))
@@ -509,8 +342,7 @@ password = "pw-gb-walk"
                 .unwrap_or_else(|| workspace().join("target/browser-artifacts/screenshots")),
         );
     let out = run_with_timeout(node, Duration::from_secs(150));
-    let _ = gw.kill();
-    let _ = gw.wait();
+    gw.stop();
     drop(sim);
     drop(horn);
     drop(gb_platform);
@@ -519,7 +351,7 @@ password = "pw-gb-walk"
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+    let logs = gw.log();
     assert!(
         !logs.contains(password) && !logs.contains("pw-walk") && !logs.contains("pw-gb-walk"),
         "a password reached the gateway log"
@@ -538,32 +370,21 @@ password = "pw-gb-walk"
 /// `duty` and the horn `horn-1` in village `dongcun`; with `sip`, also the
 /// SIP horn `horn-2` there, an auto-answering baresip
 /// (`tests/src::start_baresip`) that records what it decodes.
+///
+/// Fields drop in order: the gateway and the horns stop before the folder
+/// goes.
 struct MicHornRig {
-    dir: tempfile::TempDir,
-    ff: std::process::Child,
+    gw: Gateway,
+    ff: KillOnDrop,
     /// baresip and its recordings folder.
-    sip: Option<(std::process::Child, std::path::PathBuf)>,
-    gw: std::process::Child,
-    http: String,
+    sip: Option<(KillOnDrop, std::path::PathBuf)>,
+    dir: tempfile::TempDir,
     tone: std::path::PathBuf,
     password: &'static str,
 }
 
 /// The password of the rig's admin `chief` (reads the audit log).
 const MIC_ADMIN_PW: &str = "browser-Chief-pw";
-
-impl Drop for MicHornRig {
-    fn drop(&mut self) {
-        let _ = self.gw.kill();
-        let _ = self.gw.wait();
-        let _ = self.ff.kill();
-        let _ = self.ff.wait();
-        if let Some((bs, _)) = self.sip.as_mut() {
-            let _ = bs.kill();
-            let _ = bs.wait();
-        }
-    }
-}
 
 impl MicHornRig {
     fn start(hz: f64, password: &'static str, sip: bool) -> MicHornRig {
@@ -607,30 +428,13 @@ impl MicHornRig {
             (bs, rec)
         });
         let http = format!("127.0.0.1:{}", free_tcp_port());
-        let cfg = format!(
-            r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-timezone = "Asia/Shanghai"
-[township]
-code = "qingshan"
-name = "青山镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
-[discovery]
-enabled = false
-[health]
-enabled = false
-[http]
-listen = "{http}"
-"#,
-            data = dir.path().display()
-        );
-        let cfg_path = dir.path().join("gateway.toml");
-        std::fs::write(&cfg_path, cfg).expect("config");
+        let cfg_path = GatewayConfig::new(dir.path())
+            .timezone("Asia/Shanghai")
+            .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+            .no_discovery()
+            .no_health()
+            .http(&http)
+            .write(dir.path().join("gateway.toml"));
         add_user(&cfg_path, "duty", "operator", password);
         add_user(&cfg_path, "chief", "admin", MIC_ADMIN_PW);
         let csv_path = dir.path().join("speakers.csv");
@@ -639,31 +443,16 @@ listen = "{http}"
             format!("id,name,kind,address,village,username,password\n{horns}"),
         )
         .expect("speakers csv");
-        let imported = tgw()
-            .args(["speakers", "import"])
-            .arg(&csv_path)
-            .arg("--config")
-            .arg(&cfg_path)
-            .status()
-            .expect("tgw speakers import");
-        assert!(imported.success(), "tgw speakers import failed");
-        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
-        let gw = tgw()
-            .args(["run", "--config"])
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tgw run");
-        wait_for(Duration::from_secs(20), "gateway ready", || {
-            http_get(&http, "/readyz").filter(|(s, _)| *s == 200)
-        });
+        import_speakers(&cfg_path, &csv_path);
+        let gw = GatewayStart::new(&cfg_path, &http)
+            .log(dir.path().join("gateway.log"))
+            .start();
+        gw.wait_ready();
         MicHornRig {
-            dir,
+            gw,
             ff,
             sip,
-            gw,
-            http,
+            dir,
             tone,
             password,
         }
@@ -675,7 +464,7 @@ listen = "{http}"
         let artifacts = workspace().join("target/browser-artifacts");
         let mut node = Command::new("node");
         node.arg(workspace().join("tests/browser").join(script))
-            .env("BASE", format!("http://{}", self.http))
+            .env("BASE", format!("http://{}", self.gw.http))
             .env("USER_NAME", "duty")
             .env("PASS", self.password)
             .env("TONE", &self.tone)
@@ -687,7 +476,7 @@ listen = "{http}"
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let stderr = String::from_utf8_lossy(&out.stderr);
         eprintln!("{stdout}\n{stderr}");
-        let logs = std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default();
+        let logs = self.gw.log();
         assert!(
             out.status.success(),
             "{script} failed (screenshots in {}); gateway log tail:\n{}",
@@ -715,8 +504,7 @@ listen = "{http}"
             },
         );
         wait_stable(&dump);
-        let _ = bs.kill();
-        let _ = bs.wait();
+        bs.stop();
         read_wav_i16(&dump).expect("baresip's WAV")
     }
 
@@ -734,8 +522,7 @@ listen = "{http}"
         let _ = wait_for(Duration::from_secs(15), "ffmpeg to finish", || {
             self.ff.try_wait().ok().flatten()
         });
-        let _ = self.gw.kill();
-        let _ = self.gw.wait();
+        self.gw.stop();
         read_wav_i16(&wav_path).expect("ffmpeg's WAV")
     }
 }

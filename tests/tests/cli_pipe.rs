@@ -18,7 +18,7 @@ fn closed_at_once(args: &[String]) -> (Option<i32>, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_remove("TGW_TOKEN");
-    let mut child = c.spawn().expect("spawn");
+    let mut child = c.spawn_killed("tgw");
     drop(child.stdout.take());
     finish(child)
 }
@@ -31,14 +31,14 @@ fn head_1(args: &[String]) -> (Option<i32>, String, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_remove("TGW_TOKEN");
-    let mut child = c.spawn().expect("spawn");
+    let mut child = c.spawn_killed("tgw");
     let mut line = String::new();
     let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
     let (code, err) = finish(child);
     (code, err, line)
 }
 
-fn finish(mut child: std::process::Child) -> (Option<i32>, String) {
+fn finish(mut child: KillOnDrop) -> (Option<i32>, String) {
     wait_for(Duration::from_secs(30), "the command to finish", || {
         child.try_wait().expect("wait").map(|_| ())
     });

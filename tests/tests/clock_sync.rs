@@ -7,7 +7,6 @@
 //! (drifting, under the 60 s threshold) is left alone. Checks every 1 s, so
 //! the test takes seconds; no sleeps: the API is polled with a deadline.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use tgw_e2e::*;
@@ -47,28 +46,22 @@ fn auto_rows(http: &str, token: &str) -> Option<Vec<serde_json::Value>> {
 #[test]
 fn a_camera_ten_minutes_fast_is_set_without_an_operator_and_audited() {
     let base = test_net(91);
-    let o = base.octets();
-    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let cidr = cidr24(base);
     let (wsd, http) = (free_udp_port(), free_tcp_port());
     let http = format!("127.0.0.1:{http}");
     // The first camera is 10 minutes fast, the second 30 s.
-    let sim = SimProc::start(&[
-        "--cameras",
-        "2",
-        "--bind",
-        &base.to_string(),
-        "--wsd-port",
-        &wsd.to_string(),
-        "--no-multicast",
-        "--password",
+    let sim = SimProc::cameras(
+        2,
+        base,
+        wsd,
         "pw-clock",
-        "--username",
-        "admin",
-        "--fault",
-        "cam-0001=clock-skew:600",
-        "--fault",
-        "cam-0002=clock-skew:30",
-    ]);
+        &[
+            "--fault",
+            "cam-0001=clock-skew:600",
+            "--fault",
+            "cam-0002=clock-skew:30",
+        ],
+    );
     let cams: Vec<(String, String)> = sim
         .devices("camera")
         .iter()
@@ -81,50 +74,21 @@ fn a_camera_ten_minutes_fast_is_set_without_an_operator_and_audited() {
         .collect();
     assert_eq!(cams[0].0, "cam-0001", "{cams:?}");
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[discovery]
-interval_secs = 10
-multicast = false
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 500
-[[discovery.auto_adopt]]
-[health]
-events = false
-check_interval_secs = 1
-describe_interval_secs = 5
-sample_interval_secs = 30
-call_timeout_ms = 1500
-clock_sync = "set"
-clock_sync_after_secs = 60
-[[credential_groups]]
-name = "batch"
-username = "admin"
-password = "pw-clock"
-subnets = ["{cidr}"]
-[http]
-listen = "{http}"
-"#,
-        data = dir.path().display()
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
+    let cfg_path = GatewayConfig::new(dir.path())
+        .camera_sweep(&cidr, wsd)
+        .auto_adopt()
+        .section(
+            "[health]",
+            "events = false\ncheck_interval_secs = 1\ndescribe_interval_secs = 5\n\
+             sample_interval_secs = 30\ncall_timeout_ms = 1500\nclock_sync = \"set\"\n\
+             clock_sync_after_secs = 60",
+        )
+        .credential_group("admin", "pw-clock", &cidr)
+        .http(&http)
+        .write(dir.path().join("gateway.toml"));
     // The audit log is for admins.
     let token = api_token_as(&cfg_path, "e2e", "admin");
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tgw run");
+    let _gw = start_gateway(&cfg_path, &http);
 
     let (id, reasons, off) = wait_for(Duration::from_secs(60), "camera 1 set", || {
         camera(&http, &token, &cams[0].1).filter(|(_, _, off)| off.abs() <= 2_000)
@@ -170,6 +134,4 @@ listen = "{http}"
         "camera 1 stays set: {again} (was {off})"
     );
     assert_eq!(auto_rows(&http, &token).map(|r| r.len()), Some(1));
-    let _ = gw.kill();
-    let _ = gw.wait();
 }

@@ -2,10 +2,19 @@
 //! auto-adoption by location scope, inventories fetched through a credential
 //! group, the HTTP API shows them, and no password appears anywhere.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use tgw_e2e::*;
+
+/// `[discovery]` keys of these tests: a round every 10 s on 127.0.0.1,
+/// multicast to the test's own group port (not the simulators of other
+/// tests), 1 s for answers.
+fn multicast_discovery(group: u16) -> String {
+    format!(
+        "interval_secs = 10\ninterfaces = [\"127.0.0.1\"]\n\
+         multicast_group = \"239.255.255.250:{group}\"\nwait_ms = 1000"
+    )
+}
 
 #[test]
 fn run_discovers_adopts_and_inventories_without_leaking_secrets() {
@@ -38,19 +47,7 @@ fn run_discovers_adopts_and_inventories_without_leaking_secrets() {
     let dir = tempfile::tempdir().expect("tmp");
     let http = format!("127.0.0.1:{}", free_tcp_port());
     // The sample township's codes come from the simulator; adopt by scope.
-    let mut cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[log]
-level = "debug"
-[township]
-code = "qingshan"
-name = "青山镇"
-"#,
-        data = dir.path().display()
-    );
+    let mut cfg = GatewayConfig::new(dir.path()).section("[log]", "level = \"debug\"");
     let mut villages =
         std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
     for d in sim.devices("camera") {
@@ -60,46 +57,31 @@ name = "青山镇"
             .insert(d["grid"].as_str().expect("g").to_string());
     }
     for (v, grids) in &villages {
-        cfg.push_str(&format!(
-            "[[township.villages]]\ncode = \"{v}\"\nname = \"{v}\"\ngrids = ["
-        ));
-        for g in grids {
-            cfg.push_str(&format!("{{ code = \"{g}\", name = \"{g}\" }},"));
-        }
-        cfg.push_str("]\n");
+        let grids: Vec<(&str, &str)> = grids.iter().map(|g| (g.as_str(), g.as_str())).collect();
+        cfg = cfg.village(v, v, &grids);
     }
-    cfg.push_str(&format!(
-        r#"
-[discovery]
-interval_secs = 10
-interfaces = ["127.0.0.1"]
-multicast_group = "239.255.255.250:{group}"
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 1000
-[[discovery.auto_adopt]]
-[[credential_groups]]
-name = "batch"
-username = "{user}"
-password_env = "TGW_TEST_BATCH_PW"
-subnets = ["{cidr}"]
-[http]
-listen = "{http}"
-"#
-    ));
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("write config");
+    let cfg_path = cfg
+        .section("[discovery]", &multicast_discovery(group))
+        .section(
+            "[discovery]",
+            &format!("cidrs = [\"{cidr}\"]\nunicast_port = {wsd}"),
+        )
+        .auto_adopt()
+        .section(
+            "[[credential_groups]]",
+            &format!(
+                "name = \"batch\"\nusername = \"{user}\"\npassword_env = \"TGW_TEST_BATCH_PW\"\n\
+                 subnets = [\"{cidr}\"]"
+            ),
+        )
+        .http(&http)
+        .write(dir.path().join("gateway.toml"));
     // The API needs a token (issue 6).
     let token = api_token(&cfg_path);
-    let log = dir.path().join("tgw.log");
-    let mut child = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
+    let mut gw = GatewayStart::new(&cfg_path, &http)
         .env("TGW_TEST_BATCH_PW", password)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("tgw run");
+        .log(dir.path().join("tgw.log"))
+        .start();
 
     let devices = wait_for(
         Duration::from_secs(60),
@@ -119,8 +101,7 @@ listen = "{http}"
         },
     );
     let (arr, body) = devices;
-    let _ = child.kill();
-    let _ = child.wait();
+    gw.stop();
 
     for d in &arr {
         assert_eq!(d["state"], "adopted", "{d}");
@@ -142,7 +123,7 @@ listen = "{http}"
         assert_eq!(d["grid"], cam["grid"]);
     }
     let (_, page) = http_get(&http, "/").unwrap_or_default();
-    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    let logs = gw.log();
     for (what, text) in [("API", &body), ("page", &page), ("log", &logs)] {
         assert!(!text.contains(password), "password in {what}");
     }
@@ -184,41 +165,17 @@ fn run_round_puts_ssdp_speakers_into_the_inbox() {
     ]);
     let dir = tempfile::tempdir().expect("tmp");
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
-[discovery]
-interval_secs = 10
-interfaces = ["127.0.0.1"]
-multicast_group = "239.255.255.250:{group}"
-ssdp_group = "239.255.255.250:{ssdp}"
-mdns = false
-onvif_audio = false
-wait_ms = 1000
-[http]
-listen = "{http}"
-"#,
-        data = dir.path().display()
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("write config");
+    let cfg_path = GatewayConfig::new(dir.path())
+        .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+        .section("[discovery]", &multicast_discovery(group))
+        .section(
+            "[discovery]",
+            &format!("ssdp_group = \"239.255.255.250:{ssdp}\"\nmdns = false\nonvif_audio = false"),
+        )
+        .http(&http)
+        .write(dir.path().join("gateway.toml"));
     let token = api_token(&cfg_path);
-    let mut child = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tgw run");
+    let mut gw = start_gateway(&cfg_path, &http);
     let speakers = wait_for(Duration::from_secs(30), "4 speakers in the inbox", || {
         let (status, body) = http_get_as(&http, "/api/v1/devices", Some(&token))?;
         if status != 200 {
@@ -233,8 +190,7 @@ listen = "{http}"
             .collect();
         (spk.len() >= 4).then_some(spk)
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    gw.stop();
     assert_eq!(speakers.len(), 4, "{speakers:?}");
     let want: std::collections::BTreeSet<String> = sim
         .devices("speaker")
@@ -289,43 +245,19 @@ fn run_round_finds_mdns_and_onvif_audio_horns_and_adopts_one() {
     ]);
     let dir = tempfile::tempdir().expect("tmp");
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
-[discovery]
-interval_secs = 10
-interfaces = ["127.0.0.1"]
-multicast_group = "239.255.255.250:{group}"
-ssdp = false
-mdns_group = "224.0.0.251:{mdns}"
-wait_ms = 1000
-[inventory]
-probe_unadopted = false
-[http]
-listen = "{http}"
-"#,
-        data = dir.path().display()
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("write config");
+    let cfg_path = GatewayConfig::new(dir.path())
+        .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+        .section("[discovery]", &multicast_discovery(group))
+        .section(
+            "[discovery]",
+            &format!("ssdp = false\nmdns_group = \"224.0.0.251:{mdns}\""),
+        )
+        .section("[inventory]", "probe_unadopted = false")
+        .http(&http)
+        .write(dir.path().join("gateway.toml"));
     let token = api_token(&cfg_path);
     let tech = api_token_as(&cfg_path, "e2e-tech", "technician");
-    let mut child = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tgw run");
+    let mut gw = start_gateway(&cfg_path, &http);
     let devices = wait_for(Duration::from_secs(30), "3 speakers and a camera", || {
         let (status, body) = http_get_as(&http, "/api/v1/devices", Some(&token))?;
         if status != 200 {
@@ -412,8 +344,7 @@ listen = "{http}"
         r#"{"tone_hz": 1000, "seconds": 1}"#,
     )
     .expect("horn test");
-    let _ = child.kill();
-    let _ = child.wait();
+    gw.stop();
     assert_eq!(status, 200, "{test}");
     let test: serde_json::Value = serde_json::from_str(&test).expect("test json");
     assert_eq!(test["ok"], true, "{test}");

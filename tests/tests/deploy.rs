@@ -28,26 +28,16 @@ fn recv_until(sock: &UnixDatagram, limit: Duration, want: &str) -> Vec<String> {
     panic!("no {want} within {limit:?}; got {seen:?}");
 }
 
-fn config(dir: &std::path::Path, http: &str, level: &str) -> String {
-    format!(
-        r#"[gateway]
-site = "deploy-test"
-data_dir = "{data}"
-[log]
-level = "{level}"
-[township]
-code = "deploy-test"
-name = "部署测试镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-[discovery]
-enabled = false
-[http]
-listen = "{http}"
-"#,
-        data = dir.join("data").display()
-    )
+/// The gateway of these tests, its data in `data`, logging at `level`.
+fn config(data: &std::path::Path, http: &str, level: &str) -> String {
+    GatewayConfig::new(data)
+        .site("deploy-test")
+        .township("deploy-test", "部署测试镇")
+        .village("dongcun", "东村", &[])
+        .section("[log]", &format!("level = \"{level}\""))
+        .no_discovery()
+        .http(http)
+        .render()
 }
 
 fn kill(pid: u32, sig: &str) {
@@ -119,7 +109,7 @@ fn run_notifies_systemd_and_reloads_on_sighup() {
         .expect("timeout");
     let http = format!("127.0.0.1:{}", free_tcp_port());
     let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, config(dir.path(), &http, "info")).expect("cfg");
+    std::fs::write(&cfg, config(&dir.path().join("data"), &http, "info")).expect("cfg");
     let log = dir.path().join("stderr.log");
     let mut child = tgw()
         .args(["run", "--config"])
@@ -129,8 +119,9 @@ fn run_notifies_systemd_and_reloads_on_sighup() {
         .env("WATCHDOG_USEC", "400000")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("tgw run");
+        // Not `start_gateway`, which polls HTTP first: READY=1 must come
+        // before anyone asked.
+        .spawn_killed("tgw run");
     let pid = child.id();
 
     let seen = recv_until(&sock, Duration::from_secs(30), "READY=1");
@@ -155,7 +146,7 @@ fn run_notifies_systemd_and_reloads_on_sighup() {
     );
 
     // A reloadable key: log.level goes to debug, live.
-    std::fs::write(&cfg, config(dir.path(), &http, "debug")).expect("cfg");
+    std::fs::write(&cfg, config(&dir.path().join("data"), &http, "debug")).expect("cfg");
     kill(pid, "-HUP");
     wait_for(
         Duration::from_secs(10),
@@ -173,7 +164,7 @@ fn run_notifies_systemd_and_reloads_on_sighup() {
 
     // A key that needs a restart: refused by name, the old port still serves.
     let other = format!("127.0.0.1:{}", free_tcp_port());
-    std::fs::write(&cfg, config(dir.path(), &other, "debug")).expect("cfg");
+    std::fs::write(&cfg, config(&dir.path().join("data"), &other, "debug")).expect("cfg");
     kill(pid, "-HUP");
     let refusal = wait_for(Duration::from_secs(10), "the refusal", || {
         read_log()
@@ -429,8 +420,7 @@ fn tgw_stdin(args: &[&std::ffi::OsStr], stdin_text: &str) -> (bool, String) {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("tgw");
+        .spawn_killed("tgw");
     if let Some(mut s) = c.stdin.take() {
         let _ = s.write_all(stdin_text.as_bytes());
     }
@@ -450,18 +440,9 @@ fn backup_of_a_running_gateway_restores_elsewhere() {
     let dir = tempfile::tempdir().expect("tmp");
     let http = format!("127.0.0.1:{}", free_tcp_port());
     let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, config(dir.path(), &http, "info")).expect("cfg");
+    std::fs::write(&cfg, config(&dir.path().join("data"), &http, "info")).expect("cfg");
     let token = api_token_as(&cfg, "alice", "admin");
-    let mut run = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tgw run");
-    wait_for(Duration::from_secs(30), "the gateway", || {
-        http_get(&http, "/healthz")
-    });
+    let mut run = start_gateway(&cfg, &http);
     let (code, users) = http_get_as(&http, "/api/v1/users", Some(&token)).expect("users");
     assert_eq!(code, 200, "{users}");
 
@@ -479,8 +460,7 @@ fn backup_of_a_running_gateway_restores_elsewhere() {
         "backup-pass-1\n",
     );
     assert!(ok, "{text}");
-    let _ = run.kill();
-    let _ = run.wait();
+    run.stop();
     let mode = std::fs::metadata(&archive)
         .expect("archive")
         .permissions()
@@ -522,27 +502,10 @@ fn backup_of_a_running_gateway_restores_elsewhere() {
     // A gateway on the restored directory knows the same users and tokens.
     let http2 = format!("127.0.0.1:{}", free_tcp_port());
     let cfg2 = dir.path().join("restored.toml");
-    std::fs::write(
-        &cfg2,
-        config(dir.path(), &http2, "info").replace(
-            &dir.path().join("data").display().to_string(),
-            &new_dir.display().to_string(),
-        ),
-    )
-    .expect("cfg2");
-    let mut run2 = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg2)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tgw run");
-    wait_for(Duration::from_secs(30), "the restored gateway", || {
-        http_get(&http2, "/healthz")
-    });
+    std::fs::write(&cfg2, config(&new_dir, &http2, "info")).expect("cfg2");
+    let mut run2 = start_gateway(&cfg2, &http2);
     let (code, users2) = http_get_as(&http2, "/api/v1/users", Some(&token)).expect("users");
-    let _ = run2.kill();
-    let _ = run2.wait();
+    run2.stop();
     assert_eq!(code, 200, "the old token works: {users2}");
     assert_eq!(users2, users);
 }

@@ -7,24 +7,9 @@
 //! parameter, raises its tamper too; `tgw camera sync-time` brings a camera
 //! 10 minutes fast to within 2 s.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tgw_e2e::*;
-
-fn post(addr: &str, path: &str, body: &str) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("control endpoint");
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 200"), "{path} {body}: {out}");
-}
 
 /// Camera events received on MQTT so far: (camera, kind, state).
 fn camera_events(sub: &MqttSub) -> Vec<(String, String, String)> {
@@ -50,71 +35,25 @@ fn tamper_raises_an_event_and_degrades_and_expiry_loses_nothing() {
         return;
     };
     let base = test_net(83);
-    let o = base.octets();
-    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let cidr = cidr24(base);
     let (wsd, control, http) = (free_udp_port(), free_tcp_port(), free_tcp_port());
     let control = format!("127.0.0.1:{control}");
     let http = format!("127.0.0.1:{http}");
     // cam-0001 is a Hikvision (TamperDetector), cam-0002 a Dahua
     // (GlobalSceneChange), cam-0003 a Uniview, cam-0004 a TP-Link (no
     // events), cam-0005 an Axis (Tampering; strict WS-Addressing).
-    let sim = SimProc::start(&[
-        "--cameras",
-        "5",
-        "--bind",
-        &base.to_string(),
-        "--wsd-port",
-        &wsd.to_string(),
-        "--no-multicast",
-        "--password",
-        "pw-events",
-        "--username",
-        "admin",
-        "--control",
-        &control,
-    ]);
+    let sim = SimProc::cameras(5, base, wsd, "pw-events", &["--control", &control]);
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-id = "gw-ev"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[discovery]
-interval_secs = 10
-multicast = false
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 500
-[[discovery.auto_adopt]]
-[health]
-check_interval_secs = 1
-describe_interval_secs = 5
-sample_interval_secs = 5
-sample_ms = 800
-call_timeout_ms = 1500
-stall_secs = 3
-[[credential_groups]]
-name = "batch"
-username = "admin"
-password = "pw-events"
-subnets = ["{cidr}"]
-[http]
-listen = "{http}"
-[mqtt]
-url = "{url}"
-keep_alive_secs = 5
-reconnect_min_ms = 100
-reconnect_max_secs = 1
-"#,
-        data = dir.path().display(),
-        url = broker.url(),
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
+    let cfg_path = GatewayConfig::new(dir.path())
+        .id("gw-ev")
+        .camera_sweep(&cidr, wsd)
+        .auto_adopt()
+        .fast_health()
+        .section("[health]", "stall_secs = 3")
+        .credential_group("admin", "pw-events", &cidr)
+        .http(&http)
+        .mqtt(&broker.url())
+        .write(dir.path().join("gateway.toml"));
     let token = api_token(&cfg_path);
     let sub = MqttSub::start(
         broker.port,
@@ -122,13 +61,7 @@ reconnect_max_secs = 1
         "events-e2e",
         dir.path(),
     );
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tgw run");
+    let _gw = start_gateway(&cfg_path, &http);
 
     let sim_ids: Vec<(String, String)> = sim
         .devices("camera")
@@ -172,11 +105,11 @@ reconnect_max_secs = 1
             .any(|l| l.starts_with("tgw_camera_event_subscriptions{state=\"active\"} 4"))
             .then_some(())
     });
-    let fault = format!("/devices/{}/fault", sim_ids[0].0);
+    let fault = |f: &str| sim_fault(&control, &sim_ids[0].0, f);
 
     // Tamper: an event and a degraded verdict within one pull round (10 s).
     let t0 = Instant::now();
-    post(&control, &fault, "tamper");
+    fault("tamper");
     wait_for(Duration::from_secs(10), "tamper event on MQTT", || {
         camera_events(&sub)
             .contains(&(cam.clone(), "tamper".into(), "active".into()))
@@ -188,7 +121,7 @@ reconnect_max_secs = 1
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 
     // Clearing restores ok.
-    post(&control, &fault, "clear");
+    fault("clear");
     wait_for(Duration::from_secs(10), "tamper cleared on MQTT", || {
         camera_events(&sub)
             .contains(&(cam.clone(), "tamper".into(), "inactive".into()))
@@ -201,14 +134,14 @@ reconnect_max_secs = 1
     // The Axis camera refuses event calls without `wsa:Action` or without
     // its `SubscriptionId` reference parameter: its tamper still arrives.
     let (axis, _, _, _) = cam_at(4).expect("the Axis camera is listed");
-    let axis_fault = format!("/devices/{}/fault", sim_ids[4].0);
-    post(&control, &axis_fault, "tamper");
+    let axis_fault = |f: &str| sim_fault(&control, &sim_ids[4].0, f);
+    axis_fault("tamper");
     wait_for(Duration::from_secs(10), "Axis tamper on MQTT", || {
         camera_events(&sub)
             .contains(&(axis.clone(), "tamper".into(), "active".into()))
             .then_some(())
     });
-    post(&control, &axis_fault, "clear");
+    axis_fault("clear");
     wait_for(Duration::from_secs(10), "Axis tamper cleared", || {
         camera_events(&sub)
             .contains(&(axis.clone(), "tamper".into(), "inactive".into()))
@@ -219,8 +152,8 @@ reconnect_max_secs = 1
     // after: the gateway rebuilds, and the new subscription's state carries
     // the tamper (nothing lost).
     let before = camera_events(&sub).len();
-    post(&control, &fault, "expire-subscriptions");
-    post(&control, &fault, "tamper");
+    fault("expire-subscriptions");
+    fault("tamper");
     wait_for(Duration::from_secs(30), "tamper after the rebuild", || {
         camera_events(&sub)[before..]
             .contains(&(cam.clone(), "tamper".into(), "active".into()))
@@ -240,11 +173,7 @@ reconnect_max_secs = 1
 
     // Camera clocks: the second camera runs 10 minutes fast; `tgw camera
     // sync-time` brings it within 2 s, as the poller then measures too.
-    post(
-        &control,
-        &format!("/devices/{}/fault", sim_ids[1].0),
-        "clock-skew:600",
-    );
+    sim_fault(&control, &sim_ids[1].0, "clock-skew:600");
     let (cam2, _, _, _) = wait_for(Duration::from_secs(30), "10 minutes fast seen", || {
         cam_at(1).filter(|(_, _, _, off)| (off - 600_000).abs() < 2_000)
     });
@@ -274,6 +203,4 @@ reconnect_max_secs = 1
     let out = run_with_timeout(cmd, Duration::from_secs(30));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cam-nope"));
-    let _ = gw.kill();
-    let _ = gw.wait();
 }

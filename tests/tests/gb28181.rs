@@ -10,27 +10,18 @@
 //! a SIPp back on the port gets a fresh REGISTER on a new connection.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tgw_e2e::*;
 
-struct Sipp(Child);
-
-impl Drop for Sipp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// SIPp as the platform on UDP `port`, checking digests against `password`.
-fn sipp(dir: &Path, port: u16, password: &str) -> Sipp {
+fn sipp(dir: &Path, port: u16, password: &str) -> KillOnDrop {
     sipp_on(dir, port, password, false)
 }
 
 /// SIPp as the platform on `port`, UDP or TCP (`-t t1`: one connection).
-fn sipp_on(dir: &Path, port: u16, password: &str, tcp: bool) -> Sipp {
+fn sipp_on(dir: &Path, port: u16, password: &str, tcp: bool) -> KillOnDrop {
     let scenario = std::fs::read_to_string(workspace().join("tests/sipp/gb_platform.xml"))
         .expect("scenario")
         .replace("PASSWORD", password);
@@ -53,12 +44,11 @@ fn sipp_on(dir: &Path, port: u16, password: &str, tcp: bool) -> Sipp {
         .arg(dir.join("messages.log"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sipp");
+        .spawn_killed("sipp");
     if !tcp {
         wait_udp_bound(port, Duration::from_secs(10));
     }
-    Sipp(child)
+    child
 }
 
 fn config(dir: &Path, platform_port: u16, http: &str, password: &str) -> std::path::PathBuf {
@@ -72,63 +62,18 @@ fn config_on(
     password: &str,
     transport: &str,
 ) -> std::path::PathBuf {
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
-[discovery]
-enabled = false
-[health]
-enabled = false
-[http]
-listen = "{http}"
-[gb28181]
-id = "34020000002000000099"
-civil_code = "340200"
-listen = "127.0.0.1:0"
-catalog_page_size = 2
-[[gb28181.platforms]]
-name = "county"
-server_id = "34020000002000000001"
-domain = "3402000000"
-address = "127.0.0.1:{platform_port}"
-password = "{password}"
-keepalive_secs = 5
-transport = "{transport}"
-"#,
-        data = dir.join("data").display()
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, cfg).expect("config");
-    path
-}
-
-struct Gw(Child);
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(cfg: &Path, log: &Path) -> Gw {
-    let err = std::fs::File::create(log).expect("log");
-    Gw(tgw()
-        .args(["run", "--config"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("tgw run"))
+    GatewayConfig::new(dir.join("data"))
+        .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+        .no_discovery()
+        .no_health()
+        .http(http)
+        .gb28181("catalog_page_size = 2")
+        .gb_platform(
+            &format!("127.0.0.1:{platform_port}"),
+            password,
+            &format!("keepalive_secs = 5\ntransport = \"{transport}\""),
+        )
+        .write(dir.join("gateway.toml"))
 }
 
 fn platform(http: &str, token: &str) -> Option<serde_json::Value> {
@@ -167,7 +112,9 @@ fn wrong_password_is_rejected_without_retry_storm() {
     let http = format!("127.0.0.1:{}", free_tcp_port());
     let cfg = config(dir.path(), port, &http, "a-wrong-one");
     let token = api_token(&cfg);
-    let _gw = start(&cfg, &dir.path().join("tgw.log"));
+    let _gw = GatewayStart::new(&cfg, &http)
+        .log(dir.path().join("tgw.log"))
+        .start();
     let p = wait_for(Duration::from_secs(30), "registration rejected", || {
         platform(&http, &token).filter(|p| p["state"] == "rejected")
     });
@@ -215,7 +162,7 @@ fn registers_keeps_alive_and_answers_catalog() {
     let cfg = config(dir.path(), port, &http, "pw-gb-e2e");
     let token = api_token(&cfg);
     let log = dir.path().join("tgw.log");
-    let _gw = start(&cfg, &log);
+    let _gw = GatewayStart::new(&cfg, &http).log(&log).start();
     let p = wait_for(Duration::from_secs(30), "registered", || {
         platform(&http, &token).filter(|p| p["state"] == "registered")
     });
@@ -315,7 +262,9 @@ fn registers_over_tcp_and_answers_catalog() {
     let http = format!("127.0.0.1:{}", free_tcp_port());
     let cfg = config_on(dir.path(), port, &http, "pw-gb-tcp", "tcp");
     let token = api_token(&cfg);
-    let _gw = start(&cfg, &dir.path().join("tgw.log"));
+    let _gw = GatewayStart::new(&cfg, &http)
+        .log(dir.path().join("tgw.log"))
+        .start();
     let p = wait_for(Duration::from_secs(30), "registered over TCP", || {
         platform(&http, &token).filter(|p| p["state"] == "registered")
     });
@@ -352,7 +301,7 @@ fn tcp_connection_drop_registers_again() {
     let cfg = config_on(dir.path(), port, &http, "pw-gb-tcp", "tcp");
     let token = api_token(&cfg);
     let log = dir.path().join("tgw.log");
-    let _gw = start(&cfg, &log);
+    let _gw = GatewayStart::new(&cfg, &http).log(&log).start();
     wait_for(Duration::from_secs(30), "registered over TCP", || {
         platform(&http, &token).filter(|p| p["state"] == "registered")
     });

@@ -14,19 +14,18 @@
 // Waiting on child processes and sockets needs real time.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tgw_e2e::*;
 
-const OUR_ID: &str = "34020000002000000099";
-const PLATFORM_ID: &str = "34020000002000000001";
-const DOMAIN: &str = "3402000000";
+const OUR_ID: &str = GB_GATEWAY_ID;
+const PLATFORM_ID: &str = GB_PLATFORM_ID;
+const DOMAIN: &str = GB_DOMAIN;
 
 /// The upper platform: one UDP socket; a thread answers requests 200 and
 /// keeps every datagram.
@@ -173,80 +172,21 @@ fn query(cmd: &str) -> String {
     )
 }
 
-struct Gw(Child);
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn set_fault(control: &str, id: &str, fault: &str) {
-    let mut s = TcpStream::connect(control).expect("control endpoint");
-    write!(
-        s,
-        "POST /devices/{id}/fault HTTP/1.1\r\nHost: {control}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{fault}",
-        fault.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 200"), "{fault}: {out}");
-}
-
 fn config(dir: &Path, cidr: &str, wsd: u16, platform: u16, http: &str) -> std::path::PathBuf {
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[discovery]
-interval_secs = 10
-multicast = false
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 500
-[[discovery.auto_adopt]]
-[health]
-check_interval_secs = 1
-describe_interval_secs = 5
-sample_interval_secs = 5
-sample_ms = 800
-call_timeout_ms = 1500
-stall_secs = 3
-auth_backoff_secs = 2
-[[credential_groups]]
-name = "batch"
-username = "admin"
-password = "pw-gb-calls"
-subnets = ["{cidr}"]
-[http]
-listen = "{http}"
-[gb28181]
-id = "{OUR_ID}"
-civil_code = "340200"
-listen = "127.0.0.1:0"
-max_relays = 1
-media_setup_timeout_secs = 10
-camera_timeout_secs = 5
-[[gb28181.platforms]]
-name = "county"
-server_id = "{PLATFORM_ID}"
-domain = "{DOMAIN}"
-address = "127.0.0.1:{platform}"
-password = "pw-platform"
-keepalive_secs = 30
-"#,
-        data = dir.join("data").display()
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, cfg).expect("config");
-    path
+    GatewayConfig::new(dir.join("data"))
+        .camera_sweep(cidr, wsd)
+        .auto_adopt()
+        .fast_health()
+        .section("[health]", "stall_secs = 3\nauth_backoff_secs = 2")
+        .credential_group("admin", "pw-gb-calls", cidr)
+        .http(http)
+        .gb28181("max_relays = 1\nmedia_setup_timeout_secs = 10\ncamera_timeout_secs = 5")
+        .gb_platform(
+            &format!("127.0.0.1:{platform}"),
+            "pw-platform",
+            "keepalive_secs = 30",
+        )
+        .write(dir.join("gateway.toml"))
 }
 
 fn gb_status(http: &str, token: &str) -> Option<Value> {
@@ -277,15 +217,6 @@ fn receive(sock: &UdpSocket) -> (Vec<u32>, Vec<u8>) {
     (ssrcs, ps)
 }
 
-struct Sipp(Child);
-
-impl Drop for Sipp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// SIPp (`tests/sipp/gb_invite.xml`) INVITEs `channel`; the stream is
 /// checked here; our INFO on its dialog makes it send BYE.
 fn sipp_plays(dir: &Path, plat: &Platform, gw: SocketAddr, channel: &str, http: &str, token: &str) {
@@ -299,25 +230,22 @@ fn sipp_plays(dir: &Path, plat: &Platform, gw: SocketAddr, channel: &str, http: 
     std::fs::write(&sf, scenario).expect("write scenario");
     let port = free_udp_port();
     let trace = dir.join("sipp-invite.log");
-    let mut sipp = Sipp(
-        Command::new("sipp")
-            .arg("-sf")
-            .arg(&sf)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
-            .args(["-nostdin", "-timeout", "60s", "-timeout_error"])
-            .args(["-trace_msg", "-message_file"])
-            .arg(&trace)
-            .arg(gw.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sipp"),
-    );
+    let mut sipp = Command::new("sipp")
+        .arg("-sf")
+        .arg(&sf)
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+        .args(["-nostdin", "-timeout", "60s", "-timeout_error"])
+        .args(["-trace_msg", "-message_file"])
+        .arg(&trace)
+        .arg(gw.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn_killed("sipp");
     let up = wait_for(
         Duration::from_secs(30),
         "SIPp's call up or SIPp ended",
         || {
-            if let Some(code) = sipp.0.try_wait().ok().flatten() {
+            if let Some(code) = sipp.try_wait().ok().flatten() {
                 return Some(Err(code));
             }
             gb_status(http, token)
@@ -348,7 +276,7 @@ fn sipp_plays(dir: &Path, plat: &Platform, gw: SocketAddr, channel: &str, http: 
     let to: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     plat.request(to, "INFO", channel, &call_id, 2, None, "", None);
     let code = wait_for(Duration::from_secs(30), "SIPp done", || {
-        sipp.0.try_wait().ok().flatten()
+        sipp.try_wait().ok().flatten()
     });
     let log = std::fs::read_to_string(&trace).unwrap_or_default();
     assert!(code.success(), "SIPp failed: {log}");
@@ -401,24 +329,9 @@ fn invite_plays_ps_and_offline_camera_notifies() {
         return;
     }
     let base = test_net(87);
-    let o = base.octets();
-    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let cidr = cidr24(base);
     let (wsd, control) = (free_udp_port(), format!("127.0.0.1:{}", free_tcp_port()));
-    let sim = SimProc::start(&[
-        "--cameras",
-        "1",
-        "--bind",
-        &base.to_string(),
-        "--wsd-port",
-        &wsd.to_string(),
-        "--no-multicast",
-        "--password",
-        "pw-gb-calls",
-        "--username",
-        "admin",
-        "--control",
-        &control,
-    ]);
+    let sim = SimProc::cameras(1, base, wsd, "pw-gb-calls", &["--control", &control]);
     let cam_id = sim.devices("camera")[0]["id"]
         .as_str()
         .expect("sim camera id")
@@ -428,14 +341,9 @@ fn invite_plays_ps_and_offline_camera_notifies() {
     let http = format!("127.0.0.1:{}", free_tcp_port());
     let cfg = config(dir.path(), &cidr, wsd, plat.port, &http);
     let token = api_token(&cfg);
-    let log = std::fs::File::create(dir.path().join("tgw.log")).expect("log");
-    let _gw = Gw(tgw()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("tgw run"));
+    let _gw = GatewayStart::new(&cfg, &http)
+        .log(dir.path().join("tgw.log"))
+        .start();
     let st = wait_for(Duration::from_secs(30), "registered", || {
         gb_status(&http, &token).filter(|s| s["platforms"][0]["state"] == "registered")
     });
@@ -595,7 +503,7 @@ fn invite_plays_ps_and_offline_camera_notifies() {
     }
 
     // The camera goes offline: a catalog NOTIFY with OFF, and an alarm.
-    set_fault(&control, &cam_id, "offline");
+    sim_fault(&control, &cam_id, "offline");
     let notifies = wait_for(Duration::from_secs(60), "offline NOTIFYs", || {
         let seen = plat.seen();
         let n: Vec<String> = seen

@@ -16,7 +16,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -46,9 +46,9 @@ fn relay_bin() -> PathBuf {
     .clone()
 }
 
-/// The `gb_relay` example in a child process.
+/// The `gb_relay` example in a child process (killed on drop).
 struct Relay {
-    child: Child,
+    _child: KillOnDrop,
     stdin: ChildStdin,
     lines: Receiver<Value>,
 }
@@ -68,8 +68,7 @@ impl Relay {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start gb_relay");
+            .spawn_killed("gb_relay");
         let stdin = child.stdin.take().expect("stdin");
         let out = child.stdout.take().expect("stdout");
         let (tx, lines) = channel();
@@ -82,7 +81,7 @@ impl Relay {
             }
         });
         Relay {
-            child,
+            _child: child,
             stdin,
             lines,
         }
@@ -141,13 +140,6 @@ impl Relay {
     }
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn sim(tag: u8) -> SimProc {
     sim_with_control(tag, &format!("127.0.0.1:{}", free_tcp_port()))
 }
@@ -166,21 +158,6 @@ fn sim_with_control(tag: u8, control: &str) -> SimProc {
         "--control",
         control,
     ])
-}
-
-/// Sets a simulated camera's fault through the control endpoint.
-fn set_fault(control: &str, id: &str, fault: &str) {
-    let mut s = TcpStream::connect(control).expect("control endpoint");
-    write!(
-        s,
-        "POST /devices/{id}/fault HTTP/1.1\r\nHost: {control}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{fault}",
-        fault.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 200"), "{fault}: {out}");
 }
 
 /// A live offer as a platform sends it.
@@ -426,7 +403,7 @@ fn camera_loss_ends_the_relay() {
         .expect("timeout");
     let mut buf = [0u8; 2048];
     sink.recv(&mut buf).expect("media flows before the fault");
-    set_fault(&control, cam["id"].as_str().expect("id"), "frozen");
+    sim_fault(&control, cam["id"].as_str().expect("id"), "frozen");
     relay.wait_idle("camera frozen for longer than the camera timeout");
 }
 

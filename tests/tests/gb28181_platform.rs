@@ -9,24 +9,14 @@
 //! `clock_offset_secs` in the API.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use device_sim::gb_platform::{GbPlatform, PlatformConfig};
 use tgw_e2e::*;
 
-const DEVICE: &str = "34020000002000000099";
+const DEVICE: &str = GB_GATEWAY_ID;
 const PASSWORD: &str = "pw-sim-platform";
-
-struct Gw(Child);
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -38,8 +28,8 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn sim_platform(rt: &tokio::runtime::Runtime, nat: bool, clock_offset_secs: i64) -> GbPlatform {
     rt.block_on(GbPlatform::start(PlatformConfig {
-        server_id: "34020000002000000001".into(),
-        domain: "3402000000".into(),
+        server_id: GB_PLATFORM_ID.into(),
+        domain: GB_DOMAIN.into(),
         device_id: DEVICE.into(),
         password: PASSWORD.into(),
         clock_offset_secs,
@@ -49,52 +39,20 @@ fn sim_platform(rt: &tokio::runtime::Runtime, nat: bool, clock_offset_secs: i64)
 }
 
 /// `tgw run` registering to `platform` (keepalive every 5 s).
-fn gateway(dir: &Path, platform: std::net::SocketAddr) -> (Gw, String, String) {
+fn gateway(dir: &Path, platform: std::net::SocketAddr) -> (Gateway, String, String) {
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[[township.villages]]
-code = "dongcun"
-name = "东村"
-grids = [{{ code = "dongcun-1", name = "东村第一网格" }}]
-[discovery]
-enabled = false
-[health]
-enabled = false
-[http]
-listen = "{http}"
-[gb28181]
-id = "{DEVICE}"
-civil_code = "340200"
-listen = "127.0.0.1:0"
-time_source = true
-[[gb28181.platforms]]
-name = "county"
-server_id = "34020000002000000001"
-domain = "3402000000"
-address = "{platform}"
-password = "{PASSWORD}"
-keepalive_secs = 5
-"#,
-        data = dir.join("data").display()
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, cfg).expect("config");
+    let path = GatewayConfig::new(dir.join("data"))
+        .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+        .no_discovery()
+        .no_health()
+        .http(&http)
+        .gb28181("time_source = true")
+        .gb_platform(&platform.to_string(), PASSWORD, "keepalive_secs = 5")
+        .write(dir.join("gateway.toml"));
     let token = api_token(&path);
-    let err = std::fs::File::create(dir.join("tgw.log")).expect("log");
-    let gw = Gw(tgw()
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("tgw run"));
+    let gw = GatewayStart::new(&path, &http)
+        .log(dir.join("tgw.log"))
+        .start();
     (gw, http, token)
 }
 

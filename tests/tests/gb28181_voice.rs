@@ -13,16 +13,16 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 use tgw_e2e::*;
 
-const OUR_ID: &str = "34020000002000000099";
-const PLATFORM_ID: &str = "34020000002000000001";
-const DOMAIN: &str = "3402000000";
+const OUR_ID: &str = GB_GATEWAY_ID;
+const PLATFORM_ID: &str = GB_PLATFORM_ID;
+const DOMAIN: &str = GB_DOMAIN;
 
 fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     msg.split("\r\n\r\n").next()?.lines().find_map(|l| {
@@ -188,10 +188,12 @@ fn offer_port(invite: &str) -> u16 {
         .unwrap_or_else(|| panic!("no m=audio port: {invite}"))
 }
 
+/// The gateway, its horns and the platform (fields drop in this order: the
+/// gateway stops before its data directory goes).
 struct Rig {
-    _dir: tempfile::TempDir,
+    _gw: Gateway,
     _sim: SimProc,
-    gw: Child,
+    _dir: tempfile::TempDir,
     http: String,
     control: String,
     admin: String,
@@ -199,13 +201,6 @@ struct Rig {
     sip: SocketAddr,
     /// Horn id → its voice channel id.
     channels: Vec<(String, String)>,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let _ = self.gw.kill();
-        let _ = self.gw.wait();
-    }
 }
 
 impl Rig {
@@ -216,46 +211,25 @@ impl Rig {
         let platform = Platform::start();
         let http = format!("127.0.0.1:{}", free_tcp_port());
         let rtp_min = 20_000 + u16::from(tag) * 40;
-        let extra = format!(
-            "\n[http]\nlisten = \"{http}\"\n\n[broadcast]\nplayout_delay_ms = 100\n\n\
-             [gb28181]\nid = \"{OUR_ID}\"\ncivil_code = \"340200\"\nlisten = \"127.0.0.1:0\"\n\
-             media_setup_timeout_secs = 3\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\n\n\
-             [[gb28181.platforms]]\nname = \"county\"\nserver_id = \"{PLATFORM_ID}\"\n\
-             domain = \"{DOMAIN}\"\naddress = \"127.0.0.1:{}\"\npassword = \"pw-platform\"\n\
-             keepalive_secs = 30\ncharset = \"utf-8\"\n",
-            rtp_min + 39,
-            platform.port
-        );
         // Nobody listens on the broker port: the uplink retries meanwhile.
-        let cfg = mqtt_config(d, &format!("mqtt://127.0.0.1:{}", free_tcp_port()), &extra)
-            .replace(
-                "[township]\ncode = \"test-site\"\nname = \"Test\"\n",
-                "[township]\ncode = \"test-site\"\nname = \"Test\"\n\n[[township.villages]]\ncode = \"east\"\nname = \"东村\"\n",
-            );
-        let cfg_path = d.join("gateway.toml");
-        std::fs::write(&cfg_path, &cfg).expect("config");
-        let mut imp = tgw();
-        imp.args(["speakers", "import"])
-            .arg(d.join("horns.csv"))
-            .arg("--config")
-            .arg(&cfg_path);
-        let out = run_with_timeout(imp, Duration::from_secs(60));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let cfg_path =
+            GatewayConfig::test_site(d, &format!("mqtt://127.0.0.1:{}", free_tcp_port()))
+                .village("east", "东村", &[])
+                .http(&http)
+                .section("[broadcast]", "playout_delay_ms = 100")
+                .gb28181(&format!(
+                    "media_setup_timeout_secs = 3\nrtp_port_min = {rtp_min}\nrtp_port_max = {}",
+                    rtp_min + 39
+                ))
+                .gb_platform(
+                    &format!("127.0.0.1:{}", platform.port),
+                    "pw-platform",
+                    "keepalive_secs = 30\ncharset = \"utf-8\"",
+                )
+                .write(d.join("gateway.toml"));
+        import_speakers(&cfg_path, &d.join("horns.csv"));
         let admin = api_token_as(&cfg_path, "admin-zhao", "admin");
-        let gw = tgw()
-            .args(["run", "--config"])
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("tgw run");
-        wait_for(Duration::from_secs(30), "gateway http", || {
-            http_get(&http, "/healthz")
-        });
+        let gw = GatewayStart::new(&cfg_path, &http).inherit_stderr().start();
         let sip: SocketAddr = wait_for(Duration::from_secs(20), "registered", || {
             let (st, b) = http_get_as(&http, "/api/v1/gb28181", Some(&admin))?;
             let v: Value = serde_json::from_str(&b).ok()?;
@@ -283,9 +257,9 @@ impl Rig {
         }
         assert_eq!(channels.len(), n, "{}", body(&cat));
         Rig {
-            _dir: dir,
+            _gw: gw,
             _sim: sim,
-            gw,
+            _dir: dir,
             http,
             control,
             admin,
@@ -398,15 +372,6 @@ fn broadcast_refusals_and_timeouts() {
     );
 }
 
-struct Ffmpeg(Child);
-
-impl Drop for Ffmpeg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The platform's 1 kHz tone, G.711 A-law over RTP from ffmpeg, reaches the
 /// horn; the platform's BYE ends the page, audited and recorded.
 #[test]
@@ -428,28 +393,25 @@ fn broadcast_tone_reaches_the_horn() {
     p.wait("our ACK", skip, |m| {
         m.starts_with("ACK ") && header(m, "Call-ID") == Some(&call_id)
     });
-    let mut ff = Ffmpeg(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
-            .args(["-i", "sine=frequency=1000:sample_rate=8000:duration=3"])
-            .args([
-                "-ac",
-                "1",
-                "-c:a",
-                "pcm_alaw",
-                "-packetsize",
-                "172",
-                "-f",
-                "rtp",
-            ])
-            .arg(format!("rtp://127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("ffmpeg"),
-    );
+    let mut ff = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
+        .args(["-i", "sine=frequency=1000:sample_rate=8000:duration=3"])
+        .args([
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_alaw",
+            "-packetsize",
+            "172",
+            "-f",
+            "rtp",
+        ])
+        .arg(format!("rtp://127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn_killed("ffmpeg");
     let st = wait_for(Duration::from_secs(20), "ffmpeg done", || {
-        ff.0.try_wait().ok().flatten()
+        ff.try_wait().ok().flatten()
     });
     assert!(st.success(), "ffmpeg: {st}");
     p.bye(gw, &inv);

@@ -4,7 +4,6 @@
 //! camera back. Intervals are shortened (check 1 s, stall 3 s) so the test
 //! takes seconds; the logic is the same as with the defaults.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use tgw_e2e::*;
@@ -12,88 +11,26 @@ use tgw_e2e::*;
 /// (address, verdict, reasons) of one camera.
 type Row = (String, String, String);
 
-fn post(addr: &str, path: &str, body: &str) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("control endpoint");
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 200"), "{path} {body}: {out}");
-}
-
 #[test]
 fn faults_change_verdicts_and_recovery_restores_them() {
     let base = test_net(61);
-    let o = base.octets();
-    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let cidr = cidr24(base);
     let (wsd, control, http) = (free_udp_port(), free_tcp_port(), free_tcp_port());
     let control = format!("127.0.0.1:{control}");
     let http = format!("127.0.0.1:{http}");
-    let sim = SimProc::start(&[
-        "--cameras",
-        "6",
-        "--bind",
-        &base.to_string(),
-        "--wsd-port",
-        &wsd.to_string(),
-        "--no-multicast",
-        "--password",
-        "pw-health",
-        "--username",
-        "admin",
-        "--control",
-        &control,
-    ]);
+    let sim = SimProc::cameras(6, base, wsd, "pw-health", &["--control", &control]);
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[discovery]
-interval_secs = 10
-multicast = false
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 500
-[[discovery.auto_adopt]]
-[health]
-check_interval_secs = 1
-describe_interval_secs = 5
-sample_interval_secs = 5
-sample_ms = 800
-call_timeout_ms = 1500
-stall_secs = 3
-auth_backoff_secs = 2
-[[credential_groups]]
-name = "batch"
-username = "admin"
-password = "pw-health"
-subnets = ["{cidr}"]
-[http]
-listen = "{http}"
-"#,
-        data = dir.path().display()
-    );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
+    let cfg_path = GatewayConfig::new(dir.path())
+        .camera_sweep(&cidr, wsd)
+        .auto_adopt()
+        .fast_health()
+        .section("[health]", "stall_secs = 3\nauth_backoff_secs = 2")
+        .credential_group("admin", "pw-health", &cidr)
+        .http(&http)
+        .write(dir.path().join("gateway.toml"));
     // The API needs a token (issue 6).
     let token = api_token(&cfg_path);
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tgw run");
+    let _gw = start_gateway(&cfg_path, &http);
 
     let ids: Vec<(String, String)> = sim
         .devices("camera")
@@ -146,23 +83,11 @@ listen = "{http}"
         v.iter().all(|(_, verdict, _)| verdict == "ok")
     });
 
-    post(&control, &format!("/devices/{}/fault", ids[0].0), "offline");
-    post(&control, &format!("/devices/{}/fault", ids[1].0), "frozen");
-    post(
-        &control,
-        &format!("/devices/{}/fault", ids[2].0),
-        "wrong-password",
-    );
-    post(
-        &control,
-        &format!("/devices/{}/fault", ids[3].0),
-        "clock-skew:60",
-    );
-    post(
-        &control,
-        &format!("/devices/{}/fault", ids[4].0),
-        "stream-refused",
-    );
+    sim_fault(&control, &ids[0].0, "offline");
+    sim_fault(&control, &ids[1].0, "frozen");
+    sim_fault(&control, &ids[2].0, "wrong-password");
+    sim_fault(&control, &ids[3].0, "clock-skew:60");
+    sim_fault(&control, &ids[4].0, "stream-refused");
     let v = wait_state("faults seen", &|v| {
         of(v, 0).0 == "offline"
             && of(v, 1).1.contains("stalled")
@@ -177,7 +102,7 @@ listen = "{http}"
     );
 
     for (id, _) in &ids[..5] {
-        post(&control, &format!("/devices/{id}/fault"), "clear");
+        sim_fault(&control, id, "clear");
     }
     wait_state("all recovered", &|v| {
         v.iter().all(|(_, verdict, _)| verdict == "ok")
@@ -206,6 +131,4 @@ listen = "{http}"
         metrics.contains(r#"tgw_camera_transitions_total{to="offline"}"#),
         "{metrics}"
     );
-    let _ = gw.kill();
-    let _ = gw.wait();
 }

@@ -9,28 +9,15 @@ use std::time::Duration;
 
 use tgw_e2e::*;
 
+/// Writes `dir/gateway.toml`: discovery and health off, `[http]` on
+/// `http` with the `tls` keys.
 fn config(dir: &Path, http: &str, tls: &str) -> std::path::PathBuf {
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[discovery]
-enabled = false
-[health]
-enabled = false
-[http]
-listen = "{http}"
-{tls}
-"#,
-        data = dir.display()
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, cfg).expect("write config");
-    path
+    GatewayConfig::new(dir)
+        .no_discovery()
+        .no_health()
+        .http(http)
+        .section("[http]", tls)
+        .write(dir.join("gateway.toml"))
 }
 
 /// curl over HTTPS trusting only `ca`: (status line + headers, body).
@@ -96,14 +83,14 @@ fn self_signed_https_login_garbage_and_fingerprint() {
     let cfg = config(dir.path(), &http, "tls = \"self-signed\"");
     let _ = api_token_as(&cfg, "op", "operator");
     let log = dir.path().join("stderr.log");
+    // Not `start_gateway`: it waits for plain HTTP, this one serves TLS.
     let start = || {
         tgw()
             .args(["run", "--config"])
             .arg(&cfg)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("tgw run")
+            .spawn_killed("tgw run")
     };
     let mut child = start();
     let ca = dir.path().join("https-self-signed.crt");
@@ -194,14 +181,12 @@ fn self_signed_https_login_garbage_and_fingerprint() {
     );
 
     // A restart reuses the certificate.
-    let _ = child.kill();
-    let _ = child.wait();
+    child.stop();
     let mut child = start();
     wait_for(Duration::from_secs(30), "https /readyz again", || {
         curl(&ca, &[&url("/readyz")]).filter(|(h, _)| h.starts_with("HTTP/1.1 200"))
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    child.stop();
     let logged = std::fs::read_to_string(&log).expect("log");
     assert!(logged.contains(&fp), "certificate changed on restart");
 }

@@ -6,91 +6,39 @@
 //! camera taken offline is `unreachable` at once. No password reaches a
 //! response, the audit log or the daemon's log.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tgw_e2e::*;
 
 const GROUP_PW: &str = "pw-logins-e2e";
 
-fn control_post(addr: &str, path: &str, body: &str) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("control endpoint");
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 200"), "{path} {body}: {out}");
-}
-
 #[test]
 fn wrong_password_is_reported_with_the_cameras_text_and_fixed_from_the_api() {
     let base = test_net(93);
-    let o = base.octets();
-    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let cidr = cidr24(base);
     let (wsd, control, http) = (free_udp_port(), free_tcp_port(), free_tcp_port());
     let control = format!("127.0.0.1:{control}");
     let http = format!("127.0.0.1:{http}");
-    let sim = SimProc::start(&[
-        "--cameras",
-        "2",
-        "--bind",
-        &base.to_string(),
-        "--wsd-port",
-        &wsd.to_string(),
-        "--no-multicast",
-        "--password",
+    let sim = SimProc::cameras(
+        2,
+        base,
+        wsd,
         GROUP_PW,
-        "--username",
-        "admin",
-        "--control",
-        &control,
-        "--fault",
-        "cam-0002=wrong-password",
-    ]);
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = format!(
-        r#"
-[gateway]
-site = "qingshan"
-data_dir = "{data}"
-[township]
-code = "qingshan"
-name = "青山镇"
-[discovery]
-interval_secs = 10
-multicast = false
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 500
-[[discovery.auto_adopt]]
-[[credential_groups]]
-name = "batch"
-username = "admin"
-password = "{GROUP_PW}"
-subnets = ["{cidr}"]
-[http]
-listen = "{http}"
-"#,
-        data = dir.path().display()
+        &["--control", &control, "--fault", "cam-0002=wrong-password"],
     );
-    let cfg_path = dir.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).expect("config");
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg_path = GatewayConfig::new(dir.path())
+        .camera_sweep(&cidr, wsd)
+        .auto_adopt()
+        .credential_group("admin", GROUP_PW, &cidr)
+        .http(&http)
+        .write(dir.path().join("gateway.toml"));
     let tech = api_token_as(&cfg_path, "tech", "technician");
     let admin = api_token_as(&cfg_path, "boss", "admin");
-    let log = dir.path().join("tgw.log");
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg_path)
+    let mut gw = GatewayStart::new(&cfg_path, &http)
         .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("tgw run");
+        .log(dir.path().join("tgw.log"))
+        .start();
 
     let cams = sim.devices("camera");
     let addr_of = |i: usize| cams[i]["address"].as_str().expect("address").to_string();
@@ -157,11 +105,7 @@ listen = "{http}"
     assert_eq!(v["result"], "ok", "{v}");
 
     // Offline: refused at once.
-    control_post(
-        &control,
-        &format!("/devices/{}/fault", cams[0]["id"].as_str().expect("id")),
-        "offline",
-    );
+    sim_fault(&control, cams[0]["id"].as_str().expect("id"), "offline");
     let t0 = Instant::now();
     let v = test(&ids[0], "{}");
     assert_eq!(v["result"], "unreachable", "{v}");
@@ -180,9 +124,8 @@ listen = "{http}"
         "{audit}"
     );
 
-    let _ = gw.kill();
-    let _ = gw.wait();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    gw.stop();
+    let text = gw.log();
     assert!(text.contains("login test"), "the tests are logged");
     assert!(!text.contains(GROUP_PW), "a password reached the log");
 }

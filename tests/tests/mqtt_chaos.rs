@@ -15,14 +15,18 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tgw_e2e::{Mosquitto, MqttSub, SimProc, free_udp_port, test_net, tgw, wait_for};
+use tgw_e2e::{
+    GatewayConfig, KillOnDrop, Mosquitto, MqttSub, SimProc, SpawnKilled, cidr24, free_udp_port,
+    test_net, tgw, wait_for,
+};
 
-/// A `tgw run` child process, killed on drop.
-struct Gateway(Child);
+/// A `tgw run` child process, killed on drop. Not `tgw_e2e::Gateway`:
+/// this configuration has no `[http]` to wait for.
+struct Gateway(KillOnDrop);
 
 impl Gateway {
     fn start(config: &Path) -> Gateway {
@@ -31,36 +35,17 @@ impl Gateway {
             .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .expect("tgw run");
+            .spawn_killed("tgw run");
         Gateway(child)
     }
 
     fn kill9(&mut self) {
-        let _ = self.0.kill(); // SIGKILL
-        let _ = self.0.wait();
+        self.0.stop(); // SIGKILL
     }
 
     /// SIGTERM, then waits (bounded) for the clean shutdown to finish.
     fn terminate(&mut self, limit: Duration) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while self.0.try_wait().ok().flatten().is_none() {
-            assert!(
-                start.elapsed() < limit,
-                "tgw run did not exit within {limit:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.0.terminate(limit);
     }
 }
 
@@ -95,41 +80,21 @@ fn ts_before(a: &str, b: &str) -> bool {
 }
 
 fn config(dir: &Path, broker: &str, cidr: &str, wsd: u16, password: &str) -> String {
-    format!(
-        r#"
-[gateway]
-site = "chaos"
-id = "gw-chaos"
-data_dir = "{data}"
-[township]
-code = "chaos"
-name = "Chaos"
-[discovery]
-interval_secs = 10
-multicast = false
-cidrs = ["{cidr}"]
-unicast_port = {wsd}
-wait_ms = 500
-[[discovery.auto_adopt]]
-[health]
-check_interval_secs = 1
-describe_interval_secs = 30
-sample_interval_secs = 600
-call_timeout_ms = 1500
-[[credential_groups]]
-name = "batch"
-username = "admin"
-password = "{password}"
-subnets = ["{cidr}"]
-[mqtt]
-url = "{broker}"
-keep_alive_secs = 5
-reconnect_min_ms = 100
-reconnect_max_secs = 1
-drain_rate = 50
-"#,
-        data = dir.join("data").display()
-    )
+    GatewayConfig::new(dir.join("data"))
+        .site("chaos")
+        .id("gw-chaos")
+        .township("chaos", "Chaos")
+        .camera_sweep(cidr, wsd)
+        .auto_adopt()
+        .section(
+            "[health]",
+            "check_interval_secs = 1\ndescribe_interval_secs = 30\nsample_interval_secs = 600\n\
+             call_timeout_ms = 1500",
+        )
+        .credential_group("admin", password, cidr)
+        .mqtt(broker)
+        .section("[mqtt]", "drain_rate = 50")
+        .render()
 }
 
 #[test]
@@ -141,23 +106,10 @@ fn broker_restarts_and_gateway_kill9_lose_nothing() {
         return;
     };
     let base = test_net(73);
-    let o = base.octets();
-    let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let cidr = cidr24(base);
     let wsd = free_udp_port();
     let password = "pw-chaos";
-    let _sim = SimProc::start(&[
-        "--cameras",
-        "200",
-        "--bind",
-        &base.to_string(),
-        "--wsd-port",
-        &wsd.to_string(),
-        "--no-multicast",
-        "--password",
-        password,
-        "--username",
-        "admin",
-    ]);
+    let _sim = SimProc::cameras(200, base, wsd, password, &[]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gateway.toml");
     std::fs::write(

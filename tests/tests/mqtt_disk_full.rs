@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tgw_e2e::{
-    Mosquitto, MqttSub, free_tcp_port, http_get, mqtt_config, mqtt_pump_bin, tgw, wait_for,
+    GatewayConfig, GatewayStart, Mosquitto, MqttSub, free_tcp_port, http_get, mqtt_config,
+    mqtt_pump_bin, wait_for,
 };
 
 /// How long the pump publishes; it stops while the disk is still full.
@@ -381,16 +382,6 @@ fn disk_alarms(sub: &MqttSub) -> Vec<Value> {
         .collect()
 }
 
-/// `tgw run`, killed on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_low_data_volume_raises_the_alarm_fails_readiness_and_shows_on_metrics() {
     if !is_root() {
@@ -410,50 +401,16 @@ fn a_low_data_volume_raises_the_alarm_fails_readiness_and_shows_on_metrics() {
     let fs = Tmpfs::mount("8m");
     let data = fs.path().join("data");
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let cfg = format!(
-        r#"[gateway]
-site = "test-site"
-id = "gw-t"
-data_dir = "{data}"
-disk_low_mb = 4
-disk_critical_mb = 2
-disk_check_secs = 1
-
-[township]
-code = "test-site"
-name = "Test"
-
-[discovery]
-enabled = false
-
-[health]
-enabled = false
-
-[mqtt]
-url = "{url}"
-keep_alive_secs = 5
-reconnect_min_ms = 100
-reconnect_max_secs = 1
-
-[http]
-listen = "{http}"
-"#,
-        data = data.display(),
-        url = broker.url(),
-    );
-    let cfg_path = work.path().join("gateway.toml");
-    std::fs::write(&cfg_path, cfg).unwrap();
+    let cfg_path = GatewayConfig::test_site(&data, &broker.url())
+        .gateway("disk_low_mb = 4\ndisk_critical_mb = 2\ndisk_check_secs = 1")
+        .no_health()
+        .http(&http)
+        .write(work.path().join("gateway.toml"));
     let log = work.path().join("tgw.log");
-    let _tgw = Daemon(
-        tgw()
-            .args(["run", "--config"])
-            .arg(&cfg_path)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _tgw = GatewayStart::new(&cfg_path, &http)
+        .env("NO_COLOR", "1")
+        .log(&log)
+        .start();
     let log_tail = || tail(&std::fs::read_to_string(&log).unwrap_or_default(), 15);
 
     // Plenty of room: ready, gauges at 0.

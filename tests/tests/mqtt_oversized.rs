@@ -10,19 +10,10 @@
 //! Skipped with a message when mosquitto is not installed.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tgw_e2e::{Mosquitto, MqttSub, mqtt_config, tgw, wait_for};
-
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use tgw_e2e::{Mosquitto, MqttSub, SpawnKilled, mqtt_config, tgw, wait_for};
 
 const PREFIX: &str = "tgw/v1/test-site/gw-t";
 
@@ -97,15 +88,13 @@ fn oversized_retained_command_does_not_loop() {
         ),
     )
     .unwrap();
-    let _gw = Gateway(
-        tgw()
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tgw run"),
-    );
+    // No [http] to wait for: not `start_gateway`.
+    let _gw = tgw()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn_killed("tgw run");
 
     // No fixed window: wait for the alarm (raised once the scout found and
     // cleared the message; never without the fix), then count connections.

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tgw_e2e::{Mosquitto, MqttSub, mqtt_config, mqtt_pump_bin, wait_for, workspace};
+use tgw_e2e::{Mosquitto, MqttSub, SpawnKilled, mqtt_config, mqtt_pump_bin, wait_for, workspace};
 
 fn schema(name: &str) -> Value {
     let p = workspace()
@@ -201,8 +201,7 @@ fn published_messages_and_replies_match_the_schemas() {
             "600",
         ])
         .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_killed("mqtt_pump");
     let prefix = "tgw/v1/test-site/gw-t";
     wait_for(Duration::from_secs(30), "the birth", || {
         sub.lines()
@@ -271,10 +270,7 @@ fn published_messages_and_replies_match_the_schemas() {
             && n_invalid >= 2)
             .then_some(())
     });
-    let _ = Command::new("kill")
-        .args(["-TERM", &pump.id().to_string()])
-        .status();
-    let _ = pump.wait();
+    pump.terminate(Duration::from_secs(30));
     // The offline status is published before the pump exits, but the
     // subscriber may not have printed it yet: wait for it, then read.
     wait_for(Duration::from_secs(10), "the shutdown status", || {
@@ -331,51 +327,6 @@ fn published_messages_and_replies_match_the_schemas() {
     );
 }
 
-/// A 16-bit mono 8 kHz WAV of a `freq` tone.
-fn tone_wav(freq: f64, seconds: f64) -> Vec<u8> {
-    let n = (8000.0 * seconds) as usize;
-    let mut out = Vec::new();
-    let data = (n * 2) as u32;
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32, 0x0001_0001, 8000, 16000, 0x0010_0002] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data.to_le_bytes());
-    for i in 0..n {
-        let s = ((2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin() * 12_000.0) as i16;
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out
-}
-
-/// POSTs a raw body with a bearer token; returns status and body.
-fn post_raw(addr: &str, path: &str, token: &str, ctype: &str, body: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").into(),
-    )
-}
-
 /// Issue 14.5: a township notice plays on 23 simulated horns, an emergency
 /// preempts it everywhere, then it resumes. Every per-horn change of both
 /// broadcasts reaches a `mosquitto_sub` subscriber on
@@ -385,8 +336,8 @@ fn post_raw(addr: &str, path: &str, token: &str, ctype: &str, body: &[u8]) -> (u
 /// matches its schema.
 #[test]
 fn every_horn_report_of_a_23_horn_emergency_reaches_mqtt() {
-    use tgw_e2e::{SimProc, api_token_as, free_tcp_port, http_get, http_get_as, http_post_as};
-    use tgw_e2e::{run_with_timeout, test_net, tgw};
+    use tgw_e2e::{GatewayConfig, GatewayStart, SimProc, api_token_as, free_tcp_port};
+    use tgw_e2e::{http_get_as, http_post_as, http_post_raw, import_speakers, test_net, tone_wav};
     const N: usize = 23;
     let Some(broker) = Mosquitto::start() else {
         eprintln!("SKIPPED: mosquitto not installed (run scripts/install-peers)");
@@ -423,33 +374,15 @@ fn every_horn_report_of_a_23_horn_emergency_reaches_mqtt() {
     assert_eq!(horns.len(), N);
     std::fs::write(d.join("horns.csv"), &csv).unwrap();
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let extra = format!("\n[http]\nlisten = \"{http}\"\n\n[broadcast]\nplayout_delay_ms = 300\n");
-    let cfg = d.join("gateway.toml");
-    std::fs::write(&cfg, mqtt_config(&d.join("data"), &broker.url(), &extra)).unwrap();
-    let mut imp = tgw();
-    imp.args(["speakers", "import"])
-        .arg(d.join("horns.csv"))
-        .arg("--config")
-        .arg(&cfg);
-    let out = run_with_timeout(imp, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cfg = GatewayConfig::test_site(d.join("data"), &broker.url())
+        .http(&http)
+        .section("[broadcast]", "playout_delay_ms = 300")
+        .write(d.join("gateway.toml"));
+    import_speakers(&cfg, &d.join("horns.csv"));
     let token = api_token_as(&cfg, "op", "operator");
     let sub = MqttSub::start(broker.port, "tgw/v1/#", "horn-reports", d);
-    let mut gw = tgw()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    wait_for(Duration::from_secs(20), "gateway http", || {
-        http_get(&http, "/healthz")
-    });
-    let (st, body) = post_raw(
+    let mut gw = GatewayStart::new(&cfg, &http).inherit_stderr().start();
+    let (st, body) = http_post_raw(
         &http,
         "/api/v1/audio-assets?name=tone.wav",
         &token,
@@ -577,10 +510,7 @@ fn every_horn_report_of_a_23_horn_emergency_reaches_mqtt() {
             .filter_map(|(_, p)| serde_json::from_str::<Value>(&p).ok())
             .find(|v| v["state"] == "done" && v["counts"]["done"] == N)
     });
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.id().to_string()])
-        .status();
-    let _ = gw.wait();
+    gw.terminate(Duration::from_secs(30));
     let mut seen = std::collections::BTreeMap::new();
     for (topic, payload) in sub.lines() {
         let Some(name) = schema_for(&topic) else {

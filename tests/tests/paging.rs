@@ -9,7 +9,6 @@
 // Waiting for child processes needs real time.
 #![allow(clippy::disallowed_methods)]
 
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -22,11 +21,12 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Simulated RTP horns, `tgw run` with them in its inventory, an operator,
-/// a viewer and an admin token.
+/// a viewer and an admin token (fields drop in this order: the gateway
+/// stops before its data directory goes).
 struct Rig {
-    _dir: tempfile::TempDir,
+    gw: Gateway,
     _sim: SimProc,
-    gw: Child,
+    _dir: tempfile::TempDir,
     http: String,
     control: String,
     horns: Vec<String>,
@@ -35,57 +35,28 @@ struct Rig {
     admin: String,
 }
 
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let _ = self.gw.kill();
-        let _ = self.gw.wait();
-    }
-}
-
 impl Rig {
     fn start(tag: u8, n: usize) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let (sim, control, horns) = sim_rtp_horns(tag, n, &d.join("horns.csv"));
         let http = format!("127.0.0.1:{}", free_tcp_port());
-        let extra =
-            format!("\n[http]\nlisten = \"{http}\"\n\n[broadcast]\nplayout_delay_ms = 100\n");
         // Nobody listens on the broker port: the uplink retries meanwhile.
-        let cfg = mqtt_config(d, &format!("mqtt://127.0.0.1:{}", free_tcp_port()), &extra)
-            .replace(
-                "[township]\ncode = \"test-site\"\nname = \"Test\"\n",
-                "[township]\ncode = \"test-site\"\nname = \"Test\"\n\n[[township.villages]]\ncode = \"east\"\nname = \"东村\"\n",
-            );
-        let cfg_path = d.join("gateway.toml");
-        std::fs::write(&cfg_path, &cfg).expect("config");
-        let mut imp = tgw();
-        imp.args(["speakers", "import"])
-            .arg(d.join("horns.csv"))
-            .arg("--config")
-            .arg(&cfg_path);
-        let out = run_with_timeout(imp, Duration::from_secs(60));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let cfg_path =
+            GatewayConfig::test_site(d, &format!("mqtt://127.0.0.1:{}", free_tcp_port()))
+                .village("east", "东村", &[])
+                .http(&http)
+                .section("[broadcast]", "playout_delay_ms = 100")
+                .write(d.join("gateway.toml"));
+        import_speakers(&cfg_path, &d.join("horns.csv"));
         let operator = api_token_as(&cfg_path, "op-wang", "operator");
         let viewer = api_token_as(&cfg_path, "viewer-li", "viewer");
         let admin = api_token_as(&cfg_path, "admin-zhao", "admin");
-        let gw = tgw()
-            .args(["run", "--config"])
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("tgw run");
-        wait_for(Duration::from_secs(30), "gateway http", || {
-            http_get(&http, "/healthz")
-        });
+        let gw = GatewayStart::new(&cfg_path, &http).inherit_stderr().start();
         Rig {
-            _dir: dir,
-            _sim: sim,
             gw,
+            _sim: sim,
+            _dir: dir,
             http,
             control,
             horns,
@@ -278,9 +249,9 @@ async fn page_reaches_every_horn_and_a_second_page_is_busy() {
     // Figures for BENCHMARKS.md (printed, not asserted): first frame sent
     // → first RTP packet at each horn, and the gateway's CPU for the page.
     let sent_at = time::OffsetDateTime::now_utc();
-    let cpu0 = cpu_secs(rig.gw.id());
+    let cpu0 = cpu_secs(rig.gw.pid());
     speak(&mut ws, 1000.0, 150).await;
-    let cpu1 = cpu_secs(rig.gw.id());
+    let cpu1 = cpu_secs(rig.gw.pid());
     ws.send(Message::Text("{\"end\": true}".into()))
         .await
         .expect("end");
@@ -369,10 +340,11 @@ async fn live_page_preempts_routine_which_resumes() {
     let rig = Rig::start(93, 3);
     // A 6 s 400 Hz routine announcement.
     let wav = tone_wav(400.0, 6.0);
-    let (st, body) = post_raw(
+    let (st, body) = http_post_raw(
         &rig.http,
         "/api/v1/audio-assets?name=t.wav",
         &rig.operator,
+        "audio/wav",
         &wav,
     );
     assert_eq!(st, 201, "{body}");
@@ -525,55 +497,4 @@ fn ulaw(u: u8) -> i16 {
     let u = !u;
     let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
     (if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
-}
-
-/// POSTs a raw body with a bearer token; returns status and body.
-fn post_raw(addr: &str, path: &str, token: &str, body: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: audio/wav\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write");
-    s.write_all(body).expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_string();
-    (status, body)
-}
-
-/// A 16-bit mono 8 kHz WAV of a `freq` tone.
-fn tone_wav(freq: f64, seconds: f64) -> Vec<u8> {
-    let n = (8000.0 * seconds) as usize;
-    let data = (n * 2) as u32;
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&8000u32.to_le_bytes());
-    out.extend_from_slice(&16000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data.to_le_bytes());
-    for i in 0..n {
-        let s = (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin() * 12_000.0;
-        out.extend_from_slice(&(s as i16).to_le_bytes());
-    }
-    out
 }

@@ -58,8 +58,7 @@ fn python_wsdiscovery_peer_is_found_by_multicast_and_sweep() {
         .env("PYTHONPATH", &py)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the python peer");
+        .spawn_killed("the python peer");
     let mut line = String::new();
     BufReader::new(peer.stdout.take().expect("stdout"))
         .read_line(&mut line)
@@ -105,6 +104,5 @@ fn python_wsdiscovery_peer_is_found_by_multicast_and_sweep() {
             "{how}: {d}"
         );
     }
-    let _ = peer.kill();
-    let _ = peer.wait();
+    peer.stop();
 }

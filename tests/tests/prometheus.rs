@@ -8,18 +8,10 @@
 // Polling child processes with a deadline needs a real sleep between polls.
 #![allow(clippy::disallowed_methods)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tgw_e2e::*;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn have_prometheus() -> bool {
     let ok = Command::new("promtool").arg("--version").output().is_ok()
@@ -113,24 +105,21 @@ fn prometheus_scraping_the_demo_feeds_every_board_and_rule_expression() {
     }
     let dir = tempfile::tempdir().expect("tmp");
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let demo = Kill(
-        tgw()
-            .args([
-                "demo",
-                "--cameras",
-                "12",
-                "--speakers",
-                "3",
-                "--http",
-                &http,
-            ])
-            .args(["--seconds", "120", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("demo.log")).expect("log"))
-            .spawn()
-            .expect("tgw demo"),
-    );
+    let demo = tgw()
+        .args([
+            "demo",
+            "--cameras",
+            "12",
+            "--speakers",
+            "3",
+            "--http",
+            &http,
+        ])
+        .args(["--seconds", "120", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("demo.log")).expect("log"))
+        .spawn_killed("tgw demo");
     wait_for(Duration::from_secs(60), "the demo's /metrics", || {
         http_get(&http, "/metrics").filter(|(c, b)| *c == 200 && b.contains("tgw_cameras{"))
     });
@@ -146,19 +135,16 @@ fn prometheus_scraping_the_demo_feeds_every_board_and_rule_expression() {
     )
     .expect("cfg");
     let prom = format!("127.0.0.1:{}", free_tcp_port());
-    let _prom = Kill(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={prom}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prom.log")).expect("log"))
-            .spawn()
-            .expect("prometheus"),
-    );
+    let _prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address={prom}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("prom.log")).expect("log"))
+        .spawn_killed("prometheus");
     let mut exprs: Vec<(String, String)> =
         board_exprs().into_iter().map(|e| (e.clone(), e)).collect();
     exprs.extend(rule_exprs());

@@ -492,8 +492,7 @@ fn cancelled_cloud_broadcast_stops_the_horn() {
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("tgw speaker test");
+        .spawn_killed("tgw speaker test");
     let events = |r: &Value| -> Vec<String> {
         r["events"]
             .as_array()
