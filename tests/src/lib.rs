@@ -186,6 +186,19 @@ impl SimProc {
             .map(|a| a.iter().filter(|d| d["kind"] == kind).cloned().collect())
             .unwrap_or_default()
     }
+
+    /// The simulated cameras as (simulator id, address), in manifest order.
+    pub fn camera_addresses(&self) -> Vec<(String, String)> {
+        self.devices("camera")
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().expect("id").into(),
+                    d["address"].as_str().expect("addr").into(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Injects `fault` (`offline`, `frozen`, `clear`, ...) into the simulated

@@ -62,16 +62,7 @@ fn a_camera_ten_minutes_fast_is_set_without_an_operator_and_audited() {
             "cam-0002=clock-skew:30",
         ],
     );
-    let cams: Vec<(String, String)> = sim
-        .devices("camera")
-        .iter()
-        .map(|d| {
-            (
-                d["id"].as_str().expect("id").into(),
-                d["address"].as_str().expect("addr").into(),
-            )
-        })
-        .collect();
+    let cams: Vec<(String, String)> = sim.camera_addresses();
     assert_eq!(cams[0].0, "cam-0001", "{cams:?}");
     let dir = tempfile::tempdir().expect("tmp");
     let cfg_path = GatewayConfig::new(dir.path())

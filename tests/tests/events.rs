@@ -63,16 +63,7 @@ fn tamper_raises_an_event_and_degrades_and_expiry_loses_nothing() {
     );
     let _gw = start_gateway(&cfg_path, &http);
 
-    let sim_ids: Vec<(String, String)> = sim
-        .devices("camera")
-        .iter()
-        .map(|d| {
-            (
-                d["id"].as_str().expect("id").into(),
-                d["address"].as_str().expect("addr").into(),
-            )
-        })
-        .collect();
+    let sim_ids: Vec<(String, String)> = sim.camera_addresses();
     // (our id, verdict, reasons, clock offset ms) of the sim's camera `i`.
     let cam_at = |i: usize| -> Option<(String, String, String, i64)> {
         let (status, body) = http_get_as(&http, "/api/v1/cameras", Some(&token))?;

@@ -32,16 +32,7 @@ fn faults_change_verdicts_and_recovery_restores_them() {
     let token = api_token(&cfg_path);
     let _gw = start_gateway(&cfg_path, &http);
 
-    let ids: Vec<(String, String)> = sim
-        .devices("camera")
-        .iter()
-        .map(|d| {
-            (
-                d["id"].as_str().expect("id").into(),
-                d["address"].as_str().expect("addr").into(),
-            )
-        })
-        .collect();
+    let ids: Vec<(String, String)> = sim.camera_addresses();
     let verdicts = || -> Option<Vec<Row>> {
         let (status, body) = http_get_as(&http, "/api/v1/cameras", Some(&token))?;
         (status == 200).then_some(())?;
