@@ -36,7 +36,7 @@ Maintainer: Township Gateway maintainers <tgw@example.invalid>
 Section: net
 Priority: optional
 Installed-Size: $size_kb
-Depends: adduser, libc6, ca-certificates, libopus0
+Depends: adduser, libc6 (>= 2.36), ca-certificates, libopus0
 Recommends: espeak-ng
 Description: Township Gateway: cameras, loudspeakers and the uplink of one township
  Discovers a township's ONVIF cameras and loudspeakers, checks their health,
