@@ -1,7 +1,9 @@
 //! Fuzzes the GB/T 28181 INVITE offer parser (`device_drivers::gb28181::sdp`)
 //! and the PS path of what a camera sends (`ps::to_annexb`, the avcC/hvcC
 //! readers): any bytes give a value or an error, never a panic.
-//! Seeds: `cargo fuzz run gb_sdp_parse corpus/gb_sdp_parse ../device-drivers/testdata/gb28181`.
+//! Seeds: `fuzz/seeds/gb_sdp_parse/` (platforms' offers, also read by the
+//! unit tests in `device-drivers/src/gb28181/sdp/tests.rs`):
+//! `cargo fuzz run gb_sdp_parse corpus/gb_sdp_parse seeds/gb_sdp_parse`.
 #![no_main]
 
 use device_drivers::gb28181::{ps, sdp};

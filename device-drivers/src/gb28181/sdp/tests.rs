@@ -1,9 +1,19 @@
+//! INVITE offers hand-written in the shapes WVP-GB28181-pro and county
+//! platforms send (several `a=rtpmap` lines with PS first, `y=` SSRC whose
+//! first digit is 0 for live and 1 for playback, `a=setup`/`a=connection`
+//! for TCP, an optional `f=`); not captures. They are also the seeds of the
+//! `gb_sdp_parse` fuzz target, so they live with the other targets' seeds
+//! in `fuzz/seeds/gb_sdp_parse/`, where the CI fuzz smoke
+//! (`scripts/test-all`) reads them.
+
 use super::*;
 
-const UDP: &str = include_str!("../../../testdata/gb28181/platform_play_udp.sdp");
-const TCP_PASSIVE: &str = include_str!("../../../testdata/gb28181/platform_play_tcp_passive.sdp");
-const TCP_ACTIVE: &str = include_str!("../../../testdata/gb28181/platform_play_tcp_active.sdp");
-const PLAYBACK: &str = include_str!("../../../testdata/gb28181/platform_playback.sdp");
+const UDP: &str = include_str!("../../../../fuzz/seeds/gb_sdp_parse/platform_play_udp.sdp");
+const TCP_PASSIVE: &str =
+    include_str!("../../../../fuzz/seeds/gb_sdp_parse/platform_play_tcp_passive.sdp");
+const TCP_ACTIVE: &str =
+    include_str!("../../../../fuzz/seeds/gb_sdp_parse/platform_play_tcp_active.sdp");
+const PLAYBACK: &str = include_str!("../../../../fuzz/seeds/gb_sdp_parse/platform_playback.sdp");
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
