@@ -7,7 +7,9 @@
 //!   waited for until it serves HTTP);
 //! - `process`: [`KillOnDrop`] and [`SpawnKilled::spawn_killed`], so that
 //!   every child process dies with its test, passed or panicked;
-//! - `rabbit`: a RabbitMQ cluster with MQTT for the fleet suite.
+//! - `rabbit`: a RabbitMQ cluster with MQTT for the fleet suite;
+//! - `nets`: the check that no two suites give [`test_net`] the same tag
+//!   (directly or through a helper taking `tag: u8`).
 //!
 //! Every test stays on 127.0.0.0/8 or inside namespaces it creates.
 // These helpers drive child processes from synchronous tests; polling them
@@ -15,6 +17,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod gateway;
+pub mod nets;
 mod process;
 pub mod rabbit;
 
@@ -109,6 +112,8 @@ pub fn free_tcp_port() -> u16 {
 
 /// A /24 of loopback addresses for one test, distinct per `tag` and process
 /// (127.T.P.0/24, never 127.0.x.x which the demo uses).
+/// Each tag is given once in the crate (checked by `nets`'s unit test,
+/// which lists the free ones when it fails).
 pub fn test_net(tag: u8) -> Ipv4Addr {
     let p = (std::process::id() % 200) as u8 + 20;
     Ipv4Addr::new(127, tag.max(2), p, 1)

@@ -117,7 +117,7 @@ fn signed_emergency_and_cap_warning_reach_real_and_simulated_horns() {
 
     // Simulated RTP horns, plus ffmpeg (RTP) and baresip (SIP).
     let csv_path = d.join("horns.csv");
-    let (sim, control, _) = sim_rtp_horns(61, 3, &csv_path);
+    let (sim, control, _) = sim_rtp_horns(62, 3, &csv_path);
     let mut csv = std::fs::read_to_string(&csv_path).expect("csv");
     let ff_port = rtp_port_pair();
     csv.push_str(&format!("ffmpeg-horn,rtp,127.0.0.1:{ff_port},west,pcmu\n"));

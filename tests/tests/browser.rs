@@ -139,7 +139,7 @@ fn broadcasts_in_chromium() {
         eprintln!("SKIPPED broadcasts_in_chromium: {why}");
         return;
     }
-    let base = test_net(67);
+    let base = test_net(69);
     let control = format!("127.0.0.1:{}", free_tcp_port());
     let http = format!("127.0.0.1:{}", free_tcp_port());
     let sim = SimProc::start(&[

@@ -51,7 +51,7 @@ fn finish(mut child: KillOnDrop) -> (Option<i32>, String) {
 
 #[test]
 fn every_listing_command_survives_a_closed_pipe() {
-    let demo = DemoProc::start(83);
+    let demo = DemoProc::start(80);
     let dd = demo.dir.path().display().to_string();
     let cfg = demo.config().display().to_string();
     let example = workspace().join("config/timetable.example.toml");

@@ -448,7 +448,7 @@ fn tcp_active_relay_plays() {
     if !prerequisites() {
         return;
     }
-    let sim = sim(87);
+    let sim = sim(90);
     let cam = sim.devices("camera")[0].clone();
     let mut relay = Relay::start(4, 10);
     let platform = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -174,7 +174,7 @@ fn targets_of(horns: &[String]) -> Vec<String> {
 /// and opus at a rate it cannot have: each refused with its status or code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_name_what_is_wrong() {
-    let rig = Rig::start(91, 2);
+    let rig = Rig::start(95, 2);
     assert_eq!(rig.connect(None).await.err(), Some(401));
     assert_eq!(rig.connect(Some(&rig.viewer)).await.err(), Some(403));
     let (st, body) =
@@ -337,7 +337,7 @@ async fn page_reaches_every_horn_and_a_second_page_is_busy() {
 /// (`started` again, resumed) and finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_page_preempts_routine_which_resumes() {
-    let rig = Rig::start(93, 3);
+    let rig = Rig::start(96, 3);
     // A 6 s 400 Hz routine announcement.
     let wav = tone_wav(400.0, 6.0);
     let (st, body) = http_post_raw(

@@ -167,7 +167,7 @@ fn rfc3339_ms(s: &str) -> f64 {
 /// figures belong to the benchmark).
 #[test]
 fn simulated_horns_of_every_kind_play_one_broadcast() {
-    let net = test_net(51).to_string();
+    let net = test_net(58).to_string();
     let sim = SimProc::start(&[
         "--cameras",
         "0",
