@@ -203,7 +203,6 @@ mod tests {
 
     use super::*;
     use crate::base::clock::ManualClock;
-    use crate::store::AUTH_MIGRATIONS;
 
     /// 2026-07-15T01:00:00Z.
     const T0: i64 = 1_784_077_200_000;
@@ -212,7 +211,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::at(T0));
         let s = Store::open_with_clock(dir.path(), clock.clone()).unwrap();
-        s.migrate("auth", AUTH_MIGRATIONS).unwrap();
         (dir, clock, s)
     }
 
@@ -237,6 +235,39 @@ mod tests {
             outcome: "ok",
             ..Default::default()
         }
+    }
+
+    /// A data directory where no user was ever made (nothing but the store
+    /// opened it, as for `tgw camera sync-time` or the automatic clock
+    /// sync on a fresh gateway): an audit row is written and read back,
+    /// also after the store is opened again.
+    #[test]
+    fn a_fresh_store_without_users_takes_audit_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.users().unwrap().len(), 0);
+        assert_eq!(s.audit_rows().unwrap(), 0);
+        s.audit(
+            NewAudit {
+                actor: "cli",
+                source: "cli",
+                action: "camera.sync_time",
+                target: Some("cam-1"),
+                outcome: "ok",
+                ..Default::default()
+            },
+            AuditRetention::default(),
+        )
+        .unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let log = s.audit_log(10, None).unwrap();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(
+            (log[0].actor.as_str(), log[0].action.as_str()),
+            ("cli", "camera.sync_time")
+        );
+        assert_eq!(log[0].target.as_deref(), Some("cam-1"));
     }
 
     /// 1,000 refused logins of one user from one address within a minute

@@ -24,7 +24,7 @@
 //! | [`speakers`] | the loudspeaker inventory's rows and multicast zones |
 //! | [`users`] | dashboard and API users (argon2id hashes, roles) |
 //! | [`sessions`] | browser sessions and bearer API tokens (digests only) |
-//! | [`audit`] | the audit log |
+//! | [`audit`] | the audit log (its table, component `auth`, made at open, so every writer has it) |
 //! | [`places`] | devices' places on the map, acknowledged alarms (component `dashboard`) |
 //! | [`gb_ids`] | GB/T 28181 ids of cameras, villages and grids (component `gb28181`) |
 //! | `trends` | downsampled health history and broadcast outcomes for charts |
@@ -203,6 +203,10 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         apply_migrations(&mut conn, "inventory", MIGRATIONS)?;
+        // The audit log's table (with users, sessions and tokens) for every
+        // writer of audit rows, also on a data directory where no user was
+        // ever made (`tgw camera sync-time`, the automatic clock sync).
+        apply_migrations(&mut conn, "auth", AUTH_MIGRATIONS)?;
         apply_migrations(&mut conn, "health", HEALTH_MIGRATIONS)?;
         apply_migrations(&mut conn, "list_indexes", lists::LIST_INDEX_MIGRATIONS)?;
         apply_migrations(&mut conn, "dashboard", places::MIGRATIONS)?;

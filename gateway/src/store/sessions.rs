@@ -190,25 +190,31 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{AUTH_MIGRATIONS, Store, apply_migrations};
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::store::{AUTH_MIGRATIONS, Store, apply_migrations, data_dir};
 
     /// Tokens issued before tokens had ids keep working after the
-    /// migration and get ids in issue order.
+    /// migration (run when the store opens) and get ids in issue order.
     #[test]
     fn tokens_survive_the_migration_that_gives_them_ids() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        s.with_conn(|c| {
-            apply_migrations(c, "auth", &AUTH_MIGRATIONS[..1])?;
+        let db = dir.path().join(data_dir::DB_FILE);
+        {
+            // A database of a gateway from before the migration.
+            let mut c = rusqlite::Connection::open(&db).unwrap();
+            apply_migrations(&mut c, "auth", &AUTH_MIGRATIONS[..1]).unwrap();
             c.execute_batch(
                 "INSERT INTO auth_user (name, role, password_hash, created_at) VALUES ('ana', 'viewer', 'x', '2026-01-01T00:00:00Z');
                  INSERT INTO auth_token (token_hash, user_name, label, created_at) VALUES ('h2', 'ana', 'second', '2026-01-03T00:00:00Z');
                  INSERT INTO auth_token (token_hash, user_name, label, created_at) VALUES ('h1', 'ana', 'first', '2026-01-02T00:00:00Z');",
-            )?;
-            Ok(())
-        })
-        .unwrap();
-        s.migrate("auth", AUTH_MIGRATIONS).unwrap();
+            )
+            .unwrap();
+        }
+        for (p, mode) in [(dir.path(), 0o700), (db.as_path(), 0o600)] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.token_user("h1").unwrap().unwrap().0, "ana");
         let t = s.tokens("ana").unwrap();
         let labels: Vec<(i64, &str)> = t.iter().map(|t| (t.id, t.label.as_str())).collect();

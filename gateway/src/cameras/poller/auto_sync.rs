@@ -119,11 +119,6 @@ impl AutoSync {
             // Refused by the configuration's validation.
             (ClockSync::Ntp, None) => return None,
         };
-        // The audit log's table (the `auth` component), also when no
-        // user was ever made on this data directory.
-        if let Err(e) = store.migrate("auth", crate::store::AUTH_MIGRATIONS) {
-            tracing::warn!(error = %e, "audit log not ready: automatic clock syncs go unaudited");
-        }
         Some(AutoSync {
             mode,
             label: cfg.clock_sync.as_str(),

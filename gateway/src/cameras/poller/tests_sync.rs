@@ -49,9 +49,6 @@ fn start(c: HealthSection, scripts: Vec<Script>) -> Rig {
 }
 
 fn auto_rows(rig: &Rig) -> Vec<AuditEntry> {
-    rig.store
-        .migrate("auth", crate::store::AUTH_MIGRATIONS)
-        .expect("audit table");
     let mut rows: Vec<AuditEntry> = rig
         .store
         .audit_log(1000, None)
