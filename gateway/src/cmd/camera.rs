@@ -1,7 +1,11 @@
 //! `tgw camera sync-time ID... (--config F | --data-dir D)`: set cameras'
-//! clocks (SetSystemDateAndTime with our UTC time and the township's zone,
-//! or `--ntp SERVER`) and show the offset before and after. Audited
-//! (`camera.sync_time`, actor `cli`).
+//! clocks (SetSystemDateAndTime with the township's zone and the time the
+//! poller measures cameras against, or `--ntp SERVER`) and show the offset
+//! before and after. That time is ours, or with `--config` and `[gb28181]
+//! time_source = true` the GB/T 28181 platform's: the daemon keeps its last
+//! 校时 reading in the store, used while at most a day old
+//! (`clock_sync::STORED_REFERENCE_MAX_AGE`). Audited (`camera.sync_time`,
+//! actor `cli`, the report with its `time_source`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +15,7 @@ use clap::Subcommand;
 
 use super::input::StoreAt;
 use crate::base::clock::Clock;
-use crate::cameras::clock_sync::{self, SyncMode};
+use crate::cameras::clock_sync::{self, SyncMode, TimeReference};
 use crate::config::Config;
 use crate::config::audit::AuditRetention;
 use crate::store::NewAudit;
@@ -72,10 +76,31 @@ pub(super) async fn camera_cmd(cmd: CameraCmd, clock: Arc<dyn Clock>) -> anyhow:
     let keep = cfg
         .as_ref()
         .map_or_else(AuditRetention::default, |c| c.audit.retention());
+    let time_source = cfg
+        .as_ref()
+        .and_then(|c| c.gb28181.as_ref())
+        .is_some_and(|g| g.time_source);
+    let reference = time_source
+        .then(|| TimeReference::stored(&store, clock_sync::STORED_REFERENCE_MAX_AGE))
+        .flatten();
+    if time_source && reference.is_none() {
+        eprintln!(
+            "no GB/T 28181 time reference read in the last day: setting our own clock's time"
+        );
+    }
     let mut failed = false;
     let mut out = Vec::new();
     for id in &ids {
-        let r = clock_sync::sync_time(&store, id, &mode, &access, clock.clone(), timeout).await;
+        let r = clock_sync::sync_time(
+            &store,
+            id,
+            &mode,
+            &access,
+            clock.clone(),
+            timeout,
+            reference.clone(),
+        )
+        .await;
         let (outcome, after) = match &r {
             Ok(rep) => ("ok", serde_json::to_value(rep).ok()),
             Err(e) => (e.kind().label(), None),
@@ -97,8 +122,12 @@ pub(super) async fn camera_cmd(cmd: CameraCmd, clock: Arc<dyn Clock>) -> anyhow:
         match r {
             Ok(rep) => {
                 if !json {
+                    let against = match &rep.reference {
+                        Some(platform) => format!("GB/T 28181 platform {platform}'s time"),
+                        None => "our time".into(),
+                    };
                     println!(
-                        "{id}: clock offset {} -> {} ({})",
+                        "{id}: clock offset {} -> {} ({}, against {against})",
                         rep.offset_before_ms.map_or("unknown".into(), ms),
                         ms(rep.offset_after_ms),
                         rep.mode

@@ -253,7 +253,10 @@ pub async fn spawn(
         platforms: Mutex::new(statuses),
         sizes: Mutex::new((0, 0)),
         media,
-        time_ref: cfg.time_source.then(Arc::default),
+        // Its readings kept in the store for `tgw camera sync-time`.
+        time_ref: cfg
+            .time_source
+            .then(|| Arc::new(TimeReference::persisted(store.clone()))),
         voice: voice::Voice::new(shutdown.clone()),
     });
     let (tx, rx) = mpsc::channel(1024);

@@ -1,7 +1,9 @@
 //! `POST /api/v1/cameras/{id}/sync-time` (technician, audited as
-//! `camera.sync_time`): set the camera's clock to our UTC time with the
-//! township's zone as a POSIX TZ, or point it at an NTP server, and return
-//! the offset measured before and after (`cameras::clock_sync`).
+//! `camera.sync_time`): set the camera's clock to the time the poller
+//! measures it against (ours, or a GB/T 28181 platform's with `[gb28181]
+//! time_source`) with the township's zone as a POSIX TZ, or point it at an
+//! NTP server, and return the offset measured before and after and the time
+//! source (`cameras::clock_sync`).
 
 use std::time::Duration;
 
@@ -56,6 +58,13 @@ pub(super) async fn sync_time(
         Some(server) => SyncMode::Ntp { server, tz },
         None => SyncMode::Manual { tz },
     };
+    // The time the poller measures cameras against: a GB/T 28181
+    // platform's with `[gb28181] time_source`, else ours.
+    let reference = st
+        .gb
+        .as_ref()
+        .and_then(|g| g.time_reference())
+        .and_then(|r| r.get());
     let r = clock_sync::sync_time(
         &st.store,
         &id,
@@ -63,6 +72,7 @@ pub(super) async fn sync_time(
         &st.camera_access,
         st.clock.clone(),
         Duration::from_secs(5),
+        reference,
     )
     .await;
     match r {

@@ -27,6 +27,7 @@
 //! | [`audit`] | the audit log (its table, component `auth`, made at open, so every writer has it) |
 //! | [`places`] | devices' places on the map, acknowledged alarms (component `dashboard`) |
 //! | [`gb_ids`] | GB/T 28181 ids of cameras, villages and grids (component `gb28181`) |
+//! | [`clock_sync`] | camera clocks: the time reference's last reading (component `clock_sync`) |
 //! | `trends` | downsampled health history and broadcast outcomes for charts |
 //! | [`changes`] | a watch bumped by every write to devices or logins (the poller's supervisor waits on it) |
 
@@ -34,6 +35,7 @@ pub mod audit;
 pub mod backup;
 pub mod backup_files;
 pub mod changes;
+pub mod clock_sync;
 mod credential_groups;
 pub mod credentials;
 pub mod data_dir;
@@ -213,6 +215,7 @@ impl Store {
         apply_migrations(&mut conn, "gb28181", gb_ids::MIGRATIONS)?;
         apply_migrations(&mut conn, "recordings", recordings::MIGRATIONS)?;
         apply_migrations(&mut conn, "micro_grids", villages::MICRO_GRID_MIGRATIONS)?;
+        apply_migrations(&mut conn, "clock_sync", clock_sync::MIGRATIONS)?;
         let changes = Arc::new(tokio::sync::watch::Sender::new(
             changes::StoreChanges::default(),
         ));

@@ -1,0 +1,65 @@
+//! Camera clocks (component `clock_sync`): the last reading of the time
+//! reference (校时 from a GB/T 28181 platform, `[gb28181] time_source`), so
+//! that `tgw camera sync-time`, a process of its own, sends the time the
+//! daemon's clock checks measure against.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Result, Store};
+
+/// Migrations of the `clock_sync` component.
+pub const MIGRATIONS: &[&str] = &[
+    // v1: the time reference's last reading (one row).
+    r#"
+CREATE TABLE time_reference (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    offset_ms INTEGER NOT NULL,          -- the reference minus our clock
+    source TEXT NOT NULL,                -- who said so (a platform's name)
+    read_at_ms INTEGER NOT NULL          -- when, by our clock (Unix ms)
+);
+"#,
+];
+
+/// A stored reading of the time reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReference {
+    /// The reference minus our clock, ms.
+    pub offset_ms: i64,
+    /// Who said so.
+    pub source: String,
+    /// When it was read, Unix ms by our clock.
+    pub read_at_ms: i64,
+}
+
+impl Store {
+    /// Keeps the time reference's latest reading, stamped with the store's
+    /// clock.
+    pub fn save_time_reference(&self, offset_ms: i64, source: &str) -> Result<()> {
+        let at = self.clock.now_ms();
+        self.conn().execute(
+            "INSERT INTO time_reference (id, offset_ms, source, read_at_ms) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET offset_ms = excluded.offset_ms,
+                 source = excluded.source, read_at_ms = excluded.read_at_ms",
+            params![offset_ms, source, at],
+        )?;
+        Ok(())
+    }
+
+    /// The time reference's latest reading, if any was kept.
+    pub fn time_reference(&self) -> Result<Option<StoredReference>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT offset_ms, source, read_at_ms FROM time_reference WHERE id = 1",
+                [],
+                |r| {
+                    Ok(StoredReference {
+                        offset_ms: r.get(0)?,
+                        source: r.get(1)?,
+                        read_at_ms: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+}
