@@ -1,7 +1,9 @@
 //! Camera clocks (component `clock_sync`): the last reading of the time
 //! reference (校时 from a GB/T 28181 platform, `[gb28181] time_source`), so
 //! that `tgw camera sync-time`, a process of its own, sends the time the
-//! daemon's clock checks measure against.
+//! daemon's clock checks measure against; and when the automatic clock sync
+//! last tried each camera, so its window (`clock_sync_min_interval_secs`)
+//! outlives a restart.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -16,6 +18,13 @@ CREATE TABLE time_reference (
     offset_ms INTEGER NOT NULL,          -- the reference minus our clock
     source TEXT NOT NULL,                -- who said so (a platform's name)
     read_at_ms INTEGER NOT NULL          -- when, by our clock (Unix ms)
+);
+"#,
+    // v2: the automatic clock sync's last attempt per camera.
+    r#"
+CREATE TABLE clock_sync_attempt (
+    device_id TEXT PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,
+    at_ms INTEGER NOT NULL               -- when it started, by our clock (Unix ms)
 );
 "#,
 ];
@@ -61,5 +70,24 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+
+    /// The automatic clock sync started an attempt on camera `id` at
+    /// `at_ms` (Unix ms, the sync's clock).
+    pub fn record_clock_sync_attempt(&self, id: &str, at_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO clock_sync_attempt (device_id, at_ms) VALUES (?1, ?2)
+             ON CONFLICT(device_id) DO UPDATE SET at_ms = excluded.at_ms",
+            params![id, at_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Every camera's last automatic clock sync attempt: (device id, Unix ms).
+    pub fn clock_sync_attempts(&self) -> Result<Vec<(String, i64)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT device_id, at_ms FROM clock_sync_attempt")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 }

@@ -27,7 +27,7 @@
 //! | [`audit`] | the audit log (its table, component `auth`, made at open, so every writer has it) |
 //! | [`places`] | devices' places on the map, acknowledged alarms (component `dashboard`) |
 //! | [`gb_ids`] | GB/T 28181 ids of cameras, villages and grids (component `gb28181`) |
-//! | [`clock_sync`] | camera clocks: the time reference's last reading (component `clock_sync`) |
+//! | [`clock_sync`] | camera clocks: the time reference's last reading, the automatic sync's last attempt per camera (component `clock_sync`) |
 //! | `trends` | downsampled health history and broadcast outcomes for charts |
 //! | [`changes`] | a watch bumped by every write to devices or logins (the poller's supervisor waits on it) |
 

@@ -14,8 +14,10 @@
 //! offsets before and after or the camera's refusal; never the login); a
 //! failure is logged as a warning once per camera per hour. "set" sends
 //! the reference time: the time the offsets were measured against, so a
-//! synced camera reads 0 where the poller looks. The rate limit lives in
-//! memory: after a restart a drifting camera is tried once at once.
+//! synced camera reads 0 where the poller looks. Each attempt's start is
+//! kept in the store (component `clock_sync`) and the windows are seeded
+//! from it at start-up, so a restart does not bring a refused camera an
+//! attempt before its window ends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,8 +48,9 @@ pub const ACTION: &str = "camera.sync_time.auto";
 
 /// One camera's attempts.
 struct Attempts {
-    /// When the last attempt started.
-    last: Instant,
+    /// When its window allows the next attempt (the last one's start +
+    /// `clock_sync_min_interval_secs`).
+    next: Instant,
     /// An attempt is running (queued for a slot or under way).
     running: bool,
     /// When a failure was last logged as a warning.
@@ -119,18 +122,20 @@ impl AutoSync {
             // Refused by the configuration's validation.
             (ClockSync::Ntp, None) => return None,
         };
+        let every = cfg.clock_sync_min_interval_secs;
+        let cams = Mutex::new(windows(&store, clock.now_ms(), every));
         Some(AutoSync {
             mode,
             label: cfg.clock_sync.as_str(),
             after_ms: i64::try_from(cfg.clock_sync_after().as_millis()).unwrap_or(i64::MAX),
-            every: cfg.clock_sync_min_interval_secs,
+            every,
             keep,
             io,
             store,
             metrics,
             clock,
             slots: Arc::new(Semaphore::new(SLOTS)),
-            cams: Mutex::new(HashMap::new()),
+            cams,
         })
     }
 
@@ -154,16 +159,16 @@ impl AutoSync {
         {
             let mut cams = self.cams.lock().unwrap_or_else(|p| p.into_inner());
             match cams.get_mut(ask.id) {
-                Some(a) if a.running || now < a.last + self.every => return,
+                Some(a) if a.running || now < a.next => return,
                 Some(a) => {
-                    a.last = now;
+                    a.next = now + self.every;
                     a.running = true;
                 }
                 None => {
                     cams.insert(
                         ask.id.to_string(),
                         Attempts {
-                            last: now,
+                            next: now + self.every,
                             running: true,
                             warned: None,
                         },
@@ -180,6 +185,10 @@ impl AutoSync {
         let span = tracing::info_span!("clock_sync", device = %id);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
+                // Kept before the attempt, so a crash mid-attempt counts.
+                if let Err(e) = me.store.record_clock_sync_attempt(&id, me.clock.now_ms()) {
+                    tracing::warn!(error = %e, "clock sync attempt not recorded: a restart may try again early");
+                }
                 let o = tokio::select! {
                     _ = sd.cancelled() => return,
                     o = me.attempt(&xaddr, creds, reference.as_deref()) => o,
@@ -308,6 +317,35 @@ impl AutoSync {
             ),
         }
     }
+}
+
+/// The windows still open at start-up: each camera whose last attempt (kept
+/// in the store) started less than `every` before `now_ms` may be tried
+/// again only when `every` has passed since. An attempt stamped in the
+/// future (our clock was set back) waits a whole window.
+fn windows(store: &Store, now_ms: i64, every: Duration) -> HashMap<String, Attempts> {
+    let rows = match store.clock_sync_attempts() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "past clock sync attempts not read: drifting cameras are tried at once");
+            return HashMap::new();
+        }
+    };
+    let now = Instant::now();
+    rows.into_iter()
+        .filter_map(|(id, at_ms)| {
+            let since = Duration::from_millis(u64::try_from(now_ms - at_ms).unwrap_or(0));
+            let left = every.checked_sub(since).filter(|d| !d.is_zero())?;
+            Some((
+                id,
+                Attempts {
+                    next: now + left,
+                    running: false,
+                    warned: None,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The bounded result label of a failed call.

@@ -6,14 +6,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::auto_sync::{ACTION, SLOTS};
+use tokio_util::sync::CancellationToken;
+
+use super::auto_sync::{ACTION, Ask, AutoSync, SLOTS};
 use super::tests::{Rig, SEC, cfg};
+use crate::base::clock::{Clock, TokioClock};
 use crate::base::metrics::Metrics;
 use crate::cameras::clock_sync::TimeReference;
-use crate::cameras::fake::{self, Script};
+use crate::cameras::fake::{self, FakeCameras, Script};
 use crate::config::audit::AuditRetention;
 use crate::config::{ClockSync, HealthSection};
-use crate::store::AuditEntry;
+use crate::store::{AuditEntry, Store};
 use tgw_core::health::{Reason, Verdict};
 
 const MIN: Duration = Duration::from_secs(60);
@@ -127,6 +130,71 @@ async fn a_camera_that_refuses_is_tried_once_per_window_and_still_drifts() {
     let last = sink.of(1).pop().expect("states");
     assert!(drifting(&last.verdict), "{:?}", last.verdict);
     assert_eq!(last.clock_offset_ms, Some(600_000));
+}
+
+/// The window outlives a restart: a camera that refuses is tried once,
+/// the gateway restarts 10 minutes later (a new `AutoSync` over the same
+/// store), and the camera, still 10 minutes off at every check, is not
+/// tried again before the hour since the first attempt is over; then it is.
+#[tokio::test(start_paused = true)]
+async fn a_restart_does_not_shorten_the_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_in_memory(dir.path()).expect("store");
+    let id = fake::adopted(&store, 1);
+    let cams = FakeCameras::new(5 * SEC);
+    cams.set(
+        1,
+        Script {
+            set_clock_refused: true,
+            ..fast(600)
+        },
+    );
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(1_784_077_200_000));
+    cams.set_wall_clock(clock.clone());
+    let start = || {
+        let a = AutoSync::new(
+            &sync_cfg(ClockSync::Set),
+            "CST-8".into(),
+            AuditRetention::default(),
+            Arc::new(cams.clone()),
+            store.clone(),
+            Arc::new(Metrics::new()),
+            clock.clone(),
+        );
+        Arc::new(a.expect("clock_sync = set"))
+    };
+    let xaddr = format!("http://{}/onvif/device_service", fake::host(1));
+    let ask = || Ask {
+        id: &id,
+        xaddr: &xaddr,
+        creds: None,
+        offset_ms: 600_000,
+        login_refused: false,
+    };
+    let shutdown = CancellationToken::new();
+
+    let before = start();
+    before.consider(ask(), None, &shutdown);
+    tokio::time::sleep(SEC).await;
+    assert_eq!(cams.calls(1, "set-clock").len(), 1);
+    drop(before);
+
+    tokio::time::sleep(10 * MIN).await;
+    let after = start();
+    // A check every 10 s until 10 s short of the hour.
+    while cams.elapsed() < HOUR - 10 * SEC {
+        after.consider(ask(), None, &shutdown);
+        tokio::time::sleep(10 * SEC).await;
+    }
+    let tries = cams.calls(1, "set-clock");
+    assert_eq!(tries.len(), 1, "tried again within the window: {tries:?}");
+    tokio::time::sleep(20 * SEC).await;
+    after.consider(ask(), None, &shutdown);
+    tokio::time::sleep(SEC).await;
+    let tries = cams.calls(1, "set-clock");
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert!(tries[1] - tries[0] >= HOUR, "{tries:?}");
+    shutdown.cancel();
 }
 
 /// A camera 10 minutes fast is set once, at the check that found it; the
