@@ -6,9 +6,14 @@
 //! actor `system`, the offsets before and after); a camera 30 s fast
 //! (drifting, under the 60 s threshold) is left alone. Checks every 1 s, so
 //! the test takes seconds; no sleeps: the API is polled with a deadline.
+//! And the manual `tgw camera sync-time` with a GB/T 28181 platform as the
+//! time source (`[gb28181] time_source`, docs/gb28181.md § 校时): the CLI
+//! sets the platform's time, which it reads from the store, where the
+//! running daemon keeps its last 校时.
 
 use std::time::Duration;
 
+use device_sim::gb_platform::{GbPlatform, PlatformConfig};
 use tgw_e2e::*;
 
 /// (our id, reasons, clock offset ms) of the camera at `address`.
@@ -125,4 +130,85 @@ fn a_camera_ten_minutes_fast_is_set_without_an_operator_and_audited() {
         "camera 1 stays set: {again} (was {off})"
     );
     assert_eq!(auto_rows(&http, &token).map(|r| r.len()), Some(1));
+}
+
+/// A platform 2 minutes ahead of us is the time source: the poller
+/// measures a camera on our time at −120 s from it; `tgw camera sync-time`
+/// (a process of its own) sets the platform's time, says so in its report
+/// (`time_source` `gb28181`, the platform's offset), and the poller then
+/// measures the camera within 2 s of the platform.
+#[test]
+fn a_manual_sync_sets_the_gb_platforms_time() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let platform = rt
+        .block_on(GbPlatform::start(PlatformConfig {
+            server_id: GB_PLATFORM_ID.into(),
+            domain: GB_DOMAIN.into(),
+            device_id: GB_GATEWAY_ID.into(),
+            password: "pw-sim-platform".into(),
+            clock_offset_secs: 120,
+            nat: false,
+        }))
+        .expect("platform");
+    let base = test_net(63);
+    let cidr = cidr24(base);
+    let (wsd, http) = (free_udp_port(), free_tcp_port());
+    let http = format!("127.0.0.1:{http}");
+    let sim = SimProc::cameras(1, base, wsd, "pw-clock-gb", &[]);
+    let cams: Vec<(String, String)> = sim.camera_addresses();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg_path = GatewayConfig::new(dir.path())
+        .village("dongcun", "东村", &[("dongcun-1", "东村第一网格")])
+        .camera_sweep(&cidr, wsd)
+        .auto_adopt()
+        .section(
+            "[health]",
+            "events = false\ncheck_interval_secs = 1\ndescribe_interval_secs = 5\n\
+             sample_interval_secs = 30\ncall_timeout_ms = 1500",
+        )
+        .credential_group("admin", "pw-clock-gb", &cidr)
+        .http(&http)
+        .gb28181("time_source = true")
+        .gb_platform(
+            &platform.address.to_string(),
+            "pw-sim-platform",
+            "keepalive_secs = 5",
+        )
+        .write(dir.path().join("gateway.toml"));
+    let token = api_token(&cfg_path);
+    let _gw = start_gateway(&cfg_path, &http);
+
+    let (id, _, _) = wait_for(
+        Duration::from_secs(60),
+        "the camera measured against the platform",
+        || camera(&http, &token, &cams[0].1).filter(|(_, _, off)| (off + 120_000).abs() < 2_000),
+    );
+    let mut cmd = tgw();
+    cmd.args(["camera", "sync-time", &id, "--json", "--config"])
+        .arg(&cfg_path);
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let r = &rep[0];
+    assert_eq!(r["time_source"], "gb28181", "{r:#}");
+    let reference = r["reference_offset_ms"].as_i64().expect("reference offset");
+    assert!((reference - 120_000).abs() <= 1_500, "{r:#}");
+    let before = r["offset_before_ms"].as_i64().expect("before");
+    let after = r["offset_after_ms"].as_i64().expect("after");
+    assert!((before + 120_000).abs() < 2_000, "{r:#}");
+    assert!(after.abs() <= 2_000, "{r:#}");
+    wait_for(
+        Duration::from_secs(30),
+        "the poller measures the camera on the platform's time",
+        || camera(&http, &token, &cams[0].1).filter(|(_, _, off)| off.abs() <= 2_000),
+    );
+    drop(platform);
 }
