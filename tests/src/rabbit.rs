@@ -81,10 +81,15 @@ impl Node {
             .env("RABBITMQ_PLUGINS_EXPAND_DIR", dir.join("expand"))
             .env("RABBITMQ_PID_FILE", dir.join("pid"))
             // One scheduler and no busy-waiting: three nodes share 2 cores
-            // with the gateway and the rest of the test command.
+            // with the gateway and the rest of the test command. The
+            // distribution port on 127.0.0.1 only: on every address it
+            // also collides with a listener on another loopback address
+            // (a simulator on 127.41.x.y) that took the same port after
+            // `free_tcp_port` let it go (`dist_port_already_used`).
             .env(
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none",
+                "+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none \
+                 -kernel inet_dist_use_interface {127,0,0,1}",
             )
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))

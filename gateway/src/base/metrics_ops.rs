@@ -29,10 +29,11 @@ pub struct EvictClass {
     pub class: String,
 }
 
-/// `reason` label of messages never accepted into the outbox.
+/// `reason` label of messages never accepted into the outbox, and of
+/// command subscription downgrades.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// `channel`, `invalid`, `budget`.
+    /// `channel`, `invalid`, `budget`; `closed`, `refused`.
     pub reason: String,
 }
 
@@ -85,6 +86,12 @@ pub struct UplinkStats {
     pub evicted: Vec<(&'static str, u64)>,
     /// Commands received from the centre.
     pub commands: u64,
+    /// The QoS the command subscription asks now (0 or 1).
+    pub command_qos: u64,
+    /// QoS 1 given up for QoS 0, by reason (`closed`, `refused`).
+    pub command_qos_downgrades: Vec<(&'static str, u64)>,
+    /// SUBACKs refusing a subscription.
+    pub command_subscriptions_refused: u64,
 }
 
 /// The uplink families.
@@ -100,6 +107,9 @@ pub(super) struct UplinkFamilies {
     acked: Counter,
     evicted: Family<EvictClass, Counter>,
     commands: Counter,
+    command_qos: Gauge,
+    command_qos_downgrades: Family<ReasonLabel, Counter>,
+    command_subscriptions_refused: Counter,
 }
 
 /// Broadcast, horn and speaker-test families.
@@ -147,6 +157,9 @@ impl UplinkFamilies {
             acked: Counter::default(),
             evicted: Family::default(),
             commands: Counter::default(),
+            command_qos: Gauge::default(),
+            command_qos_downgrades: Family::default(),
+            command_subscriptions_refused: Counter::default(),
         };
         r.register(
             "uplink_configured",
@@ -203,6 +216,26 @@ impl UplinkFamilies {
             "Commands received from the centre",
             f.commands.clone(),
         );
+        r.register(
+            "uplink_command_qos",
+            "QoS the command subscription asks now: 0 after a broker stranded QoS 1, until it is retried",
+            f.command_qos.clone(),
+        );
+        r.register(
+            "uplink_command_qos_downgrades",
+            "Command subscriptions moved from QoS 1 to QoS 0, by reason (closed, refused)",
+            f.command_qos_downgrades.clone(),
+        );
+        r.register(
+            "uplink_command_subscriptions_refused",
+            "SUBACKs refusing a subscription (0x80)",
+            f.command_subscriptions_refused.clone(),
+        );
+        for reason in ["closed", "refused"] {
+            let _ = f.command_qos_downgrades.get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            });
+        }
         for class in ["urgent", "state", "metadata", "history"] {
             let _ = f.evicted.get_or_create(&EvictClass {
                 class: class.into(),
@@ -226,6 +259,19 @@ impl UplinkFamilies {
         follow(&self.resent, s.resent);
         follow(&self.acked, s.acked);
         follow(&self.commands, s.commands);
+        self.command_qos.set(gauge_i64(s.command_qos));
+        follow(
+            &self.command_subscriptions_refused,
+            s.command_subscriptions_refused,
+        );
+        for (reason, n) in &s.command_qos_downgrades {
+            follow(
+                &self.command_qos_downgrades.get_or_create(&ReasonLabel {
+                    reason: (*reason).into(),
+                }),
+                *n,
+            );
+        }
         for (reason, n) in &s.rejected {
             follow(
                 &self.rejected.get_or_create(&ReasonLabel {
@@ -583,6 +629,9 @@ mod tests {
                 acked: a2.load(Ordering::Relaxed),
                 evicted: vec![("history", 6), ("urgent", 0)],
                 commands: 2,
+                command_qos: 0,
+                command_qos_downgrades: vec![("closed", 3)],
+                command_subscriptions_refused: 1,
             },
             ..Default::default()
         }));
@@ -596,6 +645,10 @@ mod tests {
             "tgw_uplink_acked_total 5",
             r#"tgw_uplink_rejected_total{reason="budget"} 4"#,
             r#"tgw_outbox_evicted_total{class="history"} 6"#,
+            "tgw_uplink_command_qos 0",
+            r#"tgw_uplink_command_qos_downgrades_total{reason="closed"} 3"#,
+            r#"tgw_uplink_command_qos_downgrades_total{reason="refused"} 0"#,
+            "tgw_uplink_command_subscriptions_refused_total 1",
         ] {
             has(&t, want);
         }

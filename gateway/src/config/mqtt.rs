@@ -88,11 +88,12 @@ pub struct MqttSection {
     pub reconnect_max_secs: Duration,
     /// QoS of the command subscription (`cmd/+`), 0 or 1. RabbitMQ keeps a
     /// clean session's QoS 1 subscription in a durable queue on the node the
-    /// gateway was connected to: when that node dies, no other node accepts
-    /// the subscription until it is back, and the gateway cannot connect
-    /// anywhere. With a RabbitMQ cluster set `0` (a transient queue; the
-    /// centre repeats a command that got no reply), see `docs/fleet.md`.
-    /// Default: `1`.
+    /// gateway was connected to: when that node dies, every other node
+    /// closes the connection on the QoS 1 SUBSCRIBE until it is back. The
+    /// uplink then subscribes at QoS 0 for 10 minutes and tries QoS 1 again
+    /// (`uplink/command_qos.rs`), so it stays connected; `0` avoids the lost
+    /// connection (a transient queue; the centre repeats a command that got
+    /// no reply), see `docs/fleet.md`. Default: `1`.
     #[serde(default = "default_command_qos", deserialize_with = "de_command_qos")]
     pub command_qos: u8,
     /// fsync every outbox commit (SQLite `synchronous=FULL`), so accepted

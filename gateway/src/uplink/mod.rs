@@ -7,6 +7,9 @@
 //! | [`writer`] | the outbox writer thread: batched commits, claims, acks, the `outbox_full` alarm |
 //! | [`settings`] | `[mqtt]` resolved for a session, and the TLS client configuration |
 //! | [`session`] | the rumqttc session loop: connect, resend, window, PUBACKs, commands in |
+//! | `failover` | which broker of `mqtt.urls` next, and the backoff (`docs/fleet.md`) |
+//! | `command_qos` | the command subscription's QoS (pure): QoS 1 given up for QoS 0 when a broker strands it, retried later (`docs/fleet.md`) |
+//! | `subscription` | one connection's SUBSCRIBEs and SUBACKs followed for `command_qos`, changes logged and counted |
 //! | [`scout`] | after an incoming packet over `max_packet_bytes`: find its retained topic, clear ours, quarantine others |
 //! | [`commands`] | the [`CommandHandler`] trait, reply bodies, one file per command behind a `match` |
 //! | `broker` | a small embedded broker for `tgw demo` (feature `embedded-broker`, on by default) |
@@ -20,13 +23,18 @@
 pub mod broker;
 pub mod camera_events;
 pub mod centre;
+mod command_qos;
 pub mod commands;
 mod failover;
 pub mod outbox;
 pub mod scout;
 pub mod session;
 pub mod settings;
+mod subscription;
 pub mod writer;
+
+#[cfg(test)]
+mod stranded_tests;
 
 pub use commands::{CommandHandler, CommandReply};
 pub use tgw_core::uplink::topics;
@@ -96,6 +104,14 @@ pub struct Metrics {
     pub oversized: AtomicU64,
     /// Evictions per class, indexed by `Class as usize` (sum: `evicted`).
     pub evicted_by_class: [AtomicU64; 4],
+    /// The QoS the command subscription asks on the current connection
+    /// (0 or 1; 0 after a downgrade until QoS 1 is tried again) (gauge).
+    pub command_qos: AtomicU64,
+    /// QoS 1 given up for QoS 0, by reason: `[closed, refused]`
+    /// (`command_qos::Downgrade as usize`).
+    pub command_qos_downgrades: [AtomicU64; 2],
+    /// SUBACKs refusing a subscription (0x80), at any QoS.
+    pub command_subscriptions_refused: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -141,6 +157,12 @@ pub struct MetricsSnapshot {
     pub depth_by_class: [u64; 4],
     /// See [`Metrics::oversized`].
     pub oversized: u64,
+    /// See [`Metrics::command_qos`].
+    pub command_qos: u64,
+    /// See [`Metrics::command_qos_downgrades`].
+    pub command_qos_downgrades: [u64; 2],
+    /// See [`Metrics::command_subscriptions_refused`].
+    pub command_subscriptions_refused: u64,
 }
 
 impl Metrics {
@@ -168,6 +190,9 @@ impl Metrics {
             commit_errors: g(&self.commit_errors),
             depth_by_class: self.depth_by_class.each_ref().map(g),
             oversized: g(&self.oversized),
+            command_qos: g(&self.command_qos),
+            command_qos_downgrades: self.command_qos_downgrades.each_ref().map(g),
+            command_subscriptions_refused: g(&self.command_subscriptions_refused),
         }
     }
 
@@ -209,6 +234,12 @@ impl Metrics {
                     })
                     .collect(),
                 commands: s.commands,
+                command_qos: s.command_qos,
+                command_qos_downgrades: vec![
+                    ("closed", s.command_qos_downgrades[0]),
+                    ("refused", s.command_qos_downgrades[1]),
+                ],
+                command_subscriptions_refused: s.command_subscriptions_refused,
             },
         }
     }

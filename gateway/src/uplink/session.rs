@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, EventLoop, Incoming, LastWill, MqttOptions,
-    NetworkOptions, Outgoing, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+    NetworkOptions, Outgoing, QoS, TlsConfiguration, Transport,
 };
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -22,11 +22,13 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::command_qos::CommandQos;
 use super::commands::{self, CommandHandler, CommandReply, ReplyCode, reply_body};
 use super::failover::Rotation;
 use super::outbox::OutRow;
 use super::scout::{self, Quarantine};
 use super::settings::Settings;
+use super::subscription::{Subscription, qos_level};
 use super::writer::{Ctl, WriterHandle};
 use super::{Metrics, Publisher};
 
@@ -87,7 +89,7 @@ fn status_body(
     boot: i64,
     conn: u64,
     last_seq: i64,
-) -> Vec<u8> {
+) -> Value {
     let mut v = json!({
         "online": online,
         "msg_id": uuid::Uuid::new_v4().to_string(),
@@ -103,7 +105,7 @@ fn status_body(
     if let Some(r) = reason {
         v["reason"] = r.into();
     }
-    v.to_string().into_bytes()
+    v
 }
 
 enum Tracked {
@@ -126,6 +128,10 @@ pub(crate) async fn run(
     let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_COMMANDS));
     let mut first_failure_logged = false;
     let mut quarantine = Quarantine::default();
+    let mut command_qos = CommandQos::new(s.command_qos);
+    metrics
+        .command_qos
+        .store(qos_level(command_qos.effective()), Ordering::Relaxed);
     loop {
         let s = s.for_broker(rotation.current());
         let filters = quarantine.filters(&s.topics, &handler.raw_topics(), Instant::now());
@@ -137,7 +143,7 @@ pub(crate) async fn run(
             sem: &sem,
             filters: &filters,
         };
-        let delay = match session(&ctx, &mut h, &mut conn_no, &shutdown).await {
+        let delay = match session(&ctx, &mut h, &mut conn_no, &mut command_qos, &shutdown).await {
             SessionEnd::Shutdown => break,
             SessionEnd::Lost {
                 connected,
@@ -244,10 +250,36 @@ async fn ask<T>(h: &WriterHandle, f: impl FnOnce(oneshot::Sender<T>) -> Ctl) -> 
     rx.await.ok()
 }
 
+/// The options of one session: clean session, limits, the last will
+/// (`connection_lost` for connection `conn_no + 1`), credentials and TLS.
+fn mqtt_options(s: &Settings, boot: i64, conn_no: u64) -> MqttOptions {
+    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+    opts.set_keep_alive(s.keep_alive)
+        .set_clean_session(true)
+        .set_max_packet_size(s.max_packet, s.max_packet)
+        .set_inflight((s.window + 4).min(u16::MAX as usize) as u16)
+        .set_last_will(LastWill::new(
+            s.topics.status(),
+            status_body(s, false, Some("connection_lost"), boot, conn_no + 1, 0)
+                .to_string()
+                .into_bytes(),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some((u, p)) = &s.credentials {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    if let Some(tls) = &s.tls {
+        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls.clone())));
+    }
+    opts
+}
+
 async fn session(
     ctx: &SessionCtx<'_>,
     h: &mut WriterHandle,
     conn_no: &mut u64,
+    command_qos: &mut CommandQos,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
     let s = ctx.s;
@@ -264,23 +296,7 @@ async fn session(
         up: Duration::ZERO,
         oversized: None,
     };
-    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
-    opts.set_keep_alive(s.keep_alive)
-        .set_clean_session(true)
-        .set_max_packet_size(s.max_packet, s.max_packet)
-        .set_inflight((s.window + 4).min(u16::MAX as usize) as u16)
-        .set_last_will(LastWill::new(
-            s.topics.status(),
-            status_body(s, false, Some("connection_lost"), h.boot, *conn_no + 1, 0),
-            QoS::AtLeastOnce,
-            true,
-        ));
-    if let Some((u, p)) = &s.credentials {
-        opts.set_credentials(u.clone(), p.clone());
-    }
-    if let Some(tls) = &s.tls {
-        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls.clone())));
-    }
+    let opts = mqtt_options(s, h.boot, *conn_no);
     let (client, mut el) = AsyncClient::new(opts, s.window + 64);
     let mut net = NetworkOptions::new();
     net.set_connection_timeout(s.connect_timeout.as_secs().max(1));
@@ -307,12 +323,15 @@ async fn session(
     let mut queued: VecDeque<Tracked> = VecDeque::new();
     let mut inflight: HashMap<u16, Tracked> = HashMap::new();
     let mut acks: Vec<i64> = Vec::new();
-    for f in ctx.filters {
-        if let Err(e) = client.try_subscribe(f.clone(), s.command_qos) {
-            return lost(true, format!("subscribe: {e}"));
-        }
-    }
-    let birth = status_body(s, true, None, h.boot, *conn_no, resume.last_seq);
+    let asked = command_qos.for_connection(Instant::now());
+    let broker = format!("{}:{}", s.host, s.port);
+    let mut sub = match Subscription::start(&client, ctx.filters, asked, ctx.metrics, broker) {
+        Ok(p) => p,
+        Err(e) => return lost(true, e),
+    };
+    let mut birth = status_body(s, true, None, h.boot, *conn_no, resume.last_seq);
+    birth["command_qos"] = qos_level(asked).into();
+    let birth = birth.to_string().into_bytes();
     if let Err(e) = client.try_publish(s.topics.status(), QoS::AtLeastOnce, true, birth) {
         return lost(true, format!("publish status: {e}"));
     }
@@ -370,8 +389,14 @@ async fn session(
                 return SessionEnd::Shutdown;
             }
             ev = el.poll() => match ev {
-                Ok(ev) => on_event(ctx, ev, &mut queued, &mut inflight, &mut acks),
+                Ok(ev) => {
+                    if let Err(e) = sub.on_event(&ev, &client, command_qos) {
+                        return lost(true, e);
+                    }
+                    on_event(ctx, ev, &mut queued, &mut inflight, &mut acks);
+                }
                 Err(e) => {
+                    sub.on_error(&e, command_qos);
                     if !acks.is_empty() {
                         let _ = h.ctl_tx.send(Ctl::Ack(std::mem::take(&mut acks)));
                     }
@@ -429,14 +454,6 @@ fn on_event(
             if let Some(Tracked::Row(id)) = inflight.remove(&ack.pkid) {
                 acks.push(id);
             }
-        }
-        Event::Incoming(Incoming::SubAck(ack))
-            if ack
-                .return_codes
-                .iter()
-                .any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
-        {
-            tracing::warn!(filter = %ctx.s.topics.command_filter(), "broker refused the command subscription");
         }
         Event::Incoming(Incoming::Publish(p)) => {
             if ctx.s.topics.command_method(&p.topic).is_none()
@@ -535,7 +552,7 @@ async fn close(
     let s = ctx.s;
     let bye = status_body(s, false, Some("shutdown"), h.boot, conn_no, last_seq);
     if client
-        .try_publish(s.topics.status(), QoS::AtLeastOnce, true, bye)
+        .try_publish(s.topics.status(), QoS::AtLeastOnce, true, bye.to_string())
         .is_ok()
     {
         queued.push_back(Tracked::Status);
