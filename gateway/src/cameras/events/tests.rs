@@ -16,6 +16,7 @@ use crate::base::clock::{Clock, TokioClock};
 use crate::base::metrics::Metrics;
 use crate::cameras::fake;
 use crate::cameras::poller::HealthSink;
+use crate::cameras::poller::saves::HealthSaves;
 use crate::store::secrets::Password;
 use crate::store::{Device, Store};
 use tgw_core::health::{Health, Reason, Thresholds, Transition, Verdict};
@@ -67,6 +68,8 @@ struct World {
     metrics: Arc<EventMetrics>,
     shutdown: CancellationToken,
     events: Arc<Events>,
+    /// The current health saved by the events (the poller's buffer).
+    saves: Arc<HealthSaves>,
 }
 
 fn world(cfg: EventsConfig) -> World {
@@ -76,8 +79,10 @@ fn world(cfg: EventsConfig) -> World {
     let fake = FakeEvents::new(clock.clone());
     let rec = Arc::new(Rec::default());
     let metrics = Arc::new(EventMetrics::new(None));
+    let saves = Arc::new(HealthSaves::new(store.clone()));
     let health = Arc::new(EventHealth::new(
         store.clone(),
+        saves.clone(),
         Arc::new(Metrics::new()),
         rec.clone(),
         clock.clone(),
@@ -100,6 +105,7 @@ fn world(cfg: EventsConfig) -> World {
         metrics,
         shutdown: CancellationToken::new(),
         events,
+        saves,
     }
 }
 
@@ -198,6 +204,8 @@ async fn tamper_degrades_and_expiry_rebuilds_without_losing_events() {
     w.fake.tamper(1, true);
     until("tamper event", || !w.rec.kinds(&id).is_empty()).await;
     assert_eq!(w.rec.kinds(&id), vec![("tamper", "active")]);
+    // Written as the poller's supervisor does, within a second.
+    w.saves.flush().unwrap();
     let (_, h) = w.store.all_health().unwrap().remove(0);
     assert_eq!(h.verdict, Verdict::Degraded([Reason::Tamper].into()));
     assert_eq!(
@@ -218,6 +226,7 @@ async fn tamper_degrades_and_expiry_rebuilds_without_losing_events() {
         w.rec.kinds(&id),
         vec![("tamper", "active"), ("tamper", "inactive")]
     );
+    w.saves.flush().unwrap();
     let (_, h) = w.store.all_health().unwrap().remove(0);
     assert_eq!(h.verdict, Verdict::Ok);
     // The same state again after another rebuild is not a new event.
