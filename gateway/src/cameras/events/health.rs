@@ -5,9 +5,9 @@
 //! store's row) gets an `Observation::Event` and is saved back through the
 //! same buffer ([`HealthSaves`]), and a verdict change is stored at once,
 //! counted and published through the same sinks as the poller's
-//! ([`HealthSink`]). The conditions also stay in
-//! [`Conditions`], which the poller applies to its own copy of the health
-//! before each cycle ([`Conditions::apply`]), so its next save keeps them.
+//! ([`HealthSink`]). The conditions also stay in [`Conditions`], which the
+//! poller applies to its own copy of the health before each cycle
+//! ([`Conditions::apply`]), so its next save keeps them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

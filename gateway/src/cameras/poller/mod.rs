@@ -332,7 +332,8 @@ impl Poller {
     /// of cameras no longer adopted; a task whose camera moved to another
     /// village re-reads its target. A camera's saved health (from before a
     /// restart) is resumed; a new one starts from [`Health::new`], saved at
-    /// once (not buffered) so the API never shows a camera without health. Reads ids and
+    /// once (not buffered) so the API never shows a camera without health.
+    /// A stopped camera's buffered health is dropped. Reads ids and
     /// villages only. False when the cameras could not be listed.
     fn sync_tasks(
         self: &Arc<Self>,

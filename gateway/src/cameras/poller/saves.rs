@@ -85,7 +85,12 @@ impl HealthSaves {
     /// no transaction. On failure the entries go back into the buffer,
     /// except those a newer save replaced meanwhile.
     pub fn flush(&self) -> Result<usize, StoreError> {
-        let taken = std::mem::take(&mut *self.pending());
+        let taken = {
+            let mut p = self.pending();
+            // Sized for the next second's saves (about as many cameras).
+            let next = HashMap::with_capacity(p.len());
+            std::mem::replace(&mut *p, next)
+        };
         if taken.is_empty() {
             return Ok(0);
         }
