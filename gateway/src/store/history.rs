@@ -38,8 +38,8 @@ impl Store {
     }
 
     /// Saves the current health of many cameras (`(id, health, checked
-    /// at)`) in one transaction (the poller's coalesced saves,
-    /// [`crate::cameras::poller::saves`]); how many rows were written. A
+    /// at)`) in one transaction (the poller's coalesced saves, once a
+    /// second); how many rows were written. A
     /// camera no longer adopted is skipped: an ignored camera keeps the
     /// health it had, and a deleted one (its row cascaded away) gets no row
     /// back; the others are written all or none.
