@@ -393,7 +393,7 @@ fn spawn_poller(
     )?;
     // ONVIF events (PullPoint) of every adopted camera that offers them.
     if sh.cfg.health.events {
-        let conditions = spawn_events(tasks, sh, live, sink)?;
+        let conditions = spawn_events(tasks, sh, live, sink, poller.health_saves())?;
         poller.set_conditions(conditions);
     }
     // 校时 from a GB/T 28181 platform, when `[gb28181] time_source = true`.
@@ -413,12 +413,14 @@ fn spawn_poller(
 
 /// The camera event loops (`cameras::events`), reporting events to the
 /// live hub and the uplink and tamper / video loss to health through
-/// `health_sink`; returns the conditions the poller applies.
+/// `health_sink` and the poller's buffer of current health (`saves`);
+/// returns the conditions the poller applies.
 fn spawn_events(
     tasks: &mut Tasks,
     sh: &Shared,
     live: &crate::base::live::LiveHub,
     health_sink: Arc<dyn HealthSink>,
+    saves: Arc<crate::cameras::poller::saves::HealthSaves>,
 ) -> anyhow::Result<Arc<crate::cameras::events::health::Conditions>> {
     use crate::cameras::events::{self, EventFanout, EventSink};
     let h = &sh.cfg.health;
@@ -431,6 +433,7 @@ fn spawn_events(
     };
     let health = Arc::new(events::health::EventHealth::new(
         sh.store.clone(),
+        saves,
         sh.metrics.clone(),
         health_sink,
         sh.clock.clone(),

@@ -1,7 +1,7 @@
 //! Camera health: the current health per camera, verdict and rung
 //! transitions, sampled history, and retention (pruned by the store's clock).
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store, fmt_time};
@@ -35,6 +35,45 @@ impl Store {
         )?
         .execute(params![id, json, self.now_str()])?;
         Ok(())
+    }
+
+    /// Saves the current health of many cameras (`(id, health, checked
+    /// at)`) in one transaction (the poller's coalesced saves, once a
+    /// second); how many rows were written. A
+    /// camera no longer adopted is skipped: an ignored camera keeps the
+    /// health it had, and a deleted one (its row cascaded away) gets no row
+    /// back; the others are written all or none.
+    pub fn save_health_batch(
+        &self,
+        batch: &[(String, tgw_core::health::Health, time::OffsetDateTime)],
+    ) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut n = 0;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO health_state (device_id, health, updated_at)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM device WHERE id = ?1 AND state = 'adopted')
+                 ON CONFLICT(device_id) DO UPDATE SET health = excluded.health, updated_at = excluded.updated_at",
+            )?;
+            for (id, health, at) in batch {
+                let json = serde_json::to_string(health).unwrap_or_default();
+                n += st.execute(params![id, json, fmt_time(*at)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// One camera's saved health; `None` without a row or with one that no
+    /// longer parses (as [`Store::all_health`]).
+    pub fn health(&self, id: &str) -> Result<Option<tgw_core::health::Health>> {
+        let json: Option<String> = self
+            .conn()
+            .prepare_cached("SELECT health FROM health_state WHERE device_id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     /// The saved health of every camera.

@@ -1,11 +1,13 @@
 //! Tamper and video loss as health reasons while they last.
 //!
 //! The event loop calls [`EventHealth::observe`] when a condition starts or
-//! ends: the camera's saved health gets an `Observation::Event`, and a
-//! verdict change is stored, counted and published through the same sinks
-//! as the poller's ([`HealthSink`]). The conditions also stay in
-//! [`Conditions`], which the poller applies to its own copy of the health
-//! before each cycle ([`Conditions::apply`]), so its next save keeps them.
+//! ends: the camera's saved health (the poller's buffered save, else the
+//! store's row) gets an `Observation::Event` and is saved back through the
+//! same buffer ([`HealthSaves`]), and a verdict change is stored at once,
+//! counted and published through the same sinks as the poller's
+//! ([`HealthSink`]). The conditions also stay in [`Conditions`], which the
+//! poller applies to its own copy of the health before each cycle
+//! ([`Conditions::apply`]), so its next save keeps them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use time::OffsetDateTime;
 use crate::base::clock::Clock;
 use crate::base::metrics::{Metrics, ToLabel};
 use crate::cameras::poller::HealthSink;
+use crate::cameras::poller::saves::HealthSaves;
 use crate::store::{Device, Store};
 use tgw_core::health::{Health, Observation, Reason, Thresholds, Transition};
 
@@ -66,6 +69,7 @@ impl Conditions {
 /// Feeds camera-raised conditions into health.
 pub struct EventHealth {
     store: Store,
+    saves: Arc<HealthSaves>,
     metrics: Arc<Metrics>,
     sink: Arc<dyn HealthSink>,
     clock: Arc<dyn Clock>,
@@ -75,9 +79,11 @@ pub struct EventHealth {
 }
 
 impl EventHealth {
-    /// Feeds the store, `metrics` and `sink` (the poller's sinks).
+    /// Feeds the store (current health through `saves`, the poller's
+    /// buffer), `metrics` and `sink` (the poller's sinks).
     pub fn new(
         store: Store,
+        saves: Arc<HealthSaves>,
         metrics: Arc<Metrics>,
         sink: Arc<dyn HealthSink>,
         clock: Arc<dyn Clock>,
@@ -85,6 +91,7 @@ impl EventHealth {
     ) -> Self {
         Self {
             store,
+            saves,
             metrics,
             sink,
             clock,
@@ -101,15 +108,13 @@ impl EventHealth {
         }
         let now = self.clock.now_utc();
         let mut health = self
-            .store
-            .all_health()
+            .saves
+            .latest(&device.id)
             .ok()
-            .and_then(|all| all.into_iter().find(|(id, _)| *id == device.id))
-            .map_or_else(|| Health::new(now), |(_, h)| h);
+            .flatten()
+            .unwrap_or_else(|| Health::new(now));
         let tr = health.observe(Observation::Event { reason, active }, now, &self.th);
-        if let Err(e) = self.store.save_health(&device.id, &health) {
-            tracing::warn!(error = %e, "saving health after a camera event failed");
-        }
+        self.saves.save(&device.id, &health);
         let village = device
             .village
             .clone()

@@ -16,6 +16,7 @@ use crate::base::clock::{Clock, TokioClock};
 use crate::base::metrics::Metrics;
 use crate::cameras::fake;
 use crate::cameras::poller::HealthSink;
+use crate::cameras::poller::saves::HealthSaves;
 use crate::store::secrets::Password;
 use crate::store::{Device, Store};
 use tgw_core::health::{Health, Reason, Thresholds, Transition, Verdict};
@@ -67,6 +68,8 @@ struct World {
     metrics: Arc<EventMetrics>,
     shutdown: CancellationToken,
     events: Arc<Events>,
+    /// The current health saved by the events (the poller's buffer).
+    saves: Arc<HealthSaves>,
 }
 
 fn world(cfg: EventsConfig) -> World {
@@ -76,8 +79,10 @@ fn world(cfg: EventsConfig) -> World {
     let fake = FakeEvents::new(clock.clone());
     let rec = Arc::new(Rec::default());
     let metrics = Arc::new(EventMetrics::new(None));
+    let saves = Arc::new(HealthSaves::new(store.clone()));
     let health = Arc::new(EventHealth::new(
         store.clone(),
+        saves.clone(),
         Arc::new(Metrics::new()),
         rec.clone(),
         clock.clone(),
@@ -100,6 +105,7 @@ fn world(cfg: EventsConfig) -> World {
         metrics,
         shutdown: CancellationToken::new(),
         events,
+        saves,
     }
 }
 
@@ -153,6 +159,11 @@ async fn renews_at_half_the_granted_time_on_a_skewed_clock() {
 
 /// Saves an ok health for camera `id` (as the poller would have).
 fn healthy(store: &Store, id: &str) {
+    store.save_health(id, &ok_health()).unwrap();
+}
+
+/// A health the poller would call ok (clock offset 0, streaming).
+fn ok_health() -> Health {
     use tgw_core::health::{CheckResult, Expected, Observation, StreamSample};
     let th = Thresholds::default();
     let now = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000);
@@ -181,7 +192,32 @@ fn healthy(store: &Store, id: &str) {
     );
     h.observe(Observation::Snapshot { ok: true }, now, &th);
     assert_eq!(h.verdict, Verdict::Ok);
-    store.save_health(id, &h).unwrap();
+    h
+}
+
+/// An event applies to the health the poller saved last, still in the
+/// buffer, not to the older row in the store, and saves through the
+/// buffer: the store has it once flushed.
+#[tokio::test(start_paused = true)]
+async fn an_event_applies_to_the_buffered_health_not_an_older_row() {
+    let w = world(EventsConfig::default());
+    let id = fake::adopted(&w.store, 1);
+    let then = time::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+    w.store.save_health(&id, &Health::new(then)).unwrap();
+    w.saves.save(&id, &ok_health());
+    w.fake.set(1, Script::default());
+    w.start();
+    until("subscribed", || w.fake.created(1) == 1).await;
+    w.fake.tamper(1, true);
+    until("tamper event", || !w.rec.kinds(&id).is_empty()).await;
+    let (_, h) = w.store.all_health().unwrap().remove(0);
+    assert_eq!(h.clock_offset_ms, None, "buffered, not yet written");
+    w.saves.flush().unwrap();
+    let (_, h) = w.store.all_health().unwrap().remove(0);
+    assert_eq!(h.verdict, Verdict::Degraded([Reason::Tamper].into()));
+    assert_eq!(h.clock_offset_ms, Some(0), "the poller's last check kept");
+    assert!(h.last_sample.is_some(), "the poller's last check kept");
+    w.shutdown.cancel();
 }
 
 /// Tamper degrades the camera and publishes an event; a subscription that
@@ -198,6 +234,8 @@ async fn tamper_degrades_and_expiry_rebuilds_without_losing_events() {
     w.fake.tamper(1, true);
     until("tamper event", || !w.rec.kinds(&id).is_empty()).await;
     assert_eq!(w.rec.kinds(&id), vec![("tamper", "active")]);
+    // Written as the poller's supervisor does, within a second.
+    w.saves.flush().unwrap();
     let (_, h) = w.store.all_health().unwrap().remove(0);
     assert_eq!(h.verdict, Verdict::Degraded([Reason::Tamper].into()));
     assert_eq!(
@@ -218,6 +256,7 @@ async fn tamper_degrades_and_expiry_rebuilds_without_losing_events() {
         w.rec.kinds(&id),
         vec![("tamper", "active"), ("tamper", "inactive")]
     );
+    w.saves.flush().unwrap();
     let (_, h) = w.store.all_health().unwrap().remove(0);
     assert_eq!(h.verdict, Verdict::Ok);
     // The same state again after another rebuild is not a new event.

@@ -25,6 +25,7 @@
 //! | [`target`] | what is polled: a camera's address, login, streams, from the store on a change |
 //! | `task` | one camera's loop: the schedule (jitter, deferral, frozen re-sample) and recording results |
 //! | `checks` | one cycle's steps: cheap check, authenticated call with backoff, DESCRIBE, snapshot, sample |
+//! | [`saves`] | the current health of each check, buffered (latest per camera wins) and written in one transaction every [`saves::FLUSH_EVERY`] and on stop |
 //! | [`auto_sync`] | `[health] clock_sync`: a camera's clock set in a task of its own when a check finds it beyond the threshold (rate-limited, 4 at once, audited) |
 //! | `tests` | the poller's rules against scripted cameras ([`crate::cameras::device::CameraIo`]) on paused time |
 
@@ -48,6 +49,7 @@ use tgw_core::health::{Health, Thresholds, Transition};
 
 pub mod auto_sync;
 mod checks;
+pub mod saves;
 pub mod target;
 mod task;
 #[cfg(test)]
@@ -56,6 +58,8 @@ mod tests;
 mod tests_blind;
 #[cfg(test)]
 mod tests_changes;
+#[cfg(test)]
+mod tests_saves;
 #[cfg(test)]
 mod tests_sync;
 #[cfg(test)]
@@ -125,6 +129,9 @@ pub struct Poller {
     time_ref: std::sync::OnceLock<Arc<crate::cameras::clock_sync::TimeReference>>,
     /// The automatic clock sync (`[health] clock_sync`), when enabled.
     auto_sync: std::sync::OnceLock<Arc<auto_sync::AutoSync>>,
+    /// Each check's current health until the supervisor writes it
+    /// (shared with the event loops).
+    saves: Arc<saves::HealthSaves>,
 }
 
 /// How the supervisor (and wakes) reach a camera's task.
@@ -190,6 +197,7 @@ impl Poller {
             conditions: std::sync::OnceLock::new(),
             time_ref: std::sync::OnceLock::new(),
             auto_sync: std::sync::OnceLock::new(),
+            saves: Arc::new(saves::HealthSaves::new(store.clone())),
             store,
             cfg,
             th,
@@ -210,7 +218,9 @@ impl Poller {
     /// [`SAFETY_RESCAN`] catches writes from another process. Ids on `wake`
     /// are re-read and re-checked fully at once (after an inventory or a
     /// login change, WS-Discovery Bye, "probe now"); an id without a task
-    /// (just adopted) makes the supervisor re-scan at once.
+    /// (just adopted) makes the supervisor re-scan at once. The cameras'
+    /// current health is written every [`saves::FLUSH_EVERY`], and once
+    /// more after the camera tasks have stopped.
     pub async fn run(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -232,9 +242,15 @@ impl Poller {
         let mut tick = tokio::time::interval(SAFETY_RESCAN);
         let mut last_prune: Option<Instant> = None;
         let mut wake_open = true;
+        let mut flush = tokio::time::interval(saves::FLUSH_EVERY);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = flush.tick() => {
+                    self.saves.flush_logged();
+                    continue;
+                }
                 _ = tick.tick() => {}
                 r = changes.changed(), if changes_open && settle.is_none() => {
                     match r {
@@ -282,9 +298,20 @@ impl Poller {
             }
             self.prune(&mut last_prune);
         }
-        for (_, e) in tasks {
+        for e in tasks.values() {
             e.handle.abort();
         }
+        // No task saves any more: what they saved last is written.
+        for (_, e) in tasks {
+            let _ = e.handle.await;
+        }
+        self.saves.flush_logged();
+    }
+
+    /// The buffer the cameras' current health goes through (the event
+    /// loops save into it too, and read it before the store).
+    pub fn health_saves(&self) -> Arc<saves::HealthSaves> {
+        self.saves.clone()
     }
 
     /// Prunes the health history at most once an hour.
@@ -305,7 +332,8 @@ impl Poller {
     /// of cameras no longer adopted; a task whose camera moved to another
     /// village re-reads its target. A camera's saved health (from before a
     /// restart) is resumed; a new one starts from [`Health::new`], saved at
-    /// once so the API never shows a camera without health. Reads ids and
+    /// once (not buffered) so the API never shows a camera without health.
+    /// A stopped camera's buffered health is dropped. Reads ids and
     /// villages only. False when the cameras could not be listed.
     fn sync_tasks(
         self: &Arc<Self>,
@@ -331,6 +359,7 @@ impl Poller {
             _ => {
                 e.handle.abort();
                 self.metrics.forget(id);
+                self.saves.forget(id);
                 false
             }
         });

@@ -244,16 +244,16 @@ impl Poller {
         self.record(id, &d, health, &tr, false);
     }
 
-    /// Puts one cycle's results in the metrics, the store and the sink; a
+    /// Puts one cycle's results in the metrics, the store and the sink (the
+    /// current health through [`super::saves`], transitions at once); a
     /// history point when the cycle described or sampled (`full`) or
     /// changed something, unless the data volume is low on space.
     fn record(&self, id: &str, device: &Device, health: &Health, tr: &[Transition], full: bool) {
         let village = device.village.as_deref().unwrap_or("unassigned");
         self.metrics
             .set_verdict(id, village, health.verdict.label(), health.rung.as_str());
-        if let Err(e) = self.store.save_health(id, health) {
-            tracing::warn!(error = %e, "saving health failed");
-        }
+        // Buffered: written with the others' within a second.
+        self.saves.save(id, health);
         for t2 in tr {
             if t2.from == t2.to {
                 tracing::debug!(
