@@ -510,12 +510,10 @@ fn invite_plays_ps_and_offline_camera_notifies() {
             .into_iter()
             .filter(|m| m.starts_with("NOTIFY "))
             .collect();
-        let off = n.iter().any(|m| {
-            let b = body(m);
-            b.contains("<CmdType>Catalog</CmdType>")
-                && b.contains(&format!("<DeviceID>{channel}</DeviceID>"))
-                && b.contains("<Status>OFF</Status>")
-        });
+        // The OFF event itself: an earlier ADD may also say OFF when it was
+        // built before the camera's first check was written (health is
+        // saved in one transaction a second).
+        let off = n.iter().any(|m| is_off_event(m, &channel));
         let alarm = n.iter().any(|m| {
             let b = body(m);
             b.contains("<CmdType>Alarm</CmdType>") && b.contains(&channel)
@@ -524,7 +522,7 @@ fn invite_plays_ps_and_offline_camera_notifies() {
     });
     let catalog = notifies
         .iter()
-        .find(|m| body(m).contains("<Status>OFF</Status>"))
+        .find(|m| is_off_event(m, &channel))
         .expect("catalog NOTIFY");
     assert_eq!(header(catalog, "Call-ID"), Some("sub-catalog"), "{catalog}");
     assert!(body(catalog).contains("<Event>OFF</Event>"), "{catalog}");
@@ -537,4 +535,14 @@ fn invite_plays_ps_and_offline_camera_notifies() {
         body(alarm).contains("<AlarmMethod>2</AlarmMethod>"),
         "{alarm}"
     );
+}
+
+/// A catalog NOTIFY saying `channel` went offline (`<Event>OFF</Event>`
+/// with `<Status>OFF</Status>`).
+fn is_off_event(m: &str, channel: &str) -> bool {
+    let b = body(m);
+    b.contains("<CmdType>Catalog</CmdType>")
+        && b.contains(&format!("<DeviceID>{channel}</DeviceID>"))
+        && b.contains("<Event>OFF</Event>")
+        && b.contains("<Status>OFF</Status>")
 }

@@ -707,9 +707,13 @@ impl Svc {
     async fn change(&mut self, c: Change) {
         match c {
             Change::Verdict { device_id, online } => {
-                let Some(item) = self.catalog.item_of(&device_id).cloned() else {
-                    // Not in the tree yet (just adopted): the rebuild adds it.
+                if self.catalog.item_of(&device_id).is_none() {
+                    // Not in the tree yet (just adopted): the rebuild adds it,
+                    // with the status the store holds; this verdict follows
+                    // if that differs.
                     self.refresh_catalog(true).await;
+                }
+                let Some(item) = self.catalog.item_of(&device_id).cloned() else {
                     return;
                 };
                 if item.online == online {

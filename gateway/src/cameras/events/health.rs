@@ -114,7 +114,11 @@ impl EventHealth {
             .flatten()
             .unwrap_or_else(|| Health::new(now));
         let tr = health.observe(Observation::Event { reason, active }, now, &self.th);
-        self.saves.save(&device.id, &health);
+        if tr.is_some() {
+            self.saves.save_changed(&device.id, &health);
+        } else {
+            self.saves.save(&device.id, &health);
+        }
         let village = device
             .village
             .clone()

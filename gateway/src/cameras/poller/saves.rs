@@ -5,7 +5,9 @@
 //! At 1,000 cameras (about 33 checks a second) that is one commit a second
 //! instead of 33: less CPU, and fewer WAL pages written to the box's flash.
 //! Transitions and history points are not buffered: they are rare, and they
-//! are the record.
+//! are the record. A check that changes the verdict or rung writes the
+//! buffer at once ([`HealthSaves::save_changed`]), before the sinks hear of
+//! the change: the GB/T 28181 catalog rebuilds from the store.
 //!
 //! A failed flush (the database busy or full) is logged and keeps its
 //! entries for the next one, unless a newer save of the same camera came
@@ -31,6 +33,10 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 pub struct HealthSaves {
     store: Store,
     pending: Mutex<HashMap<String, (Health, OffsetDateTime)>>,
+    /// Held from taking the buffer to the end of its write, so two flushes
+    /// (the supervisor's, and one before a transition) cannot write an
+    /// older health over a newer one.
+    flushing: Mutex<()>,
 }
 
 impl HealthSaves {
@@ -39,6 +45,7 @@ impl HealthSaves {
         Self {
             store,
             pending: Mutex::default(),
+            flushing: Mutex::default(),
         }
     }
 
@@ -85,6 +92,7 @@ impl HealthSaves {
     /// no transaction. On failure the entries go back into the buffer,
     /// except those a newer save replaced meanwhile.
     pub fn flush(&self) -> Result<usize, StoreError> {
+        let _one_at_a_time = self.flushing.lock().unwrap_or_else(|p| p.into_inner());
         let taken = {
             let mut p = self.pending();
             // Sized for the next second's saves (about as many cameras).
@@ -106,6 +114,15 @@ impl HealthSaves {
                 Err(e)
             }
         }
+    }
+
+    /// Buffers camera `id`'s health and writes the buffer at once: for a
+    /// verdict or rung change, which the sinks (MQTT, the GB/T 28181
+    /// catalog) hear next and may answer from the store, so the store must
+    /// already hold it. Changes are rare; the steady checks stay batched.
+    pub fn save_changed(&self, id: &str, health: &Health) {
+        self.save(id, health);
+        self.flush_logged();
     }
 
     /// [`HealthSaves::flush`], a failure logged with its cause (the entries

@@ -253,7 +253,13 @@ impl Poller {
         self.metrics
             .set_verdict(id, village, health.verdict.label(), health.rung.as_str());
         // Buffered: written with the others' within a second.
-        self.saves.save(id, health);
+        // A change is written before the sinks hear of it (the GB/T 28181
+        // catalog rebuilds from the store); steady checks are batched.
+        if tr.is_empty() {
+            self.saves.save(id, health);
+        } else {
+            self.saves.save_changed(id, health);
+        }
         for t2 in tr {
             if t2.from == t2.to {
                 tracing::debug!(

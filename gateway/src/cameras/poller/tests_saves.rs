@@ -214,3 +214,30 @@ async fn stopping_the_poller_writes_what_is_buffered() {
     assert!(saves.is_empty());
     assert_eq!(offset(&store, &id), Some(424_242));
 }
+
+/// A change (verdict or rung) is written at once, with whatever else is
+/// buffered, before the sinks hear of it; an older buffered health of the
+/// same camera never lands over it.
+#[test]
+fn a_change_is_written_at_once() {
+    let (_d, store, clock, ids) = store_with(2);
+    let saves = HealthSaves::new(store.clone());
+    let commits = count_commits(&store);
+    saves.save(&ids[0], &marked(&clock, 1));
+    saves.save(&ids[1], &marked(&clock, 5));
+    saves.save_changed(&ids[0], &marked(&clock, 2));
+    assert_eq!(commits.load(Ordering::Relaxed), 1, "written at once");
+    assert!(saves.is_empty());
+    assert_eq!(
+        offset(&store, &ids[0]),
+        Some(2),
+        "the change, not the older save"
+    );
+    assert_eq!(
+        offset(&store, &ids[1]),
+        Some(5),
+        "the rest of the buffer with it"
+    );
+    assert_eq!(saves.flush().expect("flush"), 0, "nothing left over");
+    assert_eq!(offset(&store, &ids[0]), Some(2));
+}
