@@ -1130,7 +1130,7 @@ pub async fn fetch_snapshot(
                 None => at.path().to_string(),
             };
             let auth = if digest {
-                let mut ch = digest_auth::parse(&challenge).map_err(|e| {
+                let mut ch = crate::sip::parse_digest_challenge(&challenge).map_err(|e| {
                     OnvifErrorKind::Protocol(format!("unusable Digest challenge: {e}"))
                 })?;
                 let ctx = digest_auth::AuthContext::new_with_method(
@@ -1363,7 +1363,14 @@ mod tests {
                     let Some(h) = req.header("authorization") else {
                         return challenge;
                     };
-                    let Ok(mut a) = digest_auth::AuthorizationHeader::parse(h) else {
+                    // digest_auth panics on non-ASCII text (see
+                    // `sip::parse_digest_challenge`).
+                    let Ok(mut a) = h
+                        .is_ascii()
+                        .then(|| digest_auth::AuthorizationHeader::parse(h))
+                        .ok_or(())
+                        .and_then(|r| r.map_err(|_| ()))
+                    else {
                         return challenge;
                     };
                     let claimed = a.response.clone();

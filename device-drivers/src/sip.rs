@@ -520,6 +520,19 @@ pub fn sdp_answer(addr: SocketAddr, pt: u8, name: &str, session_id: u64) -> Stri
     )
 }
 
+/// Parses a digest challenge (`WWW-Authenticate` / `Proxy-Authenticate`
+/// value). Refuses one that is not ASCII before `digest_auth` sees it: its
+/// parser (0.3.1) slices the text by character count and panics on a
+/// multi-byte character (found by the `gb_sip` fuzz target).
+pub fn parse_digest_challenge(
+    challenge: &str,
+) -> Result<digest_auth::WwwAuthenticateHeader, String> {
+    if !challenge.is_ascii() {
+        return Err("the digest challenge is not ASCII".into());
+    }
+    digest_auth::parse(challenge).map_err(|e| e.to_string())
+}
+
 /// The `Authorization` value answering a `WWW-Authenticate` (or
 /// `Proxy-Authenticate`) digest challenge for `method` on `uri`.
 pub fn digest_authorization(
@@ -529,7 +542,7 @@ pub fn digest_authorization(
     user: &str,
     password: &str,
 ) -> Result<String, SipError> {
-    let mut prompt = digest_auth::parse(challenge)
+    let mut prompt = parse_digest_challenge(challenge)
         .map_err(|e| SipError::Digest(format!("{e}: {challenge:?}")))?;
     let ctx = digest_auth::AuthContext::new_with_method(
         user,

@@ -422,3 +422,24 @@ fn invite_as_a_gb_channel() {
         "{ev:?}"
     );
 }
+
+/// A challenge with a multi-byte character is refused with an error, not
+/// a panic in `digest_auth` (the `gb_sip` fuzz target's crash: a 401 with
+/// `Digest\u{5cd}...`).
+#[test]
+fn a_non_ascii_digest_challenge_is_an_error_not_a_panic() {
+    let challenge = "Digest\u{5cd}eal m=\"3&402000000\", nonce=\"abc\", algorithm=MD5";
+    let e = digest_authorization(challenge, "REGISTER", "sip:3402000000", "u", "p")
+        .expect_err("refused");
+    assert!(e.to_string().contains("not ASCII"), "{e}");
+    assert!(
+        digest_authorization(
+            "Digest realm=\"3402000000\", nonce=\"abc\", algorithm=MD5",
+            "REGISTER",
+            "sip:3402000000",
+            "u",
+            "p"
+        )
+        .is_ok()
+    );
+}
