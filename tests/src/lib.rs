@@ -71,6 +71,21 @@ pub fn tgw() -> Command {
     c
 }
 
+/// `tgw camera sync-time ID --json --config CONFIG`: must succeed (its
+/// stderr in the failure); its JSON report.
+pub fn sync_time_json(id: &str, config: &std::path::Path) -> serde_json::Value {
+    let mut cmd = tgw();
+    cmd.args(["camera", "sync-time", id, "--json", "--config"])
+        .arg(config);
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
 /// Runs a command to completion, killing it after `limit`.
 pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
     let mut child = cmd

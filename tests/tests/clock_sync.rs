@@ -187,16 +187,7 @@ fn a_manual_sync_sets_the_gb_platforms_time() {
         "the camera measured against the platform",
         || camera(&http, &token, &cams[0].1).filter(|(_, _, off)| (off + 120_000).abs() < 2_000),
     );
-    let mut cmd = tgw();
-    cmd.args(["camera", "sync-time", &id, "--json", "--config"])
-        .arg(&cfg_path);
-    let out = run_with_timeout(cmd, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rep = sync_time_json(&id, &cfg_path);
     let r = &rep[0];
     assert_eq!(r["time_source"], "gb28181", "{r:#}");
     let reference = r["reference_offset_ms"].as_i64().expect("reference offset");

@@ -168,16 +168,7 @@ fn tamper_raises_an_event_and_degrades_and_expiry_loses_nothing() {
     let (cam2, _, _, _) = wait_for(Duration::from_secs(30), "10 minutes fast seen", || {
         cam_at(1).filter(|(_, _, _, off)| (off - 600_000).abs() < 2_000)
     });
-    let mut cmd = tgw();
-    cmd.args(["camera", "sync-time", &cam2, "--json", "--config"])
-        .arg(&cfg_path);
-    let out = run_with_timeout(cmd, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rep = sync_time_json(&cam2, &cfg_path);
     let before = rep[0]["offset_before_ms"].as_i64().expect("before");
     let after = rep[0]["offset_after_ms"].as_i64().expect("after");
     assert!((before - 600_000).abs() < 2_000, "before {before}");
