@@ -132,12 +132,8 @@ pub(super) async fn camera(State(st): State<AppState>, Path(id): Path<String>) -
         .store
         .device(&id)?
         .ok_or_else(|| ApiError::not_found("camera", &id))?;
-    let health = st
-        .store
-        .all_health()?
-        .into_iter()
-        .find(|(i, _)| *i == id)
-        .map(|(_, h)| h);
+    // This camera's row only (not every camera's health, parsed).
+    let health = st.store.health(&id)?;
     Ok(Json(serde_json::json!({ "device": d, "health": health })).into_response())
 }
 

@@ -225,3 +225,22 @@ async fn lists_are_gzipped_when_asked_and_events_never() {
     assert_eq!(ev.status(), StatusCode::OK);
     assert!(ev.headers().get(header::CONTENT_ENCODING).is_none());
 }
+
+/// One camera's page carries that camera's health (read by its id, not
+/// picked out of every camera's), and none for a camera never polled.
+#[tokio::test]
+async fn one_camera_has_its_own_health() {
+    let fx = fixture();
+    let ids = seed(&fx, 3, 1);
+    let polled = get(&fx, &format!("/api/v1/cameras/{}", ids[0]), None).await;
+    assert_eq!(polled.status, StatusCode::OK, "{}", polled.body);
+    let v: serde_json::Value = serde_json::from_str(&polled.body).unwrap();
+    assert_eq!(v["device"]["id"], ids[0].as_str());
+    assert_eq!(v["health"]["verdict"], "offline", "{v}");
+    let never = get(&fx, &format!("/api/v1/cameras/{}", ids[1]), None).await;
+    let v: serde_json::Value = serde_json::from_str(&never.body).unwrap();
+    assert_eq!(v["device"]["id"], ids[1].as_str());
+    assert!(v["health"].is_null(), "never polled: {v}");
+    let gone = get(&fx, "/api/v1/cameras/no-such-camera", None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
+}
