@@ -354,3 +354,43 @@ fn run_round_finds_mdns_and_onvif_audio_horns_and_adopts_one() {
     let r: serde_json::Value = serde_json::from_str(&r).expect("report json");
     assert_eq!(r["calls_answered"], 1, "{r}");
 }
+
+/// `tgw run` started by hand from a shell with a low soft open-file limit
+/// raises it to the hard limit (at most 65,536) before it opens anything:
+/// 1,000 cameras and 200 horns measured up to 854 open files
+/// (docs/health.md), near a shell's usual 1,024.
+#[test]
+fn run_raises_a_low_soft_open_file_limit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let config = GatewayConfig::new(dir.path())
+        .no_discovery()
+        .http(&http)
+        .write(dir.path().join("gateway.toml"));
+    // prlimit sets the soft limit (the hard one unchanged) and execs tgw:
+    // the pid is tgw's.
+    let child = std::process::Command::new("prlimit")
+        .arg("--nofile=256:")
+        .arg(tgw_bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("TGW_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn_killed("prlimit tgw run");
+    wait_for(Duration::from_secs(30), "tgw run to serve HTTP", || {
+        http_get(&http, "/healthz")
+    });
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (f[3], f[4]);
+    let expect = match hard.parse::<u64>() {
+        Ok(h) => h.min(65_536),
+        Err(_) => 65_536, // unlimited
+    };
+    assert_eq!(soft.parse::<u64>().ok(), Some(expect), "{line}");
+}

@@ -5,6 +5,7 @@
 //! | [`clock`] | the system and tokio-following wall clocks (the one reader of the OS clock) |
 //! | [`disk`] | the disk-space watchdog of the data volume: levels with hysteresis, the shared [`disk::DiskState`] |
 //! | [`error`] | [`error::Error`]: a kind (HTTP status, MQTT code, metric label) and a message |
+//! | [`fd_limit`] | the open-file limit of the long-running commands, raised at start to the hard one |
 //! | [`live`] | the live hub: health and broadcast events fanned out to dashboards over SSE |
 //! | [`logging`] | tracing setup (stderr, plain or JSON, `TGW_LOG`) and the runtime log-level handle |
 //! | [`metrics`] | the Prometheus registry and every metric family (`docs/metrics.md`) |
@@ -15,6 +16,7 @@
 pub mod clock;
 pub mod disk;
 pub mod error;
+pub mod fd_limit;
 pub mod https;
 pub mod live;
 pub mod logging;

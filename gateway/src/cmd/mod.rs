@@ -206,17 +206,24 @@ async fn dispatch(cmd: Cmd, clock: std::sync::Arc<dyn Clock>) -> anyhow::Result<
     match cmd {
         Cmd::CheckConfig { file } => Ok(check_config::check_config(&file)),
         Cmd::Run { config } => {
+            crate::base::fd_limit::raise_logged();
             let cfg = Config::load(&config)?;
             let store = run::open_store(&cfg)?;
             run::run(cfg, store, shutdown::cancel_on_signal(), clock).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Sim(a) => sim::sim(a).await,
+        Cmd::Sim(a) => {
+            crate::base::fd_limit::raise_logged();
+            sim::sim(a).await
+        }
         Cmd::Discover(a) => discover::discover(a).await,
         // Reached only through `Cli` in tests: `main` sends `tgw probe` to
         // `probe::main`.
         Cmd::Probe(p) => probe::probe_cmd(p).await,
-        Cmd::Demo(a) => demo::run(a, clock).await.map(|_| ExitCode::SUCCESS),
+        Cmd::Demo(a) => {
+            crate::base::fd_limit::raise_logged();
+            demo::run(a, clock).await.map(|_| ExitCode::SUCCESS)
+        }
         Cmd::Speaker(speaker::SpeakerCmd::Test(a)) => {
             speaker::speaker_test(a, clock.as_ref()).await
         }
