@@ -3,7 +3,8 @@
 # (`tgw sim`, ONVIF events subscribed) and driving 200 simulated horns with
 # a broadcast every minute (timetable), sampled every $EVERY s for $SECS s
 # after all cameras are polled and a $WARMUP s warm-up: RSS (steady =
-# median, peak), CPU % of one core, open fds, RSS growth (mean of the last
+# median, peak), CPU % of one core, open fds (and their maximum sampled
+# every second, in the window and since the start), RSS growth (mean of the last
 # minute vs the first minute), broadcasts and horn outcomes in the window.
 #
 #   benches/footprint.sh [TGW_BIN]   (default: target/release/tgw)
@@ -115,6 +116,11 @@ fi
 env ${GW_ENV:-} "$bin" run --config "$dir/gateway.toml" 2>"$dir/gw.log" &
 gw=$!
 pids+=($gw)
+# Open files every second from the start (the 5 s samples miss the spikes:
+# a broadcast to every horn, the first inventories).
+fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+( while kill -0 "$gw" 2>/dev/null; do echo "$(date +%s) $(fds $gw)"; sleep 1; done ) > "$dir/fds1" &
+pids+=($!)
 # (|| true: the gateway may not listen yet, and set -e would end the script)
 metric() { { curl -s "http://127.0.0.1:$port/metrics" || true; } | awk -v m="$1" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
 for _ in $(seq 1 180); do
@@ -127,7 +133,6 @@ sleep "$warmup"
 tck=$(getconf CLK_TCK)
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
-fds() { ls "/proc/$1/fd" | wc -l; }
 out="$dir/samples"
 b0=$(metric 'tgw_broadcasts_finished_total[{]')
 t0=$(date +%s.%N); c0=$(ticks $gw); s0=$(ticks $sim)
@@ -153,6 +158,8 @@ awk -v med_kb="$med" -v wall="$(echo "$t1 - $t0" | bc)" -v cpu="$(( c1 - c0 ))" 
     printf "CPU tgw run %.2f %% of one core (tgw sim %.2f %%)\n", 100 * cpu / tck / wall, 100 * simcpu / tck / wall
     printf "fds mean %.0f, max %d\n", fdsum / n, fdmax
   }' "$out"
+awk -v t0="${t0%.*}" '{ if ($2 > all) all = $2; if ($1 >= t0 && $2 > win) win = $2 }
+  END { printf "fds sampled every second: max %d in the window, %d since the start\n", win, all }' "$dir/fds1"
 echo "at the end: $(grep -E '^(RssAnon|RssFile|Threads)' /proc/$gw/status | tr -s ' \t' ' ' | paste -sd';')"
 echo "ok checks counted: $checks; unchecked now: $(metric tgw_cameras_unchecked)"
 echo "event subscriptions active: $(metric 'tgw_camera_event_subscriptions[{]state="active"'), no-service: $(metric 'tgw_camera_event_subscriptions[{]state="no-service"'); events received: $(metric 'tgw_camera_events_total[{]')"
