@@ -6,9 +6,10 @@
 //! unknown channel → Result ERROR; a second broadcast to a horn already
 //! held → ERROR "busy"; an INVITE the platform never answers → CANCEL and
 //! the end audited `no-answer`; an answered call without RTP → our BYE,
-//! `rtp-timeout`), then a call whose G.711 A-law 1 kHz tone, sent by
-//! ffmpeg (`-f rtp`), the horn plays, ended by the platform's BYE, audited
-//! and recorded. All on 127.0.0.0/8.
+//! `rtp-timeout`; both pages aired nothing and end `failed` with why, on
+//! the horn and the broadcast), then a call whose G.711 A-law 1 kHz tone,
+//! sent by ffmpeg (`-f rtp`), the horn plays, ended by the platform's BYE,
+//! audited, recorded and `done`. All on 127.0.0.0/8.
 // Waiting on child processes and sockets needs real time.
 #![allow(clippy::disallowed_methods)]
 
@@ -285,6 +286,37 @@ impl Rig {
             .collect()
     }
 
+    /// `GET /api/v1/broadcasts/{page}` once the page has a final state.
+    fn page_final(&self, page: &str) -> Value {
+        wait_for(Duration::from_secs(10), "the page's record final", || {
+            let (st, b) = http_get_as(
+                &self.http,
+                &format!("/api/v1/broadcasts/{page}"),
+                Some(&self.admin),
+            )?;
+            let v: Value = serde_json::from_str(&b).ok()?;
+            let state = v["broadcast"]["state"].as_str()?;
+            (st == 200 && !["queued", "playing"].contains(&state)).then_some(v)
+        })
+    }
+
+    /// A page that aired nothing: the end's audit says why, and the page's
+    /// record is `failed` with the same words on its horn (never `done`).
+    fn assert_failed(&self, end: &Value, reason: &str) {
+        let page = end["after"]["page"].as_str().expect("page");
+        let why = end["after"]["failure"].as_str().unwrap_or_default();
+        assert!(
+            why.contains(&format!("({reason})")) && why.ends_with("nothing aired"),
+            "{end}"
+        );
+        let b = self.page_final(page);
+        assert_eq!(b["broadcast"]["state"], "failed", "{b}");
+        let horns = b["horns"].as_array().expect("horns");
+        assert_eq!(horns.len(), 1, "{b}");
+        assert_eq!(horns[0]["state"], "failed", "{b}");
+        assert_eq!(horns[0]["detail"]["why"], why, "{b}");
+    }
+
     /// The `gb28181.broadcast.end` entry whose outcome is `reason`.
     fn ended(&self, reason: &str) -> Value {
         wait_for(
@@ -301,7 +333,9 @@ impl Rig {
 
 /// Unknown channel → ERROR; a held horn → ERROR busy; an INVITE nobody
 /// answers → CANCEL and `no-answer`; an answered call without RTP → our
-/// BYE and `rtp-timeout`. The platform is the actor of every entry.
+/// BYE and `rtp-timeout`. Neither page aired: each ends `failed` (page and
+/// horn) with the reason, never `done`. The platform is the actor of every
+/// entry.
 #[test]
 fn broadcast_refusals_and_timeouts() {
     let rig = Rig::start(97, 1);
@@ -345,6 +379,12 @@ fn broadcast_refusals_and_timeouts() {
     let e = rig.ended("no-answer");
     assert_eq!(e["actor"], "county", "{e}");
     assert_eq!(e["target"], ch.as_str(), "{e}");
+    // Nothing aired: the page the unanswered call created is failed, not done.
+    rig.assert_failed(&e, "no-answer");
+    assert_eq!(
+        e["after"]["failure"], "the platform did not answer the INVITE (no-answer): nothing aired",
+        "{e}"
+    );
 
     // Answered, then no RTP: we hang up. The horn is released just after
     // the end is audited, so a request in between is refused as busy: ask
@@ -368,6 +408,7 @@ fn broadcast_refusals_and_timeouts() {
     });
     let e = rig.ended("rtp-timeout");
     assert_eq!(e["after"]["packets"], 0, "{e}");
+    rig.assert_failed(&e, "rtp-timeout");
     let starts = rig.audit("gb28181.broadcast");
     let outcomes: Vec<&str> = starts
         .iter()
@@ -425,6 +466,7 @@ fn broadcast_tone_reaches_the_horn() {
     let e = rig.ended("platform-bye");
     assert_eq!(e["actor"], "county", "{e}");
     assert!(e["after"]["packets"].as_u64().unwrap_or(0) >= 100, "{e}");
+    assert_eq!(e["after"]["failure"], Value::Null, "audio aired: {e}");
     let page = e["after"]["page"].as_str().expect("page").to_string();
     let (st, b) = http_get(&rig.control, &format!("/devices/{horn}/report")).expect("report");
     assert_eq!(st, 200, "{b}");

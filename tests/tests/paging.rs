@@ -4,8 +4,9 @@
 //! viewer role, not a WebSocket, bad start message, opus at 44.1 kHz),
 //! then a page of a 1 kHz tone that every horn hears, a second page on the
 //! same horns refused with 409 naming who is live, a page that preempts a
-//! routine broadcast which is interrupted and resumes after, and a client
-//! that goes silent, whose page ends within 2 s. All on 127.0.0.0/8.
+//! routine broadcast which is interrupted and resumes after, a client
+//! that goes silent, whose page ends within 2 s, and one that goes before
+//! any audio, whose page fails (nothing aired). All on 127.0.0.0/8.
 // Waiting for child processes needs real time.
 #![allow(clippy::disallowed_methods)]
 
@@ -394,7 +395,9 @@ async fn live_page_preempts_routine_which_resumes() {
 
 /// A client that stops sending without closing: its page ends
 /// `client-gone`, its horns are free again, and the audit says it lasted
-/// under 2 s after the last frame.
+/// under 2 s after the last frame; what it said aired, so it is `done`. A
+/// second client that goes away before any frame: its page is `failed`,
+/// on every horn and in its audit, "nothing aired".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_client_page_ends_within_two_seconds() {
     let rig = Rig::start(94, 2);
@@ -429,6 +432,33 @@ async fn silent_client_page_ends_within_two_seconds() {
         },
     );
     assert_eq!(e["outcome"], "client-gone", "{e}");
+    assert_eq!(e["after"]["failure"], Value::Null, "it aired: {e}");
+    let final_state = |id: &str| {
+        wait_for(Duration::from_secs(10), "the page's record final", || {
+            let b = rig.get(&format!("/api/v1/broadcasts/{id}"));
+            let s = b["broadcast"]["state"].as_str()?.to_string();
+            (s != "queued" && s != "playing").then_some(b)
+        })
+    };
+    // What it said aired: done, though the client vanished.
+    let b = final_state(&id);
+    assert_eq!(b["broadcast"]["state"], "done", "{b}");
+    // The second client went away before sending a frame: nothing aired,
+    // so its page is failed on every horn, saying why, and so is its audit.
+    let id2 = live2["id"].as_str().expect("id");
+    let why = "the client went away before any audio (client-gone): nothing aired";
+    let e = wait_for(Duration::from_secs(10), "audit of the empty page", || {
+        rig.audit("paging.end")
+            .into_iter()
+            .find(|e| e["target"] == id2)
+    });
+    assert_eq!(e["after"]["failure"], why, "{e}");
+    let b = final_state(id2);
+    assert_eq!(b["broadcast"]["state"], "failed", "{b}");
+    for h in b["horns"].as_array().expect("horns") {
+        assert_eq!(h["state"], "failed", "{b}");
+        assert_eq!(h["detail"]["why"], why, "{b}");
+    }
 }
 
 /// utime + stime of a process, in seconds (Linux `/proc`, 100 ticks/s).

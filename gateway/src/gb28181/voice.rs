@@ -6,6 +6,8 @@
 //! recorded and audited like an operator's page (who = the platform).
 //! The page ends on BYE from either side, when the platform does not
 //! answer the INVITE, or when no RTP comes for `media_setup_timeout_secs`.
+//! A page that aired nothing (no answer, refused, a bad answer, no RTP)
+//! ends `failed` on its horn with why ([`LiveFeed::fail`]), never `done`.
 //! Pure parts: `device_drivers::gb28181::voice`; the dialog is the horn
 //! calls' `sip::InviteClient`.
 
@@ -415,7 +417,13 @@ async fn run_call(c: Call, mut rx: mpsc::Receiver<Message>) {
         }
     };
     c.shared.voice.calls().remove(&c.call_id);
-    c.feed.end();
+    // A page that aired nothing ends failed, with why, on its horn and in
+    // the broadcast's record: the platform is never told it aired.
+    let failure = (counts.frames == 0).then(|| nothing_aired(reason, &detail));
+    match &failure {
+        Some(why) => c.feed.fail(why.clone()),
+        None => c.feed.end(),
+    }
     c.deps.broadcasts.cancel(&c.page).await;
     if let Some(w) = writer
         && let Err(e) = w.finish()
@@ -423,10 +431,12 @@ async fn run_call(c: Call, mut rx: mpsc::Receiver<Message>) {
         tracing::warn!(page = %c.page, error = %e, "GB/T 28181 broadcast recording failed");
     }
     let ms = t0.elapsed().as_millis() as u64;
-    if matches!(reason, "platform-bye" | "rtp-timeout" | "shutdown") {
+    let expected = reason == "shutdown"
+        || (failure.is_none() && matches!(reason, "platform-bye" | "rtp-timeout"));
+    if expected {
         tracing::info!(platform = %c.platform, channel = %c.channel_id, page = %c.page, reason, detail = %detail, duration_ms = ms, packets = counts.packets, "GB/T 28181 broadcast ended");
     } else {
-        tracing::warn!(platform = %c.platform, channel = %c.channel_id, page = %c.page, reason, detail = %detail, duration_ms = ms, "GB/T 28181 broadcast ended");
+        tracing::warn!(platform = %c.platform, channel = %c.channel_id, page = %c.page, reason, detail = %detail, duration_ms = ms, packets = counts.packets, failure = failure.as_deref().unwrap_or(""), "GB/T 28181 broadcast ended");
     }
     audit(
         &c.store,
@@ -440,9 +450,56 @@ async fn run_call(c: Call, mut rx: mpsc::Receiver<Message>) {
             after: Some(json!({
                 "speaker": c.speaker, "page": c.page, "reason": reason, "detail": detail,
                 "duration_ms": ms, "packets": counts.packets, "bad_packets": counts.bad,
-                "frames": counts.frames,
+                "frames": counts.frames, "failure": failure,
             })),
             outcome: reason,
         },
     );
+}
+
+/// Why a call's page aired nothing, for the horn's `failed` report: what
+/// went wrong, the end reason, then "nothing aired".
+fn nothing_aired(reason: &str, detail: &str) -> String {
+    let what = match reason {
+        "no-answer" => "the platform did not answer the INVITE".to_string(),
+        "refused" => format!(
+            "the platform refused the INVITE: {}",
+            detail.strip_prefix("refused: ").unwrap_or(detail)
+        ),
+        "bad-answer" => format!(
+            "the platform's answer to the INVITE was unusable: {}",
+            detail.strip_prefix("unusable answer: ").unwrap_or(detail)
+        ),
+        "platform-bye" => "the platform hung up before sending any audio".to_string(),
+        "shutdown" => "the gateway stopped before any audio came".to_string(),
+        _ => detail.to_string(),
+    };
+    format!("{what} ({reason}): nothing aired")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nothing_aired;
+
+    /// Each end reason reads as what went wrong, the reason, and that
+    /// nothing aired (the horn's `failed` text a centre operator sees).
+    #[test]
+    fn a_call_that_aired_nothing_says_why() {
+        assert_eq!(
+            nothing_aired("no-answer", "no answer within 3s"),
+            "the platform did not answer the INVITE (no-answer): nothing aired"
+        );
+        assert_eq!(
+            nothing_aired("refused", "refused: 486 Busy Here"),
+            "the platform refused the INVITE: 486 Busy Here (refused): nothing aired"
+        );
+        assert_eq!(
+            nothing_aired("bad-answer", "unusable answer: no audio"),
+            "the platform's answer to the INVITE was unusable: no audio (bad-answer): nothing aired"
+        );
+        assert_eq!(
+            nothing_aired("rtp-timeout", "no RTP from the platform for 3 s"),
+            "no RTP from the platform for 3 s (rtp-timeout): nothing aired"
+        );
+    }
 }

@@ -213,6 +213,37 @@ fn finish_recording(page: &str, rec: Option<Recording>) {
     }
 }
 
+/// How a page went, for its `paging.end` audit: the reason, the duration
+/// and `after` (the start's summary plus duration, reason, horns, the
+/// jitter buffer's counters and `failure`: why nothing aired, as its horns
+/// report it, or null).
+fn end_entry(
+    res: &Result<crate::broadcast::live::Summary, tokio::task::JoinError>,
+    mut after: Value,
+    horns: usize,
+) -> (&'static str, u64, Value) {
+    let (reason, ms, failure, detail) = match res {
+        Ok(s) => (
+            s.reason.as_str(),
+            s.duration.as_millis() as u64,
+            s.failure.clone(),
+            json!({
+                "underruns": s.jitter.underruns,
+                "dropped": s.jitter.dropped,
+                "frames": s.jitter.played,
+                "first_frame_delay_ms": s.first_frame_delay.map(|d| d.as_secs_f64() * 1e3),
+            }),
+        ),
+        Err(_) => ("failed", 0, None, Value::Null),
+    };
+    after["duration_ms"] = json!(ms);
+    after["reason"] = json!(reason);
+    after["horns"] = json!(horns);
+    after["jitter"] = detail;
+    after["failure"] = json!(failure);
+    (reason, ms, after)
+}
+
 async fn page(st: AppState, ctx: Ctx, mut ws: WebSocket) {
     let start = match start_message(&mut ws).await {
         Ok(s) => s,
@@ -278,14 +309,14 @@ async fn page(st: AppState, ctx: Ctx, mut ws: WebSocket) {
     )
     .await
     {
-        feed.end();
+        feed.fail(crate::broadcast::live::EndReason::ClientGone.nothing_aired());
         rt.cancel(&id).await;
         return;
     }
     let (tap, recording) = air_tap(&st, &id);
     let session = Session {
         id: id.clone(),
-        feed,
+        feed: feed.clone(),
         decoder,
         conditioner: Conditioner::new(start.rate),
         tap,
@@ -328,27 +359,14 @@ async fn page(st: AppState, ctx: Ctx, mut ws: WebSocket) {
     let res = run.await;
     reader.abort();
     finish_recording(&id, recording);
+    if res.is_err() {
+        // The session ends its feed; one that panicked did not.
+        feed.fail("the page stopped unexpectedly: nothing aired");
+    }
     // Horns still queued behind a higher priority are cancelled; those
-    // playing have played it all.
+    // playing are done if audio reached them, else failed (nothing aired).
     rt.cancel(&id).await;
-    let (reason, ms, detail) = match &res {
-        Ok(s) => (
-            s.reason.as_str(),
-            s.duration.as_millis() as u64,
-            json!({
-                "underruns": s.jitter.underruns,
-                "dropped": s.jitter.dropped,
-                "frames": s.jitter.played,
-                "first_frame_delay_ms": s.first_frame_delay.map(|d| d.as_secs_f64() * 1e3),
-            }),
-        ),
-        Err(_) => ("failed", 0, Value::Null),
-    };
-    let mut after = summary;
-    after["duration_ms"] = json!(ms);
-    after["reason"] = json!(reason);
-    after["horns"] = json!(submitted.horns);
-    after["jitter"] = detail;
+    let (reason, ms, after) = end_entry(&res, summary, submitted.horns);
     st.audit(&ctx, "paging.end", Some(&id), None, Some(after), reason);
     tracing::info!(page = %id, reason, duration_ms = ms, "live page ended");
     let _ = sink

@@ -4,7 +4,8 @@
 //! page's [`LiveFeed`] every 20 ms by one playout clock; status out as
 //! JSON (per-horn states while it lasts). The page ends on `{"end": true}`,
 //! when the client goes (connection closed, or nothing heard for
-//! [`IDLE`]), or at shutdown.
+//! [`IDLE`]), or at shutdown. A page that ended before any frame aired
+//! fails its horns with why ([`LiveFeed::fail`]) instead of ending `done`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,18 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
         }
     }
+
+    /// Why a page that ended this way before any frame aired failed: the
+    /// horns' `failed` text.
+    pub fn nothing_aired(self) -> String {
+        let what = match self {
+            EndReason::Ended => "the page ended before any audio",
+            EndReason::ClientGone => "the client went away before any audio",
+            EndReason::BadFrames => "the client sent only unusable frames",
+            EndReason::Shutdown => "the gateway stopped before any audio",
+        };
+        format!("{what} ({}): nothing aired", self.as_str())
+    }
 }
 
 /// What a page did.
@@ -78,6 +91,8 @@ pub struct Summary {
     pub first_frame_delay: Option<Duration>,
     /// Samples the limiter reduced.
     pub limited: u64,
+    /// Why the page failed when no frame aired (its horns report it).
+    pub failure: Option<String>,
 }
 
 /// A live page ready to run.
@@ -168,9 +183,14 @@ impl Session {
                 self.emit(&f);
             }
         }
-        self.feed.end();
+        let failure = first_out.is_none().then(|| reason.nothing_aired());
+        match &failure {
+            Some(why) => self.feed.fail(why.clone()),
+            None => self.feed.end(),
+        }
         Summary {
             reason,
+            failure,
             duration: start.elapsed(),
             jitter: jitter.stats().clone(),
             first_frame_delay: first_in
@@ -242,6 +262,23 @@ mod tests {
         drop(tx);
     }
 
+    /// A client that goes away before any frame aired: the page fails
+    /// (`client-gone`, nothing aired) instead of ending as if it played.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_gone_before_any_audio_fails_the_page() {
+        let feed = LiveFeed::new();
+        let (tx, rx) = mpsc::channel(8);
+        let (otx, _orx) = mpsc::channel(8);
+        drop(tx);
+        let s = session(&feed, None)
+            .run(rx, otx, CancellationToken::new())
+            .await;
+        assert_eq!(s.reason, EndReason::ClientGone);
+        let why = "the client went away before any audio (client-gone): nothing aired";
+        assert_eq!(s.failure.as_deref(), Some(why));
+        assert_eq!(feed.failure(), Some(why));
+    }
+
     /// Garbage frames get an error with a code each and end the page after
     /// MAX_BAD in a row; nothing airs.
     #[tokio::test(start_paused = true)]
@@ -258,6 +295,12 @@ mod tests {
         let s = run.await.unwrap();
         assert_eq!(s.reason, EndReason::BadFrames);
         assert_eq!(s.jitter.played, 0);
+        // The page failed, saying why: its horns report it, not `done`.
+        let why = "the client sent only unusable frames (bad-frames): nothing aired";
+        assert_eq!(s.failure.as_deref(), Some(why));
+        assert!(feed.ended());
+        assert_eq!(feed.failure(), Some(why));
+        assert_eq!(feed.frames(), 0);
         let e = orx.recv().await.unwrap();
         assert_eq!(e["code"], "bad-frame", "{e}");
     }
@@ -281,7 +324,10 @@ mod tests {
         tx.send(Inbound::End).await.unwrap();
         let s = run.await.unwrap();
         assert_eq!(s.reason, EndReason::Ended);
+        assert_eq!(s.failure, None);
+        assert_eq!(feed.failure(), None);
         let aired = aired.lock().unwrap();
+        assert_eq!(feed.frames(), aired.len() as u64);
         assert!(aired.len() >= 48, "{} frames aired", aired.len());
         assert!(aired.iter().all(|f| f.len() == FRAME_SAMPLES));
         assert_eq!(s.jitter.underruns, 0, "{:?}", s.jitter);

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Cmd, Runtime};
 use crate::broadcast::Ms;
-use crate::broadcast::engine::{Action, HornState, Outcome};
+use crate::broadcast::engine::{Action, BroadcastStatus, HornState, HornStatus, Outcome};
 
 impl Runtime {
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Cmd>, shutdown: CancellationToken) {
@@ -240,16 +240,19 @@ impl Runtime {
                     self.report(&broadcast, &horn, name, detail);
                 }
                 Action::BroadcastDone { broadcast, .. } => {
+                    // One rule for every broadcast, live pages included: a
+                    // page whose horns all aired nothing (`failed`) is failed.
                     let state = match self.records.get(&broadcast) {
-                        Ok(Some((_, horns))) if horns.iter().any(|h| h.state == "done") => "done",
-                        Ok(Some((_, horns))) if horns.iter().all(|h| h.state == "cancelled") => {
-                            "cancelled"
+                        Ok(Some((_, horns))) => {
+                            let finals: Vec<HornStatus> = horns
+                                .iter()
+                                .filter_map(|h| HornStatus::parse(&h.state))
+                                .collect();
+                            BroadcastStatus::of_finals(&finals)
                         }
-                        Ok(Some((_, horns))) if horns.iter().any(|h| h.state == "interrupted") => {
-                            "interrupted"
-                        }
-                        _ => "failed",
-                    };
+                        _ => BroadcastStatus::Failed,
+                    }
+                    .as_str();
                     self.pending.remove(&broadcast);
                     self.live_horns.release(&broadcast);
                     self.finish_broadcast(&broadcast, state);

@@ -11,6 +11,7 @@
 //! | `clock` | the wall clock jumping forward and back over schedules |
 //! | `volume` | per-horn volumes and the forced emergency volume |
 //! | `preempt` | a preempted broadcast's horns report `interrupted`, then a `resumed` start, in the record and to the uplink |
+//! | `live` | a live page's end: `done` where audio aired, `failed` with why where nothing did, in the record and to the uplink |
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +32,7 @@ mod cap_mqtt;
 mod clock;
 mod day;
 mod feeds;
+mod live;
 mod preempt;
 mod volume;
 
@@ -103,6 +105,57 @@ impl Player for Recorder {
                 error_kind: None,
                 errors: Vec::new(),
                 first_sent: Some(t0),
+            }
+        })
+    }
+
+    /// Plays a live page's frames as they come, until they end or `cancel`.
+    fn play_live(
+        &self,
+        uri: SpeakerUri,
+        mut frames: device_drivers::speaker::LiveFrames,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, PlayReport> {
+        use futures::StreamExt;
+        let clock = self.clock.clone();
+        let log = self.log.clone();
+        Box::pin(async move {
+            let horn = horn_of(&uri);
+            let start = clock.now_ms();
+            let (mut samples, mut peak, mut packets) = (0usize, 0i32, 0u64);
+            let cancelled = loop {
+                let f = tokio::select! {
+                    f = frames.next() => f,
+                    _ = cancel.cancelled() => break true,
+                };
+                let Some(f) = f else { break false };
+                samples += f.len();
+                packets += 1;
+                peak = peak.max(f.iter().map(|x| i32::from(*x).abs()).max().unwrap_or(0));
+            };
+            let end = clock.now_ms();
+            log.lock().unwrap().push(Played {
+                horn,
+                start,
+                end,
+                samples,
+                peak,
+                cancelled,
+            });
+            PlayReport {
+                device: uri.to_string(),
+                kind: uri.kind().into(),
+                answered: device_drivers::speaker::Answered::Yes,
+                answer_ms: None,
+                codec: Some("PCMU".into()),
+                start_offset_ms: Some(0.0),
+                packets,
+                octets: 0,
+                skipped_frames: 0,
+                completed: !cancelled,
+                error_kind: None,
+                errors: Vec::new(),
+                first_sent: None,
             }
         })
     }
