@@ -14,6 +14,7 @@
 //! | [`onvif`] | ONVIF device and media responses | [`onvif_client`] |
 //! | [`onvif_events`] | ONVIF PullPoint events (create, pull, renew, unsubscribe), topic → kind, clock setters | [`onvif_client`] |
 //! | [`cred_scope`] | which hosts a camera's login may go to, and when Basic over plain HTTP is allowed | [`onvif_client`], `rtsp_probe` callers |
+//! | [`local_error`] | whether a failed call failed on our side (EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL), not the device's | — |
 //! | [`backoff`] | auth-failure backoff per device (pure state machine) | — |
 //! | [`rtsp`] | RTSP responses, SDP stream metadata, H.264 RTP packetising | [`rtsp_probe`] |
 //! | [`rtsp_probe`] | RTSP DESCRIBE metadata and timed stream samples (on retina) | — |
@@ -36,6 +37,7 @@ pub mod cloud;
 pub mod cred_scope;
 pub mod g711;
 pub mod gb28181;
+pub mod local_error;
 pub mod mdns;
 #[cfg(feature = "io")]
 pub mod mdns_io;

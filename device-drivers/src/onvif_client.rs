@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::cred_scope::{CredentialScope, Scheme, Withheld};
+use crate::local_error::{self, LocalResource};
 use crate::onvif::{
     self, DeviceInformation, MediaVersion, NetworkInterface, Profile, Services, SystemDateTime,
 };
@@ -152,6 +153,11 @@ pub enum OnvifErrorKind {
     /// TCP connect failed.
     #[error("connect failed: {0}")]
     Connect(String),
+    /// The call failed on our side: the gateway is out of a local resource
+    /// (open files, socket buffers, memory, local ports). Says nothing
+    /// about the camera ([`crate::local_error`]).
+    #[error("the gateway's own limit: {0}")]
+    Local(LocalResource),
     /// Non-success HTTP status without a SOAP fault.
     #[error("HTTP status {status}")]
     Http {
@@ -193,13 +199,14 @@ pub struct OnvifError {
 }
 
 impl OnvifError {
-    /// A short, bounded label for metrics: `timeout`, `connect`, `http`,
-    /// `fault`, `auth`, `parse`, `too_large`, `foreign_host`, `plain_basic`
-    /// (`protocol` for the rest).
+    /// A short, bounded label for metrics: `timeout`, `connect`, `local`,
+    /// `http`, `fault`, `auth`, `parse`, `too_large`, `foreign_host`,
+    /// `plain_basic` (`protocol` for the rest).
     pub fn kind_label(&self) -> &'static str {
         match self.kind {
             OnvifErrorKind::Timeout => "timeout",
             OnvifErrorKind::Connect(_) => "connect",
+            OnvifErrorKind::Local(_) => "local",
             OnvifErrorKind::Http { .. } => "http",
             OnvifErrorKind::Fault(_) => "fault",
             OnvifErrorKind::AuthRejected => "auth",
@@ -967,7 +974,10 @@ impl OnvifClient {
 fn is_transport(e: &OnvifError) -> bool {
     matches!(
         e.kind,
-        OnvifErrorKind::Timeout | OnvifErrorKind::Connect(_) | OnvifErrorKind::TooLarge
+        OnvifErrorKind::Timeout
+            | OnvifErrorKind::Connect(_)
+            | OnvifErrorKind::Local(_)
+            | OnvifErrorKind::TooLarge
     )
 }
 
@@ -1009,6 +1019,11 @@ fn digest_header(
 
 fn map_reqwest(e: reqwest::Error) -> OnvifErrorKind {
     let e = e.without_url();
+    // Ours before anything else: a connect that failed for want of a file
+    // descriptor or a local port is not the camera's doing.
+    if let Some(r) = local_error::of_chain(&e) {
+        return OnvifErrorKind::Local(r);
+    }
     if e.is_timeout() {
         return OnvifErrorKind::Timeout;
     }

@@ -15,6 +15,7 @@ use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::local_error::{self, LocalResource};
 use crate::onvif_client::Credentials;
 use crate::rtsp::{self, StreamMetadata, Track};
 
@@ -62,6 +63,11 @@ pub enum RtspErrorKind {
     /// TCP connect failed.
     #[error("connect failed: {0}")]
     Connect(String),
+    /// The probe failed on our side: the gateway is out of a local resource
+    /// (open files, socket buffers, memory, local ports). Says nothing
+    /// about the camera ([`crate::local_error`]).
+    #[error("the gateway's own limit: {0}")]
+    Local(LocalResource),
     /// The server answered with a non-success status (other than 401/403).
     #[error("refused with RTSP status {status}")]
     Refused {
@@ -98,12 +104,13 @@ pub struct RtspError {
 }
 
 impl RtspError {
-    /// A short, bounded label for metrics: `timeout`, `connect`, `refused`,
-    /// `auth`, `protocol`, `too_large`, `no_video`, `no_frames`.
+    /// A short, bounded label for metrics: `timeout`, `connect`, `local`,
+    /// `refused`, `auth`, `protocol`, `too_large`, `no_video`, `no_frames`.
     pub fn kind_label(&self) -> &'static str {
         match self.kind {
             RtspErrorKind::Timeout => "timeout",
             RtspErrorKind::Connect(_) => "connect",
+            RtspErrorKind::Local(_) => "local",
             RtspErrorKind::Refused { .. } => "refused",
             RtspErrorKind::AuthRejected => "auth",
             RtspErrorKind::Protocol(_) => "protocol",
@@ -206,6 +213,23 @@ fn peer_of_str(url: &str) -> String {
     authority.chars().take(64).collect()
 }
 
+/// The local resource a retina error's text says ran out. retina keeps
+/// the io error to itself (no `source()`), so its first line is read:
+/// one of its io-error messages ending with std's `(os error N)`. Text
+/// from the camera (an RTSP framing error's description) is never read.
+fn local_of_retina(text: &str) -> Option<LocalResource> {
+    const IO_PREFIXES: [&str; 4] = [
+        "Unable to connect to RTSP server: ",
+        "Error reading from RTSP peer: ",
+        "Error writing to RTSP peer: ",
+        "Error receiving UDP packet: ",
+    ];
+    let first = text.lines().next().unwrap_or("").trim_end();
+    let io = IO_PREFIXES.iter().find_map(|p| first.strip_prefix(p))?;
+    let tail = io.rfind("(os error ").map(|i| &io[i..])?;
+    local_error::of_text(tail)
+}
+
 impl Target {
     fn err(&self, operation: &'static str, kind: RtspErrorKind) -> RtspError {
         RtspError {
@@ -223,6 +247,9 @@ impl Target {
             Some(status) if !(200..300).contains(&status) => RtspErrorKind::Refused { status },
             _ => {
                 let text = e.to_string();
+                if let Some(r) = local_of_retina(&text) {
+                    return self.err(operation, RtspErrorKind::Local(r));
+                }
                 let first = text.lines().next().unwrap_or("").trim();
                 let mut first: String = first.chars().take(200).collect();
                 for s in &self.secrets {
@@ -487,5 +514,22 @@ mod tests {
         let e = target("http://u:pw@h:80/", None).err().expect("error");
         assert_eq!(e.peer, "h:80");
         assert_eq!(e.kind_label(), "protocol");
+    }
+
+    /// retina's io errors name the errno in their first line; only those
+    /// are read, never an RTSP framing error's text from the camera.
+    #[test]
+    fn retinas_io_error_text_says_when_we_ran_out() {
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let text = format!("Unable to connect to RTSP server: {emfile}");
+        assert_eq!(local_of_retina(&text), Some(LocalResource::Emfile));
+        let nobufs = std::io::Error::from_raw_os_error(105);
+        let text = format!("Error writing to RTSP peer: {nobufs}\n\nconn: 127.0.0.1:1");
+        assert_eq!(local_of_retina(&text), Some(LocalResource::Enobufs));
+        let refused = std::io::Error::from_raw_os_error(111);
+        let text = format!("Unable to connect to RTSP server: {refused}");
+        assert_eq!(local_of_retina(&text), None);
+        let framing = "RTSP framing error: bad header (os error 24)\n\nconn: x";
+        assert_eq!(local_of_retina(framing), None);
     }
 }

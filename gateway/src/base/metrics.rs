@@ -133,6 +133,8 @@ pub struct Metrics {
     pub unchecked: Gauge,
     /// Automatic camera clock syncs by mode and result.
     pub clock_syncs: Family<ClockSyncLabels, Counter>,
+    /// Camera calls that failed on our side (`tgw_local_errors_total`).
+    pub local_errors: super::local_errors::LocalErrors,
     outbox: Outbox,
     disk_gauges: DiskGauges,
     /// The disk watchdog's level and last reading (shared with the
@@ -245,6 +247,7 @@ impl Metrics {
             "Automatic camera clock syncs ([health] clock_sync) by mode and result",
             clock_syncs.clone(),
         );
+        let local_errors = super::local_errors::LocalErrors::register(&mut r);
         let outbox = Outbox::register(&mut r);
         let disk_gauges = DiskGauges::register(&mut r);
         let broadcasts = super::metrics_ops::BroadcastFamilies::register(&mut r);
@@ -266,6 +269,7 @@ impl Metrics {
             inventory_failures,
             unchecked,
             clock_syncs,
+            local_errors,
             outbox,
             disk_gauges,
             disk: DiskState::default(),

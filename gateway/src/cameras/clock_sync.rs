@@ -115,6 +115,7 @@ fn device_err(e: OnvifError) -> Error {
     let kind = match e.kind {
         device_drivers::onvif_client::OnvifErrorKind::Timeout => ErrorKind::Timeout,
         device_drivers::onvif_client::OnvifErrorKind::Connect(_) => ErrorKind::Unavailable,
+        device_drivers::onvif_client::OnvifErrorKind::Local(_) => ErrorKind::Unavailable,
         _ => ErrorKind::Device,
     };
     Error::new(kind, e.to_string())

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use device_drivers::cred_scope::CredentialScope;
+use device_drivers::local_error::LocalResource;
 use device_drivers::onvif::{DeviceInformation, Profile, Services, SystemDateTime, VideoEncoder};
 use device_drivers::onvif_client::{
     AuthMode, CameraInventory, ClockReading, Credentials, OnvifError, OnvifErrorKind,
@@ -50,6 +51,12 @@ pub struct Script {
     pub set_clock_refused: bool,
     /// How long setting the clock takes.
     pub set_clock_takes: Duration,
+    /// Every call fails on the gateway's side, for want of this resource
+    /// (the gateway out of file descriptors, …): ONVIF calls, DESCRIBE,
+    /// sample and snapshot.
+    pub local: Option<LocalResource>,
+    /// Only DESCRIBE and samples fail on the gateway's side.
+    pub local_rtsp: Option<LocalResource>,
 }
 
 impl Default for Script {
@@ -64,6 +71,8 @@ impl Default for Script {
             clock_offset_ms: 0,
             set_clock_refused: false,
             set_clock_takes: Duration::ZERO,
+            local: None,
+            local_rtsp: None,
         }
     }
 }
@@ -241,6 +250,10 @@ impl OnvifSession for Session {
     fn measure_clock(&self) -> BoxFuture<'_, Result<ClockReading, OnvifError>> {
         async move {
             let s = self.inner.log(&self.host, "clock");
+            if let Some(r) = s.local {
+                let kind = OnvifErrorKind::Local(r);
+                return Err(onvif_err(&self.host, "GetSystemDateAndTime", kind));
+            }
             if s.hang {
                 tokio::time::sleep(self.inner.call_timeout).await;
                 return Err(onvif_err(
@@ -274,6 +287,10 @@ impl OnvifSession for Session {
     fn device_information(&self) -> BoxFuture<'_, Result<DeviceInformation, OnvifError>> {
         async move {
             let s = self.inner.log(&self.host, "auth");
+            if let Some(r) = s.local {
+                let kind = OnvifErrorKind::Local(r);
+                return Err(onvif_err(&self.host, "GetDeviceInformation", kind));
+            }
             if !s.auth_ok {
                 return Err(onvif_err(
                     &self.host,
@@ -386,6 +403,9 @@ impl CameraIo for FakeCameras {
         async move {
             let h = host_of(uri);
             let s = self.0.log(&h, "describe");
+            if let Some(r) = s.local.or(s.local_rtsp) {
+                return Err(rtsp_err(&h, "DESCRIBE", RtspErrorKind::Local(r)));
+            }
             if !s.auth_ok || !s.rtsp_auth_ok {
                 return Err(rtsp_err(&h, "DESCRIBE", RtspErrorKind::AuthRejected));
             }
@@ -404,6 +424,9 @@ impl CameraIo for FakeCameras {
         async move {
             let h = host_of(uri);
             let s = self.0.log(&h, "sample");
+            if let Some(r) = s.local.or(s.local_rtsp) {
+                return Err(rtsp_err(&h, "DESCRIBE", RtspErrorKind::Local(r)));
+            }
             tokio::time::sleep(s.sample_takes).await;
             self.0.log(&h, "sample-end");
             if !s.auth_ok || !s.rtsp_auth_ok {
@@ -439,7 +462,10 @@ impl CameraIo for FakeCameras {
     ) -> BoxFuture<'a, Result<Vec<u8>, OnvifError>> {
         async move {
             let h = host_of(uri);
-            self.0.log(&h, "snapshot");
+            let s = self.0.log(&h, "snapshot");
+            if let Some(r) = s.local {
+                return Err(onvif_err(&h, "snapshot", OnvifErrorKind::Local(r)));
+            }
             Ok(vec![0xff, 0xd8, 0xff, 0xd9])
         }
         .boxed()

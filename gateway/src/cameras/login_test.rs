@@ -102,7 +102,9 @@ fn redact(mut r: LoginTest, password: &str) -> LoginTest {
 fn from_error(e: &OnvifError, offset: Option<i64>) -> LoginTest {
     let outcome = match &e.kind {
         OnvifErrorKind::Timeout => Outcome::Timeout,
-        OnvifErrorKind::Connect(_) => Outcome::Unreachable,
+        // The gateway out of descriptors or ports: no connection either;
+        // the message names the errno.
+        OnvifErrorKind::Connect(_) | OnvifErrorKind::Local(_) => Outcome::Unreachable,
         OnvifErrorKind::AuthRejected => Outcome::CredentialsRejected,
         OnvifErrorKind::Fault(f) if f.is_auth() => Outcome::CredentialsRejected,
         _ => Outcome::NotOnvif,

@@ -100,6 +100,14 @@ impl EventHealth {
         }
     }
 
+    /// A call of the event loops failed on the gateway's side (out of
+    /// file descriptors, …): nothing about the camera, so nothing in its
+    /// health; counted and logged with the poller's
+    /// ([`crate::base::local_errors`]).
+    pub fn local_error(&self, what: device_drivers::local_error::LocalResource) {
+        self.metrics.local_errors.report(what, "events");
+    }
+
     /// `reason` started (`active`) or ended on `device`: its saved health
     /// observes it; a verdict change is stored and published.
     pub fn observe(&self, device: &Device, reason: Reason, active: bool) {

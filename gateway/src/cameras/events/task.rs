@@ -22,6 +22,11 @@ use tgw_core::health::Reason;
 /// Errors are logged at most once per camera per this long.
 const LOG_EVERY: Duration = Duration::from_secs(3600);
 
+/// After a call failed on the gateway's side (out of file descriptors,
+/// …), the same step is tried again after this pause: not a failure of
+/// the camera, so no backoff step and no rebuild.
+pub(super) const LOCAL_RETRY: Duration = Duration::from_secs(10);
+
 /// How long past its wait a pull may take (the answer's transfer) before
 /// it is given up and its slot freed.
 pub(super) const PULL_GRACE: Duration = Duration::from_secs(5);
@@ -125,8 +130,15 @@ impl Events {
         let mut known: HashMap<EventKind, bool> = HashMap::new();
         let mut failures: u32 = 0;
         let mut log = LogGate(None);
+        let mut local_pause = false;
         self.metrics.set_state(&id, "rebuilding");
         loop {
+            if std::mem::take(&mut local_pause) {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(LOCAL_RETRY) => {}
+                }
+            }
             if failures > 0 {
                 self.metrics.set_state(&id, "failing");
                 tokio::select! {
@@ -140,6 +152,14 @@ impl Events {
             };
             let session = match self.io.session(&t.xaddr, t.creds, t.scope) {
                 Ok(s) => s,
+                Err(OnvifError {
+                    kind: OnvifErrorKind::Local(r),
+                    ..
+                }) => {
+                    self.health.local_error(r);
+                    local_pause = true;
+                    continue;
+                }
                 Err(e) => {
                     log.error("event session not possible", &e);
                     failures = failures.saturating_add(1);
@@ -166,6 +186,14 @@ impl Events {
                     );
                     self.metrics.set_state(&id, "no-service");
                     return;
+                }
+                Err(OnvifError {
+                    kind: OnvifErrorKind::Local(r),
+                    ..
+                }) => {
+                    self.health.local_error(r);
+                    local_pause = true;
+                    continue;
                 }
                 Err(e) => {
                     log.error("event subscription failed", &e);
@@ -263,6 +291,13 @@ impl Events {
                         );
                         *renew_at = Instant::now() + d;
                     }
+                    Err(OnvifError {
+                        kind: OnvifErrorKind::Local(r),
+                        ..
+                    }) => {
+                        self.health.local_error(r);
+                        *renew_at = Instant::now() + LOCAL_RETRY;
+                    }
                     Err(e) => {
                         log.error("renewing the event subscription failed", &e);
                         errors += 1;
@@ -319,6 +354,17 @@ impl Events {
                             _ = shutdown.cancelled() => return pulled_any,
                             _ = tokio::time::sleep_until(next) => {}
                         }
+                    }
+                }
+                Err(OnvifError {
+                    kind: OnvifErrorKind::Local(r),
+                    ..
+                }) => {
+                    // Not the camera's: no error counted towards a rebuild.
+                    self.health.local_error(r);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return pulled_any,
+                        _ = tokio::time::sleep(LOCAL_RETRY) => {}
                     }
                 }
                 Err(e) => {

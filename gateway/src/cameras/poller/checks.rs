@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use device_drivers::backoff::AuthBackoff;
-use device_drivers::onvif_client::OnvifErrorKind;
-use device_drivers::rtsp_probe::{RtspErrorKind, RtspOptions, SampleReport};
+use device_drivers::local_error::LocalResource;
+use device_drivers::onvif_client::{OnvifError, OnvifErrorKind};
+use device_drivers::rtsp_probe::{RtspError, RtspErrorKind, RtspOptions, SampleReport};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +27,8 @@ fn check_result(kind: &OnvifErrorKind, detail: String) -> CheckResult {
     let label = match kind {
         OnvifErrorKind::Timeout => "timeout",
         OnvifErrorKind::Connect(_) => "connect",
+        // Never observed: the cycle stops before (see `Poller::local`).
+        OnvifErrorKind::Local(_) => "local",
         OnvifErrorKind::Http { .. } => "http",
         OnvifErrorKind::Fault(_) => "fault",
         OnvifErrorKind::AuthRejected => "auth",
@@ -55,6 +58,10 @@ pub(super) struct Due {
     pub(super) sample: bool,
     /// Set when every sample slot was busy: the sample moves to the next cycle.
     pub(super) sample_deferred: bool,
+    /// Set when a step failed on the gateway's side (out of file
+    /// descriptors, …): the cycle stopped there without observing it, and
+    /// what was due is tried again next cycle.
+    pub(super) local: Option<LocalResource>,
 }
 
 /// A sample's figures for the health state machine.
@@ -120,6 +127,14 @@ impl Poller {
         let _ = health.observe(o, self.clock.now_utc(), &self.th);
     }
 
+    /// A step failed on our side: not an observation about the camera.
+    /// The cycle stops (`due.local`), the gateway's trouble is counted and
+    /// logged (once a minute, `base::local_errors`).
+    fn local(&self, due: &mut Due, what: LocalResource) {
+        due.local = Some(what);
+        self.metrics.local_errors.report(what, "poller");
+    }
+
     /// The steps of one cycle; returns early on shutdown or when the camera
     /// does not answer its cheap check. The clock offset the cheap check
     /// measured (from the reference), when the cycle ran to its end.
@@ -133,6 +148,13 @@ impl Poller {
     ) -> Option<i64> {
         let session = match self.io.onvif(&t.xaddr, t.creds.clone()) {
             Ok(c) => c,
+            Err(OnvifError {
+                kind: OnvifErrorKind::Local(r),
+                ..
+            }) => {
+                self.local(due, r);
+                return None;
+            }
             Err(e) => {
                 self.observe(
                     health,
@@ -144,13 +166,16 @@ impl Poller {
                 return None;
             }
         };
-        let (reachable, measured) = self.cheap_check(&*session, health, shutdown).await?;
+        let (reachable, measured) = self.cheap_check(&*session, health, due, shutdown).await?;
         if !reachable {
             return None;
         }
         if due.describe {
-            self.describe_steps(t, &*session, health, auth_backoff, shutdown)
+            self.describe_steps(t, &*session, health, due, auth_backoff, shutdown)
                 .await?;
+        }
+        if due.local.is_some() {
+            return None;
         }
         if due.sample {
             self.sample_step(t, health, due, auth_backoff, shutdown)
@@ -168,6 +193,7 @@ impl Poller {
         &self,
         session: &dyn OnvifSession,
         health: &mut Health,
+        due: &mut Due,
         shutdown: &CancellationToken,
     ) -> Option<(bool, Option<i64>)> {
         let check = {
@@ -197,6 +223,14 @@ impl Poller {
                 );
                 (true, Some(offset_ms))
             }
+            Err(OnvifError {
+                kind: OnvifErrorKind::Local(r),
+                ..
+            }) => {
+                Metrics::count(&self.metrics.checks, "local");
+                self.local(due, r);
+                (false, None)
+            }
             Err(e) => {
                 Metrics::count(&self.metrics.checks, e.kind_label());
                 let auth_only = matches!(e.kind, OnvifErrorKind::AuthRejected);
@@ -221,6 +255,7 @@ impl Poller {
         t: &Target,
         session: &dyn OnvifSession,
         health: &mut Health,
+        due: &mut Due,
         auth_backoff: &mut AuthBackoff,
         shutdown: &CancellationToken,
     ) -> Option<()> {
@@ -237,6 +272,13 @@ impl Poller {
                 Ok(_) => {
                     onvif_ok = true;
                     self.observe(health, Observation::Auth { ok: true });
+                }
+                Err(OnvifError {
+                    kind: OnvifErrorKind::Local(r),
+                    ..
+                }) => {
+                    self.local(due, r);
+                    return Some(());
                 }
                 Err(e) if e.is_auth() => {
                     let wait = auth_backoff.on_auth_failure(Instant::now());
@@ -264,6 +306,14 @@ impl Poller {
                 Ok(_) => {
                     Metrics::count(&self.metrics.describes, "ok");
                     self.observe(health, Observation::Stream(Ok(())));
+                }
+                Err(RtspError {
+                    kind: RtspErrorKind::Local(r),
+                    ..
+                }) => {
+                    Metrics::count(&self.metrics.describes, "local");
+                    self.local(due, r);
+                    return Some(());
                 }
                 Err(e) => {
                     Metrics::count(&self.metrics.describes, e.kind_label());
@@ -299,6 +349,13 @@ impl Poller {
                     ) => r,
                 };
                 match &r {
+                    Err(OnvifError {
+                        kind: OnvifErrorKind::Local(what),
+                        ..
+                    }) => {
+                        self.local(due, *what);
+                        return Some(());
+                    }
                     Err(e) if matches!(e.kind, OnvifErrorKind::CredentialsWithheld(_)) => {
                         tracing::warn!(
                             device = %t.device.id,
@@ -359,6 +416,14 @@ impl Poller {
                     sample: Some(stream_sample(&s)),
                     expected: t.expected.clone(),
                 }
+            }
+            Err(RtspError {
+                kind: RtspErrorKind::Local(r),
+                ..
+            }) => {
+                Metrics::count(&self.metrics.samples, "local");
+                self.local(due, r);
+                return;
             }
             Err(e) => {
                 Metrics::count(&self.metrics.samples, e.kind_label());

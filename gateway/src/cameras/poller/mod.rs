@@ -27,6 +27,7 @@
 //! | `checks` | one cycle's steps: cheap check, authenticated call with backoff, DESCRIBE, snapshot, sample |
 //! | [`saves`] | the current health of each check, buffered (latest per camera wins) and written in one transaction every [`saves::FLUSH_EVERY`] and on stop |
 //! | [`auto_sync`] | `[health] clock_sync`: a camera's clock set in a task of its own when a check finds it beyond the threshold (rate-limited, 4 at once, audited) |
+//! | `tests_local` | a check that fails on the gateway's side (EMFILE, …) is no observation: verdict kept, retried next cycle, counted |
 //! | `tests` | the poller's rules against scripted cameras ([`crate::cameras::device::CameraIo`]) on paused time |
 
 use std::collections::HashMap;
@@ -58,6 +59,8 @@ mod tests;
 mod tests_blind;
 #[cfg(test)]
 mod tests_changes;
+#[cfg(test)]
+mod tests_local;
 #[cfg(test)]
 mod tests_saves;
 #[cfg(test)]

@@ -138,7 +138,9 @@ impl Poller {
                 describe: describe_due,
                 sample: sample_due,
                 sample_deferred: false,
+                local: None,
             };
+            let at_start = health.clone();
             if let Some(c) = self.conditions.get() {
                 let _ = c.apply(&id, &mut health, self.clock.now_utc(), &self.th);
             }
@@ -155,6 +157,16 @@ impl Poller {
             let sample_due = sample_due && !due.sample_deferred;
             if shutdown.is_cancelled() {
                 return;
+            }
+            if due.local.is_some() {
+                // The gateway's own trouble, not the camera's: what was due
+                // is tried again next cycle; only what the cycle observed
+                // before it (if anything) is recorded, without a history point.
+                s.next_check = Instant::now() + s.check_every;
+                if !tr.is_empty() || health != at_start {
+                    self.record(&id, &tg.device, &health, &tr, false);
+                }
+                continue;
             }
             let reachable = health.consecutive_failures == 0 && health.last_seen.is_some();
             let came_back = reachable && was_offline && seen_before;
