@@ -337,7 +337,9 @@ impl Metrics {
                 result: result.to_string().into(),
             })
             .inc();
-        if result != "ok" {
+        // `local`: the gateway's own limit, no failure of the camera
+        // (`tgw_local_errors_total`, counted by the caller).
+        if result != "ok" && result != "local" {
             self.inventory_failures
                 .get_or_create(&KindLabel {
                     kind: result.to_string(),

@@ -710,13 +710,14 @@ fn spawn_rounds(
                 o = inventory::probe_many(&sh.store, &prober, due, cfg.inventory.concurrency, Arc::new(|_| {})) => o,
             };
             for o in &outcomes {
-                sh.metrics.inventory_outcome(&o.result);
+                inventory::count(&sh.metrics, o);
                 if o.result == "ok" {
                     publish_meta(&sh.store, &sh.publisher, &o.id);
                 }
             }
             let ok = outcomes.iter().filter(|o| o.result == "ok").count();
-            tracing::info!(probed = n, ok, failed = n - ok, "inventory round done");
+            let local = outcomes.iter().filter(|o| o.local.is_some()).count();
+            tracing::info!(probed = n, ok, failed = n - ok - local, skipped_local = local, "inventory round done");
         }
         Ok(())
     });
