@@ -27,7 +27,7 @@ pub struct LocalLabels {
     /// The errno in lower case: `emfile`, `enfile`, `enobufs`, `enomem`,
     /// `eaddrnotavail`.
     pub kind: &'static str,
-    /// Which loop met it: `poller`, `events` or `inventory`.
+    /// Which loop met it: `poller`, `events`, `inventory` or `login-test`.
     pub task: &'static str,
 }
 
