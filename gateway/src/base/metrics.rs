@@ -411,6 +411,7 @@ impl Metrics {
         self.process
             .refresh(super::metrics_ops::ProcessStats::read());
         self.disk_gauges.refresh(&self.disk);
+        self.local_errors.refresh();
         let mut out = String::new();
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
