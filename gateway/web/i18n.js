@@ -20,6 +20,7 @@ export const T = {
     overview: '总览', cameras: '摄像机', inbox: '待认领设备', speakers: '喇叭', audit: '审计日志', users: '用户',
     ok: '正常', degraded: '异常', offline: '离线', unknown: '未检测', total: '摄像机总数',
     byVillage: '各村/社区摄像机状态', alarms: '当前告警', transitions: '最近状态变化', noAlarms: '无告警',
+    gaLocalLimit: '网关资源不足（{0}）：{1} 次设备调用因网关自身限制失败（自 {2} 起），未计为摄像机离线', gaDiskLow: '网关数据盘空间不足', gaDiskCritical: '网关数据盘空间严重不足',
     village: '村/社区', grid: '网格', verdict: '状态', vendor: '厂商', model: '型号', address: '地址', id: '编号',
     name: '名称', reasons: '原因', since: '起始', time: '时间', change: '变化', all: '全部', search: '搜索',
     unassigned: '未分配', prev: '上一页', next: '下一页', page: '第 {0} / {1} 页，共 {2} 台',
@@ -69,7 +70,7 @@ export const T = {
     'a_log_level.set': '修改日志级别', 'a_alarm.ack': '确认告警', 'a_map.upload': '上传地图',
     o_ok: '成功', o_failed: '失败', o_locked: '已锁定', o_rate_limited: '过于频繁', o_in_flight: '并发登录', o_slowed: '已减速', o_refused: '被拒绝', o_error: '出错', o_denied: '被拒绝',
     // camera login (issue 13.2)
-    cameraLogin: '设备登录', credsNone: '未设置（使用账号组）', clearCreds: '清除账号', testLogin: '测试登录', testingLogin: '正在测试…', ct_ok: '登录成功', 'ct_credentials-rejected': '密码错误', ct_unreachable: '无法连接', 'ct_not-onvif': '不是 ONVIF 设备', ct_timeout: '超时',
+    cameraLogin: '设备登录', credsNone: '未设置（使用账号组）', clearCreds: '清除账号', testLogin: '测试登录', testingLogin: '正在测试…', ct_ok: '登录成功', 'ct_credentials-rejected': '密码错误', ct_unreachable: '无法连接', 'ct_not-onvif': '不是 ONVIF 设备', ct_timeout: '超时', 'ct_gateway-limit': '网关资源不足',
     clockOffset: '时钟偏差', credsSaved: '账号已保存', credsCleared: '账号已清除', notYet: '此网关版本尚不支持该功能（{0}）', bulkLogin: '批量设置账号', selectedN: '已选 {0} 台', appliedN: '已应用 {0} 台，失败 {1} 台', needPick: '请先勾选摄像机', syncTime: '校时', synced: '已校时',
     // alarms (issue 15.4)
     alarmList: '告警', location: '位置', ack: '确认', acked: '已确认', ackNote: '处理说明', ackedBy: '{0} 于 {1} 确认', unacked: '未确认', newAlarm: '新告警：{0}', ev_tamper: '遮挡/破坏', 'ev_video-loss': '视频丢失', ev_motion: '移动侦测', 'ev_digital-input': '开关量报警',
@@ -100,6 +101,7 @@ export const T = {
     overview: 'Overview', cameras: 'Cameras', inbox: 'Discovery inbox', speakers: 'Speakers', audit: 'Audit log', users: 'Users',
     ok: 'OK', degraded: 'Degraded', offline: 'Offline', unknown: 'Not checked', total: 'Cameras',
     byVillage: 'Cameras by village', alarms: 'Active alarms', transitions: 'Recent transitions', noAlarms: 'No alarms',
+    gaLocalLimit: 'Gateway out of resources ({0}): {1} device calls failed on the gateway itself (since {2}); not counted as cameras offline', gaDiskLow: 'Gateway data volume low on space', gaDiskCritical: 'Gateway data volume critically low on space',
     village: 'Village', grid: 'Grid', verdict: 'Status', vendor: 'Vendor', model: 'Model', address: 'Address', id: 'ID',
     name: 'Name', reasons: 'Reasons', since: 'Since', time: 'Time', change: 'Change', all: 'All', search: 'Search',
     unassigned: 'Unassigned', prev: 'Previous', next: 'Next', page: 'Page {0} of {1}, {2} cameras',
@@ -145,7 +147,7 @@ export const T = {
     'a_asset.upload': 'upload asset', 'a_timetable.replace': 'replace timetable', 'a_timetable.active_scheme': 'switch scheme', 'a_programme.put': 'save programme', 'a_programme.delete': 'delete programme', 'a_schedule.put': 'save schedule', 'a_schedule.delete': 'delete schedule', 'a_scheme.put': 'save scheme', 'a_scheme.delete': 'delete scheme',
     'a_log_level.set': 'change log level', 'a_alarm.ack': 'acknowledge alarm', 'a_map.upload': 'upload map',
     o_ok: 'ok', o_failed: 'failed', o_locked: 'locked', o_rate_limited: 'rate limited', o_in_flight: 'concurrent login', o_slowed: 'slowed', o_refused: 'refused', o_error: 'error', o_denied: 'denied',
-    cameraLogin: 'Device login', credsNone: 'not set (credential group applies)', clearCreds: 'Clear login', testLogin: 'Test login', testingLogin: 'Testing…', ct_ok: 'Login OK', 'ct_credentials-rejected': 'Wrong password', ct_unreachable: 'Unreachable', 'ct_not-onvif': 'Not an ONVIF device', ct_timeout: 'Timed out',
+    cameraLogin: 'Device login', credsNone: 'not set (credential group applies)', clearCreds: 'Clear login', testLogin: 'Test login', testingLogin: 'Testing…', ct_ok: 'Login OK', 'ct_credentials-rejected': 'Wrong password', ct_unreachable: 'Unreachable', 'ct_not-onvif': 'Not an ONVIF device', ct_timeout: 'Timed out', 'ct_gateway-limit': 'Gateway out of resources',
     clockOffset: 'Clock offset', credsSaved: 'Login saved', credsCleared: 'Login cleared', notYet: 'This gateway version does not offer this yet ({0})', bulkLogin: 'Set login for selected', selectedN: '{0} selected', appliedN: 'Applied to {0}, {1} failed', needPick: 'Select cameras first', syncTime: 'Set clock', synced: 'Clock set',
     alarmList: 'Alarms', location: 'Location', ack: 'Acknowledge', acked: 'Acknowledged', ackNote: 'Note', ackedBy: 'acknowledged by {0} at {1}', unacked: 'Unacknowledged', newAlarm: 'New alarm: {0}', ev_tamper: 'tamper', 'ev_video-loss': 'video loss', ev_motion: 'motion', 'ev_digital-input': 'digital input',
     emFailed: 'Emergency broadcast failed: {0}', cameraEvent: 'Camera event', showAcked: 'Show acknowledged', muteCue: 'Mute sound', noNote: 'Write a note',

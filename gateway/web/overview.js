@@ -2,6 +2,13 @@
 import { S, hooks, listeners, t, h, api, fmtTime, verdictBadge, villageName, gridName, toast, debounce, enc, canOper, canTech, kv, reasonText, reasonsText, rungText, actionText, kindText, word, errText, villageSelect, gridSelect, svg } from './core.js';
 import { alarmTable, muteToggle } from './alarms.js';
 
+/** A gateway alarm of the overview's `gateway_alarms` in words. */
+function gatewayAlarmText(a) {
+  if (a.alarm === 'local_limit') return t('gaLocalLimit', a.errno, a.count, fmtTime(a.since));
+  if (a.alarm === 'disk_low') return a.level === 'critical' ? t('gaDiskCritical') : t('gaDiskLow');
+  return a.alarm;
+}
+
 export async function overview(main) {
   const body = h('div', { id: 'overview' });
   main.append(body);
@@ -19,13 +26,15 @@ export async function overview(main) {
     const vt = h('table', { id: 'villages' }, h('tr', {}, [t('village'), t('total'), t('ok'), t('degraded'), t('offline'), t('unknown'), ''].map((x) => h('th', {}, x))), vrows);
     const acks = (await api('GET', '/api/v1/alarm-acks').catch(() => ({ data: [] }))).data || [];
     const alarms = alarmTable(o.alarms, acks, () => draw().catch(() => {}));
+    // The gateway's own alarms (data volume, its own limits) above the cameras'.
+    const gw = (o.gateway_alarms || []).map((a) => h('div', { class: 'gateway-alarm', 'data-alarm': a.alarm, role: 'alert' }, '⚠ ', gatewayAlarmText(a)));
     // Only changes of verdict: a rung step within the same verdict (正常 → 正常) is left out.
     const changes = o.transitions.filter((e) => e.verdict_from !== e.verdict_to);
     const tr = changes.length ? h('table', { id: 'transitions' }, h('tr', {}, [t('time'), t('id'), t('change')].map((x) => h('th', {}, x))),
       changes.map((e) => h('tr', { class: 'click', onclick: () => { location.hash = 'camera/' + enc(e.device_id); } }, h('td', { class: 'small' }, fmtTime(e.at)), h('td', {}, e.device_id), h('td', {}, verdictBadge(e.verdict_from), ' → ', verdictBadge(e.verdict_to), (e.reasons && e.reasons.length) ? h('span', { class: 'small' }, ' ' + reasonsText(e.reasons)) : null))))
       : h('p', { class: 'muted', id: 'transitions' }, '—');
     body.replaceChildren(cards,
-      h('section', { class: 'panel', id: 'alarm-panel' }, h('h2', {}, t('alarms'), ' (', o.alarms.length, ') ', muteToggle()), alarms),
+      h('section', { class: 'panel', id: 'alarm-panel' }, h('h2', {}, t('alarms'), ' (', o.alarms.length + gw.length, ') ', muteToggle()), ...gw, alarms),
       h('div', { class: 'grid2' },
         h('section', { class: 'panel' }, h('h2', {}, t('byVillage')), vt),
         h('section', { class: 'panel' }, h('h2', {}, t('transitions')), tr)));

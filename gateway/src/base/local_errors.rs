@@ -6,7 +6,8 @@
 //! and report it here instead: counted in `tgw_local_errors_total{kind,
 //! task}` and logged as a warning at most once per [`LOG_EVERY`], with how
 //! many were not logged since (`docs/health.md`, "The gateway's own
-//! limits").
+//! limits"); and each feeds the `local_limit` alarm's rule
+//! ([`super::local_alarm`]), whose state `tgw_local_limit` shows.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,8 +16,12 @@ use device_drivers::local_error::LocalResource;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use super::local_alarm::{AlarmRule, Episode};
 
 /// The warning is logged at most once per this long.
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
@@ -27,15 +32,21 @@ pub struct LocalLabels {
     /// The errno in lower case: `emfile`, `enfile`, `enobufs`, `enomem`,
     /// `eaddrnotavail`.
     pub kind: &'static str,
-    /// Which loop met it: `poller` or `events`.
+    /// Which loop met it: `poller`, `events`, `inventory` or `login-test`.
     pub task: &'static str,
 }
 
-/// The counter and the warning's rate limit.
+/// The counter, the warning's rate limit and the alarm's rule.
 pub struct LocalErrors {
     counts: Family<LocalLabels, Counter>,
     /// When the warning was last logged, and how many errors since.
     gate: Mutex<(Option<Instant>, u64)>,
+    /// The `local_limit` alarm.
+    rule: Mutex<AlarmRule>,
+    /// Woken when the alarm is raised (its task publishes it).
+    raised: Notify,
+    /// `tgw_local_limit`: 1 while the alarm is raised (set at scrape time).
+    gauge: Gauge,
 }
 
 impl LocalErrors {
@@ -47,9 +58,18 @@ impl LocalErrors {
             "Camera calls that failed on the gateway's side (out of files, buffers, memory, ports): not counted against the camera",
             counts.clone(),
         );
+        let gauge = Gauge::default();
+        r.register(
+            "local_limit",
+            "1 while the local_limit alarm is raised: a camera call failed on the gateway's side within the last minute",
+            gauge.clone(),
+        );
         Self {
             counts,
             gate: Mutex::new((None, 0)),
+            rule: Mutex::new(AlarmRule::default()),
+            raised: Notify::new(),
+            gauge,
         }
     }
 
@@ -64,6 +84,9 @@ impl LocalErrors {
             })
             .inc();
         let now = Instant::now();
+        if self.with_rule(|r| r.error(what, in_loop, now)) {
+            self.raised.notify_one();
+        }
         let mut g = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         if g.0.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
             g.1 += 1;
@@ -79,6 +102,26 @@ impl LocalErrors {
             "{what}: the gateway's own limit; camera checks skipped, not counted as offline"
         );
         true
+    }
+
+    /// The alarm's rule, locked for `f`.
+    pub fn with_rule<T>(&self, f: impl FnOnce(&mut AlarmRule) -> T) -> T {
+        f(&mut self.rule.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Completes when the alarm was raised since the last time it did.
+    pub async fn raised(&self) {
+        self.raised.notified().await;
+    }
+
+    /// The run of local errors in progress (the raised alarm), if any.
+    pub fn active(&self) -> Option<Episode> {
+        self.with_rule(|r| r.active(Instant::now()).cloned())
+    }
+
+    /// Sets `tgw_local_limit` (at scrape time).
+    pub(super) fn refresh(&self) {
+        self.gauge.set(i64::from(self.active().is_some()));
     }
 
     /// How many `kind` errors `in_loop` met (tests).

@@ -337,7 +337,9 @@ impl Metrics {
                 result: result.to_string().into(),
             })
             .inc();
-        if result != "ok" {
+        // `local`: the gateway's own limit, no failure of the camera
+        // (`tgw_local_errors_total`, counted by the caller).
+        if result != "ok" && result != "local" {
             self.inventory_failures
                 .get_or_create(&KindLabel {
                     kind: result.to_string(),
@@ -409,6 +411,7 @@ impl Metrics {
         self.process
             .refresh(super::metrics_ops::ProcessStats::read());
         self.disk_gauges.refresh(&self.disk);
+        self.local_errors.refresh();
         let mut out = String::new();
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);

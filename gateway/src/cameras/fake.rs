@@ -52,8 +52,8 @@ pub struct Script {
     /// How long setting the clock takes.
     pub set_clock_takes: Duration,
     /// Every call fails on the gateway's side, for want of this resource
-    /// (the gateway out of file descriptors, …): ONVIF calls, DESCRIBE,
-    /// sample and snapshot.
+    /// (the gateway out of file descriptors, …): ONVIF calls (the
+    /// inventory too), DESCRIBE, sample and snapshot.
     pub local: Option<LocalResource>,
     /// Only DESCRIBE and samples fail on the gateway's side.
     pub local_rtsp: Option<LocalResource>,
@@ -306,6 +306,10 @@ impl OnvifSession for Session {
     fn inventory(&self) -> BoxFuture<'_, Result<CameraInventory, OnvifError>> {
         async move {
             let s = self.inner.log(&self.host, "inventory");
+            if let Some(r) = s.local {
+                let kind = OnvifErrorKind::Local(r);
+                return Err(onvif_err(&self.host, "GetSystemDateAndTime", kind));
+            }
             if !s.up {
                 return Err(onvif_err(
                     &self.host,

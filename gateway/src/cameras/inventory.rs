@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use device_drivers::onvif_client::{CameraInventory, ClientOptions, Credentials};
+use device_drivers::local_error::LocalResource;
+use device_drivers::onvif_client::{CameraInventory, ClientOptions, Credentials, OnvifErrorKind};
 use device_drivers::wsd;
 use futures::StreamExt;
 
@@ -17,10 +18,14 @@ use crate::store::{InventorySummary, Login, Store};
 pub struct ProbeOutcome {
     /// Device id.
     pub id: String,
-    /// `ok`, or an error kind (`auth`, `timeout`, `connect`, `no-credentials`, …).
+    /// `ok`, or an error kind (`auth`, `timeout`, `connect`, `no-credentials`, …);
+    /// `local` when the probe failed on the gateway's side (nothing stored).
     pub result: String,
     /// Error detail (never contains credentials).
     pub detail: Option<String>,
+    /// What the gateway ran out of, when `result` is `local`.
+    #[serde(skip)]
+    pub local: Option<LocalResource>,
 }
 
 /// The camera IO (one shared HTTP client and per-call options) for probing
@@ -75,6 +80,7 @@ pub async fn probe_device(store: &Store, prober: &Prober, id: &str) -> ProbeOutc
         id: id.to_string(),
         result: result.to_string(),
         detail,
+        local: None,
     };
     let device = match store.device(id) {
         Ok(Some(d)) => d,
@@ -110,6 +116,16 @@ pub async fn probe_device(store: &Store, prober: &Prober, id: &str) -> ProbeOutc
             }
         }
         Err(e) => {
+            if let OnvifErrorKind::Local(r) = e.kind {
+                // The gateway's own limit (out of file descriptors, …):
+                // nothing about the camera. Its last inventory, or its last
+                // probe error, stands; asked for again when next due.
+                tracing::debug!(device = %id, errno = r.errno(), "inventory skipped: the gateway's own limit");
+                return ProbeOutcome {
+                    local: Some(r),
+                    ..outcome("local", Some(e.to_string()))
+                };
+            }
             let kind = e.kind_label();
             let detail = e.to_string();
             tracing::warn!(device = %id, error = %detail, kind, "inventory failed");
@@ -128,8 +144,18 @@ pub async fn probe_counted(
     id: &str,
 ) -> ProbeOutcome {
     let o = probe_device(store, prober, id).await;
-    metrics.inventory_outcome(&o.result);
+    count(metrics, &o);
     o
+}
+
+/// Counts a probe's outcome: `tgw_onvif_inventories_total` (a failure also
+/// in `tgw_camera_inventory_failures_total`), and one on the gateway's side
+/// in `tgw_local_errors_total{task="inventory"}` instead of as a failure.
+pub fn count(metrics: &crate::base::metrics::Metrics, o: &ProbeOutcome) {
+    metrics.inventory_outcome(&o.result);
+    if let Some(r) = o.local {
+        metrics.local_errors.report(r, "inventory");
+    }
 }
 
 /// Probes many devices, at most `concurrency` at once; `on_done` is called
@@ -308,6 +334,83 @@ mod tests {
         let d = store.device(&locked).expect("store").expect("device");
         assert_eq!(d.probe_error_kind.as_deref(), Some("auth"));
         assert!(d.inventory.is_none());
+    }
+
+    /// A re-probe that fails on the gateway's side (out of file
+    /// descriptors) is no observation: the good inventory stays, no probe
+    /// error is stored, and it is counted as the gateway's trouble, not as
+    /// an inventory failure. A camera whose last probe failed keeps that.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_failing_on_the_gateways_side_keeps_what_was_known() {
+        use device_drivers::local_error::LocalResource;
+        let (_dir, store, cams, prober) = rig();
+        let metrics = crate::base::metrics::Metrics::new();
+        cams.set(1, Script::default());
+        cams.set(
+            2,
+            Script {
+                auth_ok: false,
+                ..Script::default()
+            },
+        );
+        let (good, locked) = (
+            fake::discovered(&store, 1, true),
+            fake::discovered(&store, 2, true),
+        );
+        assert_eq!(
+            probe_counted(&store, &prober, &metrics, &good).await.result,
+            "ok"
+        );
+        assert_eq!(
+            probe_counted(&store, &prober, &metrics, &locked)
+                .await
+                .result,
+            "auth"
+        );
+        let before = store.device(&good).expect("store").expect("device");
+        let before_locked = store.device(&locked).expect("store").expect("device");
+
+        for n in [1, 2] {
+            cams.edit(n, |s| s.local = Some(LocalResource::Emfile));
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        for id in [&good, &locked] {
+            let o = probe_counted(&store, &prober, &metrics, id).await;
+            assert_eq!(o.result, "local", "{o:?}");
+            assert_eq!(o.local, Some(LocalResource::Emfile));
+        }
+        assert_eq!(cams.calls(1, "inventory").len(), 2, "it was asked");
+        let d = store.device(&good).expect("store").expect("device");
+        assert_eq!(d.probe_error_kind, None, "stored as a failure");
+        assert_eq!(d.probe_error, None);
+        assert_eq!(d.inventory, before.inventory, "inventory lost");
+        assert_eq!(d.inventory_at, before.inventory_at);
+        assert_eq!(d.manufacturer.as_deref(), Some("Acme"));
+        let d = store.device(&locked).expect("store").expect("device");
+        assert_eq!(d.probe_error_kind.as_deref(), Some("auth"));
+        assert_eq!(d.probe_error, before_locked.probe_error);
+        assert_eq!(
+            metrics
+                .local_errors
+                .count(LocalResource::Emfile, "inventory"),
+            2
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"tgw_local_errors_total{kind="emfile",task="inventory"} 2"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"tgw_camera_inventory_failures_total{kind="local"}"#),
+            "{text}"
+        );
+
+        // Once descriptors are free again, the next probe is a real one.
+        cams.edit(1, |s| s.local = None);
+        assert_eq!(
+            probe_counted(&store, &prober, &metrics, &good).await.result,
+            "ok"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use device_drivers::local_error::{self, LocalResource};
 use device_drivers::onvif;
 use device_drivers::onvif_client::{
     ClientOptions, Credentials, OnvifClient, OnvifError, OnvifErrorKind, WallClock,
@@ -34,6 +35,9 @@ pub enum Outcome {
     NotOnvif,
     /// No answer within the deadline.
     Timeout,
+    /// The gateway ran out of a local resource (file descriptors, socket
+    /// buffers, memory, local ports): nothing was learnt about the camera.
+    GatewayLimit,
 }
 
 impl Outcome {
@@ -45,6 +49,7 @@ impl Outcome {
             Outcome::Unreachable => "unreachable",
             Outcome::NotOnvif => "not-onvif",
             Outcome::Timeout => "timeout",
+            Outcome::GatewayLimit => "gateway-limit",
         }
     }
 }
@@ -58,6 +63,18 @@ pub struct LoginTest {
     pub message: String,
     /// Camera UTC − our UTC, when the camera told its time.
     pub clock_offset_ms: Option<i64>,
+    /// `gateway-limit`: what the gateway ran out of, as its errno
+    /// (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`, `EADDRNOTAVAIL`).
+    #[serde(
+        rename = "errno",
+        serialize_with = "errno",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local: Option<LocalResource>,
+}
+
+fn errno<S: serde::Serializer>(r: &Option<LocalResource>, s: S) -> Result<S::Ok, S::Error> {
+    r.map(LocalResource::errno).serialize(s)
 }
 
 impl LoginTest {
@@ -66,6 +83,22 @@ impl LoginTest {
             result,
             message: message.into(),
             clock_offset_ms,
+            local: None,
+        }
+    }
+
+    /// The gateway out of `what`: not the camera's answer. The message
+    /// names the errno and says what to do.
+    fn gateway_limit(what: LocalResource, clock_offset_ms: Option<i64>) -> Self {
+        LoginTest {
+            local: Some(what),
+            ..LoginTest::new(
+                Outcome::GatewayLimit,
+                format!(
+                    "{what}: the gateway's own limit, not the camera; nothing was learnt about the login (see tgw_local_errors_total; raise LimitNOFILE or free resources, then test again)"
+                ),
+                clock_offset_ms,
+            )
         }
     }
 }
@@ -101,10 +134,10 @@ fn redact(mut r: LoginTest, password: &str) -> LoginTest {
 
 fn from_error(e: &OnvifError, offset: Option<i64>) -> LoginTest {
     let outcome = match &e.kind {
+        // The gateway out of descriptors or ports: says nothing of the camera.
+        OnvifErrorKind::Local(r) => return LoginTest::gateway_limit(*r, offset),
         OnvifErrorKind::Timeout => Outcome::Timeout,
-        // The gateway out of descriptors or ports: no connection either;
-        // the message names the errno.
-        OnvifErrorKind::Connect(_) | OnvifErrorKind::Local(_) => Outcome::Unreachable,
+        OnvifErrorKind::Connect(_) => Outcome::Unreachable,
         OnvifErrorKind::AuthRejected => Outcome::CredentialsRejected,
         OnvifErrorKind::Fault(f) if f.is_auth() => Outcome::CredentialsRejected,
         _ => Outcome::NotOnvif,
@@ -253,6 +286,9 @@ async fn digest_login(
 
 fn transport_error(e: reqwest::Error, offset: Option<i64>) -> LoginTest {
     let e = e.without_url();
+    if let Some(r) = local_error::of_chain(&e) {
+        return LoginTest::gateway_limit(r, offset);
+    }
     let outcome = if e.is_timeout() {
         Outcome::Timeout
     } else if e.is_connect() || device_drivers::onvif_client::dropped_without_answer(&e) {
@@ -347,6 +383,43 @@ mod tests {
         closer.abort();
         assert_eq!(r.result, Outcome::Unreachable, "{r:?}");
         assert!(!r.message.contains("closed-Secret-pw"), "{r:?}");
+    }
+
+    /// A login test that fails on the gateway's side (out of file
+    /// descriptors, …) is not `unreachable`: its own outcome, naming the
+    /// errno, whichever call met it.
+    #[test]
+    fn the_gateways_own_limit_is_its_own_outcome() {
+        let e = OnvifError {
+            peer: "127.0.9.72:80".into(),
+            operation: "GetSystemDateAndTime",
+            kind: OnvifErrorKind::Local(LocalResource::Emfile),
+        };
+        let r = from_error(&e, None);
+        assert_eq!(r.result, Outcome::GatewayLimit, "{r:?}");
+        assert_eq!(r.result.label(), "gateway-limit");
+        assert_eq!(r.local, Some(LocalResource::Emfile));
+        assert!(r.message.contains("EMFILE"), "{r:?}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["result"], "gateway-limit");
+        assert_eq!(json["errno"], "EMFILE");
+        let e = OnvifError {
+            kind: OnvifErrorKind::Local(LocalResource::Eaddrnotavail),
+            ..e
+        };
+        let r = from_error(&e, Some(1500));
+        assert_eq!(r.result, Outcome::GatewayLimit);
+        assert_eq!(r.clock_offset_ms, Some(1500), "the clock it did read");
+        assert_eq!(serde_json::to_value(&r).unwrap()["errno"], "EADDRNOTAVAIL");
+
+        // A refused connection is still the camera's: no errno.
+        let e = OnvifError {
+            kind: OnvifErrorKind::Connect("connection refused".into()),
+            ..e
+        };
+        let r = from_error(&e, None);
+        assert_eq!(r.result, Outcome::Unreachable);
+        assert!(serde_json::to_value(&r).unwrap().get("errno").is_none());
     }
 
     /// A message that quotes the password is redacted.

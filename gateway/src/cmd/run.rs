@@ -5,7 +5,7 @@
 //! - a Hello/Bye listener per interface (a Hello triggers an immediate probe);
 //! - inventory refreshes, at most `inventory.concurrency` cameras at once;
 //! - the health poller (one task per adopted camera);
-//! - the disk-space watchdog of the data directory (`base::disk`);
+//! - the disk-space watchdog (`base::disk`) and the `local_limit` alarm;
 //! - scheduled backups when `[backup]` is configured (`backup_schedule`);
 //! - the HTTP endpoint when `[http]` is configured.
 
@@ -197,7 +197,7 @@ pub async fn run(
     if let Some((gb, _)) = &sh.gb {
         crate::gb28181::metrics::register(&sh.metrics, gb.clone());
     }
-    spawn_disk_watchdog(&mut tasks, &sh);
+    spawn_watchdogs(&mut tasks, &sh);
     spawn_backups(&mut tasks, &sh)?;
 
     // Broadcasts: the engine, the timetable, CAP feeds (issue 7).
@@ -326,9 +326,13 @@ fn gb_voice(cfg: &Config, bcast: &Started) -> crate::gb28181::VoiceDeps {
 
 /// The disk-space watchdog of `gateway.data_dir`: its level is shared
 /// through the metrics (`/readyz`, `/metrics`, optional writes); each
-/// change goes out as a `disk_low` alarm.
-fn spawn_disk_watchdog(tasks: &mut Tasks, sh: &Shared) {
-    use crate::base::disk;
+/// change goes out as a `disk_low` alarm. And the `local_limit` alarm's
+/// task (`base::local_alarm`): each raise and clear goes out the same way.
+fn spawn_watchdogs(tasks: &mut Tasks, sh: &Shared) {
+    use crate::base::{disk, local_alarm};
+    let publisher = sh.publisher.clone();
+    let on_change = move |c: &local_alarm::AlarmChange| publisher.alarm(c.alarm_body());
+    let local = local_alarm::run(sh.metrics.clone(), on_change, sh.shutdown.clone());
     let g = &sh.cfg.gateway;
     let opts = disk::WatchOptions {
         dir: g.data_dir.clone(),
@@ -344,7 +348,7 @@ fn spawn_disk_watchdog(tasks: &mut Tasks, sh: &Shared) {
         sh.shutdown.clone(),
     );
     tasks.spawn(async move {
-        watch.await;
+        tokio::join!(watch, local);
         Ok(())
     });
 }
@@ -710,13 +714,14 @@ fn spawn_rounds(
                 o = inventory::probe_many(&sh.store, &prober, due, cfg.inventory.concurrency, Arc::new(|_| {})) => o,
             };
             for o in &outcomes {
-                sh.metrics.inventory_outcome(&o.result);
+                inventory::count(&sh.metrics, o);
                 if o.result == "ok" {
                     publish_meta(&sh.store, &sh.publisher, &o.id);
                 }
             }
             let ok = outcomes.iter().filter(|o| o.result == "ok").count();
-            tracing::info!(probed = n, ok, failed = n - ok, "inventory round done");
+            let local = outcomes.iter().filter(|o| o.local.is_some()).count();
+            tracing::info!(probed = n, ok, failed = n - ok - local, skipped_local = local, "inventory round done");
         }
         Ok(())
     });

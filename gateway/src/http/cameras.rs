@@ -207,6 +207,7 @@ pub(super) async fn overview(State(st): State<AppState>) -> ApiResult {
         "totals": {"ok": total(0), "degraded": total(1), "offline": total(2), "unknown": total(3)},
         "villages": rows,
         "alarms": alarms,
+        "gateway_alarms": super::system::gateway_alarms(&st),
         "transitions": st.store.health_events(None, 20)?,
         "inbox": inbox,
         "speakers": speaker_inventory(&st)?.list().map_err(speaker_store_err)?.len(),

@@ -148,8 +148,12 @@ pub(super) async fn test_credentials(
             result: login_test::Outcome::NotOnvif,
             message: format!("camera `{id}` has no ONVIF device address"),
             clock_offset_ms: None,
+            local: None,
         },
     };
+    if let Some(what) = r.local {
+        st.metrics.local_errors.report(what, "login-test");
+    }
     let label = r.result.label();
     tracing::info!(camera = %id, result = label, source = %source, user = %ctx.who.user, "login test");
     st.audit(

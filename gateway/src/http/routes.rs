@@ -163,7 +163,7 @@ pub const ROUTES: &[Route] = &[
     r!(Post "/api/v1/devices/{id}/assign", T, "inventory", "Adopt/move a device into a village and grid", post(assign), body = AssignBody),
     r!(Put "/api/v1/devices/{id}/credentials", T, "inventory", "Set the device's own login (write-only)", put(set_credentials), body = CredentialsBody),
     r!(Delete "/api/v1/devices/{id}/credentials", T, "inventory", "Remove the device's own login (its credential group applies)", delete(clear_credentials)),
-    r!(Post "/api/v1/devices/{id}/credentials/test", T, "inventory", "Test a login on the camera now: the stored one, or {username, password} (audited; 409 while a test of the camera runs); result ok | credentials-rejected | unreachable | not-onvif | timeout", post(test_credentials), body = LoginTestBody),
+    r!(Post "/api/v1/devices/{id}/credentials/test", T, "inventory", "Test a login on the camera now: the stored one, or {username, password} (audited; 409 while a test of the camera runs); result ok | credentials-rejected | unreachable | not-onvif | timeout | gateway-limit", post(test_credentials), body = LoginTestBody),
     r!(Post "/api/v1/devices/credentials", T, "inventory", "One login for many cameras, or clear: true (one audit entry per camera); answers {id, ok, error?} per id", post(bulk_credentials), body = BulkCredentialsBody),
     r!(Get "/api/v1/credential-groups", T, "inventory", "Credential groups (never their passwords)", get(list_groups)),
     r!(Put "/api/v1/credential-groups/{name}", T, "inventory", "Create or replace a credential group", put(set_group), body = GroupBody),

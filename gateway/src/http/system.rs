@@ -33,6 +33,31 @@ pub(super) async fn readyz(State(st): State<AppState>) -> Response {
     "ready\n".into_response()
 }
 
+/// The gateway's own alarms in force, for the overview (`gateway_alarms`):
+/// `disk_low` while the data volume is low or critical, `local_limit`
+/// while camera calls fail on the gateway's side (the errno, how many
+/// since when; cleared after a quiet minute).
+pub(super) fn gateway_alarms(st: &AppState) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let disk = st.metrics.disk();
+    if let Some(reason) = disk.reason() {
+        out.push(serde_json::json!({
+            "alarm": "disk_low", "level": disk.level().as_str(), "message": reason,
+        }));
+    }
+    if let Some(e) = st.metrics.local_errors.active() {
+        let now = tokio::time::Instant::now();
+        let wall = |at: tokio::time::Instant| {
+            crate::store::fmt_time(st.clock.now_utc() - now.duration_since(at))
+        };
+        out.push(serde_json::json!({
+            "alarm": "local_limit", "errno": e.what.errno(), "what": e.what.what(), "task": e.task,
+            "count": e.count, "since": wall(e.since), "last": wall(e.last),
+        }));
+    }
+    out
+}
+
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {
     (
         [(

@@ -155,3 +155,76 @@ async fn readyz_and_metrics_follow_the_disk_watchdog() {
     let m = call(&fx.app, Method::GET, "/metrics", Auth::None, None).await;
     assert!(m.body.contains("tgw_disk_low 0"), "{}", m.body);
 }
+
+/// The `local_limit` alarm reaches the overview (`gateway_alarms`: errno,
+/// count, since) and `/metrics` (`tgw_local_limit`) on the first local
+/// error, stays while they come, and is gone a quiet minute later; a low
+/// disk shows there too.
+#[tokio::test(start_paused = true)]
+async fn the_overview_and_metrics_show_the_gateways_own_alarms() {
+    use crate::base::disk::{DiskLevel, Marks, Space};
+    use device_drivers::local_error::LocalResource;
+    let fx = fixture();
+    async fn alarms(fx: &Fx) -> Vec<serde_json::Value> {
+        let viewer = Auth::Bearer(&fx.tokens[&Role::Viewer]);
+        let r = call(&fx.app, Method::GET, "/api/v1/overview", viewer, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let o: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        o["gateway_alarms"]
+            .as_array()
+            .expect("gateway_alarms")
+            .clone()
+    }
+    async fn gauge(fx: &Fx) -> Option<String> {
+        let m = call(&fx.app, Method::GET, "/metrics", Auth::None, None).await;
+        m.body
+            .lines()
+            .find(|l| l.starts_with("tgw_local_limit "))
+            .map(str::to_string)
+    }
+    assert!(alarms(&fx).await.is_empty());
+    assert_eq!(gauge(&fx).await.as_deref(), Some("tgw_local_limit 0"));
+
+    let errors = &fx.st.metrics.local_errors;
+    errors.report(LocalResource::Emfile, "poller");
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    errors.report(LocalResource::Emfile, "inventory");
+    errors.report(LocalResource::Emfile, "poller");
+    let a = alarms(&fx).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["alarm"], "local_limit");
+    assert_eq!(a[0]["errno"], "EMFILE");
+    assert_eq!(a[0]["count"], 3);
+    let since = a[0]["since"].as_str().expect("since");
+    assert!(
+        time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{since}"
+    );
+    assert_eq!(gauge(&fx).await.as_deref(), Some("tgw_local_limit 1"));
+
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert_eq!(
+        alarms(&fx).await.len(),
+        1,
+        "cleared within the quiet minute"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        alarms(&fx).await.is_empty(),
+        "still raised after a quiet minute"
+    );
+    assert_eq!(gauge(&fx).await.as_deref(), Some("tgw_local_limit 0"));
+
+    fx.st.metrics.disk().set(
+        DiskLevel::Low,
+        Space {
+            free: 40 << 20,
+            total: 1 << 30,
+        },
+        Marks::from_mb(64, 16),
+    );
+    let a = alarms(&fx).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["alarm"], "disk_low");
+    assert_eq!(a[0]["level"], "low");
+}
