@@ -8,8 +8,9 @@
 //! subscriber on node B must see `seq` without a gap, duplicates only with
 //! the same `msg_id` (QoS 1: at least once), and every event the pump
 //! accepted. The gateway keeps the default `command_qos = 1`: RabbitMQ 3.10
-//! keeps that subscription's queue on node A, so node B closes the
-//! connection on the QoS 1 SUBSCRIBE; the uplink must fall back to QoS 0
+//! keeps that subscription's queue on node A, so nodes B and C close the
+//! connection on the QoS 1 SUBSCRIBE; after the second close in a row the
+//! uplink must fall back to QoS 0
 //! (`command_qos.rs`) and stay connected — its birth on another node says
 //! `command_qos: 0`, and a command sent through node C is answered. Also
 //! records what RabbitMQ does with retained messages across nodes
@@ -202,8 +203,9 @@ fn killing_the_node_a_gateway_publishes_through_loses_nothing() {
     cluster.nodes[0].kill();
     eprintln!("fleet: {in_flight} publishes unacknowledged when node A was killed");
     eprintln!("fleet: node A killed at {:?}", t0.elapsed());
-    // Node B closes the QoS 1 SUBSCRIBE (its queue's home node A is dead):
-    // the connection that stays is the next one, at QoS 0.
+    // Nodes B and C close the QoS 1 SUBSCRIBE (its queue's home node A is
+    // dead): after the second close in a row, the connection that stays is
+    // the next one, at QoS 0.
     let birth = wait_for(
         Duration::from_secs(30),
         "a QoS 0 birth on another node",

@@ -23,6 +23,11 @@ use tokio::time::Instant;
 
 use super::local_alarm::{AlarmRule, Episode};
 
+/// After a camera call failed on the gateway's side, the same step is
+/// tried again after this pause (the event loops' calls, a missing
+/// inventory): not a failure of the camera, so no backoff step.
+pub const LOCAL_RETRY: Duration = Duration::from_secs(10);
+
 /// The warning is logged at most once per this long.
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
 

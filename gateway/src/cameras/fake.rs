@@ -57,6 +57,8 @@ pub struct Script {
     pub local: Option<LocalResource>,
     /// Only DESCRIBE and samples fail on the gateway's side.
     pub local_rtsp: Option<LocalResource>,
+    /// Only the inventory fails on the gateway's side.
+    pub local_inventory: Option<LocalResource>,
 }
 
 impl Default for Script {
@@ -73,6 +75,7 @@ impl Default for Script {
             set_clock_takes: Duration::ZERO,
             local: None,
             local_rtsp: None,
+            local_inventory: None,
         }
     }
 }
@@ -306,7 +309,7 @@ impl OnvifSession for Session {
     fn inventory(&self) -> BoxFuture<'_, Result<CameraInventory, OnvifError>> {
         async move {
             let s = self.inner.log(&self.host, "inventory");
-            if let Some(r) = s.local {
+            if let Some(r) = s.local.or(s.local_inventory) {
                 let kind = OnvifErrorKind::Local(r);
                 return Err(onvif_err(&self.host, "GetSystemDateAndTime", kind));
             }

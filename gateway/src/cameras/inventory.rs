@@ -28,6 +28,33 @@ pub struct ProbeOutcome {
     pub local: Option<LocalResource>,
 }
 
+/// Cameras whose last inventory probe failed on the gateway's side
+/// (`result` `local`), noted by the worker that ran it before it wakes the
+/// camera's poller task, and taken by that task: such an ask is no try
+/// against the camera, so its backoff does not grow and the next ask comes
+/// after [`LOCAL_RETRY`](crate::base::local_errors::LOCAL_RETRY)
+/// (`poller/task.rs`). Holds at most one entry per device in the store.
+#[derive(Clone, Default)]
+pub struct LocalProbes(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl LocalProbes {
+    /// Notes `o` when it failed on the gateway's side; other outcomes
+    /// clear an earlier note of the same camera.
+    pub fn note(&self, o: &ProbeOutcome) {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if o.local.is_some() {
+            set.insert(o.id.clone());
+        } else {
+            set.remove(&o.id);
+        }
+    }
+
+    /// Whether camera `id`'s last probe failed on the gateway's side, once.
+    pub fn take(&self, id: &str) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id)
+    }
+}
+
 /// The camera IO (one shared HTTP client and per-call options) for probing
 /// many cameras.
 #[derive(Clone)]

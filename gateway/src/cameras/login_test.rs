@@ -284,6 +284,9 @@ async fn digest_login(
     }
 }
 
+/// A reqwest error of the login call: the gateway's own limit when its
+/// source chain holds one (EMFILE, …: tested with a real EMFILE in
+/// `gateway/tests/login_test_local.rs`), else the camera's.
 fn transport_error(e: reqwest::Error, offset: Option<i64>) -> LoginTest {
     let e = e.without_url();
     if let Some(r) = local_error::of_chain(&e) {

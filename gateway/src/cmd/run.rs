@@ -20,7 +20,7 @@ use crate::base::clock::Clock;
 use crate::base::metrics::Metrics;
 use crate::broadcast::runtime::{Broadcasts, Started};
 use crate::cameras::discovery;
-use crate::cameras::inventory::{self, Prober};
+use crate::cameras::inventory::{self, LocalProbes, Prober};
 use crate::cameras::poller::HealthSink;
 use crate::cameras::poller::Poller;
 use crate::config::Config;
@@ -223,9 +223,11 @@ pub async fn run(
         });
     }
 
-    if cfg.health.enabled {
-        spawn_poller(&mut tasks, &sh, &live, wake_rx)?;
-    }
+    let local_probes = if cfg.health.enabled {
+        Some(spawn_poller(&mut tasks, &sh, &live, wake_rx)?)
+    } else {
+        None
+    };
     if let Some(http) = &cfg.http {
         let (listener, tls) = bind_http(http, &sh).await?;
         spawn_http(&mut tasks, &sh, listener, tls, &live, &bcast, &opts)?;
@@ -233,7 +235,7 @@ pub async fn run(
     if cfg.discovery.enabled && cfg.discovery.listen && cfg.discovery.multicast {
         spawn_hello_listeners(&mut tasks, &sh, &opts);
     }
-    spawn_immediate_probes(&mut tasks, &sh, prober.clone(), probe_rx);
+    spawn_immediate_probes(&mut tasks, &sh, prober.clone(), probe_rx, local_probes);
     spawn_rounds(
         &mut tasks,
         &sh,
@@ -373,13 +375,14 @@ fn spawn_backups(tasks: &mut Tasks, sh: &Shared) -> anyhow::Result<()> {
 }
 
 /// The health poller (one task per adopted camera), reporting to the live
-/// hub and the uplink.
+/// hub and the uplink; returns where inventories that failed on the
+/// gateway's side are noted for it.
 fn spawn_poller(
     tasks: &mut Tasks,
     sh: &Shared,
     live: &crate::base::live::LiveHub,
     wake_rx: mpsc::Receiver<String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<LocalProbes> {
     let mut sinks: Vec<Arc<dyn HealthSink>> = vec![
         Arc::new(live.clone()),
         Arc::new(MqttSink(sh.publisher.clone())),
@@ -407,12 +410,13 @@ fn spawn_poller(
     // `[health] clock_sync`: drifting cameras' clocks set automatically.
     let tz = crate::cameras::clock_sync::posix_tz(&sh.cfg.gateway.timezone);
     poller.set_clock_sync(tz, sh.cfg.audit.retention());
+    let local_probes = poller.local_probes();
     let sd = sh.shutdown.clone();
     tasks.spawn(async move {
         poller.run(sd, wake_rx).await;
         Ok(())
     });
-    Ok(())
+    Ok(local_probes)
 }
 
 /// The camera event loops (`cameras::events`), reporting events to the
@@ -622,12 +626,15 @@ fn spawn_hello_listeners(tasks: &mut Tasks, sh: &Shared, opts: &wsd_io::Discover
     });
 }
 
-/// Immediate probes (Hello, API), at most `inventory.concurrency` at once.
+/// Immediate probes (Hello, API, the poller), at most
+/// `inventory.concurrency` at once; one that failed on the gateway's side
+/// is noted in `local_probes` before the camera's task is woken.
 fn spawn_immediate_probes(
     tasks: &mut Tasks,
     sh: &Shared,
     prober: Prober,
     mut probe_rx: mpsc::Receiver<String>,
+    local_probes: Option<LocalProbes>,
 ) {
     let sh = sh.clone();
     let limit = Arc::new(tokio::sync::Semaphore::new(sh.cfg.inventory.concurrency));
@@ -640,11 +647,14 @@ fn spawn_immediate_probes(
             let Ok(permit) = limit.clone().acquire_owned().await else {
                 break;
             };
-            let (sh, prober) = (sh.clone(), prober.clone());
+            let (sh, prober, local) = (sh.clone(), prober.clone(), local_probes.clone());
             tokio::spawn(async move {
                 let o = inventory::probe_counted(&sh.store, &prober, &sh.metrics, &id).await;
                 if o.result == "ok" {
                     publish_meta(&sh.store, &sh.publisher, &o.id);
+                }
+                if let Some(l) = &local {
+                    l.note(&o);
                 }
                 // Then re-check its health at once.
                 let _ = sh.wake_tx.try_send(o.id);

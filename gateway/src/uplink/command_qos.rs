@@ -9,16 +9,25 @@
 //! any SUBACK. Left alone, that cuts the whole uplink (health, events,
 //! alarms), not only commands. So:
 //!
-//! - the broker closing the connection after a QoS 1 SUBSCRIBE and before
-//!   its SUBACK, or a SUBACK refusing QoS 1 (0x80), is a *downgrade*: the
-//!   following connections subscribe at QoS 0 (a transient queue, which
-//!   moves freely between nodes), and a refused filter is subscribed again
-//!   at QoS 0 at once on the same connection;
+//! - two QoS 1 connections in a row closed by the broker after their
+//!   SUBSCRIBE and before its SUBACK ([`CLOSES_TO_DOWNGRADE`]), or a SUBACK
+//!   refusing QoS 1 (0x80), is a *downgrade*: the following connections
+//!   subscribe at QoS 0 (a transient queue, which moves freely between
+//!   nodes), and a refused filter is subscribed again at QoS 0 at once on
+//!   the same connection;
+//! - one close alone is not: on a 4G uplink a connection also dies at
+//!   random, and one that dies inside the SUBSCRIBE → SUBACK round trip
+//!   (the SUBSCRIBE goes right after CONNACK) says nothing about the
+//!   broker. A stranding RabbitMQ node closes every QoS 1 connection, so
+//!   the second one in a row tells them apart; a granted subscription (a
+//!   connection that got past its SUBACK) starts the count again. A SUBACK
+//!   refusing QoS 1 is an answer, not a loss: it downgrades at once;
 //! - the first connection made [`RETRY_AFTER`] or more after a downgrade
 //!   tries QoS 1 again; granted, the gateway is back on QoS 1, failed the
-//!   same way, it is another downgrade for another [`RETRY_AFTER`]. So a
-//!   dead node costs one lost connection per [`RETRY_AFTER`], not one per
-//!   connection, and the gateway never flaps between the two;
+//!   same way (two closes in a row, or a refusal), it is another downgrade
+//!   for another [`RETRY_AFTER`]. So a dead node costs two lost connections
+//!   per [`RETRY_AFTER`], not one per connection, and the gateway never
+//!   flaps between the two;
 //! - a SUBACK refusing QoS 0 is reported (commands cannot arrive) and
 //!   changes nothing: there is no lower QoS to fall back to.
 //!
@@ -34,11 +43,17 @@ use tokio::time::Instant;
 /// before a new connection tries QoS 1 again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(600);
 
+/// How many QoS 1 connections in a row the broker must close before their
+/// SUBACK for QoS 1 to be given up: one can be a flaky uplink's chance
+/// loss, a stranding broker closes every one.
+pub const CLOSES_TO_DOWNGRADE: u32 = 2;
+
 /// Why QoS 1 was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Downgrade {
-    /// The broker closed the connection after our QoS 1 SUBSCRIBE, before
-    /// its SUBACK (RabbitMQ: the home node of the QoS 1 queue is down).
+    /// The broker closed [`CLOSES_TO_DOWNGRADE`] connections in a row
+    /// after our QoS 1 SUBSCRIBE, before its SUBACK (RabbitMQ: the home
+    /// node of the QoS 1 queue is down).
     Closed,
     /// A SUBACK refused a QoS 1 filter (return code 0x80).
     Refused,
@@ -92,8 +107,11 @@ pub struct CommandQos {
     configured: QoS,
     /// Set while downgraded: when a connection may try QoS 1 again.
     retry_at: Option<Instant>,
-    /// This connection tries QoS 1 again after a downgrade.
+    /// QoS 1 is being tried again after a downgrade (until granted or
+    /// given up again).
     retrying: bool,
+    /// QoS 1 connections closed before their SUBACK in a row.
+    closes: u32,
 }
 
 impl CommandQos {
@@ -103,6 +121,7 @@ impl CommandQos {
             configured,
             retry_at: None,
             retrying: false,
+            closes: 0,
         }
     }
 
@@ -132,7 +151,6 @@ impl CommandQos {
     /// Records what became of the subscription asked at `asked` on a
     /// connection, at `now`.
     pub fn outcome(&mut self, asked: QoS, outcome: Outcome, now: Instant) -> Change {
-        let retrying = std::mem::take(&mut self.retrying);
         if asked == QoS::AtMostOnce {
             return match outcome {
                 Outcome::Refused => Change::RefusedAtZero,
@@ -143,15 +161,26 @@ impl CommandQos {
         }
         let reason = match outcome {
             Outcome::Granted => {
-                return if retrying {
+                self.closes = 0;
+                return if std::mem::take(&mut self.retrying) {
                     Change::Restored
                 } else {
                     Change::None
                 };
             }
             Outcome::Refused => Downgrade::Refused,
-            Outcome::ClosedBeforeSuback => Downgrade::Closed,
+            Outcome::ClosedBeforeSuback => {
+                self.closes += 1;
+                if self.closes < CLOSES_TO_DOWNGRADE {
+                    // Maybe the uplink, not the broker: the next
+                    // connection asks QoS 1 again and tells.
+                    return Change::None;
+                }
+                Downgrade::Closed
+            }
         };
+        self.closes = 0;
+        self.retrying = false;
         let retry_at = now + RETRY_AFTER;
         self.retry_at = Some(retry_at);
         Change::Downgraded { reason, retry_at }
@@ -235,30 +264,92 @@ mod tests {
     const ONE: QoS = QoS::AtLeastOnce;
     const ZERO: QoS = QoS::AtMostOnce;
 
-    /// The stranding: the broker closes on the QoS 1 SUBSCRIBE. The next
-    /// connections ask QoS 0 until RETRY_AFTER has passed, and QoS 0
-    /// connections that are lost do not change that.
+    /// A connection asking QoS 1 at `now`, closed by the broker before its
+    /// SUBACK (the stranding, or a chance loss on the uplink).
+    fn closed(q: &mut CommandQos, now: Instant) -> Change {
+        assert_eq!(q.for_connection(now), ONE);
+        q.outcome(ONE, Outcome::ClosedBeforeSuback, now)
+    }
+
+    /// The stranding: the broker closes on every QoS 1 SUBSCRIBE; the
+    /// second close in a row downgrades. The next connections ask QoS 0
+    /// until RETRY_AFTER has passed, and QoS 0 connections that are lost
+    /// do not change that.
     #[tokio::test(start_paused = true)]
-    async fn a_close_before_suback_downgrades_until_retry_after() {
+    async fn two_closes_before_suback_in_a_row_downgrade_until_retry_after() {
         let mut q = CommandQos::new(ONE);
         let t0 = Instant::now();
-        assert_eq!(q.for_connection(t0), ONE);
-        let change = q.outcome(ONE, Outcome::ClosedBeforeSuback, t0);
+        assert_eq!(closed(&mut q, t0), Change::None, "one close alone");
+        assert_eq!(q.effective(), ONE);
+        let t1 = t0 + Duration::from_millis(300);
+        let change = closed(&mut q, t1);
         assert_eq!(
             change,
             Change::Downgraded {
                 reason: Downgrade::Closed,
-                retry_at: t0 + RETRY_AFTER
+                retry_at: t1 + RETRY_AFTER
             }
         );
         assert_eq!(q.effective(), ZERO);
         for secs in [0, 1, 60, 599] {
-            let now = t0 + Duration::from_secs(secs);
+            let now = t1 + Duration::from_secs(secs);
             assert_eq!(q.for_connection(now), ZERO, "at {secs} s");
             let lost = q.outcome(ZERO, Outcome::ClosedBeforeSuback, now);
             assert_eq!(lost, Change::None, "a lost QoS 0 connection at {secs} s");
         }
-        assert_eq!(q.for_connection(t0 + RETRY_AFTER), ONE);
+        assert_eq!(q.for_connection(t1 + RETRY_AFTER), ONE);
+    }
+
+    /// A flaky uplink: one connection lost inside the SUBSCRIBE → SUBACK
+    /// round trip, the next one granted. QoS 1 is kept throughout.
+    #[tokio::test(start_paused = true)]
+    async fn one_close_then_a_granted_subscription_keeps_qos_1() {
+        let mut q = CommandQos::new(ONE);
+        let t0 = Instant::now();
+        assert_eq!(closed(&mut q, t0), Change::None);
+        assert_eq!(q.effective(), ONE);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(q.for_connection(t1), ONE, "the next connection asks QoS 1");
+        assert_eq!(q.outcome(ONE, Outcome::Granted, t1), Change::None);
+        assert_eq!(q.effective(), ONE);
+    }
+
+    /// Closes that a granted subscription separates are not in a row:
+    /// close, grant, close (and so on) never downgrades.
+    #[tokio::test(start_paused = true)]
+    async fn close_grant_close_does_not_downgrade() {
+        let mut q = CommandQos::new(ONE);
+        let mut now = Instant::now();
+        for round in 0..3 {
+            assert_eq!(closed(&mut q, now), Change::None, "round {round}");
+            now += Duration::from_secs(5);
+            assert_eq!(q.for_connection(now), ONE);
+            assert_eq!(q.outcome(ONE, Outcome::Granted, now), Change::None);
+            now += Duration::from_secs(5);
+        }
+        assert_eq!(closed(&mut q, now), Change::None);
+        assert_eq!(q.effective(), ONE);
+    }
+
+    /// A SUBACK refusing QoS 1 after one close: an answer, downgraded at
+    /// once; and the count starts again afterwards.
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_after_one_close_downgrades_at_once() {
+        let mut q = CommandQos::new(ONE);
+        let t0 = Instant::now();
+        assert_eq!(closed(&mut q, t0), Change::None);
+        assert_eq!(q.for_connection(t0), ONE);
+        assert!(matches!(
+            q.outcome(ONE, Outcome::Refused, t0),
+            Change::Downgraded {
+                reason: Downgrade::Refused,
+                ..
+            }
+        ));
+        // The retry: one close is not enough to give QoS 1 up again.
+        let t1 = t0 + RETRY_AFTER;
+        assert_eq!(closed(&mut q, t1), Change::None);
+        assert_eq!(q.effective(), ONE);
     }
 
     /// A SUBACK refusing QoS 1 is a downgrade too (the refused filters are
@@ -293,18 +384,19 @@ mod tests {
         assert_eq!(q.for_connection(t0), ZERO);
     }
 
-    /// The retry after RETRY_AFTER fails the same way: another downgrade
-    /// for another RETRY_AFTER, counted from the failure — one lost
-    /// connection per RETRY_AFTER, never one per connection.
+    /// The retry after RETRY_AFTER fails the same way (two closes in a
+    /// row): another downgrade for another RETRY_AFTER, counted from the
+    /// failure — two lost connections per RETRY_AFTER, never one per
+    /// connection.
     #[tokio::test(start_paused = true)]
     async fn a_failed_retry_downgrades_again_without_flapping() {
         let mut q = CommandQos::new(ONE);
         let t0 = Instant::now();
-        q.for_connection(t0);
-        q.outcome(ONE, Outcome::ClosedBeforeSuback, t0);
+        closed(&mut q, t0);
+        closed(&mut q, t0);
         let t1 = t0 + RETRY_AFTER + Duration::from_secs(30);
-        assert_eq!(q.for_connection(t1), ONE);
-        let again = q.outcome(ONE, Outcome::ClosedBeforeSuback, t1);
+        assert_eq!(closed(&mut q, t1), Change::None);
+        let again = closed(&mut q, t1);
         assert_eq!(
             again,
             Change::Downgraded {
@@ -313,7 +405,7 @@ mod tests {
             }
         );
         // The hour after that downgrade, a connection every 10 s: QoS 1
-        // is asked at 10, 20, 30, 40 and 50 minutes only.
+        // is asked twice at 10, 20, 30, 40 and 50 minutes only.
         let mut asked_one = 0;
         let mut now = t1;
         while now < t1 + Duration::from_secs(3600) {
@@ -324,7 +416,7 @@ mod tests {
             }
             now += Duration::from_secs(10);
         }
-        assert_eq!(asked_one, 5);
+        assert_eq!(asked_one, 10);
     }
 
     /// The retry granted: back on QoS 1, said once; later connections keep
@@ -344,15 +436,17 @@ mod tests {
     }
 
     /// A retry connection lost before any outcome (connect failed, or lost
-    /// for another reason): the next connection retries QoS 1 again.
+    /// for another reason), or closed once before its SUBACK: the next
+    /// connection retries QoS 1 again, and its grant is the restoration.
     #[tokio::test(start_paused = true)]
     async fn a_retry_without_outcome_is_retried_on_the_next_connection() {
         let mut q = CommandQos::new(ONE);
         let t0 = Instant::now();
-        q.for_connection(t0);
-        q.outcome(ONE, Outcome::ClosedBeforeSuback, t0);
+        closed(&mut q, t0);
+        closed(&mut q, t0);
         let t1 = t0 + RETRY_AFTER;
         assert_eq!(q.for_connection(t1), ONE);
+        assert_eq!(closed(&mut q, t1), Change::None);
         assert_eq!(q.for_connection(t1), ONE);
         assert_eq!(q.outcome(ONE, Outcome::Granted, t1), Change::Restored);
     }

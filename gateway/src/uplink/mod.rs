@@ -8,7 +8,7 @@
 //! | [`settings`] | `[mqtt]` resolved for a session, and the TLS client configuration |
 //! | [`session`] | the rumqttc session loop: connect, resend, window, PUBACKs, commands in |
 //! | `failover` | which broker of `mqtt.urls` next, and the backoff (`docs/fleet.md`) |
-//! | `command_qos` | the command subscription's QoS (pure): QoS 1 given up for QoS 0 when a broker strands it, retried later (`docs/fleet.md`) |
+//! | `command_qos` | the command subscription's QoS (pure): QoS 1 given up for QoS 0 when a broker strands it (two connections in a row closed before their SUBACK, or a refusal), retried later (`docs/fleet.md`) |
 //! | `subscription` | one connection's SUBSCRIBEs and SUBACKs followed for `command_qos`, changes logged and counted |
 //! | [`scout`] | after an incoming packet over `max_packet_bytes`: find its retained topic, clear ours, quarantine others |
 //! | [`commands`] | the [`CommandHandler`] trait, reply bodies, one file per command behind a `match` |

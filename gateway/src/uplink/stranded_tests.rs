@@ -1,9 +1,11 @@
 //! The uplink against a scripted broker on 127.0.0.1:0 that does to a QoS 1
 //! command subscription what a RabbitMQ 3.10 node does when the node
 //! holding that subscription's queue is down (closes the connection on the
-//! SUBSCRIBE, before any SUBACK), or refuses it with a SUBACK 0x80. The
-//! gateway must stay connected at QoS 0, keep publishing, and answer a
-//! command (`docs/fleet.md`). The pure decisions are `command_qos.rs`'s.
+//! SUBSCRIBE, before any SUBACK, every time), or refuses it with a SUBACK
+//! 0x80. The gateway must stay connected at QoS 0, keep publishing, and
+//! answer a command (`docs/fleet.md`). A connection lost once on the
+//! SUBSCRIBE (a flaky uplink) must not cost QoS 1. The pure decisions are
+//! `command_qos.rs`'s.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +29,9 @@ use super::{CommandHandler, CommandReply, MetricsSnapshot, Uplink};
 enum OnQos1 {
     /// Closes the connection without a SUBACK (RabbitMQ 3.10, home node down).
     Close,
+    /// Closes the first connection without a SUBACK (lost on the way),
+    /// grants QoS 1 on the others.
+    CloseFirst,
     /// Answers SUBACK 0x80.
     Refuse,
 }
@@ -113,10 +118,17 @@ async fn serve(mut sock: TcpStream, conn: u32, on_qos1: OnQos1, s: Shared) -> st
                 for f in &sub.filters {
                     let qos = f.qos as u8;
                     record(&s, |g| g.subscribes.push((conn, f.path.clone(), qos)));
-                    if qos == 1 && on_qos1 == OnQos1::Close {
+                    let close = match on_qos1 {
+                        OnQos1::Close => true,
+                        OnQos1::CloseFirst => conn == 1,
+                        OnQos1::Refuse => false,
+                    };
+                    if qos == 1 && close {
                         return Ok(()); // dropped: the socket closes, no SUBACK
                     }
-                    codes.push(if qos == 1 {
+                    codes.push(if qos == 1 && on_qos1 == OnQos1::CloseFirst {
+                        SubscribeReasonCode::Success(QoS::AtLeastOnce)
+                    } else if qos == 1 {
                         SubscribeReasonCode::Failure
                     } else {
                         SubscribeReasonCode::Success(QoS::AtMostOnce)
@@ -210,49 +222,86 @@ fn replies(s: &Shared) -> Vec<(u32, Value)> {
         .collect()
 }
 
-/// The RabbitMQ stranding: the broker closes on the QoS 1 SUBSCRIBE. The
-/// next connection subscribes at QoS 0 and stays: the birth says
-/// `command_qos: 0`, health reaches the broker, the command is answered,
-/// and no third connection follows (no flapping).
+/// The RabbitMQ stranding: the broker closes on every QoS 1 SUBSCRIBE.
+/// After the second such connection in a row, the next subscribes at QoS 0
+/// and stays: the birth says `command_qos: 0`, health reaches the broker,
+/// the command is answered, and no further connection follows (no
+/// flapping).
 #[tokio::test]
 async fn a_broker_closing_on_the_qos_1_subscribe_gets_qos_0_next() {
     let (port, s) = broker(OnQos1::Close).await;
     let dir = tempfile::tempdir().unwrap();
     let (up, shutdown) = start(port, &dir).await;
-    until(&s, "the reply to the command on connection 2", || {
+    until(&s, "the reply to the command on connection 3", || {
         !replies(&s).is_empty()
     })
     .await;
     up.publisher()
         .camera_state("cam-1", json!({"verdict": "ok"}));
-    until(&s, "a camera state on connection 2", || {
+    until(&s, "a camera state on connection 3", || {
         seen(&s)
             .publishes
             .iter()
-            .any(|(c, t, _)| *c == 2 && t.ends_with("/camera/cam-1/state"))
+            .any(|(c, t, _)| *c == 3 && t.ends_with("/camera/cam-1/state"))
     })
     .await;
     let subs = seen(&s).subscribes.clone();
-    assert_eq!(subs[0], (1, "tgw/v1/s/g/cmd/+".to_string(), 1), "{subs:?}");
-    assert_eq!(subs[1], (2, "tgw/v1/s/g/cmd/+".to_string(), 0), "{subs:?}");
+    let filter = "tgw/v1/s/g/cmd/+".to_string();
+    assert_eq!(
+        subs,
+        [
+            (1, filter.clone(), 1),
+            (2, filter.clone(), 1),
+            (3, filter, 0)
+        ],
+        "{subs:?}"
+    );
     let b = births(&s);
     assert!(
-        b.iter().all(|(c, _)| *c == 2),
-        "a birth went through connection 1: {b:?}"
+        b.iter().all(|(c, _)| *c == 3),
+        "a birth went through a closed connection: {b:?}"
     );
     assert_eq!(b[0].1["command_qos"], 0, "{b:?}");
     let r = replies(&s);
     assert_eq!(
         (r[0].0, r[0].1["request_id"].as_str()),
-        (2, Some("r-2")),
+        (3, Some("r-3")),
         "{r:?}"
     );
     assert_eq!(r[0].1["status"], "result");
     let m: MetricsSnapshot = up.metrics();
     assert_eq!(m.command_qos, 0);
     assert_eq!(m.command_qos_downgrades, [1, 0]);
+    assert_eq!((m.connections, m.connected), (3, 1));
+    assert_eq!(seen(&s).connections, 3, "a connection after the QoS 0 one");
+    shutdown.cancel();
+    up.join().await;
+}
+
+/// A flaky uplink: the first connection is lost on its QoS 1 SUBSCRIBE,
+/// the next one's is granted. The gateway stays at QoS 1 (birth
+/// `command_qos: 1`, gauge 1), counts no downgrade, and answers the
+/// command on connection 2.
+#[tokio::test]
+async fn one_connection_lost_on_the_qos_1_subscribe_keeps_qos_1() {
+    let (port, s) = broker(OnQos1::CloseFirst).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (up, shutdown) = start(port, &dir).await;
+    until(&s, "the reply to the command on connection 2", || {
+        !replies(&s).is_empty()
+    })
+    .await;
+    let subs = seen(&s).subscribes.clone();
+    let filter = "tgw/v1/s/g/cmd/+".to_string();
+    assert_eq!(subs, [(1, filter.clone(), 1), (2, filter, 1)], "{subs:?}");
+    let b = births(&s);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!((b[0].0, &b[0].1["command_qos"]), (2, &json!(1)), "{b:?}");
+    assert_eq!(replies(&s)[0].0, 2);
+    let m: MetricsSnapshot = up.metrics();
+    assert_eq!(m.command_qos, 1);
+    assert_eq!(m.command_qos_downgrades, [0, 0]);
     assert_eq!((m.connections, m.connected), (2, 1));
-    assert_eq!(seen(&s).connections, 2, "a connection after the QoS 0 one");
     shutdown.cancel();
     up.join().await;
 }

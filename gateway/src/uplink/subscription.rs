@@ -84,7 +84,9 @@ impl Subscription {
 
     /// The connection ended with `e`: closed by the broker with a
     /// SUBSCRIBE unanswered is what a RabbitMQ node does when the node
-    /// holding the QoS 1 subscription's queue is down.
+    /// holding the QoS 1 subscription's queue is down (on every
+    /// connection; a flaky uplink does it once in a while, so
+    /// [`CommandQos`] waits for the second in a row).
     pub(super) fn on_error(&mut self, e: &ConnectionError, state: &mut CommandQos) {
         if closed_by_broker(e)
             && let Some(o) = self.pending.closed()
@@ -197,5 +199,59 @@ mod tests {
         ] {
             assert!(!closed_by_broker(&e), "{e}");
         }
+    }
+
+    /// A flaky uplink through the session's own path: a QoS 1 SUBSCRIBE
+    /// written, the connection reset before its SUBACK, then the next
+    /// connection's SUBSCRIBE granted. No downgrade is counted and the
+    /// gauge stays at 1; only two resets in a row (after that grant)
+    /// downgrade, counted once with reason `closed`.
+    #[tokio::test(start_paused = true)]
+    async fn one_reset_before_suback_then_a_grant_is_no_downgrade() {
+        use rumqttc::{MqttOptions, SubAck};
+        use std::io::{Error, ErrorKind};
+        let m = Arc::new(Metrics::default());
+        // The event loop is kept (never polled) so the requests queue.
+        let (client, _el) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 64);
+        let mut state = CommandQos::new(QoS::AtLeastOnce);
+        let filters = vec!["tgw/v1/s/g/cmd/+".to_string()];
+        let reset = ConnectionError::Io(Error::from(ErrorKind::ConnectionReset));
+        let connect = |state: &mut CommandQos| {
+            let asked = state.for_connection(Instant::now());
+            assert_eq!(asked, QoS::AtLeastOnce);
+            let mut sub =
+                Subscription::start(&client, &filters, asked, &m, "127.0.0.1:1".into()).unwrap();
+            sub.on_event(&Event::Outgoing(Outgoing::Subscribe(1)), &client, state)
+                .unwrap();
+            sub
+        };
+        let downgrades = |m: &Metrics| {
+            m.command_qos_downgrades
+                .each_ref()
+                .map(|c| c.load(Ordering::Relaxed))
+        };
+
+        connect(&mut state).on_error(&reset, &mut state);
+        assert_eq!(downgrades(&m), [0, 0]);
+        assert_eq!(m.command_qos.load(Ordering::Relaxed), 1);
+
+        let mut sub = connect(&mut state);
+        let granted = SubAck::new(1, vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
+        sub.on_event(
+            &Event::Incoming(Incoming::SubAck(granted)),
+            &client,
+            &mut state,
+        )
+        .unwrap();
+        assert_eq!(downgrades(&m), [0, 0]);
+        assert_eq!(m.command_qos.load(Ordering::Relaxed), 1);
+        assert_eq!(state.effective(), QoS::AtLeastOnce);
+
+        connect(&mut state).on_error(&reset, &mut state);
+        assert_eq!(downgrades(&m), [0, 0], "the grant started the count again");
+        connect(&mut state).on_error(&reset, &mut state);
+        assert_eq!(downgrades(&m), [1, 0]);
+        assert_eq!(m.command_qos.load(Ordering::Relaxed), 0);
+        assert_eq!(state.effective(), QoS::AtMostOnce);
     }
 }

@@ -15,17 +15,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{CameraEvent, EventSession, Events};
+// After a call failed on the gateway's side (out of file descriptors, …),
+// the same step is tried again after this pause: not a failure of the
+// camera, so no backoff step and no rebuild.
+use crate::base::local_errors::LOCAL_RETRY;
 use crate::cameras::poller::target;
 use crate::store::Device;
 use tgw_core::health::Reason;
 
 /// Errors are logged at most once per camera per this long.
 const LOG_EVERY: Duration = Duration::from_secs(3600);
-
-/// After a call failed on the gateway's side (out of file descriptors,
-/// …), the same step is tried again after this pause: not a failure of
-/// the camera, so no backoff step and no rebuild.
-pub(super) const LOCAL_RETRY: Duration = Duration::from_secs(10);
 
 /// How long past its wait a pull may take (the answer's transfer) before
 /// it is given up and its slot freed.

@@ -10,7 +10,10 @@
 //! `sample_interval` (in rotation) a timed PLAY sample of the sub-stream.
 //! A camera without an inventory (wrong login, unreachable at adoption) has
 //! its inventory asked for on the probe channel with backoff, and at once
-//! when it comes back from offline; the verdict says why it is missing.
+//! when it comes back from offline; the verdict says why it is missing. An
+//! ask that failed on the gateway's side (EMFILE, …; noted in
+//! [`Poller::local_probes`]) is no try: asked again after 10 s, backoff
+//! unchanged.
 //! A task keeps its camera's [`Target`] in memory and re-reads it only on a
 //! change: a wake (after an inventory or a login change, a Bye, "probe
 //! now") or a new village seen by the supervisor. Results feed the pure
@@ -27,7 +30,7 @@
 //! | `checks` | one cycle's steps: cheap check, authenticated call with backoff, DESCRIBE, snapshot, sample |
 //! | [`saves`] | the current health of each check, buffered (latest per camera wins) and written in one transaction every [`saves::FLUSH_EVERY`] and on stop |
 //! | [`auto_sync`] | `[health] clock_sync`: a camera's clock set in a task of its own when a check finds it beyond the threshold (rate-limited, 4 at once, audited) |
-//! | `tests_local` | a check that fails on the gateway's side (EMFILE, …) is no observation: verdict kept, retried next cycle, counted |
+//! | `tests_local` | a check that fails on the gateway's side (EMFILE, …) is no observation: verdict kept, retried next cycle, counted; an inventory that does is asked again after 10 s without backoff |
 //! | `tests` | the poller's rules against scripted cameras ([`crate::cameras::device::CameraIo`]) on paused time |
 
 use std::collections::HashMap;
@@ -44,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use crate::base::clock::Clock;
 use crate::base::metrics::{Metrics, UNCHECKED};
 use crate::cameras::device::{CameraIo, RealCameraIo};
+use crate::cameras::inventory::LocalProbes;
 use crate::config::HealthSection;
 use crate::store::{Device, Store};
 use tgw_core::health::{Health, Thresholds, Transition};
@@ -135,6 +139,9 @@ pub struct Poller {
     /// Each check's current health until the supervisor writes it
     /// (shared with the event loops).
     saves: Arc<saves::HealthSaves>,
+    /// Inventory asks that failed on the gateway's side, noted by the
+    /// probe worker ([`Poller::local_probes`]).
+    local_probes: LocalProbes,
 }
 
 /// How the supervisor (and wakes) reach a camera's task.
@@ -201,6 +208,7 @@ impl Poller {
             time_ref: std::sync::OnceLock::new(),
             auto_sync: std::sync::OnceLock::new(),
             saves: Arc::new(saves::HealthSaves::new(store.clone())),
+            local_probes: LocalProbes::default(),
             store,
             cfg,
             th,
@@ -315,6 +323,15 @@ impl Poller {
     /// loops save into it too, and read it before the store).
     pub fn health_saves(&self) -> Arc<saves::HealthSaves> {
         self.saves.clone()
+    }
+
+    /// Where the worker that runs the inventories asked for on the probe
+    /// channel notes those that failed on the gateway's side, before it
+    /// wakes the camera: the camera's task then asks again after
+    /// [`LOCAL_RETRY`](crate::base::local_errors::LOCAL_RETRY) without
+    /// growing its backoff.
+    pub fn local_probes(&self) -> LocalProbes {
+        self.local_probes.clone()
     }
 
     /// Prunes the health history at most once an hour.

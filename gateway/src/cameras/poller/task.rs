@@ -1,9 +1,11 @@
 //! One camera's polling loop: when each step is due (first check jittered
 //! over the interval, a frozen stream re-sampled after `stall_secs`, a
 //! deferred sample moved to the next cycle), when a missing inventory is
-//! asked for again (backoff; at once when the camera comes back), and where
-//! each cycle's results go (metrics, store, sink). The camera's target is
-//! kept in memory and re-read only when signalled.
+//! asked for again (backoff; at once when the camera comes back; after
+//! [`LOCAL_RETRY`] and no backoff step when the last ask failed on the
+//! gateway's side), and where each cycle's results go (metrics, store,
+//! sink). The camera's target is kept in memory and re-read only when
+//! signalled.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::checks::Due;
 use super::target::{Target, target};
 use super::{Poller, Signal};
+use crate::base::local_errors::LOCAL_RETRY;
 use crate::store::{Device, DeviceState};
 use tgw_core::health::{CheckResult, Health, Observation, Transition, Verdict};
 
@@ -51,8 +54,13 @@ impl Schedule {
 /// When a missing (or failed) inventory is next asked for.
 struct InventoryRetry {
     policy: BackoffPolicy,
+    /// Asks that failed in a row (those failed on the gateway's side
+    /// taken off again).
     asked: u32,
     next: Instant,
+    /// The last ask failed on the gateway's side: the next one is made at
+    /// `next` by itself, without waiting for a check cycle.
+    after_local: bool,
 }
 
 impl InventoryRetry {
@@ -63,11 +71,24 @@ impl InventoryRetry {
     fn asked(&mut self, now: Instant) {
         self.asked = self.asked.saturating_add(1);
         self.next = now + self.policy.delay(self.asked);
+        self.after_local = false;
+    }
+
+    /// The last ask failed on the gateway's side (EMFILE, …): it was no
+    /// try of the camera, so it is taken off the count (the backoff does
+    /// not grow) and the next ask comes after [`LOCAL_RETRY`]. (An ask
+    /// from elsewhere, such as the API, that failed so takes one off too:
+    /// at worst one step less of backoff.)
+    fn local(&mut self, now: Instant) {
+        self.asked = self.asked.saturating_sub(1);
+        self.next = now + LOCAL_RETRY;
+        self.after_local = true;
     }
 
     fn reset(&mut self, now: Instant) {
         self.asked = 0;
         self.next = now;
+        self.after_local = false;
     }
 }
 
@@ -98,13 +119,27 @@ impl Poller {
             },
             asked: 0,
             next: Instant::now(),
+            after_local: false,
         };
         loop {
             let forced = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(s.next_check) => false,
                 _ = signal.wake.notified() => true,
+                _ = tokio::time::sleep_until(inv.next), if inv.after_local => {
+                    self.ask_after_local(&id, t.as_ref(), &health, &mut inv);
+                    continue;
+                }
             };
+            if forced && self.local_probes.take(&id) {
+                // Woken after an inventory that failed on the gateway's
+                // side: nothing about the camera changed, so no check
+                // now; the inventory is asked for again after LOCAL_RETRY.
+                // (A wake for something else at the same moment waits for
+                // the next check: `reload` stays set.)
+                inv.local(Instant::now());
+                continue;
+            }
             let before = (health.verdict.clone(), health.rung);
             if signal.reload.swap(false, Ordering::Relaxed) || forced {
                 let old = t.take();
@@ -128,6 +163,8 @@ impl Poller {
             };
             if tg.has_inventory && tg.inventory_error.is_none() {
                 inv.reset(Instant::now());
+            } else if self.local_probes.take(&id) {
+                inv.local(Instant::now());
             }
             let seen_before = health.last_seen.is_some();
             let was_offline = health.verdict == Verdict::Offline;
@@ -212,6 +249,26 @@ impl Poller {
         };
         self.observe(health, Observation::Inventory(inventory));
         Some(t)
+    }
+
+    /// The retry of an inventory ask that failed on the gateway's side, at
+    /// [`LOCAL_RETRY`]: the inventory alone, no check; skipped when the
+    /// inventory came meanwhile or the camera stopped answering (the
+    /// cycle's own rules take over).
+    fn ask_after_local(
+        &self,
+        id: &str,
+        t: Option<&Target>,
+        health: &Health,
+        inv: &mut InventoryRetry,
+    ) {
+        inv.after_local = false;
+        let missing = t.is_some_and(|t| !t.has_inventory || t.inventory_error.is_some());
+        let reachable = health.consecutive_failures == 0 && health.last_seen.is_some();
+        if missing && reachable {
+            self.ask_inventory(id, false);
+            inv.asked(Instant::now());
+        }
     }
 
     /// Asks for camera `id`'s inventory on the probe channel.

@@ -125,16 +125,6 @@ impl Rig {
         });
         let (wake_tx, wake_rx) = mpsc::channel(8);
         let (probe_tx, mut probe_rx) = mpsc::channel::<String>(8);
-        let prober = crate::cameras::inventory::Prober::with_io(Arc::new(cams.clone()));
-        let (s2, m2) = (store.clone(), metrics.clone());
-        tokio::spawn(async move {
-            while let Some(id) = probe_rx.recv().await {
-                crate::cameras::inventory::probe_counted(&s2, &prober, &m2, &id).await;
-                if wake_tx.send(id).await.is_err() {
-                    break;
-                }
-            }
-        });
         let clock: Arc<dyn crate::base::clock::Clock> =
             Arc::new(TokioClock::starting_at(1_784_077_200_000));
         cams.set_wall_clock(clock.clone());
@@ -147,6 +137,17 @@ impl Rig {
             clock,
             Some(probe_tx.clone()),
         );
+        let prober = crate::cameras::inventory::Prober::with_io(Arc::new(cams.clone()));
+        let (s2, m2, local) = (store.clone(), metrics.clone(), poller.local_probes());
+        tokio::spawn(async move {
+            while let Some(id) = probe_rx.recv().await {
+                let o = crate::cameras::inventory::probe_counted(&s2, &prober, &m2, &id).await;
+                local.note(&o);
+                if wake_tx.send(id).await.is_err() {
+                    break;
+                }
+            }
+        });
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(poller.clone().run(shutdown.clone(), wake_rx));
         Rig {

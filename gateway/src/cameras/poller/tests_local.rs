@@ -2,17 +2,22 @@
 //! for want of a file descriptor (`EMFILE`, …) is no observation. The
 //! camera keeps its verdict, rung, history and transitions; the call is
 //! tried again next cycle; the gateway counts its trouble in
-//! `tgw_local_errors_total`. Refused connections still mean offline.
-//! Scripted cameras on paused time.
+//! `tgw_local_errors_total`. Refused connections still mean offline. An
+//! inventory that fails so is asked again after 10 s, its backoff not
+//! grown. Scripted cameras on paused time.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use device_drivers::local_error::LocalResource;
 
 use super::tests::{Rig, SEC, cfg};
+use crate::base::local_errors::LOCAL_RETRY;
 use crate::base::metrics::Metrics;
 use crate::cameras::fake::{self, Script};
 use tgw_core::health::{Rung, Verdict};
+
+const MS: Duration = Duration::from_millis(5);
 
 fn rig(check: u64, describe: u64) -> Rig {
     Rig::start_seeded(
@@ -124,4 +129,104 @@ async fn a_describe_failing_for_want_of_descriptors_is_no_stream_failure_and_is_
         "described again too soon"
     );
     assert_eq!(sink.of(1).pop().expect("a state").verdict, Verdict::Ok);
+}
+
+/// A camera adopted with a login but no inventory yet, checked every 30 s.
+fn bare_rig(script: Script) -> Rig {
+    Rig::start_seeded(
+        cfg(30, 300, 3600),
+        vec![script],
+        Arc::new(Metrics::new()),
+        |s, n| {
+            fake::adopted_bare(s, n, true);
+        },
+    )
+}
+
+fn gaps(times: &[Duration]) -> Vec<Duration> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// An inventory that fails on the gateway's side (EMFILE) is no try of the
+/// camera: asked again after LOCAL_RETRY (10 s) every time, with no forced
+/// check in between, and the backoff does not grow — after five of them,
+/// the first real failure waits the first step (30 s), not the sixth.
+#[tokio::test(start_paused = true)]
+async fn an_inventory_failing_on_the_gateways_side_is_asked_again_within_10_s_without_backoff() {
+    let rig = bare_rig(Script {
+        local_inventory: Some(LocalResource::Emfile),
+        ..Script::default()
+    });
+    rig.until("five local inventories", 120 * SEC, |r| {
+        r.cams.calls(1, "inventory").len() >= 5
+    })
+    .await;
+    let asked = rig.cams.calls(1, "inventory");
+    for g in gaps(&asked) {
+        assert!(g <= LOCAL_RETRY + MS, "{:?}", gaps(&asked));
+    }
+    let span = asked[asked.len() - 1] - asked[0];
+    let checks = rig
+        .cams
+        .calls(1, "clock")
+        .iter()
+        .filter(|at| (asked[0]..=asked[asked.len() - 1]).contains(*at))
+        .count();
+    // The 30 s checks (2), and one more at most when a check and a retry
+    // fall due at the same instant; a forced check per local failure
+    // would be 5 more.
+    assert!(
+        checks <= 3,
+        "{checks} checks in {span:?}: a local inventory forced a check"
+    );
+    assert_eq!(
+        rig.metrics
+            .local_errors
+            .count(LocalResource::Emfile, "inventory"),
+        asked.len() as u64
+    );
+
+    // The gateway has descriptors again, but the camera refuses the login:
+    // the next ask within LOCAL_RETRY fails for real, and the one after
+    // comes one first step (30 s, at the next check) later.
+    let n = asked.len();
+    rig.cams.edit(1, |s| {
+        s.local_inventory = None;
+        s.auth_ok = false;
+    });
+    rig.until("two more inventories", 200 * SEC, |r| {
+        r.cams.calls(1, "inventory").len() >= n + 2
+    })
+    .await;
+    let (cams, _) = rig.stop().await;
+    let asked = cams.calls(1, "inventory");
+    let real = asked[n + 1] - asked[n];
+    assert!(asked[n] - asked[n - 1] <= LOCAL_RETRY + MS, "{asked:?}");
+    assert!(
+        real >= 30 * SEC && real <= 30 * SEC + 30 * SEC,
+        "after five local failures, a real one waited {real:?}"
+    );
+}
+
+/// Real failures back off as before: 30 s, 60 s, 120 s, 240 s between asks
+/// (each rounded up to the next 30 s check).
+#[tokio::test(start_paused = true)]
+async fn real_inventory_failures_back_off_as_before() {
+    let rig = bare_rig(Script {
+        auth_ok: false,
+        ..Script::default()
+    });
+    rig.until("five refused inventories", 900 * SEC, |r| {
+        r.cams.calls(1, "inventory").len() >= 5
+    })
+    .await;
+    let (cams, _) = rig.stop().await;
+    let asked = cams.calls(1, "inventory");
+    for (i, g) in gaps(&asked).into_iter().enumerate() {
+        let step = 30 * SEC * 2u32.pow(i as u32);
+        assert!(
+            g >= step && g <= step + 30 * SEC,
+            "gap {i}: {g:?} ({asked:?})"
+        );
+    }
 }
