@@ -119,6 +119,7 @@ mod io {
 
     use super::{HeadError, ResponseHead, TRANSMIT_PATH, parse_response_head, request_head};
     use crate::g711::Codec;
+    use crate::local_error::{self, LocalResource};
     use crate::rtp::{FRAME, FRAME_SAMPLES};
 
     /// An Axis-style HTTP speaker.
@@ -158,6 +159,10 @@ mod io {
         pub detail: String,
         /// The HTTP status that came back, if one did.
         pub status: Option<u16>,
+        /// The gateway's own resource that ran out (no descriptor for the
+        /// connection, no buffer for a write): nothing was learnt about
+        /// the speaker.
+        pub local: Option<LocalResource>,
     }
 
     /// What a transmission did.
@@ -180,39 +185,39 @@ mod io {
         target: &AxisTarget,
         op: &'static str,
     ) -> Result<ResponseHead, AxisError> {
-        let err = |detail: String| AxisError {
+        let err = |detail: String, local: Option<LocalResource>| AxisError {
             peer: target.addr,
             op,
             detail,
             status: None,
+            local,
         };
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 1024];
         let fut = async {
             loop {
-                let n = s
-                    .read(&mut chunk)
-                    .await
-                    .map_err(|e| err(format!("reading the response: {e}")))?;
+                let n = s.read(&mut chunk).await.map_err(|e| {
+                    err(format!("reading the response: {e}"), local_error::of_io(&e))
+                })?;
                 if n == 0 {
-                    return Err(err(format!(
-                        "connection closed after {} bytes of response",
-                        buf.len()
-                    )));
+                    return Err(err(
+                        format!("connection closed after {} bytes of response", buf.len()),
+                        None,
+                    ));
                 }
                 buf.extend_from_slice(&chunk[..n]);
                 match parse_response_head(&buf) {
                     Ok(Some((h, _))) => return Ok(h),
                     Ok(None) => {}
                     Err(e @ (HeadError::TooLarge | HeadError::Bad(_))) => {
-                        return Err(err(e.to_string()));
+                        return Err(err(e.to_string(), None));
                     }
                 }
             }
         };
         tokio::time::timeout(target.timeout, fut)
             .await
-            .map_err(|_| err(format!("no response within {:?}", target.timeout)))?
+            .map_err(|_| err(format!("no response within {:?}", target.timeout), None))?
     }
 
     async fn connect(target: &AxisTarget, op: &'static str) -> Result<TcpStream, AxisError> {
@@ -223,12 +228,14 @@ mod io {
                 op,
                 detail: format!("connect timed out after {:?}", target.timeout),
                 status: None,
+                local: None,
             })?
             .map_err(|e| AxisError {
                 peer: target.addr,
                 op,
                 detail: format!("connect: {e}"),
                 status: None,
+                local: local_error::of_io(&e),
             })?;
         let _ = s.set_nodelay(true);
         Ok(s)
@@ -250,6 +257,7 @@ mod io {
                 op: "authentication probe",
                 detail: format!("writing: {e}"),
                 status: None,
+                local: local_error::of_io(&e),
             })?;
         let head = read_head(&mut s, target, "authentication probe").await?;
         match head.status {
@@ -260,12 +268,14 @@ mod io {
                     op: "authentication probe",
                     detail: "401 Unauthorized and no credentials configured".into(),
                     status: Some(401),
+                    local: None,
                 })?;
                 let challenge = head.header("WWW-Authenticate").ok_or_else(|| AxisError {
                     peer: target.addr,
                     op: "authentication probe",
                     detail: "401 without WWW-Authenticate".into(),
                     status: Some(401),
+                    local: None,
                 })?;
                 crate::sip::digest_authorization(challenge, "POST", &target.path, user, pass)
                     .map(Some)
@@ -274,6 +284,7 @@ mod io {
                         op: "authentication probe",
                         detail: e.to_string(),
                         status: Some(401),
+                        local: None,
                     })
             }
             s => Err(AxisError {
@@ -281,6 +292,7 @@ mod io {
                 op: "authentication probe",
                 detail: format!("{s} {}", head.reason),
                 status: Some(s),
+                local: None,
             }),
         }
     }
@@ -307,6 +319,7 @@ mod io {
             op: "opening the transmission",
             detail: format!("writing the request head: {e}"),
             status: None,
+            local: local_error::of_io(&e),
         })?;
         Ok(AxisStream {
             stream: s,
@@ -351,6 +364,7 @@ mod io {
                             bytes.len()
                         ),
                         status: None,
+                        local: local_error::of_io(&e),
                     });
                 }
                 stats.first_sent.get_or_insert_with(Instant::now);
@@ -365,6 +379,7 @@ mod io {
                     op: "streaming audio",
                     detail: format!("{} {}", head.status, head.reason),
                     status: Some(head.status),
+                    local: None,
                 });
             }
             Ok(stats)
@@ -381,6 +396,7 @@ mod io {
                 op: "health check",
                 detail: format!("writing: {e}"),
                 status: None,
+                local: local_error::of_io(&e),
             })?;
         Ok(read_head(&mut s, target, "health check").await?.status)
     }

@@ -92,6 +92,32 @@ pub fn is_receiver_report(buf: &[u8]) -> bool {
         && (buf[1] == 201 || (buf[1] == 200 && buf[0] & 0x1f > 0 && buf.len() >= 52))
 }
 
+/// An io error with what we were doing and where: it displays as
+/// `RTP to DEST: WHAT: ERROR` and keeps the original as its `source()`, so
+/// its errno still tells the gateway's own exhaustion
+/// ([`crate::local_error::of_io`]) from the horn's trouble.
+#[derive(Debug)]
+struct Context {
+    text: String,
+    source: std::io::Error,
+}
+
+impl std::fmt::Display for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+fn context(e: std::io::Error, text: String) -> std::io::Error {
+    std::io::Error::new(e.kind(), Context { text, source: e })
+}
+
 /// The message of a stream stopped by an ICMP port-unreachable.
 fn unreachable(dest: SocketAddr, k: usize) -> std::io::Error {
     std::io::Error::new(
@@ -147,7 +173,8 @@ impl RtpSender {
     /// interface and DSCP. Errors name the destination.
     pub fn bind(target: RtpTarget) -> std::io::Result<RtpSender> {
         let ctx = |what: &str, e: std::io::Error| {
-            std::io::Error::new(e.kind(), format!("RTP to {}: {what}: {e}", target.dest))
+            let text = format!("RTP to {}: {what}: {e}", target.dest);
+            context(e, text)
         };
         let s = socket2::Socket::new(
             socket2::Domain::IPV4,
@@ -293,10 +320,8 @@ impl RtpSender {
     ) -> std::io::Result<()> {
         let pkt = o.pk.packet(frame);
         let err = |e: std::io::Error| {
-            std::io::Error::new(
-                e.kind(),
-                format!("RTP to {}: sending packet {k}: {e}", self.target.dest),
-            )
+            let text = format!("RTP to {}: sending packet {k}: {e}", self.target.dest);
+            context(e, text)
         };
         let connected = !self.retargeted && !self.target.dest.ip().is_multicast();
         let sent = if connected {
@@ -405,6 +430,27 @@ impl RtpSender {
 mod tests {
     use super::*;
     use crate::onvif_client::SystemClock;
+
+    /// The context added to a socket error keeps its errno (the gateway's
+    /// EMFILE stays recognisable) and its kind; the text names the horn.
+    #[test]
+    fn context_keeps_the_errno() {
+        let e = context(
+            std::io::Error::from_raw_os_error(24),
+            "RTP to 127.0.0.1:5004: creating a socket: Too many open files (os error 24)".into(),
+        );
+        assert_eq!(
+            crate::local_error::of_io(&e),
+            Some(crate::local_error::LocalResource::Emfile)
+        );
+        assert!(
+            e.to_string()
+                .starts_with("RTP to 127.0.0.1:5004: creating a socket")
+        );
+        let refused = context(std::io::Error::from_raw_os_error(111), "refused".into());
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(crate::local_error::of_io(&refused), None);
+    }
 
     /// Packets leave on the 20 ms grid from the start instant (paused time):
     /// 10 frames span 180 ms; RTCP goes to port + 1.

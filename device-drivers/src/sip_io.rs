@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::g711::Codec;
+use crate::local_error::{self, LocalResource};
 use crate::sip::{self, Answered, AutoAnswer, CallConfig, CallError, Event, InviteClient, Message};
 
 /// A SIP operation that failed, naming the horn and what came back.
@@ -28,6 +29,10 @@ pub struct SipIoError {
     pub detail: String,
     /// The call-level reason, when the call itself failed.
     pub call: Option<CallError>,
+    /// The gateway's own resource that ran out (a socket that could not
+    /// be made or used for want of a descriptor, buffer, memory or port):
+    /// nothing was learnt about the horn.
+    pub local: Option<LocalResource>,
 }
 
 impl SipIoError {
@@ -37,6 +42,7 @@ impl SipIoError {
             op,
             detail: format!("{what}: {e}"),
             call: None,
+            local: local_error::of_io(&e),
         }
     }
 }
@@ -128,6 +134,7 @@ impl SipSession {
                 op: "BYE",
                 detail: "no answer to BYE".into(),
                 call: None,
+                local: None,
             }),
         }
     }
@@ -227,6 +234,7 @@ pub async fn call(target: &SipTarget, rtp_local: SocketAddr) -> Result<SipSessio
                         op: "INVITE",
                         detail,
                         call: Some(e),
+                        local: None,
                     });
                 }
                 Event::Ended => {}
@@ -352,6 +360,7 @@ pub async fn options(
                         op: "OPTIONS",
                         detail: "ICMP port unreachable: nothing listens there".into(),
                         call: None,
+                        local: None,
                     });
                 }
                 Ok(Err(e)) => return Err(SipIoError::io(remote, "OPTIONS", "receiving", e)),
@@ -363,6 +372,7 @@ pub async fn options(
                 op: "OPTIONS",
                 detail: format!("no answer within {timeout:?}"),
                 call: Some(CallError::Timeout(timeout)),
+                local: None,
             });
         }
         interval = (interval * 2).min(Duration::from_secs(4));

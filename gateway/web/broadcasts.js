@@ -47,6 +47,8 @@ export function hornReason(d) {
   if (!d) return '';
   if (d.resumed) return t('st_resumed');
   if (d.by) return t('interruptedBy', d.by);
+  // The gateway ran out of its own resources: nothing aired, not the horn.
+  if (d.error_kind === 'local') return t('why_gateway_limit', d.errno || '?');
   if (d.why) return whyText(d.why);
   if (Array.isArray(d.errors) && d.errors.length) return d.errors.join('; ');
   return '';

@@ -83,7 +83,7 @@ export const T = {
     devices: '设备', trends: '趋势', h24: '24 小时', d7: '7 天', d30: '30 天', availability: '在线率', loss: '丢包率', villageAvail: '各村在线率（30 天）', bcastWeekly: '每周广播结果', noData: '暂无数据', perCamera: '单台摄像机', lonlat: '经纬度', speakerShort: '喇叭',
     week_of: '{0} 起一周', micro: '微网格', dk_camera: '摄像机', dk_speaker: '喇叭', st_resumed: '已恢复', answeredUnknown: '未知（喇叭不回应）', testUnconfirmed: '已播放，未确认', unreachableHorn: '无法送达（端口拒绝）', liveOnly: '只显示正在播放的广播',
     wk_overlap: '时间重叠', 'wk_never-fires': '从不播出', 'wk_calendar-gap': '日历缺少日期', 'wk_quiet-hours': '落在静音时段', 'wk_no-horns': '没有喇叭', 'wk_unknown-target': '范围不存在',
-    why_expired: '已过最晚开始时间', why_quiet_hours: '处于静音时段', why_did_not_stop: '喇叭未停止', why_stopped_unasked: '播放 {0}/{1} 段后自行中断', why_driver: '喇叭报错：{0}',
+    why_expired: '已过最晚开始时间', why_quiet_hours: '处于静音时段', why_did_not_stop: '喇叭未停止', why_stopped_unasked: '播放 {0}/{1} 段后自行中断', why_driver: '喇叭报错：{0}', why_gateway_limit: '网关资源不足（{0}：网关自身的限制）：未播出，不是喇叭的故障',
   },
   en: {
     pgTitle: 'Live paging', pgMobile: 'phone page', pgHold: 'Hold to talk', pgToggle: 'Press to start, press again to stop', pgMode: 'Mode', pgTalk: 'Push to talk', pgTalking: '● Live…', pgLevel: 'Level', pgHornsLive: 'Horns', pgIdle: 'Not live', pgConnecting: 'Connecting…', pgEnding: 'Ending…',
@@ -157,6 +157,6 @@ export const T = {
     devices: 'Devices', trends: 'Trends', h24: '24 h', d7: '7 days', d30: '30 days', availability: 'Availability', loss: 'Loss', villageAvail: 'Availability by village (30 days)', bcastWeekly: 'Broadcast outcomes per week', noData: 'No data yet', perCamera: 'Per camera', lonlat: 'Lon/lat', speakerShort: 'Horn',
     week_of: 'week of {0}', micro: 'micro-grid', dk_camera: 'camera', dk_speaker: 'speaker', st_resumed: 'resumed', answeredUnknown: 'unknown (horn does not answer)', testUnconfirmed: 'Played, not confirmed', unreachableHorn: 'unreachable (port refused)', liveOnly: 'Only broadcasts playing now',
     wk_overlap: 'overlap', 'wk_never-fires': 'never fires', 'wk_calendar-gap': 'calendar gap', 'wk_quiet-hours': 'in quiet hours', 'wk_no-horns': 'no horns', 'wk_unknown-target': 'unknown target',
-    why_expired: 'latest start passed', why_quiet_hours: 'in quiet hours', why_did_not_stop: 'the horn did not stop', why_stopped_unasked: 'stopped by itself after {0} of {1} segments', why_driver: 'horn error: {0}',
+    why_expired: 'latest start passed', why_quiet_hours: 'in quiet hours', why_did_not_stop: 'the horn did not stop', why_stopped_unasked: 'stopped by itself after {0} of {1} segments', why_driver: 'horn error: {0}', why_gateway_limit: 'gateway out of resources ({0}: the gateway\'s own limit): nothing aired; not the horn\'s fault',
   },
 };

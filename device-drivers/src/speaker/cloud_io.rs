@@ -19,10 +19,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::drivers::{ErrorKind, Speaker, SpeakerError, StreamStats, err};
+use super::drivers::{ErrorKind, Speaker, SpeakerError, StreamStats, err, io_kind, kind_err};
 use super::{DriverOptions, SpeakerUri};
 use crate::cloud::{self, Command, Lookup, Status, TokenTable};
 use crate::g711::Codec;
+use crate::local_error::{self, LocalResource};
 use crate::onvif_client::{SystemClock, WallClock};
 
 /// Aborts its task when dropped.
@@ -137,7 +138,8 @@ impl CloudSpeaker {
         el.set_network_options(net);
         let topic = cloud::status_topic(&horn_id);
         let (tx, rx) = mpsc::channel(64);
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) =
+            oneshot::channel::<Result<(), (String, Option<LocalResource>)>>();
         let t2 = topic.clone();
         let task = tokio::spawn(async move {
             let mut ready = Some(ready_tx);
@@ -163,7 +165,7 @@ impl CloudSpeaker {
                     Ok(_) => {}
                     Err(e) => {
                         if let Some(r) = ready.take() {
-                            let _ = r.send(Err(e.to_string()));
+                            let _ = r.send(Err((e.to_string(), local_error::of_chain(&e))));
                             break;
                         }
                         tracing::warn!(error = %e, "cloud horn: MQTT connection lost; reconnecting");
@@ -186,11 +188,11 @@ impl CloudSpeaker {
             })?;
         match tokio::time::timeout(self.opts.answer_timeout, ready_rx).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => {
-                return Err(err(
+            Ok(Ok(Err((e, local)))) => {
+                return Err(kind_err(
                     &self.uri,
                     op,
-                    ErrorKind::Io,
+                    local.map_or(ErrorKind::Io, ErrorKind::Local),
                     format!("MQTT broker {broker}: {e}"),
                 ));
             }
@@ -470,10 +472,10 @@ impl Speaker for CloudSpeaker {
             let (_, _, serve, _) = self.parts("prepare")?;
             if self.server.is_none() {
                 let server = audio_server(serve).await.map_err(|e| {
-                    err(
+                    kind_err(
                         &self.uri,
                         "prepare",
-                        ErrorKind::Io,
+                        io_kind(&e),
                         format!("serving audio on {serve}: {e}"),
                     )
                 })?;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{DriverOptions, SpeakerUri};
 use crate::axis::{self, AxisStream, AxisTarget};
 use crate::g711::Codec;
+use crate::local_error::{self, LocalResource};
 use crate::onvif_client::{SystemClock, WallClock};
 use crate::rtp_io::{RtpSender, RtpTarget};
 use crate::sip::CallError;
@@ -39,6 +40,10 @@ pub enum ErrorKind {
     CloudError,
     /// The horn's address refused the stream (ICMP port unreachable).
     Unreachable,
+    /// The gateway itself ran out of a resource (file descriptors, socket
+    /// buffers, memory, local ports) making or using the horn's socket:
+    /// nothing aired, and nothing was learnt about the horn. Label `local`.
+    Local(LocalResource),
 }
 
 impl ErrorKind {
@@ -54,6 +59,15 @@ impl ErrorKind {
             ErrorKind::Usage => "usage",
             ErrorKind::CloudError => "cloud_error",
             ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Local(_) => "local",
+        }
+    }
+
+    /// The gateway's resource that ran out, for [`ErrorKind::Local`].
+    pub fn local(self) -> Option<LocalResource> {
+        match self {
+            ErrorKind::Local(r) => Some(r),
+            _ => None,
         }
     }
 }
@@ -199,11 +213,36 @@ pub(super) fn err(
     }
 }
 
-fn io_kind(e: &std::io::Error) -> ErrorKind {
+/// A horn's socket error: the gateway's own exhaustion (`EMFILE` …) is
+/// [`ErrorKind::Local`], whatever the io error's kind says.
+pub(super) fn io_kind(e: &std::io::Error) -> ErrorKind {
+    if let Some(r) = local_error::of_io(e) {
+        return ErrorKind::Local(r);
+    }
     match e.kind() {
         std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
         std::io::ErrorKind::ConnectionRefused => ErrorKind::Unreachable,
         _ => ErrorKind::Io,
+    }
+}
+
+/// The error of a step that failed with `kind`: a local one says first
+/// that it is the gateway's limit and not the horn's fault, then what
+/// came back.
+pub(super) fn kind_err(
+    uri: &SpeakerUri,
+    op: &'static str,
+    kind: ErrorKind,
+    detail: impl std::fmt::Display,
+) -> SpeakerError {
+    match kind {
+        ErrorKind::Local(r) => err(
+            uri,
+            op,
+            kind,
+            format!("the gateway's own limit, {r}: not the horn's fault; nothing aired ({detail})"),
+        ),
+        _ => err(uri, op, kind, detail.to_string()),
     }
 }
 
@@ -248,7 +287,7 @@ async fn send(
     let st = s
         .send_paced(pcm, t0, cancel, clock)
         .await
-        .map_err(|e| err(uri, "stream", io_kind(&e), e.to_string()))?;
+        .map_err(|e| kind_err(uri, "stream", io_kind(&e), &e))?;
     Ok(StreamStats {
         packets: st.packets,
         octets: st.octets,
@@ -270,7 +309,7 @@ async fn send_live(
     let st = s
         .send_live(frames, cancel, clock)
         .await
-        .map_err(|e| err(uri, "stream", io_kind(&e), e.to_string()))?;
+        .map_err(|e| kind_err(uri, "stream", io_kind(&e), &e))?;
     Ok(StreamStats {
         packets: st.packets,
         octets: st.octets,
@@ -291,8 +330,7 @@ impl Speaker for RtpSpeaker {
             let t = rtp_target(&self.uri, &self.opts)
                 .ok_or_else(|| err(&self.uri, "prepare", ErrorKind::Usage, "not an RTP URI"))?;
             self.sender = Some(
-                RtpSender::bind(t)
-                    .map_err(|e| err(&self.uri, "prepare", io_kind(&e), e.to_string()))?,
+                RtpSender::bind(t).map_err(|e| kind_err(&self.uri, "prepare", io_kind(&e), &e))?,
             );
             Ok(())
         })
@@ -447,6 +485,9 @@ impl SipSpeaker {
 }
 
 fn sip_kind(e: &sip_io::SipIoError) -> ErrorKind {
+    if let Some(r) = e.local {
+        return ErrorKind::Local(r);
+    }
     match &e.call {
         Some(CallError::Timeout(_)) => ErrorKind::Timeout,
         Some(CallError::Refused { .. }) => ErrorKind::Refused,
@@ -470,14 +511,14 @@ impl Speaker for SipSpeaker {
             let mut rt = RtpTarget::new(SocketAddr::new(t.remote.ip(), 9), Codec::Pcmu);
             rt.dscp_ef = self.opts.dscp_ef;
             rt.rtcp_interval = self.opts.rtcp_interval;
-            let mut sender = RtpSender::bind(rt)
-                .map_err(|e| err(&self.uri, "prepare", io_kind(&e), e.to_string()))?;
+            let mut sender =
+                RtpSender::bind(rt).map_err(|e| kind_err(&self.uri, "prepare", io_kind(&e), &e))?;
             let local = sender
                 .local_addr()
-                .map_err(|e| err(&self.uri, "prepare", ErrorKind::Io, e.to_string()))?;
+                .map_err(|e| kind_err(&self.uri, "prepare", io_kind(&e), &e))?;
             let session = sip_io::call(&t, local)
                 .await
-                .map_err(|e| err(&self.uri, "prepare", sip_kind(&e), e.to_string()))?;
+                .map_err(|e| kind_err(&self.uri, "prepare", sip_kind(&e), &e))?;
             sender.retarget(session.answered.rtp, session.answered.codec);
             self.sender = Some(sender);
             self.session = Some(session);
@@ -512,7 +553,7 @@ impl Speaker for SipSpeaker {
                 Some(s) => s
                     .hangup()
                     .await
-                    .map_err(|e| err(&self.uri, "stop", sip_kind(&e), e.to_string())),
+                    .map_err(|e| kind_err(&self.uri, "stop", sip_kind(&e), &e)),
                 None => Ok(()),
             }
         })
@@ -525,7 +566,7 @@ impl Speaker for SipSpeaker {
                 .ok_or_else(|| err(&self.uri, "health check", ErrorKind::Usage, "not a SIP URI"))?;
             let r = sip_io::options(&t.user, t.remote, self.opts.answer_timeout)
                 .await
-                .map_err(|e| err(&self.uri, "health check", sip_kind(&e), e.to_string()))?;
+                .map_err(|e| kind_err(&self.uri, "health check", sip_kind(&e), &e))?;
             Ok(format!("OPTIONS answered {} {}", r.status, r.reason))
         })
     }
@@ -568,6 +609,9 @@ impl AxisSpeaker {
 }
 
 fn axis_kind(e: &axis::AxisError) -> ErrorKind {
+    if let Some(r) = e.local {
+        return ErrorKind::Local(r);
+    }
     match e.status {
         Some(401) => ErrorKind::Auth,
         Some(_) => ErrorKind::Refused,
@@ -591,7 +635,7 @@ impl Speaker for AxisSpeaker {
             self.stream = Some(
                 axis::open(&t, samples as u64)
                     .await
-                    .map_err(|e| err(&self.uri, "prepare", axis_kind(&e), e.to_string()))?,
+                    .map_err(|e| kind_err(&self.uri, "prepare", axis_kind(&e), &e))?,
             );
             Ok(())
         })
@@ -619,12 +663,13 @@ impl Speaker for AxisSpeaker {
                 .stream(pcm, self.t0.unwrap_or_else(Instant::now), cancel)
                 .await
                 .map_err(|e| {
-                    let kind = if e.op == "streaming audio" && e.status.is_none() {
-                        ErrorKind::HungUp
-                    } else {
-                        axis_kind(&e)
-                    };
-                    err(&self.uri, "stream", kind, e.to_string())
+                    let kind =
+                        if e.op == "streaming audio" && e.status.is_none() && e.local.is_none() {
+                            ErrorKind::HungUp
+                        } else {
+                            axis_kind(&e)
+                        };
+                    kind_err(&self.uri, "stream", kind, &e)
                 })?;
             Ok(StreamStats {
                 packets: st.chunks,
@@ -654,7 +699,7 @@ impl Speaker for AxisSpeaker {
             })?;
             let s = axis::health(&t)
                 .await
-                .map_err(|e| err(&self.uri, "health check", axis_kind(&e), e.to_string()))?;
+                .map_err(|e| kind_err(&self.uri, "health check", axis_kind(&e), &e))?;
             Ok(format!("HTTP {s}"))
         })
     }
@@ -715,11 +760,22 @@ pub struct PlayReport {
     pub completed: bool,
     /// Error kind, if any.
     pub error_kind: Option<String>,
+    /// With error kind `local`: the gateway's own resource that ran out
+    /// (serialised as its errno, `EMFILE` …). The horn is not at fault.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "errno_of")]
+    pub local: Option<LocalResource>,
     /// Errors, in order.
     pub errors: Vec<String>,
     /// When the first packet left (not serialised).
     #[serde(skip)]
     pub first_sent: Option<Instant>,
+}
+
+fn errno_of<S: serde::Serializer>(r: &Option<LocalResource>, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => s.serialize_str(r.errno()),
+        None => s.serialize_none(),
+    }
 }
 
 impl PlayReport {
@@ -767,11 +823,17 @@ async fn run_prepared(
         skipped_frames: 0,
         completed: false,
         error_kind: None,
+        local: None,
         errors: Vec::new(),
         first_sent: None,
     };
     if let Err(e) = prepared {
         rep.error_kind = Some(e.kind.as_str().into());
+        rep.local = e.kind.local();
+        if rep.local.is_some() {
+            // Nothing was learnt about the horn: it never got the chance.
+            rep.answered = Answered::Unknown;
+        }
         rep.errors.push(e.to_string());
         return rep;
     }
@@ -806,6 +868,7 @@ async fn run_prepared(
                 rep.answered = Answered::No;
             }
             rep.error_kind = Some(e.kind.as_str().into());
+            rep.local = e.kind.local();
             rep.errors.push(e.to_string());
         }
     }
@@ -817,6 +880,9 @@ async fn run_prepared(
         }
     });
     if let Err(e) = sp.stop().await {
+        if rep.error_kind.is_none() {
+            rep.local = e.kind.local();
+        }
         rep.error_kind.get_or_insert_with(|| e.kind.as_str().into());
         rep.errors.push(e.to_string());
     }
@@ -967,6 +1033,7 @@ fn failed_task_report(uri: &SpeakerUri, errors: Vec<String>) -> PlayReport {
         skipped_frames: 0,
         completed: false,
         error_kind: Some("io".into()),
+        local: None,
         errors,
         first_sent: None,
     }
@@ -974,3 +1041,86 @@ fn failed_task_report(uri: &SpeakerUri, errors: Vec<String>) -> PlayReport {
 
 /// The loopback interface, for multicast in tests and the simulator.
 pub const LOOPBACK_IF: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn rtp() -> SpeakerUri {
+        "rtp://127.0.0.1:5004".parse().expect("uri")
+    }
+
+    /// The horn's own trouble (refused, reset, timed out, unreachable
+    /// network) keeps its kind: never `local`.
+    #[test]
+    fn the_horns_socket_errors_are_not_local() {
+        let refused = io::Error::from_raw_os_error(111);
+        assert_eq!(io_kind(&refused), ErrorKind::Unreachable);
+        assert_eq!(io_kind(&io::Error::from_raw_os_error(104)), ErrorKind::Io);
+        assert_eq!(io_kind(&io::Error::from_raw_os_error(101)), ErrorKind::Io);
+        assert_eq!(
+            io_kind(&io::Error::from_raw_os_error(110)),
+            ErrorKind::Timeout
+        );
+        let e = kind_err(&rtp(), "prepare", io_kind(&refused), &refused);
+        assert_eq!(e.kind.as_str(), "unreachable");
+        assert_eq!(e.kind.local(), None);
+        assert!(!e.to_string().contains("gateway"), "{e}");
+        let sip = sip_io::SipIoError {
+            peer: "127.0.0.1:5060".parse().expect("addr"),
+            op: "INVITE",
+            detail: "486 Busy Here (os error 24)".into(),
+            call: Some(CallError::Refused {
+                status: 486,
+                reason: "Busy Here (os error 24)".into(),
+            }),
+            local: None,
+        };
+        assert_eq!(
+            sip_kind(&sip),
+            ErrorKind::Refused,
+            "the horn's text decides nothing"
+        );
+    }
+
+    /// EMFILE, ENFILE, ENOBUFS, ENOMEM and EADDRNOTAVAIL are the gateway's:
+    /// kind `local` naming the errno, also through the RTP sender's context
+    /// wrapper and a SIP or HTTP error that carries it.
+    #[test]
+    fn the_gateways_exhaustion_is_local() {
+        let emfile = io::Error::from_raw_os_error(24);
+        assert_eq!(io_kind(&emfile), ErrorKind::Local(LocalResource::Emfile));
+        assert_eq!(
+            io_kind(&io::Error::from_raw_os_error(105)),
+            ErrorKind::Local(LocalResource::Enobufs)
+        );
+        let e = kind_err(&rtp(), "prepare", io_kind(&emfile), &emfile);
+        assert_eq!(e.kind.as_str(), "local");
+        let text = e.to_string();
+        assert!(
+            text.contains("the gateway's own limit, too many open files (EMFILE)")
+                && text.contains("not the horn's fault"),
+            "{text}"
+        );
+        let sip = sip_io::SipIoError {
+            peer: "127.0.0.1:5060".parse().expect("addr"),
+            op: "INVITE",
+            detail: "binding a local port: Too many open files (os error 24)".into(),
+            call: None,
+            local: Some(LocalResource::Emfile),
+        };
+        assert_eq!(sip_kind(&sip), ErrorKind::Local(LocalResource::Emfile));
+        let axis = axis::AxisError {
+            peer: "127.0.0.1:80".parse().expect("addr"),
+            op: "authentication probe",
+            detail: "connect: Cannot assign requested address (os error 99)".into(),
+            status: None,
+            local: Some(LocalResource::Eaddrnotavail),
+        };
+        assert_eq!(
+            axis_kind(&axis),
+            ErrorKind::Local(LocalResource::Eaddrnotavail)
+        );
+    }
+}

@@ -36,7 +36,7 @@ pub struct Episode {
     /// What the latest error ran out of.
     pub what: LocalResource,
     /// Which loop met the latest (`poller`, `events`, `inventory`,
-    /// `login-test`).
+    /// `login-test`, `horn`).
     pub task: &'static str,
     /// Errors in this run.
     pub count: u64,

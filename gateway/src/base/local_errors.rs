@@ -1,9 +1,10 @@
-//! The gateway's own exhaustion, reported as such: a camera call that
-//! failed because the gateway ran out of a local resource (`EMFILE`,
-//! `ENFILE`, `ENOBUFS`, `ENOMEM`, `EADDRNOTAVAIL`;
-//! [`device_drivers::local_error`]) says nothing about the camera. The
-//! poller and the event loops skip it (no observation, no verdict change)
-//! and report it here instead: counted in `tgw_local_errors_total{kind,
+//! The gateway's own exhaustion, reported as such: a camera call (or a
+//! horn's socket in a broadcast) that failed because the gateway ran out of
+//! a local resource (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`,
+//! `EADDRNOTAVAIL`; [`device_drivers::local_error`]) says nothing about the
+//! device. The poller and the event loops skip it (no observation, no
+//! verdict change), a broadcast reports the horn `failed` with error kind
+//! `local`, and each reports it here as well: counted in `tgw_local_errors_total{kind,
 //! task}` and logged as a warning at most once per [`LOG_EVERY`], with how
 //! many were not logged since (`docs/health.md`, "The gateway's own
 //! limits"); and each feeds the `local_limit` alarm's rule
@@ -37,7 +38,8 @@ pub struct LocalLabels {
     /// The errno in lower case: `emfile`, `enfile`, `enobufs`, `enomem`,
     /// `eaddrnotavail`.
     pub kind: &'static str,
-    /// Which loop met it: `poller`, `events`, `inventory` or `login-test`.
+    /// Which loop met it: `poller`, `events`, `inventory`, `login-test`
+    /// or `horn` (a horn of a broadcast).
     pub task: &'static str,
 }
 
@@ -60,7 +62,7 @@ impl LocalErrors {
         let counts = Family::<LocalLabels, Counter>::default();
         r.register(
             "local_errors",
-            "Camera calls that failed on the gateway's side (out of files, buffers, memory, ports): not counted against the camera",
+            "Camera calls and horns that failed on the gateway's side (out of files, buffers, memory, ports): not counted against the device",
             counts.clone(),
         );
         let gauge = Gauge::default();
@@ -100,11 +102,16 @@ impl LocalErrors {
         let not_logged = std::mem::take(&mut g.1);
         g.0 = Some(now);
         drop(g);
+        let so = if in_loop == "horn" {
+            "a horn's broadcast failed on the gateway's side, not held against the horn"
+        } else {
+            "camera checks skipped, not counted as offline"
+        };
         tracing::warn!(
             errno = what.errno(),
             task = in_loop,
             not_logged_since_last = not_logged,
-            "{what}: the gateway's own limit; camera checks skipped, not counted as offline"
+            "{what}: the gateway's own limit; {so}"
         );
         true
     }

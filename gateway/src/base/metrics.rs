@@ -133,7 +133,7 @@ pub struct Metrics {
     pub unchecked: Gauge,
     /// Automatic camera clock syncs by mode and result.
     pub clock_syncs: Family<ClockSyncLabels, Counter>,
-    /// Camera calls that failed on our side (`tgw_local_errors_total`).
+    /// Camera calls and horns that failed on our side (`tgw_local_errors_total`).
     pub local_errors: super::local_errors::LocalErrors,
     outbox: Outbox,
     disk_gauges: DiskGauges,

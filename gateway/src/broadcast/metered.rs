@@ -1,10 +1,12 @@
 //! [`Metered`]: a [`ReportSink`] that counts horn and broadcast reports in
 //! `/metrics` (`tgw_horn_reports_total`, `tgw_broadcast_start_skew_seconds`,
 //! `tgw_broadcasts`, `tgw_broadcasts_finished_total`,
-//! `tgw_broadcast_horn_outcomes_total`) before handing them on.
+//! `tgw_broadcast_horn_outcomes_total`; horns that failed on the gateway's
+//! side in `tgw_local_errors_total{task="horn"}`) before handing them on.
 
 use std::sync::Arc;
 
+use device_drivers::local_error::LocalResource;
 use serde_json::Value;
 
 use super::runtime::ReportSink;
@@ -49,6 +51,13 @@ impl ReportSink for Metered {
     fn broadcast_horn(&self, id: &str, speaker: &str, body: Value) {
         // Counted once, on `speaker_state`, which every report also takes.
         self.inner.broadcast_horn(id, speaker, body);
+    }
+
+    /// `tgw_local_errors_total{kind, task="horn"}`, the rate-limited
+    /// warning and the `local_limit` alarm.
+    fn horn_failed_locally(&self, what: LocalResource) {
+        self.metrics.local_errors.report(what, "horn");
+        self.inner.horn_failed_locally(what);
     }
 }
 

@@ -56,7 +56,7 @@ mod timeline;
 
 pub use report::{
     Action, BroadcastStatus, BroadcastView, DID_NOT_STOP, DropReason, HornState, HornStatus,
-    HornView, Outcome, PairView, PlayingView, Rejected, StopReason, WaitingView,
+    HornView, Outcome, PairView, PlayingView, Rejected, StopReason, WaitingView, gateway_limit_why,
 };
 
 use timeline::{Bcast, Lines, Out, Pair, Phase, Timer, stopping};
@@ -237,19 +237,22 @@ impl Engine {
             let state = match (&b.pairs[i].phase, outcome) {
                 (Phase::Playing | Phase::Stopping { .. }, Outcome::Done) => Some(HornState::Done),
                 (Phase::Playing | Phase::Stopping { .. }, Outcome::Failed(why)) => {
-                    Some(HornState::Failed { why })
+                    Some(HornState::failed(why))
+                }
+                (Phase::Playing | Phase::Stopping { .. }, Outcome::GatewayLimit(what)) => {
+                    Some(HornState::failed_locally(what))
                 }
                 (Phase::Playing | Phase::Stopping { .. }, Outcome::Stopped { segments_done })
                     if done_all(segments_done) =>
                 {
                     Some(HornState::Done)
                 }
-                (Phase::Playing, Outcome::Stopped { segments_done }) => Some(HornState::Failed {
-                    why: format!(
+                (Phase::Playing, Outcome::Stopped { segments_done }) => {
+                    Some(HornState::failed(format!(
                         "stopped unasked after {segments_done} of {} segments",
                         b.segments
-                    ),
-                }),
+                    )))
+                }
                 (Phase::Stopping { reason, deadline }, Outcome::Stopped { segments_done }) => {
                     match reason {
                         StopReason::Cancelled | StopReason::StopAll => Some(HornState::Cancelled),

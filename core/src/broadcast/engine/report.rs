@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use device_drivers::local_error::LocalResource;
+
 use crate::broadcast::{Ms, Priority};
 use crate::error::ErrorKind;
 
@@ -106,7 +108,16 @@ pub enum HornState {
         resuming: bool,
     },
     /// Final: the driver failed, or the horn did not stop in time.
-    Failed { why: String },
+    /// `error_kind` `local` with its `errno` (`EMFILE` …): the gateway
+    /// itself ran out of a resource and nothing aired; not the horn's
+    /// fault ([`Outcome::GatewayLimit`]).
+    Failed {
+        why: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_kind: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        errno: Option<String>,
+    },
     /// Final: cancelled or stopped by "stop all".
     Cancelled,
     /// Final: never (re)started.
@@ -114,6 +125,26 @@ pub enum HornState {
 }
 
 impl HornState {
+    /// `Failed` with `why` and no error kind.
+    pub fn failed(why: impl Into<String>) -> Self {
+        HornState::Failed {
+            why: why.into(),
+            error_kind: None,
+            errno: None,
+        }
+    }
+
+    /// `Failed` because the gateway ran out of `what`: error kind `local`,
+    /// its errno, and a `why` that says so ([`gateway_limit_why`]).
+    pub fn failed_locally(what: LocalResource) -> Self {
+        HornState::Failed {
+            why: gateway_limit_why(what),
+            // The drivers' label for it (`speaker::ErrorKind::Local`).
+            error_kind: Some("local".to_string()),
+            errno: Some(what.errno().to_string()),
+        }
+    }
+
     /// The state's name without its details.
     pub fn status(&self) -> HornStatus {
         match self {
@@ -275,6 +306,17 @@ impl std::fmt::Display for BroadcastStatus {
     }
 }
 
+/// The `why` of a horn that failed because the gateway ran out of `what`,
+/// e.g. `the gateway's own limit (EMFILE: too many open files): nothing
+/// aired; not the horn's fault` (the dashboard translates it).
+pub fn gateway_limit_why(what: LocalResource) -> String {
+    format!(
+        "the gateway's own limit ({}: {}): nothing aired; not the horn's fault",
+        what.errno(),
+        what.what()
+    )
+}
+
 /// How a started pair ended, as the runtime saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -282,6 +324,10 @@ pub enum Outcome {
     Done,
     /// The driver failed (the text is published).
     Failed(String),
+    /// Nothing aired because the gateway itself ran out of a resource
+    /// (file descriptors, socket buffers, memory, local ports) for the
+    /// horn's socket: failed, with error kind `local`; not the horn's fault.
+    GatewayLimit(LocalResource),
     /// Stopped before the end; `segments_done` is the absolute index of the
     /// first segment not played to its end (so a resume starts there).
     Stopped { segments_done: u32 },

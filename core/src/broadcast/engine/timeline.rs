@@ -259,8 +259,8 @@ impl Engine {
                         && let Some(&i) = b.index.get(&horn)
                         && matches!(b.pairs[i].phase, Phase::Stopping { .. })
                     {
-                        let why = DID_NOT_STOP.to_string();
-                        self.lines.finalize(b, i, HornState::Failed { why }, out);
+                        let state = HornState::failed(DID_NOT_STOP);
+                        self.lines.finalize(b, i, state, out);
                     }
                 }
             }

@@ -279,6 +279,10 @@ async fn one_live_horn(
     if cancel.is_cancelled() && !ended {
         return Outcome::Stopped { segments_done: 0 };
     }
+    if let (Some(what), false) = (rep.local, cancel.is_cancelled()) {
+        // The gateway's own exhaustion: failed, but not the horn's.
+        return Outcome::GatewayLimit(what);
+    }
     if rep.error_kind.is_some() && !cancel.is_cancelled() {
         return Outcome::Failed(if rep.errors.is_empty() {
             "the horn did not play the live page".to_string()
@@ -340,6 +344,7 @@ mod tests {
                     skipped_frames: 0,
                     completed: false,
                     error_kind: Some("usage".into()),
+                    local: None,
                     errors: vec!["cancelled before the horn was ready".into()],
                     first_sent: None,
                 }

@@ -265,6 +265,10 @@ async fn one_horn(
         if cancel.is_cancelled() {
             return Outcome::Stopped { segments_done: seg };
         }
+        if let Some(what) = rep.local {
+            // The gateway's own exhaustion: failed, but not the horn's.
+            return Outcome::GatewayLimit(what);
+        }
         if rep.error_kind.is_some() || !rep.completed {
             return Outcome::Failed(if rep.errors.is_empty() {
                 "the horn did not play to the end".to_string()

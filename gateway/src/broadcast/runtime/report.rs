@@ -1,6 +1,7 @@
 //! Reports: a horn's state recorded and published (MQTT, live events), a
 //! broadcast's row published, a broadcast's end recorded.
 
+use device_drivers::local_error::LocalResource;
 use serde_json::{Value, json};
 
 use super::{Runtime, rfc3339};
@@ -17,6 +18,12 @@ pub trait ReportSink: Send + Sync + 'static {
     /// One horn's report in one broadcast, every one of them, in order
     /// (`broadcast/{id}/horn/{speaker}`, never coalesced).
     fn broadcast_horn(&self, id: &str, speaker: &str, body: Value);
+    /// A horn failed because the gateway ran out of `what` (once per
+    /// horn and start, not per packet): the gateway's trouble, counted in
+    /// `tgw_local_errors_total{task="horn"}` by [`crate::broadcast::metered::Metered`].
+    fn horn_failed_locally(&self, what: LocalResource) {
+        let _ = what;
+    }
 }
 
 /// Reports go nowhere but the store and the live hub.

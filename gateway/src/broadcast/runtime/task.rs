@@ -122,6 +122,9 @@ impl Runtime {
                 outcome,
             } => {
                 self.running.remove(&(broadcast.clone(), horn.clone()));
+                if let Outcome::GatewayLimit(what) = outcome {
+                    self.publisher.horn_failed_locally(what);
+                }
                 // Starts are carried out after the whole batch (see `run`),
                 // all with the `now` of the first finish.
                 let now = *self.batch_now.get_or_insert(now);

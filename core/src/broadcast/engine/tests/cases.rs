@@ -2,6 +2,7 @@
 //! queue order, cancel, stop all, failures, expiry; and the JSON of states.
 
 use super::*;
+use device_drivers::local_error::LocalResource;
 
 /// (1) Submitted ahead of time: queued, no start until `start_at − lead`,
 /// then T0 = `start_at` exactly; a late tick gives now + lead.
@@ -96,12 +97,7 @@ fn preemption_waits_for_each_stop() {
     // D never confirms: after the timeout it is Failed and e starts there.
     assert!(starts(&e.tick(100 + STOP_TIMEOUT - 1)).is_empty());
     let a = e.tick(100 + STOP_TIMEOUT);
-    assert_eq!(
-        states(&a, "r", "D"),
-        vec![HornState::Failed {
-            why: DID_NOT_STOP.into()
-        }]
-    );
+    assert_eq!(states(&a, "r", "D"), vec![HornState::failed(DID_NOT_STOP)]);
     assert_eq!(starts(&a), vec![("e".into(), v(&["D"]), 2_100 + LEAD, 0)]);
     // The late confirmation is ignored.
     assert!(e.finished("r", "D", stopped(2), 2_200).is_empty());
@@ -347,12 +343,7 @@ fn failure_on_one_horn() {
     e.submit(req("r", Priority::Routine, &["A", "B"], 0), 0)
         .unwrap();
     let a = e.finished("r", "A", Outcome::Failed("no answer".into()), 100);
-    assert_eq!(
-        states(&a, "r", "A"),
-        vec![HornState::Failed {
-            why: "no answer".into()
-        }]
-    );
+    assert_eq!(states(&a, "r", "A"), vec![HornState::failed("no answer")]);
     assert!(done(&a).is_empty());
     assert!(e.horn("A").is_none());
     assert!(e.finished("r", "A", Outcome::Done, 110).is_empty());
@@ -362,6 +353,36 @@ fn failure_on_one_horn() {
     assert_forgotten(&e);
 }
 
+/// A horn whose socket the gateway could not make (EMFILE) ends Failed
+/// with error kind `local`, its errno and a `why` naming the gateway's
+/// limit; the horn is free for what comes next, the others carry on.
+#[test]
+fn gateway_limit_is_failed_locally() {
+    let mut e = engine();
+    e.submit(req("r", Priority::Routine, &["A", "B"], 0), 0)
+        .unwrap();
+    let a = e.finished("r", "A", Outcome::GatewayLimit(LocalResource::Emfile), 100);
+    let s = states(&a, "r", "A");
+    assert_eq!(
+        serde_json::to_value(&s[0]).unwrap(),
+        serde_json::json!({
+            "state": "failed",
+            "why": "the gateway's own limit (EMFILE: too many open files): nothing aired; not the horn's fault",
+            "error_kind": "local",
+            "errno": "EMFILE",
+        })
+    );
+    assert!(e.horn("A").is_none());
+    // A plain failure carries neither field.
+    let a = e.finished("r", "B", Outcome::Failed("no answer".into()), 200);
+    let plain = serde_json::to_value(&states(&a, "r", "B")[0]).unwrap();
+    assert_eq!(
+        plain,
+        serde_json::json!({"state": "failed", "why": "no answer"})
+    );
+    assert_eq!(done(&a), v(&["r"]));
+}
+
 /// A horn stopped without being asked (and not at the end) is Failed.
 #[test]
 fn unasked_stop_is_failed() {
@@ -369,7 +390,7 @@ fn unasked_stop_is_failed() {
     e.submit(req("r", Priority::Routine, &["A"], 0), 0).unwrap();
     let a = e.finished("r", "A", stopped(1), 10);
     assert!(
-        matches!(&states(&a, "r", "A")[0], HornState::Failed { why } if why.contains("1 of 4"))
+        matches!(&states(&a, "r", "A")[0], HornState::Failed { why, error_kind: None, .. } if why.contains("1 of 4"))
     );
 }
 
@@ -508,7 +529,8 @@ fn horn_state_json() {
             by: "e".into(),
             resuming: false,
         },
-        HornState::Failed { why: "w".into() },
+        HornState::failed("w"),
+        HornState::failed_locally(LocalResource::Emfile),
         HornState::Cancelled,
         HornState::Dropped {
             why: DropReason::QuietHours,

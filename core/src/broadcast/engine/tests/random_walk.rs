@@ -81,7 +81,7 @@ impl World {
                     self.reported.insert(pair.clone());
                     let kind = match state {
                         HornState::Interrupted { resuming: true, .. } => "resumed".to_string(),
-                        HornState::Failed { why } => format!("failed: {why}"),
+                        HornState::Failed { why, .. } => format!("failed: {why}"),
                         s => format!("{s:?}")
                             .split([' ', '{'])
                             .next()

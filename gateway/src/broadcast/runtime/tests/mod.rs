@@ -11,6 +11,7 @@
 //! | `clock` | the wall clock jumping forward and back over schedules |
 //! | `volume` | per-horn volumes and the forced emergency volume |
 //! | `preempt` | a preempted broadcast's horns report `interrupted`, then a `resumed` start, in the record and to the uplink |
+//! | `local` | a horn failed by the gateway's own limit (EMFILE): `failed` with error kind `local`, counted with task `horn` |
 //! | `live` | a live page's end: `done` where audio aired, `failed` with why where nothing did, in the record and to the uplink |
 
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,7 @@ mod clock;
 mod day;
 mod feeds;
 mod live;
+mod local;
 mod preempt;
 mod volume;
 
@@ -103,6 +105,7 @@ impl Player for Recorder {
                 skipped_frames: 0,
                 completed: !cancelled,
                 error_kind: None,
+                local: None,
                 errors: Vec::new(),
                 first_sent: Some(t0),
             }
@@ -154,6 +157,7 @@ impl Player for Recorder {
                 skipped_frames: 0,
                 completed: !cancelled,
                 error_kind: None,
+                local: None,
                 errors: Vec::new(),
                 first_sent: None,
             }
