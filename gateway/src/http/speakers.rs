@@ -271,12 +271,11 @@ pub(super) async fn speaker_test(
     });
     scrub(&mut v, &secret);
     st.speaker_tests.set_last(&id, v.clone());
-    st.metrics.broadcasts.speaker_test(match result.as_str() {
-        "ok" => "ok",
-        // Played, but the horn cannot or did not confirm it.
-        "unknown" => "unknown",
-        _ => rep.error_kind.as_deref().unwrap_or("failed"),
-    });
+    let (label, audit_result) = test_verdict(&rep);
+    st.metrics.broadcasts.speaker_test(label);
+    if let Some(r) = rep.local {
+        st.metrics.local_errors.report(r, "speaker-test");
+    }
     let summary = serde_json::json!({
         "tone_hz": b.tone_hz, "seconds": b.seconds, "answered": v["answered"],
         "packets": v["packets"], "skew_ms": v["skew_ms"], "error_kind": v["error_kind"], "error": v["errors"].get(0),
@@ -287,12 +286,76 @@ pub(super) async fn speaker_test(
         Some(&id),
         None,
         Some(summary),
-        match result.as_str() {
-            "ok" => "ok",
-            "unknown" => "unconfirmed",
-            _ => "device_error",
-        },
+        audit_result,
     );
     Ok(Json(v).into_response())
 }
+
+/// A speaker test's `/metrics` label (`ok`, `unknown`, else the error
+/// kind) and audit result: `ok`, `unconfirmed` (played, the horn cannot or
+/// did not confirm it), `gateway_limit` (the gateway's own EMFILE … made
+/// it fail: not the horn's fault), else `device_error`.
+fn test_verdict(rep: &device_drivers::speaker::PlayReport) -> (&str, &'static str) {
+    match rep.result().as_str() {
+        "ok" => ("ok", "ok"),
+        "unknown" => ("unknown", "unconfirmed"),
+        _ => (
+            rep.error_kind.as_deref().unwrap_or("failed"),
+            if rep.local.is_some() {
+                "gateway_limit"
+            } else {
+                "device_error"
+            },
+        ),
+    }
+}
 // --- end speakers (issue 6) ---
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::test_verdict;
+    use device_drivers::local_error::LocalResource;
+    use device_drivers::speaker::{Answered, PlayReport};
+
+    fn failed(error_kind: &str, local: Option<LocalResource>) -> PlayReport {
+        PlayReport {
+            device: "rtp://127.0.0.1:5004".into(),
+            kind: "rtp".into(),
+            answered: Answered::Unknown,
+            answer_ms: None,
+            codec: None,
+            start_offset_ms: None,
+            packets: 0,
+            octets: 0,
+            skipped_frames: 0,
+            completed: false,
+            error_kind: Some(error_kind.into()),
+            local,
+            errors: vec!["prepare failed".into()],
+            first_sent: None,
+        }
+    }
+
+    /// The gateway's own EMFILE is audited as such, not as the horn's
+    /// error; a horn that refused still is `device_error`.
+    #[test]
+    fn a_test_failed_by_the_gateways_limit_is_not_a_device_error() {
+        let local = failed("local", Some(LocalResource::Emfile));
+        assert_eq!(test_verdict(&local), ("local", "gateway_limit"));
+        let refused = failed("unreachable", None);
+        assert_eq!(test_verdict(&refused), ("unreachable", "device_error"));
+        let played = PlayReport {
+            completed: true,
+            errors: vec![],
+            error_kind: None,
+            packets: 50,
+            ..refused
+        };
+        assert_eq!(test_verdict(&played), ("unknown", "unconfirmed"));
+        let answered = PlayReport {
+            answered: Answered::Yes,
+            ..played
+        };
+        assert_eq!(test_verdict(&answered), ("ok", "ok"));
+    }
+}
