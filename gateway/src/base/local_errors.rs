@@ -102,12 +102,12 @@ impl LocalErrors {
         let not_logged = std::mem::take(&mut g.1);
         g.0 = Some(now);
         drop(g);
-        let so = if in_loop == "horn" {
-            "a horn's broadcast failed on the gateway's side, not held against the horn"
-        } else if in_loop == "speaker-test" {
-            "a speaker test failed on the gateway's side, not held against the horn"
-        } else {
-            "camera checks skipped, not counted as offline"
+        let so = match in_loop {
+            "horn" => "a horn's broadcast failed on the gateway's side, not held against the horn",
+            "speaker-test" => {
+                "a speaker test failed on the gateway's side, not held against the horn"
+            }
+            _ => "camera checks skipped, not counted as offline",
         };
         tracing::warn!(
             errno = what.errno(),

@@ -279,7 +279,9 @@ async fn one_live_horn(
     if cancel.is_cancelled() && !ended {
         return Outcome::Stopped { segments_done: 0 };
     }
-    if let (Some(what), false) = (rep.local, cancel.is_cancelled()) {
+    if let Some(what) = rep.local
+        && !cancel.is_cancelled()
+    {
         // The gateway's own exhaustion: failed, but not the horn's.
         return Outcome::GatewayLimit(what);
     }

@@ -21,9 +21,7 @@ pub trait ReportSink: Send + Sync + 'static {
     /// A horn failed because the gateway ran out of `what` (once per
     /// horn and start, not per packet): the gateway's trouble, counted in
     /// `tgw_local_errors_total{task="horn"}` by [`crate::broadcast::metered::Metered`].
-    fn horn_failed_locally(&self, what: LocalResource) {
-        let _ = what;
-    }
+    fn horn_failed_locally(&self, _what: LocalResource) {}
 }
 
 /// Reports go nowhere but the store and the live hub.

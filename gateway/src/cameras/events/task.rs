@@ -15,9 +15,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{CameraEvent, EventSession, Events};
-// After a call failed on the gateway's side (out of file descriptors, …),
-// the same step is tried again after this pause: not a failure of the
-// camera, so no backoff step and no rebuild.
 use crate::base::local_errors::LOCAL_RETRY;
 use crate::cameras::poller::target;
 use crate::store::Device;
