@@ -143,6 +143,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 t1=$(date +%s.%N); c1=$(ticks $gw); s1=$(ticks $sim)
 checks=$(metric 'tgw_camera_checks_total[{]result="ok"')
+by_pull=$(metric 'tgw_camera_checks_total[{]result="event_pull"')
 b1=$(metric 'tgw_broadcasts_finished_total[{]')
 echo "--- $(date -u +%FT%TZ) $(uname -m), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); load $(cut -d' ' -f1-3 /proc/loadavg); MALLOC_ARENA_MAX=${arena:-unset}; GW_ENV=${GW_ENV:-unset}"
 med=$(awk '{print $2}' "$out" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
@@ -161,7 +162,7 @@ awk -v med_kb="$med" -v wall="$(echo "$t1 - $t0" | bc)" -v cpu="$(( c1 - c0 ))" 
 awk -v t0="${t0%.*}" '{ if ($2 > all) all = $2; if ($1 >= t0 && $2 > win) win = $2 }
   END { printf "fds sampled every second: max %d in the window, %d since the start\n", win, all }' "$dir/fds1"
 echo "at the end: $(grep -E '^(RssAnon|RssFile|Threads)' /proc/$gw/status | tr -s ' \t' ' ' | paste -sd';')"
-echo "ok checks counted: $checks; unchecked now: $(metric tgw_cameras_unchecked)"
+echo "ok checks counted: $checks, and ${by_pull:-0} that an answered event pull stood for; unchecked now: $(metric tgw_cameras_unchecked)"
 echo "event subscriptions active: $(metric 'tgw_camera_event_subscriptions[{]state="active"'), no-service: $(metric 'tgw_camera_event_subscriptions[{]state="no-service"'); events received: $(metric 'tgw_camera_events_total[{]')"
 if [ "$horns" -gt 0 ]; then
   echo "horns: $horns; broadcasts ended in the window: $(( b1 - b0 )) (done: $(metric 'tgw_broadcasts_finished_total[{]state="done"') since start); horn outcomes since start: done $(metric 'tgw_broadcast_horn_outcomes_total[{].*outcome="done"'), failed $(metric 'tgw_broadcast_horn_outcomes_total[{].*outcome="failed"'), dropped $(metric 'tgw_broadcast_horn_outcomes_total[{].*outcome="dropped"')"

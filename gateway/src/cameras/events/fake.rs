@@ -46,6 +46,9 @@ pub struct Script {
     /// Subscriptions share one address and are told apart by a reference
     /// parameter (`SubscriptionId`), which every call must echo.
     pub by_reference: bool,
+    /// Subscriptions live on this port of the camera's host, another
+    /// server than its device service (on the default port).
+    pub pull_port: Option<u16>,
 }
 
 impl Default for Script {
@@ -61,6 +64,7 @@ impl Default for Script {
             created: 0,
             password: None,
             by_reference: false,
+            pull_port: None,
         }
     }
 }
@@ -286,7 +290,7 @@ impl EventSession for Session {
             };
             return async move { Err(e) }.boxed();
         }
-        let (now, sub, by_ref) = self.with(|s| {
+        let (now, sub, by_ref, port) = self.with(|s| {
             s.created += 1;
             s.live = s.created;
             let tamper = s.holding.get("tamper").copied().unwrap_or(false);
@@ -296,7 +300,12 @@ impl EventSession for Session {
                 tamper,
                 PropertyOperation::Initialized,
             )]);
-            (self.fake.camera_now(s), (s.live, s.grant), s.by_reference)
+            (
+                self.fake.camera_now(s),
+                (s.live, s.grant),
+                s.by_reference,
+                s.pull_port.map(|p| format!(":{p}")).unwrap_or_default(),
+            )
         });
         let (address, reference_parameters) = if by_ref {
             let id = wsa::Element {
@@ -308,7 +317,7 @@ impl EventSession for Session {
             (format!("http://{}/onvif/services", self.host), vec![id])
         } else {
             (
-                format!("http://{}/pullpoint/{}", self.host, sub.0),
+                format!("http://{}{port}/pullpoint/{}", self.host, sub.0),
                 Vec::new(),
             )
         };

@@ -7,12 +7,15 @@
 //! counted and published through the same sinks as the poller's
 //! ([`HealthSink`]). The conditions also stay in [`Conditions`], which the
 //! poller applies to its own copy of the health before each cycle
-//! ([`Conditions::apply`]), so its next save keeps them.
+//! ([`Conditions::apply`]), so its next save keeps them. The pulls each
+//! camera answered are kept there too ([`Answered`]): the poller takes one
+//! in place of a cheap check.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use crate::base::clock::Clock;
 use crate::base::metrics::{Metrics, ToLabel};
@@ -21,15 +24,83 @@ use crate::cameras::poller::saves::HealthSaves;
 use crate::store::{Device, Store};
 use tgw_core::health::{Health, Observation, Reason, Thresholds, Transition};
 
-/// The camera-raised conditions that hold now, per camera.
+/// The camera-raised conditions that hold now, per camera, and the
+/// cameras' answered event pulls (shared with the poller).
 #[derive(Default)]
-pub struct Conditions(Mutex<HashMap<String, BTreeSet<Reason>>>);
+pub struct Conditions {
+    held: Mutex<HashMap<String, BTreeSet<Reason>>>,
+    /// Event pulls a camera answered on its device service's address.
+    pub answered: Answered,
+}
+
+/// An event pull the camera answered: proof that its ONVIF service is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// When the answer was read.
+    pub at: Instant,
+    /// The camera's clock minus ours then, in ms (from the answer's
+    /// `CurrentTime`; `None` when it sent none).
+    pub offset_ms: Option<i64>,
+}
+
+/// The last event pull each camera answered, since its last failed one.
+///
+/// The poller takes an answer newer than its previous cycle in place of
+/// that cycle's cheap check (GetSystemDateAndTime): the camera's ONVIF
+/// service just answered on the same host and port, so a second connection
+/// to ask it the time again would say nothing new. A failed pull forgets
+/// the answer, so the next cycle checks for itself.
+#[derive(Default)]
+pub struct Answered(Mutex<HashMap<String, Answer>>);
+
+impl Answered {
+    /// Camera `id` answered a pull now.
+    pub fn ok(&self, id: &str, offset_ms: Option<i64>) {
+        let a = Answer {
+            at: Instant::now(),
+            offset_ms,
+        };
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get_mut(id) {
+            Some(e) => *e = a,
+            None => {
+                m.insert(id.to_string(), a);
+            }
+        }
+    }
+
+    /// Camera `id`'s pull failed, or its subscription ended: what it
+    /// answered before proves nothing any more.
+    pub fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Camera `id`'s last answer, if it came at or after `since`.
+    pub fn since(&self, id: &str, since: Instant) -> Option<Answer> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(id).copied().filter(|a| a.at >= since)
+    }
+}
+
+/// Whether two service addresses reach the same server: same scheme, host
+/// and port (the default port when none is written). Only then does a
+/// camera's answer on one stand for the other.
+pub fn same_server(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host() == b.host()
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
+        _ => false,
+    }
+}
 
 impl Conditions {
     /// Records that `reason` holds (or no longer holds) on camera `id`;
     /// whether that changed anything.
     pub fn set(&self, id: &str, reason: Reason, active: bool) -> bool {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let set = m.entry(id.to_string()).or_default();
         if active {
             set.insert(reason)
@@ -40,7 +111,7 @@ impl Conditions {
 
     /// What holds on camera `id`.
     pub fn of(&self, id: &str) -> BTreeSet<Reason> {
-        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.held.lock().unwrap_or_else(|p| p.into_inner());
         m.get(id).cloned().unwrap_or_default()
     }
 

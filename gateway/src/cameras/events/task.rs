@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::health::same_server;
 use super::{CameraEvent, EventSession, Events};
 use crate::base::local_errors::LOCAL_RETRY;
 use crate::cameras::poller::target;
@@ -198,17 +199,22 @@ impl Events {
                 }
             };
             self.metrics.set_state(&id, "active");
+            // Pulls answered on the device service's own server stand for
+            // the poller's cheap check (`health::Answered`).
+            let vouches = same_server(&sub.address, &t.xaddr);
             let pulled_any = self
                 .subscribed(
                     &device,
                     &*session,
                     &sub,
+                    vouches,
                     &mut renew_at,
                     &mut known,
                     &mut log,
                     &shutdown,
                 )
                 .await;
+            self.health.conditions.answered.forget(&id);
             if shutdown.is_cancelled() {
                 // Best effort: tell the camera, briefly.
                 let _ =
@@ -258,6 +264,7 @@ impl Events {
         device: &Device,
         session: &dyn EventSession,
         sub: &Subscription,
+        vouches: bool,
         renew_at: &mut Instant,
         known: &mut HashMap<EventKind, bool>,
         log: &mut LogGate,
@@ -296,6 +303,7 @@ impl Events {
                     }
                     Err(e) => {
                         log.error("renewing the event subscription failed", &e);
+                        self.health.conditions.answered.forget(&device.id);
                         errors += 1;
                         if gone(&e) || errors >= self.cfg.rebuild_after {
                             return pulled_any;
@@ -339,6 +347,13 @@ impl Events {
                 Ok(p) => {
                     errors = 0;
                     pulled_any = true;
+                    if vouches {
+                        let offset = p.current_time.map(|c| {
+                            let d = c - self.clock.now_utc();
+                            i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
+                        });
+                        self.health.conditions.answered.ok(&device.id, offset);
+                    }
                     let busy = !p.messages.is_empty() || p.dropped > 0;
                     self.deliver(device, &p, known);
                     // A pull that brought messages is followed at once (more
@@ -365,6 +380,7 @@ impl Events {
                 }
                 Err(e) => {
                     log.error("pulling camera events failed", &e);
+                    self.health.conditions.answered.forget(&device.id);
                     errors += 1;
                     if gone(&e) || errors >= self.cfg.rebuild_after {
                         return pulled_any;

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::fake::{FakeEvents, Script};
-use super::health::EventHealth;
+use super::health::{Conditions, EventHealth, same_server};
 use super::{CameraEvent, EventMetrics, EventSink, Events, EventsConfig};
 use crate::base::clock::{Clock, TokioClock};
 use crate::base::metrics::Metrics;
@@ -70,6 +70,8 @@ struct World {
     events: Arc<Events>,
     /// The current health saved by the events (the poller's buffer).
     saves: Arc<HealthSaves>,
+    /// What the events share with the poller.
+    conditions: Arc<Conditions>,
 }
 
 fn world(cfg: EventsConfig) -> World {
@@ -88,6 +90,7 @@ fn world(cfg: EventsConfig) -> World {
         clock.clone(),
         Thresholds::default(),
     ));
+    let conditions = health.conditions.clone();
     let events = Events::new(
         store.clone(),
         cfg,
@@ -106,6 +109,7 @@ fn world(cfg: EventsConfig) -> World {
         shutdown: CancellationToken::new(),
         events,
         saves,
+        conditions,
     }
 }
 
@@ -575,4 +579,71 @@ fn renew_in_uses_the_cameras_clock() {
     assert_eq!(renew_in(None, None, us, 0, asked), 30 * SEC);
     // Already over: renew soon, not never.
     assert_eq!(renew_in(Some(cam), Some(cam - asked), us, 0, asked), SEC);
+}
+
+/// A pull the camera answered on its device service's server is noted
+/// (with the camera's clock offset) for the poller; one that failed
+/// forgets it; pulls on another server (another port) are never noted.
+#[tokio::test(start_paused = true)]
+async fn pulls_answered_on_the_device_server_stand_for_its_check() {
+    let w = world(EventsConfig::default());
+    let id = fake::adopted(&w.store, 1);
+    let other = fake::adopted(&w.store, 2);
+    w.fake.set(
+        1,
+        Script {
+            offset_ms: 600_000,
+            ..Script::default()
+        },
+    );
+    w.fake.set(
+        2,
+        Script {
+            pull_port: Some(8080),
+            ..Script::default()
+        },
+    );
+    let t0 = Instant::now();
+    w.start();
+    until("pulls", || {
+        w.fake.calls(1, "pull").len() >= 2 && w.fake.calls(2, "pull").len() >= 2
+    })
+    .await;
+    tokio::time::sleep(SEC).await;
+    let a = w.conditions.answered.since(&id, t0).expect("noted");
+    assert_eq!(a.offset_ms, Some(600_000));
+    assert_eq!(
+        w.conditions.answered.since(&other, t0),
+        None,
+        "other server"
+    );
+
+    // The camera forgets the subscription and refuses a new one: the
+    // failed pull forgets the answer, and none comes after.
+    let mut s = Script {
+        offset_ms: 600_000,
+        password: Some("changed"),
+        ..Script::default()
+    };
+    s.created = w.fake.created(1);
+    w.fake.set(1, s);
+    w.fake.expire(1);
+    let created = w.fake.calls(1, "create").len();
+    until("a refused rebuild", || {
+        w.fake.calls(1, "create").len() > created
+    })
+    .await;
+    assert_eq!(w.conditions.answered.since(&id, t0), None, "forgotten");
+    w.shutdown.cancel();
+}
+
+#[test]
+fn same_server_is_scheme_host_and_port() {
+    let dev = "http://192.0.2.7/onvif/device_service";
+    assert!(same_server(dev, "http://192.0.2.7:80/pullpoint/3"));
+    assert!(same_server(dev, "http://192.0.2.7/onvif/services"));
+    assert!(!same_server(dev, "http://192.0.2.7:8080/pullpoint/3"));
+    assert!(!same_server(dev, "https://192.0.2.7/pullpoint/3"));
+    assert!(!same_server(dev, "http://192.0.2.8/pullpoint/3"));
+    assert!(!same_server(dev, "not a url"));
 }

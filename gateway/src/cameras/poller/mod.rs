@@ -60,6 +60,8 @@ mod task;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_answered;
+#[cfg(test)]
 mod tests_blind;
 #[cfg(test)]
 mod tests_changes;

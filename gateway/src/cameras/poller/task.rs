@@ -121,6 +121,8 @@ impl Poller {
             next: Instant::now(),
             after_local: false,
         };
+        // When the previous cycle began.
+        let mut last_cycle: Option<Instant> = None;
         loop {
             let forced = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -171,11 +173,30 @@ impl Poller {
             let now = Instant::now();
             let describe_due = forced || now >= s.next_describe;
             let sample_due = tg.has_inventory && (forced || now >= s.next_sample);
+            // A cycle with only the cheap check due takes an event pull the
+            // camera answered since the last cycle in its place, if that
+            // cycle succeeded and the clock offset is known.
+            let answered = match (
+                describe_due || sample_due,
+                last_cycle,
+                self.conditions.get(),
+            ) {
+                (false, Some(prev), Some(c))
+                    if health.consecutive_failures == 0 && health.last_seen.is_some() =>
+                {
+                    c.answered
+                        .since(&id, prev)
+                        .filter(|a| a.offset_ms.is_some() || health.clock_offset_ms.is_some())
+                }
+                _ => None,
+            };
+            last_cycle = Some(now);
             let mut due = Due {
                 describe: describe_due,
                 sample: sample_due,
                 sample_deferred: false,
                 local: None,
+                answered,
             };
             let at_start = health.clone();
             if let Some(c) = self.conditions.get() {
