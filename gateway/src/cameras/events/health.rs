@@ -33,38 +33,28 @@ pub struct Conditions {
     pub answered: Answered,
 }
 
-/// An event pull the camera answered: proof that its ONVIF service is up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Answer {
-    /// When the answer was read.
-    pub at: Instant,
-    /// The camera's clock minus ours then, in ms (from the answer's
-    /// `CurrentTime`; `None` when it sent none).
-    pub offset_ms: Option<i64>,
-}
-
-/// The last event pull each camera answered, since its last failed one.
+/// When each camera last answered an event pull, since its last failed one.
 ///
 /// The poller takes an answer newer than its previous cycle in place of
 /// that cycle's cheap check (GetSystemDateAndTime): the camera's ONVIF
 /// service just answered on the same host and port, so a second connection
-/// to ask it the time again would say nothing new. A failed pull forgets
-/// the answer, so the next cycle checks for itself.
+/// to ask it the time again would say nothing new. The clock offset stays
+/// the one last measured by GetSystemDateAndTime (every DESCRIBE cycle):
+/// a pull's `CurrentTime` is not trusted for it (cameras that send it as
+/// local time without a zone exist). A failed pull forgets the answer, so
+/// the next cycle checks for itself.
 #[derive(Default)]
-pub struct Answered(Mutex<HashMap<String, Answer>>);
+pub struct Answered(Mutex<HashMap<String, Instant>>);
 
 impl Answered {
     /// Camera `id` answered a pull now.
-    pub fn ok(&self, id: &str, offset_ms: Option<i64>) {
-        let a = Answer {
-            at: Instant::now(),
-            offset_ms,
-        };
+    pub fn ok(&self, id: &str) {
+        let now = Instant::now();
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match m.get_mut(id) {
-            Some(e) => *e = a,
+            Some(at) => *at = now,
             None => {
-                m.insert(id.to_string(), a);
+                m.insert(id.to_string(), now);
             }
         }
     }
@@ -75,10 +65,10 @@ impl Answered {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
-    /// Camera `id`'s last answer, if it came at or after `since`.
-    pub fn since(&self, id: &str, since: Instant) -> Option<Answer> {
+    /// Whether camera `id` answered a pull at or after `since`.
+    pub fn since(&self, id: &str, since: Instant) -> bool {
         let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(id).copied().filter(|a| a.at >= since)
+        m.get(id).is_some_and(|at| *at >= since)
     }
 }
 

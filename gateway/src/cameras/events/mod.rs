@@ -336,6 +336,7 @@ impl Events {
             if !keep {
                 r.handle.abort();
                 self.metrics.forget(id);
+                self.health.conditions.answered.forget(id);
             }
             keep
         });
@@ -364,6 +365,7 @@ impl Events {
         for (id, r) in tasks.iter_mut() {
             if self.metrics.state(id) == Some("failing") {
                 r.handle.abort();
+                self.health.conditions.answered.forget(id);
                 r.handle = self.spawn_camera(id.clone(), shutdown);
             }
         }

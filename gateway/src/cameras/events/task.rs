@@ -348,11 +348,7 @@ impl Events {
                     errors = 0;
                     pulled_any = true;
                     if vouches {
-                        let offset = p.current_time.map(|c| {
-                            let d = c - self.clock.now_utc();
-                            i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
-                        });
-                        self.health.conditions.answered.ok(&device.id, offset);
+                        self.health.conditions.answered.ok(&device.id);
                     }
                     let busy = !p.messages.is_empty() || p.dropped > 0;
                     self.deliver(device, &p, known);

@@ -582,7 +582,7 @@ fn renew_in_uses_the_cameras_clock() {
 }
 
 /// A pull the camera answered on its device service's server is noted
-/// (with the camera's clock offset) for the poller; one that failed
+/// for the poller; one that failed
 /// forgets it; pulls on another server (another port) are never noted.
 #[tokio::test(start_paused = true)]
 async fn pulls_answered_on_the_device_server_stand_for_its_check() {
@@ -610,13 +610,8 @@ async fn pulls_answered_on_the_device_server_stand_for_its_check() {
     })
     .await;
     tokio::time::sleep(SEC).await;
-    let a = w.conditions.answered.since(&id, t0).expect("noted");
-    assert_eq!(a.offset_ms, Some(600_000));
-    assert_eq!(
-        w.conditions.answered.since(&other, t0),
-        None,
-        "other server"
-    );
+    assert!(w.conditions.answered.since(&id, t0), "noted");
+    assert!(!w.conditions.answered.since(&other, t0), "other server");
 
     // The camera forgets the subscription and refuses a new one: the
     // failed pull forgets the answer, and none comes after.
@@ -633,7 +628,7 @@ async fn pulls_answered_on_the_device_server_stand_for_its_check() {
         w.fake.calls(1, "create").len() > created
     })
     .await;
-    assert_eq!(w.conditions.answered.since(&id, t0), None, "forgotten");
+    assert!(!w.conditions.answered.since(&id, t0), "forgotten");
     w.shutdown.cancel();
 }
 

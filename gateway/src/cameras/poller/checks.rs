@@ -17,7 +17,6 @@ use super::auto_sync::Ask;
 use super::target::Target;
 use crate::base::metrics::Metrics;
 use crate::cameras::device::OnvifSession;
-use crate::cameras::events::health::Answer;
 use tgw_core::health::{
     CheckResult, Health, Observation, Reason, Rung, StreamFailure, StreamSample, Transition,
     Verdict,
@@ -66,8 +65,8 @@ pub(super) struct Due {
     /// An event pull the camera answered since the previous cycle, on its
     /// device service's address: it stands for this cycle's cheap check
     /// (set only on a cycle with nothing else due, for a camera whose last
-    /// cycle succeeded).
-    pub(super) answered: Option<Answer>,
+    /// cycle succeeded and whose clock offset is known).
+    pub(super) answered: bool,
 }
 
 /// A sample's figures for the health state machine.
@@ -152,8 +151,9 @@ impl Poller {
         auth_backoff: &mut AuthBackoff,
         shutdown: &CancellationToken,
     ) -> Option<i64> {
-        if let Some(a) = due.answered {
-            return Some(self.answered_check(a, health));
+        if due.answered {
+            self.answered_check(health);
+            return None;
         }
         let session = match self.io.onvif(&t.xaddr, t.creds.clone()) {
             Ok(c) => c,
@@ -197,21 +197,17 @@ impl Poller {
     }
 
     /// The cheap check answered by an event pull (`Due::answered`): the
-    /// camera is up and its clock offset is the pull's (else the last one
-    /// measured); no connection of our own. The offset, from the reference.
-    fn answered_check(&self, a: Answer, health: &mut Health) -> i64 {
+    /// camera is up, its clock offset the one last measured; no connection
+    /// of our own, and nothing for the automatic clock setting to act on.
+    fn answered_check(&self, health: &mut Health) {
         Metrics::count(&self.metrics.checks, "event_pull");
-        let offset_ms = match a.offset_ms {
-            Some(o) => self.time_ref.get().map_or(o, |r| r.relative(o)),
-            None => health.clock_offset_ms.unwrap_or(0),
-        };
+        let offset_ms = health.clock_offset_ms.unwrap_or(0);
         self.observe(
             health,
             Observation::Check(CheckResult::OnvifUp {
                 clock_offset_ms: offset_ms,
             }),
         );
-        offset_ms
     }
 
     /// GetSystemDateAndTime under a check slot: whether the camera answers,

@@ -176,20 +176,14 @@ impl Poller {
             // A cycle with only the cheap check due takes an event pull the
             // camera answered since the last cycle in its place, if that
             // cycle succeeded and the clock offset is known.
-            let answered = match (
-                describe_due || sample_due,
-                last_cycle,
-                self.conditions.get(),
-            ) {
-                (false, Some(prev), Some(c))
-                    if health.consecutive_failures == 0 && health.last_seen.is_some() =>
-                {
-                    c.answered
-                        .since(&id, prev)
-                        .filter(|a| a.offset_ms.is_some() || health.clock_offset_ms.is_some())
-                }
-                _ => None,
-            };
+            let answered = !describe_due
+                && !sample_due
+                && health.consecutive_failures == 0
+                && health.last_seen.is_some()
+                && health.clock_offset_ms.is_some()
+                && last_cycle
+                    .zip(self.conditions.get())
+                    .is_some_and(|(prev, c)| c.answered.since(&id, prev));
             last_cycle = Some(now);
             let mut due = Due {
                 describe: describe_due,
