@@ -173,17 +173,8 @@ impl Poller {
             let now = Instant::now();
             let describe_due = forced || now >= s.next_describe;
             let sample_due = tg.has_inventory && (forced || now >= s.next_sample);
-            // A cycle with only the cheap check due takes an event pull the
-            // camera answered since the last cycle in its place, if that
-            // cycle succeeded and the clock offset is known.
-            let answered = !describe_due
-                && !sample_due
-                && health.consecutive_failures == 0
-                && health.last_seen.is_some()
-                && health.clock_offset_ms.is_some()
-                && last_cycle
-                    .zip(self.conditions.get())
-                    .is_some_and(|(prev, c)| c.answered.since(&id, prev));
+            let answered =
+                !(describe_due || sample_due) && self.answered_since(&id, &health, last_cycle);
             last_cycle = Some(now);
             let mut due = Due {
                 describe: describe_due,
@@ -245,6 +236,19 @@ impl Poller {
             s.next_check = Instant::now() + s.check_every;
             self.record(&id, &tg.device, &health, &tr, describe_due || sample_due);
         }
+    }
+
+    /// Whether an event pull camera `id` answered since its previous cycle
+    /// began (`last_cycle`) stands for this cycle's cheap check: only if
+    /// that cycle succeeded and the clock offset is known (the caller
+    /// checks that nothing else is due).
+    fn answered_since(&self, id: &str, health: &Health, last_cycle: Option<Instant>) -> bool {
+        health.consecutive_failures == 0
+            && health.last_seen.is_some()
+            && health.clock_offset_ms.is_some()
+            && last_cycle
+                .zip(self.conditions.get())
+                .is_some_and(|(prev, c)| c.answered.since(id, prev))
     }
 
     /// Reads camera `id`'s target from the store (on start and on a
