@@ -37,7 +37,12 @@ async fn a_wrong_password_is_named_within_one_interval_and_a_fixed_login_turns_i
         !r.store.all_health().unwrap().is_empty()
     })
     .await;
-    assert!(rig.metrics.encode().contains("tgw_cameras_unchecked 1"));
+    // Counted unchecked until its first check. That check is jittered over
+    // the 30 s interval, so about one run in a hundred it is already done
+    // by now; only before it does the gauge have to say 1.
+    if rig.sink.of(1).is_empty() {
+        assert!(rig.metrics.encode().contains("tgw_cameras_unchecked 1"));
+    }
 
     rig.until("a verdict", 30 * SEC, |r| !r.sink.of(1).is_empty())
         .await;
