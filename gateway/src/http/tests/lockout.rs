@@ -32,7 +32,9 @@ async fn login_from(app: &Router, ip: &str, user: &str, pw: &str) -> Resp {
 
 /// 40 concurrent wrong logins at one user from one address: 5 are
 /// verified (401), the other 35 are refused at once (429) — the limiter
-/// reserves the attempt before the password is checked.
+/// reserves the attempt before the password is checked. (`join_all` over
+/// 40 futures polls them in batches, so on a loaded machine the last few
+/// may come after the 5 failures and be refused as `locked` instead.)
 #[tokio::test(start_paused = true)]
 async fn concurrent_logins_beyond_the_limit_are_refused_unverified() {
     let fx = fixture();
@@ -43,8 +45,17 @@ async fn concurrent_logins_beyond_the_limit_are_refused_unverified() {
     let count = |s: StatusCode| all.iter().filter(|r| r.status == s).count();
     assert_eq!(count(StatusCode::UNAUTHORIZED), 5);
     assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 35);
-    assert!(all.iter().all(|r| r.status == StatusCode::UNAUTHORIZED
-        || (r.code() == "rate_limited" && r.headers.contains_key(header::RETRY_AFTER))));
+    let refused = |r: &Resp| {
+        matches!(r.code().as_str(), "rate_limited" | "locked")
+            && r.headers.contains_key(header::RETRY_AFTER)
+    };
+    assert!(
+        all.iter()
+            .all(|r| r.status == StatusCode::UNAUTHORIZED || refused(r)),
+        "{:?}",
+        all.iter().map(|r| (r.status, r.code())).collect::<Vec<_>>()
+    );
+    assert!(all.iter().any(|r| r.code() == "rate_limited"));
     let r = login_from(&fx.app, "192.0.2.5", "tech", TECH_PW).await;
     assert_eq!(r.code(), "locked", "{}", r.body);
 }
