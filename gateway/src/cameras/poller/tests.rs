@@ -17,7 +17,7 @@ use crate::base::metrics::Metrics;
 use crate::cameras::fake::{self, FakeCameras, Script};
 use crate::config::HealthSection;
 use crate::store::{Device, Store};
-use tgw_core::health::{Health, Reason, Transition, Verdict};
+use tgw_core::health::{Health, Reason, Rung, Transition, Verdict};
 
 pub(super) const SEC: Duration = Duration::from_secs(1);
 
@@ -170,6 +170,26 @@ impl Rig {
             assert!(Instant::now() < end, "still waiting for {what}");
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// Waits until camera 1 is offline, stops the rig, and checks its
+    /// states from the `from`-th on: one, two, three missed checks in a row,
+    /// ending unreachable.
+    pub(super) async fn offline_after_three_misses(self, from: usize) {
+        self.until("offline", 60 * SEC, |r| {
+            r.sink
+                .of(1)
+                .last()
+                .is_some_and(|h| h.verdict == Verdict::Offline)
+        })
+        .await;
+        let (_, sink) = self.stop().await;
+        let missed: Vec<u32> = sink.of(1)[from..]
+            .iter()
+            .map(|h| h.consecutive_failures)
+            .collect();
+        assert_eq!(missed, [1, 2, 3]);
+        assert_eq!(sink.of(1).last().expect("a state").rung, Rung::Unreachable);
     }
 
     pub(super) async fn stop(self) -> (FakeCameras, Arc<Recorder>) {

@@ -12,7 +12,7 @@ use super::tests::{Rig, SEC, cfg};
 use crate::base::metrics::Metrics;
 use crate::cameras::events::health::Conditions;
 use crate::cameras::fake::{self, Script};
-use tgw_core::health::{Rung, Verdict};
+use tgw_core::health::Verdict;
 
 /// One camera checked every 10 s, described every `describe` s, with the
 /// event loops' shared state in place; its id. Its first sample is
@@ -84,20 +84,7 @@ async fn pulls_answered_stand_for_cheap_checks_until_one_fails() {
     rig.cams.edit(1, |s| s.up = false);
     c.answered.forget(&id);
     let before = rig.sink.of(1).len();
-    rig.until("offline", 60 * SEC, |r| {
-        r.sink
-            .of(1)
-            .last()
-            .is_some_and(|h| h.verdict == Verdict::Offline)
-    })
-    .await;
-    let (_, sink) = rig.stop().await;
-    let missed: Vec<u32> = sink.of(1)[before..]
-        .iter()
-        .map(|h| h.consecutive_failures)
-        .collect();
-    assert_eq!(missed, [1, 2, 3]);
-    assert_eq!(sink.of(1).last().expect("a state").rung, Rung::Unreachable);
+    rig.offline_after_three_misses(before).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -15,7 +15,7 @@ use super::tests::{Rig, SEC, cfg};
 use crate::base::local_errors::LOCAL_RETRY;
 use crate::base::metrics::Metrics;
 use crate::cameras::fake::{self, Script};
-use tgw_core::health::{Rung, Verdict};
+use tgw_core::health::Verdict;
 
 const MS: Duration = Duration::from_millis(5);
 
@@ -75,20 +75,7 @@ async fn a_check_failing_for_want_of_descriptors_leaves_an_ok_camera_ok() {
         s.local = None;
         s.up = false;
     });
-    rig.until("offline", 60 * SEC, |r| {
-        r.sink
-            .of(1)
-            .last()
-            .is_some_and(|h| h.verdict == Verdict::Offline)
-    })
-    .await;
-    let (_, sink) = rig.stop().await;
-    let missed: Vec<u32> = sink.of(1)[states..]
-        .iter()
-        .map(|h| h.consecutive_failures)
-        .collect();
-    assert_eq!(missed, [1, 2, 3]);
-    assert_eq!(sink.of(1).last().expect("a state").rung, Rung::Unreachable);
+    rig.offline_after_three_misses(states).await;
 }
 
 #[tokio::test(start_paused = true)]
