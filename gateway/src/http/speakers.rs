@@ -271,7 +271,7 @@ pub(super) async fn speaker_test(
     });
     scrub(&mut v, &secret);
     st.speaker_tests.set_last(&id, v.clone());
-    let (label, audit_result) = test_verdict(&rep, &result);
+    let (label, audit_result) = test_verdict(&rep);
     st.metrics.broadcasts.speaker_test(label);
     if let Some(r) = rep.local {
         st.metrics.local_errors.report(r, "speaker-test");
@@ -295,12 +295,8 @@ pub(super) async fn speaker_test(
 /// kind) and audit result: `ok`, `unconfirmed` (played, the horn cannot or
 /// did not confirm it), `gateway_limit` (the gateway's own EMFILE … made
 /// it fail: not the horn's fault), else `device_error`.
-/// `result` is `rep.result()`.
-fn test_verdict<'a>(
-    rep: &'a device_drivers::speaker::PlayReport,
-    result: &str,
-) -> (&'a str, &'static str) {
-    match result {
+fn test_verdict(rep: &device_drivers::speaker::PlayReport) -> (&str, &'static str) {
+    match rep.result().as_str() {
         "ok" => ("ok", "ok"),
         "unknown" => ("unknown", "unconfirmed"),
         _ => (
@@ -345,15 +341,9 @@ mod verdict_tests {
     #[test]
     fn a_test_failed_by_the_gateways_limit_is_not_a_device_error() {
         let local = failed("local", Some(LocalResource::Emfile));
-        assert_eq!(
-            test_verdict(&local, &local.result()),
-            ("local", "gateway_limit")
-        );
+        assert_eq!(test_verdict(&local), ("local", "gateway_limit"));
         let refused = failed("unreachable", None);
-        assert_eq!(
-            test_verdict(&refused, &refused.result()),
-            ("unreachable", "device_error")
-        );
+        assert_eq!(test_verdict(&refused), ("unreachable", "device_error"));
         let played = PlayReport {
             completed: true,
             errors: vec![],
@@ -361,14 +351,11 @@ mod verdict_tests {
             packets: 50,
             ..refused
         };
-        assert_eq!(
-            test_verdict(&played, &played.result()),
-            ("unknown", "unconfirmed")
-        );
+        assert_eq!(test_verdict(&played), ("unknown", "unconfirmed"));
         let answered = PlayReport {
             answered: Answered::Yes,
             ..played
         };
-        assert_eq!(test_verdict(&answered, &answered.result()), ("ok", "ok"));
+        assert_eq!(test_verdict(&answered), ("ok", "ok"));
     }
 }
