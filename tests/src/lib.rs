@@ -111,18 +111,40 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
 
 /// A free UDP port on 127.0.0.1 (bound then released).
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    unused_port(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    unused_port(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+}
+
+/// A port that `free` (a bind, released at once) finds free, picked at
+/// random below the kernel's ephemeral range. A port the kernel hands out
+/// (`bind` to port 0) is one it may also give, before the test binds it
+/// again, to another test's outgoing connection as its source port: CI saw
+/// `tgw run` refuse its `http.listen` with "Address already in use" that
+/// way. Below the range only another test's pick can take it.
+fn unused_port(free: impl Fn(u16) -> bool) -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let from = 20_000u16;
+    // A machine whose ephemeral range starts low leaves no such room: any
+    // port above `from` then, with the old race.
+    let to = if low > from + 1_000 { low } else { u16::MAX };
+    let seed = std::collections::hash_map::RandomState::new();
+    for i in 0..1_000u64 {
+        let mut h = seed.build_hasher();
+        h.write_u64(i);
+        let p = from + (h.finish() % u64::from(to - from)) as u16;
+        if free(p) {
+            return p;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {from}..{to} after 1,000 tries")
 }
 
 /// A /24 of loopback addresses for one test, distinct per `tag` and process
